@@ -1,0 +1,1 @@
+"""StackHub: a self-hosted app platform."""
