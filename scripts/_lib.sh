@@ -12,6 +12,9 @@ DOCKERD_LOG="/var/log/stackhub-dockerd.log"
 REGISTRY_LOG="/var/log/stackhub-registry.log"
 
 export DEBIAN_FRONTEND=noninteractive
+# dockerd, iptables live in sbin dirs, which a minimal PATH may lack.
+case ":$PATH:" in *:/usr/sbin:*) ;; *) PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin" ;; esac
+export PATH
 
 log() { printf '[%s] %s\n' "${SCRIPT_NAME:-stackhub}" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
