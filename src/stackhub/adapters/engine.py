@@ -1,0 +1,258 @@
+"""Talk to the Docker Engine API (docker-py) with API version negotiation."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol
+
+import docker
+import docker.errors
+import requests.exceptions
+from pydantic import BaseModel, Field
+
+from stackhub import labels
+from stackhub.errors import EngineError, EngineUnavailable, ImagePullFailed, NotFound
+
+
+class PublishedPort(BaseModel):
+    """A container port published on the host."""
+
+    host_ip: str = ""
+    host_port: int
+    container_port: int
+    protocol: str = "tcp"
+
+
+class ContainerInfo(BaseModel):
+    """What StackHub needs to know about one container."""
+
+    id: str
+    name: str
+    image: str = ""
+    instance: str | None = None
+    service: str | None = None
+    project: str | None = None
+    state: str
+    health: str | None = None
+    status: str = ""
+    managed: bool = False
+    ports: list[PublishedPort] = Field(default_factory=list)
+
+
+class PullProgress(BaseModel):
+    """Progress of one image pull, layer totals summed into a percentage."""
+
+    image: str
+    percent: float
+    status: str
+    layers_done: int
+    layers_total: int
+
+
+_HEALTH = re.compile(r"\((healthy|unhealthy|health: starting)\)")
+
+
+def _container(raw: dict[str, Any]) -> ContainerInfo:
+    lbl = raw.get("Labels") or {}
+    status = str(raw.get("Status", ""))
+    match = _HEALTH.search(status)
+    health = None if match is None else match.group(1).replace("health: ", "")
+    ports = [PublishedPort(host_ip=p.get("IP", ""), host_port=p["PublicPort"],
+                           container_port=p["PrivatePort"], protocol=p.get("Type", "tcp"))
+             for p in raw.get("Ports") or [] if p.get("PublicPort")]
+    names = raw.get("Names") or [raw["Id"][:12]]
+    return ContainerInfo(id=raw["Id"], name=names[0].lstrip("/"), image=raw.get("Image", ""),
+                         instance=lbl.get(labels.INSTANCE), service=lbl.get(labels.COMPOSE_SERVICE),
+                         project=lbl.get(labels.COMPOSE_PROJECT), state=raw.get("State", ""),
+                         health=health, status=status, managed=lbl.get(labels.MANAGED) == "true",
+                         ports=ports)
+
+
+class Engine(Protocol):
+    """The engine operations StackHub uses."""
+
+    def ping(self) -> str: ...
+    def image_present(self, ref: str) -> bool: ...
+    def pull(self, ref: str, report: Callable[[PullProgress], None]) -> None: ...
+    def containers(self, *, managed_only: bool = True) -> list[ContainerInfo]: ...
+    def managed_networks(self) -> list[tuple[str, str | None]]: ...
+    def managed_volumes(self) -> list[tuple[str, str | None]]: ...
+    def remove_network(self, name: str) -> None: ...
+    def remove_volume(self, name: str) -> None: ...
+    def events(self, stop: threading.Event) -> Iterator[dict[str, Any]]: ...
+
+
+class _LayerTally:
+    """Sum per-layer byte counts of a pull stream into one percentage."""
+
+    def __init__(self) -> None:
+        self.total: dict[str, int] = {}
+        self.current: dict[str, int] = {}
+        self.done: set[str] = set()
+
+    def feed(self, event: dict[str, Any]) -> None:
+        layer = event.get("id")
+        status = str(event.get("status", ""))
+        if not layer or status.startswith("Pulling from"):
+            return
+        detail = event.get("progressDetail") or {}
+        if status.startswith("Downloading") and detail.get("total"):
+            self.total[layer] = int(detail["total"])
+            self.current[layer] = int(detail.get("current", 0))
+        elif status in ("Download complete", "Verifying Checksum"):
+            self.current[layer] = self.total.get(layer, self.current.get(layer, 0))
+        elif status in ("Pull complete", "Already exists"):
+            self.done.add(layer)
+            self.total.setdefault(layer, 0)
+        elif status in ("Pulling fs layer", "Waiting"):
+            self.total.setdefault(layer, 0)
+
+    def percent(self) -> float:
+        layers = set(self.total) | self.done
+        if not layers:
+            return 0.0
+        # downloading is 80% of the work per layer, extraction (pull complete) the rest
+        score = 0.0
+        for layer in layers:
+            if layer in self.done:
+                score += 1.0
+            elif self.total.get(layer):
+                score += 0.8 * min(1.0, self.current.get(layer, 0) / self.total[layer])
+        return round(100.0 * score / len(layers), 1)
+
+
+class DockerEngine:
+    """The Docker Engine adapter, negotiating the API version with the daemon."""
+
+    def __init__(self, base_url: str | None = None) -> None:
+        """Remember where the engine is; connect lazily."""
+        self._base_url = base_url
+        self._client: docker.DockerClient | None = None
+        self._lock = threading.Lock()
+
+    def _api(self) -> Any:  # noqa: ANN401 - docker-py is untyped
+        with self._lock:
+            if self._client is None:
+                try:
+                    if self._base_url:
+                        self._client = docker.DockerClient(base_url=self._base_url,
+                                                           version="auto", timeout=60)
+                    else:
+                        self._client = docker.from_env(version="auto", timeout=60)
+                except docker.errors.DockerException as err:
+                    raise EngineUnavailable(
+                        "the Docker engine is not reachable; is dockerd running? "
+                        f"({_short(err)})") from err
+            return self._client.api
+
+    def _call(self, fn: Callable[[], Any]) -> Any:  # noqa: ANN401
+        try:
+            return fn()
+        except docker.errors.NotFound as err:
+            raise NotFound(_short(err)) from err
+        except (requests.exceptions.ConnectionError, ConnectionError) as err:
+            self._client = None
+            raise EngineUnavailable("lost the connection to the Docker engine; is dockerd "
+                                    "running?") from err
+        except docker.errors.APIError as err:
+            raise EngineError(f"the engine refused: {_short(err)}") from err
+        except docker.errors.DockerException as err:
+            self._client = None
+            raise EngineUnavailable(f"the Docker engine is not reachable ({_short(err)})") from err
+
+    def ping(self) -> str:
+        """Check the engine answers; return its API version."""
+        api = self._api()
+        self._call(api.ping)
+        return str(api.api_version)
+
+    def image_present(self, ref: str) -> bool:
+        """Tell whether an image is in the engine's local store."""
+        api = self._api()
+        try:
+            self._call(lambda: api.inspect_image(ref))
+        except NotFound:
+            return False
+        return True
+
+    def pull(self, ref: str, report: Callable[[PullProgress], None]) -> None:
+        """Pull an image, reporting layer progress as a percentage."""
+        api = self._api()
+        tally = _LayerTally()
+
+        def run() -> None:
+            for event in api.pull(ref, stream=True, decode=True):
+                if "error" in event:
+                    raise ImagePullFailed(f"could not pull image {ref}: {event['error']}")
+                tally.feed(event)
+                report(PullProgress(image=ref, percent=tally.percent(),
+                                    status=str(event.get("status", "")),
+                                    layers_done=len(tally.done),
+                                    layers_total=len(set(tally.total) | tally.done)))
+
+        try:
+            self._call(run)
+        except ImagePullFailed:
+            raise
+        except (NotFound, EngineError) as err:
+            raise ImagePullFailed(f"could not pull image {ref}: {err.message}") from err
+        report(PullProgress(image=ref, percent=100.0, status="done",
+                            layers_done=len(tally.done), layers_total=len(tally.done)))
+
+    def containers(self, *, managed_only: bool = True) -> list[ContainerInfo]:
+        """List containers (all states), by default only StackHub's."""
+        api = self._api()
+        filters = {"label": [f"{labels.MANAGED}=true"]} if managed_only else {}
+        raw = self._call(lambda: api.containers(all=True, filters=filters))
+        return [_container(item) for item in raw]
+
+    def managed_networks(self) -> list[tuple[str, str | None]]:
+        """List StackHub's networks as (name, instance)."""
+        api = self._api()
+        raw = self._call(lambda: api.networks(filters={"label": f"{labels.MANAGED}=true"}))
+        return [(n["Name"], (n.get("Labels") or {}).get(labels.INSTANCE)) for n in raw]
+
+    def managed_volumes(self) -> list[tuple[str, str | None]]:
+        """List StackHub's volumes as (name, instance)."""
+        api = self._api()
+        raw = self._call(lambda: api.volumes(filters={"label": f"{labels.MANAGED}=true"}))
+        return [(v["Name"], (v.get("Labels") or {}).get(labels.INSTANCE))
+                for v in (raw or {}).get("Volumes") or []]
+
+    def remove_network(self, name: str) -> None:
+        """Remove a network by name."""
+        api = self._api()
+        self._call(lambda: api.remove_network(name))
+
+    def remove_volume(self, name: str) -> None:
+        """Remove a volume by name."""
+        api = self._api()
+        self._call(lambda: api.remove_volume(name, force=True))
+
+    def events(self, stop: threading.Event, window: float = 2.0) -> Iterator[dict[str, Any]]:
+        """Yield container events of StackHub's containers until `stop` is set.
+
+        Events are read in short since/until windows so a stop takes effect within `window`.
+        """
+        api = self._api()
+        since = time.time()
+        filters = {"type": ["container"], "label": [f"{labels.MANAGED}=true"]}
+        while not stop.is_set():
+            until = time.time() + window
+            stream = self._call(lambda s=since, u=until: api.events(
+                since=f"{s:.6f}", until=f"{u:.6f}", decode=True, filters=filters))
+            try:
+                yield from stream
+            except (requests.exceptions.RequestException, docker.errors.DockerException) as err:
+                raise EngineUnavailable("lost the engine's event stream") from err
+            finally:
+                stream.close()
+            since = until
+
+
+def _short(err: Exception) -> str:
+    text = getattr(err, "explanation", None) or str(err)
+    return str(text).strip().splitlines()[0][:300] if str(text).strip() else type(err).__name__

@@ -1,0 +1,1 @@
+"""HTTP and websocket interface: thin routers over the domain services."""

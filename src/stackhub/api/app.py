@@ -1,0 +1,78 @@
+"""Build the FastAPI application: routers mounted in one place, auth global by default."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, Depends, FastAPI
+from pydantic import BaseModel
+
+from stackhub import __doc__ as product
+from stackhub.api import errors, ws
+from stackhub.api.deps import ServicesDep, require_principal
+from stackhub.apps import views as apps_views
+from stackhub.catalog import views as catalog_views
+from stackhub.config import Paths
+from stackhub.errors import StackHubError
+from stackhub.services import Services, build
+
+log = logging.getLogger("stackhub")
+PUBLIC_PATHS = {"/api/health", "/api/openapi.json", "/api/docs", "/api/docs/oauth2-redirect"}
+
+
+class Health(BaseModel):
+    """Liveness and engine reachability."""
+
+    status: str
+    engine: bool
+    version: str
+
+
+public = APIRouter(tags=["system"])
+
+
+@public.get("/api/health", response_model=Health)
+async def health(services: ServicesDep) -> Health:
+    """Say whether the server is up and the engine reachable (no authentication)."""
+    return Health(status="ok", engine=services.status.engine_ok, version="0.1.0")
+
+
+def create_app(paths: Paths, *, services: Services | None = None,
+               public_host: str = "localhost") -> FastAPI:
+    """Create the app for a data root; `services` may be injected by tests."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        svc = services or await asyncio.to_thread(build, paths, public_host=public_host)
+        app.state.services = svc
+        svc.bus.bind(asyncio.get_running_loop())
+        try:
+            report = await svc.flows.recover()
+            if report["interrupted"] or report["orphans"]:
+                log.warning("recovered after restart: %s", report)
+        except StackHubError as err:
+            log.warning("recovery incomplete: %s", err.message)
+        await svc.status.start()
+        try:
+            yield
+        finally:
+            await svc.status.stop()
+            for task in list(svc.flows.tasks.values()):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+    app = FastAPI(title="StackHub", description=product, version="0.1.0", lifespan=lifespan,
+                  openapi_url="/api/openapi.json", docs_url="/api/docs", redoc_url=None)
+    errors.install(app)
+    app.include_router(public)
+    app.include_router(ws.router)
+    api = APIRouter(prefix="/api", dependencies=[Depends(require_principal)])
+    api.include_router(apps_views.router)
+    api.include_router(catalog_views.router)
+    app.include_router(api)
+    return app

@@ -1,0 +1,1 @@
+"""Apps domain: plans, instances, operations and their lifecycle flows."""

@@ -1,0 +1,214 @@
+"""Run the multi-step operations on instances: install, retry, remove, crash recovery."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from stackhub import faults, fsutil, labels
+from stackhub.adapters.compose import COMPOSE_FILE, Compose
+from stackhub.adapters.engine import Engine, PullProgress
+from stackhub.apps.models import InstanceStatus, OperationRead, OperationState
+from stackhub.apps.records import Records
+from stackhub.apps.status import StatusCache, derive
+from stackhub.config import Paths
+from stackhub.errors import Conflict, EngineError, StackHubError
+from stackhub.events import Event, EventBus
+
+log = logging.getLogger(__name__)
+WAIT_TIMEOUT = 300
+
+
+class Flows:
+    """Own the background tasks of operations, one at a time per instance."""
+
+    def __init__(self, *, paths: Paths, records: Records, engine: Engine, compose: Compose,
+                 bus: EventBus, status: StatusCache) -> None:
+        """Keep the collaborators every flow needs."""
+        self.paths = paths
+        self.records = records
+        self.engine = engine
+        self.compose = compose
+        self.bus = bus
+        self.status = status
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+
+    def busy(self, instance: str) -> bool:
+        """Tell whether an operation on `instance` is running in this process."""
+        task = self.tasks.get(instance)
+        return task is not None and not task.done()
+
+    def claim(self, instance: str) -> None:
+        """Refuse to start a second operation on a busy instance."""
+        if self.busy(instance):
+            raise Conflict(f"instance {instance!r} is busy with another operation; wait for it "
+                           "to finish")
+
+    def spawn(self, op: OperationRead, work: Callable[[], Awaitable[None]]) -> None:
+        """Run `work` in the background as the task of `op`'s instance."""
+        self.tasks[op.instance] = asyncio.create_task(work(), name=f"op-{op.id}")
+
+    def emit(self, op: OperationRead, kind: str, **data: object) -> None:
+        """Publish an operation event."""
+        payload = {"operation": op.id, "instance": op.instance, "op_kind": op.kind, **data}
+        self.bus.publish(Event("operation", op.instance, kind, payload))
+
+    def _step(self, op: OperationRead, step: str, progress: float, *,
+              engine: bool = False) -> None:
+        self.records.step(op.id, step, progress, created_engine=engine)
+        self.emit(op, "step", step=step, progress=progress)
+
+    async def _pull(self, op: OperationRead, images: list[str]) -> None:
+        missing = [i for i in images if not await asyncio.to_thread(self.engine.image_present, i)]
+        loop = asyncio.get_running_loop()
+        for index, image in enumerate(missing):
+            last = [0.0]
+
+            def report(p: PullProgress, index: int = index, last: list[float] = last) -> None:
+                overall = 60.0 * (index + p.percent / 100.0) / max(1, len(missing))
+                now = time.monotonic()
+                if p.percent >= 100.0 or now - last[0] > 0.2:
+                    last[0] = now
+                    loop.call_soon_threadsafe(self.emit, op, "pull", image=p.image,
+                                              percent=p.percent, status=p.status,
+                                              layers_done=p.layers_done,
+                                              layers_total=p.layers_total, progress=overall)
+
+            await asyncio.to_thread(self.engine.pull, image, report)
+            self.records.step(op.id, "pull", 60.0 * (index + 1) / len(missing))
+            faults.checkpoint("pulled")
+
+    def _project_images(self, folder: Path) -> list[str]:
+        from stackhub import yamlsafe  # noqa: PLC0415
+
+        compose = yamlsafe.load_mapping((folder / COMPOSE_FILE).read_bytes(),
+                                        what="instance compose file")
+        images: list[str] = []
+        for service in (compose.get("services") or {}).values():
+            image = str(service.get("image", ""))
+            if image and image not in images:
+                images.append(image)
+        return images
+
+    async def run_install(self, op: OperationRead, *, rollback_dirs: list[Path] | None) -> None:
+        """Pull, start and verify an instance whose project files are written.
+
+        `rollback_dirs` is None for a retry; for a fresh install it lists the folders this
+        install created, deleted again if it fails before reaching the engine.
+        """
+        folder = self.paths.instance_dir(op.instance)
+        project = labels.project_name(op.instance)
+        try:
+            self._step(op, "pull", 0.0)
+            await self._pull(op, self._project_images(folder))
+            self._step(op, "start", 60.0, engine=True)
+            await self.compose.up(project, folder, wait_timeout=WAIT_TIMEOUT)
+            faults.checkpoint("before-record")
+            self._step(op, "verify", 95.0, engine=True)
+            await asyncio.to_thread(self.status.refresh)
+            containers = self.status.containers(op.instance)
+            state = derive(InstanceStatus.RUNNING, containers)
+            if state not in (InstanceStatus.RUNNING, InstanceStatus.STARTING):
+                raise EngineError(f"the app's containers are {state.value} after start")
+        except asyncio.CancelledError:
+            self.records.finish(op.id, OperationState.INTERRUPTED,
+                                instance_status=InstanceStatus.INTERRUPTED,
+                                error="the server stopped during the install")
+            raise
+        except StackHubError as err:
+            await self._install_failed(op, err, rollback_dirs)
+            return
+        except Exception as err:  # noqa: BLE001 - an operation must always end in the journal
+            log.exception("install %s crashed", op.id)
+            await self._install_failed(op, EngineError(f"internal error: {err}"), rollback_dirs)
+            return
+        self.records.finish(op.id, OperationState.SUCCEEDED, instance_status=InstanceStatus.RUNNING)
+        self.emit(op, "finished", state="succeeded", progress=100.0)
+
+    async def _install_failed(self, op: OperationRead, err: StackHubError,
+                              rollback_dirs: list[Path] | None) -> None:
+        """End a failed install; a fresh one that never reached the engine is undone."""
+        if rollback_dirs is not None and not self.records.touched_engine(op.id):
+            self.records.finish(op.id, OperationState.FAILED, instance_status=None,
+                                error=err.message)
+            self.records.delete(op.instance)
+            for folder in rollback_dirs:
+                fsutil.remove_tree_inside(folder, folder.parent)
+        else:
+            self.records.finish(op.id, OperationState.FAILED,
+                                instance_status=InstanceStatus.FAILED, error=err.message)
+        self.emit(op, "finished", state="failed", error=err.message, code=err.code)
+
+    async def run_remove(self, op: OperationRead, *, purge: bool) -> None:
+        """Take an instance down and delete its record (and its folders when purging)."""
+        name = op.instance
+        folder = self.paths.instance_dir(name)
+        try:
+            self._step(op, "down", 10.0, engine=True)
+            has_files = (folder / COMPOSE_FILE).is_file()
+            await self.compose.down(labels.project_name(name), folder if has_files else None,
+                                    volumes=purge)
+            self._step(op, "cleanup", 80.0, engine=True)
+            if purge:
+                for root, target in ((self.paths.instances, folder),
+                                     (self.paths.appdata, self.paths.instance_data(name))):
+                    fsutil.remove_tree_inside(target, root)
+            self.records.delete(name)
+        except asyncio.CancelledError:
+            self.records.finish(op.id, OperationState.INTERRUPTED,
+                                instance_status=InstanceStatus.INTERRUPTED,
+                                error="the server stopped during removal")
+            raise
+        except StackHubError as err:
+            self.records.finish(op.id, OperationState.FAILED,
+                                instance_status=InstanceStatus.FAILED, error=err.message)
+            self.emit(op, "finished", state="failed", error=err.message, code=err.code)
+            return
+        self.records.finish(op.id, OperationState.SUCCEEDED, instance_status=None)
+        await asyncio.to_thread(self.status.refresh)
+        self.emit(op, "finished", state="succeeded", progress=100.0)
+
+    async def recover(self) -> dict[str, list[str]]:
+        """After a restart: close interrupted operations and remove engine orphans."""
+        report: dict[str, list[str]] = {"interrupted": [], "orphans": []}
+        for op in self.records.running_operations():
+            exists = self.records.find(op.instance) is not None
+            self.records.finish(op.id, OperationState.INTERRUPTED,
+                                instance_status=InstanceStatus.INTERRUPTED if exists else None,
+                                error="StackHub stopped while this operation ran; retry it")
+            report["interrupted"].append(op.instance)
+        known = {r.name for r in self.records.all()}
+        try:
+            containers = await asyncio.to_thread(self.engine.containers)
+            networks = await asyncio.to_thread(self.engine.managed_networks)
+            volumes = await asyncio.to_thread(self.engine.managed_volumes)
+        except StackHubError as err:
+            log.warning("cannot reconcile with the engine now: %s", err.message)
+            return report
+        orphans = {c.instance for c in containers if c.instance and c.instance not in known}
+        orphans |= {i for _, i in networks if i and i not in known}
+        for name in sorted(orphans):
+            await self.compose.down(labels.project_name(name), None, volumes=False)
+            report["orphans"].append(name)
+        journaled = {op.instance for op in self.records.operations(limit=10_000)}
+        for volume, instance in volumes:
+            if instance and instance not in known and instance in journaled:
+                # a volume of an install that never completed (its record was rolled back)
+                await asyncio.to_thread(self.engine.remove_volume, volume)
+        for network, instance in networks:
+            if instance and instance not in known:
+                try:
+                    await asyncio.to_thread(self.engine.remove_network, network)
+                except StackHubError:
+                    pass  # already gone with compose down
+        await asyncio.to_thread(self.status.refresh)
+        return report
+
+    def save_values(self, instance: str, values: dict[str, str]) -> None:
+        """Keep parameter values beside the project so a reinstall reuses secrets."""
+        fsutil.write_atomic(self.paths.instance_dir(instance) / "values.json",
+                            json.dumps(values, indent=2, sort_keys=True), mode=0o600)

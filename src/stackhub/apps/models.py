@@ -1,0 +1,170 @@
+"""Schemas of the apps domain: sources, plans, instances and operations."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field
+
+from stackhub.apps.risk import Risk
+from stackhub.catalog.models import WebEntry
+
+NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,38}[a-z0-9]$|^[a-z0-9]$"
+
+
+class CatalogSource(BaseModel):
+    """Install an app from the catalog, named ``store/app``."""
+
+    kind: Literal["catalog"] = "catalog"
+    ref: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}/[a-z0-9][a-z0-9._-]{0,63}$")
+
+
+class ComposeSource(BaseModel):
+    """Install a plain compose file (a custom app)."""
+
+    kind: Literal["compose"] = "compose"
+    compose: str = Field(max_length=512 * 1024)
+
+
+class AppDirSource(BaseModel):
+    """Install an app folder in StackHub's format, uploaded as its two files."""
+
+    kind: Literal["app"] = "app"
+    manifest: str = Field(max_length=512 * 1024)
+    compose: str = Field(max_length=512 * 1024)
+
+
+Source = Annotated[CatalogSource | ComposeSource | AppDirSource, Field(discriminator="kind")]
+
+
+class PlanRequest(BaseModel):
+    """What to install, under which name, with which parameter values."""
+
+    source: Source
+    name: str | None = Field(default=None, description="Instance name; defaults to the app id.")
+    values: dict[str, str] = Field(default_factory=dict)
+
+
+class InstallRequest(PlanRequest):
+    """A plan request plus consent to the plan's risks, bound to its digest."""
+
+    accept_risks: str | None = Field(default=None, description="The digest of the risky "
+                                     "content the admin accepts.")
+
+
+class PortMapping(BaseModel):
+    """A published host port of an instance."""
+
+    service: str
+    host_port: int
+    container_port: int
+    protocol: str = "tcp"
+
+
+class PlanRead(BaseModel):
+    """A rendered plan: the project files, ports, risks and the consent digest."""
+
+    instance: str
+    app: str
+    format: str
+    version: str
+    project: str
+    images: list[str]
+    ports: list[PortMapping]
+    urls: list[str]
+    risks: list[Risk]
+    digest: str
+    notes: list[str]
+    problems: list[str]
+    compose_file: str
+    env_file: str
+    values: dict[str, str] = Field(description="Parameter values; secrets included only here, "
+                                   "at creation.")
+
+
+class InstanceStatus(StrEnum):
+    """What an instance is doing, as StackHub sees it."""
+
+    INSTALLING = "installing"
+    RUNNING = "running"
+    STARTING = "starting"
+    PARTIAL = "partial"
+    STOPPED = "stopped"
+    UNHEALTHY = "unhealthy"
+    MISSING = "missing"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+    REMOVING = "removing"
+
+
+class ContainerRead(BaseModel):
+    """A container of an instance."""
+
+    name: str
+    service: str | None
+    state: str
+    health: str | None
+    image: str
+
+
+class InstanceRead(BaseModel):
+    """An installed app, as the API shows it (secret values hidden)."""
+
+    name: str
+    app: str
+    store: str | None
+    format: str
+    version: str
+    status: InstanceStatus
+    main: WebEntry | None
+    ports: list[PortMapping]
+    urls: list[str]
+    parameters: dict[str, str]
+    containers: list[ContainerRead] = Field(default_factory=list)
+    error: str | None = None
+    update_available: str | None = None
+    created_at: str
+    updated_at: str
+
+
+class OperationState(StrEnum):
+    """Where an operation stands in its journal."""
+
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+
+
+class OperationRead(BaseModel):
+    """A journaled operation on an instance."""
+
+    id: str
+    instance: str
+    kind: str
+    state: OperationState
+    step: str
+    progress: float
+    error: str | None
+    started_at: str
+    finished_at: str | None
+
+
+class Accepted(BaseModel):
+    """The answer to a request that started an operation."""
+
+    operation: OperationRead
+    instance: str
+
+
+class LogQuery(BaseModel):
+    """Options for reading logs."""
+
+    tail: int | None = Field(default=200, ge=0, le=100_000)
+    follow: bool = False
+
+
+def json_dict(value: Any) -> dict[str, Any]:  # noqa: ANN401
+    """Coerce a decoded JSON value to a dict."""
+    return value if isinstance(value, dict) else {}

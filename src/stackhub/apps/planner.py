@@ -1,0 +1,199 @@
+"""Plan an install: resolve parameters, allocate ports, render, validate and analyse risk."""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from stackhub import fsutil, labels, yamlsafe
+from stackhub.adapters.compose import COMPOSE_FILE, ENV_FILE, Compose
+from stackhub.adapters.engine import Engine
+from stackhub.apps import params, risk
+from stackhub.apps.models import (
+    NAME_PATTERN,
+    AppDirSource,
+    CatalogSource,
+    ComposeSource,
+    PlanRead,
+    PlanRequest,
+    PortMapping,
+)
+from stackhub.apps.ports import PortAllocator
+from stackhub.apps.records import Records
+from stackhub.apps.render import Rendered, env_file_text, platform_env, render
+from stackhub.catalog.models import AppDefinition
+from stackhub.catalog.readers.compose import parse_compose
+from stackhub.catalog.readers.stackhub import parse_app
+from stackhub.catalog.service import Catalog
+from stackhub.config import Paths
+from stackhub.errors import AlreadyExists, EngineUnavailable, Invalid
+
+_NAME = re.compile(NAME_PATTERN)
+
+
+def check_name(name: str) -> str:
+    """Accept an instance name only if it is a short DNS-style label."""
+    if not _NAME.match(name):
+        raise Invalid(f"instance name {name!r} is not allowed: use 1-40 lowercase letters, "
+                      "digits and '-', starting and ending with a letter or digit")
+    return name
+
+
+@dataclass
+class Plan:
+    """Everything an install needs, computed without changing the engine."""
+
+    app: AppDefinition
+    instance: str
+    values: dict[str, str]
+    rendered: Rendered
+    resolved: dict[str, Any]
+    ports: list[PortMapping]
+    risks: list[risk.Risk]
+    digest: str
+    secrets: set[str] = field(default_factory=set)
+
+    @property
+    def images(self) -> list[str]:
+        """Return the images of every service, in order, without repeats."""
+        seen: list[str] = []
+        for service in (self.resolved.get("services") or {}).values():
+            image = service.get("image")
+            if image and image not in seen:
+                seen.append(image)
+        return seen
+
+    def compose_text(self) -> str:
+        """Return the compose file as written to disk."""
+        return yamlsafe.dump(self.rendered.compose)
+
+    def env_text(self) -> str:
+        """Return the .env file as written to disk."""
+        return env_file_text(self.rendered.env)
+
+    def urls(self, host: str) -> list[str]:
+        """Return the URLs of the main web entry on `host`."""
+        return entry_urls(self.app, self.ports, host)
+
+    def read(self, host: str) -> PlanRead:
+        """Return the API view of this plan."""
+        return PlanRead(instance=self.instance, app=self.app.ref, format=self.app.format,
+                        version=self.app.version, project=labels.project_name(self.instance),
+                        images=self.images, ports=self.ports, urls=self.urls(host),
+                        risks=self.risks, digest=self.digest,
+                        notes=self.app.notes + self.rendered.notes, problems=self.app.problems,
+                        compose_file=self.compose_text(), env_file=self.env_text(),
+                        values=self.values)
+
+    def write(self, folder: Path) -> None:
+        """Write the project files (compose file and 0600 env file) into `folder`."""
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fsutil.write_atomic(folder / COMPOSE_FILE, self.compose_text(), mode=0o600)
+        fsutil.write_atomic(folder / ENV_FILE, self.env_text(), mode=0o600)
+
+
+def entry_urls(app: AppDefinition, ports: list[PortMapping], host: str) -> list[str]:
+    """Return http(s) URLs for the app's main web entry."""
+    if app.main is None:
+        return []
+    return [f"{app.main.scheme}://{host}:{p.host_port}{app.main.path}" for p in ports
+            if p.service == app.main.service and p.container_port == app.main.port]
+
+
+def published_ports(resolved: dict[str, Any]) -> list[PortMapping]:
+    """Extract published host ports from a resolved compose model."""
+    found: list[PortMapping] = []
+    for service_name, service in (resolved.get("services") or {}).items():
+        for port in service.get("ports") or []:
+            published = str(port.get("published") or "")
+            if not published:
+                continue
+            if not published.isdigit():
+                raise Invalid(f"service {service_name}: published port {published!r} must be "
+                              "a single port number")
+            found.append(PortMapping(service=service_name, host_port=int(published),
+                                     container_port=int(port.get("target", 0)),
+                                     protocol=str(port.get("protocol") or "tcp")))
+    return found
+
+
+class Planner:
+    """Turn a plan request into a Plan, reading the catalog, records and host ports."""
+
+    def __init__(self, *, paths: Paths, records: Records, catalog: Catalog, compose: Compose,
+                 engine: Engine, tz: str) -> None:
+        """Keep the collaborators a plan needs."""
+        self.paths = paths
+        self.records = records
+        self.catalog = catalog
+        self.compose = compose
+        self.engine = engine
+        self.tz = tz
+
+    def app_for(self, request: PlanRequest) -> AppDefinition:
+        """Read the app definition a request names."""
+        source = request.source
+        if isinstance(source, CatalogSource):
+            return self.catalog.get(source.ref)
+        if isinstance(source, ComposeSource):
+            return parse_compose(source.compose, name_hint=request.name)
+        if isinstance(source, AppDirSource):
+            return parse_app(source.manifest, source.compose)
+        raise Invalid("unknown source kind")
+
+    def _held_ports(self, instance: str) -> dict[int, str]:
+        held = self.records.held_ports(exclude=instance)
+        try:
+            for container in self.engine.containers(managed_only=False):
+                if container.instance == instance:
+                    continue
+                for port in container.ports:
+                    held.setdefault(port.host_port, f"container {container.name}")
+        except EngineUnavailable:
+            pass  # planning works without an engine; the host check still applies
+        return held
+
+    async def plan(self, request: PlanRequest, *, kept: dict[str, str] | None = None,
+                   replacing: bool = False) -> Plan:
+        """Compute a plan; `kept` carries values of an earlier install of the same name."""
+        app = self.app_for(request)
+        if app.problems:
+            raise Invalid(f"{app.ref} cannot be installed: " + "; ".join(app.problems))
+        instance = check_name(request.name or app.id)
+        if not replacing and self.records.find(instance) is not None:
+            raise AlreadyExists(f"an instance named {instance!r} already exists")
+        if kept is None:
+            kept = self.kept_values(instance)
+        allocator = PortAllocator(self._held_ports(instance))
+        values = params.resolve(app.parameters, request.values, kept, pick_port=allocator.pick)
+        data_dir = self.paths.instance_data(instance)
+        platform = platform_env(instance=instance, app_id=app.id, data_dir=data_dir, tz=self.tz)
+        rendered = render(app, instance=instance, values=values, platform=platform,
+                          data_dir=data_dir)
+        project = labels.project_name(instance)
+        with tempfile.TemporaryDirectory(prefix="stackhub-plan-") as tmp:
+            draft = Plan(app=app, instance=instance, values=values, rendered=rendered,
+                         resolved={}, ports=[], risks=[], digest="")
+            draft.write(Path(tmp))
+            resolved = await self.compose.config(project, Path(tmp))
+        ports = published_ports(resolved)
+        allocator.check_published((p.host_port, p.protocol, p.service) for p in ports)
+        secret_names = params.secret_names(app.parameters)
+        risks = risk.analyse(resolved, allowed_roots=[str(data_dir)],
+                             protected_roots=[str(self.paths.root)])
+        digest = risk.digest(resolved, [values[n] for n in secret_names if values.get(n)])
+        return Plan(app=app, instance=instance, values=values, rendered=rendered,
+                    resolved=resolved, ports=ports, risks=risks, digest=digest,
+                    secrets=secret_names)
+
+    def kept_values(self, instance: str) -> dict[str, str]:
+        """Return parameter values kept from an earlier install of this name (data kept)."""
+        saved = self.paths.instance_dir(instance) / "values.json"
+        if not saved.is_file():
+            return {}
+        data = json.loads(saved.read_text())
+        return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}

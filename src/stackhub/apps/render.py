@@ -1,0 +1,149 @@
+"""Render an app's compose template into a labelled, self-contained Compose project."""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from stackhub import labels
+from stackhub.catalog.models import AppDefinition
+from stackhub.errors import Invalid
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
+
+
+@dataclass
+class Rendered:
+    """A rendered project: the compose mapping, its env file values, and notes."""
+
+    compose: dict[str, Any]
+    env: dict[str, str]
+    notes: list[str] = field(default_factory=list)
+
+
+def substitute(template: str, context: dict[str, str]) -> str:
+    """Replace ``${VAR}`` and ``$VAR`` from `context`; unknown names become empty."""
+    return _VAR.sub(lambda m: context.get(m.group(1) or m.group(2), ""), template)
+
+
+def platform_env(*, instance: str, app_id: str, data_dir: Path, tz: str) -> dict[str, str]:
+    """Return the variables StackHub supplies to every project (an allow-list)."""
+    return {
+        "APP_INSTANCE": instance,
+        "APP_ID": app_id,
+        "APP_DATA_DIR": str(data_dir),
+        "TZ": tz,
+        "PUID": "1000",
+        "PGID": "1000",
+    }
+
+
+def _merge_labels(existing: object, extra: dict[str, str], where: str) -> dict[str, str]:
+    merged: dict[str, str] = {}
+    if isinstance(existing, dict):
+        merged.update({str(k): "" if v is None else str(v) for k, v in existing.items()})
+    elif isinstance(existing, list):
+        for item in existing:
+            key, _, value = str(item).partition("=")
+            merged[key] = value
+    elif existing is not None:
+        raise Invalid(f"{where}: labels must be a mapping or a list")
+    for key in list(merged):
+        if key.startswith(labels.PREFIX + "."):
+            del merged[key]  # never let content forge StackHub's own labels
+    merged.update(extra)
+    return merged
+
+
+def _bind_source(source: str, data_dir: Path, service: str) -> str:
+    """Map a relative bind source into the instance's data directory."""
+    if source.startswith("~"):
+        raise Invalid(f"service {service}: bind mounts from a home directory are not allowed")
+    if source.startswith("."):
+        parts = [p for p in Path(source).parts if p not in (".", "")]
+        if ".." in parts:
+            raise Invalid(f"service {service}: bind source {source!r} leaves the data directory")
+        return str(data_dir.joinpath(*parts)) if parts else str(data_dir)
+    return source
+
+
+def _map_volumes(service: str, volumes: object, data_dir: Path) -> list[Any]:
+    if not isinstance(volumes, list):
+        raise Invalid(f"service {service}: volumes must be a list")
+    mapped: list[Any] = []
+    for item in volumes:
+        if isinstance(item, str):
+            source, sep, rest = item.partition(":")
+            mapped.append(f"{_bind_source(source, data_dir, service)}{sep}{rest}" if sep else item)
+        elif isinstance(item, dict):
+            entry = dict(item)
+            if entry.get("type") == "bind" and isinstance(entry.get("source"), str):
+                entry["source"] = _bind_source(entry["source"], data_dir, service)
+            mapped.append(entry)
+        else:
+            raise Invalid(f"service {service}: a volume entry must be a string or a mapping")
+    return mapped
+
+
+def render(app: AppDefinition, *, instance: str, values: dict[str, str],
+           platform: dict[str, str], data_dir: Path) -> Rendered:
+    """Build the compose mapping and env values of one instance of `app`."""
+    compose = copy.deepcopy(app.compose)
+    services = compose.get("services")
+    if not isinstance(services, dict) or not services:
+        raise Invalid("the compose file has no services")
+    notes: list[str] = []
+    stamp = {labels.MANAGED: "true", labels.INSTANCE: instance, labels.APP: app.ref}
+    compose.pop("version", None)
+    compose["name"] = labels.project_name(instance)
+    for name, service in services.items():
+        if not isinstance(service, dict):
+            raise Invalid(f"service {name} must be a mapping")
+        if "build" in service:
+            raise Invalid(f"service {name} uses 'build'; StackHub installs prebuilt images only")
+        if not isinstance(service.get("image"), str) or not service["image"].strip():
+            raise Invalid(f"service {name} has no image")
+        if service.pop("container_name", None) is not None:
+            notes.append(f"service {name}: container_name dropped so instances cannot clash")
+        service["labels"] = _merge_labels(service.get("labels"), stamp, f"service {name}")
+        if "volumes" in service:
+            service["volumes"] = _map_volumes(name, service["volumes"], data_dir)
+    for section in ("networks", "volumes"):
+        block = compose.get(section)
+        if block is None:
+            continue
+        if not isinstance(block, dict):
+            raise Invalid(f"top-level {section} must be a mapping")
+        for key, spec in list(block.items()):
+            spec = {} if spec is None else spec
+            if not isinstance(spec, dict):
+                raise Invalid(f"{section}.{key} must be a mapping")
+            if not spec.get("external"):
+                spec["labels"] = _merge_labels(spec.get("labels"), stamp, f"{section}.{key}")
+            block[key] = spec
+    networks = compose.setdefault("networks", {})
+    if "default" not in networks:
+        networks["default"] = {"labels": dict(stamp)}
+    context = {**platform, **values}
+    env = dict(context)
+    for key, template in app.derived.items():
+        env[key] = substitute(template, context)
+    return Rendered(compose=compose, env=env, notes=notes)
+
+
+def _quote(value: str) -> str:
+    """Quote a value for Compose's .env parser so it stays literal."""
+    if "'" not in value:
+        return f"'{value}'"
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$")
+    return f'"{escaped}"'
+
+
+def env_file_text(env: dict[str, str]) -> str:
+    """Serialise env values as a Compose .env file."""
+    lines = ["# Written by StackHub. Values are literal; edit through StackHub to keep them."]
+    lines += [f"{key}={_quote(value)}" for key, value in sorted(env.items())]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,99 @@
+"""Find risky options in a fully resolved compose project, in one place for every path."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import PurePosixPath
+from typing import Any
+
+from pydantic import BaseModel
+
+SYSTEM_PATHS = ("/", "/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/proc",
+                "/root", "/run", "/sbin", "/sys", "/usr", "/var", "/var/run", "/var/lib",
+                "/var/lib/docker", "/var/log", "/home")
+DOCKER_SOCKETS = ("/var/run/docker.sock", "/run/docker.sock")
+HOST_NAMESPACES = ("network_mode", "pid", "ipc", "uts", "userns_mode", "cgroup")
+
+
+class Risk(BaseModel):
+    """One risky option: what, where, and how bad."""
+
+    code: str
+    service: str
+    detail: str
+    severity: str  # "high" or "critical"
+
+
+def _bind_sources(service: dict[str, Any], named: dict[str, Any]) -> list[str]:
+    sources: list[str] = []
+    for volume in service.get("volumes") or []:
+        if not isinstance(volume, dict):
+            continue
+        if volume.get("type") == "bind" and volume.get("source"):
+            sources.append(str(volume["source"]))
+        elif volume.get("type") == "volume" and volume.get("source") in named:
+            opts = (named[volume["source"]] or {}).get("driver_opts") or {}
+            if "bind" in str(opts.get("o", "")) or opts.get("type") == "none":
+                device = opts.get("device")
+                if device:
+                    sources.append(str(device))
+    return sources
+
+
+def _within(source: str, roots: list[str]) -> bool:
+    path = PurePosixPath(source)
+    return any(path == PurePosixPath(r) or PurePosixPath(r) in path.parents for r in roots)
+
+
+def _path_risk(source: str, allowed: list[str], protected: list[str]) -> tuple[str, str] | None:
+    path = PurePosixPath(source)
+    if str(path) in DOCKER_SOCKETS or path.name == "docker.sock":
+        return "docker_socket", "critical"
+    if _within(source, allowed):
+        return None
+    if _within(source, protected):
+        return "stackhub_data", "critical"
+    if str(path) in SYSTEM_PATHS or any(str(path).startswith(p + "/") for p in
+                                        ("/etc", "/proc", "/sys", "/dev", "/boot", "/root",
+                                         "/var/lib/docker", "/run", "/var/run", "/usr")):
+        return "system_path", "high"
+    return None
+
+
+def analyse(resolved: dict[str, Any], *, allowed_roots: list[str],
+            protected_roots: list[str]) -> list[Risk]:
+    """List every risky option of `resolved` (output of ``compose config``)."""
+    risks: list[Risk] = []
+    named = resolved.get("volumes") or {}
+    for name, service in (resolved.get("services") or {}).items():
+        def add(code: str, detail: str, severity: str = "high", svc: str = name) -> None:
+            risks.append(Risk(code=code, service=svc, detail=detail, severity=severity))
+
+        if service.get("privileged"):
+            add("privileged", "runs privileged: full access to the host", "critical")
+        for key in HOST_NAMESPACES:
+            if str(service.get(key, "")) == "host":
+                add(f"host_{key}", f"shares the host's {key.replace('_mode', '')} namespace")
+        for cap in service.get("cap_add") or []:
+            add("cap_add", f"adds capability {cap}", "critical" if cap == "ALL" else "high")
+        for device in service.get("devices") or []:
+            source = device.get("source") if isinstance(device, dict) else str(device)
+            add("device", f"gets host device {source}")
+        for opt in service.get("security_opt") or []:
+            if "unconfined" in str(opt) or "no-new-privileges:false" in str(opt):
+                add("security_opt", f"relaxes confinement: {opt}")
+        for source in _bind_sources(service, named):
+            found = _path_risk(source, allowed_roots, protected_roots)
+            if found:
+                add(found[0], f"bind-mounts host path {source}", found[1])
+    return risks
+
+
+def digest(resolved: dict[str, Any], secret_values: list[str]) -> str:
+    """Hash the resolved project with secret values masked, for consent binding."""
+    text = json.dumps(resolved, sort_keys=True, separators=(",", ":"))
+    for value in sorted(secret_values, key=len, reverse=True):
+        if len(value) >= 4:
+            text = text.replace(value, "<secret>")
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()

@@ -1,0 +1,164 @@
+"""Serve the apps domain: plan, install, list, lifecycle, logs and remove instances."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from stackhub import labels
+from stackhub.adapters.compose import Compose
+from stackhub.apps.flows import Flows
+from stackhub.apps.models import (
+    Accepted,
+    ContainerRead,
+    InstallRequest,
+    InstanceRead,
+    InstanceStatus,
+    OperationRead,
+    OperationState,
+    PlanRead,
+    PlanRequest,
+)
+from stackhub.apps.planner import Planner, entry_urls
+from stackhub.apps.records import InstanceRecord, Records
+from stackhub.apps.status import StatusCache, derive
+from stackhub.catalog.models import AppDefinition
+from stackhub.config import Paths
+from stackhub.errors import Conflict, Invalid, RiskNotAccepted
+
+REDACTED = "********"
+
+
+class AppsService:
+    """The apps domain's entry points, used by the API."""
+
+    def __init__(self, *, paths: Paths, records: Records, planner: Planner, flows: Flows,
+                 compose: Compose, status: StatusCache, public_host: str) -> None:
+        """Keep the collaborators."""
+        self.paths = paths
+        self.records = records
+        self.planner = planner
+        self.flows = flows
+        self.compose = compose
+        self.status = status
+        self.public_host = public_host
+
+    async def plan(self, request: PlanRequest) -> PlanRead:
+        """Render a plan without touching the engine's state."""
+        plan = await self.planner.plan(request)
+        return plan.read(self.public_host)
+
+    async def install(self, request: InstallRequest) -> Accepted:
+        """Plan, check consent, journal and start an install in the background."""
+        plan = await self.planner.plan(request)
+        if plan.risks and request.accept_risks != plan.digest:
+            raise RiskNotAccepted(
+                f"{plan.app.ref} asks for risky options; an admin must accept them by digest",
+                details={"digest": plan.digest,
+                         "risks": [r.model_dump() for r in plan.risks]})
+        name = plan.instance
+        self.flows.claim(name)
+        folder = self.paths.instance_dir(name)
+        data = self.paths.instance_data(name)
+        created = [d for d in (folder, data) if not d.exists()]
+        record = InstanceRecord(
+            name=name, app_ref=plan.app.ref, store=plan.app.store, format=plan.app.format,
+            version=plan.app.version, revision=plan.app.revision,
+            status=InstanceStatus.INSTALLING, main_service=plan.app.main.service
+            if plan.app.main else None, main_port=plan.app.main.port if plan.app.main else None,
+            main_path=plan.app.main.path if plan.app.main else None, ports=plan.ports,
+            parameters=plan.values, secret_names=sorted(plan.secrets),
+            definition=plan.app.model_dump(mode="json"), error=None, update_available=None,
+            created_at="", updated_at="")
+        op = self.records.create(record, "install")
+        try:
+            plan.write(folder)
+            self.flows.save_values(name, plan.values)
+            data.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            await self.flows._install_failed(op, Invalid(f"cannot write the project: {err}"),
+                                             created)
+            raise Invalid(f"cannot write the project files: {err}") from err
+        self.flows.spawn(op, lambda: self.flows.run_install(op, rollback_dirs=created))
+        return Accepted(operation=op, instance=name)
+
+    async def retry(self, name: str) -> Accepted:
+        """Run an interrupted or failed install again; every step is idempotent."""
+        record = self.records.get(name)
+        if record.status not in (InstanceStatus.INTERRUPTED, InstanceStatus.FAILED):
+            raise Conflict(f"instance {name!r} is {record.status}; only failed or interrupted "
+                           "installs can be retried")
+        self.flows.claim(name)
+        op = self.records.start_operation(name, "install", InstanceStatus.INSTALLING)
+        self.flows.spawn(op, lambda: self.flows.run_install(op, rollback_dirs=None))
+        return Accepted(operation=op, instance=name)
+
+    async def remove(self, name: str, *, purge: bool) -> Accepted:
+        """Start removing an instance; data is kept unless `purge`."""
+        record = self.records.get(name)
+        if record.status == InstanceStatus.INSTALLING or self.flows.busy(name):
+            raise Conflict(f"instance {name!r} is being installed or changed; wait for that to "
+                           "finish (or for it to fail) before removing it")
+        op = self.records.start_operation(name, "remove", InstanceStatus.REMOVING)
+        self.flows.spawn(op, lambda: self.flows.run_remove(op, purge=purge))
+        return Accepted(operation=op, instance=name)
+
+    async def lifecycle(self, name: str, verb: str) -> InstanceRead:
+        """Start, stop or restart an instance and return its new state."""
+        record = self.records.get(name)
+        if record.status in (InstanceStatus.INSTALLING, InstanceStatus.REMOVING) or \
+                self.flows.busy(name):
+            raise Conflict(f"instance {name!r} is busy; wait for its operation to finish")
+        op = self.records.start_operation(name, verb, record.status)
+        try:
+            await self.compose.lifecycle(verb, labels.project_name(name),
+                                         self.paths.instance_dir(name))
+        except Exception as err:
+            message = getattr(err, "message", str(err))
+            self.records.finish(op.id, OperationState.FAILED, instance_status=None, error=message)
+            raise
+        status = InstanceStatus.STOPPED if verb == "stop" else InstanceStatus.RUNNING
+        if record.status in (InstanceStatus.FAILED, InstanceStatus.INTERRUPTED):
+            status = InstanceStatus(record.status)
+        self.records.finish(op.id, OperationState.SUCCEEDED, instance_status=status)
+        await asyncio.to_thread(self.status.refresh)
+        return self.read(self.records.get(name))
+
+    def read(self, record: InstanceRecord) -> InstanceRead:
+        """Return the API view of an instance, secrets hidden, status from the cache."""
+        containers = self.status.containers(record.name)
+        app = AppDefinition.model_validate(record.definition)
+        hidden = set(record.secret_names)
+        return InstanceRead(
+            name=record.name, app=record.app_ref, store=record.store, format=record.format,
+            version=record.version, status=derive(record.status, containers), main=app.main,
+            ports=record.ports, urls=entry_urls(app, record.ports, self.public_host),
+            parameters={k: REDACTED if k in hidden else v for k, v in record.parameters.items()},
+            containers=[ContainerRead(name=c.name, service=c.service, state=c.state,
+                                      health=c.health, image=c.image) for c in containers],
+            error=record.error, update_available=record.update_available,
+            created_at=record.created_at, updated_at=record.updated_at)
+
+    def list(self) -> list[InstanceRead]:
+        """Return every instance."""
+        return [self.read(r) for r in self.records.all()]
+
+    def get(self, name: str) -> InstanceRead:
+        """Return one instance."""
+        return self.read(self.records.get(name))
+
+    def operation(self, op_id: str) -> OperationRead:
+        """Return one operation."""
+        return self.records.operation(op_id)
+
+    def operations(self, instance: str | None) -> list[OperationRead]:
+        """Return recent operations."""
+        return self.records.operations(instance)
+
+    async def logs(self, name: str, *, tail: int | None, follow: bool) -> AsyncIterator[str]:
+        """Stream an instance's logs."""
+        self.records.get(name)
+        async for line in self.compose.logs(labels.project_name(name),
+                                            self.paths.instance_dir(name), tail=tail,
+                                            follow=follow):
+            yield line

@@ -1,0 +1,104 @@
+"""HTTP routes of the apps domain: plans, instances, operations, logs."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import StreamingResponse
+
+from stackhub.api.deps import ServicesDep
+from stackhub.apps.models import (
+    Accepted,
+    InstallRequest,
+    InstanceRead,
+    OperationRead,
+    PlanRead,
+    PlanRequest,
+)
+from stackhub.apps.planner import check_name
+
+router = APIRouter(tags=["apps"])
+NamePath = Annotated[str, "instance name"]
+
+
+@router.post("/plans", response_model=PlanRead, summary="Render an install plan")
+async def create_plan(request: PlanRequest, services: ServicesDep) -> PlanRead:
+    """Resolve parameters, allocate ports, render and analyse, without changing the engine."""
+    return await services.apps.plan(request)
+
+
+@router.post("/instances", response_model=Accepted, status_code=202,
+             summary="Install an app as a new instance")
+async def install(request: InstallRequest, services: ServicesDep) -> Accepted:
+    """Plan and start installing; follow progress on the websocket or the operation."""
+    return await services.apps.install(request)
+
+
+@router.get("/instances", response_model=list[InstanceRead], summary="List instances")
+async def list_instances(services: ServicesDep) -> list[InstanceRead]:
+    """Return every instance with its status from the engine-fed cache."""
+    return services.apps.list()
+
+
+@router.get("/instances/{name}", response_model=InstanceRead, summary="Show an instance")
+async def get_instance(name: NamePath, services: ServicesDep) -> InstanceRead:
+    """Return one instance."""
+    return services.apps.get(check_name(name))
+
+
+@router.post("/instances/{name}/start", response_model=InstanceRead)
+async def start(name: NamePath, services: ServicesDep) -> InstanceRead:
+    """Start an instance's containers."""
+    return await services.apps.lifecycle(check_name(name), "start")
+
+
+@router.post("/instances/{name}/stop", response_model=InstanceRead)
+async def stop(name: NamePath, services: ServicesDep) -> InstanceRead:
+    """Stop an instance's containers."""
+    return await services.apps.lifecycle(check_name(name), "stop")
+
+
+@router.post("/instances/{name}/restart", response_model=InstanceRead)
+async def restart(name: NamePath, services: ServicesDep) -> InstanceRead:
+    """Restart an instance's containers."""
+    return await services.apps.lifecycle(check_name(name), "restart")
+
+
+@router.post("/instances/{name}/retry", response_model=Accepted, status_code=202)
+async def retry(name: NamePath, services: ServicesDep) -> Accepted:
+    """Run a failed or interrupted install again."""
+    return await services.apps.retry(check_name(name))
+
+
+@router.delete("/instances/{name}", response_model=Accepted, status_code=202)
+async def remove(name: NamePath, services: ServicesDep,
+                 purge: Annotated[bool, Query(description="Also delete the instance's data")]
+                 = False) -> Accepted:
+    """Take an instance down; its data is kept unless purge is set."""
+    return await services.apps.remove(check_name(name), purge=purge)
+
+
+@router.get("/instances/{name}/logs", response_class=StreamingResponse,
+            responses={200: {"content": {"text/plain": {}}}})
+async def logs(name: NamePath, services: ServicesDep,
+               tail: Annotated[int | None, Query(ge=0, le=100_000)] = 200,
+               follow: bool = False) -> StreamingResponse:
+    """Stream the instance's logs as text lines."""
+    name = check_name(name)
+    services.apps.get(name)
+    stream: AsyncIterator[str] = services.apps.logs(name, tail=tail, follow=follow)
+    return StreamingResponse(stream, media_type="text/plain; charset=utf-8")
+
+
+@router.get("/operations", response_model=list[OperationRead])
+async def list_operations(services: ServicesDep, instance: str | None = None) -> list[OperationRead]:
+    """Return recent operations, newest first."""
+    return services.apps.operations(instance)
+
+
+@router.get("/operations/{op_id}", response_model=OperationRead)
+async def get_operation(op_id: str, services: ServicesDep) -> OperationRead:
+    """Return one operation."""
+    return services.apps.operation(op_id)

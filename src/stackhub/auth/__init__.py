@@ -1,0 +1,1 @@
+"""Auth domain: API tokens now; users, sessions and 2FA later."""

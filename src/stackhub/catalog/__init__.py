@@ -1,0 +1,1 @@
+"""Catalog domain: stores, format readers and the app index."""

@@ -1,0 +1,155 @@
+"""Describe an app in the one internal model every store format is read into."""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field, field_validator
+
+LocalizedText = dict[str, str]
+"""Text by locale (``en``, ``zh-CN``...); readers normalise locale keys."""
+
+PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+APP_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+
+
+class AppFormat(StrEnum):
+    """The store format an app was read from."""
+
+    STACKHUB = "stackhub"
+    CASAOS = "casaos"
+    UMBREL = "umbrel"
+    RUNTIPI = "runtipi"
+    COMPOSE = "compose"
+
+
+class ParameterType(StrEnum):
+    """The kinds of install parameters an app can ask for."""
+
+    STRING = "string"
+    PASSWORD = "password"  # noqa: S105 - a type name, not a password
+    SECRET = "secret"  # noqa: S105
+    PORT = "port"
+    BOOLEAN = "boolean"
+    NUMBER = "number"
+    ENUM = "enum"
+    PATH = "path"
+    EMAIL = "email"
+    URL = "url"
+    HOST = "host"
+
+
+class SecretEncoding(StrEnum):
+    """Alphabets for generated secrets."""
+
+    ALNUM = "alnum"
+    HEX = "hex"
+    BASE64 = "base64"
+
+
+class Option(BaseModel):
+    """One choice of an enum parameter."""
+
+    value: str
+    label: LocalizedText = Field(default_factory=dict)
+
+
+class Parameter(BaseModel):
+    """A typed install parameter, passed to the compose project as an environment variable."""
+
+    name: str
+    type: ParameterType = ParameterType.STRING
+    label: LocalizedText = Field(default_factory=dict)
+    help: LocalizedText = Field(default_factory=dict)
+    default: str | int | float | bool | None = None
+    required: bool = False
+    min: float | None = None
+    max: float | None = None
+    regex: str | None = None
+    regex_error: LocalizedText = Field(default_factory=dict)
+    options: list[Option] = Field(default_factory=list)
+    length: int = Field(default=32, ge=8, le=256)
+    encoding: SecretEncoding = SecretEncoding.ALNUM
+    protocol: str = "tcp"
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        if not PARAM_NAME.match(value):
+            raise ValueError(f"parameter name {value!r} must be an environment variable name")
+        return value
+
+    @field_validator("regex")
+    @classmethod
+    def _check_regex(cls, value: str | None) -> str | None:
+        if value is not None:
+            if len(value) > 512:
+                raise ValueError("regex is longer than 512 characters")
+            re.compile(value)
+        return value
+
+
+class WebEntry(BaseModel):
+    """Where an app's web UI lives: service, container port, path and scheme."""
+
+    service: str
+    port: int = Field(ge=1, le=65535)
+    path: str = "/"
+    scheme: str = "http"
+
+
+class AppDefinition(BaseModel):
+    """An app as StackHub understands it, whatever format it came from."""
+
+    id: str
+    store: str | None = None
+    format: AppFormat = AppFormat.STACKHUB
+    name: str
+    version: str = "latest"
+    revision: int | None = None
+    title: LocalizedText = Field(default_factory=dict)
+    tagline: LocalizedText = Field(default_factory=dict)
+    description: LocalizedText = Field(default_factory=dict)
+    category: list[str] = Field(default_factory=list)
+    icon: str | None = None
+    screenshots: list[str] = Field(default_factory=list)
+    website: str | None = None
+    author: str | None = None
+    architectures: list[str] = Field(default_factory=list)
+    main: WebEntry | None = None
+    parameters: list[Parameter] = Field(default_factory=list)
+    derived: dict[str, str] = Field(default_factory=dict)
+    compose: dict[str, Any]
+    problems: list[str] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
+
+    @property
+    def ref(self) -> str:
+        """Return the catalog name ``store/app`` (or just the id for loose apps)."""
+        return f"{self.store}/{self.id}" if self.store else self.id
+
+    @property
+    def installable(self) -> bool:
+        """Tell whether nothing blocks installing this app."""
+        return not self.problems
+
+    def text(self, field: LocalizedText, locale: str = "en") -> str:
+        """Pick the text for a locale, falling back to English, then anything."""
+        return localized(field, locale)
+
+
+def localized(field: LocalizedText, locale: str = "en") -> str:
+    """Pick text for a locale with fallback: exact, language, English, any."""
+    if not field:
+        return ""
+    lowered = {key.lower().replace("_", "-"): text for key, text in field.items()}
+    want = locale.lower().replace("_", "-")
+    for key in (want, want.split("-")[0], "en", "en-us"):
+        if key in lowered:
+            return lowered[key]
+    for key, text in lowered.items():
+        if key.startswith(want.split("-")[0]):
+            return text
+    return next(iter(lowered.values()))

@@ -1,0 +1,1 @@
+"""Format readers: each turns one store format into AppDefinition records."""

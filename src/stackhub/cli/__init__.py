@@ -1,0 +1,1 @@
+"""Command-line interface: a client of the HTTP API (plus ``serve``)."""

@@ -1,0 +1,320 @@
+"""``stackhub app ...``: plan, install, list, lifecycle, logs and remove instances."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from stackhub.catalog.manifest import COMPOSE_FILE, MANIFEST_FILE
+from stackhub.cli.client import Client, ClientError
+from stackhub.cli.output import console, emit_json, err_console, fail
+
+app = typer.Typer(help="Install and manage apps (instances).", no_args_is_help=True)
+CATALOG_REF = re.compile(r"^[a-z0-9][a-z0-9._-]*/[a-z0-9][a-z0-9._-]*$")
+COMPOSE_NAMES = ("compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml")
+MAX_UPLOAD = 512 * 1024
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Parameter KEY=VALUE.")]
+NameOpt = Annotated[str | None, typer.Option("--name", help="Instance name.")]
+
+
+def _read(path: Path) -> str:
+    if path.stat().st_size > MAX_UPLOAD:
+        raise ClientError(f"{path} is larger than {MAX_UPLOAD} bytes", code="too_large")
+    return path.read_text(encoding="utf-8")
+
+
+def source_of(text: str) -> dict[str, Any]:
+    """Turn SOURCE (store/app, a compose file, or an app folder) into an API source."""
+    path = Path(text)
+    if path.is_dir():
+        if (path / MANIFEST_FILE).is_file():
+            return {"kind": "app", "manifest": _read(path / MANIFEST_FILE),
+                    "compose": _read(path / COMPOSE_FILE)}
+        for candidate in COMPOSE_NAMES:
+            if (path / candidate).is_file():
+                return {"kind": "compose", "compose": _read(path / candidate)}
+        raise ClientError(f"{path} has neither {MANIFEST_FILE} nor a compose file", code="usage")
+    if path.is_file():
+        return {"kind": "compose", "compose": _read(path)}
+    if CATALOG_REF.match(text) and not text.endswith((".yml", ".yaml")):
+        return {"kind": "catalog", "ref": text}
+    raise ClientError(f"{text!r} is neither an existing file or folder nor a catalog name "
+                      "STORE/APP", code="usage")
+
+
+def parse_sets(items: list[str] | None) -> dict[str, str]:
+    """Parse repeated --set KEY=VALUE options."""
+    values: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ClientError(f"--set expects KEY=VALUE, got {item!r}", code="usage")
+        values[key] = value
+    return values
+
+
+def _request(source: str, name: str | None, sets: list[str] | None) -> dict[str, Any]:
+    return {"source": source_of(source), "name": name, "values": parse_sets(sets)}
+
+
+@app.command("plan")
+def plan_cmd(source: str, output: Annotated[Path, typer.Option("--output", "-o",
+             help="Folder to write compose.yaml and .env into.")],
+             name: NameOpt = None, set_: SetOpt = None, as_json: JsonOpt = False) -> None:
+    """Render the project for SOURCE into a folder, without touching the engine."""
+    try:
+        plan = Client().request("POST", "/api/plans", json=_request(source, name, set_))
+    except ClientError as err:
+        fail(err, as_json=as_json)
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "compose.yaml").write_text(plan["compose_file"])
+    env = output / ".env"
+    env.touch(mode=0o600)
+    env.chmod(0o600)
+    env.write_text(plan["env_file"])
+    if as_json:
+        emit_json({k: v for k, v in plan.items() if k not in ("values",)})
+        return
+    console.print(f"Plan for [bold]{plan['instance']}[/] ({plan['app']} {plan['version']}) "
+                  f"written to {output}")
+    _print_plan(plan)
+
+
+def _print_plan(plan: dict[str, Any]) -> None:
+    for port in plan["ports"]:
+        console.print(f"  port {port['host_port']}/{port['protocol']} -> "
+                      f"{port['service']}:{port['container_port']}")
+    for url in plan["urls"]:
+        console.print(f"  open {url}")
+    for note in plan["notes"]:
+        console.print(f"  note: {note}", style="yellow")
+    if plan["risks"]:
+        console.print(f"[bold yellow]Risky options[/] (digest {plan['digest']}):")
+        for item in plan["risks"]:
+            console.print(f"  - [{item['severity']}] {item['service']}: {item['detail']}")
+
+
+class _Bars:
+    """Rich progress bars for one operation: overall plus one per image."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.overall = progress.add_task("install", total=100)
+        self.images: dict[str, TaskID] = {}
+
+    def update(self, event: dict[str, Any]) -> None:
+        data = event["data"]
+        if event["kind"] == "pull":
+            image = str(data["image"])
+            if image not in self.images:
+                self.images[image] = self.progress.add_task(f"pull {image}", total=100)
+            self.progress.update(self.images[image], completed=float(data["percent"]))
+        if "progress" in data:
+            label = f"{data.get('op_kind', 'operation')}: {data.get('step', event['kind'])}"
+            self.progress.update(self.overall, completed=float(data["progress"]),
+                                 description=label)
+
+
+def wait_operation(client: Client, accepted: dict[str, Any], *, quiet: bool) -> dict[str, Any]:
+    """Follow an operation's events until it ends; return the final operation."""
+    op_id = accepted["operation"]["id"]
+    ws = None
+    try:
+        ws = client.websocket()
+        ws.send(json.dumps({"id": 1, "type": "subscribe", "topic": "operation",
+                            "key": accepted["instance"]}))
+    except (ClientError, OSError):
+        ws = None
+    columns = [TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+               TimeElapsedColumn()]
+    with Progress(*columns, console=err_console, disable=quiet, transient=False) as progress:
+        bars = _Bars(progress)
+        deadline = time.monotonic() + 3600
+        while time.monotonic() < deadline:
+            op = client.request("GET", f"/api/operations/{op_id}")
+            if op["state"] != "running":
+                if op["state"] == "succeeded":
+                    progress.update(bars.overall, completed=100)
+                return dict(op)
+            if ws is None:
+                time.sleep(0.5)
+                continue
+            try:
+                message = json.loads(ws.recv(timeout=1.0))
+            except TimeoutError:
+                continue
+            except Exception:  # noqa: BLE001 - fall back to polling on any socket trouble
+                ws = None
+                continue
+            if message.get("type") == "event" and message["event"]["data"].get(
+                    "operation") == op_id:
+                bars.update(message["event"])
+    raise ClientError("gave up waiting for the operation after an hour")
+
+
+@app.command("install")
+def install_cmd(source: str, name: NameOpt = None, set_: SetOpt = None,
+                yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+                accept_risks: Annotated[str | None, typer.Option(
+                    "--accept-risks", help="Accept the risky options with this digest.")] = None,
+                as_json: JsonOpt = False) -> None:
+    """Install SOURCE (STORE/APP, a compose file or an app folder) and wait until it runs."""
+    client = Client()
+    try:
+        request = _request(source, name, set_)
+        plan = client.request("POST", "/api/plans", json=request)
+        if not as_json:
+            console.print(f"Installing [bold]{plan['app']}[/] {plan['version']} as "
+                          f"[bold]{plan['instance']}[/]")
+            _print_plan(plan)
+        if plan["risks"] and accept_risks is None:
+            if yes or not sys.stdin.isatty():
+                raise ClientError(f"this app needs risky options; to accept them run again with "
+                                  f"--accept-risks {plan['digest']}", code="risk_not_accepted",
+                                  details={"digest": plan["digest"], "risks": plan["risks"]})
+            if not typer.confirm("Accept these risky options?", default=False):
+                raise typer.Exit(1)
+            accept_risks = plan["digest"]
+        elif not yes and sys.stdin.isatty() and not as_json and not typer.confirm(
+                "Install?", default=True):
+            raise typer.Exit(1)
+        request["name"] = plan["instance"]
+        accepted = client.request("POST", "/api/instances",
+                                  json={**request, "accept_risks": accept_risks})
+        op = wait_operation(client, accepted, quiet=as_json)
+        instance = client.request("GET", f"/api/instances/{accepted['instance']}") \
+            if op["state"] == "succeeded" else None
+    except ClientError as err:
+        fail(err, as_json=as_json)
+    _finish(op, instance, as_json)
+
+
+def _finish(op: dict[str, Any], instance: dict[str, Any] | None, as_json: bool) -> None:
+    if as_json:
+        emit_json({"operation": op, "instance": instance})
+    elif op["state"] == "succeeded" and instance:
+        console.print(f"[green]✔[/] {instance['name']} is {instance['status']}")
+        for url in instance["urls"]:
+            console.print(f"  open {url}")
+    else:
+        err_console.print(f"[bold red]Error:[/] {op['kind']} of {op['instance']} {op['state']}: "
+                          f"{op.get('error') or 'no details'}", highlight=False)
+    if op["state"] != "succeeded":
+        raise typer.Exit(1)
+
+
+@app.command("retry")
+def retry_cmd(name: str, as_json: JsonOpt = False) -> None:
+    """Retry a failed or interrupted install of NAME."""
+    client = Client()
+    try:
+        accepted = client.request("POST", f"/api/instances/{name}/retry")
+        op = wait_operation(client, accepted, quiet=as_json)
+        instance = client.request("GET", f"/api/instances/{name}") \
+            if op["state"] == "succeeded" else None
+    except ClientError as err:
+        fail(err, as_json=as_json)
+    _finish(op, instance, as_json)
+
+
+@app.command("list")
+def list_cmd(as_json: JsonOpt = False) -> None:
+    """List instances with status, version, ports and URLs."""
+    try:
+        instances = Client().request("GET", "/api/instances")
+    except ClientError as err:
+        fail(err, as_json=as_json)
+    if as_json:
+        emit_json(instances)
+        return
+    if not instances:
+        console.print("No apps installed yet. Try: stackhub app install official/whoami")
+        return
+    table = Table("NAME", "APP", "STATUS", "VERSION", "PORTS", "URL")
+    for item in instances:
+        ports = ", ".join(f"{p['host_port']}->{p['service']}:{p['container_port']}"
+                          for p in item["ports"])
+        table.add_row(item["name"], item["app"], item["status"], item["version"], ports,
+                      " ".join(item["urls"]))
+    console.print(table)
+
+
+def _lifecycle(verb: str, name: str, as_json: bool) -> None:
+    try:
+        instance = Client().request("POST", f"/api/instances/{name}/{verb}")
+    except ClientError as err:
+        fail(err, as_json=as_json)
+    if as_json:
+        emit_json(instance)
+    else:
+        console.print(f"{instance['name']} is {instance['status']}")
+
+
+@app.command("start")
+def start_cmd(name: str, as_json: JsonOpt = False) -> None:
+    """Start an instance."""
+    _lifecycle("start", name, as_json)
+
+
+@app.command("stop")
+def stop_cmd(name: str, as_json: JsonOpt = False) -> None:
+    """Stop an instance."""
+    _lifecycle("stop", name, as_json)
+
+
+@app.command("restart")
+def restart_cmd(name: str, as_json: JsonOpt = False) -> None:
+    """Restart an instance."""
+    _lifecycle("restart", name, as_json)
+
+
+@app.command("logs")
+def logs_cmd(name: str, follow: Annotated[bool, typer.Option("--follow", "-f")] = False,
+             tail: Annotated[int, typer.Option("--tail", "-n")] = 200) -> None:
+    """Print an instance's logs (optionally following)."""
+    try:
+        for line in Client().stream_lines(f"/api/instances/{name}/logs",
+                                          {"tail": tail, "follow": follow}):
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+    except ClientError as err:
+        fail(err)
+    except KeyboardInterrupt:
+        pass
+
+
+@app.command("remove")
+def remove_cmd(name: str, purge: Annotated[bool, typer.Option(
+               "--purge", help="Also delete this instance's data folders and volumes.")] = False,
+               yes: Annotated[bool, typer.Option("--yes", "-y")] = False,
+               as_json: JsonOpt = False) -> None:
+    """Remove an instance; its data is kept unless --purge."""
+    client = Client()
+    try:
+        client.request("GET", f"/api/instances/{name}")
+        if not yes and sys.stdin.isatty():
+            what = "and DELETE its data" if purge else "(data is kept)"
+            if not typer.confirm(f"Remove {name} {what}?", default=False):
+                raise typer.Exit(1)
+        accepted = client.request("DELETE", f"/api/instances/{name}", params={"purge": purge})
+        op = wait_operation(client, accepted, quiet=as_json)
+    except ClientError as err:
+        fail(err, as_json=as_json)
+    if as_json:
+        emit_json({"operation": op})
+    elif op["state"] == "succeeded":
+        console.print(f"[green]✔[/] removed {name}" + ("" if purge else " (data kept)"))
+    else:
+        err_console.print(f"[bold red]Error:[/] removing {name} failed: {op.get('error')}")
+    if op["state"] != "succeeded":
+        raise typer.Exit(1)

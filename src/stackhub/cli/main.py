@@ -1,0 +1,34 @@
+"""The ``stackhub`` command: ``serve`` plus client commands per domain."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from stackhub.cli import apps
+from stackhub.config import DEFAULT_PORT, Paths, default_data_dir
+
+cli = typer.Typer(help="StackHub: install and run self-hosted apps.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+cli.add_typer(apps.app, name="app")
+
+
+@cli.command()
+def serve(host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+          port: Annotated[int, typer.Option(help="Port to listen on.")] = DEFAULT_PORT,
+          data_dir: Annotated[Path | None, typer.Option(
+              "--data-dir", help="Data root (default: $STACKHUB_DATA_DIR).")] = None) -> None:
+    """Run the StackHub server."""
+    from stackhub.server import serve as run  # noqa: PLC0415 - keep client commands light
+
+    root = (data_dir or default_data_dir()).resolve()
+    os.environ["STACKHUB_DATA_DIR"] = str(root)
+    run(Paths(root), host=host, port=port)
+
+
+def main() -> None:
+    """Run the CLI."""
+    cli()

@@ -1,0 +1,33 @@
+"""Print results for humans (rich) or scripts (JSON), and errors the same way."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, NoReturn
+
+from rich.console import Console
+
+from stackhub.cli.client import ClientError
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def emit_json(data: Any) -> None:  # noqa: ANN401
+    """Print data as JSON on stdout."""
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def fail(err: ClientError, *, as_json: bool = False) -> NoReturn:
+    """Report an API or client error and exit non-zero."""
+    if as_json:
+        emit_json({"error": {"code": err.code, "message": err.message, "details": err.details}})
+    else:
+        err_console.print(f"[bold red]Error:[/] {err.message}", highlight=False)
+        risks = err.details.get("risks") if err.details else None
+        if risks:
+            for item in risks:
+                err_console.print(f"  - [{item['severity']}] {item['service']}: {item['detail']}",
+                                  highlight=False)
+    raise SystemExit(2 if err.code == "usage" else 1)

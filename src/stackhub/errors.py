@@ -1,0 +1,103 @@
+"""Define StackHub's one exception tree; the API maps it to HTTP in one place.
+
+StackHubError
+ ├── NotFound            the named thing does not exist
+ ├── AlreadyExists       a thing with that name exists already
+ ├── Conflict            the request clashes with current state (busy, port taken)
+ ├── Invalid             the input is malformed or fails validation
+ │    └── TooLarge       the input exceeds a size, depth or count limit
+ ├── Unauthorized        no valid credentials
+ ├── Forbidden           valid credentials, not allowed
+ ├── RiskNotAccepted     risky content needs explicit consent bound to its digest
+ ├── EngineUnavailable   the Docker engine cannot be reached
+ ├── EngineError         the engine or compose refused an operation
+ │    └── ImagePullFailed an image could not be pulled
+ └── StoreError          a store could not be synced or read
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class StackHubError(Exception):
+    """Base of every error StackHub raises on purpose."""
+
+    code = "error"
+
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+
+
+class NotFound(StackHubError):
+    """The named thing does not exist."""
+
+    code = "not_found"
+
+
+class AlreadyExists(StackHubError):
+    """A thing with that name exists already."""
+
+    code = "already_exists"
+
+
+class Conflict(StackHubError):
+    """The request clashes with the current state."""
+
+    code = "conflict"
+
+
+class Invalid(StackHubError):
+    """The input is malformed or fails validation."""
+
+    code = "invalid"
+
+
+class TooLarge(Invalid):
+    """The input exceeds a size, depth or count limit."""
+
+    code = "too_large"
+
+
+class Unauthorized(StackHubError):
+    """No valid credentials were presented."""
+
+    code = "unauthorized"
+
+
+class Forbidden(StackHubError):
+    """The caller is known but not allowed to do this."""
+
+    code = "forbidden"
+
+
+class RiskNotAccepted(StackHubError):
+    """Risky compose content needs consent bound to its digest."""
+
+    code = "risk_not_accepted"
+
+
+class EngineUnavailable(StackHubError):
+    """The Docker engine cannot be reached."""
+
+    code = "engine_unavailable"
+
+
+class EngineError(StackHubError):
+    """The engine or compose refused an operation."""
+
+    code = "engine_error"
+
+
+class ImagePullFailed(EngineError):
+    """An image could not be pulled."""
+
+    code = "image_pull_failed"
+
+
+class StoreError(StackHubError):
+    """A store could not be synced or read."""
+
+    code = "store_error"

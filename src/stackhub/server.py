@@ -1,0 +1,29 @@
+"""Run the HTTP server and record where it listens."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+
+import uvicorn
+
+from stackhub import fsutil
+from stackhub.api.app import create_app
+from stackhub.config import Paths
+
+
+def serve(paths: Paths, *, host: str, port: int, public_host: str | None = None) -> None:
+    """Serve the API until interrupted; write server.json for local clients."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    paths.ensure()
+    local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
+    url = f"http://{local}:{port}"
+    fsutil.write_atomic(paths.server_info, json.dumps({"url": url, "pid": os.getpid()}),
+                        mode=0o644)
+    app = create_app(paths, public_host=public_host or os.environ.get("STACKHUB_PUBLIC_HOST")
+                     or local)
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
+    finally:
+        paths.server_info.unlink(missing_ok=True)

@@ -1,0 +1,70 @@
+"""Wire StackHub's services together once per server (no global state)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from stackhub.adapters.compose import Compose
+from stackhub.adapters.engine import DockerEngine, Engine
+from stackhub.apps.flows import Flows
+from stackhub.apps.planner import Planner
+from stackhub.apps.records import Records
+from stackhub.apps.service import AppsService
+from stackhub.apps.status import StatusCache
+from stackhub.auth.admin_token import ensure_admin_token, token_digest
+from stackhub.catalog.service import Catalog
+from stackhub.config import Paths
+from stackhub.events import EventBus
+from stackhub.state.db import Database
+
+
+def host_timezone() -> str:
+    """Return the host's time zone name, or UTC."""
+    if os.environ.get("TZ"):
+        return os.environ["TZ"]
+    tzfile = Path("/etc/timezone")
+    if tzfile.is_file():
+        return tzfile.read_text().strip() or "UTC"
+    return "UTC"
+
+
+@dataclass
+class Services:
+    """Every long-lived object of one server."""
+
+    paths: Paths
+    db: Database
+    bus: EventBus
+    engine: Engine
+    compose: Compose
+    catalog: Catalog
+    records: Records
+    status: StatusCache
+    flows: Flows
+    apps: AppsService
+    admin_digest: str
+
+
+def build(paths: Paths, *, engine: Engine | None = None, compose: Compose | None = None,
+          public_host: str = "localhost") -> Services:
+    """Create the services for a data root."""
+    paths.ensure()
+    db = Database(paths.db)
+    bus = EventBus()
+    engine = engine or DockerEngine()
+    compose = compose or Compose()
+    catalog = Catalog(db)
+    records = Records(db)
+    status = StatusCache(engine, bus)
+    flows = Flows(paths=paths, records=records, engine=engine, compose=compose, bus=bus,
+                  status=status)
+    planner = Planner(paths=paths, records=records, catalog=catalog, compose=compose,
+                      engine=engine, tz=host_timezone())
+    apps = AppsService(paths=paths, records=records, planner=planner, flows=flows,
+                       compose=compose, status=status, public_host=public_host)
+    token = ensure_admin_token(paths.admin_token)
+    return Services(paths=paths, db=db, bus=bus, engine=engine, compose=compose,
+                    catalog=catalog, records=records, status=status, flows=flows, apps=apps,
+                    admin_digest=token_digest(token))

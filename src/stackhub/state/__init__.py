@@ -1,0 +1,1 @@
+"""State: the embedded SQLite store and its migrations."""

@@ -1,0 +1,88 @@
+"""Parse untrusted YAML with size, depth, node-count and alias limits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from stackhub.errors import Invalid, TooLarge
+
+MAX_BYTES = 512 * 1024
+MAX_DEPTH = 48
+MAX_NODES = 50_000
+MAX_ALIASES = 256
+
+
+class _CountingLoader(yaml.SafeLoader):
+    """A SafeLoader that refuses documents with too many aliases."""
+
+    aliases_seen = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:  # noqa: ANN401 - PyYAML API
+        """Count alias events while composing."""
+        if self.check_event(yaml.AliasEvent):
+            self.aliases_seen += 1
+            if self.aliases_seen > MAX_ALIASES:
+                raise TooLarge(f"YAML uses more than {MAX_ALIASES} aliases")
+        return super().compose_node(parent, index)
+
+
+def _walk(node: Any, depth: int, budget: list[int]) -> None:
+    """Walk a parsed tree, aliases expanded, enforcing depth and node limits."""
+    if depth > MAX_DEPTH:
+        raise TooLarge(f"YAML is nested deeper than {MAX_DEPTH} levels")
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise TooLarge(f"YAML expands to more than {MAX_NODES} nodes (alias bomb?)")
+    if isinstance(node, dict):
+        for key, value in node.items():
+            _walk(key, depth + 1, budget)
+            _walk(value, depth + 1, budget)
+    elif isinstance(node, list):
+        for item in node:
+            _walk(item, depth + 1, budget)
+
+
+def load(text: str | bytes, *, what: str = "YAML document", max_bytes: int = MAX_BYTES) -> Any:  # noqa: ANN401
+    """Parse one YAML document safely, or raise Invalid/TooLarge naming `what`."""
+    raw = text.encode() if isinstance(text, str) else text
+    if len(raw) > max_bytes:
+        raise TooLarge(f"{what} is {len(raw)} bytes; the limit is {max_bytes} bytes")
+    try:
+        decoded = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise Invalid(f"{what} is not valid UTF-8") from err
+    loader = _CountingLoader(decoded)
+    try:
+        data = loader.get_single_data()
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise Invalid(f"{what} is not valid YAML{where}: {problem}") from err
+    except RecursionError as err:
+        raise TooLarge(f"{what} is nested too deeply") from err
+    finally:
+        loader.dispose()
+    _walk(data, 0, [MAX_NODES])
+    return data
+
+
+def load_mapping(text: str | bytes, *, what: str, max_bytes: int = MAX_BYTES) -> dict[str, Any]:
+    """Parse YAML that must be a mapping at the top."""
+    data = load(text, what=what, max_bytes=max_bytes)
+    if not isinstance(data, dict):
+        raise Invalid(f"{what} must be a mapping at the top level")
+    return data
+
+
+def dump(data: Any) -> str:  # noqa: ANN401
+    """Serialise data as block-style YAML without aliases, keys in given order."""
+
+    class _NoAliasDumper(yaml.SafeDumper):
+        def ignore_aliases(self, data: Any) -> bool:  # noqa: ANN401
+            return True
+
+    return yaml.dump(data, Dumper=_NoAliasDumper, sort_keys=False, allow_unicode=True,
+                     default_flow_style=False)
