@@ -15,7 +15,8 @@ from stackhub.config import Paths
 
 def serve(paths: Paths, *, host: str, port: int, public_host: str | None = None) -> None:
     """Serve the API until interrupted; write server.json for local clients."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     paths.ensure()
     local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
     url = f"http://{local}:{port}"

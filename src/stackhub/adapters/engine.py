@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 import time
@@ -133,7 +134,7 @@ class DockerEngine:
         self._client: docker.DockerClient | None = None
         self._lock = threading.Lock()
 
-    def _api(self) -> Any:  # noqa: ANN401 - docker-py is untyped
+    def _api(self) -> Any:
         with self._lock:
             if self._client is None:
                 try:
@@ -148,7 +149,7 @@ class DockerEngine:
                         f"({_short(err)})") from err
             return self._client.api
 
-    def _call(self, fn: Callable[[], Any]) -> Any:  # noqa: ANN401
+    def _call(self, fn: Callable[[], Any]) -> Any:
         try:
             return fn()
         except docker.errors.NotFound as err:
@@ -242,8 +243,9 @@ class DockerEngine:
         filters = {"type": ["container"], "label": [f"{labels.MANAGED}=true"]}
         while not stop.is_set():
             until = time.time() + window
-            stream = self._call(lambda s=since, u=until: api.events(
-                since=f"{s:.6f}", until=f"{u:.6f}", decode=True, filters=filters))
+            stream = self._call(functools.partial(
+                api.events, since=f"{since:.6f}", until=f"{until:.6f}", decode=True,
+                filters=filters))
             try:
                 yield from stream
             except (requests.exceptions.RequestException, docker.errors.DockerException) as err:

@@ -47,7 +47,8 @@ def create_app(paths: Paths, *, services: Services | None = None,
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        svc = services or await asyncio.to_thread(build, paths, public_host=public_host)
+        svc = services if services is not None else await asyncio.to_thread(
+            build, paths, public_host=public_host)
         app.state.services = svc
         svc.bus.bind(asyncio.get_running_loop())
         try:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 from stackhub import faults, fsutil, labels
 from stackhub.adapters.compose import COMPOSE_FILE, Compose
@@ -48,7 +51,7 @@ class Flows:
             raise Conflict(f"instance {instance!r} is busy with another operation; wait for it "
                            "to finish")
 
-    def spawn(self, op: OperationRead, work: Callable[[], Awaitable[None]]) -> None:
+    def spawn(self, op: OperationRead, work: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """Run `work` in the background as the task of `op`'s instance."""
         self.tasks[op.instance] = asyncio.create_task(work(), name=f"op-{op.id}")
 
@@ -73,17 +76,17 @@ class Flows:
                 now = time.monotonic()
                 if p.percent >= 100.0 or now - last[0] > 0.2:
                     last[0] = now
-                    loop.call_soon_threadsafe(self.emit, op, "pull", image=p.image,
-                                              percent=p.percent, status=p.status,
-                                              layers_done=p.layers_done,
-                                              layers_total=p.layers_total, progress=overall)
+                    loop.call_soon_threadsafe(functools.partial(
+                        self.emit, op, "pull", image=p.image, percent=p.percent,
+                        status=p.status, layers_done=p.layers_done,
+                        layers_total=p.layers_total, progress=overall))
 
             await asyncio.to_thread(self.engine.pull, image, report)
             self.records.step(op.id, "pull", 60.0 * (index + 1) / len(missing))
             faults.checkpoint("pulled")
 
     def _project_images(self, folder: Path) -> list[str]:
-        from stackhub import yamlsafe  # noqa: PLC0415
+        from stackhub import yamlsafe
 
         compose = yamlsafe.load_mapping((folder / COMPOSE_FILE).read_bytes(),
                                         what="instance compose file")
@@ -122,7 +125,7 @@ class Flows:
         except StackHubError as err:
             await self._install_failed(op, err, rollback_dirs)
             return
-        except Exception as err:  # noqa: BLE001 - an operation must always end in the journal
+        except Exception as err:
             log.exception("install %s crashed", op.id)
             await self._install_failed(op, EngineError(f"internal error: {err}"), rollback_dirs)
             return
@@ -201,10 +204,8 @@ class Flows:
                 await asyncio.to_thread(self.engine.remove_volume, volume)
         for network, instance in networks:
             if instance and instance not in known:
-                try:
+                with contextlib.suppress(StackHubError):  # often gone with compose down
                     await asyncio.to_thread(self.engine.remove_network, network)
-                except StackHubError:
-                    pass  # already gone with compose down
         await asyncio.to_thread(self.status.refresh)
         return report
 

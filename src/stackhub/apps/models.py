@@ -165,6 +165,6 @@ class LogQuery(BaseModel):
     follow: bool = False
 
 
-def json_dict(value: Any) -> dict[str, Any]:  # noqa: ANN401
+def json_dict(value: Any) -> dict[str, Any]:
     """Coerce a decoded JSON value to a dict."""
     return value if isinstance(value, dict) else {}

@@ -139,7 +139,7 @@ class AppsService:
             error=record.error, update_available=record.update_available,
             created_at=record.created_at, updated_at=record.updated_at)
 
-    def list(self) -> list[InstanceRead]:
+    def all(self) -> list[InstanceRead]:
         """Return every instance."""
         return [self.read(r) for r in self.records.all()]
 

@@ -39,7 +39,7 @@ async def install(request: InstallRequest, services: ServicesDep) -> Accepted:
 @router.get("/instances", response_model=list[InstanceRead], summary="List instances")
 async def list_instances(services: ServicesDep) -> list[InstanceRead]:
     """Return every instance with its status from the engine-fed cache."""
-    return services.apps.list()
+    return services.apps.all()
 
 
 @router.get("/instances/{name}", response_model=InstanceRead, summary="Show an instance")
@@ -93,7 +93,8 @@ async def logs(name: NamePath, services: ServicesDep,
 
 
 @router.get("/operations", response_model=list[OperationRead])
-async def list_operations(services: ServicesDep, instance: str | None = None) -> list[OperationRead]:
+async def list_operations(services: ServicesDep,
+                          instance: str | None = None) -> list[OperationRead]:
     """Return recent operations, newest first."""
     return services.apps.operations(instance)
 

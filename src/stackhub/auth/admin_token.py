@@ -9,7 +9,7 @@ from pathlib import Path
 
 from stackhub import fsutil
 
-TOKEN_PREFIX = "shk_"
+TOKEN_PREFIX = "shk_"  # noqa: S105 - a prefix, not a secret
 
 
 def ensure_admin_token(path: Path) -> str:

@@ -135,8 +135,8 @@ def wait_operation(client: Client, accepted: dict[str, Any], *, quiet: bool) -> 
                             "key": accepted["instance"]}))
     except (ClientError, OSError):
         ws = None
-    columns = [TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-               TimeElapsedColumn()]
+    columns = [TextColumn("{task.description}"), BarColumn(),
+               TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn()]
     with Progress(*columns, console=err_console, disable=quiet, transient=False) as progress:
         bars = _Bars(progress)
         deadline = time.monotonic() + 3600
@@ -153,7 +153,7 @@ def wait_operation(client: Client, accepted: dict[str, Any], *, quiet: bool) -> 
                 message = json.loads(ws.recv(timeout=1.0))
             except TimeoutError:
                 continue
-            except Exception:  # noqa: BLE001 - fall back to polling on any socket trouble
+            except Exception:
                 ws = None
                 continue
             if message.get("type") == "event" and message["event"]["data"].get(

@@ -54,7 +54,8 @@ class Database:
             raise
         conn.execute("COMMIT")
 
-    def query(self, sql: str, params: tuple[object, ...] | dict[str, object] = ()) -> list[sqlite3.Row]:
+    def query(self, sql: str,
+              params: tuple[object, ...] | dict[str, object] = ()) -> list[sqlite3.Row]:
         """Run a read query and return all rows."""
         return self._connect().execute(sql, params).fetchall()
 
