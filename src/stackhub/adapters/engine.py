@@ -15,7 +15,7 @@ import requests.exceptions
 from pydantic import BaseModel, Field
 
 from stackhub import labels
-from stackhub.errors import EngineError, EngineUnavailable, ImagePullFailed, NotFound
+from stackhub.errors import Conflict, EngineError, EngineUnavailable, ImagePullFailed, NotFound
 
 
 class PublishedPort(BaseModel):
@@ -253,6 +253,75 @@ class DockerEngine:
             finally:
                 stream.close()
             since = until
+
+    # -- engine inventory for the admin's container view (system domain) --------------------
+
+    def _checked(self, fn: Callable[[], Any]) -> Any:
+        """Like _call, but an engine 409 (in use, already stopped...) becomes Conflict."""
+        try:
+            return self._call(fn)
+        except EngineError as err:
+            cause = err.__cause__
+            if isinstance(cause, docker.errors.APIError) and cause.status_code == 409:
+                raise Conflict(_short(cause)) from cause
+            raise
+
+    def all_containers(self) -> list[dict[str, Any]]:
+        """List every container of the engine (all states) as the engine reports it."""
+        api = self._api()
+        return list(self._call(lambda: api.containers(all=True)))
+
+    def inspect_container(self, ref: str) -> dict[str, Any]:
+        """Return the engine's full description of one container."""
+        api = self._api()
+        return dict(self._call(lambda: api.inspect_container(ref)))
+
+    def container_action(self, ref: str, action: str, *, timeout: int | None = None) -> None:
+        """Start, stop or restart one container (`timeout` None: its own stop timeout)."""
+        api = self._api()
+        if action == "start":
+            self._checked(lambda: api.start(ref))
+        elif action == "stop":
+            self._checked(lambda: api.stop(ref, timeout=timeout))
+        elif action == "restart":
+            if timeout is None:  # docker-py's restart needs a number: use the container's own
+                config = self.inspect_container(ref).get("Config") or {}
+                timeout = int(config.get("StopTimeout") or 10)
+            self._checked(lambda: api.restart(ref, timeout=timeout))
+        else:
+            raise ValueError(f"unknown container action {action!r}")
+
+    def remove_container(self, ref: str, *, force: bool = False) -> None:
+        """Remove one container (force also stops a running one)."""
+        api = self._api()
+        self._checked(lambda: api.remove_container(ref, force=force))
+
+    def all_images(self) -> list[dict[str, Any]]:
+        """List the engine's images (without intermediate layers)."""
+        api = self._api()
+        return list(self._call(lambda: api.images()))
+
+    def remove_image(self, ref: str, *, force: bool = False) -> None:
+        """Remove one image by id or reference."""
+        api = self._api()
+        self._checked(lambda: api.remove_image(ref, force=force))
+
+    def prune_images(self, *, dangling_only: bool = True) -> dict[str, Any]:
+        """Delete unused images (only untagged ones unless `dangling_only` is false)."""
+        api = self._api()
+        filters = {"dangling": dangling_only}
+        return dict(self._checked(lambda: api.prune_images(filters=filters)) or {})
+
+    def all_volumes(self) -> list[dict[str, Any]]:
+        """List every volume of the engine."""
+        api = self._api()
+        raw = self._call(api.volumes) or {}
+        return list(raw.get("Volumes") or [])
+
+    def all_networks(self) -> list[dict[str, Any]]:
+        """List every network of the engine."""
+        api = self._api()
+        return list(self._call(api.networks))
 
 
 def _short(err: Exception) -> str:

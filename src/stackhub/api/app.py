@@ -12,13 +12,15 @@ from fastapi import APIRouter, Depends, FastAPI
 from pydantic import BaseModel
 
 from stackhub import __doc__ as product
-from stackhub.api import errors, ws
+from stackhub.api import errors, web, ws
 from stackhub.api.deps import ServicesDep, require_principal
 from stackhub.apps import views as apps_views
+from stackhub.catalog import schedule as catalog_schedule
 from stackhub.catalog import views as catalog_views
 from stackhub.config import Paths
 from stackhub.errors import StackHubError
 from stackhub.services import Services, build
+from stackhub.system import views as system_views
 
 log = logging.getLogger("stackhub")
 PUBLIC_PATHS = {"/api/health", "/api/openapi.json", "/api/docs", "/api/docs/oauth2-redirect"}
@@ -58,9 +60,11 @@ def create_app(paths: Paths, *, services: Services | None = None,
         except StackHubError as err:
             log.warning("recovery incomplete: %s", err.message)
         await svc.status.start()
+        store_sync = catalog_schedule.start(svc.catalog)
         try:
             yield
         finally:
+            await catalog_schedule.stop(store_sync)
             await svc.status.stop()
             for task in list(svc.flows.tasks.values()):
                 task.cancel()
@@ -75,5 +79,7 @@ def create_app(paths: Paths, *, services: Services | None = None,
     api = APIRouter(prefix="/api", dependencies=[Depends(require_principal)])
     api.include_router(apps_views.router)
     api.include_router(catalog_views.router)
+    api.include_router(system_views.router)
     app.include_router(api)
+    web.mount_console(app)  # last: the console's SPA fallback never shadows /api
     return app

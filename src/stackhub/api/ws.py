@@ -15,10 +15,11 @@ from stackhub.api.errors import body
 from stackhub.errors import Invalid, NotFound, StackHubError, Unauthorized
 from stackhub.events import Event, Subscription
 from stackhub.services import Services
+from stackhub.system import metrics
 
 router = APIRouter()
 AUTH_TIMEOUT = 10.0
-TOPICS = {"operation", "instance"}
+TOPICS = {"operation", "instance", "metrics"}
 
 
 class Subscribe(BaseModel):
@@ -71,7 +72,7 @@ class Connection:
                 event = await sub.queue.get()
                 await self.send({"id": req.id, "type": "event", "event": event.as_dict()})
 
-        self.subs[req.id] = (sub, asyncio.create_task(pump()))
+        self.subs[req.id] = (sub, asyncio.create_task(metrics.hold(self.ws.app, req.topic, pump())))
         await self.result(req.id)
 
     async def unsubscribe(self, raw: dict[str, Any]) -> None:
