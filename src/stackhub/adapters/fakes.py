@@ -1,0 +1,548 @@
+"""In-memory fakes of the engine and compose adapters, for unit tests of the layers above.
+
+`FakeEngine` implements the `Engine` protocol; `FakeCompose` has the async methods of
+`Compose`, reads the project files it is given and mutates its FakeEngine's containers,
+networks and volumes the way ``docker compose`` would. Neither talks to a real engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import posixpath
+import queue
+import re
+import threading
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from stackhub import labels, yamlsafe
+from stackhub.adapters.compose import COMPOSE_FILE, ENV_FILE, Compose
+from stackhub.adapters.engine import ContainerInfo, PullProgress, _container
+from stackhub.errors import (
+    EngineError,
+    EngineUnavailable,
+    ImagePullFailed,
+    Invalid,
+    NotFound,
+    StackHubError,
+)
+
+_GATE_TIMEOUT = 10.0
+
+
+class FakeEngine:
+    """An engine held in memory: images, containers, networks, volumes and an event queue."""
+
+    def __init__(self) -> None:
+        """Start with no images, containers, networks or volumes, and the engine up."""
+        self.available = True
+        self.images: set[str] = set()
+        self.pullable: dict[str, list[float]] = {}
+        self.pull_failures: dict[str, StackHubError] = {}
+        self.pull_gate: threading.Event | None = None
+        self.raw_containers: list[dict[str, Any]] = []
+        self.networks: dict[str, dict[str, str]] = {}
+        self.volumes: dict[str, dict[str, str]] = {}
+        self.event_queue: queue.Queue[dict[str, Any]] = queue.Queue()
+        self.calls: list[tuple[str, str]] = []
+        self._lock = threading.Lock()
+
+    def _check(self, verb: str, arg: str = "") -> None:
+        with self._lock:
+            self.calls.append((verb, arg))
+        if not self.available:
+            raise EngineUnavailable("the Docker engine is not reachable; is dockerd running?")
+
+    def called(self, verb: str) -> list[str]:
+        """Return the arguments of every call of `verb`, in order."""
+        return [arg for name, arg in self.calls if name == verb]
+
+    def allow_pull(self, ref: str, *progress: float) -> None:
+        """Make `ref` pullable, reporting the given percentages before completing."""
+        self.pullable[ref] = list(progress)
+
+    def add_container(self, name: str, *, labels_: dict[str, str] | None = None,
+                      image: str = "busybox", state: str = "running",
+                      health: str | None = None,
+                      ports: Iterable[tuple[int, int, str]] = ()) -> ContainerInfo:
+        """Add a container; `ports` are (host port, container port, protocol)."""
+        status = "Up 1 second" if state == "running" else "Exited (0) 1 second ago"
+        if health is not None and state == "running":
+            status += " (health: starting)" if health == "starting" else f" ({health})"
+        raw = {"Id": uuid.uuid4().hex, "Names": [f"/{name}"], "Image": image, "State": state,
+               "Status": status, "Labels": dict(labels_ or {}),
+               "Ports": [{"IP": "0.0.0.0", "PublicPort": host, "PrivatePort": target,  # noqa: S104
+                          "Type": proto} for host, target, proto in ports]}
+        with self._lock:
+            self.raw_containers.append(raw)
+        return _container(raw)
+
+    def add_instance_container(self, instance: str, service: str = "web", **kwargs: Any) -> \
+            ContainerInfo:
+        """Add a container labelled as StackHub's compose would label it."""
+        project = labels.project_name(instance)
+        lbl = {labels.MANAGED: "true", labels.INSTANCE: instance, labels.COMPOSE_PROJECT: project,
+               labels.COMPOSE_SERVICE: service}
+        return self.add_container(f"{project}-{service}-1", labels_=lbl, **kwargs)
+
+    def set_state(self, project: str, state: str, health: str | None = None) -> None:
+        """Set the state (and health) of every container of a compose project."""
+        with self._lock:
+            for raw in self.raw_containers:
+                if raw["Labels"].get(labels.COMPOSE_PROJECT) == project:
+                    raw["State"] = state
+                    raw["Status"] = "Up 1 second" if state == "running" else "Exited (0)"
+                    if health is not None and state == "running":
+                        raw["Status"] += f" ({health})"
+
+    def remove_project(self, project: str, *, volumes: bool) -> None:
+        """Remove a compose project's containers and networks (and volumes if asked)."""
+        with self._lock:
+            self.raw_containers = [c for c in self.raw_containers
+                                   if c["Labels"].get(labels.COMPOSE_PROJECT) != project]
+            for store, wanted in ((self.networks, True), (self.volumes, volumes)):
+                for name in [n for n, lbl in store.items()
+                             if wanted and lbl.get(labels.COMPOSE_PROJECT) == project]:
+                    del store[name]
+
+    # -- the Engine protocol -------------------------------------------------------------
+
+    def ping(self) -> str:
+        """Return a fake API version."""
+        self._check("ping")
+        return "1.45"
+
+    def image_present(self, ref: str) -> bool:
+        """Tell whether `ref` is in the image set."""
+        self._check("image_present", ref)
+        return ref in self.images
+
+    def pull(self, ref: str, report: Callable[[PullProgress], None]) -> None:
+        """Report the scripted progress of `ref`, then add it or raise its scripted failure."""
+        self._check("pull", ref)
+        steps = self.pullable.get(ref, [])
+        for index, percent in enumerate(steps):
+            report(PullProgress(image=ref, percent=percent, status="Downloading",
+                                layers_done=index, layers_total=len(steps)))
+        if self.pull_gate is not None:
+            self.pull_gate.wait(_GATE_TIMEOUT)
+        if not self.available:
+            raise EngineUnavailable("lost the connection to the Docker engine")
+        failure = self.pull_failures.get(ref)
+        if failure is not None:
+            raise failure
+        if ref not in self.pullable:
+            raise ImagePullFailed(f"could not pull image {ref}: pull access denied for {ref}")
+        self.images.add(ref)
+        report(PullProgress(image=ref, percent=100.0, status="done",
+                            layers_done=len(steps), layers_total=len(steps)))
+
+    def containers(self, *, managed_only: bool = True) -> list[ContainerInfo]:
+        """List containers, by default only those labelled as StackHub's."""
+        self._check("containers")
+        with self._lock:
+            raws = list(self.raw_containers)
+        found = [_container(raw) for raw in raws]
+        return [c for c in found if c.managed] if managed_only else found
+
+    def managed_networks(self) -> list[tuple[str, str | None]]:
+        """List StackHub's networks as (name, instance)."""
+        self._check("managed_networks")
+        return [(n, lbl.get(labels.INSTANCE)) for n, lbl in sorted(self.networks.items())
+                if lbl.get(labels.MANAGED) == "true"]
+
+    def managed_volumes(self) -> list[tuple[str, str | None]]:
+        """List StackHub's volumes as (name, instance)."""
+        self._check("managed_volumes")
+        return [(v, lbl.get(labels.INSTANCE)) for v, lbl in sorted(self.volumes.items())
+                if lbl.get(labels.MANAGED) == "true"]
+
+    def remove_network(self, name: str) -> None:
+        """Remove a network or raise NotFound."""
+        self._check("remove_network", name)
+        if self.networks.pop(name, None) is None:
+            raise NotFound(f"network {name} not found")
+
+    def remove_volume(self, name: str) -> None:
+        """Remove a volume or raise NotFound."""
+        self._check("remove_volume", name)
+        if self.volumes.pop(name, None) is None:
+            raise NotFound(f"volume {name} not found")
+
+    def events(self, stop: threading.Event) -> Iterator[dict[str, Any]]:
+        """Yield events put on `event_queue` until `stop` is set."""
+        self._check("events")
+        while not stop.is_set():
+            if not self.available:
+                raise EngineUnavailable("lost the engine's event stream")
+            try:
+                yield self.event_queue.get(timeout=0.02)
+            except queue.Empty:
+                continue
+
+
+# -- compose file handling ---------------------------------------------------------------
+
+_INTERPOLATION = re.compile(
+    r"\$\$|\$\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?+])(?P<arg>[^}]*))?\}"
+    r"|\$(?P<plain>[A-Za-z_][A-Za-z0-9_]*)")
+_DQ_ESCAPES = {"\\": "\\", '"': '"', "$": "$", "n": "\n", "r": "\r", "t": "\t"}
+
+
+def interpolate(text: str, env: dict[str, str]) -> str:
+    """Substitute ``${VAR}``, ``${VAR:-default}``, ``${VAR:?error}``, ``$VAR`` and ``$$``."""
+
+    def replace(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        name = match.group("braced") or match.group("plain")
+        op, arg = match.group("op"), match.group("arg") or ""
+        value = env.get(name)
+        empty = value is None or (value == "" and op is not None and op.startswith(":"))
+        if op in ("-", ":-"):
+            return interpolate(arg, env) if empty else str(value)
+        if op in ("?", ":?"):
+            if empty:
+                raise Invalid(f"the compose file is invalid: required variable {name} is "
+                              f"missing a value: {arg}")
+            return str(value)
+        if op in ("+", ":+"):
+            return "" if empty else interpolate(arg, env)
+        return value or ""
+
+    return _INTERPOLATION.sub(replace, text)
+
+
+def parse_env_file(text: str) -> dict[str, str]:
+    """Parse a .env file as Compose does: 'literal', "escaped", or bare values."""
+    env: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        stripped = stripped.removeprefix("export ")
+        key, sep, raw = stripped.partition("=")
+        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", key.strip()):
+            raise Invalid(f"the env file is invalid at line {number}")
+        env[key.strip()] = _env_value(raw.strip(), env, number)
+    return env
+
+
+def _env_value(raw: str, env: dict[str, str], number: int) -> str:
+    if raw.startswith("'"):
+        end = raw.find("'", 1)
+        if end < 0:
+            raise Invalid(f"the env file has an unterminated quote at line {number}")
+        return raw[1:end]
+    if raw.startswith('"'):
+        out: list[str] = []
+        index = 1
+        while index < len(raw):
+            char = raw[index]
+            if char == "\\" and index + 1 < len(raw):
+                nxt = raw[index + 1]
+                out.append("\x00DOLLAR\x00" if nxt == "$" else _DQ_ESCAPES.get(nxt, "\\" + nxt))
+                index += 2
+                continue
+            if char == '"':
+                expanded = interpolate("".join(out).replace("$$", "\x00DD\x00"), env)
+                return expanded.replace("\x00DD\x00", "$$").replace("\x00DOLLAR\x00", "$")
+            out.append(char)
+            index += 1
+        raise Invalid(f"the env file has an unterminated quote at line {number}")
+    bare = re.split(r"\s+#", raw, maxsplit=1)[0].strip()
+    return interpolate(bare, env)
+
+
+def _interpolate_tree(node: Any, env: dict[str, str]) -> Any:
+    if isinstance(node, str):
+        return interpolate(node, env)
+    if isinstance(node, dict):
+        return {key: _interpolate_tree(value, env) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_interpolate_tree(item, env) for item in node]
+    return node
+
+
+def _escape_dollars(node: Any) -> Any:
+    """Write ``$`` as ``$$`` in strings, as ``compose config`` output does."""
+    if isinstance(node, str):
+        return node.replace("$", "$$")
+    if isinstance(node, dict):
+        return {key: _escape_dollars(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_escape_dollars(item) for item in node]
+    return node
+
+
+def _port_entries(item: Any, service: str) -> list[dict[str, Any]]:
+    if isinstance(item, dict):
+        entry: dict[str, Any] = {"mode": item.get("mode", "ingress")}
+        if item.get("host_ip"):
+            entry["host_ip"] = str(item["host_ip"])
+        entry["target"] = int(item["target"])
+        if item.get("published") not in (None, ""):
+            entry["published"] = str(item["published"])
+        entry["protocol"] = str(item.get("protocol") or "tcp")
+        return [entry]
+    text, _, protocol = str(item).partition("/")
+    parts = text.rsplit(":", 2)
+    host_ip = parts[0] if len(parts) == 3 else ""
+    published = parts[-2] if len(parts) >= 2 else ""
+    target = parts[-1]
+    targets = _span(target, service)
+    pubs = _span(published, service) if published else []
+    if pubs and len(pubs) == len(targets):
+        pairs: list[tuple[str | None, int]] = [(str(p), t) for p, t in zip(pubs, targets,
+                                                                          strict=True)]
+    else:
+        pairs = [(published or None, t) for t in targets]
+    entries: list[dict[str, Any]] = []
+    for pub, tgt in pairs:
+        entry = {"mode": "ingress", **({"host_ip": host_ip} if host_ip else {}), "target": tgt}
+        if pub:
+            entry["published"] = pub
+        entry["protocol"] = protocol or "tcp"
+        entries.append(entry)
+    return entries
+
+
+def _span(text: str, service: str) -> list[int]:
+    low, _, high = text.partition("-")
+    if not low.isdigit() or (high and not high.isdigit()):
+        raise Invalid(f"the compose file is invalid: service {service}: invalid port {text!r}")
+    return list(range(int(low), int(high or low) + 1))
+
+
+def _host_path(source: str, project_dir: Path) -> str:
+    if source.startswith("~"):
+        source = str(Path(source).expanduser())
+    if not source.startswith("/"):
+        return posixpath.normpath(posixpath.join(str(project_dir), source))
+    return source
+
+
+def _volume_entry(item: Any, service: str, project_dir: Path, named: dict[str, Any]) -> \
+        dict[str, Any]:
+    entry: dict[str, Any]
+    if isinstance(item, dict):
+        entry = dict(item)
+        if entry.get("type") == "bind" and isinstance(entry.get("source"), str):
+            entry["source"] = _host_path(entry["source"], project_dir)
+    else:
+        parts = str(item).split(":")
+        if len(parts) == 1:
+            return {"type": "volume", "target": parts[0], "volume": {}}
+        source, target, mode = parts[0], parts[1], ":".join(parts[2:])
+        if source.startswith(("/", ".", "~")):
+            entry = {"type": "bind", "source": _host_path(source, project_dir), "target": target,
+                     "bind": {"create_host_path": True}}
+        else:
+            entry = {"type": "volume", "source": source, "target": target, "volume": {}}
+        if "ro" in mode.split(","):
+            entry["read_only"] = True
+    if entry.get("type") == "volume" and entry.get("source") and entry["source"] not in named:
+        raise Invalid(f"the compose file is invalid: service {service!r} refers to undefined "
+                      f"volume {entry['source']}")
+    return entry
+
+
+def _as_mapping(value: Any, sep: str = "=") -> dict[str, Any]:
+    if isinstance(value, dict):
+        return {str(k): v for k, v in value.items()}
+    result: dict[str, Any] = {}
+    for item in value or []:
+        key, found, rest = str(item).partition(sep)
+        result[key] = rest if found else None
+    return result
+
+
+def _device(item: Any) -> dict[str, Any]:
+    if isinstance(item, dict):
+        return dict(item)
+    parts = str(item).split(":")
+    return {"source": parts[0], "target": parts[1] if len(parts) > 1 else parts[0],
+            "permissions": parts[2] if len(parts) > 2 else "rwm"}
+
+
+def resolve_project(project: str, project_dir: Path, *, escape: bool = True) -> dict[str, Any]:
+    """Return a ``compose config --format json``-like model of a written project.
+
+    Like Compose, the output writes ``$`` as ``$$`` unless `escape` is false.
+    """
+    env_path = project_dir / ENV_FILE
+    env = parse_env_file(env_path.read_text()) if env_path.is_file() else {}
+    raw = yamlsafe.load_mapping((project_dir / COMPOSE_FILE).read_bytes(), what="compose file")
+    data = _interpolate_tree(raw, env)
+    services = data.get("services")
+    if not isinstance(services, dict) or not services:
+        raise Invalid("the compose file is invalid: no services")
+    named = data.get("volumes") or {}
+    out: dict[str, Any] = {"name": project, "services": {}}
+    uses_default = False
+    for name, spec in services.items():
+        if not isinstance(spec, dict):
+            raise Invalid(f"the compose file is invalid: service {name} must be a mapping")
+        if not spec.get("image") and "build" not in spec:
+            raise Invalid(f"the compose file is invalid: service {name} has neither an image "
+                          "nor a build context specified")
+        svc: dict[str, Any] = {"command": None, "entrypoint": None, **spec}
+        if "ports" in spec:
+            svc["ports"] = [e for p in spec["ports"] or [] for e in _port_entries(p, name)]
+        if "volumes" in spec:
+            svc["volumes"] = [_volume_entry(v, name, project_dir, named)
+                              for v in spec["volumes"] or []]
+        for key in ("environment", "labels"):
+            if key in spec:
+                svc[key] = _as_mapping(spec[key])
+        if "devices" in spec:
+            svc["devices"] = [_device(d) for d in spec["devices"] or []]
+        if "network_mode" not in spec and "networks" not in spec:
+            svc["networks"] = {"default": None}
+            uses_default = True
+        out["services"][name] = svc
+    for section in ("networks", "volumes", "secrets", "configs"):
+        block = dict(data.get(section) or {})
+        if section == "networks" and uses_default:
+            block.setdefault("default", {})
+        resolved: dict[str, Any] = {}
+        for key, spec in block.items():
+            spec = dict(spec or {})
+            if not spec.get("external"):
+                spec.setdefault("name", f"{project}_{key}")
+            if "labels" in spec:
+                spec["labels"] = _as_mapping(spec["labels"])
+            if isinstance(spec.get("file"), str):
+                spec["file"] = _host_path(spec["file"], project_dir)
+            resolved[key] = spec
+        if resolved:
+            out[section] = resolved
+    if not escape:
+        return out
+    escaped: dict[str, Any] = _escape_dollars(out)
+    return escaped
+
+
+@dataclass
+class FakeCall:
+    """One call made to FakeCompose."""
+
+    verb: str
+    project: str
+    project_dir: Path | None
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+class FakeCompose(Compose):
+    """The compose adapter's verbs, acting on a FakeEngine instead of running compose."""
+
+    def __init__(self, engine: FakeEngine | None = None) -> None:
+        """Act on `engine` (a new FakeEngine if none)."""
+        super().__init__(argv=["stackhub-fake-compose"])
+        self.engine = engine if engine is not None else FakeEngine()
+        self.calls: list[FakeCall] = []
+        self.failures: dict[str, list[StackHubError]] = {}
+        self.gates: dict[str, threading.Event] = {}
+        self.health: dict[str, str] = {}
+        self.states: dict[str, str] = {}
+        self.log_lines: dict[str, list[str]] = {}
+
+    def verbs(self) -> list[str]:
+        """Return the verbs called so far, in order."""
+        return [call.verb for call in self.calls]
+
+    def fail(self, verb: str, error: StackHubError, *, times: int = 1) -> None:
+        """Make the next `times` calls of `verb` raise `error`."""
+        self.failures.setdefault(verb, []).extend([error] * times)
+
+    def hold(self, verb: str) -> threading.Event:
+        """Make calls of `verb` wait until the returned event is set."""
+        gate = threading.Event()
+        self.gates[verb] = gate
+        return gate
+
+    async def _enter(self, verb: str, project: str, project_dir: Path | None,
+                     **options: Any) -> None:
+        self.calls.append(FakeCall(verb, project, project_dir, options))
+        gate = self.gates.get(verb)
+        if gate is not None:
+            deadline = asyncio.get_running_loop().time() + _GATE_TIMEOUT
+            while not gate.is_set() and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.005)
+        pending = self.failures.get(verb)
+        if pending:
+            raise pending.pop(0)
+        if verb != "config" and not self.engine.available:
+            raise EngineUnavailable(f"{verb}: the Docker engine is not reachable; is dockerd "
+                                    "running?")
+
+    async def _run(self, args: list[str], *, action: str, timeout: float = 600,
+                   invalid_is_input: bool = False) -> str:
+        raise EngineError(f"FakeCompose runs no processes ({action})")
+
+    async def version(self) -> str:
+        """Return a fake Compose version."""
+        await self._enter("version", "", None)
+        return "2.99.0-fake"
+
+    async def config(self, project: str, project_dir: Path) -> dict[str, Any]:
+        """Resolve the written project files into a compose-config-like model."""
+        await self._enter("config", project, project_dir)
+        return resolve_project(project, project_dir)
+
+    async def up(self, project: str, project_dir: Path, *, wait_timeout: int = 300) -> None:
+        """Pull missing images, then (re)create the project's containers, networks, volumes."""
+        await self._enter("up", project, project_dir, wait_timeout=wait_timeout)
+        model = resolve_project(project, project_dir, escape=False)
+        engine = self.engine
+        for spec in model["services"].values():
+            image = str(spec["image"])
+            if image not in engine.images:
+                engine.pull(image, lambda _progress: None)
+        engine.remove_project(project, volumes=False)
+        for section, store in (("networks", engine.networks), ("volumes", engine.volumes)):
+            for spec in (model.get(section) or {}).values():
+                if not spec.get("external"):
+                    store[str(spec["name"])] = {**(spec.get("labels") or {}),
+                                                labels.COMPOSE_PROJECT: project}
+        for service, spec in model["services"].items():
+            lbl = {str(k): str(v) for k, v in (spec.get("labels") or {}).items()}
+            lbl.update({labels.COMPOSE_PROJECT: project, labels.COMPOSE_SERVICE: service})
+            ports = [(int(p["published"]), int(p["target"]), str(p["protocol"]))
+                     for p in spec.get("ports") or [] if str(p.get("published", "")).isdigit()]
+            engine.add_container(f"{project}-{service}-1", labels_=lbl,
+                                 image=str(spec["image"]), state=self.states.get(service,
+                                                                                 "running"),
+                                 health=self.health.get(service), ports=ports)
+
+    async def down(self, project: str, project_dir: Path | None, *, volumes: bool) -> None:
+        """Remove the project's containers and networks (and volumes if asked)."""
+        await self._enter("down", project, project_dir, volumes=volumes)
+        self.engine.remove_project(project, volumes=volumes)
+
+    async def lifecycle(self, verb: str, project: str, project_dir: Path) -> None:
+        """Start, stop or restart the project's containers."""
+        if verb not in ("start", "stop", "restart"):
+            raise Invalid(f"unknown lifecycle verb {verb}")
+        await self._enter(verb, project, project_dir)
+        self.engine.set_state(project, "exited" if verb == "stop" else "running")
+
+    async def ps(self, project: str, project_dir: Path) -> list[dict[str, Any]]:
+        """List the project's containers as ``compose ps --format json`` rows."""
+        await self._enter("ps", project, project_dir)
+        return [{"Name": c.name, "Service": c.service, "State": c.state, "Health": c.health or "",
+                 "Project": c.project, "Image": c.image,
+                 "Publishers": [{"PublishedPort": p.host_port, "TargetPort": p.container_port,
+                                 "Protocol": p.protocol} for p in c.ports]}
+                for c in self.engine.containers(managed_only=False) if c.project == project]
+
+    async def logs(self, project: str, project_dir: Path, *, tail: int | None,
+                   follow: bool) -> AsyncIterator[str]:
+        """Yield the scripted log lines of the project (the last `tail` of them)."""
+        await self._enter("logs", project, project_dir, tail=tail, follow=follow)
+        lines = self.log_lines.get(project, [f"{project}-web-1  | hello\n"])
+        for line in lines[-tail:] if tail else ([] if tail == 0 else lines):
+            yield line

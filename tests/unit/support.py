@@ -1,0 +1,86 @@
+"""Shared app texts and helpers for the unit tests (no engine: fakes only)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from stackhub.apps.models import AppDirSource, ComposeSource, InstallRequest, PlanRequest
+from stackhub.events import Event
+
+IMAGE = "ghcr.io/stackhub-test/web:1"
+DB_IMAGE = "ghcr.io/stackhub-test/db:2"
+
+MANIFEST = """\
+format: stackhub/v1
+id: blog
+name: Blog
+version: "1.0"
+title: {en: A blog}
+main: {service: web, port: 80}
+parameters:
+  - {name: WEB_PORT, type: port, default: 18080}
+  - {name: DB_PASSWORD, type: secret, length: 24}
+  - {name: TITLE, type: string, default: My blog}
+"""
+
+COMPOSE = f"""\
+services:
+  web:
+    image: {IMAGE}
+    ports: ["${{WEB_PORT}}:80"]
+    environment:
+      DB_PASSWORD: ${{DB_PASSWORD}}
+      TITLE: ${{TITLE}}
+    volumes: ["./data:/data"]
+  db:
+    image: {DB_IMAGE}
+    environment:
+      POSTGRES_PASSWORD: ${{DB_PASSWORD}}
+    volumes: ["dbdata:/var/lib/postgresql/data"]
+volumes:
+  dbdata: {{}}
+"""
+
+PLAIN_COMPOSE = f"""\
+services:
+  web:
+    image: {IMAGE}
+    ports: ["18090:80"]
+"""
+
+
+def app_request(name: str | None = "blog", values: dict[str, str] | None = None,
+                compose: str = COMPOSE, manifest: str = MANIFEST,
+                accept: str | None = None) -> InstallRequest:
+    """An install request for the StackHub-format test app."""
+    return InstallRequest(source=AppDirSource(manifest=manifest, compose=compose), name=name,
+                          values=values or {}, accept_risks=accept)
+
+
+def compose_request(text: str = PLAIN_COMPOSE, name: str | None = "plain",
+                    accept: str | None = None) -> InstallRequest:
+    """An install request for a plain compose file."""
+    return InstallRequest(source=ComposeSource(compose=text), name=name, accept_risks=accept)
+
+
+def plan_request(request: InstallRequest) -> PlanRequest:
+    """The plan part of an install request."""
+    return PlanRequest(source=request.source, name=request.name, values=request.values)
+
+
+def api_body(request: InstallRequest) -> dict[str, Any]:
+    """An install request as JSON for the HTTP API."""
+    return request.model_dump(mode="json")
+
+
+def drain(queue: asyncio.Queue[Event], keep: Callable[[Event], bool] = lambda e: True) -> \
+        list[Event]:
+    """Take every queued event (that `keep` accepts)."""
+    events = []
+    while not queue.empty():
+        event = queue.get_nowait()
+        if keep(event):
+            events.append(event)
+    return events

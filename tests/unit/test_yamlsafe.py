@@ -1,0 +1,117 @@
+"""Untrusted YAML: limits on aliases, depth, size and node count; clear messages."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from stackhub import yamlsafe
+from stackhub.errors import Invalid, TooLarge
+
+BILLION_LAUGHS = """\
+a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
+b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
+c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
+d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
+e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
+f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
+g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]
+h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]
+i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
+"""
+
+
+def test_billion_laughs_is_refused_quickly() -> None:
+    started = time.monotonic()
+    with pytest.raises(TooLarge, match="alias bomb"):
+        yamlsafe.load(BILLION_LAUGHS)
+    assert time.monotonic() - started < 2.0
+
+
+def test_too_many_aliases_is_refused() -> None:
+    text = "a: &a x\nb: [" + ", ".join(["*a"] * (yamlsafe.MAX_ALIASES + 1)) + "]\n"
+    with pytest.raises(TooLarge, match="aliases"):
+        yamlsafe.load(text)
+
+
+def test_a_few_aliases_are_fine() -> None:
+    data = yamlsafe.load("base: &base {image: x}\nweb: *base\nworker: *base\n")
+    assert data["web"] == {"image": "x"} and data["worker"] == {"image": "x"}
+
+
+def test_recursive_alias_is_refused() -> None:
+    with pytest.raises(TooLarge):
+        yamlsafe.load("a: &a [*a]\n")
+
+
+@pytest.mark.parametrize("depth", [yamlsafe.MAX_DEPTH + 5, 5000])
+def test_deep_nesting_is_refused(depth: int) -> None:
+    with pytest.raises(TooLarge, match="nested"):
+        yamlsafe.load("[" * depth + "]" * depth)
+
+
+def test_nesting_within_the_limit_is_fine() -> None:
+    assert yamlsafe.load("[" * 10 + "]" * 10) == [[[[[[[[[[]]]]]]]]]]
+
+
+def test_oversized_document_is_refused_before_parsing() -> None:
+    text = "a: " + "x" * (yamlsafe.MAX_BYTES + 1)
+    with pytest.raises(TooLarge, match="limit is"):
+        yamlsafe.load(text, what="compose file")
+
+
+def test_custom_size_limit_names_the_document() -> None:
+    with pytest.raises(TooLarge, match="app manifest is 20 bytes"):
+        yamlsafe.load(b"a: bbbbbbbbbbbbbbbbb", what="app manifest", max_bytes=10)
+
+
+def test_too_many_nodes_is_refused() -> None:
+    text = "[" + ",".join(["1"] * (yamlsafe.MAX_NODES + 10)) + "]"
+    with pytest.raises(TooLarge, match="nodes"):
+        yamlsafe.load(text)
+
+
+@pytest.mark.parametrize(("text", "line"), [
+    ("services:\n  web:\n    image: [unclosed\n", 4),
+    ("a: 1\nb: 2\n  c: 3\n", 3),
+    ("services:\n\tweb: {}\n", 2),
+])
+def test_invalid_yaml_names_the_line(text: str, line: int) -> None:
+    with pytest.raises(Invalid, match=rf"compose file is not valid YAML at line {line}") as info:
+        yamlsafe.load(text, what="compose file")
+    assert not isinstance(info.value, TooLarge)
+
+
+def test_two_documents_are_invalid() -> None:
+    with pytest.raises(Invalid, match="not valid YAML"):
+        yamlsafe.load("a: 1\n---\nb: 2\n")
+
+
+def test_not_utf8_is_invalid() -> None:
+    with pytest.raises(Invalid, match="not valid UTF-8"):
+        yamlsafe.load(b"a: \xff\xfe\n", what="compose file")
+
+
+def test_python_tags_are_refused() -> None:
+    with pytest.raises(Invalid):
+        yamlsafe.load("a: !!python/object/apply:os.system ['true']\n")
+
+
+@pytest.mark.parametrize("text", ["- a\n- b\n", "just text\n", "42\n", ""])
+def test_load_mapping_wants_a_mapping(text: str) -> None:
+    with pytest.raises(Invalid, match="must be a mapping at the top level"):
+        yamlsafe.load_mapping(text, what="compose file")
+
+
+def test_load_mapping_returns_the_mapping() -> None:
+    assert yamlsafe.load_mapping("services: {web: {image: x}}\n", what="compose file") == {
+        "services": {"web": {"image": "x"}}}
+
+
+def test_dump_writes_no_aliases_and_keeps_order() -> None:
+    shared = {"image": "x"}
+    text = yamlsafe.dump({"z": shared, "a": shared})
+    assert "&" not in text and "*" not in text
+    assert text.index("z:") < text.index("a:")
+    assert yamlsafe.load(text) == {"z": {"image": "x"}, "a": {"image": "x"}}
