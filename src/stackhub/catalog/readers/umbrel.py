@@ -1,0 +1,509 @@
+"""Read Umbrel apps (``<id>/umbrel-app.yml`` + ``docker-compose.yml``), never running them.
+
+Mapping (see docs/store-formats.md):
+
+- the ``app_proxy`` service is dropped; its ``APP_HOST`` (a container name such as
+  ``<id>_web_1``, a service name, or an IP variable from ``exports.sh``) is resolved to a
+  service, whose ``APP_PORT`` is published on the ``APP_PORT`` port parameter, defaulting to the
+  manifest's ``port``. Without a proxy, the service publishing the manifest port is the main one.
+- every service also answers to its Umbrel container name ``<id>_<service>_1`` (a network alias)
+  since Umbrel apps address each other that way; fixed ``ipv4_address`` pins are removed (the
+  project network has no fixed subnet) and ``exports.sh`` IPs of this app's services become the
+  service names.
+- ``APP_DATA_DIR`` is native. ``APP_PASSWORD`` and ``APP_SEED`` become ``secret`` parameters
+  (generated once, kept); ``DEVICE_HOSTNAME`` a ``host`` parameter (default ``localhost``) and
+  ``DEVICE_DOMAIN_NAME``/``APP_DOMAIN`` derived from it; ``APP_VERSION`` the manifest version;
+  ``UMBREL_ROOT`` -> ``${APP_DATA_DIR}/umbrel`` (shared storage stays inside the instance);
+  ``APP_HIDDEN_SERVICE`` empty (no Tor); ``NETWORK_IP`` ``172.16.0.0``.
+- ``exports.sh`` is read as data when it holds only ``export NAME="value"`` lines (values may use
+  ``${EXPORTS_APP_DIR}``, earlier exports and the variables above); otherwise it is not used,
+  which blocks the install only if the compose file needs variables nobody else supplies.
+- problems: ``torOnly``, ``disabled``, a ``dependencies`` entry that `installed` does not
+  report, install/start hooks (``hooks/pre-install``, ``post-install``, ``pre-start``,
+  ``post-start``: never executed), a mounted file Umbrel would render from a ``*.template`` or
+  copy from ``data/``, required variables nobody supplies, ``build:``, no image.
+  Notes: other hooks, Umbrel's login in front of the app (``PROXY_AUTH_ADD``), default
+  credentials, permissions, seed files.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from stackhub import yamlsafe
+from stackhub.catalog.models import (
+    APP_ID,
+    AppDefinition,
+    AppFormat,
+    Parameter,
+    ParameterType,
+    SecretEncoding,
+    WebEntry,
+)
+from stackhub.catalog.readers import common
+from stackhub.catalog.readers.common import Draft, PortPlan, VarRef
+from stackhub.errors import Invalid
+
+MANIFEST_FILE = "umbrel-app.yml"
+COMPOSE_FILE = "docker-compose.yml"
+EXPORTS_FILE = "exports.sh"
+STORE_FILE = "umbrel-app-store.yml"
+PROXY = "app_proxy"
+BLOCKING_HOOKS = frozenset({"pre-install", "post-install", "pre-start", "post-start"})
+MAX_SEED_FILES = 1000
+
+_EXPORT = re.compile(r"^export\s+([A-Za-z_][A-Za-z0-9_]*)=(.*)$")
+_PLAIN = re.compile(r"^[A-Za-z0-9_./:@%+,={}\-$]*$")
+_IPV4 = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
+
+Installed = Callable[[str], bool]
+
+
+# ---------------------------------------------------------------------------------------------
+# exports.sh as data
+
+
+def _shell_value(raw: str) -> str | None:
+    """Return the value of a simple shell word, or None when it needs a shell to evaluate."""
+    raw = raw.strip()
+    if raw.startswith('"'):
+        out: list[str] = []
+        index = 1
+        while index < len(raw):
+            char = raw[index]
+            if char == "\\" and index + 1 < len(raw):
+                nxt = raw[index + 1]
+                if nxt in '"\\':
+                    out.append(nxt)
+                    index += 2
+                    continue
+                return None  # \$ or \` would need an escape a template cannot express
+            if char == '"':
+                rest = raw[index + 1 :].strip()
+                if rest and not rest.startswith("#"):
+                    return None
+                value = "".join(out)
+                return None if "$(" in value or "`" in value else value
+            out.append(char)
+            index += 1
+        return None
+    if raw.startswith("'"):
+        end = raw.find("'", 1)
+        if end < 0:
+            return None
+        rest = raw[end + 1 :].strip()
+        value = raw[1:end]
+        if (rest and not rest.startswith("#")) or "$" in value:
+            return None
+        return value
+    word, _, rest = raw.partition(" ")
+    if rest.strip() and not rest.strip().startswith("#"):
+        return None
+    if not _PLAIN.match(word) or "$(" in word:
+        return None
+    return word
+
+
+def parse_exports(text: str) -> dict[str, str] | None:
+    """Read ``exports.sh`` as ``NAME -> value`` when it is only plain ``export`` lines."""
+    values: dict[str, str] = {}
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        match = _EXPORT.match(stripped)
+        if not match:
+            return None
+        value = _shell_value(match.group(2))
+        if value is None:
+            return None
+        values[match.group(1)] = value
+    return values
+
+
+# ---------------------------------------------------------------------------------------------
+# the reader
+
+
+class _Reader:
+    """State for reading one Umbrel app."""
+
+    def __init__(self, manifest: dict[str, Any], compose: dict[str, Any], app_id: str) -> None:
+        self.manifest = manifest
+        self.compose = compose
+        self.app_id = app_id
+        self.draft = Draft()
+        self.services = common.services_of(compose)
+        self.exports: dict[str, str] = {}
+        self.exports_ok = True
+
+    # -- variables --------------------------------------------------------------------------
+
+    def inline(self, text: str, fixed: dict[str, str]) -> str:
+        """Expand references to derived/exported names so a template only uses params."""
+
+        def replace(ref: VarRef) -> str | None:
+            if ref.name in fixed:
+                return fixed[ref.name]
+            if ref.name in self.draft.derived:
+                return self.draft.derived[ref.name]
+            if ref.name in self.draft.params or ref.name in common.PLATFORM_VARS:
+                return "${" + ref.name + "}"
+            if ref.op in (":-", "-"):
+                return self.inline(ref.arg, fixed)
+            return None
+
+        return common.sub_vars(text, replace)
+
+    def literal(self, name: str) -> str | None:
+        """Return a variable's value when it is a fixed text (exports, derived)."""
+        value = self.draft.derived.get(name)
+        return value if value is not None and "$" not in value else None
+
+    def platform(self, version: str) -> None:
+        """Supply Umbrel's variables the compose file or exports use."""
+        texts = list(common.iter_strings(self.compose)) + list(self.exports.values())
+        used = {ref.name for text in texts for ref in common.var_names(text)}
+        if "APP_PASSWORD" in used:
+            self.draft.add_param(Parameter(
+                name="APP_PASSWORD", type=ParameterType.SECRET, length=32,
+                label={"en": "App password"},
+                help={"en": "Generated once at install and kept (Umbrel's APP_PASSWORD)."}))
+        if "APP_SEED" in used:
+            self.draft.add_param(Parameter(
+                name="APP_SEED", type=ParameterType.SECRET, length=64,
+                encoding=SecretEncoding.HEX, label={"en": "App seed"},
+                help={"en": "A random seed generated once at install (Umbrel's APP_SEED)."}))
+        if {"DEVICE_HOSTNAME", "DEVICE_DOMAIN_NAME", "APP_DOMAIN"} & used:
+            self.draft.add_param(Parameter(
+                name="DEVICE_HOSTNAME", type=ParameterType.HOST, default="localhost",
+                label={"en": "Address of this server"},
+                help={"en": "The host name or IP address users reach this server at; the app "
+                            "uses it to build its own links."}))
+        fixed = {"DEVICE_DOMAIN_NAME": "${DEVICE_HOSTNAME}", "APP_DOMAIN": "${DEVICE_HOSTNAME}",
+                 "APP_VERSION": version.replace("$", ""), "UMBREL_ROOT": "${APP_DATA_DIR}/umbrel",
+                 "APP_HIDDEN_SERVICE": "", "NETWORK_IP": "172.16.0.0"}
+        for name, template in fixed.items():
+            if name in used:
+                self.draft.derived[name] = template
+        if "APP_HIDDEN_SERVICE" in used:
+            self.draft.note("the app's Tor address (APP_HIDDEN_SERVICE) is empty: StackHub "
+                            "does not run Tor")
+        if "UMBREL_ROOT" in used:
+            self.draft.note("Umbrel's shared storage (UMBREL_ROOT) is kept inside this "
+                            "instance's data directory")
+
+    def read_exports(self, text: str | None) -> None:
+        if text is None:
+            return
+        parsed = parse_exports(text)
+        if parsed is None:
+            self.exports_ok = False
+            return
+        self.exports = parsed
+
+    def apply_exports(self) -> None:
+        """Turn parsed exports into derived values, with service IPs replaced by names."""
+        ips = self.service_ips()
+        fixed = {"EXPORTS_APP_DIR": "${APP_DATA_DIR}", "EXPORTS_APP_ID": self.app_id}
+        for name, value in self.exports.items():
+            if self.draft.taken(name):
+                continue
+            template = self.inline(value, fixed)
+            if template in ips:
+                template = ips[template]
+            self.draft.derived[name] = template
+            fixed[name] = template
+
+    def service_ips(self) -> dict[str, str]:
+        """Map each fixed ``ipv4_address`` (resolved through exports) to its service."""
+        found: dict[str, str] = {}
+        for name, service in self.services.items():
+            networks = service.get("networks")
+            if not isinstance(networks, dict):
+                continue
+            for spec in networks.values():
+                if isinstance(spec, dict) and isinstance(spec.get("ipv4_address"), str):
+                    found[self.resolve_text(spec["ipv4_address"])] = name
+        return found
+
+    def resolve_text(self, text: str) -> str:
+        """Resolve ``$VAR`` through the raw exports (before IPs become names)."""
+        ref = common.only_var(text.strip())
+        if ref is not None and ref.name in self.exports:
+            return self.exports[ref.name]
+        return text.strip()
+
+    def unpin_addresses(self) -> None:
+        pinned = False
+        for service in self.services.values():
+            networks = service.get("networks")
+            if not isinstance(networks, dict):
+                continue
+            for spec in networks.values():
+                if isinstance(spec, dict):
+                    pinned = spec.pop("ipv4_address", None) is not None or pinned
+                    pinned = spec.pop("ipv6_address", None) is not None or pinned
+        if pinned:
+            self.draft.note("fixed container IP addresses were removed; services reach each "
+                            "other by name")
+
+    # -- app_proxy ---------------------------------------------------------------------------
+
+    def target_service(self, host: str) -> str | None:
+        host = self.resolve_text(host)
+        if host in self.services:
+            return host
+        for sep in ("_", "-"):
+            prefix = f"{self.app_id}{sep}"
+            if host.startswith(prefix):
+                rest = re.sub(rf"{sep}\d+$", "", host[len(prefix) :])
+                if rest in self.services:
+                    return rest
+        if _IPV4.match(host):
+            return self.service_ips().get(host)
+        for name, service in self.services.items():
+            if service.get("container_name") == host or service.get("hostname") == host:
+                return name
+        return None
+
+    def proxy(self) -> tuple[str, int] | None:
+        """Drop ``app_proxy``; return the (service, container port) it pointed at."""
+        spec = self.services.pop(PROXY, None)
+        if spec is None:
+            return None
+        for service in self.services.values():
+            deps = service.get("depends_on")
+            if isinstance(deps, list) and PROXY in deps:
+                service["depends_on"] = [d for d in deps if d != PROXY]
+            elif isinstance(deps, dict):
+                deps.pop(PROXY, None)
+        env = _env_map(spec.get("environment"))
+        host, port_text = env.get("APP_HOST"), env.get("APP_PORT")
+        if host is None or port_text is None:
+            self.draft.problem("app_proxy does not name APP_HOST and APP_PORT")
+            return None
+        target = self.target_service(host)
+        if target is None:
+            self.draft.problem(f"app_proxy points at {host!r}, which is not a service of "
+                               "this app")
+            return None
+        port = self.resolve_text(port_text)
+        if not port.isdigit() or not 1 <= int(port) <= 65535:
+            self.draft.problem(f"app_proxy port {port_text!r} is not a port number")
+            return None
+        if env.get("PROXY_AUTH_ADD", "true").strip().lower() != "false":
+            self.draft.note("Umbrel puts its own login in front of this app; StackHub "
+                            "publishes the app directly, protected by its own login only")
+        if any(k.startswith(("PROXY_AUTH_WHITELIST", "PROXY_AUTH_BLACKLIST")) for k in env):
+            self.draft.note("app_proxy's auth whitelist/blacklist is not applied")
+        return target, int(port)
+
+    def main(self, default_port: int | None, path: str) -> WebEntry | None:
+        pointed = self.proxy()
+        if pointed is not None:
+            service, port = pointed
+            self.draft.add_param(common.web_port_param("APP_PORT", default_port, "Web UI port"))
+            if not common.publish(self.compose, service, port, "APP_PORT", self.draft):
+                self.draft.note("the app uses host networking; its port is the host's")
+            return WebEntry(service=common.network_target(self.compose, service), port=port,
+                            path=path)
+        if default_port is None:
+            self.draft.note("the app has no app_proxy and no port: no web UI entry")
+            return None
+        for entry in common.port_entries(self.compose):
+            published = self.resolve_text(entry.published) if entry.published else None
+            if published == str(default_port) and entry.target.isdigit():
+                plan = PortPlan(resolve=self.literal, names={
+                    (entry.service, entry.target, entry.protocol): "APP_PORT"})
+                common.parametrize_ports(self.compose, self.draft, plan)
+                return WebEntry(service=entry.service, port=int(entry.target), path=path)
+        self.draft.note(f"no service publishes the app's port {default_port}: no web UI entry")
+        return None
+
+    # -- the whole app -----------------------------------------------------------------------
+
+    def checks(self, installed: Installed) -> None:
+        manifest = self.manifest
+        if manifest.get("torOnly"):
+            self.draft.problem("the app works only over Tor (torOnly), which StackHub does "
+                               "not provide")
+        if manifest.get("disabled"):
+            self.draft.problem("the store has disabled this app")
+        deps = manifest.get("dependencies")
+        for dep in deps if isinstance(deps, list) else []:
+            if isinstance(dep, str) and not installed(dep):
+                self.draft.problem(f"needs the app {dep!r} installed first")
+        version = str(manifest.get("manifestVersion", "1"))
+        if not version.startswith("1"):
+            self.draft.note(f"manifestVersion {version} is newer than StackHub knows")
+        for key in ("defaultUsername", "defaultPassword"):
+            if manifest.get(key):
+                self.draft.note(f"default {key[7:].lower()}: {manifest[key]}")
+        if manifest.get("deterministicPassword"):
+            self.draft.note("the login password is the generated APP_PASSWORD parameter")
+        perms = manifest.get("permissions")
+        if isinstance(perms, list) and perms:
+            self.draft.note("Umbrel permissions are not granted specially: "
+                            + ", ".join(map(str, perms)))
+
+    def files_needed(self, files: frozenset[str], hooks: frozenset[str]) -> None:
+        for hook in sorted(hooks):
+            if hook in BLOCKING_HOOKS:
+                self.draft.problem(f"the app relies on a {hook} hook; StackHub never runs "
+                                   "store scripts")
+            else:
+                self.draft.note(f"the {hook} hook is not run (StackHub never runs store "
+                                "scripts)")
+        sources = set()
+        for service in self.services.values():
+            for item in service.get("volumes") or []:
+                source = item.partition(":")[0] if isinstance(item, str) else (
+                    item.get("source") if isinstance(item, dict) else None)
+                if isinstance(source, str) and source.startswith("${APP_DATA_DIR}/"):
+                    sources.add(source[len("${APP_DATA_DIR}/") :].rstrip("/"))
+        for name in sorted(f for f in files if f.endswith(".template")):
+            rendered = name[: -len(".template")]
+            if rendered in sources:
+                self.draft.problem(f"mounts {rendered}, which Umbrel renders from {name}; "
+                                   "StackHub does not render templates")
+        seeds = sorted(f for f in files if f.startswith("data/")
+                       and not f.endswith((".gitkeep", ".keep")))
+        needed = [f for f in seeds if f in sources]
+        for seed in needed:
+            self.draft.problem(f"mounts {seed}, a file Umbrel copies from the store; StackHub "
+                               "does not copy store files")
+        if seeds and not needed:
+            self.draft.note("seed files under data/ are not copied into the instance")
+
+    def read(self, installed: Installed, files: frozenset[str],
+             hooks: frozenset[str], version: str) -> WebEntry | None:
+        self.checks(installed)
+        self.platform(version)
+        self.apply_exports()
+        raw_port = self.manifest.get("port")
+        default_port = common.port_number(raw_port)
+        path = str(self.manifest.get("path") or "/")
+        web = self.main(default_port, path if path.startswith("/") else "/" + path)
+        self.unpin_addresses()
+        for name, service in self.services.items():
+            common.add_aliases(service, [f"{self.app_id}_{name}_1"])
+        common.alias_container_names(self.compose)
+        common.parametrize_ports(self.compose, self.draft, PortPlan(resolve=self.literal))
+        self.files_needed(files, hooks)
+        common.check_services(self.compose, self.draft)
+        if not self.exports_ok:
+            unknown = sorted(n for n in common.referenced(self.compose)
+                             if not self.draft.taken(n))
+            if unknown:
+                self.draft.problem("exports.sh contains shell logic, which StackHub does not "
+                                   "run, and the app needs variables it may set: "
+                                   + ", ".join(unknown))
+            else:
+                self.draft.note("exports.sh contains shell logic and was not run")
+        common.check_unknown_vars(self.compose, self.draft, origin="Umbrel")
+        return web
+
+
+def _env_map(value: object) -> dict[str, str]:
+    if isinstance(value, dict):
+        return {str(k): "" if v is None else str(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return {str(i).partition("=")[0]: str(i).partition("=")[2] for i in value}
+    return {}
+
+
+def _text(value: object) -> dict[str, str]:
+    return {"en": str(value).strip()} if isinstance(value, str | int | float) and str(
+        value).strip() else {}
+
+
+def parse_app(manifest_text: str | bytes, compose_text: str | bytes, *,
+              exports_text: str | bytes | None = None, hooks: frozenset[str] = frozenset(),
+              files: frozenset[str] = frozenset(), folder_name: str | None = None,
+              store: str | None = None, installed: Installed = lambda _: False) -> AppDefinition:
+    """Build an AppDefinition from one Umbrel app (`files`: relative names in its folder)."""
+    manifest = yamlsafe.load_mapping(manifest_text, what=MANIFEST_FILE)
+    compose = yamlsafe.load_mapping(compose_text, what=COMPOSE_FILE)
+    app_id = manifest.get("id")
+    if not isinstance(app_id, str) or not APP_ID.match(app_id):
+        raise Invalid(f"{MANIFEST_FILE} has no valid id")
+    name = manifest.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise Invalid(f"{MANIFEST_FILE} has no name")
+    reader = _Reader(manifest, compose, app_id)
+    if folder_name is not None and folder_name != app_id:
+        reader.draft.note(f"the manifest id {app_id!r} differs from its folder {folder_name!r}")
+    if exports_text is not None:
+        reader.read_exports(common.text_of(exports_text, what=EXPORTS_FILE) if isinstance(
+            exports_text, bytes) else exports_text)
+    version = str(manifest.get("version") or "latest")
+    web = reader.read(installed, files, hooks, version)
+    draft = reader.draft
+    gallery = manifest.get("gallery")
+    category = manifest.get("category")
+    website = manifest.get("website") or manifest.get("repo")
+    icon = manifest.get("icon")
+    local_icon = next((f for f in ("icon.svg", "icon.png", "icon.jpg") if f in files), None)
+    return AppDefinition(
+        id=app_id, store=store, format=AppFormat.UMBREL, name=name.strip(), version=version,
+        title={"en": name.strip()}, tagline=_text(manifest.get("tagline")),
+        description=_text(manifest.get("description")),
+        category=[str(category)] if isinstance(category, str) and category else [],
+        icon=str(icon) if isinstance(icon, str) and icon else local_icon,
+        screenshots=[str(g) for g in gallery if isinstance(g, str)] if isinstance(
+            gallery, list) else [],
+        website=str(website) if website else None,
+        author=str(manifest["developer"]) if manifest.get("developer") else None,
+        main=web, parameters=list(draft.params.values()), derived=draft.derived,
+        compose=compose, problems=draft.problems, notes=draft.notes)
+
+
+def _folder_files(folder: Path) -> frozenset[str]:
+    """List regular files at the top and under ``data/`` (bounded, links skipped)."""
+    names = {p.name for p in folder.iterdir() if common.regular_file(folder, p.name)}
+    data = folder / "data"
+    if data.is_dir() and not data.is_symlink():
+        count = 0
+        for root, dirs, filenames in os.walk(data):  # os.walk does not follow links
+            base = Path(root)
+            for filename in sorted(filenames):
+                if common.regular_file(base, filename):
+                    names.add((base / filename).relative_to(folder).as_posix())
+                    count += 1
+                    if count >= MAX_SEED_FILES:
+                        return frozenset(names)
+            dirs.sort()
+    return frozenset(names)
+
+
+def read_app_dir(folder: Path, *, store: str | None = None,
+                 installed: Installed = lambda _: False) -> AppDefinition:
+    """Read one Umbrel app folder."""
+    common.check_folder(folder)
+    hooks_dir = folder / "hooks"
+    hooks: frozenset[str] = frozenset()
+    if hooks_dir.is_dir() or hooks_dir.is_symlink():
+        hooks = frozenset(p.name for p in hooks_dir.iterdir()) if hooks_dir.is_dir() else (
+            frozenset({"hooks"}))
+    return parse_app(common.read_file(folder, MANIFEST_FILE),
+                     common.read_file(folder, COMPOSE_FILE),
+                     exports_text=common.read_optional(folder, EXPORTS_FILE), hooks=hooks,
+                     files=_folder_files(folder), folder_name=folder.name, store=store,
+                     installed=installed)
+
+
+def read_store_meta(root: Path) -> dict[str, str] | None:
+    """Read ``umbrel-app-store.yml`` (a community store's ``id`` and ``name``), if present."""
+    raw = common.read_optional(root, STORE_FILE)
+    if raw is None:
+        return None
+    data = yamlsafe.load_mapping(raw, what=STORE_FILE)
+    store_id, name = data.get("id"), data.get("name")
+    if not isinstance(store_id, str) or not APP_ID.match(store_id):
+        raise Invalid(f"{STORE_FILE} has no valid id")
+    return {"id": store_id, "name": str(name) if name else store_id}
