@@ -55,7 +55,7 @@ def build(paths: Paths, *, engine: Engine | None = None, compose: Compose | None
     bus = EventBus()
     engine = engine or DockerEngine()
     compose = compose or Compose()
-    catalog = Catalog(db)
+    catalog = Catalog(db, paths.stores)
     records = Records(db)
     status = StatusCache(engine, bus)
     flows = Flows(paths=paths, records=records, engine=engine, compose=compose, bus=bus,

@@ -15,6 +15,7 @@ from stackhub import __doc__ as product
 from stackhub.api import errors, web, ws
 from stackhub.api.deps import ServicesDep, require_principal
 from stackhub.apps import views as apps_views
+from stackhub.catalog import schedule as catalog_schedule
 from stackhub.catalog import views as catalog_views
 from stackhub.config import Paths
 from stackhub.errors import StackHubError
@@ -59,9 +60,11 @@ def create_app(paths: Paths, *, services: Services | None = None,
         except StackHubError as err:
             log.warning("recovery incomplete: %s", err.message)
         await svc.status.start()
+        store_sync = catalog_schedule.start(svc.catalog)
         try:
             yield
         finally:
+            await catalog_schedule.stop(store_sync)
             await svc.status.stop()
             for task in list(svc.flows.tasks.values()):
                 task.cancel()

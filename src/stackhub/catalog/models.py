@@ -153,3 +153,96 @@ def localized(field: LocalizedText, locale: str = "en") -> str:
         if key.startswith(want.split("-")[0]):
             return text
     return next(iter(lowered.values()))
+
+
+class StoreKind(StrEnum):
+    """Where a store's content comes from."""
+
+    GIT = "git"
+    ARCHIVE = "archive"
+    LOCAL = "local"
+
+
+class StoreCreate(BaseModel):
+    """A store to add: a git repository, an archive URL or (local only) a directory."""
+
+    name: str = Field(pattern=APP_ID.pattern, description="Store name, used in `store/app`.")
+    source: str = Field(min_length=1, max_length=2048, description="URL or absolute path.")
+    branch: str | None = Field(default=None, max_length=200, description="Git branch.")
+    kind: StoreKind | None = Field(default=None, description="Guessed from the source if unset.")
+    local: bool = Field(default=False, description="Trust a local source: file paths, http and "
+                        "internal addresses are allowed (admins only).")
+    sync: bool = Field(default=True, description="Sync right after adding.")
+
+
+class StoreRead(BaseModel):
+    """A configured store and the state of its last sync."""
+
+    name: str
+    kind: StoreKind
+    source: str
+    branch: str | None = None
+    position: int
+    local: bool
+    last_sync: str | None = None
+    last_attempt: str | None = None
+    last_error: str | None = None
+    revision: str | None = None
+    app_count: int = 0
+    app_errors: list[str] = Field(default_factory=list)
+
+
+class SyncResult(BaseModel):
+    """What one store sync did."""
+
+    store: str
+    changed: bool
+    revision: str | None = None
+    app_count: int = 0
+    app_errors: list[str] = Field(default_factory=list)
+    updates: list[str] = Field(default_factory=list, description="Instances flagged for update.")
+    error: str | None = None
+    seconds: float = 0.0
+
+
+class CatalogAppSummary(BaseModel):
+    """One catalog app in a listing, text in the requested locale."""
+
+    id: str = Field(description="The catalog name `store/app`.")
+    store: str
+    app: str
+    name: str
+    format: AppFormat
+    title: str
+    tagline: str
+    version: str
+    revision: int | None = None
+    category: list[str] = Field(default_factory=list)
+    installable: bool
+    problems: list[str] = Field(default_factory=list)
+    icon_url: str | None = None
+
+
+class CatalogAppRead(CatalogAppSummary):
+    """One catalog app in full, localized text plus every language present."""
+
+    description: str
+    title_i18n: LocalizedText = Field(default_factory=dict)
+    tagline_i18n: LocalizedText = Field(default_factory=dict)
+    description_i18n: LocalizedText = Field(default_factory=dict)
+    locales: list[str] = Field(default_factory=list)
+    website: str | None = None
+    author: str | None = None
+    architectures: list[str] = Field(default_factory=list)
+    main: WebEntry | None = None
+    parameters: list[Parameter] = Field(default_factory=list)
+    screenshot_urls: list[str] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
+    compose: dict[str, Any] = Field(default_factory=dict)
+
+
+class CategoryRead(BaseModel):
+    """A category and how many catalog apps carry it."""
+
+    name: str
+    count: int

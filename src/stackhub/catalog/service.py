@@ -1,18 +1,42 @@
-"""Find apps in configured stores (local directories in StackHub's format, for now)."""
+"""The catalog: configured stores, their syncs, and the indexed apps they hold."""
 
 from __future__ import annotations
 
+import json
 import os
+import threading
+import time
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
+from stackhub.adapters.fetch import Fetcher, HttpFetcher, check_url
+from stackhub.adapters.git import Git, GitCli, check_branch
+from stackhub.catalog import index
 from stackhub.catalog.manifest import COMPOSE_FILE, MANIFEST_FILE
-from stackhub.catalog.models import APP_ID, AppDefinition
+from stackhub.catalog.models import (
+    APP_ID,
+    AppDefinition,
+    CatalogAppRead,
+    CatalogAppSummary,
+    CategoryRead,
+    StoreKind,
+    StoreRead,
+    SyncResult,
+    localized,
+)
 from stackhub.catalog.readers.stackhub import parse_app
-from stackhub.errors import AlreadyExists, Invalid, NotFound
+from stackhub.catalog.snapshot import safe_file
+from stackhub.catalog.sync import SYNC_TIMEOUT, SyncContext, git_url, host_arch, load, sync_store
+from stackhub.errors import AlreadyExists, Invalid, NotFound, StoreError
+from stackhub.fsutil import remove_tree_inside
 from stackhub.state.db import Database, now
 
 STORE_NAME = APP_ID
 MAX_FILE = 512 * 1024
+MAX_ASSET = 5 * 1024 * 1024
+OFFICIAL = "official"
+ARCHIVE_SUFFIXES = (".zip", ".tar.gz", ".tgz", ".tar")
 
 
 def official_store_path() -> Path:
@@ -37,64 +61,219 @@ def read_app_dir(folder: Path, *, store: str | None) -> AppDefinition:
                      store=store)
 
 
+def guess_kind(source: str) -> StoreKind:
+    """Guess a store's kind from its source: a path, an archive URL or a git repository."""
+    if source.startswith("/"):
+        return StoreKind.LOCAL
+    path = source.split("?", 1)[0].split("#", 1)[0].lower()
+    if path.startswith(("https://", "http://")) and path.endswith(ARCHIVE_SUFFIXES):
+        return StoreKind.ARCHIVE
+    return StoreKind.GIT
+
+
+def parse_ref(ref: str) -> tuple[str, str]:
+    """Split ``store/app`` into its two checked names."""
+    store, _, app_id = ref.partition("/")
+    if not STORE_NAME.match(store) or not APP_ID.match(app_id):
+        raise Invalid(f"{ref!r} is not a catalog name of the form store/app")
+    return store, app_id
+
+
+def _store_read(row: dict[str, object]) -> StoreRead:
+    errors = json.loads(str(row.get("app_errors") or "[]"))
+    return StoreRead.model_validate({**row, "local": bool(row["trusted"]), "app_errors": errors})
+
+
 class Catalog:
-    """The catalog: stores configured in the database and the apps they hold."""
+    """Stores configured in the database, synced under the stores folder, and their apps."""
 
-    def __init__(self, db: Database) -> None:
-        """Use `db` for store records; make sure the official store is configured."""
+    def __init__(self, db: Database, stores_dir: Path, *, git: Git | None = None,
+                 fetcher: Fetcher | None = None, arch: str | None = None,
+                 timeout: float = SYNC_TIMEOUT) -> None:
+        """Use `db` for the index and `stores_dir` for synced content; configure the official
+        store."""
         self.db = db
+        self.ctx = SyncContext(db=db, stores_dir=stores_dir, git=git or GitCli(),
+                               fetcher=fetcher or HttpFetcher(), arch=arch or host_arch(),
+                               timeout=timeout)
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
         official = official_store_path()
-        if official.is_dir() and not db.query("SELECT 1 FROM stores WHERE name='official'"):
+        if official.is_dir():
             with db.transaction() as conn:
-                conn.execute("INSERT OR IGNORE INTO stores (name, kind, source, position, "
-                             "created_at) VALUES ('official', 'local', ?, 0, ?)",
-                             (str(official), now()))
+                conn.execute("INSERT OR IGNORE INTO stores (name, kind, source, position, trusted,"
+                             " created_at) VALUES (?, 'local', ?, 0, 1, ?)",
+                             (OFFICIAL, str(official), now()))
+                conn.execute("UPDATE stores SET source = ?, trusted = 1 WHERE name = ? AND "
+                             "kind = 'local'", (str(official), OFFICIAL))
 
-    def stores(self) -> list[dict[str, object]]:
-        """List configured stores."""
-        rows = self.db.query("SELECT name, kind, source, branch, position FROM stores "
-                             "ORDER BY position, name")
-        return [dict(r) for r in rows]
+    def _lock(self, name: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(name, threading.Lock())
 
-    def add_local(self, name: str, path: Path) -> None:
-        """Add a local directory store."""
+    # stores
+
+    def stores(self) -> list[StoreRead]:
+        """List configured stores in precedence order."""
+        rows = self.db.query("SELECT * FROM stores ORDER BY position, name")
+        return [_store_read(dict(r)) for r in rows]
+
+    def store(self, name: str) -> StoreRead:
+        """Return one store."""
+        rows = self.db.query("SELECT * FROM stores WHERE name = ?", (name,))
+        if not rows:
+            raise NotFound(f"no store named {name!r}")
+        return _store_read(dict(rows[0]))
+
+    def add(self, name: str, source: str, branch: str | None = None,
+            kind: StoreKind | None = None, *, local: bool = False) -> StoreRead:
+        """Add a store (not synced yet); remote sources must be public https URLs unless local."""
         if not STORE_NAME.match(name):
             raise Invalid("store names are lowercase letters, digits, '.', '_' or '-'")
-        if not path.is_absolute() or not path.is_dir():
-            raise Invalid(f"{path} is not an existing absolute directory")
-        if self.db.query("SELECT 1 FROM stores WHERE name = ?", (name,)):
-            raise AlreadyExists(f"a store named {name!r} already exists")
+        source = source.strip()
+        kind = kind or guess_kind(source)
+        branch = check_branch(branch)
+        if branch and kind is not StoreKind.GIT:
+            raise Invalid("only git stores have a branch")
+        if kind is StoreKind.GIT:
+            git_url(source, local=local)
+        elif kind is StoreKind.ARCHIVE:
+            check_url(source, local=local)
+        else:
+            if not local:
+                raise Invalid("a directory store must be added as local (--local) by an admin")
+            path = Path(source)
+            if not path.is_absolute() or not path.is_dir():
+                raise Invalid(f"{source} is not an existing absolute directory")
         with self.db.transaction() as conn:
-            conn.execute("INSERT INTO stores (name, kind, source, created_at) VALUES "
-                         "(?, 'local', ?, ?)", (name, str(path), now()))
+            if conn.execute("SELECT 1 FROM stores WHERE name = ?", (name,)).fetchone():
+                raise AlreadyExists(f"a store named {name!r} already exists")
+            position = conn.execute("SELECT COALESCE(MAX(position), 0) + 1 FROM stores "
+                                    "WHERE position < 100000").fetchone()[0]
+            conn.execute("INSERT INTO stores (name, kind, source, branch, position, trusted, "
+                         "created_at) VALUES (?,?,?,?,?,?,?)",
+                         (name, kind.value, source, branch, position, int(local), now()))
+        return self.store(name)
 
-    def _store_root(self, store: str) -> Path:
-        rows = self.db.query("SELECT source FROM stores WHERE name = ?", (store,))
+    def add_local(self, name: str, path: Path) -> StoreRead:
+        """Add a local directory store."""
+        return self.add(name, str(path), kind=StoreKind.LOCAL, local=True)
+
+    def remove(self, name: str) -> None:
+        """Remove a store, its index rows and synced files; installed instances keep theirs."""
+        if name == OFFICIAL:
+            raise Invalid("the official store cannot be removed")
+        load(self.db, name)
+        with self._lock(name):
+            with self.db.transaction() as conn:
+                index.drop_store(conn, name)
+                conn.execute("DELETE FROM stores WHERE name = ?", (name,))
+            remove_tree_inside(self.ctx.stores_dir / name, self.ctx.stores_dir)
+
+    # sync
+
+    def sync_store(self, name: str, *, force: bool = False) -> SyncResult:
+        """Sync one store now (waiting for a sync already running); raise StoreError on
+        failure."""
+        with self._lock(name):
+            return sync_store(self.ctx, name, force=force)
+
+    def sync(self, name: str | None = None, *, force: bool = False) -> list[SyncResult]:
+        """Sync one store (raising on failure) or every store (failures reported per store)."""
+        if name is not None:
+            return [self.sync_store(name, force=force)]
+        results: list[SyncResult] = []
+        for store in self.stores():
+            started = time.monotonic()
+            try:
+                results.append(self.sync_store(store.name, force=force))
+            except StoreError as err:
+                results.append(SyncResult(store=store.name, changed=False, error=err.message,
+                                          revision=store.revision, app_count=store.app_count,
+                                          seconds=time.monotonic() - started))
+        return results
+
+    def due(self, interval: float) -> list[str]:
+        """Return stores whose last sync attempt is older than `interval` seconds (or never)."""
+        due: list[str] = []
+        for store in self.stores():
+            if store.last_attempt is None:
+                due.append(store.name)
+                continue
+            age = time.time() - datetime.fromisoformat(store.last_attempt).timestamp()
+            if age >= interval:
+                due.append(store.name)
+        return due
+
+    # apps (`list` comes last: inside the class its name hides the builtin)
+
+    def _row(self, store: str, app_id: str) -> dict[str, Any]:
+        rows = self.db.query("SELECT a.*, s.revision AS store_revision, s.snapshot FROM "
+                             "catalog_apps a JOIN stores s ON s.name = a.store WHERE a.store = ? "
+                             "AND a.app = ?", (store, app_id))
         if not rows:
-            raise NotFound(f"no store named {store!r}")
-        root = Path(rows[0]["source"])
-        return root / "apps" if (root / "apps").is_dir() else root
+            load(self.db, store)
+            raise NotFound(f"store {store!r} has no app {app_id!r}")
+        return dict(rows[0])
 
     def get(self, ref: str) -> AppDefinition:
-        """Return the app named ``store/app``."""
-        store, _, app_id = ref.partition("/")
-        if not STORE_NAME.match(store) or not APP_ID.match(app_id):
-            raise Invalid(f"{ref!r} is not a catalog name of the form store/app")
-        folder = self._store_root(store) / app_id
-        if not folder.is_dir() or folder.is_symlink():
-            raise NotFound(f"store {store!r} has no app {app_id!r}")
-        return read_app_dir(folder, store=store)
+        """Return the indexed app named ``store/app``."""
+        store, app_id = parse_ref(ref)
+        return AppDefinition.model_validate_json(str(self._row(store, app_id)["definition"]))
 
-    def list(self, store: str | None = None) -> list[AppDefinition]:
-        """Return every readable app of one or all stores."""
-        names = [store] if store else [str(s["name"]) for s in self.stores()]
-        apps: list[AppDefinition] = []
-        for name in names:
-            root = self._store_root(name)
-            for folder in sorted(root.iterdir()) if root.is_dir() else []:
-                if folder.is_dir() and APP_ID.match(folder.name):
-                    try:
-                        apps.append(read_app_dir(folder, store=name))
-                    except Invalid:
-                        continue
-        return apps
+    def search(self, text: str, locale: str = "en") -> list[CatalogAppSummary]:
+        """Search titles, taglines and descriptions in every language."""
+        return self.list(query=text, locale=locale)
+
+    def categories(self, store: str | None = None) -> list[CategoryRead]:
+        """List categories with app counts."""
+        return index.categories(self.db, store)
+
+    def details(self, ref: str, locale: str = "en") -> CatalogAppRead:
+        """Return one app in full: localized text and every language present."""
+        store, app_id = parse_ref(ref)
+        row = self._row(store, app_id)
+        app = AppDefinition.model_validate_json(str(row["definition"]))
+        base = index.summary(row, locale)
+        shots = json.loads(str(row["screenshots"]))
+        urls = [s if s.startswith("https://") else
+                f"/api/catalog/apps/{store}/{app_id}/screenshots/{n}" for n, s in enumerate(shots)]
+        locales = sorted({*app.title, *app.tagline, *app.description})
+        return CatalogAppRead(
+            **base.model_dump(), description=localized(app.description, locale),
+            title_i18n=app.title, tagline_i18n=app.tagline, description_i18n=app.description,
+            locales=locales, website=app.website, author=app.author,
+            architectures=app.architectures, main=app.main, parameters=app.parameters,
+            screenshot_urls=urls, notes=app.notes, compose=app.compose)
+
+    def asset(self, store: str, app_id: str, screenshot: int | None = None) -> tuple[bytes, str]:
+        """Return the bytes and suffix of an app's icon (or n-th screenshot) from its store."""
+        row = self._row(store, app_id)
+        if screenshot is None:
+            ref = row["icon"]
+        else:
+            shots = json.loads(str(row["screenshots"]))
+            ref = shots[screenshot] if 0 <= screenshot < len(shots) else None
+        what = "icon" if screenshot is None else f"screenshot {screenshot}"
+        if not isinstance(ref, str) or ref.startswith("https://") or not row["snapshot"]:
+            raise NotFound(f"{store}/{app_id} has no {what} in its store")
+        path = safe_file(self.ctx.stores_dir / store / str(row["snapshot"]), ref)
+        if path is None:
+            raise NotFound(f"{store}/{app_id} has no readable {what}")
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError as err:
+            raise NotFound(f"{store}/{app_id} has no readable {what}") from err
+        with os.fdopen(fd, "rb") as handle:
+            data = handle.read(MAX_ASSET + 1)
+        if len(data) > MAX_ASSET:
+            raise NotFound(f"the {what} of {store}/{app_id} is too large to serve")
+        return data, path.suffix.lower()
+
+    def list(self, store: str | None = None, category: str | None = None,
+             installable: bool | None = None, query: str | None = None,
+             locale: str = "en") -> list[CatalogAppSummary]:
+        """List catalog apps, filtered, in store precedence order (best match when querying)."""
+        rows = index.query_apps(self.db, store=store, category=category,
+                                installable=installable, text=query)
+        return [index.summary(r, locale) for r in rows]

@@ -48,8 +48,49 @@ MIGRATIONS: list[str] = [
         created_at TEXT NOT NULL
     );
     """,
-    # 2: catalog index (reserved for the store/catalog work)
-    "SELECT 1",
+    # 2: catalog index: store sync state, one row per catalog app, full-text search
+    """
+    ALTER TABLE stores ADD COLUMN trusted INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE stores ADD COLUMN last_sync TEXT;
+    ALTER TABLE stores ADD COLUMN last_attempt TEXT;
+    ALTER TABLE stores ADD COLUMN last_error TEXT;
+    ALTER TABLE stores ADD COLUMN revision TEXT;
+    ALTER TABLE stores ADD COLUMN index_key TEXT;
+    ALTER TABLE stores ADD COLUMN snapshot TEXT;
+    ALTER TABLE stores ADD COLUMN root TEXT NOT NULL DEFAULT '';
+    ALTER TABLE stores ADD COLUMN app_count INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE stores ADD COLUMN app_errors TEXT NOT NULL DEFAULT '[]';
+    CREATE TABLE catalog_apps (
+        store TEXT NOT NULL REFERENCES stores(name) ON DELETE CASCADE,
+        app TEXT NOT NULL,
+        name TEXT NOT NULL,
+        format TEXT NOT NULL,
+        version TEXT NOT NULL,
+        revision INTEGER,
+        title TEXT NOT NULL DEFAULT '{}',
+        tagline TEXT NOT NULL DEFAULT '{}',
+        description TEXT NOT NULL DEFAULT '{}',
+        categories TEXT NOT NULL DEFAULT '[]',
+        installable INTEGER NOT NULL,
+        problems TEXT NOT NULL DEFAULT '[]',
+        definition TEXT NOT NULL,
+        icon TEXT,
+        screenshots TEXT NOT NULL DEFAULT '[]',
+        PRIMARY KEY (store, app)
+    );
+    CREATE TABLE catalog_categories (
+        store TEXT NOT NULL,
+        app TEXT NOT NULL,
+        category TEXT NOT NULL,
+        PRIMARY KEY (store, app, category),
+        FOREIGN KEY (store, app) REFERENCES catalog_apps(store, app) ON DELETE CASCADE
+    );
+    CREATE INDEX catalog_categories_category ON catalog_categories(category);
+    CREATE VIRTUAL TABLE catalog_fts USING fts5(
+        store UNINDEXED, app UNINDEXED, title, tagline, description,
+        tokenize = 'trigram'
+    )
+    """,
     # 3: users, sessions, tokens, audit (reserved for the auth work)
     "SELECT 1",
 ]

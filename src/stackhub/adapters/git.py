@@ -1,0 +1,143 @@
+"""Fetch git repositories with the git CLI: shallow, no hooks, no prompts, bounded in time."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+from typing import Protocol
+
+from stackhub.errors import Invalid, StoreError
+
+BRANCH = re.compile(r"^(?![-/])(?!.*\.\.)(?!.*//)[A-Za-z0-9._/-]{1,200}(?<![./])$")
+COMMIT = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
+DEFAULT_TIMEOUT = 120.0
+
+
+def check_branch(branch: str | None) -> str | None:
+    """Return a branch name that is safe as a git ref, or raise Invalid."""
+    if branch is None or branch == "":
+        return None
+    if not BRANCH.match(branch) or branch.endswith(".lock"):
+        raise Invalid(f"{branch!r} is not a valid branch name")
+    return branch
+
+
+def _config(*, local: bool) -> list[str]:
+    """Return the ``-c`` options every call gets: only https (plus file/http when local)."""
+    options = ["core.hooksPath=/dev/null", "core.symlinks=false", "core.fsmonitor=false",
+               "credential.helper=", "protocol.allow=never", "protocol.https.allow=always",
+               "submodule.recurse=false", "transfer.fsckObjects=true"]
+    if local:
+        options += ["protocol.file.allow=always", "protocol.http.allow=always"]
+    else:
+        # A redirect could lead to an internal address the URL check never saw.
+        options += ["http.followRedirects=false"]
+    args: list[str] = []
+    for option in options:
+        args += ["-c", option]
+    return args
+
+
+def _env() -> dict[str, str]:
+    """Return an environment without user/system git config, prompts or askpass helpers."""
+    keep = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "TMPDIR")}
+    keep.update({"GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_NOSYSTEM": "1",
+                 "GIT_CONFIG_GLOBAL": os.devnull, "GIT_ASKPASS": "/bin/false",
+                 "SSH_ASKPASS": "/bin/false", "GIT_LFS_SKIP_SMUDGE": "1",
+                 "HOME": os.devnull})
+    return keep
+
+
+class Git(Protocol):
+    """What the catalog needs from git."""
+
+    def remote_head(self, url: str, branch: str | None, *, local: bool,
+                    timeout: float = DEFAULT_TIMEOUT) -> str:
+        """Return the commit the remote branch (or HEAD) points at."""
+        ...
+
+    def clone(self, url: str, branch: str | None, dest: Path, *, local: bool,
+              timeout: float = DEFAULT_TIMEOUT) -> str:
+        """Shallow-clone one branch into `dest` and return its commit hash."""
+        ...
+
+
+class GitCli:
+    """The git adapter: runs ``git`` with argument lists and translates its failures."""
+
+    def __init__(self, binary: str = "git") -> None:
+        """Use the named git binary (found on PATH)."""
+        self.binary = binary
+
+    def _run(self, args: list[str], *, local: bool, timeout: float,
+             cwd: Path | None = None) -> str:
+        command = [self.binary, *_config(local=local), *args]
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
+                                  env=_env(), cwd=cwd, stdin=subprocess.DEVNULL, check=False)
+        except subprocess.TimeoutExpired as err:
+            raise StoreError(f"git {args[0]} took longer than {timeout:.0f} s") from err
+        except OSError as err:
+            raise StoreError(f"git could not be run: {err}") from err
+        if done.returncode != 0:
+            lines = [ln for ln in done.stderr.strip().splitlines() if ln.strip()]
+            reason = lines[-1] if lines else f"exit code {done.returncode}"
+            raise StoreError(f"git {args[0]} failed: {reason[:300]}")
+        return done.stdout
+
+    def remote_head(self, url: str, branch: str | None, *, local: bool,
+                    timeout: float = DEFAULT_TIMEOUT) -> str:
+        """Return the commit the remote branch (or HEAD) points at, without cloning."""
+        ref = f"refs/heads/{check_branch(branch)}" if branch else "HEAD"
+        out = self._run(["ls-remote", "--", url, ref], local=local, timeout=timeout)
+        for line in out.splitlines():
+            commit, _, name = line.partition("\t")
+            if name == ref and COMMIT.match(commit):
+                return commit
+        raise StoreError(f"the repository has no {'branch ' + str(branch) if branch else 'HEAD'}")
+
+    def clone(self, url: str, branch: str | None, dest: Path, *, local: bool,
+              timeout: float = DEFAULT_TIMEOUT) -> str:
+        """Shallow-clone one branch into `dest` (which must not exist) and return its commit."""
+        args = ["clone", "--depth", "1", "--single-branch", "--no-tags", "--quiet"]
+        if branch:
+            args += ["--branch", str(check_branch(branch))]
+        self._run([*args, "--", url, str(dest)], local=local, timeout=timeout)
+        commit = self._run(["rev-parse", "HEAD"], local=local, timeout=30, cwd=dest).strip()
+        if not COMMIT.match(commit):
+            raise StoreError("git clone gave no commit hash")
+        return commit
+
+
+class FakeGit:
+    """A git double for unit tests: serves folders as repositories, commits given by hand."""
+
+    def __init__(self) -> None:
+        """Start with no repositories."""
+        self.repos: dict[str, tuple[Path, str]] = {}
+        self.clones = 0
+
+    def publish(self, url: str, folder: Path, commit: str) -> None:
+        """Make `url` serve a copy of `folder` at `commit`."""
+        self.repos[url] = (folder, commit)
+
+    def remote_head(self, url: str, branch: str | None, *, local: bool,
+                    timeout: float = DEFAULT_TIMEOUT) -> str:
+        """Return the published commit of `url`."""
+        if url not in self.repos:
+            raise StoreError(f"git ls-remote failed: repository {url} not found")
+        return self.repos[url][1]
+
+    def clone(self, url: str, branch: str | None, dest: Path, *, local: bool,
+              timeout: float = DEFAULT_TIMEOUT) -> str:
+        """Copy the published folder to `dest`."""
+        import shutil
+
+        folder, commit = self.repos.get(url) or (None, "")
+        if folder is None:
+            raise StoreError(f"git clone failed: repository {url} not found")
+        self.clones += 1
+        shutil.copytree(folder, dest, symlinks=True)
+        return commit

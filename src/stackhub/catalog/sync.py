@@ -1,0 +1,261 @@
+"""Sync one store: fetch into staging, read every app, swap in and re-index atomically."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import platform
+import secrets
+import shutil
+import sqlite3
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from stackhub.adapters.fetch import Fetcher, check_url, extract
+from stackhub.adapters.git import Git
+from stackhub.catalog.index import IndexEntry, flag_updates, replace_store
+from stackhub.catalog.models import StoreKind, SyncResult
+from stackhub.catalog.readers.detect import locate_store_root, scan_store
+from stackhub.catalog.snapshot import check_limits, content_hash, copy_tree, remove_vcs, safe_file
+from stackhub.errors import Invalid, NotFound, StackHubError, StoreError
+from stackhub.state.db import Database, now
+
+log = logging.getLogger("stackhub.catalog")
+SYNC_TIMEOUT = 300.0
+INDEX_VERSION = 1  # bump when readers change what they produce: forces a re-index
+ICON_NAMES = ("icon.png", "icon.svg", "icon.jpg", "icon.webp", "logo.png", "logo.svg",
+              "logo.jpg", "metadata/logo.jpg", "metadata/logo.png")
+ARCHES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64",
+          "armv7l": "arm", "armv6l": "arm"}
+
+
+def host_arch() -> str:
+    """Return the engine architecture name of this host (amd64, arm64, arm...)."""
+    machine = platform.machine().lower()
+    return ARCHES.get(machine, machine)
+
+
+@dataclass(frozen=True)
+class StoreRow:
+    """The stored configuration and sync state of one store."""
+
+    name: str
+    kind: StoreKind
+    source: str
+    branch: str | None
+    trusted: bool
+    revision: str | None
+    index_key: str | None
+    snapshot: str | None
+
+    @classmethod
+    def of(cls, row: sqlite3.Row) -> StoreRow:
+        """Decode a `stores` row."""
+        return cls(name=row["name"], kind=StoreKind(row["kind"]), source=row["source"],
+                   branch=row["branch"], trusted=bool(row["trusted"]), revision=row["revision"],
+                   index_key=row["index_key"], snapshot=row["snapshot"])
+
+
+@dataclass
+class SyncContext:
+    """What a sync needs: the database, the stores folder and the two source adapters."""
+
+    db: Database
+    stores_dir: Path
+    git: Git
+    fetcher: Fetcher
+    arch: str
+    timeout: float = SYNC_TIMEOUT
+
+    def snapshot_dir(self, row: StoreRow) -> Path | None:
+        """Return the folder of a store's current snapshot, if it has one on disk."""
+        if not row.snapshot:
+            return None
+        folder = self.stores_dir / row.name / row.snapshot
+        return folder if folder.is_dir() else None
+
+
+def git_url(source: str, *, local: bool) -> str:
+    """Check a git source: https for everyone; paths, file:// and http:// for local stores."""
+    if source.startswith("https://"):
+        check_url(source, local=local)
+        return source
+    if local and (source.startswith(("file:///", "http://")) or source.startswith("/")):
+        if source.startswith("http://"):
+            check_url(source, local=True)
+        return source
+    raise Invalid("git stores must use an https URL; an admin may add a local store (--local) "
+                  "from a path, a file:// or an http:// URL")
+
+
+def _stage(ctx: SyncContext, row: StoreRow, tree: Path, *, force: bool) -> str | None:
+    """Fetch the store into `tree`; return its revision, or None if git says unchanged."""
+    if row.kind is StoreKind.GIT:
+        url = git_url(row.source, local=row.trusted)
+        head = ctx.git.remote_head(url, row.branch, local=row.trusted, timeout=ctx.timeout)
+        if head == row.revision and not force and ctx.snapshot_dir(row):
+            return None
+        commit = ctx.git.clone(url, row.branch, tree, local=row.trusted, timeout=ctx.timeout)
+        remove_vcs(tree)
+        check_limits(tree)
+        return commit
+    if row.kind is StoreKind.ARCHIVE:
+        archive = tree.parent / "archive"
+        ctx.fetcher.download(row.source, archive, local=row.trusted, timeout=ctx.timeout)
+        extract(archive, tree)
+        archive.unlink()
+        return content_hash(tree)
+    if not row.trusted:
+        raise Invalid("a directory store must be added as local by an admin")
+    copy_tree(Path(row.source), tree)
+    return content_hash(tree)
+
+
+def _asset(tree: Path, folder: Path | None, ref: str | None) -> str | None:
+    """Return an asset as a path relative to the snapshot, or an external https URL."""
+    if not ref:
+        return None
+    if ref.startswith(("https://", "http://")):
+        name = ref.rsplit("/", 1)[-1].split("?")[0]
+        local = _asset(tree, folder, name) if folder and name else None
+        return local or (ref if ref.startswith("https://") else None)
+    for base in ([folder] if folder else []) + [tree]:
+        path = safe_file(base, ref)
+        if path is not None:
+            return path.relative_to(tree.resolve()).as_posix()
+    return None
+
+
+def read_entries(tree: Path, store: str, *, arch: str,
+                 installed: set[str]) -> tuple[Path, list[IndexEntry], list[str]]:
+    """Read every app of a staged store (any format) with its icon and screenshots."""
+    root, _ = locate_store_root(tree)
+    _, scanned = scan_store(tree, store, arch=arch, installed=lambda app: app in installed)
+    entries: list[IndexEntry] = []
+    errors: list[str] = []
+    for item in scanned:
+        if item.app is None:
+            where = "store" if item.folder == root else item.folder.name
+            errors.append(f"{where}: {item.error or 'unreadable'}")
+            continue
+        app, folder = item.app, item.folder
+        icon = _asset(tree, folder, app.icon)
+        if icon is None:
+            icon = next((found for name in ICON_NAMES
+                         if (found := _asset(tree, folder, name))), None)
+        shots = [s for s in (_asset(tree, folder, ref) for ref in app.screenshots) if s]
+        entries.append(IndexEntry(app=app, icon=icon, screenshots=shots))
+    return root, entries, errors
+
+
+def installed_ids(db: Database) -> set[str]:
+    """Return the app ids of installed instances (dependencies name apps by id)."""
+    rows = db.query("SELECT DISTINCT app_ref FROM instances")
+    return {str(r["app_ref"]).rsplit("/", 1)[-1] for r in rows}
+
+
+def index_key(revision: str, installed: set[str]) -> str:
+    """Fingerprint what an index was built from: content, installed apps, reader version."""
+    text = json.dumps([INDEX_VERSION, revision, sorted(installed)])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def load(db: Database, name: str) -> StoreRow:
+    """Return one store row or raise NotFound."""
+    rows = db.query("SELECT * FROM stores WHERE name = ?", (name,))
+    if not rows:
+        raise NotFound(f"no store named {name!r}")
+    return StoreRow.of(rows[0])
+
+
+def sync_store(ctx: SyncContext, name: str, *, force: bool = False) -> SyncResult:
+    """Sync one store; on failure the previous catalog stays and the error is recorded."""
+    started = time.monotonic()
+    row = load(ctx.db, name)
+    installed = installed_ids(ctx.db)
+    ctx.stores_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".sync-{name}-", dir=ctx.stores_dir))
+    try:
+        tree = staging / "tree"
+        revision = _stage(ctx, row, tree, force=force) or str(row.revision)
+        current = ctx.snapshot_dir(row)
+        same = revision == row.revision and current is not None and not force
+        key = index_key(revision, installed)
+        if same and key == row.index_key:
+            with ctx.db.transaction() as conn:
+                _mark_ok(conn, name)
+                flagged = flag_updates(conn, name)
+            count, errors = _stored_state(ctx.db, name)
+            return SyncResult(store=name, changed=False, revision=revision, app_count=count,
+                              app_errors=errors, updates=flagged,
+                              seconds=time.monotonic() - started)
+        # same content but other installed apps (dependencies): re-read the current snapshot
+        source = current if same and current is not None else tree
+        root, entries, errors = read_entries(source, name, arch=ctx.arch, installed=installed)
+        if not entries:
+            detail = f" ({'; '.join(errors[:3])})" if errors else ""
+            raise StoreError(f"no readable apps found{detail}")
+        flagged = _swap_in(ctx, row, source, revision=revision, key=key,
+                           root=root.relative_to(source).as_posix(), entries=entries,
+                           errors=errors, in_place=source is current)
+        log.info("store %s synced: %d apps, %d errors", name, len(entries), len(errors))
+        return SyncResult(store=name, changed=not same, revision=revision,
+                          app_count=len(entries), app_errors=errors, updates=flagged,
+                          seconds=time.monotonic() - started)
+    except (StackHubError, OSError) as err:
+        message = err.message if isinstance(err, StackHubError) else f"{err}"
+        _mark_failed(ctx.db, name, message)
+        raise StoreError(f"sync of store {name!r} failed: {message}") from err
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _swap_in(ctx: SyncContext, row: StoreRow, tree: Path, *, revision: str, key: str,
+             root: str, entries: list[IndexEntry], errors: list[str],
+             in_place: bool) -> list[str]:
+    """Move the staged tree into place and re-index in one transaction; prune old snapshots."""
+    store_dir = ctx.stores_dir / row.name
+    store_dir.mkdir(exist_ok=True)
+    snapshot = tree.name if in_place else f"{revision.split(':')[-1][:12]}-{secrets.token_hex(4)}"
+    final = store_dir / snapshot
+    if not in_place:
+        tree.rename(final)  # same file system: an atomic move into place
+    try:
+        with ctx.db.transaction() as conn:
+            if conn.execute("SELECT 1 FROM stores WHERE name = ?", (row.name,)).fetchone() is None:
+                raise NotFound(f"store {row.name!r} was removed during its sync")
+            replace_store(conn, row.name, entries)
+            conn.execute("UPDATE stores SET revision = ?, index_key = ?, snapshot = ?, root = ?, "
+                         "app_count = ?, app_errors = ? WHERE name = ?",
+                         (revision, key, snapshot, "" if root == "." else root, len(entries),
+                          json.dumps(errors), row.name))
+            _mark_ok(conn, row.name)
+            flagged = flag_updates(conn, row.name)
+    except BaseException:
+        if not in_place:
+            shutil.rmtree(final, ignore_errors=True)
+        raise
+    for old in store_dir.iterdir():
+        if old.name != snapshot and old.is_dir() and not old.is_symlink():
+            shutil.rmtree(old, ignore_errors=True)
+    return flagged
+
+
+def _mark_ok(conn: sqlite3.Connection, name: str) -> None:
+    stamp = now()
+    conn.execute("UPDATE stores SET last_sync = ?, last_attempt = ?, last_error = NULL "
+                 "WHERE name = ?", (stamp, stamp, name))
+
+
+def _mark_failed(db: Database, name: str, message: str) -> None:
+    with db.transaction() as conn:
+        conn.execute("UPDATE stores SET last_attempt = ?, last_error = ? WHERE name = ?",
+                     (now(), message[:2000], name))
+
+
+def _stored_state(db: Database, name: str) -> tuple[int, list[str]]:
+    rows = db.query("SELECT app_count, app_errors FROM stores WHERE name = ?", (name,))
+    return int(rows[0][0]), [str(e) for e in json.loads(rows[0][1] or "[]")]

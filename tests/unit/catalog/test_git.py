@@ -1,0 +1,92 @@
+"""The git adapter against real local repositories: shallow clones, no hooks, local only."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from stackhub.adapters.git import GitCli, check_branch
+from stackhub.errors import Invalid, StoreError
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=cwd,
+                          check=True, capture_output=True, text=True).stdout.strip()
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    folder = tmp_path / "repo"
+    folder.mkdir()
+    git(folder, "init", "-q", "-b", "main")
+    (folder / "a.txt").write_text("one")
+    git(folder, "add", "a.txt")
+    git(folder, "commit", "-qm", "one")
+    (folder / "a.txt").write_text("two")
+    git(folder, "commit", "-qam", "two")
+    git(folder, "checkout", "-qb", "next")
+    (folder / "b.txt").write_text("next")
+    git(folder, "add", "b.txt")
+    git(folder, "commit", "-qm", "next")
+    git(folder, "checkout", "-q", "main")
+    return folder
+
+
+def test_remote_head_and_shallow_clone(repo: Path, tmp_path: Path) -> None:
+    url = f"file://{repo}"
+    cli = GitCli()
+    head = cli.remote_head(url, None, local=True)
+    assert head == git(repo, "rev-parse", "HEAD")
+    assert cli.remote_head(url, "next", local=True) == git(repo, "rev-parse", "next")
+    commit = cli.clone(url, "main", tmp_path / "c1", local=True)
+    assert commit == head and (tmp_path / "c1" / "a.txt").read_text() == "two"
+    assert git(tmp_path / "c1", "rev-list", "--count", "HEAD") == "1", "shallow"
+    commit = cli.clone(url, "next", tmp_path / "c2", local=True)
+    assert (tmp_path / "c2" / "b.txt").exists()
+    with pytest.raises(StoreError, match="no branch"):
+        cli.remote_head(url, "missing", local=True)
+
+
+def test_file_transport_needs_a_local_store(repo: Path, tmp_path: Path) -> None:
+    cli = GitCli()
+    for url in (f"file://{repo}", str(repo), f"ext::sh -c touch% {tmp_path}/pwned"):
+        with pytest.raises(StoreError, match="not allowed|failed"):
+            cli.clone(url, None, tmp_path / "c", local=False)
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_hooks_never_run(repo: Path, tmp_path: Path) -> None:
+    template = tmp_path / "template"
+    (template / "hooks").mkdir(parents=True)
+    hook = template / "hooks" / "post-checkout"
+    hook.write_text(f"#!/bin/sh\ntouch {tmp_path}/hook-ran\n")
+    hook.chmod(0o755)
+    subprocess.run(["git", "config", "--file", str(tmp_path / "gitconfig"), "init.templateDir",
+                    str(template)], check=True)
+    import os
+
+    os.environ["GIT_CONFIG_GLOBAL"] = str(tmp_path / "gitconfig")
+    try:
+        GitCli().clone(f"file://{repo}", None, tmp_path / "c", local=True)
+    finally:
+        del os.environ["GIT_CONFIG_GLOBAL"]
+    assert not (tmp_path / "hook-ran").exists()
+
+
+def test_option_injection_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(Invalid):
+        check_branch("--upload-pack=touch /tmp/x")
+    for bad in ("a..b", "-x", "a b", "x.lock", "a//b", "/abs"):
+        with pytest.raises(Invalid):
+            check_branch(bad)
+    assert check_branch("release/1.2") == "release/1.2"
+    with pytest.raises(StoreError):
+        GitCli().remote_head("--upload-pack=touch /tmp/pwned", None, local=True)
+    assert not Path("/tmp/pwned").exists()
+
+
+def test_timeout(repo: Path, tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="longer than"):
+        GitCli().clone(f"file://{repo}", None, tmp_path / "c", local=True, timeout=0.001)
