@@ -257,7 +257,7 @@ class _Reader:
         common.publish(self.compose, main, wanted, name, self.draft)
         self.draft.note(f"port_map {wanted} is not published by the compose file; StackHub "
                         f"publishes container port {wanted} of {main}")
-        return WebEntry(service=main, port=wanted, path=index, scheme=scheme)
+        return WebEntry(service=holder, port=wanted, path=index, scheme=scheme)
 
     # -- the whole app ---------------------------------------------------------------------
 

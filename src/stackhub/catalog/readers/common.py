@@ -491,15 +491,15 @@ class PortPlan:
     """Forced parameter names by (service, target, protocol) (the web port, usually)."""
 
 
-def _port_name(entry: PortEntry, draft: Draft) -> str:
+def _port_name(entry: PortEntry, target: str, draft: Draft) -> str:
     suffix = "" if entry.protocol == "tcp" else f"_{env_slug(entry.protocol)}"
-    base = f"PORT_{env_slug(entry.target)}{suffix}"
+    base = f"PORT_{env_slug(target)}{suffix}"
     if not draft.taken(base):
         return base
-    candidate = f"PORT_{env_slug(entry.service)}_{env_slug(entry.target)}{suffix}"
+    candidate = f"PORT_{env_slug(entry.service)}_{env_slug(target)}{suffix}"
     counter = 2
     while draft.taken(candidate):
-        candidate = f"PORT_{env_slug(entry.service)}_{env_slug(entry.target)}{suffix}_{counter}"
+        candidate = f"PORT_{env_slug(entry.service)}_{env_slug(target)}{suffix}_{counter}"
         counter += 1
     return candidate
 
@@ -522,6 +522,8 @@ def parametrize_ports(compose: dict[str, Any], draft: Draft, plan: PortPlan) -> 
             if entry is None or entry.published is None:
                 continue
             key = (name, entry.target, entry.protocol)
+            target_ref = only_var(entry.target)
+            target = (plan.resolve(target_ref.name) if target_ref else None) or entry.target
             ref = only_var(entry.published)
             wanted: int | None
             if ref is not None and ref.name in draft.params:
@@ -533,7 +535,7 @@ def parametrize_ports(compose: dict[str, Any], draft: Draft, plan: PortPlan) -> 
                 # a store variable meant to be the host port: make it a parameter of that name
                 forced = plan.names.get(key, ref.name)
                 wanted = _number(ref.arg) if ref.op in (":-", "-") else None
-                wanted = wanted or _number(entry.target)
+                wanted = wanted or _number(target)
             else:
                 value = plan.resolve(ref.name) if ref is not None else entry.published
                 if ref is not None and value is None and ref.op in (":-", "-"):
@@ -543,9 +545,9 @@ def parametrize_ports(compose: dict[str, Any], draft: Draft, plan: PortPlan) -> 
                     draft.note(f"service {name}: published port {entry.published!r} is kept "
                                "as written (not a single port StackHub can reallocate)")
                     continue
-                forced = plan.names.get(key) or _port_name(entry, draft)
+                forced = plan.names.get(key) or _port_name(entry, target, draft)
             label = plan.labels.get(key) or {
-                "en": f"Host port for {name} port {entry.target}/{entry.protocol}"}
+                "en": f"Host port for {name} port {target}/{entry.protocol}"}
             draft.add_param(Parameter(name=forced, type=ParameterType.PORT, default=wanted,
                                       label=label, protocol=entry.protocol))
             entry.published = "${" + forced + "}"

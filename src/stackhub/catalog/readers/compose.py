@@ -13,7 +13,8 @@ _SLUG = re.compile(r"[^a-z0-9-]+")
 
 
 def _first_port(service: dict[str, Any]) -> int | None:
-    for item in service.get("ports") or []:
+    ports = service.get("ports")
+    for item in ports if isinstance(ports, list) else []:
         if isinstance(item, dict) and item.get("target"):
             return int(item["target"])
         if isinstance(item, str | int):

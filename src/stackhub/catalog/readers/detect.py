@@ -156,8 +156,7 @@ def scan_store(store_root: Path, store: str, *, arch: str,
         except StackHubError as err:
             entry.error = err.message
             continue
-        except (ValueError, TypeError, KeyError, AttributeError, RecursionError,
-                OSError) as err:  # a reader bug must not break the whole store
+        except Exception as err:  # one broken app must never break the store
             entry.error = f"cannot read the app ({type(err).__name__}: {err})"
             continue
         if app.id in seen:

@@ -101,6 +101,17 @@ def _default(value: object, kind: ParameterType) -> str | int | float | bool | N
     return str(value)
 
 
+def _python_regex(pattern: str) -> bool:
+    """Tell whether a (JavaScript) pattern is also a usable Python pattern."""
+    if len(pattern) > 512:
+        return False
+    try:
+        re.compile(pattern)
+    except (re.error, RecursionError, OverflowError):
+        return False
+    return True
+
+
 def field_parameter(field: object, draft: Draft) -> Parameter | None:
     """Turn one Runtipi form field into a parameter, recording what cannot be honoured."""
     if not isinstance(field, dict):
@@ -162,21 +173,17 @@ def field_parameter(field: object, draft: Draft) -> Parameter | None:
     if raw_type == "ip" and not regex:
         regex = _IPV4
     if isinstance(regex, str) and regex:
-        data["regex"] = regex
-        if field.get("pattern_error"):
-            data["regex_error"] = {"en": str(field["pattern_error"])}
+        if _python_regex(regex):
+            data["regex"] = regex
+            if field.get("pattern_error"):
+                data["regex_error"] = {"en": str(field["pattern_error"])}
+        else:
+            draft.note(f"form field {env}: its regex is not usable here and is not checked")
     try:
         return Parameter(**data)
-    except ValidationError:
-        data.pop("regex", None)
-        data.pop("regex_error", None)
-        try:
-            param = Parameter(**data)
-        except ValidationError as err:
-            draft.problem(f"form field {env} cannot be read: {err.errors()[0]['msg']}")
-            return None
-        draft.note(f"form field {env}: its regex is not usable here and is not checked")
-        return param
+    except ValidationError as err:
+        draft.problem(f"form field {env} cannot be read: {err.errors()[0]['msg']}")
+        return None
 
 
 # ---------------------------------------------------------------------------------------------

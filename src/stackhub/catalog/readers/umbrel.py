@@ -335,9 +335,18 @@ class _Reader:
         if manifest.get("disabled"):
             self.draft.problem("the store has disabled this app")
         deps = manifest.get("dependencies")
+        used = common.referenced(self.compose)
         for dep in deps if isinstance(deps, list) else []:
-            if isinstance(dep, str) and not installed(dep):
+            if not isinstance(dep, str):
+                continue
+            if not installed(dep):
                 self.draft.problem(f"needs the app {dep!r} installed first")
+                continue
+            prefix = f"APP_{common.env_slug(dep)}_"
+            wired = sorted(n for n in used if n.startswith(prefix) and n not in self.exports)
+            if wired:
+                self.draft.problem(f"needs values exported by {dep} ({', '.join(wired)}); "
+                                   "StackHub does not connect apps to each other")
         version = str(manifest.get("manifestVersion", "1"))
         if not version.startswith("1"):
             self.draft.note(f"manifestVersion {version} is newer than StackHub knows")
