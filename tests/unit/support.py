@@ -84,3 +84,19 @@ def drain(queue: asyncio.Queue[Event], keep: Callable[[Event], bool] = lambda e:
         if keep(event):
             events.append(event)
     return events
+
+
+def instance_record(name: str, *, status: str = "running",
+                    ports: list[tuple[str, int, int]] | None = None) -> Any:
+    """An InstanceRecord for the records table; ports are (service, host, container)."""
+    from stackhub.apps.models import PortMapping
+    from stackhub.apps.records import InstanceRecord
+
+    return InstanceRecord(
+        name=name, app_ref="local/blog", store="local", format="stackhub", version="1.0",
+        revision=1, status=status, main_service="web", main_port=80, main_path="/",
+        ports=[PortMapping(service=s, host_port=h, container_port=c) for s, h, c in ports or []],
+        parameters={"TITLE": "t", "DB_PASSWORD": "hidden-secret"}, secret_names=["DB_PASSWORD"],
+        definition={"id": "blog", "store": "local", "name": "Blog", "compose": {"services": {}},
+                    "main": {"service": "web", "port": 80}},
+        error=None, update_available=None, created_at="", updated_at="")
