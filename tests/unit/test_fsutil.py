@@ -1,0 +1,78 @@
+"""Atomic writes and deletes confined to a root."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from stackhub import fsutil
+from stackhub.errors import Invalid
+
+
+def test_write_atomic_creates_parents_with_mode(tmp_path: Path) -> None:
+    target = tmp_path / "a" / "b" / "file.txt"
+    fsutil.write_atomic(target, "hello")
+    assert target.read_text() == "hello"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    fsutil.write_atomic(target, b"bytes", mode=0o644)
+    assert target.read_bytes() == b"bytes"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644
+    assert [p.name for p in target.parent.iterdir()] == ["file.txt"]  # no temp files left
+
+
+def test_write_atomic_failure_leaves_the_old_file(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "file.txt"
+    target.write_text("old")
+
+    def broken_fsync(fd: int) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(fsutil.os, "fsync", broken_fsync)
+    with pytest.raises(OSError, match="disk full"):
+        fsutil.write_atomic(target, "new")
+    monkeypatch.undo()
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["file.txt"]
+
+
+def test_remove_tree_inside_deletes_a_direct_child(tmp_path: Path) -> None:
+    root = tmp_path / "appdata"
+    (root / "blog" / "deep").mkdir(parents=True)
+    (root / "blog" / "deep" / "f").write_text("x")
+    (root / "blog-old").mkdir()
+    assert fsutil.remove_tree_inside(root / "blog", root) is True
+    assert not (root / "blog").exists() and (root / "blog-old").is_dir()
+    assert fsutil.remove_tree_inside(root / "blog", root) is False
+
+
+@pytest.mark.parametrize("relative", ["blog/deep", "..", ".", "../appdata", "../x"])
+def test_remove_tree_inside_refuses_anything_but_a_direct_child(tmp_path: Path,
+                                                                relative: str) -> None:
+    root = tmp_path / "appdata"
+    (root / "blog" / "deep").mkdir(parents=True)
+    with pytest.raises(Invalid, match="refusing to delete"):
+        fsutil.remove_tree_inside(root / relative, root)
+    assert (root / "blog" / "deep").is_dir()
+
+
+def test_remove_tree_inside_refuses_other_roots(tmp_path: Path) -> None:
+    (tmp_path / "a" / "blog").mkdir(parents=True)
+    with pytest.raises(Invalid):
+        fsutil.remove_tree_inside(tmp_path / "a" / "blog", tmp_path / "b")
+    with pytest.raises(Invalid):
+        fsutil.remove_tree_inside(tmp_path / "a", tmp_path / "a")
+    assert (tmp_path / "a" / "blog").is_dir()
+
+
+def test_remove_tree_inside_unlinks_a_symlink_without_following_it(tmp_path: Path) -> None:
+    root = tmp_path / "appdata"
+    root.mkdir()
+    outside = tmp_path / "precious"
+    outside.mkdir()
+    (outside / "f").write_text("keep")
+    (root / "blog").symlink_to(outside)
+    assert fsutil.remove_tree_inside(root / "blog", root) is True
+    assert not (root / "blog").exists() and (outside / "f").read_text() == "keep"
