@@ -8,12 +8,15 @@ from typing import Annotated
 
 import typer
 
-from stackhub.cli import apps
+from stackhub.cli import apps, stores
+from stackhub.cli import catalog as catalog_cli
 from stackhub.config import DEFAULT_PORT, Paths, default_data_dir
 
 cli = typer.Typer(help="StackHub: install and run self-hosted apps.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
 cli.add_typer(apps.app, name="app")
+cli.add_typer(stores.app, name="store")
+cli.add_typer(catalog_cli.app, name="catalog")
 
 
 @cli.command()

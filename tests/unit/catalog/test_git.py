@@ -52,7 +52,7 @@ def test_remote_head_and_shallow_clone(repo: Path, tmp_path: Path) -> None:
 def test_file_transport_needs_a_local_store(repo: Path, tmp_path: Path) -> None:
     cli = GitCli()
     for url in (f"file://{repo}", str(repo), f"ext::sh -c touch% {tmp_path}/pwned"):
-        with pytest.raises(StoreError, match="not allowed|failed"):
+        with pytest.raises(StoreError, match=r"not allowed|failed"):
             cli.clone(url, None, tmp_path / "c", local=False)
     assert not (tmp_path / "pwned").exists()
 
