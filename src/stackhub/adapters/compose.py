@@ -144,8 +144,7 @@ class Compose:
 
     async def down(self, project: str, project_dir: Path | None, *, volumes: bool) -> None:
         """Remove the project's containers and networks (and named volumes if asked)."""
-        args = [*self._project_args(project, project_dir), "down", "--remove-orphans",
-                "--timeout", "20"]
+        args = [*self._project_args(project, project_dir), "down", "--remove-orphans"]
         if volumes:
             args.append("--volumes")
         await self._run(args, action="removing the app", timeout=300)
@@ -181,7 +180,7 @@ class Compose:
         env = {k: v for k, v in os.environ.items() if k in _ENV_PASSED}
         proc = await asyncio.create_subprocess_exec(
             *self.argv, *args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, env=env, preexec_fn=_die_with_parent)
+            stderr=subprocess.DEVNULL, env=env, preexec_fn=_die_with_parent)
         assert proc.stdout is not None
         try:
             async for raw in proc.stdout:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -97,11 +98,11 @@ def _print_plan(plan: dict[str, Any]) -> None:
     for url in plan["urls"]:
         console.print(f"  open {url}")
     for note in plan["notes"]:
-        console.print(f"  note: {note}", style="yellow")
+        console.print(f"  note: {escape(note)}", style="yellow")
     if plan["risks"]:
         console.print(f"[bold yellow]Risky options[/] (digest {plan['digest']}):")
         for item in plan["risks"]:
-            console.print(f"  - [{item['severity']}] {item['service']}: {item['detail']}")
+            console.print(escape(f"  - [{item['severity']}] {item['service']}: {item['detail']}"))
 
 
 class _Bars:
@@ -208,7 +209,7 @@ def _finish(op: dict[str, Any], instance: dict[str, Any] | None, as_json: bool) 
             console.print(f"  open {url}")
     else:
         err_console.print(f"[bold red]Error:[/] {op['kind']} of {op['instance']} {op['state']}: "
-                          f"{op.get('error') or 'no details'}", highlight=False)
+                          f"{escape(op.get('error') or 'no details')}", highlight=False)
     if op["state"] != "succeeded":
         raise typer.Exit(1)
 
@@ -315,6 +316,7 @@ def remove_cmd(name: str, purge: Annotated[bool, typer.Option(
     elif op["state"] == "succeeded":
         console.print(f"[green]✔[/] removed {name}" + ("" if purge else " (data kept)"))
     else:
-        err_console.print(f"[bold red]Error:[/] removing {name} failed: {op.get('error')}")
+        reason = escape(str(op.get("error")))
+        err_console.print(f"[bold red]Error:[/] removing {name} failed: {reason}")
     if op["state"] != "succeeded":
         raise typer.Exit(1)

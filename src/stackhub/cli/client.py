@@ -73,7 +73,7 @@ class Client:
             return ClientError(f"HTTP {response.status_code}: {response.text[:300]}",
                                status=response.status_code)
 
-    def request(self, method: str, path: str, **kwargs: Any) -> Any:  # noqa: ANN401
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
         """Call the API and return decoded JSON, or raise ClientError."""
         try:
             response = self.http.request(method, path, **kwargs)

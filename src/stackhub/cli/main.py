@@ -25,7 +25,7 @@ def serve(host: Annotated[str, typer.Option(help="Address to listen on.")] = "12
           data_dir: Annotated[Path | None, typer.Option(
               "--data-dir", help="Data root (default: $STACKHUB_DATA_DIR).")] = None) -> None:
     """Run the StackHub server."""
-    from stackhub.server import serve as run  # noqa: PLC0415 - keep client commands light
+    from stackhub.server import serve as run
 
     root = (data_dir or default_data_dir()).resolve()
     os.environ["STACKHUB_DATA_DIR"] = str(root)

@@ -7,14 +7,15 @@ import sys
 from typing import Any, NoReturn
 
 from rich.console import Console
+from rich.markup import escape
 
 from stackhub.cli.client import ClientError
 
-console = Console()
-err_console = Console(stderr=True)
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 
-def emit_json(data: Any) -> None:  # noqa: ANN401
+def emit_json(data: Any) -> None:
     """Print data as JSON on stdout."""
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
 
@@ -24,10 +25,10 @@ def fail(err: ClientError, *, as_json: bool = False) -> NoReturn:
     if as_json:
         emit_json({"error": {"code": err.code, "message": err.message, "details": err.details}})
     else:
-        err_console.print(f"[bold red]Error:[/] {err.message}", highlight=False)
+        err_console.print(f"[bold red]Error:[/] {escape(err.message)}", highlight=False)
         risks = err.details.get("risks") if err.details else None
         if risks:
             for item in risks:
-                err_console.print(f"  - [{item['severity']}] {item['service']}: {item['detail']}",
-                                  highlight=False)
+                line = f"  - [{item['severity']}] {item['service']}: {item['detail']}"
+                err_console.print(escape(line), highlight=False)
     raise SystemExit(2 if err.code == "usage" else 1)

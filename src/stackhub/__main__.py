@@ -1,0 +1,5 @@
+"""Run the CLI with ``python -m stackhub``."""
+
+from stackhub.cli.main import main
+
+main()

@@ -1,0 +1,172 @@
+"""Fixtures for tests against the real Docker engine, Compose and a real server process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+FIXTURE_APPS = REPO / "tests" / "fixtures" / "apps"
+STACKHUB = [sys.executable, "-m", "stackhub"]
+
+
+def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run the docker CLI with an argument list."""
+    return subprocess.run(["docker", *args], capture_output=True, text=True, check=check,
+                          timeout=120)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def engine() -> None:
+    """Fail (never skip) when the engine is missing: scripts/test must start it."""
+    result = docker("info", "--format", "{{.ServerVersion}}", check=False)
+    if result.returncode != 0:
+        pytest.fail("the Docker engine is not running; run the suite through scripts/test "
+                    f"({result.stderr.strip()[:200]})")
+    images = docker("images", "-q", "stackhub-test/web:1", check=False).stdout.strip()
+    if not images:
+        pytest.fail("test image stackhub-test/web:1 is missing; run scripts/test-images")
+
+
+def free_port() -> int:
+    """Return a TCP port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def instance_containers(name: str) -> list[dict[str, Any]]:
+    """List the engine's containers of one instance (all states)."""
+    out = docker("ps", "-a", "--filter", f"label=io.stackhub.instance={name}", "--format",
+                 "{{json .}}").stdout
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+class Server:
+    """A real `stackhub serve` process on a temporary data root."""
+
+    def __init__(self, data_dir: Path, extra_env: dict[str, str] | None = None) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.extra_env = extra_env or {}
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = data_dir.parent / f"server-{self.port}.log"
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("STACKHUB_FAULT")}
+        env.update({"STACKHUB_DATA_DIR": str(self.data_dir), "STACKHUB_URL": self.url,
+                    "PYTHONUNBUFFERED": "1"})
+        return env
+
+    def start(self, **extra: str) -> None:
+        env = {**self.env, **self.extra_env, **extra}
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen([*STACKHUB, "serve", "--port", str(self.port)],
+                                         env=env, stdout=log, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"server exited early: {self.log.read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{self.url}/api/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"server did not start: {self.log.read_text()[-2000:]}")
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+    @property
+    def token(self) -> str:
+        return (self.data_dir / "secrets" / "admin-token").read_text().strip()
+
+    def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self.token}"}
+        return httpx.request(method, f"{self.url}{path}", headers=headers, timeout=60, **kwargs)
+
+    def cli(self, *args: str, timeout: float = 300,
+            **extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*STACKHUB, *args], capture_output=True, text=True,
+                              env={**self.env, **extra}, timeout=timeout,
+                              stdin=subprocess.DEVNULL, check=False)
+
+    def wait_status(self, name: str, wanted: set[str], timeout: float = 90) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        last: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            response = self.api("GET", f"/api/instances/{name}")
+            if response.status_code == 200:
+                last = response.json()
+                if last["status"] in wanted:
+                    return last
+            time.sleep(0.25)
+        raise AssertionError(f"{name} never reached {wanted}; last: {last}")
+
+    def wait_operation(self, op_id: str, timeout: float = 120) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            op = self.api("GET", f"/api/operations/{op_id}").json()
+            if op["state"] != "running":
+                return dict(op)
+            time.sleep(0.2)
+        raise AssertionError(f"operation {op_id} still running")
+
+    def cleanup_engine(self) -> None:
+        """Take down every project this data root created."""
+        instances = self.data_dir / "instances"
+        names = {p.name for p in instances.iterdir()} if instances.is_dir() else set()
+        for name in names:
+            docker("compose", "-p", f"stackhub-{name}", "down", "-v", "--remove-orphans",
+                   "--timeout", "1", check=False)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    """A running server on a fresh data root; its instances are removed afterwards."""
+    srv = Server(tmp_path / "data")
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+        srv.cleanup_engine()
+
+
+def http_text(port: int, timeout: float = 20) -> str:
+    """GET / on a published port until it answers."""
+    deadline = time.monotonic() + timeout
+    error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/", timeout=2).text
+        except httpx.HTTPError as err:
+            error = err
+            time.sleep(0.2)
+    raise AssertionError(f"port {port} never answered: {error}")
