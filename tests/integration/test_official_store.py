@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
+import os
 import re
 import shutil
+import socket
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
 
+import httpx
 import pytest
 
 from stackhub import yamlsafe
@@ -213,3 +218,42 @@ def test_examples_render_too(folder: Path, tmp_path: Path, docker_compose: None)
     found = risk.analyse(resolved, allowed_roots=[str(DATA_ROOT)], protected_roots=[])
     assert not found
     assert app.main is not None and app.main.service in resolved["services"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_two_tier_example_runs_on_the_engine(tmp_path: Path, docker_compose: None) -> None:
+    """The frontend reaches the private backend by service name, with the shared secret."""
+    app = read_app_dir(REPO / "examples" / "apps" / "two-tier", store=None)
+    port = _free_port()
+    values = params.resolve(app.parameters, {"WEB_PORT": str(port), "MESSAGE": "tiers talk"},
+                            {}, pick_port=lambda param, wanted, asked: wanted or 0)
+    instance = f"t-two-tier-{os.getpid()}"
+    data_dir = tmp_path / "data"
+    platform = platform_env(instance=instance, app_id=app.id, data_dir=data_dir, tz="Etc/UTC")
+    rendered = render(app, instance=instance, values=values, platform=platform,
+                      data_dir=data_dir)
+    folder = tmp_path / "project"
+    _compose_config(folder, rendered.compose, rendered.env)
+    base = ["docker", "compose", "--project-directory", str(folder), "-f",
+            str(folder / "compose.yaml"), "--env-file", str(folder / ".env"), "-p", instance]
+    try:
+        up = subprocess.run([*base, "up", "--detach", "--wait", "--wait-timeout", "60"],
+                            capture_output=True, text=True, timeout=120, check=False)
+        assert up.returncode == 0, up.stderr
+        deadline = time.monotonic() + 30
+        page = ""
+        while time.monotonic() < deadline and "backend says" not in page:
+            with contextlib.suppress(httpx.HTTPError):
+                page = httpx.get(f"http://127.0.0.1:{port}/", timeout=2).text
+            time.sleep(0.5)
+        assert "backend says: tiers talk at" in page, page
+        token_dir = data_dir / "backend" / values["SHARED_TOKEN"]
+        assert (token_dir / "status.txt").is_file()
+    finally:
+        subprocess.run([*base, "down", "--volumes", "--timeout", "1"], capture_output=True,
+                       timeout=120, check=False)
