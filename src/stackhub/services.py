@@ -14,6 +14,7 @@ from stackhub.apps.records import Records
 from stackhub.apps.service import AppsService
 from stackhub.apps.status import StatusCache
 from stackhub.auth.admin_token import ensure_admin_token, token_digest
+from stackhub.auth.service import AuthService
 from stackhub.catalog.service import Catalog
 from stackhub.config import Paths
 from stackhub.events import EventBus
@@ -45,6 +46,7 @@ class Services:
     flows: Flows
     apps: AppsService
     admin_digest: str
+    auth: AuthService
 
 
 def build(paths: Paths, *, engine: Engine | None = None, compose: Compose | None = None,
@@ -65,6 +67,8 @@ def build(paths: Paths, *, engine: Engine | None = None, compose: Compose | None
     apps = AppsService(paths=paths, records=records, planner=planner, flows=flows,
                        compose=compose, status=status, public_host=public_host)
     token = ensure_admin_token(paths.admin_token)
+    auth = AuthService(db=db, paths=paths)
+    auth.prepare_setup()
     return Services(paths=paths, db=db, bus=bus, engine=engine, compose=compose,
                     catalog=catalog, records=records, status=status, flows=flows, apps=apps,
-                    admin_digest=token_digest(token))
+                    admin_digest=token_digest(token), auth=auth)

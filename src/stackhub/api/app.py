@@ -12,9 +12,11 @@ from fastapi import APIRouter, Depends, FastAPI
 from pydantic import BaseModel
 
 from stackhub import __doc__ as product
-from stackhub.api import errors, web, ws
-from stackhub.api.deps import ServicesDep, require_principal
+from stackhub.api import errors, security, web, ws
+from stackhub.api.deps import PUBLIC_ROUTES, ServicesDep, authorize
 from stackhub.apps import views as apps_views
+from stackhub.auth import admin_views as auth_admin_views
+from stackhub.auth import views as auth_views
 from stackhub.catalog import schedule as catalog_schedule
 from stackhub.catalog import views as catalog_views
 from stackhub.config import Paths
@@ -23,7 +25,7 @@ from stackhub.services import Services, build
 from stackhub.system import views as system_views
 
 log = logging.getLogger("stackhub")
-PUBLIC_PATHS = {"/api/health", "/api/openapi.json", "/api/docs", "/api/docs/oauth2-redirect"}
+PUBLIC_PATHS = {path for _, path in PUBLIC_ROUTES}
 
 
 class Health(BaseModel):
@@ -74,9 +76,14 @@ def create_app(paths: Paths, *, services: Services | None = None,
     app = FastAPI(title="StackHub", description=product, version="0.1.0", lifespan=lifespan,
                   openapi_url="/api/openapi.json", docs_url="/api/docs", redoc_url=None)
     errors.install(app)
+    security.install(app)
     app.include_router(public)
+    app.include_router(auth_views.public_router)
     app.include_router(ws.router)
-    api = APIRouter(prefix="/api", dependencies=[Depends(require_principal)])
+    api = APIRouter(prefix="/api", dependencies=[Depends(authorize)])
+    api.include_router(auth_views.router)
+    api.include_router(auth_views.tokens_router)
+    api.include_router(auth_admin_views.router)
     api.include_router(apps_views.router)
     api.include_router(catalog_views.router)
     api.include_router(system_views.router)

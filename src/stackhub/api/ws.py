@@ -4,21 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ValidationError
 
-from stackhub.api.deps import Principal, authenticate_token
+from stackhub.api.deps import SESSION_COOKIE, Principal, authenticate_token
 from stackhub.api.errors import body
-from stackhub.errors import Invalid, NotFound, StackHubError, Unauthorized
+from stackhub.api.security import origin_allowed, security_view
+from stackhub.errors import Forbidden, Invalid, NotFound, StackHubError, Unauthorized
 from stackhub.events import Event, Subscription
 from stackhub.services import Services
 from stackhub.system import metrics
 
 router = APIRouter()
+log = logging.getLogger("stackhub.ws")
 AUTH_TIMEOUT = 10.0
+MEMBER_TOPICS = {"operation", "instance"}  # members: only for instances granted to them
 TOPICS = {"operation", "instance", "metrics"}
 
 
@@ -34,12 +38,31 @@ class Subscribe(BaseModel):
 class Connection:
     """One websocket client: its principal and subscriptions."""
 
-    def __init__(self, ws: WebSocket, services: Services, principal: Principal) -> None:
-        """Start with no subscriptions."""
+    def __init__(self, ws: WebSocket, services: Services, principal: Principal,
+                 recheck: Callable[[], Principal | None] | None = None) -> None:
+        """Start with no subscriptions; `recheck` re-validates the credential per request."""
         self.ws = ws
         self.services = services
         self.principal = principal
+        self.recheck = recheck
         self.subs: dict[int, tuple[Subscription, asyncio.Task[None]]] = {}
+
+    def visible(self, key: str | None) -> bool:
+        """Say whether the caller may see events about an instance."""
+        if self.principal.is_admin:
+            return True
+        return key is not None and self.services.auth.accounts.may_see(self.principal, key)
+
+    def check_subscription(self, req: Subscribe) -> None:
+        """Let members subscribe only to instances granted to them."""
+        if self.principal.is_admin:
+            return
+        if req.topic not in MEMBER_TOPICS:
+            raise Forbidden(f"only admins may subscribe to {req.topic!r}")
+        if req.key is None:
+            raise Forbidden("members subscribe to one instance at a time: give its name as key")
+        if not self.visible(req.key):
+            raise NotFound(f"no instance named {req.key!r}")
 
     async def send(self, message: dict[str, Any]) -> None:
         """Send one JSON message."""
@@ -61,16 +84,21 @@ class Connection:
             raise Invalid(f"unknown topic {req.topic!r}; topics: {', '.join(sorted(TOPICS))}")
         if req.id in self.subs:
             raise Invalid(f"id {req.id} is already used by a subscription")
+        self.check_subscription(req)
 
         def matches(event: Event) -> bool:
-            return event.topic == req.topic and (req.key is None or event.key == req.key)
+            return event.topic == req.topic and (req.key is None or event.key == req.key) \
+                and self.visible(event.key)  # grants are re-checked for every event
 
         sub = self.services.bus.subscribe(matches)
 
         async def pump() -> None:
             while True:
                 event = await sub.queue.get()
-                await self.send({"id": req.id, "type": "event", "event": event.as_dict()})
+                try:
+                    await self.send({"id": req.id, "type": "event", "event": event.as_dict()})
+                except (RuntimeError, WebSocketDisconnect):
+                    return  # the socket closed (for example at logout)
 
         self.subs[req.id] = (sub, asyncio.create_task(metrics.hold(self.ws.app, req.topic, pump())))
         await self.result(req.id)
@@ -112,34 +140,73 @@ def _header_token(ws: WebSocket) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token else None
 
 
-async def _authenticate(ws: WebSocket, services: Services) -> Principal:
-    token = _header_token(ws)
-    if token is None:
-        # browsers cannot set headers: the first message may carry the token
-        with contextlib.suppress(TimeoutError):
+Recheck = Callable[[], Principal | None]
+
+
+async def _authenticate(ws: WebSocket, services: Services, *,
+                        browser: bool) -> tuple[Principal, Recheck]:
+    """Authenticate by Bearer header, session cookie (browsers) or a first auth message."""
+    if "authorization" in ws.headers:
+        token = _header_token(ws)
+        principal = authenticate_token(services, token)
+    else:
+        cookie = ws.cookies.get(SESSION_COOKIE) if browser else None
+        found = services.auth.session_principal(cookie) if cookie else None
+        if found is not None and cookie is not None:
+            session_cookie = cookie
+            return found, lambda: services.auth.session_principal(session_cookie)
+        token = None
+        # compatibility: a client that cannot set headers sends the token first
+        with contextlib.suppress(TimeoutError, ValueError):
             first = await asyncio.wait_for(ws.receive_json(), AUTH_TIMEOUT)
             if isinstance(first, dict) and first.get("type") == "auth":
                 token = str(first.get("token", ""))
-    return authenticate_token(services, token)
+        principal = authenticate_token(services, token)
+    if principal.needs_enrolment:
+        raise Unauthorized("an admin requires two-factor authentication: enrol first")
+    secret = token or ""
+
+    def recheck() -> Principal | None:
+        try:
+            return authenticate_token(services, secret)
+        except Unauthorized:
+            return None
+
+    return principal, recheck
 
 
 @router.websocket("/api/ws")
 async def websocket(ws: WebSocket) -> None:
-    """Authenticate, then serve subscribe/unsubscribe/ping requests."""
+    """Check Origin, authenticate, then serve subscribe/unsubscribe/ping requests."""
     services: Services = ws.app.state.services
+    origin = ws.headers.get("origin")
+    if origin is not None and not origin_allowed(origin, ws.scope, security_view(ws.scope)):
+        log.warning("websocket from foreign origin %r refused", origin[:200])
+        await ws.close(code=1008)  # before accepting: the browser sees a failed handshake
+        return
     await ws.accept()
     try:
-        principal = await _authenticate(ws, services)
+        principal, recheck = await _authenticate(ws, services, browser=origin is not None)
     except Unauthorized as err:
         await ws.send_json({"id": None, "type": "auth_invalid",
                             **body(err.code, err.message)})
         await ws.close(code=4401)
         return
-    conn = Connection(ws, services, principal)
+
+    async def close(code: int, reason: str) -> None:
+        await ws.close(code=code, reason=reason)
+
+    entry = services.auth.sockets.add(principal, close)
+    conn = Connection(ws, services, principal, recheck)
     await conn.send({"type": "auth_ok"})
     try:
         while True:
             raw = await ws.receive_json()
+            if recheck() is None:
+                await ws.send_json({"id": None, "type": "auth_invalid",
+                                    **body("unauthorized", "the session or token has ended")})
+                await ws.close(code=4401)
+                return
             msg_id = raw.get("id") if isinstance(raw, dict) else None
             try:
                 if not isinstance(raw, dict) or not isinstance(msg_id, int):
@@ -152,7 +219,8 @@ async def websocket(ws: WebSocket) -> None:
                 await conn.error(msg_id, Invalid(str(err.errors()[0]["msg"])))
             except StackHubError as err:
                 await conn.error(msg_id, err)
-    except (WebSocketDisconnect, RuntimeError):
+    except (WebSocketDisconnect, RuntimeError, ValueError):
         pass
     finally:
+        services.auth.sockets.remove(entry)
         conn.close()

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
-from stackhub.api.deps import ServicesDep
+from stackhub.api.deps import AuditDep, PrincipalDep, ServicesDep
 from stackhub.apps.models import (
     Accepted,
     InstallRequest,
@@ -18,6 +18,7 @@ from stackhub.apps.models import (
     PlanRequest,
 )
 from stackhub.apps.planner import check_name
+from stackhub.errors import NotFound, RiskNotAccepted
 
 router = APIRouter(tags=["apps"])
 NamePath = Annotated[str, "instance name"]
@@ -31,20 +32,33 @@ async def create_plan(request: PlanRequest, services: ServicesDep) -> PlanRead:
 
 @router.post("/instances", response_model=Accepted, status_code=202,
              summary="Install an app as a new instance")
-async def install(request: InstallRequest, services: ServicesDep) -> Accepted:
+async def install(request: InstallRequest, services: ServicesDep, audit: AuditDep) -> Accepted:
     """Plan and start installing; follow progress on the websocket or the operation."""
-    return await services.apps.install(request)
+    try:
+        accepted = await services.apps.install(request)
+    except RiskNotAccepted as err:
+        audit("instance.install", request.name or "", success=False,
+              reason="risks not accepted", digest=err.details.get("digest"))
+        raise
+    if request.accept_risks:  # only admins reach this route (deps.MEMBER_ROUTES)
+        audit("risk.consent", accepted.instance, digest=request.accept_risks)
+    audit("instance.install", accepted.instance, operation=accepted.operation.id)
+    return accepted
 
 
 @router.get("/instances", response_model=list[InstanceRead], summary="List instances")
-async def list_instances(services: ServicesDep) -> list[InstanceRead]:
-    """Return every instance with its status from the engine-fed cache."""
-    return services.apps.all()
+async def list_instances(services: ServicesDep, principal: PrincipalDep) -> list[InstanceRead]:
+    """Return every instance with its status (members: only those granted to them)."""
+    return [i for i in services.apps.all()
+            if services.auth.accounts.may_see(principal, i.name)]
 
 
 @router.get("/instances/{name}", response_model=InstanceRead, summary="Show an instance")
-async def get_instance(name: NamePath, services: ServicesDep) -> InstanceRead:
+async def get_instance(name: NamePath, services: ServicesDep,
+                       principal: PrincipalDep) -> InstanceRead:
     """Return one instance."""
+    if not services.auth.accounts.may_see(principal, check_name(name)):
+        raise NotFound(f"no instance named {name!r}")
     return services.apps.get(check_name(name))
 
 
@@ -74,10 +88,14 @@ async def retry(name: NamePath, services: ServicesDep) -> Accepted:
 
 @router.delete("/instances/{name}", response_model=Accepted, status_code=202)
 async def remove(name: NamePath, services: ServicesDep,
+                 audit: AuditDep,
                  purge: Annotated[bool, Query(description="Also delete the instance's data")]
                  = False) -> Accepted:
     """Take an instance down; its data is kept unless purge is set."""
-    return await services.apps.remove(check_name(name), purge=purge)
+    accepted = await services.apps.remove(check_name(name), purge=purge)
+    services.auth.accounts.forget_instance(name)  # a later instance of that name starts ungranted
+    audit("instance.remove", name, purge=purge, operation=accepted.operation.id)
+    return accepted
 
 
 @router.get("/instances/{name}/logs", response_class=StreamingResponse,

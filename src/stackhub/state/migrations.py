@@ -91,6 +91,68 @@ MIGRATIONS: list[str] = [
         tokenize = 'trigram'
     )
     """,
-    # 3: users, sessions, tokens, audit (reserved for the auth work)
-    "SELECT 1",
+    # 3: users, sessions, API tokens, member grants, settings, audit log
+    """
+    CREATE TABLE users (
+        name TEXT PRIMARY KEY,
+        role TEXT NOT NULL CHECK (role IN ('admin', 'member')),
+        password_hash TEXT NOT NULL,
+        disabled INTEGER NOT NULL DEFAULT 0,
+        totp_secret TEXT,
+        totp_pending TEXT,
+        totp_last_step INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE recovery_codes (
+        username TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+        digest TEXT NOT NULL,
+        used_at TEXT,
+        PRIMARY KEY (username, digest)
+    );
+    CREATE TABLE sessions (
+        digest TEXT PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        username TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+        pending INTEGER NOT NULL DEFAULT 0,
+        csrf TEXT NOT NULL,
+        failures INTEGER NOT NULL DEFAULT 0,
+        ip TEXT NOT NULL DEFAULT '',
+        user_agent TEXT NOT NULL DEFAULT '',
+        created_at TEXT NOT NULL,
+        last_seen TEXT NOT NULL,
+        expires_at TEXT NOT NULL
+    );
+    CREATE INDEX sessions_username ON sessions(username);
+    CREATE TABLE api_tokens (
+        id TEXT PRIMARY KEY,
+        username TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        digest TEXT NOT NULL UNIQUE,
+        created_at TEXT NOT NULL,
+        last_used TEXT,
+        expires_at TEXT
+    );
+    CREATE INDEX api_tokens_username ON api_tokens(username);
+    CREATE TABLE grants (
+        username TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+        instance TEXT NOT NULL,
+        PRIMARY KEY (username, instance)
+    );
+    CREATE TABLE settings (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL DEFAULT '',
+        ip TEXT NOT NULL DEFAULT '',
+        success INTEGER NOT NULL DEFAULT 1,
+        details TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX audit_at ON audit(at)
+    """,
 ]

@@ -1,0 +1,52 @@
+"""Record security events (sign-ins, user and token changes, installs, consents) in SQLite."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from stackhub.auth.models import AuditEntry
+from stackhub.state.db import Database, now
+
+log = logging.getLogger("stackhub.audit")
+KEEP = 50_000
+PRUNE_EVERY = 500
+SECRET_KEYS = ("password", "token", "secret", "code", "current", "new")
+
+
+def _scrub(details: dict[str, Any]) -> dict[str, Any]:
+    return {k: "[redacted]" if any(s in k.lower() for s in SECRET_KEYS) else v
+            for k, v in details.items()}
+
+
+class AuditLog:
+    """An append-only log of security events, newest first on read."""
+
+    def __init__(self, db: Database) -> None:
+        """Use the server's database."""
+        self.db = db
+        self._count = 0
+
+    def record(self, *, actor: str, action: str, target: str = "", ip: str = "",
+               success: bool = True, details: dict[str, Any] | None = None) -> None:
+        """Append one event (values under secret-looking keys are redacted)."""
+        data = _scrub(details or {})
+        with self.db.transaction() as conn:
+            conn.execute("INSERT INTO audit (at, actor, action, target, ip, success, details) "
+                         "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                         (now(), actor[:128], action, target[:256], ip[:64], int(success),
+                          json.dumps(data, default=str)[:4096]))
+            self._count += 1
+            if self._count % PRUNE_EVERY == 0:
+                conn.execute("DELETE FROM audit WHERE id <= (SELECT MAX(id) FROM audit) - ?",
+                             (KEEP,))
+        log.info("audit %s %s actor=%s target=%s ip=%s", action, "ok" if success else "FAILED",
+                 actor[:128], target[:256], ip)
+
+    def recent(self, limit: int = 100) -> list[AuditEntry]:
+        """Return the latest events, newest first."""
+        rows = self.db.query("SELECT * FROM audit ORDER BY id DESC LIMIT ?", (limit,))
+        return [AuditEntry(id=r["id"], at=r["at"], actor=r["actor"], action=r["action"],
+                           target=r["target"], ip=r["ip"], success=bool(r["success"]),
+                           details=json.loads(r["details"])) for r in rows]
