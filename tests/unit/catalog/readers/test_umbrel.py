@@ -1,0 +1,291 @@
+"""The Umbrel reader on fixture apps written for these tests."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from stackhub.apps.params import resolve
+from stackhub.catalog.models import (
+    AppDefinition,
+    AppFormat,
+    Parameter,
+    ParameterType,
+    SecretEncoding,
+    WebEntry,
+)
+from stackhub.catalog.readers import umbrel
+from stackhub.errors import Invalid, TooLarge
+
+STORE = Path(__file__).resolve().parents[3] / "fixtures" / "stores" / "umbrel"
+
+
+def read(name: str, *, installed: frozenset[str] = frozenset()) -> AppDefinition:
+    return umbrel.read_app_dir(STORE / name, store="umb", installed=installed.__contains__)
+
+
+def param(app: AppDefinition, name: str) -> Parameter:
+    return next(p for p in app.parameters if p.name == name)
+
+
+# -- metadata and the app proxy --------------------------------------------------------------------
+
+
+def test_metadata() -> None:
+    app = read("fixture-notes")
+
+    assert (app.id, app.ref, app.format) == ("fixture-notes", "umb/fixture-notes", AppFormat.UMBREL)
+    assert app.name == "Fixture Notes" and app.title == {"en": "Fixture Notes"}
+    assert app.version == "3.2.0"
+    assert app.tagline == {"en": "Notes you keep"}
+    assert app.description["en"].startswith("A notes app")
+    assert app.category == ["files"]
+    assert app.screenshots == ["1.jpg", "2.jpg"]
+    assert app.website == "https://notes.example.org"
+    assert app.author == "Notes Devs"
+    assert app.installable
+
+
+def test_app_proxy_is_replaced_by_a_published_port() -> None:
+    app = read("fixture-notes")
+    services = app.compose["services"]
+
+    assert "app_proxy" not in services
+    assert app.main == WebEntry(service="web", port=80, path="/login")
+    assert services["web"]["ports"] == ["${APP_PORT}:80"]
+    port = param(app, "APP_PORT")
+    assert (port.type, port.default) == (ParameterType.PORT, 8190)
+    assert not any("login in front" in n for n in app.notes)  # PROXY_AUTH_ADD: "false"
+
+
+def test_proxy_auth_and_lists_are_reported() -> None:
+    app = read("fixture-addon", installed=frozenset({"fixture-notes"}))
+    assert any("Umbrel puts its own login in front" in n for n in app.notes)
+    assert any("whitelist/blacklist" in n for n in app.notes)
+    assert app.main == WebEntry(service="addon", port=80)
+
+
+def test_proxy_environment_in_list_form() -> None:
+    app = read("fixture-off")
+    assert app.main == WebEntry(service="web", port=80)
+
+
+def test_proxy_target_by_compose_v2_container_name() -> None:
+    assert read("fixture-hooked").main == WebEntry(service="web", port=80)
+
+
+def test_proxy_target_by_ip_variable() -> None:
+    app = read("fixture-node")
+    assert app.main == WebEntry(service="server", port=3005)
+    assert app.compose["services"]["server"]["ports"] == ["${APP_PORT}:3005"]
+    assert param(app, "APP_PORT").default == 8191
+
+
+def test_proxy_to_a_foreign_container_is_a_problem() -> None:
+    app = read("fixture-lostproxy")
+    assert app.main is None
+    assert any("some-other-app_web_1" in p for p in app.problems)
+
+
+def test_without_proxy_the_manifest_port_finds_the_main_service() -> None:
+    app = read("fixture-direct")
+    ports = app.compose["services"]["web"]["ports"]
+
+    assert app.main == WebEntry(service="web", port=8080, path="/admin")
+    assert ports == ["${APP_PORT}:8080", "127.0.0.1:${PORT_9100_UDP}:9100/udp"]
+    assert param(app, "APP_PORT").default == 8197
+    assert param(app, "PORT_9100_UDP").protocol == "udp"
+
+
+# -- variables -------------------------------------------------------------------------------------
+
+
+def test_app_password_and_seed_are_generated_secrets() -> None:
+    app = read("fixture-notes")
+    password, seed = param(app, "APP_PASSWORD"), param(app, "APP_SEED")
+
+    assert password.type is seed.type is ParameterType.SECRET
+    assert seed.encoding is SecretEncoding.HEX and seed.length == 64
+    values = resolve(app.parameters, {}, {}, pick_port=lambda p, w, a: w or 1)
+    again = resolve(app.parameters, {}, values, pick_port=lambda p, w, a: w or 1)
+    assert len(values["APP_PASSWORD"]) == 32
+    assert len(values["APP_SEED"]) == 64 and int(values["APP_SEED"], 16) >= 0
+    assert again["APP_PASSWORD"] == values["APP_PASSWORD"]  # kept across re-renders
+    assert any("APP_PASSWORD parameter" in n for n in app.notes)
+    assert "default username: umbrel" in app.notes
+
+
+def test_device_names_and_platform_values() -> None:
+    app = read("fixture-notes")
+    host = param(app, "DEVICE_HOSTNAME")
+
+    assert (host.type, host.default) == (ParameterType.HOST, "localhost")
+    assert app.derived == {"DEVICE_DOMAIN_NAME": "${DEVICE_HOSTNAME}", "APP_VERSION": "3.2.0",
+                           "UMBREL_ROOT": "${APP_DATA_DIR}/umbrel", "NETWORK_IP": "172.16.0.0"}
+    web = app.compose["services"]["web"]
+    assert "${APP_DATA_DIR}/data/web:/data" in web["volumes"]  # APP_DATA_DIR is native
+    assert any("UMBREL_ROOT" in n for n in app.notes)
+    assert any("permissions" in n and "STORAGE_DOWNLOADS" in n for n in app.notes)
+
+
+def test_container_names_stay_reachable_as_aliases() -> None:
+    services = read("fixture-notes").compose["services"]
+    assert services["web"]["environment"]["DB_HOST"] == "fixture-notes_db_1"
+    assert services["db"]["networks"] == {"default": {"aliases": ["fixture-notes_db_1"]}}
+    assert services["web"]["networks"] == {"default": {"aliases": ["fixture-notes_web_1"]}}
+
+
+def test_pinned_images_are_kept() -> None:
+    db = read("fixture-notes").compose["services"]["db"]
+    assert db["image"].endswith("@sha256:" + "0" * 63 + "1")
+    assert db["image"].startswith("postgres:16.4-alpine@")
+
+
+# -- exports.sh ------------------------------------------------------------------------------------
+
+
+def test_plain_exports_become_derived_values() -> None:
+    app = read("fixture-node")
+    derived = app.derived
+
+    assert derived["APP_FIXTURE_NODE_DATA_DIR"] == "${APP_DATA_DIR}/data/node"
+    assert derived["APP_FIXTURE_NODE_RPC_PORT"] == "8332"
+    assert derived["APP_FIXTURE_NODE_P2P_PORT"] == "8333"
+    assert derived["APP_FIXTURE_NODE_NAME"] == "node"
+    assert derived["APP_FIXTURE_NODE_URL"] == "http://${DEVICE_HOSTNAME}:8332"
+    assert derived["APP_FIXTURE_NODE_APP"] == "fixture-node"
+    # this app's own fixed service addresses become service names
+    assert derived["APP_FIXTURE_NODE_IP"] == "server"
+    assert derived["APP_FIXTURE_NODE_NODE_IP"] == "node"
+    assert app.installable
+
+
+def test_fixed_addresses_are_removed() -> None:
+    app = read("fixture-node")
+    for service in app.compose["services"].values():
+        assert "ipv4_address" not in service["networks"]["default"]
+    assert any("fixed container IP addresses" in n for n in app.notes)
+
+
+def test_exported_ports_become_port_parameters() -> None:
+    app = read("fixture-node")
+    node = app.compose["services"]["node"]
+
+    assert node["ports"] == ["${PORT_8333}:${APP_FIXTURE_NODE_P2P_PORT}", "${PORT_28332}:28332"]
+    assert param(app, "PORT_8333").default == 8333
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ('export A="1"\nexport B=two\n', {"A": "1", "B": "two"}),
+    ("# comment\n\nexport A='x y'\n", {"A": "x y"}),
+    ('export A="${EXPORTS_APP_DIR}/d"  # trailing comment\n', {"A": "${EXPORTS_APP_DIR}/d"}),
+    ('export A="say \\"hi\\""\n', {"A": 'say "hi"'}),
+    ('export A="$(cat /etc/passwd)"\n', None),
+    ("export A=`id`\n", None),
+    ('export A="\\$HOME"\n', None),
+    ("export A='$HOME'\n", None),
+    ('A="1"\n', None),
+    ("export A=two words\n", None),
+    ('if [[ -f x ]]; then\n  export A="1"\nfi\n', None),
+    ('export A="unterminated\n', None),
+    ("export A=x; rm -rf /\n", None),
+])
+def test_parse_exports(text: str, expected: dict[str, str] | None) -> None:
+    assert umbrel.parse_exports(text) == expected
+
+
+def test_exports_with_shell_logic_block_only_when_needed() -> None:
+    app = read("fixture-scripted")
+    assert any("APP_FIXTURE_SCRIPTED_MODE" in p and "shell logic" in p for p in app.problems)
+    text = (STORE / "fixture-scripted" / "umbrel-app.yml").read_text()
+    quiet = umbrel.parse_app(text, "services:\n  web:\n    image: example/x:1\n",
+                             exports_text="if true; then export A=1; fi\n")
+    assert quiet.installable
+    assert any("shell logic and was not run" in n for n in quiet.notes)
+
+
+# -- what cannot be honoured -----------------------------------------------------------------------
+
+
+def test_tor_only_and_disabled_are_problems() -> None:
+    assert any("torOnly" in p for p in read("fixture-tor").problems)
+    assert any("disabled" in p for p in read("fixture-off").problems)
+
+
+def test_missing_dependency_is_a_problem_unless_installed() -> None:
+    missing = read("fixture-addon")
+    assert missing.problems == ["needs the app 'fixture-notes' installed first"]
+    present = read("fixture-addon", installed=frozenset({"fixture-notes"}))
+    assert present.installable
+
+
+def test_values_exported_by_a_dependency_cannot_be_wired() -> None:
+    missing = read("fixture-wallet")
+    assert missing.problems == ["needs the app 'fixture-node' installed first"]
+    present = read("fixture-wallet", installed=frozenset({"fixture-node"}))
+    assert any("APP_FIXTURE_NODE_RPC_PORT" in p for p in present.problems)
+
+
+def test_hooks_templates_and_seed_files() -> None:
+    app = read("fixture-hooked")
+    problems = " | ".join(app.problems)
+
+    assert "pre-install hook" in problems
+    assert "torrc.template" in problems
+    assert "data/config.yml" in problems
+    assert any("post-update hook is not run" in n for n in app.notes)
+
+
+def test_harmless_hooks_and_empty_seed_folders_are_notes() -> None:
+    app = read("fixture-node")
+    assert app.installable
+    assert any("pre-stop hook is not run" in n for n in app.notes)
+    assert not any("seed files" in n for n in app.notes)  # only .gitkeep
+
+
+def test_newer_manifest_version_is_noted() -> None:
+    app = umbrel.parse_app("manifestVersion: 2\nid: future\nname: Future\nport: 80\n",
+                           "services:\n  web:\n    image: example/x:1\n    ports: ['80:80']\n")
+    assert any("manifestVersion 2" in n for n in app.notes)
+    assert app.main == WebEntry(service="web", port=80)
+
+
+# -- malformed apps --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "error", "text"), [
+    ("fixture-badyaml", Invalid, "umbrel-app.yml is not valid YAML"),
+    ("fixture-nocompose", Invalid, "docker-compose.yml is missing"),
+    ("fixture-noid", Invalid, "no valid id"),
+    ("fixture-bomb", TooLarge, "alias bomb"),
+])
+def test_malformed_apps(name: str, error: type[Exception], text: str) -> None:
+    with pytest.raises(error, match=text):
+        read(name)
+
+
+def test_manifest_without_name() -> None:
+    with pytest.raises(Invalid, match="no name"):
+        umbrel.parse_app("id: x\n", "services: {web: {image: a}}\n")
+
+
+def test_symlinked_exports_are_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "fixture-node"
+    shutil.copytree(STORE / "fixture-node", folder)
+    (folder / "exports.sh").unlink()
+    (folder / "exports.sh").symlink_to("/etc/hostname")
+    with pytest.raises(Invalid, match="symbolic link"):
+        umbrel.read_app_dir(folder)
+
+
+# -- the store file --------------------------------------------------------------------------------
+
+
+def test_read_store_meta(tmp_path: Path) -> None:
+    assert umbrel.read_store_meta(STORE) == {"id": "fixture", "name": "StackHub fixture store"}
+    assert umbrel.read_store_meta(tmp_path) is None
+    (tmp_path / "umbrel-app-store.yml").write_text("id: ../x\n")
+    with pytest.raises(Invalid, match="no valid id"):
+        umbrel.read_store_meta(tmp_path)
