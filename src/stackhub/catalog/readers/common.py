@@ -345,7 +345,7 @@ def services_of(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def check_services(compose: dict[str, Any], draft: Draft) -> None:
-    """Report services StackHub cannot run: builds and missing images."""
+    """Report what StackHub cannot run: builds, missing images, files from the store."""
     for name, service in services_of(compose).items():
         if "build" in service:
             draft.problem(f"service {name} is built from source ('build:'); StackHub installs "
@@ -353,6 +353,22 @@ def check_services(compose: dict[str, Any], draft: Draft) -> None:
         image = service.get("image")
         if not isinstance(image, str) or not image.strip():
             draft.problem(f"service {name} has no image")
+        if service.get("env_file"):
+            draft.problem(f"service {name} reads an env_file; StackHub does not copy store "
+                          "files into the project")
+        extends = service.get("extends")
+        if isinstance(extends, dict) and extends.get("file"):
+            draft.problem(f"service {name} extends another file; StackHub reads one compose "
+                          "file per app")
+    if compose.get("include"):
+        draft.problem("the compose file includes other files; StackHub reads one compose file "
+                      "per app")
+    for section in ("configs", "secrets"):
+        block = compose.get(section)
+        for key, spec in block.items() if isinstance(block, dict) else []:
+            if isinstance(spec, dict) and spec.get("file"):
+                draft.problem(f"{section}.{key} is read from a file; StackHub does not copy "
+                              "store files into the project")
 
 
 def strip_keys(compose: dict[str, Any], key: str) -> None:

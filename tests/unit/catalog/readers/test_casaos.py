@@ -320,3 +320,29 @@ def test_symlinks_are_refused(tmp_path: Path) -> None:
 def test_compose_that_is_not_a_mapping() -> None:
     with pytest.raises(Invalid, match="mapping"):
         casaos.parse_app("- a\n- b\n")
+
+
+def test_files_the_store_would_have_to_ship_are_problems() -> None:
+    text = """
+name: files
+include: [other.yml]
+services:
+  web:
+    image: example/x:1
+    env_file: [app.env]
+    ports: ["8080:80"]
+  more:
+    extends: {file: base.yml, service: web}
+configs:
+  conf: {file: ./conf.yml}
+  inline: {content: "x"}
+secrets:
+  key: {file: /etc/shadow}
+x-casaos: {main: web, port_map: "8080"}
+"""
+    problems = " | ".join(casaos.parse_app(text, arch="amd64").problems)
+    assert "env_file" in problems
+    assert "extends another file" in problems
+    assert "includes other files" in problems
+    assert "configs.conf" in problems and "secrets.key" in problems
+    assert "configs.inline" not in problems
