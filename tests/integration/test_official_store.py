@@ -124,7 +124,7 @@ def test_manifest_is_complete(folder: Path) -> None:
     app = _read(folder)
     assert app.id == folder.name
     assert app.version and app.version != "latest"
-    assert app.revision == 1
+    assert app.revision is not None and app.revision >= 1
     for field in (app.title, app.tagline, app.description):
         for locale in LOCALES:
             assert field.get(locale, "").strip(), f"missing {locale} text"
