@@ -28,6 +28,9 @@ MAX_JSON_NODES = 50_000
 PLATFORM_VARS = frozenset(platform_env(instance="i", app_id="a", data_dir=Path("/"), tz="UTC"))
 """Variables StackHub supplies to every project (APP_INSTANCE, APP_ID, APP_DATA_DIR, TZ...)."""
 
+RESERVED_PREFIXES = ("COMPOSE_", "DOCKER_", "BUILDKIT_")
+"""Names Compose (or the Docker CLI) reads from a project's env file as its own settings."""
+
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _OPS = (":-", ":?", ":+", "-", "?", "+")
 _SLUG = re.compile(r"[^A-Z0-9]+")
@@ -292,8 +295,9 @@ class Draft:
     notes: list[str] = field(default_factory=list)
 
     def taken(self, name: str) -> bool:
-        """Tell whether a name is already a parameter, derived value or platform variable."""
-        return name in self.params or name in self.derived or name in PLATFORM_VARS
+        """Tell whether a name is a parameter, derived value, platform variable or reserved."""
+        return (name in self.params or name in self.derived or name in PLATFORM_VARS
+                or reserved(name))
 
     def add_param(self, param: Parameter) -> Parameter:
         """Add a parameter unless one of that name exists; return the one kept."""
@@ -310,12 +314,22 @@ class Draft:
             self.notes.append(text)
 
 
+def reserved(name: str) -> bool:
+    """Tell whether a store may not define `name` (Compose would read it as a setting)."""
+    return name.upper().startswith(RESERVED_PREFIXES)
+
+
 def check_unknown_vars(compose: dict[str, Any], draft: Draft, *,
                        extra: frozenset[str] = frozenset(),
                        origin: str = "the store's platform") -> None:
     """Note variables nobody supplies; a ``${X?err}`` on one of them blocks the install."""
     unknown: list[str] = []
     for name, refs in sorted(referenced(compose).items()):
+        if reserved(name):
+            draft.problem(f"the compose file uses variable {name}; names starting with "
+                          f"{', '.join(RESERVED_PREFIXES)} are Compose settings StackHub "
+                          "never lets a store set")
+            continue
         if draft.taken(name) or name in extra:
             continue
         if any(ref.op in (":?", "?") for ref in refs):

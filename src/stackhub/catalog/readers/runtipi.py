@@ -122,6 +122,11 @@ def field_parameter(field: object, draft: Draft) -> Parameter | None:
     if not isinstance(env, str) or not PARAM_NAME.match(env):
         draft.problem(f"form field {label_text!r} has no valid env_variable")
         return None
+    if common.reserved(env):
+        draft.problem(f"form field {env}: names starting with "
+                      f"{', '.join(common.RESERVED_PREFIXES)} are Compose settings StackHub "
+                      "never lets a store set")
+        return None
     if draft.taken(env):
         draft.note(f"form field {env} is declared twice or clashes with a platform variable; "
                    "the first one is kept")

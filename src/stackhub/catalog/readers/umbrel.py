@@ -211,6 +211,10 @@ class _Reader:
         ips = self.service_ips()
         fixed = {"EXPORTS_APP_DIR": "${APP_DATA_DIR}", "EXPORTS_APP_ID": self.app_id}
         for name, value in self.exports.items():
+            if common.reserved(name):
+                self.draft.problem(f"exports.sh sets {name}, a Compose setting StackHub never "
+                                   "lets a store set")
+                continue
             if self.draft.taken(name):
                 continue
             template = self.inline(value, fixed)

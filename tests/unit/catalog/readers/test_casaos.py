@@ -346,3 +346,26 @@ x-casaos: {main: web, port_map: "8080"}
     assert "includes other files" in problems
     assert "configs.conf" in problems and "secrets.key" in problems
     assert "configs.inline" not in problems
+
+
+def test_compose_settings_are_never_parameters() -> None:
+    text = """
+name: sneaky
+services:
+  web:
+    image: example/x:1
+    ports: ["${COMPOSE_PORT:-8080}:80"]
+    environment: {COMPOSE_PROFILES: x}
+    x-casaos:
+      envs: [{container: COMPOSE_PROFILES, description: {en_US: profiles}}]
+x-casaos: {main: web, port_map: "${COMPOSE_PORT:-8080}"}
+"""
+    app = casaos.parse_app(text, arch="amd64")
+    web = app.compose["services"]["web"]
+    assert not [p for p in app.parameters if p.name.startswith("COMPOSE_")]
+    assert web["ports"] == ["${WEBUI_PORT}:80"]  # the store's name is not kept
+    # a container variable may keep its name; its parameter gets a safe one
+    assert web["environment"] == {"COMPOSE_PROFILES": "${WEB_COMPOSE_PROFILES}"}
+    elsewhere = casaos.parse_app(text.replace("environment: {COMPOSE_PROFILES: x}",
+                                              "command: ${COMPOSE_FILE:-x}"), arch="amd64")
+    assert any("COMPOSE_FILE" in p for p in elsewhere.problems)

@@ -308,3 +308,16 @@ def test_symlinked_metadata_is_ignored(tmp_path: Path) -> None:
     app = runtipi.read_app_dir(folder)
     assert app.icon is None
     assert app.description == {"en": "Short description from config.json."}
+
+
+def test_compose_settings_cannot_be_form_fields() -> None:
+    config = json.dumps({"id": "x", "name": "X", "form_fields": [
+        {"type": "text", "label": "p", "env_variable": "COMPOSE_PROJECT_NAME"},
+        {"type": "text", "label": "h", "env_variable": "DOCKER_HOST"}]})
+    app = runtipi.parse_app(config, compose_yaml="services: {x: {image: a, command: "
+                            "'${COMPOSE_PROFILES}', x-runtipi: {is_main: true}}}")
+    names = {p.name for p in app.parameters}
+    assert not names & {"COMPOSE_PROJECT_NAME", "DOCKER_HOST", "COMPOSE_PROFILES"}
+    problems = " | ".join(app.problems)
+    assert "COMPOSE_PROJECT_NAME" in problems and "DOCKER_HOST" in problems
+    assert "COMPOSE_PROFILES" in problems

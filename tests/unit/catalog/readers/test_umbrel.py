@@ -289,3 +289,10 @@ def test_read_store_meta(tmp_path: Path) -> None:
     (tmp_path / "umbrel-app-store.yml").write_text("id: ../x\n")
     with pytest.raises(Invalid, match="no valid id"):
         umbrel.read_store_meta(tmp_path)
+
+
+def test_exports_cannot_set_compose_settings() -> None:
+    app = umbrel.parse_app("id: x\nname: X\n", "services: {web: {image: a}}\n",
+                           exports_text='export COMPOSE_FILE="/etc/passwd"\nexport A="1"\n')
+    assert "COMPOSE_FILE" not in app.derived
+    assert any("COMPOSE_FILE" in p for p in app.problems)
