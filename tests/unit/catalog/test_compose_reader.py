@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from stackhub import yamlsafe
 from stackhub.catalog.models import AppFormat
 from stackhub.catalog.readers.compose import parse_compose
 from stackhub.errors import Invalid, TooLarge
@@ -25,8 +26,7 @@ def test_plain_compose_becomes_a_custom_app() -> None:
     (["[::1]:8080:80"], 80),
 ])
 def test_main_entry_from_the_first_port(ports: list[object], target: int) -> None:
-    app = parse_compose({"services": {"web": {"image": "x", "ports": ports}}}.__repr__()
-                        .replace("'", '"'))
+    app = parse_compose(yamlsafe.dump({"services": {"web": {"image": "x", "ports": ports}}}))
     assert app.main is not None and app.main.port == target
 
 
