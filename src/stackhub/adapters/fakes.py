@@ -475,7 +475,7 @@ class FakeCompose(Compose):
         pending = self.failures.get(verb)
         if pending:
             raise pending.pop(0)
-        if verb != "config" and not self.engine.available:
+        if verb not in ("config", "version") and not self.engine.available:
             raise EngineUnavailable(f"{verb}: the Docker engine is not reachable; is dockerd "
                                     "running?")
 
