@@ -55,14 +55,24 @@ def _slug_id(text: str) -> str:
     return re.sub(r"[^a-z0-9_-]+", "-", text.lower()).strip("-_")[:64]
 
 
-def _descriptions(block: object, key: str) -> list[tuple[str, str, LocalizedText]]:
-    """Return (container, protocol, description) for one list of an ``x-casaos`` block."""
+def _blocks(service: dict[str, Any]) -> list[dict[str, Any]]:
+    """Return a service's ``x-casaos`` block and, for the oldest apps, its ``container`` part."""
+    block = service.get("x-casaos")
+    if not isinstance(block, dict):
+        return []
+    inner = block.get("container")
+    return [block, inner] if isinstance(inner, dict) else [block]
+
+
+def _descriptions(service: dict[str, Any], key: str) -> list[tuple[str, str, LocalizedText]]:
+    """Return (container, protocol, description) for one list of a service's ``x-casaos``."""
     out: list[tuple[str, str, LocalizedText]] = []
-    items = block.get(key) if isinstance(block, dict) else None
-    for item in items if isinstance(items, list) else []:
-        if isinstance(item, dict) and item.get("container") is not None:
-            out.append((str(item["container"]), str(item.get("protocol") or "tcp"),
-                        locales(item.get("description"))))
+    for block in _blocks(service):
+        items = block.get(key)
+        for item in items if isinstance(items, list) else []:
+            if isinstance(item, dict) and item.get("container") is not None:
+                out.append((str(item["container"]), str(item.get("protocol") or "tcp"),
+                            locales(item.get("description"))))
     return out
 
 
@@ -177,30 +187,37 @@ class _Reader:
     # -- web entry and ports ---------------------------------------------------------------
 
     def web_settings(self, main: str) -> tuple[object, str, str]:
-        """Return port_map, index and scheme, new placement first, then the old one."""
+        """Return port_map, index and scheme, new placement first, then the old ones."""
         blocks: list[dict[str, Any]] = [self.meta]
         for name in [main, *self.services]:
-            block = self.services[name].get("x-casaos")
-            if isinstance(block, dict):
-                blocks.append(block)
+            blocks += _blocks(self.services[name])
+
         def pick(key: str) -> object:
             return next((b[key] for b in blocks if b.get(key) not in (None, "")), None)
+
         index = pick("index")
         scheme = pick("scheme")
         return (pick("port_map"), str(index) if index else "/",
                 str(scheme).lower() if scheme else "http")
 
     def main_service(self) -> str:
-        main = self.meta.get("main")
+        main = self.meta.get("main", self.meta.get("main_app"))
         if isinstance(main, str) and main in self.services:
             return main
         if main is not None:
             self.draft.note(f"x-casaos main {main!r} is not a service; guessing the main one")
         for name, service in self.services.items():
-            block = service.get("x-casaos")
-            if isinstance(block, dict) and block.get("port_map") is not None:
+            if any(b.get("port_map") is not None for b in _blocks(service)):
                 return name
         return next(iter(self.services))
+
+    def merge_service_metadata(self, main: str) -> None:
+        """Oldest apps keep title, icon... in the main service's block: use them as defaults."""
+        blocks = _blocks(self.services[main])
+        if blocks:
+            defaults = {k: v for k, v in blocks[0].items() if k not in ("container", "envs",
+                                                                          "ports", "volumes")}
+            self.meta = {**defaults, **self.meta}
 
     def ports_and_web(self, main: str, port_labels: dict[tuple[str, str, str], LocalizedText],
                       ) -> WebEntry | None:
@@ -262,21 +279,21 @@ class _Reader:
     # -- the whole app ---------------------------------------------------------------------
 
     def read(self) -> tuple[str, WebEntry | None]:
+        main = self.main_service()
+        self.merge_service_metadata(main)
         archs = self.meta.get("architectures")
         if isinstance(archs, list) and archs and self.arch not in [str(a) for a in archs]:
             self.draft.problem(f"the app supports {', '.join(map(str, archs))}, not this "
                                f"machine's {self.arch}")
-        main = self.main_service()
         port_labels: dict[tuple[str, str, str], LocalizedText] = {}
         for name, service in self.services.items():
-            block = service.get("x-casaos")
-            for container, _, text in _descriptions(block, "volumes"):
+            for container, _, text in _descriptions(service, "volumes"):
                 if text:
                     self.volume_labels.setdefault(container, text)
-            for container, proto, text in _descriptions(block, "ports"):
+            for container, proto, text in _descriptions(service, "ports"):
                 if text:
                     port_labels.setdefault((name, container, proto), text)
-            self.env_params(name, service, _descriptions(block, "envs"))
+            self.env_params(name, service, _descriptions(service, "envs"))
         self.map_volumes()
         web = self.ports_and_web(main, port_labels)
         refs = common.referenced(self.compose)

@@ -326,6 +326,11 @@ class _Reader:
                     (entry.service, entry.target, entry.protocol): "APP_PORT"})
                 common.parametrize_ports(self.compose, self.draft, plan)
                 return WebEntry(service=entry.service, port=int(entry.target), path=path)
+        host = [n for n, s in self.services.items() if s.get("network_mode") == "host"]
+        if host:
+            self.draft.note("the app uses host networking: its port is the host's, StackHub "
+                            "cannot move it")
+            return WebEntry(service=host[0], port=default_port, path=path)
         self.draft.note(f"no service publishes the app's port {default_port}: no web UI entry")
         return None
 

@@ -369,3 +369,18 @@ x-casaos: {main: web, port_map: "${COMPOSE_PORT:-8080}"}
     elsewhere = casaos.parse_app(text.replace("environment: {COMPOSE_PROFILES: x}",
                                               "command: ${COMPOSE_FILE:-x}"), arch="amd64")
     assert any("COMPOSE_FILE" in p for p in elsewhere.problems)
+
+
+def test_oldest_layout_with_metadata_in_the_service() -> None:
+    app = read("OldStyle")
+
+    assert app.title == {"en": "Old Style"}
+    assert app.tagline == {"en": "Old but gold"}
+    assert app.description == {"en": "An app in the oldest CasaOS layout."}
+    assert app.category == ["Utilities"] and app.author == "Old Devs"
+    assert app.icon == "https://cdn.example.org/Apps/OldStyle/icon.png"
+    assert app.screenshots == ["https://cdn.example.org/Apps/OldStyle/screenshot-1.png"]
+    assert app.main == WebEntry(service="oldstyle", port=8000, path="/start")
+    assert param(app, "WEBUI_PORT").label == {"en": "Web UI (old layout)"}
+    assert app.compose["services"]["oldstyle"]["volumes"][0]["source"] == "${APP_DATA_DIR}"
+    assert app.version == "3.4.2"

@@ -15,7 +15,7 @@ FIXTURES = Path(__file__).resolve().parents[3] / "fixtures"
 STORES = FIXTURES / "stores"
 
 CASAOS_OK = {"armonly", "builder", "escape", "hostnet", "mediabox", "needsvars", "nometa",
-             "sidecar", "webdash"}
+             "oldstyle", "sidecar", "webdash"}
 CASAOS_ERRORS = {"AliasBomb", "BadName", "BadYaml", "DeepNest", "EmptyFolder", "NoServices"}
 UMBREL_OK = {"fixture-addon", "fixture-direct", "fixture-hooked", "fixture-lostproxy",
              "fixture-node", "fixture-notes", "fixture-off", "fixture-scripted", "fixture-tor",

@@ -296,3 +296,11 @@ def test_exports_cannot_set_compose_settings() -> None:
                            exports_text='export COMPOSE_FILE="/etc/passwd"\nexport A="1"\n')
     assert "COMPOSE_FILE" not in app.derived
     assert any("COMPOSE_FILE" in p for p in app.problems)
+
+
+def test_host_network_app_without_proxy() -> None:
+    app = umbrel.parse_app("id: hub\nname: Hub\nport: 8123\n",
+                           "services:\n  server:\n    image: example/hub:1\n"
+                           "    network_mode: host\n")
+    assert app.main == WebEntry(service="server", port=8123)
+    assert any("host networking" in n for n in app.notes)
