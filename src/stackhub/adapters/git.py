@@ -19,7 +19,7 @@ def check_branch(branch: str | None) -> str | None:
     """Return a branch name that is safe as a git ref, or raise Invalid."""
     if branch is None or branch == "":
         return None
-    if not BRANCH.match(branch) or branch.endswith(".lock"):
+    if not BRANCH.fullmatch(branch) or branch.endswith(".lock"):
         raise Invalid(f"{branch!r} is not a valid branch name")
     return branch
 
@@ -94,7 +94,7 @@ class GitCli:
         out = self._run(["ls-remote", "--", url, ref], local=local, timeout=timeout)
         for line in out.splitlines():
             commit, _, name = line.partition("\t")
-            if name == ref and COMMIT.match(commit):
+            if name == ref and COMMIT.fullmatch(commit):
                 return commit
         raise StoreError(f"the repository has no {'branch ' + str(branch) if branch else 'HEAD'}")
 
@@ -106,7 +106,7 @@ class GitCli:
             args += ["--branch", str(check_branch(branch))]
         self._run([*args, "--", url, str(dest)], local=local, timeout=timeout)
         commit = self._run(["rev-parse", "HEAD"], local=local, timeout=30, cwd=dest).strip()
-        if not COMMIT.match(commit):
+        if not COMMIT.fullmatch(commit):
             raise StoreError("git clone gave no commit hash")
         return commit
 

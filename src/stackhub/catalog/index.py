@@ -8,7 +8,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from stackhub.catalog.models import AppDefinition, CatalogAppSummary, CategoryRead, localized
+from stackhub.catalog.models import AppDefinition, AppFormat, CatalogAppSummary, CategoryRead
 from stackhub.state.db import Database
 
 MAX_TERMS = 8
@@ -121,21 +121,81 @@ def icon_url(row: RowLike) -> str | None:
     return f"/api/catalog/apps/{row['store']}/{row['app']}/icon?v={stamp}"
 
 
-def summary(row: RowLike, locale: str) -> CatalogAppSummary:
+def _norm(text: dict[str, str]) -> dict[str, str]:
+    return {key.lower().replace("_", "-"): value for key, value in text.items()}
+
+
+@dataclass(frozen=True)
+class Card:
+    """The decoded listing data of one app (locale keys normalised)."""
+
+    title: dict[str, str]
+    tagline: dict[str, str]
+    category: list[str]
+    problems: list[str]
+    icon_url: str | None
+
+
+def _card(row: RowLike) -> Card:
+    return Card(title=_norm(json.loads(row["title"])), tagline=_norm(json.loads(row["tagline"])),
+                category=json.loads(row["categories"]), problems=json.loads(row["problems"]),
+                icon_url=icon_url(row))
+
+
+class Cards:
+    """Decoded listing data per app, reused until its store is re-indexed."""
+
+    def __init__(self, limit: int = 20_000) -> None:
+        """Keep at most `limit` cards."""
+        self.limit = limit
+        self._cards: dict[tuple[str, str, str], Card] = {}
+
+    def get(self, row: RowLike) -> Card:
+        """Return the card of an index row (keyed by store, app and the store's index key)."""
+        key = (row["store"], row["app"], row["index_key"] or "")
+        card = self._cards.get(key)
+        if card is None:
+            if len(self._cards) >= self.limit:
+                self._cards.clear()
+            card = self._cards[key] = _card(row)
+        return card
+
+
+def _pick(text: dict[str, str], chain: tuple[str, ...]) -> str:
+    """Pick text by a locale chain, as `localized` does, from normalised keys."""
+    if not text:
+        return ""
+    for key in chain:
+        if key in text:
+            return text[key]
+    language = chain[1]
+    for key, value in text.items():
+        if key.startswith(language):
+            return value
+    return next(iter(text.values()))
+
+
+def locale_chain(locale: str) -> tuple[str, ...]:
+    """Return the fallback keys for a locale: exact, language, English."""
+    want = locale.lower().replace("_", "-")
+    return (want, want.split("-")[0], "en", "en-us")
+
+
+def summary(row: RowLike, locale: str, cards: Cards | None = None) -> CatalogAppSummary:
     """Build a listing entry from an index row."""
-    title: dict[str, str] = json.loads(row["title"])
-    return CatalogAppSummary(
+    card = cards.get(row) if cards is not None else _card(row)
+    chain = locale_chain(locale)
+    return CatalogAppSummary.model_construct(
         id=f"{row['store']}/{row['app']}", store=row["store"], app=row["app"], name=row["name"],
-        format=row["format"], title=localized(title, locale) or row["name"],
-        tagline=localized(json.loads(row["tagline"]), locale), version=row["version"],
-        revision=row["revision"], category=json.loads(row["categories"]),
-        installable=bool(row["installable"]), problems=json.loads(row["problems"]),
-        icon_url=icon_url(row))
+        format=AppFormat(row["format"]), title=_pick(card.title, chain) or row["name"],
+        tagline=_pick(card.tagline, chain), version=row["version"], revision=row["revision"],
+        category=list(card.category), installable=bool(row["installable"]),
+        problems=list(card.problems), icon_url=card.icon_url)
 
 
 SUMMARY_COLUMNS = ("a.store, a.app, a.name, a.format, a.version, a.revision, a.title, "
                    "a.tagline, a.categories, a.installable, a.problems, a.icon, "
-                   "s.revision AS store_revision")
+                   "s.revision AS store_revision, s.index_key")
 
 
 def _fts_phrase(term: str) -> str:

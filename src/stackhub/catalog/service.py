@@ -74,7 +74,7 @@ def guess_kind(source: str) -> StoreKind:
 def parse_ref(ref: str) -> tuple[str, str]:
     """Split ``store/app`` into its two checked names."""
     store, _, app_id = ref.partition("/")
-    if not STORE_NAME.match(store) or not APP_ID.match(app_id):
+    if not STORE_NAME.fullmatch(store) or not APP_ID.fullmatch(app_id):
         raise Invalid(f"{ref!r} is not a catalog name of the form store/app")
     return store, app_id
 
@@ -97,6 +97,7 @@ class Catalog:
                                fetcher=fetcher or HttpFetcher(), arch=arch or host_arch(),
                                timeout=timeout)
         self._locks: dict[str, threading.Lock] = {}
+        self._cards = index.Cards()
         self._guard = threading.Lock()
         official = official_store_path()
         if official.is_dir():
@@ -128,7 +129,7 @@ class Catalog:
     def add(self, name: str, source: str, branch: str | None = None,
             kind: StoreKind | None = None, *, local: bool = False) -> StoreRead:
         """Add a store (not synced yet); remote sources must be public https URLs unless local."""
-        if not STORE_NAME.match(name):
+        if not STORE_NAME.fullmatch(name):
             raise Invalid("store names are lowercase letters, digits, '.', '_' or '-'")
         source = source.strip()
         kind = kind or guess_kind(source)
@@ -208,9 +209,9 @@ class Catalog:
     # apps (`list` comes last: inside the class its name hides the builtin)
 
     def _row(self, store: str, app_id: str) -> dict[str, Any]:
-        rows = self.db.query("SELECT a.*, s.revision AS store_revision, s.snapshot FROM "
-                             "catalog_apps a JOIN stores s ON s.name = a.store WHERE a.store = ? "
-                             "AND a.app = ?", (store, app_id))
+        rows = self.db.query("SELECT a.*, s.revision AS store_revision, s.index_key, s.snapshot "
+                             "FROM catalog_apps a JOIN stores s ON s.name = a.store "
+                             "WHERE a.store = ? AND a.app = ?", (store, app_id))
         if not rows:
             load(self.db, store)
             raise NotFound(f"store {store!r} has no app {app_id!r}")
@@ -276,4 +277,4 @@ class Catalog:
         """List catalog apps, filtered, in store precedence order (best match when querying)."""
         rows = index.query_apps(self.db, store=store, category=category,
                                 installable=installable, text=query)
-        return [index.summary(r, locale) for r in rows]
+        return [index.summary(r, locale, self._cards) for r in rows]

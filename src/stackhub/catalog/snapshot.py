@@ -47,16 +47,33 @@ def check_limits(root: Path, *, max_files: int = MAX_FILES, max_bytes: int = MAX
 
 
 def copy_tree(source: Path, dest: Path, *, max_files: int = MAX_FILES,
-              max_bytes: int = MAX_BYTES) -> None:
-    """Copy regular files and folders of `source` into `dest`; links and VCS folders skipped."""
+              max_bytes: int = MAX_BYTES) -> str:
+    """Copy regular files and folders of `source` into `dest` (links and VCS folders skipped)
+    and return the content hash of what was copied."""
     if not source.is_dir() or source.is_symlink():
         raise Invalid(f"{source} is not a directory")
-    check_limits(source, max_files=max_files, max_bytes=max_bytes)
     dest.mkdir(parents=True, exist_ok=True)
-    for relative, path, _ in walk_files(source):
+    digest = hashlib.sha256()
+    size = 0
+    for files, (relative, path, _) in enumerate(walk_files(source), start=1):
+        if files > max_files:
+            raise TooLarge(f"the store has more than {max_files} files")
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        with os.fdopen(fd, "rb") as handle:
+            data = handle.read(max_bytes - size + 1)
+        size += len(data)
+        if size > max_bytes:
+            raise TooLarge(f"the store is larger than {max_bytes} bytes")
         target = dest / relative
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, target, follow_symlinks=False)
+        target.write_bytes(data)
+        digest.update(_entry(relative, hashlib.sha256(data).digest()))
+    return "sha256:" + digest.hexdigest()
+
+
+def _entry(relative: str, file_digest: bytes) -> bytes:
+    """Return what one file adds to a tree hash: its path, a NUL, its content digest."""
+    return relative.encode("utf-8", "surrogateescape") + b"\x00" + file_digest
 
 
 def remove_vcs(root: Path) -> None:
@@ -71,10 +88,8 @@ def content_hash(root: Path) -> str:
     """Hash a tree: sha256 over sorted relative paths and file contents."""
     digest = hashlib.sha256()
     for relative, path, _ in walk_files(root):
-        digest.update(relative.encode("utf-8", "surrogateescape") + b"\x00")
         with path.open("rb") as handle:
-            file_digest = hashlib.file_digest(handle, "sha256")
-        digest.update(file_digest.digest())
+            digest.update(_entry(relative, hashlib.file_digest(handle, "sha256").digest()))
     return "sha256:" + digest.hexdigest()
 
 

@@ -92,7 +92,7 @@ def git_url(source: str, *, local: bool) -> str:
 
 
 def _stage(ctx: SyncContext, row: StoreRow, tree: Path, *, force: bool) -> str | None:
-    """Fetch the store into `tree`; return its revision, or None if git says unchanged."""
+    """Fetch the store into `tree`; return its revision, or None when known to be unchanged."""
     if row.kind is StoreKind.GIT:
         url = git_url(row.source, local=row.trusted)
         head = ctx.git.remote_head(url, row.branch, local=row.trusted, timeout=ctx.timeout)
@@ -110,8 +110,12 @@ def _stage(ctx: SyncContext, row: StoreRow, tree: Path, *, force: bool) -> str |
         return content_hash(tree)
     if not row.trusted:
         raise Invalid("a directory store must be added as local by an admin")
-    copy_tree(Path(row.source), tree)
-    return content_hash(tree)
+    source = Path(row.source)
+    if not force and ctx.snapshot_dir(row) and row.revision:
+        check_limits(source)
+        if content_hash(source) == row.revision:
+            return None  # hashing in place is cheaper than copying unchanged content
+    return copy_tree(source, tree)
 
 
 def _asset(tree: Path, folder: Path | None, ref: str | None) -> str | None:

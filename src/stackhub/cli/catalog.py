@@ -88,7 +88,7 @@ def categories_cmd(store: StoreOpt = None, as_json: JsonOpt = False) -> None:
 def show_cmd(ref: Annotated[str, typer.Argument(metavar="STORE/APP")], locale: LocaleOpt = None,
              as_json: JsonOpt = False) -> None:
     """Show one catalog app: texts, parameters, compatibility."""
-    if not REF.match(ref):
+    if not REF.fullmatch(ref):
         fail(ClientError(f"{ref!r} is not a catalog name STORE/APP", code="usage"),
              as_json=as_json)
     try:
