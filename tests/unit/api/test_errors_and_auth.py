@@ -207,7 +207,7 @@ def test_409_already_exists_and_conflict(client: TestClient, auth: dict[str, str
 
 
 def test_413_too_large(client: TestClient, auth: dict[str, str]) -> None:
-    for text in (BILLION_LAUGHS, "[" * 5000 + "]" * 5000):
+    for text in (BILLION_LAUGHS, "[" * 500 + "]" * 500):
         response = client.post("/api/plans", json=api_body(compose_request(text)), headers=auth)
         assert response.status_code == 413
         assert error_of(response)["code"] == "too_large"
