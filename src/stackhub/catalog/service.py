@@ -37,6 +37,7 @@ MAX_FILE = 512 * 1024
 MAX_ASSET = 5 * 1024 * 1024
 OFFICIAL = "official"
 ARCHIVE_SUFFIXES = (".zip", ".tar.gz", ".tgz", ".tar")
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".webp", ".svg", ".ico", ".avif"})
 
 
 def official_store_path() -> Path:
@@ -259,7 +260,7 @@ class Catalog:
         if not isinstance(ref, str) or ref.startswith("https://") or not row["snapshot"]:
             raise NotFound(f"{store}/{app_id} has no {what} in its store")
         path = safe_file(self.ctx.stores_dir / store / str(row["snapshot"]), ref)
-        if path is None:
+        if path is None or path.suffix.lower() not in IMAGE_SUFFIXES:
             raise NotFound(f"{store}/{app_id} has no readable {what}")
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)

@@ -16,8 +16,12 @@ MAX_BYTES = 300 * 1024 * 1024
 SKIP_DIRS = {".git", ".hg", ".svn"}
 
 
-def walk_files(root: Path) -> Iterator[tuple[str, Path, os.stat_result]]:
-    """Yield (relative posix path, path, lstat) for regular files, sorted, links skipped."""
+def walk_files(root: Path, *, max_files: int | None = None,
+               ) -> Iterator[tuple[str, Path, os.stat_result]]:
+    """Yield (relative posix path, path, lstat) for regular files, sorted, links skipped.
+
+    With `max_files`, raise TooLarge as soon as the walk finds more (before sorting).
+    """
     stack = [root]
     found: list[tuple[str, Path, os.stat_result]] = []
     while stack:
@@ -31,6 +35,8 @@ def walk_files(root: Path) -> Iterator[tuple[str, Path, os.stat_result]]:
                         stack.append(path)
                 elif stat.S_ISREG(info.st_mode):
                     found.append((path.relative_to(root).as_posix(), path, info))
+                    if max_files is not None and len(found) > max_files:
+                        raise TooLarge(f"the store has more than {max_files} files")
     found.sort(key=lambda item: item[0])
     yield from found
 
@@ -38,10 +44,8 @@ def walk_files(root: Path) -> Iterator[tuple[str, Path, os.stat_result]]:
 def check_limits(root: Path, *, max_files: int = MAX_FILES, max_bytes: int = MAX_BYTES) -> None:
     """Raise TooLarge when a staged tree holds too many files or bytes."""
     size = 0
-    for files, (_, _, info) in enumerate(walk_files(root), start=1):
+    for _, _, info in walk_files(root, max_files=max_files):
         size += info.st_size
-        if files > max_files:
-            raise TooLarge(f"the store has more than {max_files} files")
         if size > max_bytes:
             raise TooLarge(f"the store is larger than {max_bytes} bytes")
 
@@ -55,9 +59,7 @@ def copy_tree(source: Path, dest: Path, *, max_files: int = MAX_FILES,
     dest.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
     size = 0
-    for files, (relative, path, _) in enumerate(walk_files(source), start=1):
-        if files > max_files:
-            raise TooLarge(f"the store has more than {max_files} files")
+    for relative, path, _ in walk_files(source, max_files=max_files):
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
         with os.fdopen(fd, "rb") as handle:
             data = handle.read(max_bytes - size + 1)

@@ -209,8 +209,14 @@ def sync_store(ctx: SyncContext, name: str, *, force: bool = False) -> SyncResul
         return SyncResult(store=name, changed=not same, revision=revision,
                           app_count=len(entries), app_errors=errors, updates=flagged,
                           seconds=time.monotonic() - started)
-    except (StackHubError, OSError) as err:
-        message = err.message if isinstance(err, StackHubError) else f"{err}"
+    except Exception as err:  # any failure, even a reader bug, keeps the previous catalog
+        if isinstance(err, StackHubError):
+            message = err.message
+        elif isinstance(err, OSError):
+            message = str(err)
+        else:
+            log.exception("store %s: unexpected error during sync", name)
+            message = f"internal error ({type(err).__name__}: {err})"
         _mark_failed(ctx.db, name, message)
         raise StoreError(f"sync of store {name!r} failed: {message}") from err
     finally:

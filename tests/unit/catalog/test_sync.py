@@ -248,3 +248,33 @@ def test_installing_a_dependency_refreshes_problems(tmp_path: Path) -> None:
     assert catalog.list()[0].installable, "...but the index was rebuilt for the new instance"
     assert snapshots(tmp_path, "umbrel") == before
     assert catalog.get("umbrel/lightning").problems == []
+
+
+def test_only_images_are_served_as_assets(tmp_path: Path) -> None:
+    source = write_store(tmp_path / "src", ["alpha"], icon=False)
+    manifest = source / "apps" / "alpha" / "stackhub-app.yaml"
+    manifest.write_text(manifest.read_text().replace('"category"',
+                                                     '"icon": "compose.yaml", "category"'))
+    catalog = open_catalog(tmp_path)
+    catalog.add("mine", str(source), local=True)
+    catalog.sync_store("mine")
+    with pytest.raises(NotFound):
+        catalog.asset("mine", "alpha")
+
+
+def test_store_size_limits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from stackhub.catalog import snapshot
+
+    source = write_store(tmp_path / "src", ["alpha", "beta"])
+    catalog = open_catalog(tmp_path)
+    catalog.add("mine", str(source), local=True)
+    monkeypatch.setattr(snapshot, "MAX_FILES", 3)
+    monkeypatch.setattr(snapshot.copy_tree, "__kwdefaults__", {"max_files": 3,
+                                                               "max_bytes": 10**6})
+    with pytest.raises(StoreError, match="more than 3 files"):
+        catalog.sync_store("mine")
+    monkeypatch.setattr(snapshot.copy_tree, "__kwdefaults__", {"max_files": 100,
+                                                               "max_bytes": 100})
+    with pytest.raises(StoreError, match="larger than 100 bytes"):
+        catalog.sync_store("mine")
+    assert catalog.list() == [] and catalog.store("mine").last_error
