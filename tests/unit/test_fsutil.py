@@ -30,7 +30,7 @@ def test_write_atomic_failure_leaves_the_old_file(tmp_path: Path,
     def broken_fsync(fd: int) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(fsutil.os, "fsync", broken_fsync)
+    monkeypatch.setattr("stackhub.fsutil.os.fsync", broken_fsync)
     with pytest.raises(OSError, match="disk full"):
         fsutil.write_atomic(target, "new")
     monkeypatch.undo()

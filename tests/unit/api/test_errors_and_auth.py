@@ -40,7 +40,7 @@ def http_routes(app: FastAPI) -> list[tuple[str, str]]:
             continue
         for method in getattr(item, "methods", None) or ():
             if method != "HEAD":
-                found.add((method, str(item.path)))
+                found.add((method, str(getattr(item, "path", ""))))
     return sorted(found)
 
 

@@ -8,6 +8,7 @@ import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -190,7 +191,8 @@ def api(services: Services, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestCli
 
         monkeypatch.setattr(cli_apps, "Client", make_client)
         monkeypatch.setattr(Client, "websocket", no_websocket)
-        monkeypatch.setattr(cli_apps.time, "sleep", lambda seconds: time.sleep(0.01))
+        fast = SimpleNamespace(monotonic=time.monotonic, sleep=lambda seconds: time.sleep(0.01))
+        monkeypatch.setattr(cli_apps, "time", fast)
         yield test_client
 
 
