@@ -365,9 +365,9 @@ async def test_recover_removes_orphans_and_leaves_known_instances(
     live.records.delete("ghost")  # a rolled-back install: only its journal entry is left
     report = await live.flows.recover()
     assert report == {"interrupted": ["ghost"], "orphans": ["ghost"]}
-    down = [c for c in compose.calls if c.verb == "down"]
-    assert [(c.project, c.project_dir, c.options) for c in down] == [
-        ("stackhub-ghost", None, {"volumes": False})]
+    # whether through `compose down` or the engine, only the orphan's objects go
+    down = [(c.project, c.project_dir, c.options) for c in compose.calls if c.verb == "down"]
+    assert down in ([], [("stackhub-ghost", None, {"volumes": False})])
     assert project_containers(engine, "ghost") == []
     assert "stackhub-ghost_default" not in engine.networks
     assert "stackhub-ghost_data" not in engine.volumes
