@@ -138,6 +138,15 @@ def test_long_form_relative_bind_is_mapped() -> None:
     assert out.compose["services"]["web"]["volumes"] == [{**volume, "source": f"{DATA}/media"}]
 
 
+@pytest.mark.xfail(strict=True, reason="bug: render._bind_source only maps sources starting "
+                   "with '.'; a long-form bind 'source: data' is relative too (compose resolves "
+                   "it against the project dir, instances/<name>/, next to .env and values.json)")
+def test_long_form_relative_bind_without_dot_is_mapped() -> None:
+    volume = {"type": "bind", "source": "data", "target": "/data"}
+    out = do_render(web(volumes=[volume]))
+    assert out.compose["services"]["web"]["volumes"] == [{**volume, "source": f"{DATA}/data"}]
+
+
 @pytest.mark.parametrize("volume", ["../escape:/x", "./../escape:/x", "./a/../../escape:/x",
                                     {"type": "bind", "source": "../../etc", "target": "/x"}])
 def test_parent_escapes_are_refused(volume: Any) -> None:
