@@ -209,3 +209,13 @@ def test_required_2fa_confines_unenrolled_users(ready: Server, require: bool) ->
     assert client.get("/api/auth/status").json()["require_2fa"] is True
     assert client.get("/api/instances").status_code == 403
     assert client.post("/api/auth/totp/enroll", headers=csrf(client)).status_code == 200
+
+
+@pytest.mark.parametrize("code", ["\uff11\uff12\uff13\uff14\uff15\uff16", "12345\u0661", "\x00" * 6,
+                                  "' OR 1=1 --", "9" * 64])
+def test_odd_codes_are_plain_failures(ready: Server, code: str) -> None:
+    """Non-ASCII digits and junk are a 401, never a 500."""
+    enable_totp(ready, *MEMBER)
+    client = pending(ready, *MEMBER)
+    answer = client.post("/api/auth/totp", json={"code": code}, headers=csrf(client))
+    assert answer.status_code == 401

@@ -35,7 +35,8 @@ def qr_svg(uri: str) -> str:
 def is_totp_code(code: str) -> bool:
     """Say whether a code looks like a TOTP code (six digits) rather than a recovery code."""
     cleaned = code.replace(" ", "")
-    return len(cleaned) == 6 and cleaned.isdigit()
+    # isdigit() alone also takes fullwidth and other non-ASCII digits
+    return len(cleaned) == 6 and cleaned.isascii() and cleaned.isdigit()
 
 
 def match_step(secret: str, code: str, *, after: int, now: float | None = None) -> int | None:
@@ -46,7 +47,8 @@ def match_step(secret: str, code: str, *, after: int, now: float | None = None) 
     otp = pyotp.TOTP(secret, interval=STEP)
     current = int((time.time() if now is None else now) // STEP)
     for step in (current - WINDOW, current, current + WINDOW):
-        if step > after and hmac.compare_digest(otp.generate_otp(step), cleaned):
+        if step > after and hmac.compare_digest(otp.generate_otp(step).encode(),
+                                                cleaned.encode()):
             return step
     return None
 
