@@ -6,6 +6,7 @@ PREFIX = "io.stackhub"
 MANAGED = f"{PREFIX}.managed"
 INSTANCE = f"{PREFIX}.instance"
 APP = f"{PREFIX}.app"
+INSTALL = f"{PREFIX}.install"  # which StackHub data root owns the object
 OPERATION = f"{PREFIX}.operation"
 
 COMPOSE_PROJECT = "com.docker.compose.project"

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from stackhub import fsutil
 from stackhub.adapters.compose import Compose
 from stackhub.adapters.engine import DockerEngine, Engine
 from stackhub.apps.flows import Flows
@@ -49,13 +51,26 @@ class Services:
     auth: AuthService
 
 
+def install_id(paths: Paths) -> str:
+    """Return this data root's random installation id, creating it on first start."""
+    path = paths.root / "install-id"
+    if path.is_file():
+        text = path.read_text().strip()
+        if text:
+            return text
+    value = secrets.token_hex(6)
+    fsutil.write_atomic(path, value + "\n", mode=0o644)
+    return value
+
+
 def build(paths: Paths, *, engine: Engine | None = None, compose: Compose | None = None,
           public_host: str = "localhost") -> Services:
     """Create the services for a data root."""
     paths.ensure()
+    install = install_id(paths)
     db = Database(paths.db)
     bus = EventBus()
-    engine = engine or DockerEngine()
+    engine = engine or DockerEngine(install=install)
     compose = compose or Compose()
     catalog = Catalog(db, paths.stores)
     records = Records(db)
@@ -63,7 +78,7 @@ def build(paths: Paths, *, engine: Engine | None = None, compose: Compose | None
     flows = Flows(paths=paths, records=records, engine=engine, compose=compose, bus=bus,
                   status=status)
     planner = Planner(paths=paths, records=records, catalog=catalog, compose=compose,
-                      engine=engine, tz=host_timezone())
+                      engine=engine, tz=host_timezone(), install=install)
     apps = AppsService(paths=paths, records=records, planner=planner, flows=flows,
                        compose=compose, status=status, public_host=public_host)
     token = ensure_admin_token(paths.admin_token)

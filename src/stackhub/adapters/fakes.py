@@ -172,6 +172,16 @@ class FakeEngine:
         if self.volumes.pop(name, None) is None:
             raise NotFound(f"volume {name} not found")
 
+    def remove_container(self, ref: str, *, force: bool = False) -> None:
+        """Remove a container by id or name, or raise NotFound."""
+        self._check("remove_container", ref)
+        with self._lock:
+            kept = [c for c in self.raw_containers
+                    if c["Id"] != ref and ref not in [n.lstrip("/") for n in c["Names"]]]
+            if len(kept) == len(self.raw_containers):
+                raise NotFound(f"container {ref} not found")
+            self.raw_containers = kept
+
     def events(self, stop: threading.Event) -> Iterator[dict[str, Any]]:
         """Yield events put on `event_queue` until `stop` is set."""
         self._check("events")

@@ -194,9 +194,10 @@ class Flows:
             return report
         orphans = {c.instance for c in containers if c.instance and c.instance not in known}
         orphans |= {i for _, i in networks if i and i not in known}
-        for name in sorted(orphans):
-            await self.compose.down(labels.project_name(name), None, volumes=False)
-            report["orphans"].append(name)
+        for container in containers:
+            if container.instance in orphans:
+                await asyncio.to_thread(self.engine.remove_container, container.id, force=True)
+        report["orphans"] = sorted(orphans)
         journaled = {op.instance for op in self.records.operations(limit=10_000)}
         for volume, instance in volumes:
             if instance and instance not in known and instance in journaled:

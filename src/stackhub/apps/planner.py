@@ -125,7 +125,7 @@ class Planner:
     """Turn a plan request into a Plan, reading the catalog, records and host ports."""
 
     def __init__(self, *, paths: Paths, records: Records, catalog: Catalog, compose: Compose,
-                 engine: Engine, tz: str) -> None:
+                 engine: Engine, tz: str, install: str | None = None) -> None:
         """Keep the collaborators a plan needs."""
         self.paths = paths
         self.records = records
@@ -133,6 +133,7 @@ class Planner:
         self.compose = compose
         self.engine = engine
         self.tz = tz
+        self.install = install
 
     def app_for(self, request: PlanRequest) -> AppDefinition:
         """Read the app definition a request names."""
@@ -147,8 +148,14 @@ class Planner:
 
     def _held_ports(self, instance: str) -> dict[int, str]:
         held = self.records.held_ports(exclude=instance)
+        project = labels.project_name(instance)
         try:
+            ours = {c.id for c in self.engine.containers()}
             for container in self.engine.containers(managed_only=False):
+                if container.project == project and container.id not in ours:
+                    raise AlreadyExists(f"a Compose project named {project!r} that StackHub "
+                                        "does not manage already exists on this engine; "
+                                        "choose another instance name")
                 if container.instance == instance:
                     continue
                 for port in container.ports:
@@ -173,7 +180,7 @@ class Planner:
         data_dir = self.paths.instance_data(instance)
         platform = platform_env(instance=instance, app_id=app.id, data_dir=data_dir, tz=self.tz)
         rendered = render(app, instance=instance, values=values, platform=platform,
-                          data_dir=data_dir)
+                          data_dir=data_dir, install=self.install)
         project = labels.project_name(instance)
         with tempfile.TemporaryDirectory(prefix="stackhub-plan-") as tmp:
             draft = Plan(app=app, instance=instance, values=values, rendered=rendered,

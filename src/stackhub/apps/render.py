@@ -89,7 +89,7 @@ def _map_volumes(service: str, volumes: object, data_dir: Path) -> list[Any]:
 
 
 def render(app: AppDefinition, *, instance: str, values: dict[str, str],
-           platform: dict[str, str], data_dir: Path) -> Rendered:
+           platform: dict[str, str], data_dir: Path, install: str | None = None) -> Rendered:
     """Build the compose mapping and env values of one instance of `app`."""
     compose = copy.deepcopy(app.compose)
     services = compose.get("services")
@@ -97,6 +97,8 @@ def render(app: AppDefinition, *, instance: str, values: dict[str, str],
         raise Invalid("the compose file has no services")
     notes: list[str] = []
     stamp = {labels.MANAGED: "true", labels.INSTANCE: instance, labels.APP: app.ref}
+    if install:
+        stamp[labels.INSTALL] = install
     compose.pop("version", None)
     compose["name"] = labels.project_name(instance)
     for name, service in services.items():

@@ -25,8 +25,7 @@ class Database:
         self.path = path
         self._local = threading.local()
         path.parent.mkdir(parents=True, exist_ok=True)
-        with self.transaction() as conn:
-            conn.execute("PRAGMA journal_mode=WAL")
+        self._connect().execute("PRAGMA journal_mode=WAL")
         path.chmod(0o600)
         self.migrate()
 
