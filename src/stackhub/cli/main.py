@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from stackhub.cli import apps, stores
+from stackhub.cli import auth as auth_cli
 from stackhub.cli import catalog as catalog_cli
 from stackhub.config import DEFAULT_PORT, Paths, default_data_dir
 
@@ -17,6 +18,9 @@ cli = typer.Typer(help="StackHub: install and run self-hosted apps.", no_args_is
 cli.add_typer(apps.app, name="app")
 cli.add_typer(stores.app, name="store")
 cli.add_typer(catalog_cli.app, name="catalog")
+cli.add_typer(auth_cli.app)  # login, logout, audit
+cli.add_typer(auth_cli.user_app, name="user")
+cli.add_typer(auth_cli.token_app, name="token")
 
 
 @cli.command()
