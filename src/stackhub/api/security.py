@@ -31,8 +31,10 @@ from stackhub.auth.settings import DEFAULT_VIEW, SecurityView
 
 CSRF_EXEMPT = frozenset({"/api/auth/login", "/api/auth/setup"})
 """Public sign-in routes: no session to protect yet, so only the Origin check applies."""
+# styles may be inline: the console's UI kit injects <style> at run time; scripts may not
 CSP = ("default-src 'self'; base-uri 'self'; object-src 'none'; frame-ancestors 'none'; "
-       "form-action 'self'; img-src 'self' data:; connect-src 'self'")
+       "form-action 'self'; img-src 'self' data:; connect-src 'self'; "
+       "style-src 'self' 'unsafe-inline'")
 DOCS_CSP = ("default-src 'self'; base-uri 'self'; object-src 'none'; frame-ancestors 'none'; "
             "script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
             "style-src 'self' https://cdn.jsdelivr.net; img-src 'self' data: "
