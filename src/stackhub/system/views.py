@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
-from stackhub.api.deps import ServicesDep
+from stackhub.api.deps import ServicesDep, require_admin
 from stackhub.system import containers
 from stackhub.system.metrics import sampler_of
 from stackhub.system.models import (
@@ -21,8 +21,7 @@ from stackhub.system.models import (
 )
 
 router = APIRouter(prefix="/system", tags=["system"])
-# TODO(auth): add dependencies=[Depends(require_admin)] once api/deps.py provides it.
-admin = APIRouter()
+admin = APIRouter(dependencies=[Depends(require_admin)])
 
 
 @router.get("/metrics", response_model=MetricsRead, summary="Sample the host's resources")

@@ -1,0 +1,70 @@
+/** Routes (each view its own chunk) and the sign-in guard. */
+import { createRouter, createWebHistory, type RouteRecordRaw } from 'vue-router'
+import { useAuth } from '@/stores/auth'
+
+declare module 'vue-router' {
+  interface RouteMeta {
+    /** Reachable without signing in. */
+    public?: boolean
+    /** Only for admins. */
+    admin?: boolean
+    /** i18n key of the page title. */
+    title?: string
+    /** Shown without the app shell (sign-in pages). */
+    bare?: boolean
+  }
+}
+
+export const routes: RouteRecordRaw[] = [
+  { path: '/setup', name: 'setup', component: () => import('@/views/auth/setup-view.vue'),
+    meta: { public: true, bare: true, title: 'setup.title' } },
+  { path: '/login', name: 'login', component: () => import('@/views/auth/login-view.vue'),
+    meta: { public: true, bare: true, title: 'login.title' } },
+  { path: '/', name: 'dashboard', component: () => import('@/views/dashboard/dashboard-view.vue'),
+    meta: { title: 'nav.dashboard' } },
+  { path: '/store', name: 'store', component: () => import('@/views/catalog/store-view.vue'),
+    meta: { title: 'nav.store' } },
+  { path: '/store/:store/:app', name: 'app', props: true,
+    component: () => import('@/views/catalog/app-view.vue'), meta: { title: 'nav.store' } },
+  { path: '/apps', name: 'instances', component: () => import('@/views/apps/instances-view.vue'),
+    meta: { title: 'nav.apps' } },
+  { path: '/apps/:name', name: 'instance', props: true,
+    component: () => import('@/views/apps/instance-view.vue'), meta: { title: 'nav.apps' } },
+  { path: '/custom', name: 'custom', component: () => import('@/views/apps/custom-install-view.vue'),
+    meta: { title: 'nav.custom', admin: true } },
+  { path: '/containers', name: 'containers',
+    component: () => import('@/views/system/containers-view.vue'),
+    meta: { title: 'nav.containers', admin: true } },
+  { path: '/settings/:tab?', name: 'settings', props: true,
+    component: () => import('@/views/settings/settings-view.vue'), meta: { title: 'nav.settings' } },
+  { path: '/account', name: 'account', component: () => import('@/views/auth/account-view.vue'),
+    meta: { title: 'nav.account' } },
+  { path: '/:pathMatch(.*)*', name: 'not-found',
+    component: () => import('@/views/not-found-view.vue'), meta: { title: 'notFound.title' } },
+]
+
+export const router = createRouter({
+  history: createWebHistory(),
+  routes,
+  scrollBehavior: (_to, _from, saved) => saved ?? { top: 0 },
+})
+
+router.beforeEach(async (to) => {
+  const auth = useAuth()
+  try {
+    await auth.ensureLoaded()
+  } catch {
+    // the server is unreachable: let the page render and show its own error
+    return true
+  }
+  if (auth.setupRequired) return to.name === 'setup' ? true : { name: 'setup' }
+  if (to.name === 'setup') return auth.authenticated ? { name: 'dashboard' } : { name: 'login' }
+  if (!auth.authenticated) {
+    if (to.meta.public) return true
+    return { name: 'login', query: to.fullPath !== '/' ? { next: to.fullPath } : {} }
+  }
+  if (to.name === 'login') return { name: 'dashboard' }
+  if (auth.mustEnrol && to.name !== 'account') return { name: 'account', query: { enrol: '1' } }
+  if (to.meta.admin && !auth.isAdmin) return { name: 'dashboard' }
+  return true
+})
