@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import os
+import threading
+from collections.abc import Callable
+from typing import TypeVar
 
 from stackhub.catalog.service import Catalog
 from stackhub.errors import StoreError
@@ -13,6 +17,7 @@ from stackhub.errors import StoreError
 log = logging.getLogger("stackhub.catalog")
 DEFAULT_INTERVAL = 15 * 60.0
 CHECK_EVERY = 60.0
+T = TypeVar("T")
 
 
 def sync_interval() -> float:
@@ -42,11 +47,27 @@ def sync_due(catalog: Catalog, interval: float) -> list[str]:
     return names
 
 
+async def in_daemon_thread(fn: Callable[[], T]) -> T:
+    """Run `fn` in a daemon thread, so a slow git or download never holds up shutdown."""
+    done: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+    def work() -> None:
+        if not done.set_running_or_notify_cancel():
+            return
+        try:
+            done.set_result(fn())
+        except BaseException as err:  # handed to the awaiting task
+            done.set_exception(err)
+
+    threading.Thread(target=work, name="store-sync", daemon=True).start()
+    return await asyncio.wrap_future(done)
+
+
 async def run(catalog: Catalog, interval: float) -> None:
     """Loop forever: sync due stores, then wait."""
     while True:
         try:
-            await asyncio.to_thread(sync_due, catalog, interval)
+            await in_daemon_thread(lambda: sync_due(catalog, interval))
         except Exception:  # a scheduler must outlive any one bad sync
             log.exception("scheduled store sync failed")
         await asyncio.sleep(min(interval, CHECK_EVERY))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import threading
 import time
 from datetime import datetime
@@ -99,6 +100,9 @@ class Catalog:
                                timeout=timeout)
         self._locks: dict[str, threading.Lock] = {}
         self._cards = index.Cards()
+        for leftover in stores_dir.glob(".sync-*") if stores_dir.is_dir() else []:
+            # staging of a sync cut short by a crash or shutdown
+            shutil.rmtree(leftover, ignore_errors=True)
         self._guard = threading.Lock()
         official = official_store_path()
         if official.is_dir():

@@ -278,3 +278,11 @@ def test_store_size_limits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     with pytest.raises(StoreError, match="larger than 100 bytes"):
         catalog.sync_store("mine")
     assert catalog.list() == [] and catalog.store("mine").last_error
+
+
+def test_staging_left_by_a_crash_is_cleaned_at_start(tmp_path: Path) -> None:
+    leftover = tmp_path / "stores" / ".sync-mine-abc123" / "tree"
+    leftover.mkdir(parents=True)
+    (leftover / "half.txt").write_text("half written")
+    open_catalog(tmp_path)
+    assert not (tmp_path / "stores" / ".sync-mine-abc123").exists()
