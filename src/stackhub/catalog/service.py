@@ -11,6 +11,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from stackhub.adapters.fetch import Fetcher, HttpFetcher, check_url
 from stackhub.adapters.git import Git, GitCli, check_branch
 from stackhub.catalog import index
@@ -84,6 +86,15 @@ def parse_ref(ref: str) -> tuple[str, str]:
 def _store_read(row: dict[str, object]) -> StoreRead:
     errors = json.loads(str(row.get("app_errors") or "[]"))
     return StoreRead.model_validate({**row, "local": bool(row["trusted"]), "app_errors": errors})
+
+
+def _definition(row: dict[str, Any]) -> AppDefinition:
+    """Decode an indexed definition; one written by an older StackHub asks for a sync."""
+    try:
+        return AppDefinition.model_validate_json(str(row["definition"]))
+    except ValidationError as err:
+        raise StoreError(f"the catalog entry {row['store']}/{row['app']} was indexed by another "
+                         f"StackHub version: sync store {row['store']!r} again") from err
 
 
 class Catalog:
@@ -225,7 +236,7 @@ class Catalog:
     def get(self, ref: str) -> AppDefinition:
         """Return the indexed app named ``store/app``."""
         store, app_id = parse_ref(ref)
-        return AppDefinition.model_validate_json(str(self._row(store, app_id)["definition"]))
+        return _definition(self._row(store, app_id))
 
     def search(self, text: str, locale: str = "en") -> list[CatalogAppSummary]:
         """Search titles, taglines and descriptions in every language."""
@@ -239,7 +250,7 @@ class Catalog:
         """Return one app in full: localized text and every language present."""
         store, app_id = parse_ref(ref)
         row = self._row(store, app_id)
-        app = AppDefinition.model_validate_json(str(row["definition"]))
+        app = _definition(row)
         base = index.summary(row, locale)
         shots = json.loads(str(row["screenshots"]))
         urls = [s if s.startswith("https://") else

@@ -114,3 +114,14 @@ def test_get_errors(catalog: Catalog) -> None:
 def test_is_newer(new: str, rev: int | None, old: str, old_rev: int | None,
                   expected: bool) -> None:
     assert is_newer(new, rev, old, old_rev) is expected
+
+
+def test_definition_from_another_version_asks_for_a_sync(catalog: Catalog) -> None:
+    from stackhub.errors import StoreError
+
+    with catalog.db.transaction() as conn:
+        conn.execute("UPDATE catalog_apps SET definition = '{\"id\": 1}' WHERE app = 'notes'")
+    with pytest.raises(StoreError, match="sync store 'first' again"):
+        catalog.get("first/notes")
+    catalog.sync_store("first", force=True)
+    assert catalog.get("first/notes").id == "notes"
