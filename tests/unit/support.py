@@ -97,6 +97,7 @@ def instance_record(name: str, *, status: str = "running",
         revision=1, status=status, main_service="web", main_port=80, main_path="/",
         ports=[PortMapping(service=s, host_port=h, container_port=c) for s, h, c in ports or []],
         parameters={"TITLE": "t", "DB_PASSWORD": "hidden-secret"}, secret_names=["DB_PASSWORD"],
-        definition={"id": "blog", "store": "local", "name": "Blog", "compose": {"services": {}},
+        definition={"id": "blog", "store": "local", "name": "Blog",
+                    "compose": {"services": {"web": {"image": IMAGE}}},
                     "main": {"service": "web", "port": 80}},
         error=None, update_available=None, created_at="", updated_at="")

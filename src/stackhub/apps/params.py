@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import math
 import re
 import secrets
 import string
@@ -39,7 +40,7 @@ def _fail(param: Parameter, why: str) -> Invalid:
 
 
 def _check_text(param: Parameter, value: str) -> str:
-    if "\x00" in value or "\n" in value or "\r" in value:
+    if any((ord(c) < 32 and c != "\t") or ord(c) == 127 for c in value):
         raise _fail(param, "must be a single line without control characters")
     if len(value) > MAX_VALUE_LENGTH:
         raise _fail(param, f"is longer than {MAX_VALUE_LENGTH} characters")
@@ -60,6 +61,8 @@ def _number(param: Parameter, value: str) -> str:
         number = float(value)
     except ValueError as err:
         raise _fail(param, f"{value!r} is not a number") from err
+    if not math.isfinite(number):
+        raise _fail(param, f"{value!r} is not a finite number")
     if param.min is not None and number < param.min:
         raise _fail(param, f"must be at least {param.min:g}")
     if param.max is not None and number > param.max:
@@ -79,7 +82,7 @@ def _convert(param: Parameter, value: str) -> str:
     if kind is ParameterType.NUMBER:
         return _number(param, value)
     if kind is ParameterType.PORT:
-        if not value.isdigit() or not 1 <= int(value) <= 65535:
+        if not re.fullmatch(r"[0-9]{1,5}", value) or not 1 <= int(value) <= 65535:
             raise _fail(param, f"{value!r} is not a port number between 1 and 65535")
         return _number(param, value)
     if kind is ParameterType.ENUM:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
 import tempfile
 from dataclasses import dataclass, field
@@ -37,7 +39,7 @@ _NAME = re.compile(NAME_PATTERN)
 
 def check_name(name: str) -> str:
     """Accept an instance name only if it is a short DNS-style label."""
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise Invalid(f"instance name {name!r} is not allowed: use 1-40 lowercase letters, "
                       "digits and '-', starting and ending with a letter or digit")
     return name
@@ -94,6 +96,29 @@ class Plan:
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         fsutil.write_atomic(folder / COMPOSE_FILE, self.compose_text(), mode=0o600)
         fsutil.write_atomic(folder / ENV_FILE, self.env_text(), mode=0o600)
+
+    def make_data_dirs(self, data_dir: Path) -> None:
+        """Create bind folders under the data dir, owned by PUID:PGID, before the engine does.
+
+        Docker would create missing bind sources owned by root, which images running as a
+        fixed unprivileged user cannot write to.
+        """
+        uid = int(self.rendered.env.get("PUID", "1000"))
+        gid = int(self.rendered.env.get("PGID", "1000"))
+        for service in (self.resolved.get("services") or {}).values():
+            for volume in service.get("volumes") or []:
+                source = volume.get("source") if isinstance(volume, dict) else None
+                if volume.get("type") != "bind" or not source:
+                    continue
+                path = Path(os.path.normpath(source))
+                if data_dir not in path.parents or path.exists():
+                    continue
+                path.mkdir(parents=True, exist_ok=True)
+                for created in [path, *path.parents]:
+                    if created == data_dir:
+                        break
+                    with contextlib.suppress(PermissionError):
+                        os.chown(created, uid, gid)
 
 
 def entry_urls(app: AppDefinition, ports: list[PortMapping], host: str) -> list[str]:
@@ -196,6 +221,15 @@ class Planner:
         return Plan(app=app, instance=instance, values=values, rendered=rendered,
                     resolved=resolved, ports=ports, risks=risks, digest=digest,
                     secrets=secret_names)
+
+    def rerender(self, instance: str, app: AppDefinition, values: dict[str, str]) -> None:
+        """Write an instance's project files again from its stored definition and values."""
+        data_dir = self.paths.instance_data(instance)
+        platform = platform_env(instance=instance, app_id=app.id, data_dir=data_dir, tz=self.tz)
+        rendered = render(app, instance=instance, values=values, platform=platform,
+                          data_dir=data_dir, install=self.install)
+        Plan(app=app, instance=instance, values=values, rendered=rendered, resolved={},
+             ports=[], risks=[], digest="").write(self.paths.instance_dir(instance))
 
     def kept_values(self, instance: str) -> dict[str, str]:
         """Return parameter values kept from an earlier install of this name (data kept)."""

@@ -60,7 +60,9 @@ class PortAllocator:
                            f"use{self._by(wanted)}; choose another or leave it unset",
                            details={"port": wanted, "parameter": param.name})
         start = wanted + 1 if wanted is not None else 8000
-        for port in range(start, min(start + SEARCH_SPAN, 65536)):
+        candidates = [*range(start, min(start + SEARCH_SPAN, 65536)),
+                      *range(8000, 8000 + SEARCH_SPAN)]
+        for port in candidates:
             if port < 1024 or EPHEMERAL_START <= port < 61000:
                 continue
             if self._is_free(port, param.protocol):

@@ -12,6 +12,7 @@ from stackhub import labels
 from stackhub.catalog.models import AppDefinition
 from stackhub.errors import Invalid
 
+RESERVED_PREFIXES = ("COMPOSE_", "DOCKER_", "BUILDKIT_")
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
 
 
@@ -58,11 +59,11 @@ def _merge_labels(existing: object, extra: dict[str, str], where: str) -> dict[s
     return merged
 
 
-def _bind_source(source: str, data_dir: Path, service: str) -> str:
+def _bind_source(source: str, data_dir: Path, service: str, *, long_form: bool = False) -> str:
     """Map a relative bind source into the instance's data directory."""
     if source.startswith("~"):
         raise Invalid(f"service {service}: bind mounts from a home directory are not allowed")
-    if source.startswith("."):
+    if source.startswith(".") or (long_form and not source.startswith(("/", "$"))):
         parts = [p for p in Path(source).parts if p not in (".", "")]
         if ".." in parts:
             raise Invalid(f"service {service}: bind source {source!r} leaves the data directory")
@@ -81,7 +82,8 @@ def _map_volumes(service: str, volumes: object, data_dir: Path) -> list[Any]:
         elif isinstance(item, dict):
             entry = dict(item)
             if entry.get("type") == "bind" and isinstance(entry.get("source"), str):
-                entry["source"] = _bind_source(entry["source"], data_dir, service)
+                entry["source"] = _bind_source(entry["source"], data_dir, service,
+                                               long_form=True)
             mapped.append(entry)
         else:
             raise Invalid(f"service {service}: a volume entry must be a string or a mapping")
@@ -100,12 +102,20 @@ def render(app: AppDefinition, *, instance: str, values: dict[str, str],
     if install:
         stamp[labels.INSTALL] = install
     compose.pop("version", None)
+    if "include" in compose:
+        raise Invalid("the compose file uses 'include'; StackHub needs one self-contained file")
     compose["name"] = labels.project_name(instance)
     for name, service in services.items():
         if not isinstance(service, dict):
             raise Invalid(f"service {name} must be a mapping")
         if "build" in service:
             raise Invalid(f"service {name} uses 'build'; StackHub installs prebuilt images only")
+        if "env_file" in service:
+            raise Invalid(f"service {name} uses 'env_file'; put the values in 'environment' or "
+                          "in parameters instead")
+        extends = service.get("extends")
+        if isinstance(extends, dict) and "file" in extends:
+            raise Invalid(f"service {name} extends another file; StackHub needs one file")
         if not isinstance(service.get("image"), str) or not service["image"].strip():
             raise Invalid(f"service {name} has no image")
         if service.pop("container_name", None) is not None:
@@ -126,13 +136,17 @@ def render(app: AppDefinition, *, instance: str, values: dict[str, str],
             if not spec.get("external"):
                 spec["labels"] = _merge_labels(spec.get("labels"), stamp, f"{section}.{key}")
             block[key] = spec
-    networks = compose.setdefault("networks", {})
+    networks = compose.get("networks") or {}
+    compose["networks"] = networks
     if "default" not in networks:
         networks["default"] = {"labels": dict(stamp)}
-    context = {**platform, **values}
+    context = {**values, **platform}  # platform values always win over app parameters
     env = dict(context)
     for key, template in app.derived.items():
-        env[key] = substitute(template, context)
+        if key not in platform:
+            env[key] = substitute(template, context)
+    for key in [k for k in env if k.startswith(RESERVED_PREFIXES)]:
+        del env[key]  # COMPOSE_* and DOCKER_* in .env would reconfigure compose itself
     return Rendered(compose=compose, env=env, notes=notes)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import posixpath
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -25,6 +26,19 @@ class Risk(BaseModel):
     severity: str  # "high" or "critical"
 
 
+def _file_sources(service: dict[str, Any], resolved: dict[str, Any]) -> list[str]:
+    """Return host files a service gets through top-level secrets and configs."""
+    sources: list[str] = []
+    for section in ("secrets", "configs"):
+        top = resolved.get(section) or {}
+        for entry in service.get(section) or []:
+            key = entry.get("source") if isinstance(entry, dict) else entry
+            spec = top.get(key) if isinstance(top, dict) else None
+            if isinstance(spec, dict) and spec.get("file"):
+                sources.append(str(spec["file"]))
+    return sources
+
+
 def _bind_sources(service: dict[str, Any], named: dict[str, Any]) -> list[str]:
     sources: list[str] = []
     for volume in service.get("volumes") or []:
@@ -42,17 +56,23 @@ def _bind_sources(service: dict[str, Any], named: dict[str, Any]) -> list[str]:
 
 
 def _within(source: str, roots: list[str]) -> bool:
-    path = PurePosixPath(source)
+    path = PurePosixPath(posixpath.normpath(source))
     return any(path == PurePosixPath(r) or PurePosixPath(r) in path.parents for r in roots)
 
 
+def _contains(source: str, roots: list[str]) -> bool:
+    """Tell whether `source` is an ancestor of one of `roots` (mounting it exposes them)."""
+    path = PurePosixPath(posixpath.normpath(source))
+    return any(path in PurePosixPath(r).parents for r in roots)
+
+
 def _path_risk(source: str, allowed: list[str], protected: list[str]) -> tuple[str, str] | None:
-    path = PurePosixPath(source)
+    path = PurePosixPath(posixpath.normpath(source))
     if str(path) in DOCKER_SOCKETS or path.name == "docker.sock":
         return "docker_socket", "critical"
     if _within(source, allowed):
         return None
-    if _within(source, protected):
+    if _within(source, protected) or _contains(source, protected):
         return "stackhub_data", "critical"
     if str(path) in SYSTEM_PATHS or any(str(path).startswith(p + "/") for p in
                                         ("/etc", "/proc", "/sys", "/dev", "/boot", "/root",
@@ -76,14 +96,15 @@ def analyse(resolved: dict[str, Any], *, allowed_roots: list[str],
             if str(service.get(key, "")) == "host":
                 add(f"host_{key}", f"shares the host's {key.replace('_mode', '')} namespace")
         for cap in service.get("cap_add") or []:
-            add("cap_add", f"adds capability {cap}", "critical" if cap == "ALL" else "high")
+            critical = str(cap).upper() in ("ALL", "CAP_ALL", "SYS_ADMIN", "CAP_SYS_ADMIN")
+            add("cap_add", f"adds capability {cap}", "critical" if critical else "high")
         for device in service.get("devices") or []:
             source = device.get("source") if isinstance(device, dict) else str(device)
             add("device", f"gets host device {source}")
         for opt in service.get("security_opt") or []:
             if "unconfined" in str(opt) or "no-new-privileges:false" in str(opt):
                 add("security_opt", f"relaxes confinement: {opt}")
-        for source in _bind_sources(service, named):
+        for source in _bind_sources(service, named) + _file_sources(service, resolved):
             found = _path_risk(source, allowed_roots, protected_roots)
             if found:
                 add(found[0], f"bind-mounts host path {source}", found[1])

@@ -75,6 +75,7 @@ class AppsService:
             plan.write(folder)
             self.flows.save_values(name, plan.values)
             data.mkdir(parents=True, exist_ok=True)
+            plan.make_data_dirs(data)
         except OSError as err:
             await self.flows._install_failed(op, Invalid(f"cannot write the project: {err}"),
                                              created)
@@ -89,6 +90,11 @@ class AppsService:
             raise Conflict(f"instance {name!r} is {record.status}; only failed or interrupted "
                            "installs can be retried")
         self.flows.claim(name)
+        if not (self.paths.instance_dir(name) / "compose.yaml").is_file():
+            # the server died between journaling and writing the files: render them again
+            app = AppDefinition.model_validate(record.definition)
+            self.planner.rerender(name, app, record.parameters)
+            self.paths.instance_data(name).mkdir(parents=True, exist_ok=True)
         op = self.records.start_operation(name, "install", InstanceStatus.INSTALLING)
         self.flows.spawn(op, lambda: self.flows.run_install(op, rollback_dirs=None))
         return Accepted(operation=op, instance=name)

@@ -19,6 +19,11 @@ _BUSY = {InstanceStatus.INSTALLING, InstanceStatus.REMOVING, InstanceStatus.FAIL
          InstanceStatus.INTERRUPTED}
 
 
+def _completed(container: ContainerInfo) -> bool:
+    """Tell whether a container is a one-shot job that exited successfully."""
+    return container.state == "exited" and container.status.startswith("Exited (0)")
+
+
 def derive(record_status: str, containers: list[ContainerInfo]) -> InstanceStatus:
     """Combine the journaled status with what the engine says."""
     status = InstanceStatus(record_status)
@@ -27,6 +32,8 @@ def derive(record_status: str, containers: list[ContainerInfo]) -> InstanceStatu
     if not containers:
         return InstanceStatus.MISSING
     running = [c for c in containers if c.state == "running"]
+    if running:  # one-shot setup containers that finished cleanly are not missing parts
+        containers = [c for c in containers if not _completed(c)]
     if not running:
         return InstanceStatus.STOPPED
     if len(running) < len(containers):

@@ -37,7 +37,7 @@ class Manifest(BaseModel):
     @field_validator("id")
     @classmethod
     def _check_id(cls, value: str) -> str:
-        if not APP_ID.match(value):
+        if not APP_ID.fullmatch(value):
             raise ValueError("id must be lowercase letters, digits, '.', '_' or '-'")
         return value
 

@@ -6,13 +6,14 @@ import re
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 LocalizedText = dict[str, str]
 """Text by locale (``en``, ``zh-CN``...); readers normalise locale keys."""
 
 PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 APP_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+PLATFORM_NAMES = frozenset({"APP_DATA_DIR", "APP_INSTANCE", "APP_ID", "TZ", "PUID", "PGID"})
 
 
 class AppFormat(StrEnum):
@@ -52,12 +53,16 @@ class SecretEncoding(StrEnum):
 class Option(BaseModel):
     """One choice of an enum parameter."""
 
+    model_config = ConfigDict(extra="forbid")
+
     value: str
     label: LocalizedText = Field(default_factory=dict)
 
 
 class Parameter(BaseModel):
     """A typed install parameter, passed to the compose project as an environment variable."""
+
+    model_config = ConfigDict(extra="forbid")
 
     name: str
     type: ParameterType = ParameterType.STRING
@@ -77,8 +82,10 @@ class Parameter(BaseModel):
     @field_validator("name")
     @classmethod
     def _check_name(cls, value: str) -> str:
-        if not PARAM_NAME.match(value):
+        if not PARAM_NAME.fullmatch(value):
             raise ValueError(f"parameter name {value!r} must be an environment variable name")
+        if value in PLATFORM_NAMES or value.startswith(("COMPOSE_", "DOCKER_", "BUILDKIT_")):
+            raise ValueError(f"parameter name {value!r} is reserved for StackHub or Compose")
         return value
 
     @field_validator("regex")
@@ -87,12 +94,17 @@ class Parameter(BaseModel):
         if value is not None:
             if len(value) > 512:
                 raise ValueError("regex is longer than 512 characters")
-            re.compile(value)
+            try:
+                re.compile(value)
+            except re.error as err:
+                raise ValueError(f"regex is not valid: {err}") from err
         return value
 
 
 class WebEntry(BaseModel):
     """Where an app's web UI lives: service, container port, path and scheme."""
+
+    model_config = ConfigDict(extra="forbid")
 
     service: str
     port: int = Field(ge=1, le=65535)

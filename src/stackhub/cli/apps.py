@@ -29,13 +29,23 @@ NameOpt = Annotated[str | None, typer.Option("--name", help="Instance name.")]
 
 
 def _read(path: Path) -> str:
-    if path.stat().st_size > MAX_UPLOAD:
-        raise ClientError(f"{path} is larger than {MAX_UPLOAD} bytes", code="too_large")
-    return path.read_text(encoding="utf-8")
+    try:
+        if path.stat().st_size > MAX_UPLOAD:
+            raise ClientError(f"{path} is larger than {MAX_UPLOAD} bytes", code="too_large")
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError as err:
+        raise ClientError(f"{path} does not exist", code="usage") from err
+    except UnicodeDecodeError as err:
+        raise ClientError(f"{path} is not a UTF-8 text file", code="usage") from err
+    except OSError as err:
+        raise ClientError(f"cannot read {path}: {err.strerror}", code="usage") from err
 
 
 def source_of(text: str) -> dict[str, Any]:
     """Turn SOURCE (store/app, a compose file, or an app folder) into an API source."""
+    if not text.strip():
+        raise ClientError("SOURCE is empty: give STORE/APP, a compose file or an app folder",
+                          code="usage")
     path = Path(text)
     if path.is_dir():
         if (path / MANIFEST_FILE).is_file():

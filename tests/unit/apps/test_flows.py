@@ -401,9 +401,6 @@ async def test_crash_after_containers_exist_then_recover_and_retry(
     assert project_containers(engine, "blog") == ["stackhub-blog-db-1", "stackhub-blog-web-1"]
 
 
-@pytest.mark.xfail(strict=True, reason="bug: AppsService.install creates the record before "
-                   "writing the project files; a crash in between leaves an interrupted "
-                   "instance whose retry fails forever (no compose.yaml to read)")
 async def test_retry_converges_when_the_crash_came_before_the_files(live: Services) -> None:
     live.records.create(instance_record("early", status="installing"), "install")
     await live.flows.recover()

@@ -92,8 +92,6 @@ def test_check_name_accepts(name: str) -> None:
     assert check_name(name) == name
 
 
-@pytest.mark.xfail(strict=True, reason="bug: planner.check_name uses re.match with '$', which "
-                   "also matches before a trailing newline, so 'blog\\n' is a valid name")
 def test_check_name_refuses_a_trailing_newline() -> None:
     with pytest.raises(Invalid):
         check_name("blog\n")
@@ -202,9 +200,6 @@ async def test_digest_is_stable_across_secret_regeneration(planner: Planner) -> 
     assert titled.digest != first.digest
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a long-form bind with a relative source that does "
-                   "not start with '.' is resolved by compose against the plan's temporary "
-                   "folder, so the digest holds a random path and consent can never match")
 async def test_digest_is_stable_with_a_long_form_relative_bind(planner: Planner) -> None:
     text = (f"services:\n  web:\n    image: {IMAGE}\n    privileged: true\n    volumes:\n"
             "      - {type: bind, source: data, target: /data}\n")

@@ -77,9 +77,6 @@ def test_no_free_port_is_a_conflict() -> None:
         alloc.pick(port_param(), 8080, False)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: ports.PortAllocator.pick only searches upward from "
-                   "a taken default, so a default inside 32768-60999 or near 65535 is never "
-                   "moved (Conflict instead of another free port)")
 @pytest.mark.parametrize("default", [40000, 65535])
 def test_taken_default_high_up_is_still_moved(default: int) -> None:
     port = allocator(busy={default}).pick(port_param(), default, False)

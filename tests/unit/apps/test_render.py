@@ -89,9 +89,6 @@ def test_declared_default_network_is_labelled_not_replaced() -> None:
     assert out.compose["networks"]["default"] == {"driver": "bridge", "labels": STAMP}
 
 
-@pytest.mark.xfail(strict=True, reason="bug: render.render: an empty top-level 'networks:' "
-                   "(None) is skipped, then compose.setdefault('networks', {}) returns None and "
-                   "`'default' not in None` raises TypeError")
 def test_empty_networks_section_is_handled() -> None:
     out = do_render({**web(), "networks": None})
     assert out.compose["networks"]["default"] == {"labels": STAMP}
@@ -138,9 +135,6 @@ def test_long_form_relative_bind_is_mapped() -> None:
     assert out.compose["services"]["web"]["volumes"] == [{**volume, "source": f"{DATA}/media"}]
 
 
-@pytest.mark.xfail(strict=True, reason="bug: render._bind_source only maps sources starting "
-                   "with '.'; a long-form bind 'source: data' is relative too (compose resolves "
-                   "it against the project dir, instances/<name>/, next to .env and values.json)")
 def test_long_form_relative_bind_without_dot_is_mapped() -> None:
     volume = {"type": "bind", "source": "data", "target": "/data"}
     out = do_render(web(volumes=[volume]))
@@ -218,7 +212,7 @@ def test_env_holds_platform_values_and_derived() -> None:
     assert out.env["APP_ID"] == "blog"
     assert out.env["APP_DATA_DIR"] == str(DATA)
     assert out.env["PUID"] == "1000" and out.env["PGID"] == "1000"
-    assert out.env["TZ"] == "Asia/Tokyo"  # an app parameter may override the platform's
+    assert out.env["TZ"] == "UTC"  # platform values win: an app cannot redefine them
     assert out.env["DSN"] == "postgres://app:pw@db/blog?x="
 
 

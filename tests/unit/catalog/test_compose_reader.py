@@ -35,8 +35,6 @@ def test_no_ports_means_no_main_entry() -> None:
     assert parse_compose("services: {web: {image: x, ports: '8080:80'}}").main is None
 
 
-@pytest.mark.xfail(strict=True, reason="bug: readers/compose._first_port calls int() on a "
-                   "long-form target such as '${PORT}' (ValueError, a 500) instead of skipping it")
 def test_port_with_a_variable_target_does_not_crash() -> None:
     app = parse_compose("services:\n  web:\n    image: x\n    ports:\n      - target: ${PORT}\n"
                         "        published: 8080\n")

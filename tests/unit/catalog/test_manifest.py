@@ -66,16 +66,11 @@ def test_invalid_manifests_are_explained(manifest: str, message: str) -> None:
     assert message in info.value.message
 
 
-@pytest.mark.xfail(strict=True, reason="bug: catalog/models.py Parameter._check_regex lets "
-                   "re.error escape (pydantic only wraps ValueError), so a bad regex in a "
-                   "manifest is a crash, not Invalid; Catalog.list() stops on it too")
 def test_invalid_regex_is_invalid() -> None:
     with pytest.raises(Invalid, match="regex"):
         parse_app(manifest_with(**{"type: string, default: My blog": "regex: '('"}), COMPOSE)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: catalog/models.py APP_ID is checked with re.match "
-                   "and '$', which accepts a trailing newline in an app id")
 def test_app_id_with_trailing_newline_is_refused() -> None:
     with pytest.raises(Invalid):
         parse_app(manifest_with(**{"id: blog": 'id: "blog\\n"'}), COMPOSE)

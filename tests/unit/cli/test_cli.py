@@ -92,9 +92,6 @@ def test_oversized_file(cwd: Path) -> None:
     assert info.value.code == "too_large"
 
 
-@pytest.mark.xfail(strict=True, reason="bug: cli/apps.py _read does not translate OSError: an "
-                   "app folder with a manifest but no compose.yaml crashes with "
-                   "FileNotFoundError instead of a clear error")
 def test_app_folder_without_compose_file(cwd: Path) -> None:
     (cwd / "half").mkdir()
     (cwd / "half" / "stackhub-app.yaml").write_text(MANIFEST)
@@ -102,8 +99,6 @@ def test_app_folder_without_compose_file(cwd: Path) -> None:
         source_of("half")
 
 
-@pytest.mark.xfail(strict=True, reason="bug: cli/apps.py _read does not translate "
-                   "UnicodeDecodeError: a binary/latin-1 file crashes the CLI")
 def test_file_that_is_not_utf8(cwd: Path) -> None:
     (cwd / "latin1.yaml").write_bytes("services: {web: {image: caf\xe9}}".encode("latin-1"))
     with pytest.raises(ClientError):

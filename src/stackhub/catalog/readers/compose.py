@@ -15,12 +15,12 @@ _SLUG = re.compile(r"[^a-z0-9-]+")
 def _first_port(service: dict[str, Any]) -> int | None:
     ports = service.get("ports")
     for item in ports if isinstance(ports, list) else []:
-        if isinstance(item, dict) and item.get("target"):
+        if isinstance(item, dict) and str(item.get("target", "")).isdecimal():
             return int(item["target"])
         if isinstance(item, str | int):
             text = str(item).split("/")[0]
             target = text.rsplit(":", 1)[-1].split("-")[0]
-            if target.isdigit():
+            if target.isdecimal():
                 return int(target)
     return None
 
