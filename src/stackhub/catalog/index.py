@@ -237,15 +237,20 @@ def query_apps(db: Database, *, store: str | None = None, category: str | None =
                      "f.description LIKE ? ESCAPE '\\')")
         params += [_like(term)] * 3
     rank = "0"
+    short = [t for t in terms if len(t) < 3]
+    if short:  # without a MATCH there is no bm25: rank title hits, then tagline hits
+        rank = ("(CASE WHEN f.title LIKE ? ESCAPE '\\' THEN 0 WHEN f.tagline LIKE ? "
+                "ESCAPE '\\' THEN 1 ELSE 2 END)")
     if long_terms:
         where.append("catalog_fts MATCH ?")
         params.append(" AND ".join(_fts_phrase(t) for t in long_terms))
         rank = "bm25(catalog_fts, 0, 0, 10.0, 4.0, 1.0)"
+    rank_params = [_like(short[0])] * 2 if short and not long_terms else []
     sql = (f"SELECT {SUMMARY_COLUMNS}, {rank} AS rank FROM catalog_fts f "  # noqa: S608
            "JOIN catalog_apps a ON a.store = f.store AND a.app = f.app "
            "JOIN stores s ON s.name = a.store WHERE " + " AND ".join(where) +
            " ORDER BY rank, s.position, a.store, a.app LIMIT ?")
-    return db.query(sql, (*params, limit))
+    return db.query(sql, (*rank_params, *params, limit))
 
 
 def categories(db: Database, store: str | None = None) -> list[CategoryRead]:

@@ -42,7 +42,11 @@ def _apps(params: dict[str, Any], as_json: bool) -> None:
     if not apps:
         console.print("No apps found.")
         return
-    table = Table("ID", "VERSION", "FORMAT", "CATEGORY", "TITLE", "INSTALLABLE")
+    table = Table()
+    table.add_column("ID", no_wrap=True)
+    table.add_column("VERSION", no_wrap=True, max_width=16)
+    for header in ("FORMAT", "CATEGORY", "TITLE", "INSTALLABLE"):
+        table.add_column(header)
     for item in apps:
         ok = "yes" if item["installable"] else "[red]no[/]: " + "; ".join(item["problems"])[:60]
         table.add_row(item["id"], item["version"], item["format"], ", ".join(item["category"]),

@@ -80,12 +80,14 @@ def list_cmd(as_json: JsonOpt = False) -> None:
         emit_json(stores)
         return
     table = Table("NAME", "KIND", "SOURCE", "APPS", "LAST SYNC", "STATUS")
+    table.columns[0].no_wrap = True
     for item in stores:
         source = item["source"] + (f" ({item['branch']})" if item["branch"] else "")
         status = "[red]" + item["last_error"][:80] + "[/]" if item["last_error"] else "ok"
         if item["last_sync"] is None and not item["last_error"]:
             status = "never synced"
-        table.add_row(item["name"], item["kind"] + (" local" if item["local"] else ""),
+        kind = item["kind"] + (" (local)" if item["local"] and item["kind"] != "local" else "")
+        table.add_row(item["name"], kind,
                       source, str(item["app_count"]), (item["last_sync"] or "-")[:19], status)
     console.print(table)
 
