@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import sys
@@ -13,6 +14,7 @@ import typer
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from websockets.sync.client import ClientConnection
 
 from stackhub.catalog.manifest import COMPOSE_FILE, MANIFEST_FILE
 from stackhub.cli.client import Client, ClientError
@@ -138,14 +140,20 @@ class _Bars:
 
 def wait_operation(client: Client, accepted: dict[str, Any], *, quiet: bool) -> dict[str, Any]:
     """Follow an operation's events until it ends; return the final operation."""
-    op_id = accepted["operation"]["id"]
-    ws = None
-    try:
-        ws = client.websocket()
-        ws.send(json.dumps({"id": 1, "type": "subscribe", "topic": "operation",
-                            "key": accepted["instance"]}))
-    except (ClientError, OSError):
+    with contextlib.ExitStack() as stack:
         ws = None
+        try:
+            ws = stack.enter_context(client.websocket())
+            ws.send(json.dumps({"id": 1, "type": "subscribe", "topic": "operation",
+                                "key": accepted["instance"]}))
+        except (ClientError, OSError):
+            ws = None
+        return _follow(client, accepted["operation"]["id"], ws, quiet=quiet)
+
+
+def _follow(client: Client, op_id: str, ws: ClientConnection | None, *,
+            quiet: bool) -> dict[str, Any]:
+    """Poll the operation and draw its websocket events until it ends."""
     columns = [TextColumn("{task.description}"), BarColumn(),
                TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn()]
     with Progress(*columns, console=err_console, disable=quiet, transient=False) as progress:

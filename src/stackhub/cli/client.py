@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -99,18 +100,19 @@ class Client:
             raise ClientError(f"the StackHub server is not running at {self.url}",
                               code="server_unavailable") from err
 
-    def websocket(self) -> ClientConnection:
-        """Open the API websocket, authenticated."""
+    @contextmanager
+    def websocket(self) -> Iterator[ClientConnection]:
+        """Open the API websocket, authenticated, for the duration of a with-block."""
         ws_url = "ws" + self.url[4:] + "/api/ws"
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         try:
-            conn = connect(ws_url, additional_headers=headers, open_timeout=10)
+            opened = connect(ws_url, additional_headers=headers, open_timeout=10)
         except OSError as err:
             raise ClientError(f"the StackHub server is not running at {self.url}",
                               code="server_unavailable") from err
-        hello = json.loads(conn.recv(timeout=10))
-        if hello.get("type") != "auth_ok":
-            conn.close()
-            raise ClientError(hello.get("error", {}).get("message", "websocket auth failed"),
-                              code="unauthorized")
-        return conn
+        with opened as conn:
+            hello = json.loads(conn.recv(timeout=10))
+            if hello.get("type") != "auth_ok":
+                raise ClientError(hello.get("error", {}).get("message", "websocket auth failed"),
+                                  code="unauthorized")
+            yield conn
