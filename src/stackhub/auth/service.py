@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 
 from stackhub.auth import passwords, setup, totp
-from stackhub.auth.accounts import Accounts
+from stackhub.auth.accounts import RESERVED, Accounts
 from stackhub.auth.audit import AuditLog
 from stackhub.auth.models import (
     USERNAME_PATTERN,
@@ -86,6 +86,8 @@ class AuthService:
             self.audit.record(actor=request.username, action="setup", ip=ip, success=False,
                               details={"reason": "wrong setup token"})
             raise Unauthorized("invalid setup token: use the one printed in the server log")
+        if request.username in RESERVED:
+            raise Invalid(f"the user name {request.username!r} is reserved")
         passwords.check_policy(request.password, username=request.username)
         user = self.users.create(request.username, Role.ADMIN,
                                  passwords.hash_password(request.password), first_admin=True)
