@@ -1,1 +1,1 @@
-"""Auth domain: API tokens now; users, sessions and 2FA later."""
+"""Auth domain: users, sessions, API tokens, two-factor auth, rate limits and the audit log."""

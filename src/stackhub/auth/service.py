@@ -146,6 +146,7 @@ class AuthService:
     # sign-in --------------------------------------------------------------------------------
 
     def _start(self, user: UserRecord, *, ip: str, user_agent: str, method: str) -> SignIn:
+        self.sessions.purge_expired()  # sessions nobody presents again would pile up
         cookie, session = self.sessions.create(user.name, pending=False, ip=ip,
                                                user_agent=user_agent)
         self.audit.record(actor=user.name, action="login", target=user.name, ip=ip,

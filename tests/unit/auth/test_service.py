@@ -175,3 +175,13 @@ def test_reset_password_ends_sessions_and_can_reset_2fa(auth: AuthService) -> No
     assert auth.sessions.of_user("alice") == []
     entry = auth.audit.recent(1)[0]
     assert entry.action == "user.reset_password" and entry.actor == "cli:root"
+
+
+def test_expired_sessions_are_purged_at_sign_in(auth: AuthService) -> None:
+    admin(auth)
+    with auth.users.db.transaction() as conn:
+        conn.execute("UPDATE sessions SET expires_at = '2000-01-01T00:00:00.000+00:00'")
+    auth.login(LoginRequest(username="alice", password=PW), ip="ip", user_agent="",
+               old_cookie=None)
+    rows = auth.users.db.query("SELECT expires_at FROM sessions")
+    assert len(rows) == 1 and not rows[0]["expires_at"].startswith("2000")
