@@ -220,3 +220,14 @@ def test_odd_codes_are_plain_failures(ready: Server, code: str) -> None:
     client = pending(ready, *MEMBER)
     answer = client.post("/api/auth/totp", json={"code": code}, headers=csrf(client))
     assert answer.status_code == 401
+
+
+def test_user_names_cannot_forge_log_or_audit_lines(ready: Server,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    """A login name with newlines is stored and logged on one line."""
+    caplog.set_level("INFO")
+    forged = "x\nINFO stackhub.audit: audit login ok actor=alice"
+    assert login(ready.new_client(), forged, "whatever-password").status_code == 401
+    entry = ready.services.auth.audit.recent(1)[0]
+    assert "\n" not in entry.actor
+    assert all("\n" not in r.getMessage() for r in caplog.records if r.name == "stackhub.audit")

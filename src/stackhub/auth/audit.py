@@ -15,6 +15,11 @@ PRUNE_EVERY = 500
 SECRET_KEYS = ("password", "token", "secret", "code", "current", "new")
 
 
+def _clean(text: str, limit: int) -> str:
+    """Keep printable characters only: a user name typed by an attacker must not forge lines."""
+    return "".join(c if c.isprintable() else "?" for c in text[:limit])
+
+
 def _scrub(details: dict[str, Any]) -> dict[str, Any]:
     return {k: "[redacted]" if any(s in k.lower() for s in SECRET_KEYS) else v
             for k, v in details.items()}
@@ -32,17 +37,18 @@ class AuditLog:
                success: bool = True, details: dict[str, Any] | None = None) -> None:
         """Append one event (values under secret-looking keys are redacted)."""
         data = _scrub(details or {})
+        actor, target, ip = _clean(actor, 128), _clean(target, 256), _clean(ip, 64)
         with self.db.transaction() as conn:
             conn.execute("INSERT INTO audit (at, actor, action, target, ip, success, details) "
                          "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                         (now(), actor[:128], action, target[:256], ip[:64], int(success),
+                         (now(), actor, action, target, ip, int(success),
                           json.dumps(data, default=str)[:4096]))
             self._count += 1
             if self._count % PRUNE_EVERY == 0:
                 conn.execute("DELETE FROM audit WHERE id <= (SELECT MAX(id) FROM audit) - ?",
                              (KEEP,))
         log.info("audit %s %s actor=%s target=%s ip=%s", action, "ok" if success else "FAILED",
-                 actor[:128], target[:256], ip)
+                 actor, target, ip)
 
     def recent(self, limit: int = 100) -> list[AuditEntry]:
         """Return the latest events, newest first."""
