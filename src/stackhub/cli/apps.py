@@ -16,11 +16,12 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 from rich.table import Table
 from websockets.sync.client import ClientConnection
 
-from stackhub.catalog.manifest import COMPOSE_FILE, MANIFEST_FILE
 from stackhub.cli.client import Client, ClientError
 from stackhub.cli.output import console, emit_json, err_console, fail
 
 app = typer.Typer(help="Install and manage apps (instances).", no_args_is_help=True)
+MANIFEST_FILE = "stackhub-app.yaml"  # as in catalog/manifest.py; not imported to keep the CLI fast
+COMPOSE_FILE = "compose.yaml"
 CATALOG_REF = re.compile(r"^[a-z0-9][a-z0-9._-]*/[a-z0-9][a-z0-9._-]*$")
 COMPOSE_NAMES = ("compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml")
 MAX_UPLOAD = 512 * 1024
@@ -191,6 +192,16 @@ def install_cmd(source: str, name: NameOpt = None, set_: SetOpt = None,
     client = Client()
     try:
         request = _request(source, name, set_)
+        interactive = not yes and sys.stdin.isatty() and not as_json
+        if not interactive:  # no questions to ask: let the server plan once, inside install
+            accepted = _install_direct(client, request, accept_risks)
+            if not as_json:
+                console.print(f"Installing {escape(source)} as [bold]{accepted['instance']}[/]")
+            op = wait_operation(client, accepted, quiet=as_json)
+            instance = client.request("GET", f"/api/instances/{accepted['instance']}") \
+                if op["state"] == "succeeded" else None
+            _finish(op, instance, as_json)
+            return
         plan = client.request("POST", "/api/plans", json=request)
         if not as_json:
             console.print(f"Installing [bold]{plan['app']}[/] {plan['version']} as "
@@ -216,6 +227,20 @@ def install_cmd(source: str, name: NameOpt = None, set_: SetOpt = None,
     except ClientError as err:
         fail(err, as_json=as_json)
     _finish(op, instance, as_json)
+
+
+def _install_direct(client: Client, request: dict[str, Any],
+                    accept_risks: str | None) -> dict[str, Any]:
+    """Start an install without a separate plan round trip; explain refused risks."""
+    try:
+        accepted: dict[str, Any] = client.request(
+            "POST", "/api/instances", json={**request, "accept_risks": accept_risks})
+    except ClientError as err:
+        if err.code == "risk_not_accepted" and err.details.get("digest"):
+            err.message = (f"{err.message}. To accept them, run again with --accept-risks "
+                           f"{err.details['digest']}")
+        raise
+    return accepted
 
 
 def _finish(op: dict[str, Any], instance: dict[str, Any] | None, as_json: bool) -> None:

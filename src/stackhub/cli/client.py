@@ -44,8 +44,10 @@ class Client:
         self.url = (url or os.environ.get("STACKHUB_URL") or self._server_url(paths)).rstrip("/")
         self.token = token or os.environ.get("STACKHUB_TOKEN") or self._token(paths)
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        self.http = httpx.Client(base_url=self.url, headers=headers, timeout=httpx.Timeout(
-            30.0, read=600.0))
+        # a plain-http URL (the local default) needs no TLS context: skip loading CA files
+        verify = not self.url.startswith("http://")
+        self.http = httpx.Client(base_url=self.url, headers=headers, verify=verify,
+                                 timeout=httpx.Timeout(30.0, read=600.0))
 
     @staticmethod
     def _server_url(paths: Paths) -> str:

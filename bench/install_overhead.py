@@ -1,0 +1,82 @@
+"""Time `stackhub app install` of a two-service app against plain `docker compose up -d --wait`.
+
+Both install the same rendered project (from `stackhub app plan`) with local images, several
+times, alternating, in one process; prints each run, the medians and their ratio.
+Run: .venv/bin/python bench/install_overhead.py [--runs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+APP = REPO / "tests" / "fixtures" / "apps" / "two-tier"
+CLI = [sys.executable, "-m", "stackhub"]
+
+
+def run(args: list[str], env: dict[str, str]) -> float:
+    """Run a command, fail loudly on error, return its wall time in seconds."""
+    start = time.perf_counter()
+    result = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - start
+    if result.returncode != 0:
+        raise SystemExit(f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return elapsed
+
+
+def main() -> None:
+    """Measure and print."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=5)
+    runs = parser.parse_args().runs
+    root = Path(tempfile.mkdtemp(prefix="stackhub-bench-"))
+    port = 18765
+    env = {**os.environ, "STACKHUB_DATA_DIR": str(root / "data"),
+           "STACKHUB_URL": f"http://127.0.0.1:{port}"}
+    server = subprocess.Popen([*CLI, "serve", "--port", str(port)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    compose_cmd = ["docker", "compose"]
+    try:
+        for _ in range(100):
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        plan_dir = root / "raw"
+        run([*CLI, "app", "plan", str(APP), "--name", "bench-raw", "--output", str(plan_dir)], env)
+        raw_args = [*compose_cmd, "-p", "bench-raw", "--project-directory", str(plan_dir), "-f",
+                    str(plan_dir / "compose.yaml"), "--env-file", str(plan_dir / ".env")]
+        hub_times: list[float] = []
+        raw_times: list[float] = []
+        for index in range(runs):
+            hub_times.append(run([*CLI, "app", "install", str(APP), "--name", "bench-hub",
+                                  "--yes"], env))
+            run([*CLI, "app", "remove", "bench-hub", "--purge", "--yes"], env)
+            raw_times.append(run([*raw_args, "up", "-d", "--wait"], env))
+            run([*raw_args, "down", "-v", "--timeout", "1"], env)
+            print(f"run {index + 1}: stackhub {hub_times[-1]:.2f} s, compose {raw_times[-1]:.2f} s",
+                  flush=True)
+        hub, raw = statistics.median(hub_times), statistics.median(raw_times)
+        print(f"median: stackhub app install {hub:.2f} s, docker compose up -d --wait {raw:.2f} s")
+        print(f"ratio (target <= 1.15): {hub / raw:.2f}")
+    finally:
+        server.terminate()
+        server.wait(20)
+        subprocess.run([*compose_cmd, "-p", "stackhub-bench-hub", "down", "-v"],
+                       capture_output=True, check=False)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
