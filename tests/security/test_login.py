@@ -231,3 +231,17 @@ def test_user_names_cannot_forge_log_or_audit_lines(ready: Server,
     entry = ready.services.auth.audit.recent(1)[0]
     assert "\n" not in entry.actor
     assert all("\n" not in r.getMessage() for r in caplog.records if r.name == "stackhub.audit")
+
+
+def test_parallel_guesses_do_not_slip_past_the_limit(ready: Server) -> None:
+    """A burst of simultaneous guesses is counted one by one."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def guess(i: int) -> int:
+        client = from_ip(ready, "198.51.100.90")
+        return int(login(client, "alice", f"parallel-guess-{i}").status_code)
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        statuses = list(pool.map(guess, range(24)))
+    assert statuses.count(401) <= 6
+    assert statuses.count(429) >= 18

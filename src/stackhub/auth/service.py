@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 import time
 from dataclasses import dataclass
 
@@ -61,6 +62,7 @@ class AuthService:
         self.login_guard = login_guard(clock)
         self.code_guard = code_guard(clock)
         self.setup_path = setup.setup_token_file(paths.secrets)
+        self._stripes = [threading.Lock() for _ in range(64)]
         self.accounts = Accounts(users=self.users, sessions=self.sessions, tokens=self.tokens,
                                  audit=self.audit, sockets=self.sockets,
                                  setup_path=self.setup_path)
@@ -160,27 +162,33 @@ class AuthService:
             self.sessions.revoke(record.id)
             self.sockets.close_sessions([record.id], "session rotated")
 
+    def _password_ok(self, name: str, password: str, *, ip: str) -> UserRecord:
+        """Check a password under the back-off, or raise Unauthorized."""
+        # serialised per account: parallel guesses cannot all pass the check before the first
+        # failure is counted
+        with self._stripes[hash(name) % len(self._stripes)]:
+            self.login_guard.check(ip, name)
+            user = self.users.find(name) if _USERNAME.match(name) else None
+            if user is None:
+                passwords.burn(password)
+                reason = "unknown user"
+            elif not passwords.verify(user.password_hash, password):
+                reason = "wrong password"
+            elif user.disabled:
+                reason = "disabled"
+            else:
+                self.login_guard.succeed(ip, name)
+                return user
+            self.login_guard.fail(ip, name)
+        self.audit.record(actor=name[:64], action="login", ip=ip, success=False,
+                          details={"reason": reason})
+        raise Unauthorized(BAD_LOGIN)
+
     def login(self, request: LoginRequest, *, ip: str, user_agent: str,
               old_cookie: str | None) -> SignIn:
         """Check a password; start a session, or a pending one when TOTP is on."""
         name = request.username.strip().lower()
-        self.login_guard.check(ip, name)
-        user = self.users.find(name) if _USERNAME.match(name) else None
-        if user is None:
-            passwords.burn(request.password)
-            reason = "unknown user"
-        elif not passwords.verify(user.password_hash, request.password):
-            reason = "wrong password"
-        elif user.disabled:
-            reason = "disabled"
-        else:
-            reason = ""
-        if user is None or reason:
-            self.login_guard.fail(ip, name)
-            self.audit.record(actor=name[:64], action="login", ip=ip, success=False,
-                              details={"reason": reason})
-            raise Unauthorized(BAD_LOGIN)
-        self.login_guard.succeed(ip, name)
+        user = self._password_ok(name, request.password, ip=ip)
         if passwords.needs_rehash(user.password_hash):
             self.users.set_password(name, passwords.hash_password(request.password))
         self.drop_cookie_session(old_cookie)
@@ -262,9 +270,12 @@ class AuthService:
     def change_password(self, principal: Principal, change: PasswordChange, *, ip: str) -> None:
         """Change the caller's password and end their other sessions."""
         user = self.account(principal)
-        self.login_guard.check(ip, user.name)
-        if not passwords.verify(user.password_hash, change.current):
-            self.login_guard.fail(ip, user.name)
+        with self._stripes[hash(user.name) % len(self._stripes)]:
+            self.login_guard.check(ip, user.name)
+            right = passwords.verify(user.password_hash, change.current)
+            if not right:
+                self.login_guard.fail(ip, user.name)
+        if not right:
             self.audit.record(actor=user.name, action="password.change", ip=ip, success=False)
             raise Forbidden("the current password is wrong")
         passwords.check_policy(change.new, username=user.name)
