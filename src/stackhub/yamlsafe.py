@@ -14,18 +14,23 @@ MAX_NODES = 50_000
 MAX_ALIASES = 256
 
 
-class _CountingLoader(yaml.SafeLoader):
-    """A SafeLoader that refuses documents with too many aliases."""
+_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
-    aliases_seen = 0
 
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        """Count alias events while composing."""
-        if self.check_event(yaml.AliasEvent):
-            self.aliases_seen += 1
-            if self.aliases_seen > MAX_ALIASES:
+def _prescan(text: str) -> None:
+    """Count aliases and nesting on the event stream (libyaml when present) before building."""
+    aliases = depth = 0
+    for event in yaml.parse(text, Loader=_Loader):
+        if isinstance(event, yaml.AliasEvent):
+            aliases += 1
+            if aliases > MAX_ALIASES:
                 raise TooLarge(f"YAML uses more than {MAX_ALIASES} aliases")
-        return super().compose_node(parent, index)
+        elif isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise TooLarge(f"YAML is nested deeper than {MAX_DEPTH} levels")
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
 
 
 def _walk(node: Any, depth: int, budget: list[int]) -> None:
@@ -53,9 +58,9 @@ def load(text: str | bytes, *, what: str = "YAML document", max_bytes: int = MAX
         decoded = raw.decode("utf-8")
     except UnicodeDecodeError as err:
         raise Invalid(f"{what} is not valid UTF-8") from err
-    loader = _CountingLoader(decoded)
     try:
-        data = loader.get_single_data()
+        _prescan(decoded)
+        data = yaml.load(decoded, Loader=_Loader)  # noqa: S506 - a safe loader
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -63,8 +68,6 @@ def load(text: str | bytes, *, what: str = "YAML document", max_bytes: int = MAX
         raise Invalid(f"{what} is not valid YAML{where}: {problem}") from err
     except RecursionError as err:
         raise TooLarge(f"{what} is nested too deeply") from err
-    finally:
-        loader.dispose()
     _walk(data, 0, [MAX_NODES])
     return data
 

@@ -156,6 +156,8 @@ class Accepted(BaseModel):
 
     operation: OperationRead
     instance: str
+    app: str = ""
+    version: str = ""
 
 
 class LogQuery(BaseModel):

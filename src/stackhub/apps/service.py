@@ -81,7 +81,7 @@ class AppsService:
                                              created)
             raise Invalid(f"cannot write the project files: {err}") from err
         self.flows.spawn(op, lambda: self.flows.run_install(op, rollback_dirs=created))
-        return Accepted(operation=op, instance=name)
+        return Accepted(operation=op, instance=name, app=plan.app.ref, version=plan.app.version)
 
     async def retry(self, name: str) -> Accepted:
         """Run an interrupted or failed install again; every step is idempotent."""

@@ -196,7 +196,8 @@ def install_cmd(source: str, name: NameOpt = None, set_: SetOpt = None,
         if not interactive:  # no questions to ask: let the server plan once, inside install
             accepted = _install_direct(client, request, accept_risks)
             if not as_json:
-                console.print(f"Installing {escape(source)} as [bold]{accepted['instance']}[/]")
+                what = escape(f"{accepted.get('app') or source} {accepted.get('version', '')}")
+                console.print(f"Installing {what.strip()} as [bold]{accepted['instance']}[/]")
             op = wait_operation(client, accepted, quiet=as_json)
             instance = client.request("GET", f"/api/instances/{accepted['instance']}") \
                 if op["state"] == "succeeded" else None
