@@ -42,7 +42,8 @@ const q = (text: string): string => JSON.stringify(text)
 export function volumeSource(source: string): string {
   const trimmed = source.trim()
   if (trimmed.startsWith('/')) return trimmed
-  const clean = trimmed.replace(/^\.\/+/, '').replace(/\.\.+/g, '')
+  // no way out of the data folder: '.', '..' and empty parts are dropped
+  const clean = trimmed.split('/').filter((part) => part && part !== '.' && part !== '..').join('/')
   return `\${APP_DATA_DIR}/${clean || 'data'}`
 }
 

@@ -1,0 +1,202 @@
+"""Fixtures for browser tests: a real server on a temp data root, Debian's Chromium, a local store.
+
+The console must be built first (scripts/build-web; scripts/test does it). Screenshots go to
+artifacts/screenshots/ (CI keeps that folder).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+DIST = REPO / "web" / "dist" / "index.html"
+SHOTS = REPO / "artifacts" / "screenshots"
+CHROMIUM = os.environ.get("STACKHUB_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+IMAGE = os.environ.get("STACKHUB_TEST_IMAGE", "stackhub-test/web:1")
+STORE = "e2e"
+APP = "hello-web"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def docker(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["docker", *args], capture_output=True, text=True, check=False,
+                          timeout=120)
+
+
+class Server:
+    """A real `stackhub serve` process serving the built console."""
+
+    def __init__(self, data: Path) -> None:
+        self.data = data
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = data.parent / "server.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {**os.environ, "STACKHUB_DATA_DIR": str(self.data), "PYTHONUNBUFFERED": "1"}
+        stackhub = str(Path(sys.executable).with_name("stackhub"))
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen([stackhub, "serve", "--port", str(self.port)], env=env,
+                                         stdout=out, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, self.log.read_text()[-3000:]
+            try:
+                if httpx.get(f"{self.url}/api/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"server did not start: {self.log.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+    @property
+    def admin_token(self) -> str:
+        return (self.data / "secrets" / "admin-token").read_text().strip()
+
+    @property
+    def setup_token(self) -> str:
+        return (self.data / "secrets" / "setup-token").read_text().strip()
+
+    def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """Call the API as the built-in admin (the local CLI's credential)."""
+        return httpx.request(method, f"{self.url}{path}", timeout=60,
+                             headers={"Authorization": f"Bearer {self.admin_token}"}, **kwargs)
+
+
+def write_store(root: Path, web_port: int) -> Path:
+    """A local store in StackHub's format with one app on the busybox test image."""
+    app = root / "apps" / APP
+    app.mkdir(parents=True)
+    (app / "stackhub-app.yaml").write_text(textwrap.dedent(f"""\
+        format: stackhub/v1
+        id: {APP}
+        name: Hello Web
+        version: "1.0.0"
+        title: {{en: Hello Web, zh-CN: 你好网页}}
+        tagline: {{en: A tiny web page for browser tests, zh-CN: 用于浏览器测试的小网页}}
+        description:
+          en: |
+            # Hello Web
+            Serves **one page** from busybox httpd.
+            <script>window.__pwned = true</script><img src=x onerror="window.__pwned=true">
+          zh-CN: |
+            # 你好网页
+            用 busybox httpd 提供**一个页面**。
+        category: [utilities]
+        icon: icon.svg
+        main: {{service: web, port: 80, path: /}}
+        parameters:
+          - name: WEB_PORT
+            type: port
+            default: {web_port}
+            label: {{en: Web port, zh-CN: 网页端口}}
+          - name: ADMIN_PASSWORD
+            type: secret
+            length: 20
+            label: {{en: Admin password, zh-CN: 管理员密码}}
+          - name: GREETING
+            type: string
+            default: hello
+            regex: "^[a-z ]+$"
+            regex_error: {{en: Lowercase letters only}}
+            label: {{en: Greeting, zh-CN: 问候语}}
+        """))
+    (app / "compose.yaml").write_text(textwrap.dedent(f"""\
+        services:
+          web:
+            image: {IMAGE}
+            command: ["sh", "-c", "echo greeting=$$GREETING; exec httpd -f -v -p 80 -h /www"]
+            ports: ["${{WEB_PORT}}:80"]
+            environment:
+              GREETING: ${{GREETING}}
+              ADMIN_PASSWORD: ${{ADMIN_PASSWORD}}
+            stop_grace_period: 1s
+        """))
+    (app / "icon.svg").write_text(
+        '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 64 64"><rect width="64" '
+        'height="64" rx="14" fill="#2080f0"/><text x="32" y="42" font-size="30" '
+        'text-anchor="middle" fill="#fff">H</text></svg>')
+    return root
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    if not DIST.is_file():
+        pytest.fail("the web console is not built: run scripts/build-web (scripts/test does)")
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: scripts/test installs Debian's chromium")
+    base = tmp_path_factory.mktemp("e2e")
+    srv = Server(base / "data")
+    srv.start()
+    store = write_store(base / "store", free_port())
+    added = srv.api("POST", "/api/stores", json={"name": STORE, "source": str(store),
+                                                 "local": True})
+    assert added.status_code == 201, added.text
+    assert added.json()["app_count"] == 1, added.text
+    try:
+        yield srv
+    finally:
+        for item in srv.api("GET", "/api/instances").json():
+            srv.api("DELETE", f"/api/instances/{item['name']}", params={"purge": "true"})
+        deadline = time.monotonic() + 60
+        while srv.api("GET", "/api/instances").json() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        srv.stop()
+        if SHOTS.parent.is_dir():  # the server's log beside the screenshots, for CI
+            shutil.copy(srv.log, SHOTS.parent / "e2e-server.log")
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture(scope="session")
+def shots() -> Path:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    return SHOTS
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Remember each phase's report on the item, for the failure screenshot."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
