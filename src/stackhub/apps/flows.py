@@ -12,7 +12,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from stackhub import faults, fsutil, labels
+from stackhub import faults, fsutil, labels, yamlsafe
 from stackhub.adapters.compose import COMPOSE_FILE, Compose
 from stackhub.adapters.engine import Engine, PullProgress
 from stackhub.apps.models import InstanceStatus, OperationRead, OperationState
@@ -86,8 +86,6 @@ class Flows:
             faults.checkpoint("pulled")
 
     def _project_images(self, folder: Path) -> list[str]:
-        from stackhub import yamlsafe
-
         compose = yamlsafe.load_mapping((folder / COMPOSE_FILE).read_bytes(),
                                         what="instance compose file")
         images: list[str] = []
