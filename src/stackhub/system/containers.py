@@ -64,14 +64,26 @@ def _managed(lbl: dict[str, str] | None) -> tuple[bool, str | None]:
     return lbl.get(labels.MANAGED) == "true", lbl.get(labels.INSTANCE)
 
 
+def _unique(ports: list[PortRead]) -> list[PortRead]:
+    """Keep one entry per published port (the engine lists IPv4 and IPv6 bindings apart)."""
+    seen: set[tuple[int, str, int | None]] = set()
+    out = []
+    for port in ports:
+        key = (port.container_port, port.protocol, port.host_port)
+        if key not in seen:
+            seen.add(key)
+            out.append(port)
+    return out
+
+
 def _summary(raw: dict[str, Any]) -> ContainerSummary:
     lbl = raw.get("Labels") or {}
     managed, instance = _managed(lbl)
     status = str(raw.get("Status", ""))
     match = _HEALTH.search(status)
-    ports = [PortRead(container_port=int(p.get("PrivatePort", 0)), protocol=p.get("Type", "tcp"),
-                      host_ip=p.get("IP"), host_port=p.get("PublicPort"))
-             for p in raw.get("Ports") or []]
+    ports = _unique([PortRead(container_port=int(p.get("PrivatePort", 0)),
+                              protocol=p.get("Type", "tcp"), host_ip=p.get("IP"),
+                              host_port=p.get("PublicPort")) for p in raw.get("Ports") or []])
     names = raw.get("Names") or ["/" + str(raw["Id"])[:12]]
     networks = sorted(((raw.get("NetworkSettings") or {}).get("Networks") or {}).keys())
     return ContainerSummary(
@@ -111,6 +123,7 @@ def _detail(raw: dict[str, Any]) -> ContainerDetail:
             ports.append(PortRead(container_port=int(port), protocol=proto or "tcp",
                                   host_ip=(binding or {}).get("HostIp") or None,
                                   host_port=int((binding or {}).get("HostPort") or 0) or None))
+    ports = _unique(ports)
     attached = [ContainerNetwork(name=name, ip_address=str((info or {}).get("IPAddress") or ""))
                 for name, info in sorted((net.get("Networks") or {}).items())]
     mounts = [MountRead(type=str(m.get("Type", "")), source=str(m.get("Source", "")),

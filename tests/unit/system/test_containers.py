@@ -22,6 +22,7 @@ def raw_container(cid: str, name: str, *, labels: dict[str, str] | None = None,
             "ImageID": image_id, "State": state, "Status": status, "Created": 1700000000,
             "Labels": labels or {}, "Mounts": mounts,
             "Ports": [{"PrivatePort": 80, "PublicPort": 18080, "IP": "0.0.0.0", "Type": "tcp"},
+                      {"PrivatePort": 80, "PublicPort": 18080, "IP": "::", "Type": "tcp"},
                       {"PrivatePort": 443, "Type": "tcp"}],
             "NetworkSettings": {"Networks": {network: {}}}}
 
@@ -53,7 +54,8 @@ class FakeInventory:
                 "Mounts": [{"Type": "bind", "Source": "/srv/x", "Destination": "/data",
                             "RW": False}],
                 "NetworkSettings": {"Ports": {"80/tcp": [{"HostIp": "0.0.0.0",
-                                                          "HostPort": "18080"}],
+                                                          "HostPort": "18080"},
+                                                         {"HostIp": "::", "HostPort": "18080"}],
                                               "443/tcp": None},
                                     "Networks": {"bridge": {"IPAddress": "172.17.0.2"}}}}
 

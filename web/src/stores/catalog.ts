@@ -72,8 +72,10 @@ export const useCatalog = defineStore('catalog', () => {
     }
   }
 
+  /** The icon of an instance's app; `app` is the catalog name `store/app` (or a bare id). */
   function iconOf(store: string | null | undefined, app: string): string | null {
-    return store ? icons.value.get(`${store}/${app}`) ?? null : null
+    const id = app.includes('/') ? app : store ? `${store}/${app}` : null
+    return id ? icons.value.get(id) ?? null : null
   }
 
   function reset(): void {
