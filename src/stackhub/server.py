@@ -25,6 +25,8 @@ def serve(paths: Paths, *, host: str, port: int, public_host: str | None = None)
     app = create_app(paths, public_host=public_host or os.environ.get("STACKHUB_PUBLIC_HOST")
                      or local)
     try:
-        uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
+        # proxy headers are honoured only from configured trusted proxies (api/security.py)
+        uvicorn.run(app, host=host, port=port, log_level="info", access_log=False,
+                    proxy_headers=False, server_header=False)
     finally:
         paths.server_info.unlink(missing_ok=True)
