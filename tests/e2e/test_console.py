@@ -80,7 +80,9 @@ def test_setup_creates_the_first_admin(page: Any, server: Server, shots: Path) -
 
 def test_totp_enrolment_shows_qr_and_recovery_codes(page: Any, shots: Path) -> None:
     page.click(t("totp-start"))
-    page.wait_for_selector(t("totp-qr"))
+    qr = page.wait_for_selector(t("totp-qr"))
+    page.wait_for_timeout(200)
+    assert qr.evaluate("img => img.complete && img.naturalWidth > 0"), "the QR code did not load"
     secret = page.inner_text(t("totp-secret")).strip()
     assert re.fullmatch(r"[A-Z2-7]{16,}", secret)
     state["totp"] = pyotp.TOTP(secret)
@@ -236,12 +238,28 @@ def test_stop_and_remove_keeping_data(page: Any, server: Server, shots: Path) ->
 
 
 def test_custom_install_of_a_compose_file(page: Any, server: Server, shots: Path) -> None:
+    # a risky file first: the admin must accept its risks explicitly
+    page.goto(f"{server.url}/custom")
+    risky = f"services:\n  root:\n    image: {IMAGE}\n    privileged: true\n"
+    page.fill(t("custom-compose"), risky)
+    page.click(t("custom-next"))
+    page.fill(t("install-name"), "risky-e2e")
+    page.click(t("install-review"))
+    risks = page.wait_for_selector(t("install-risks"))
+    assert "privileged" in risks.inner_text()
+    confirm = page.locator(t("install-confirm"))
+    assert confirm.is_disabled()
+    page.click(t("install-accept"))
+    assert confirm.is_enabled()
+    shot(page, shots, "17-custom-install-risks")
+    page.click("button:has-text('Back')")
+    page.click("button:has-text('Cancel')")
+
     port = free_port()
     compose = (f"services:\n  web:\n    image: {IMAGE}\n    ports: [\"{port}:80\"]\n"
                "    stop_grace_period: 1s\n")
-    page.goto(f"{server.url}/custom")
     page.fill(t("custom-compose"), compose)
-    shot(page, shots, "17-custom-install")
+    shot(page, shots, "17-custom-install-compose")
     page.click(t("custom-next"))
     page.wait_for_selector(t("install-name"))
     page.fill(t("install-name"), "custom-e2e")

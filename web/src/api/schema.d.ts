@@ -1010,9 +1010,19 @@ export interface components {
          * @description The answer to a request that started an operation.
          */
         Accepted: {
+            /**
+             * App
+             * @default
+             */
+            app: string;
             /** Instance */
             instance: string;
             operation: components["schemas"]["OperationRead"];
+            /**
+             * Version
+             * @default
+             */
+            version: string;
         };
         /**
          * AppDirSource
