@@ -314,6 +314,33 @@ def test_dark_theme(page: Any, server: Server, shots: Path) -> None:
     page.wait_for_selector("html[data-theme='light']")
 
 
+def test_member_sees_only_granted_apps(browser: Any, server: Server, shots: Path) -> None:
+    made = server.api("POST", "/api/users", json={"username": "mia", "password": PASSWORD,
+                                                  "role": "member"})
+    assert made.status_code in (200, 201), made.text
+    granted = server.api("PUT", "/api/users/mia/instances", json={"instances": ["custom-e2e"]})
+    assert granted.status_code == 200, granted.text
+    ctx = browser.new_context(viewport={"width": 1440, "height": 900})
+    try:
+        page = ctx.new_page()
+        page.set_default_timeout(WAIT)
+        page.goto(f"{server.url}/login")
+        page.fill(t("login-username"), "mia")
+        page.fill(t("login-password"), PASSWORD)
+        page.click(t("login-submit"))
+        page.wait_for_url(re.compile(r"/$"))
+        page.locator(t("tile-custom-e2e")).wait_for()
+        nav = page.inner_text(".n-layout-sider")
+        assert "Installed apps" in nav
+        assert "App store" not in nav and "Containers" not in nav
+        assert page.locator(t("metrics")).count() == 0  # host metrics are for admins
+        page.goto(f"{server.url}/containers")
+        page.wait_for_url(re.compile(r"/$"))  # admin pages send members home
+        shot(page, shots, "25-member-dashboard")
+    finally:
+        ctx.close()
+
+
 def test_phone_width_dashboard(browser: Any, context: Any, server: Server, shots: Path) -> None:
     phone = browser.new_context(viewport={"width": 375, "height": 812}, is_mobile=True,
                                 has_touch=True, device_scale_factor=2,
