@@ -336,3 +336,27 @@ def test_server_not_running_message(tmp_path: Path) -> None:
     result = srv.cli("app", "list")
     assert result.returncode == 1
     assert "server is not running" in result.stderr
+
+
+def test_purge_cannot_be_pointed_at_a_foreign_volume(server: Server, tmp_path: Path) -> None:
+    docker("volume", "create", "t-victim-volume")
+    try:
+        compose = write_compose(tmp_path, """
+services:
+  web:
+    image: stackhub-test/web:1
+    volumes: ["data:/v"]
+    stop_grace_period: 1s
+volumes:
+  data: {name: t-victim-volume}
+""")
+        result = server.cli("app", "install", str(compose), "--name", "t-adopt", "--yes")
+        assert result.returncode == 0, result.stderr
+        mounts = docker("inspect", "-f", "{{range .Mounts}}{{.Name}}{{end}}",
+                        "stackhub-t-adopt-web-1").stdout.strip()
+        assert mounts == "stackhub-t-adopt_data"
+        assert server.cli("app", "remove", "t-adopt", "--purge", "--yes").returncode == 0
+        assert docker("volume", "ls", "-q", "--filter", "name=^t-victim-volume$"
+                      ).stdout.split() == ["t-victim-volume"]
+    finally:
+        docker("volume", "rm", "t-victim-volume", check=False)

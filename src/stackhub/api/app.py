@@ -8,12 +8,14 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, Depends, FastAPI
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from stackhub import __doc__ as product
 from stackhub.api import errors, security, web, ws
 from stackhub.api.deps import PUBLIC_ROUTES, ServicesDep, authorize
+from stackhub.api.limits import BodyLimit
 from stackhub.apps import views as apps_views
 from stackhub.auth import admin_views as auth_admin_views
 from stackhub.auth import views as auth_views
@@ -74,9 +76,10 @@ def create_app(paths: Paths, *, services: Services | None = None,
                     await task
 
     app = FastAPI(title="StackHub", description=product, version="0.1.0", lifespan=lifespan,
-                  openapi_url="/api/openapi.json", docs_url="/api/docs", redoc_url=None)
+                  openapi_url=None, docs_url=None, redoc_url=None)
     errors.install(app)
     security.install(app)
+    app.add_middleware(BodyLimit)  # outermost: nothing reads an oversized body
     app.include_router(public)
     app.include_router(auth_views.public_router)
     app.include_router(ws.router)
@@ -87,6 +90,12 @@ def create_app(paths: Paths, *, services: Services | None = None,
     api.include_router(apps_views.router)
     api.include_router(catalog_views.router)
     api.include_router(system_views.router)
+
+    @api.get("/openapi.json", include_in_schema=False)
+    async def openapi_document(request: Request) -> JSONResponse:
+        """Serve the OpenAPI schema to signed-in callers (docs/openapi.json is the copy)."""
+        return JSONResponse(request.app.openapi())
+
     app.include_router(api)
     web.mount_console(app)  # last: the console's SPA fallback never shadows /api
     return app

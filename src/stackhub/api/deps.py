@@ -31,9 +31,6 @@ Route = tuple[str, str]
 PUBLIC_ROUTES: frozenset[Route] = frozenset({
     ("GET", "/"),  # the console's page when it is not built (static assets are public too)
     ("GET", "/api/health"),
-    ("GET", "/api/openapi.json"),
-    ("GET", "/api/docs"),
-    ("GET", "/docs/oauth2-redirect"),  # FastAPI's default location for Swagger UI
     ("GET", "/api/auth/status"),
     ("POST", "/api/auth/setup"),
     ("POST", "/api/auth/login"),

@@ -79,6 +79,11 @@ class Records:
         """Return every instance, by name."""
         return [_instance(r) for r in self.db.query("SELECT * FROM instances ORDER BY name")]
 
+    def secret_values(self) -> frozenset[str]:
+        """Return every instance's secret parameter values (for masking, never for output)."""
+        return frozenset(record.parameters[name] for record in self.all()
+                         for name in record.secret_names if record.parameters.get(name))
+
     def held_ports(self, *, exclude: str | None = None) -> dict[int, str]:
         """Return host ports held by instances: port -> 'instance NAME'."""
         held: dict[int, str] = {}

@@ -135,6 +135,10 @@ def render(app: AppDefinition, *, instance: str, values: dict[str, str],
                 raise Invalid(f"{section}.{key} must be a mapping")
             if not spec.get("external"):
                 spec["labels"] = _merge_labels(spec.get("labels"), stamp, f"{section}.{key}")
+                if spec.pop("name", None) is not None:
+                    # a custom name could adopt (and, on purge, delete) another object
+                    notes.append(f"{section}.{key}: custom name dropped; it is scoped to the "
+                                 "instance")
             block[key] = spec
     networks = compose.get("networks") or {}
     compose["networks"] = networks

@@ -101,6 +101,29 @@ def analyse(resolved: dict[str, Any], *, allowed_roots: list[str],
         for device in service.get("devices") or []:
             source = device.get("source") if isinstance(device, dict) else str(device)
             add("device", f"gets host device {source}")
+        for key in ("network_mode", "pid", "ipc"):
+            value = str(service.get(key, ""))
+            if value.startswith("container:"):
+                add(f"{key}_container", f"joins the {key} namespace of another container "
+                    f"({value})")
+        for source in service.get("volumes_from") or []:
+            if str(source).startswith("container:"):
+                add("volumes_from", f"mounts the volumes of another container ({source})")
+        for volume in service.get("volumes") or []:
+            if isinstance(volume, dict) and volume.get("type") == "volume" and \
+                    volume.get("source") in named:
+                spec = named[volume["source"]] or {}
+                opts = spec.get("driver_opts") or {}
+                device = str(opts.get("device", ""))
+                if device.startswith("/dev/"):
+                    add("device_volume", f"mounts host block device {device}", "critical")
+                if spec.get("external"):
+                    add("external_volume", f"uses existing volume {spec.get('name')} that this "
+                        "app does not own")
+        for network in (service.get("networks") or {}):
+            spec = (resolved.get("networks") or {}).get(network) or {}
+            if spec.get("external"):
+                add("external_network", f"joins existing network {spec.get('name')}")
         for opt in service.get("security_opt") or []:
             if "unconfined" in str(opt) or "no-new-privileges:false" in str(opt):
                 add("security_opt", f"relaxes confinement: {opt}")

@@ -347,6 +347,9 @@ def remove_cmd(name: str, purge: Annotated[bool, typer.Option(
     client = Client()
     try:
         client.request("GET", f"/api/instances/{name}")
+        if purge and not yes and not sys.stdin.isatty():
+            raise ClientError("--purge deletes data: add --yes to confirm when not running in a "
+                              "terminal", code="usage")
         if not yes and sys.stdin.isatty():
             what = "and DELETE its data" if purge else "(data is kept)"
             if not typer.confirm(f"Remove {name} {what}?", default=False):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,6 +27,21 @@ class ClientError(Exception):
         self.code = code
         self.status = status
         self.details = details or {}
+
+
+_SEGMENT = re.compile(r"^[A-Za-z0-9_@:][A-Za-z0-9._@:-]{0,127}$")
+
+
+def check_path(path: str) -> str:
+    """Refuse API paths whose segments (names typed by the user) could change the target.
+
+    A name like ``../users/admin`` would otherwise be normalised into another endpoint.
+    """
+    segments = path.split("/")
+    if segments[:2] != ["", "api"] or not all(_SEGMENT.match(s) for s in segments[2:]):
+        bad = next((s for s in segments[2:] if not _SEGMENT.match(s)), path)
+        raise ClientError(f"{bad!r} is not a valid name here", code="usage")
+    return path
 
 
 def user_token_file() -> Path:
@@ -78,6 +94,7 @@ class Client:
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         """Call the API and return decoded JSON, or raise ClientError."""
+        check_path(path)
         try:
             response = self.http.request(method, path, **kwargs)
         except httpx.ConnectError as err:
@@ -92,6 +109,7 @@ class Client:
 
     def stream_lines(self, path: str, params: dict[str, Any]) -> Iterator[str]:
         """Stream a text response line by line."""
+        check_path(path)
         try:
             with self.http.stream("GET", path, params=params, timeout=None) as response:
                 if response.status_code >= 400:

@@ -101,16 +101,26 @@ def list_containers(*, engine: InventoryEngine) -> list[ContainerSummary]:
     return sorted(found, key=lambda c: (not c.managed, c.instance or "", c.name))
 
 
-def _env(items: list[str]) -> list[EnvVar]:
+def _mask(text: str, secrets: frozenset[str]) -> str:
+    """Replace every known secret value inside `text`."""
+    for value in sorted(secrets, key=len, reverse=True):
+        if len(value) >= 4 and value in text:
+            text = text.replace(value, REDACTED)
+    return text
+
+
+def _env(items: list[str], secrets: frozenset[str]) -> list[EnvVar]:
     env = []
     for item in items:
         name, _, value = item.partition("=")
-        secret = bool(SECRET_NAME.search(name)) and value != ""
-        env.append(EnvVar(name=name, value=REDACTED if secret else value, redacted=secret))
+        masked = _mask(value, secrets)
+        secret = (bool(SECRET_NAME.search(name)) and value != "") or masked != value
+        env.append(EnvVar(name=name, value=REDACTED if secret and masked == value else masked,
+                          redacted=secret))
     return env
 
 
-def _detail(raw: dict[str, Any]) -> ContainerDetail:
+def _detail(raw: dict[str, Any], secrets: frozenset[str] = frozenset()) -> ContainerDetail:
     config = raw.get("Config") or {}
     state = raw.get("State") or {}
     lbl = config.get("Labels") or {}
@@ -137,9 +147,9 @@ def _detail(raw: dict[str, Any]) -> ContainerDetail:
         status=status, health=health, created=0, ports=ports,
         networks=[a.name for a in attached], managed=managed, instance=instance,
         project=lbl.get(labels.COMPOSE_PROJECT), service=lbl.get(labels.COMPOSE_SERVICE),
-        command=[str(c) for c in config.get("Cmd") or []],
-        entrypoint=[str(c) for c in config.get("Entrypoint") or []],
-        env=_env([str(e) for e in config.get("Env") or []]), labels=dict(lbl),
+        command=[_mask(str(c), secrets) for c in config.get("Cmd") or []],
+        entrypoint=[_mask(str(c), secrets) for c in config.get("Entrypoint") or []],
+        env=_env([str(e) for e in config.get("Env") or []], secrets), labels=dict(lbl),
         mounts=mounts, attached=attached,
         restart_policy=str(((raw.get("HostConfig") or {}).get("RestartPolicy") or {})
                            .get("Name") or "no"),
@@ -147,9 +157,10 @@ def _detail(raw: dict[str, Any]) -> ContainerDetail:
         exit_code=state.get("ExitCode"), restart_count=int(raw.get("RestartCount") or 0))
 
 
-def inspect_container(*, engine: InventoryEngine, ref: str) -> ContainerDetail:
-    """Describe one container."""
-    return _detail(engine.inspect_container(check_ref(ref)))
+def inspect_container(*, engine: InventoryEngine, ref: str,
+                      secrets: frozenset[str] = frozenset()) -> ContainerDetail:
+    """Describe one container; values holding any of `secrets` are masked."""
+    return _detail(engine.inspect_container(check_ref(ref)), secrets)
 
 
 def container_action(*, engine: InventoryEngine, ref: str, action: str) -> ContainerDetail:

@@ -41,7 +41,9 @@ async def list_containers(services: ServicesDep) -> list[ContainerSummary]:
 async def inspect_container(ref: str, services: ServicesDep) -> ContainerDetail:
     """Describe one container; secret-looking environment values are redacted."""
     engine = containers.inventory(services.engine)
-    return await asyncio.to_thread(containers.inspect_container, engine=engine, ref=ref)
+    secrets = services.records.secret_values()
+    return await asyncio.to_thread(containers.inspect_container, engine=engine, ref=ref,
+                                   secrets=secrets)
 
 
 @admin.post("/containers/{ref}/{action}", response_model=ContainerDetail,

@@ -236,3 +236,15 @@ def test_env_file_values_stay_literal(value: str) -> None:
 def test_env_file_is_sorted_one_line_per_key() -> None:
     text = env_file_text({"B": "2", "A": "1"})
     assert text.splitlines()[1:] == ["A='1'", "B='2'"]
+
+
+def test_custom_volume_and_network_names_are_dropped() -> None:
+    # a custom name could adopt another instance's (or any) volume, and purge would delete it
+    compose = web(volumes=["data:/d"])
+    compose["volumes"] = {"data": {"name": "victim"}, "ext": {"name": "x", "external": True}}
+    compose["networks"] = {"back": {"name": "stackhub-other_default"}}
+    out = do_render(compose)
+    assert "name" not in out.compose["volumes"]["data"]
+    assert "name" not in out.compose["networks"]["back"]
+    assert out.compose["volumes"]["ext"] == {"name": "x", "external": True}
+    assert sum("custom name dropped" in note for note in out.notes) == 2

@@ -178,3 +178,27 @@ def test_digest_masks_longer_secrets_first_and_skips_tiny_ones() -> None:
 @pytest.mark.parametrize("path", ["/", "/var/lib"])
 def test_system_paths_holding_the_data_root_are_critical(path: str) -> None:
     assert analyse(bind(path)) == [("stackhub_data", "critical")]
+
+
+def test_block_device_volume_is_critical() -> None:
+    volume = {"volumes": [{"type": "volume", "source": "disk", "target": "/d"}]}
+    assert analyse(volume, volumes={"disk": {"driver_opts": {"type": "ext4",
+                                                             "device": "/dev/sda1"}}}) == [
+        ("device_volume", "critical")]
+
+
+def test_external_volumes_and_networks_are_flagged() -> None:
+    service = {"volumes": [{"type": "volume", "source": "shared", "target": "/d"}],
+               "networks": {"outside": None}}
+    found = analyse(service, volumes={"shared": {"name": "victim", "external": True}},
+                    networks={"outside": {"name": "corp", "external": True}})
+    assert found == [("external_volume", "high"), ("external_network", "high")]
+
+
+@pytest.mark.parametrize("key", ["network_mode", "pid", "ipc"])
+def test_joining_another_container_is_flagged(key: str) -> None:
+    assert analyse({key: "container:victim"}) == [(f"{key}_container", "high")]
+
+
+def test_volumes_from_another_container_is_flagged() -> None:
+    assert analyse({"volumes_from": ["container:victim"]}) == [("volumes_from", "high")]

@@ -290,3 +290,13 @@ def test_lifecycle_logs_and_remove(api: TestClient, cwd: Path) -> None:
     removed = runner.invoke(cli, ["app", "remove", "blog", "--yes"])
     assert removed.exit_code == 0 and "removed blog (data kept)" in removed.stdout
     assert json.loads(runner.invoke(cli, ["app", "list", "--json"]).stdout) == []
+
+
+@pytest.mark.parametrize("args", [["store", "remove", "../users/mem"],
+                                  ["token", "revoke", "../users/admin"],
+                                  ["app", "start", "../stores/x/sync?x="],
+                                  ["user", "remove", "a/../../x"]])
+def test_names_cannot_reach_other_endpoints(args: list[str]) -> None:
+    result = runner.invoke(cli, args)
+    assert result.exit_code != 0
+    assert "is not a valid name here" in flat(result.stderr)

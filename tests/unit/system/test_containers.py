@@ -181,3 +181,18 @@ def test_volumes_and_networks_count_users(engine: FakeInventory) -> None:
     assert networks[0].name == "bridge" and networks[0].builtin
     assert {n.name: n.containers for n in networks} == {
         "bridge": 1, "stackhub-blog_default": 1, "mynet": 0}
+
+
+def test_inspect_masks_known_secret_values_anywhere(engine: FakeInventory) -> None:
+    # a secret embedded in a value whose name looks harmless (e.g. a database URL) and in the
+    # command line is masked too, when StackHub knows it as an instance's secret
+    raw = engine.inspect_container("other")
+    raw["Config"]["Env"].append("DATABASE_URL=postgres://u:s3cr3t-value@db/x")
+    raw["Config"]["Cmd"] = ["app", "--key=s3cr3t-value"]
+    engine.inspect_container = lambda ref: raw  # type: ignore[method-assign]
+    detail = svc.inspect_container(engine=engine, ref="other",
+                                   secrets=frozenset({"s3cr3t-value"}))
+    env = {e.name: (e.value, e.redacted) for e in detail.env}
+    assert env["DATABASE_URL"] == (f"postgres://u:{svc.REDACTED}@db/x", True)
+    assert detail.command == ["app", f"--key={svc.REDACTED}"]
+    assert "s3cr3t-value" not in detail.model_dump_json()
