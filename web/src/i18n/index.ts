@@ -60,6 +60,12 @@ export async function setLocale(locale: Locale, remember = true): Promise<void> 
 /** Choose the starting language before the app mounts. */
 export async function initLocale(): Promise<Locale> {
   const locale = detectLocale(navigator.languages ?? [navigator.language], storedLocale())
-  await setLocale(locale, false)
-  return locale
+  try {
+    await setLocale(locale, false)
+    return locale
+  } catch {
+    // the language chunk did not load (a stale tab after an upgrade): English is bundled
+    await setLocale('en', false)
+    return 'en'
+  }
 }

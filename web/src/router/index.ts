@@ -68,3 +68,12 @@ router.beforeEach(async (to) => {
   if (to.meta.admin && !auth.isAdmin) return { name: 'dashboard' }
   return true
 })
+
+// After an upgrade an open tab may ask for route chunks that no longer exist: load the page
+// afresh instead of leaving the user on a dead click.
+router.onError((err, to) => {
+  const text = String((err as Error)?.message ?? err)
+  if (/dynamically imported module|Importing a module script failed|Failed to fetch/i.test(text)) {
+    window.location.assign(to.fullPath)
+  }
+})
