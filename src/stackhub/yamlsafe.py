@@ -33,20 +33,25 @@ def _prescan(text: str) -> None:
             depth -= 1
 
 
-def _walk(node: Any, depth: int, budget: list[int]) -> None:
-    """Walk a parsed tree, aliases expanded, enforcing depth and node limits."""
-    if depth > MAX_DEPTH:
-        raise TooLarge(f"YAML is nested deeper than {MAX_DEPTH} levels")
-    budget[0] -= 1
-    if budget[0] < 0:
-        raise TooLarge(f"YAML expands to more than {MAX_NODES} nodes (alias bomb?)")
-    if isinstance(node, dict):
-        for key, value in node.items():
-            _walk(key, depth + 1, budget)
-            _walk(value, depth + 1, budget)
-    elif isinstance(node, list):
-        for item in node:
-            _walk(item, depth + 1, budget)
+def check_tree(data: Any, *, what: str = "the document") -> None:
+    """Walk a parsed tree (YAML or JSON), aliases expanded, enforcing depth and node limits."""
+    budget = [MAX_NODES]
+
+    def walk(node: Any, depth: int) -> None:
+        if depth > MAX_DEPTH:
+            raise TooLarge(f"{what} is nested deeper than {MAX_DEPTH} levels")
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise TooLarge(f"{what} expands to more than {MAX_NODES} nodes (alias bomb?)")
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(key, depth + 1)
+                walk(value, depth + 1)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item, depth + 1)
+
+    walk(data, 0)
 
 
 def load(text: str | bytes, *, what: str = "YAML document", max_bytes: int = MAX_BYTES) -> Any:
@@ -68,7 +73,7 @@ def load(text: str | bytes, *, what: str = "YAML document", max_bytes: int = MAX
         raise Invalid(f"{what} is not valid YAML{where}: {problem}") from err
     except RecursionError as err:
         raise TooLarge(f"{what} is nested too deeply") from err
-    _walk(data, 0, [MAX_NODES])
+    check_tree(data, what=what)
     return data
 
 

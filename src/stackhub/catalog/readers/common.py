@@ -17,13 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stackhub import yamlsafe
 from stackhub.apps.render import platform_env
 from stackhub.catalog.models import LocalizedText, Parameter, ParameterType
 from stackhub.errors import Invalid, TooLarge
 
 MAX_FILE = 512 * 1024
-MAX_JSON_DEPTH = 48
-MAX_JSON_NODES = 50_000
 
 PLATFORM_VARS = frozenset(platform_env(instance="i", app_id="a", data_dir=Path("/"), tz="UTC"))
 """Variables StackHub supplies to every project (APP_INSTANCE, APP_ID, APP_DATA_DIR, TZ...)."""
@@ -97,20 +96,6 @@ def check_folder(folder: Path) -> None:
         raise Invalid(f"app folder {folder.name} is not a directory")
 
 
-def _walk(node: Any, depth: int, budget: list[int], what: str) -> None:
-    if depth > MAX_JSON_DEPTH:
-        raise TooLarge(f"{what} is nested deeper than {MAX_JSON_DEPTH} levels")
-    budget[0] -= 1
-    if budget[0] < 0:
-        raise TooLarge(f"{what} has more than {MAX_JSON_NODES} values")
-    if isinstance(node, dict):
-        for value in node.values():
-            _walk(value, depth + 1, budget, what)
-    elif isinstance(node, list):
-        for item in node:
-            _walk(item, depth + 1, budget, what)
-
-
 def load_json(data: bytes | str, *, what: str) -> Any:
     """Parse untrusted JSON with the same size, depth and node limits as YAML."""
     raw = data.encode() if isinstance(data, str) else data
@@ -125,7 +110,7 @@ def load_json(data: bytes | str, *, what: str) -> Any:
                       f"{err.msg}") from err
     except RecursionError as err:
         raise TooLarge(f"{what} is nested too deeply") from err
-    _walk(parsed, 0, [MAX_JSON_NODES], what)
+    yamlsafe.check_tree(parsed, what=what)
     return parsed
 
 
