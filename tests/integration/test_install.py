@@ -223,7 +223,7 @@ services:
 
 
 @pytest.mark.parametrize(("body", "message"), [
-    ("services: [unclosed", "not valid YAML at line 1"),
+    ("services: [unclosed", "not valid YAML at line"),
     ("services:\n  web:\n    image: x\n    ports: 12\n", "compose file is invalid"),
     ("a: &a [1,1,1,1,1,1,1,1,1]\n" + "".join(
         f"{n}: &{n} [{','.join(['*' + p] * 9)}]\n" for p, n in zip("abcde", "bcdef", strict=True))

@@ -7,6 +7,7 @@ import json
 import re
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -139,46 +140,60 @@ class _Bars:
                                  description=label)
 
 
-def wait_operation(client: Client, accepted: dict[str, Any], *, quiet: bool) -> dict[str, Any]:
-    """Follow an operation's events until it ends; return the final operation."""
+def run_operation(client: Client, start: Callable[[], dict[str, Any]], *,
+                  quiet: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Subscribe to operation events, start the operation, follow it to its end.
+
+    Subscribing first means no progress event is missed, however fast the operation is.
+    """
     with contextlib.ExitStack() as stack:
         ws = None
         try:
             ws = stack.enter_context(client.websocket())
-            ws.send(json.dumps({"id": 1, "type": "subscribe", "topic": "operation",
-                                "key": accepted["instance"]}))
+            ws.send(json.dumps({"id": 1, "type": "subscribe", "topic": "operation"}))
         except (ClientError, OSError):
             ws = None
-        return _follow(client, accepted["operation"]["id"], ws, quiet=quiet)
+        accepted = start()
+        return accepted, _follow(client, accepted["operation"]["id"], ws, quiet=quiet)
+
+
+def _next_event(ws: ClientConnection, op_id: str) -> dict[str, Any] | None:
+    """Return the next event of operation `op_id`, or None after a quiet second."""
+    message = json.loads(ws.recv(timeout=1.0))
+    event = message.get("event") if message.get("type") == "event" else None
+    if event and event.get("data", {}).get("operation") == op_id:
+        return dict(event)
+    return None
 
 
 def _follow(client: Client, op_id: str, ws: ClientConnection | None, *,
             quiet: bool) -> dict[str, Any]:
-    """Poll the operation and draw its websocket events until it ends."""
+    """Draw the operation's websocket events; check its journal when it ends or goes quiet."""
     columns = [TextColumn("{task.description}"), BarColumn(),
                TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn()]
     with Progress(*columns, console=err_console, disable=quiet, transient=False) as progress:
         bars = _Bars(progress)
         deadline = time.monotonic() + 3600
         while time.monotonic() < deadline:
+            if ws is None:
+                time.sleep(0.5)
+            else:
+                try:
+                    event = _next_event(ws, op_id)
+                except TimeoutError:
+                    event = None
+                except Exception:
+                    ws = None
+                    event = None
+                if event is not None:
+                    bars.update(event)
+                    if event["kind"] != "finished":
+                        continue
             op = client.request("GET", f"/api/operations/{op_id}")
             if op["state"] != "running":
                 if op["state"] == "succeeded":
                     progress.update(bars.overall, completed=100)
                 return dict(op)
-            if ws is None:
-                time.sleep(0.5)
-                continue
-            try:
-                message = json.loads(ws.recv(timeout=1.0))
-            except TimeoutError:
-                continue
-            except Exception:
-                ws = None
-                continue
-            if message.get("type") == "event" and message["event"]["data"].get(
-                    "operation") == op_id:
-                bars.update(message["event"])
     raise ClientError("gave up waiting for the operation after an hour")
 
 
@@ -194,11 +209,14 @@ def install_cmd(source: str, name: NameOpt = None, set_: SetOpt = None,
         request = _request(source, name, set_)
         interactive = not yes and sys.stdin.isatty() and not as_json
         if not interactive:  # no questions to ask: let the server plan once, inside install
-            accepted = _install_direct(client, request, accept_risks)
-            if not as_json:
-                what = escape(f"{accepted.get('app') or source} {accepted.get('version', '')}")
-                console.print(f"Installing {what.strip()} as [bold]{accepted['instance']}[/]")
-            op = wait_operation(client, accepted, quiet=as_json)
+            def start() -> dict[str, Any]:
+                accepted = _install_direct(client, request, accept_risks)
+                if not as_json:
+                    what = escape(f"{accepted.get('app') or source} {accepted.get('version', '')}")
+                    console.print(f"Installing {what.strip()} as [bold]{accepted['instance']}[/]")
+                return accepted
+
+            accepted, op = run_operation(client, start, quiet=as_json)
             instance = client.request("GET", f"/api/instances/{accepted['instance']}") \
                 if op["state"] == "succeeded" else None
             _finish(op, instance, as_json)
@@ -220,9 +238,9 @@ def install_cmd(source: str, name: NameOpt = None, set_: SetOpt = None,
                 "Install?", default=True):
             raise typer.Exit(1)
         request["name"] = plan["instance"]
-        accepted = client.request("POST", "/api/instances",
-                                  json={**request, "accept_risks": accept_risks})
-        op = wait_operation(client, accepted, quiet=as_json)
+        body = {**request, "accept_risks": accept_risks}
+        accepted, op = run_operation(
+            client, lambda: client.request("POST", "/api/instances", json=body), quiet=as_json)
         instance = client.request("GET", f"/api/instances/{accepted['instance']}") \
             if op["state"] == "succeeded" else None
     except ClientError as err:
@@ -263,8 +281,8 @@ def retry_cmd(name: str, as_json: JsonOpt = False) -> None:
     """Retry a failed or interrupted install of NAME."""
     client = Client()
     try:
-        accepted = client.request("POST", f"/api/instances/{name}/retry")
-        op = wait_operation(client, accepted, quiet=as_json)
+        _, op = run_operation(
+            client, lambda: client.request("POST", f"/api/instances/{name}/retry"), quiet=as_json)
         instance = client.request("GET", f"/api/instances/{name}") \
             if op["state"] == "succeeded" else None
     except ClientError as err:
@@ -354,8 +372,8 @@ def remove_cmd(name: str, purge: Annotated[bool, typer.Option(
             what = "and DELETE its data" if purge else "(data is kept)"
             if not typer.confirm(f"Remove {name} {what}?", default=False):
                 raise typer.Exit(1)
-        accepted = client.request("DELETE", f"/api/instances/{name}", params={"purge": purge})
-        op = wait_operation(client, accepted, quiet=as_json)
+        _, op = run_operation(client, lambda: client.request(
+            "DELETE", f"/api/instances/{name}", params={"purge": purge}), quiet=as_json)
     except ClientError as err:
         fail(err, as_json=as_json)
     if as_json:
