@@ -1,7 +1,9 @@
 """Time `stackhub app install` of a two-service app against plain `docker compose up -d --wait`.
 
-Both install the same rendered project (from `stackhub app plan`) with local images, several
-times, alternating, in one process; prints each run, the medians and their ratio.
+All install the same app with local images, several times, alternating, in one process:
+the CLI end to end (a new Python process each time), the same install through the HTTP API
+(plan, journal, pull check, compose up --wait, verification; polled to the end), and plain
+compose on the project `stackhub app plan` rendered. Prints each run, medians and ratios.
 Run: .venv/bin/python bench/install_overhead.py [--runs 5]
 """
 
@@ -34,6 +36,21 @@ def run(args: list[str], env: dict[str, str]) -> float:
     return elapsed
 
 
+def api_install(url: str, token: str) -> float:
+    """Install the app through the API and poll its operation to the end; return seconds."""
+    source = {"kind": "app", "manifest": (APP / "stackhub-app.yaml").read_text(),
+              "compose": (APP / "compose.yaml").read_text()}
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"},
+                      timeout=60) as client:
+        start = time.perf_counter()
+        answer = client.post("/api/instances", json={"source": source, "name": "bench-api"})
+        answer.raise_for_status()
+        op_id = answer.json()["operation"]["id"]
+        while client.get(f"/api/operations/{op_id}").json()["state"] == "running":
+            time.sleep(0.01)
+        return time.perf_counter() - start
+
+
 def main() -> None:
     """Measure and print."""
     parser = argparse.ArgumentParser()
@@ -57,24 +74,32 @@ def main() -> None:
         run([*CLI, "app", "plan", str(APP), "--name", "bench-raw", "--output", str(plan_dir)], env)
         raw_args = [*compose_cmd, "-p", "bench-raw", "--project-directory", str(plan_dir), "-f",
                     str(plan_dir / "compose.yaml"), "--env-file", str(plan_dir / ".env")]
+        token = (root / "data" / "secrets" / "admin-token").read_text().strip()
         hub_times: list[float] = []
+        api_times: list[float] = []
         raw_times: list[float] = []
         for index in range(runs):
             hub_times.append(run([*CLI, "app", "install", str(APP), "--name", "bench-hub",
                                   "--yes"], env))
             run([*CLI, "app", "remove", "bench-hub", "--purge", "--yes"], env)
+            api_times.append(api_install(env["STACKHUB_URL"], token))
+            run([*CLI, "app", "remove", "bench-api", "--purge", "--yes"], env)
             raw_times.append(run([*raw_args, "up", "-d", "--wait"], env))
             run([*raw_args, "down", "-v", "--timeout", "1"], env)
-            print(f"run {index + 1}: stackhub {hub_times[-1]:.2f} s, compose {raw_times[-1]:.2f} s",
-                  flush=True)
-        hub, raw = statistics.median(hub_times), statistics.median(raw_times)
-        print(f"median: stackhub app install {hub:.2f} s, docker compose up -d --wait {raw:.2f} s")
-        print(f"ratio (target <= 1.15): {hub / raw:.2f}")
+            print(f"run {index + 1}: stackhub CLI {hub_times[-1]:.2f} s, API "
+                  f"{api_times[-1]:.2f} s, compose {raw_times[-1]:.2f} s", flush=True)
+        hub, api = statistics.median(hub_times), statistics.median(api_times)
+        raw = statistics.median(raw_times)
+        print(f"median: stackhub app install {hub:.2f} s, API install {api:.2f} s, "
+              f"docker compose up -d --wait {raw:.2f} s")
+        print(f"ratio CLI/compose (target <= 1.15): {hub / raw:.2f}")
+        print(f"ratio API/compose: {api / raw:.2f}")
     finally:
         server.terminate()
         server.wait(20)
-        subprocess.run([*compose_cmd, "-p", "stackhub-bench-hub", "down", "-v"],
-                       capture_output=True, check=False)
+        for project in ("stackhub-bench-hub", "stackhub-bench-api"):
+            subprocess.run([*compose_cmd, "-p", project, "down", "-v"], capture_output=True,
+                           check=False)
         shutil.rmtree(root, ignore_errors=True)
 
 
