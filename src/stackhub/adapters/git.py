@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import time
 from pathlib import Path
 from typing import Protocol
 
@@ -13,6 +14,20 @@ from stackhub.errors import Invalid, StoreError
 BRANCH = re.compile(r"^(?![-/])(?!.*\.\.)(?!.*//)[A-Za-z0-9._/-]{1,200}(?<![./])$")
 COMMIT = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
 DEFAULT_TIMEOUT = 120.0
+MAX_CLONE_BYTES = 300 * 1024 * 1024
+WATCH_INTERVAL = 0.25
+
+
+def tree_size(root: Path) -> int:
+    """Return the bytes under `root` (links not followed), 0 if it does not exist yet."""
+    total = 0
+    for folder, _, files in os.walk(root):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(folder, name)).st_size  # noqa: PTH118
+            except OSError:
+                continue
+    return total
 
 
 def check_branch(branch: str | None) -> str | None:
@@ -98,13 +113,51 @@ class GitCli:
                 return commit
         raise StoreError(f"the repository has no {'branch ' + str(branch) if branch else 'HEAD'}")
 
+    def _clone_watched(self, args: list[str], dest: Path, *, local: bool, timeout: float,
+                       max_bytes: int) -> None:
+        """Run a clone, killing it as soon as it passes `max_bytes` on disk or `timeout`."""
+        command = [self.binary, *_config(local=local), *args]
+        try:
+            proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                    text=True, env=_env(), stdin=subprocess.DEVNULL)
+        except OSError as err:
+            raise StoreError(f"git could not be run: {err}") from err
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise StoreError(f"git clone took longer than {timeout:.0f} s")
+                try:
+                    proc.wait(min(WATCH_INTERVAL, remaining))
+                    break
+                except subprocess.TimeoutExpired:
+                    pass
+                if tree_size(dest) > max_bytes:
+                    raise StoreError(f"the repository is larger than {max_bytes} bytes")
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        stderr = proc.stderr.read() if proc.stderr else ""
+        if tree_size(dest) > max_bytes:  # also when git finished between two checks
+            raise StoreError(f"the repository is larger than {max_bytes} bytes")
+        if proc.returncode != 0:
+            lines = [ln for ln in stderr.strip().splitlines() if ln.strip()]
+            reason = lines[-1] if lines else f"exit code {proc.returncode}"
+            raise StoreError(f"git clone failed: {reason[:300]}")
+
     def clone(self, url: str, branch: str | None, dest: Path, *, local: bool,
-              timeout: float = DEFAULT_TIMEOUT) -> str:
-        """Shallow-clone one branch into `dest` (which must not exist) and return its commit."""
+              timeout: float = DEFAULT_TIMEOUT, max_bytes: int = MAX_CLONE_BYTES) -> str:
+        """Shallow-clone one branch into `dest` (which must not exist) and return its commit.
+
+        The clone is bounded while it downloads, in time and in bytes on disk.
+        """
         args = ["clone", "--depth", "1", "--single-branch", "--no-tags", "--quiet"]
         if branch:
             args += ["--branch", str(check_branch(branch))]
-        self._run([*args, "--", url, str(dest)], local=local, timeout=timeout)
+        self._clone_watched([*args, "--", url, str(dest)], dest, local=local, timeout=timeout,
+                            max_bytes=max_bytes)
         commit = self._run(["rev-parse", "HEAD"], local=local, timeout=30, cwd=dest).strip()
         if not COMMIT.fullmatch(commit):
             raise StoreError("git clone gave no commit hash")

@@ -90,3 +90,13 @@ def test_option_injection_is_refused(tmp_path: Path) -> None:
 def test_timeout(repo: Path, tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="longer than"):
         GitCli().clone(f"file://{repo}", None, tmp_path / "c", local=True, timeout=0.001)
+
+
+def test_clone_is_bounded_in_size_while_it_downloads(repo: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    # the watchdog measures the clone on disk while git runs and kills it past the cap
+    import stackhub.adapters.git as git_adapter
+
+    monkeypatch.setattr(git_adapter, "WATCH_INTERVAL", 0.0)
+    with pytest.raises(StoreError, match="larger than 10 bytes"):
+        GitCli().clone(f"file://{repo}", None, tmp_path / "c", local=True, max_bytes=10)
