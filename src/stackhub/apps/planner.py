@@ -126,7 +126,8 @@ def entry_urls(app: AppDefinition, ports: list[PortMapping], host: str) -> list[
     if app.main is None:
         return []
     return [f"{app.main.scheme}://{host}:{p.host_port}{app.main.path}" for p in ports
-            if p.service == app.main.service and p.container_port == app.main.port]
+            if p.service == app.main.service and p.container_port == app.main.port
+            and p.protocol == "tcp"]
 
 
 def published_ports(resolved: dict[str, Any]) -> list[PortMapping]:

@@ -240,3 +240,15 @@ def test_published_ports_and_urls(planner: Planner) -> None:
         (8080, 80, "tcp"), (5353, 53, "udp")]
     app = planner.app_for(plan_request(app_request()))
     assert entry_urls(app, found, "h") == ["http://h:8080/"]
+
+
+def test_urls_are_only_for_tcp_ports_of_the_main_entry() -> None:
+    from stackhub.apps.models import PortMapping
+    from stackhub.apps.planner import entry_urls
+    from stackhub.catalog.models import AppDefinition, WebEntry
+
+    app = AppDefinition(id="dns", name="DNS", compose={"services": {"web": {"image": "x"}}},
+                        main=WebEntry(service="web", port=53))
+    ports = [PortMapping(service="web", host_port=5353, container_port=53, protocol="udp"),
+             PortMapping(service="web", host_port=5380, container_port=53, protocol="tcp")]
+    assert entry_urls(app, ports, "host") == ["http://host:5380/"]
