@@ -119,3 +119,21 @@ def test_members_subscribe_only_to_granted_instances(ready: Server) -> None:
             assert item["success"] is False
             assert item["error"]["code"] in ("forbidden", "not_found")
         assert _subscribe(ws, 4, "instance", "mine")["success"] is True
+
+
+def test_a_socket_closes_when_its_session_expires_quietly(ready: Server,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A receive-only socket does not outlive its session's expiry."""
+    from stackhub.api import ws as ws_module
+
+    monkeypatch.setattr(ws_module, "RECHECK_EVERY", 0.05)
+    client = ready.signed_in(*ADMIN)
+    with client.websocket_connect("/api/ws", headers={"Origin": ORIGIN}) as socket:
+        assert socket.receive_json() == {"type": "auth_ok"}
+        with ready.services.db.transaction() as conn:  # expire it behind the socket's back
+            conn.execute("UPDATE sessions SET expires_at = '2000-01-01T00:00:00+00:00'")
+        answer = socket.receive_json()
+        assert answer["type"] == "auth_invalid"
+        with pytest.raises(WebSocketDisconnect) as caught:
+            socket.receive_json()
+        assert caught.value.code == 4401

@@ -199,6 +199,7 @@ async def websocket(ws: WebSocket) -> None:
     entry = services.auth.sockets.add(principal, close)
     conn = Connection(ws, services, principal, recheck)
     await conn.send({"type": "auth_ok"})
+    watchdog = asyncio.create_task(_expire_watch(ws, recheck))
     try:
         while True:
             raw = await ws.receive_json()
@@ -222,5 +223,22 @@ async def websocket(ws: WebSocket) -> None:
     except (WebSocketDisconnect, RuntimeError, ValueError):
         pass
     finally:
+        watchdog.cancel()
         services.auth.sockets.remove(entry)
         conn.close()
+
+
+RECHECK_EVERY = 60.0
+"""How often an open socket re-checks its session or token (expiry and revocation)."""
+
+
+async def _expire_watch(ws: WebSocket, recheck: Callable[[], Principal | None]) -> None:
+    """Close a socket whose session or token ended while it only received events."""
+    while True:
+        await asyncio.sleep(RECHECK_EVERY)
+        if await asyncio.to_thread(recheck) is None:
+            with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+                await ws.send_json({"id": None, "type": "auth_invalid",
+                                    **body("unauthorized", "the session or token has ended")})
+                await ws.close(code=4401)
+            return
