@@ -116,9 +116,7 @@ class Flows:
             if state not in (InstanceStatus.RUNNING, InstanceStatus.STARTING):
                 raise EngineError(f"the app's containers are {state.value} after start")
         except asyncio.CancelledError:
-            self.records.finish(op.id, OperationState.INTERRUPTED,
-                                instance_status=InstanceStatus.INTERRUPTED,
-                                error="the server stopped during the install")
+            self._interrupted(op, "the install")
             raise
         except StackHubError as err:
             await self._install_failed(op, err, rollback_dirs)
@@ -139,9 +137,20 @@ class Flows:
             self.records.delete(op.instance)
             for folder in rollback_dirs:
                 fsutil.remove_tree_inside(folder, folder.parent)
+            self.emit(op, "finished", state="failed", error=err.message, code=err.code)
         else:
-            self.records.finish(op.id, OperationState.FAILED,
-                                instance_status=InstanceStatus.FAILED, error=err.message)
+            self._failed(op, err)
+
+    def _interrupted(self, op: OperationRead, what: str) -> None:
+        """Journal that the server stopped while `op` ran."""
+        self.records.finish(op.id, OperationState.INTERRUPTED,
+                            instance_status=InstanceStatus.INTERRUPTED,
+                            error=f"the server stopped during {what}")
+
+    def _failed(self, op: OperationRead, err: StackHubError) -> None:
+        """Journal a failed operation, mark its instance failed and tell subscribers."""
+        self.records.finish(op.id, OperationState.FAILED,
+                            instance_status=InstanceStatus.FAILED, error=err.message)
         self.emit(op, "finished", state="failed", error=err.message, code=err.code)
 
     async def run_remove(self, op: OperationRead, *, purge: bool) -> None:
@@ -160,14 +169,14 @@ class Flows:
                     fsutil.remove_tree_inside(target, root)
             self.records.delete(name)
         except asyncio.CancelledError:
-            self.records.finish(op.id, OperationState.INTERRUPTED,
-                                instance_status=InstanceStatus.INTERRUPTED,
-                                error="the server stopped during removal")
+            self._interrupted(op, "removal")
             raise
         except StackHubError as err:
-            self.records.finish(op.id, OperationState.FAILED,
-                                instance_status=InstanceStatus.FAILED, error=err.message)
-            self.emit(op, "finished", state="failed", error=err.message, code=err.code)
+            self._failed(op, err)
+            return
+        except Exception as err:
+            log.exception("remove %s crashed", op.id)
+            self._failed(op, EngineError(f"internal error: {err}"))
             return
         self.records.finish(op.id, OperationState.SUCCEEDED, instance_status=None)
         await asyncio.to_thread(self.status.refresh)
