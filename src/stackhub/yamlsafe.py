@@ -15,6 +15,15 @@ MAX_ALIASES = 256
 
 
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_Dumper: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
+class _NoAliasDumper(_Dumper):  # type: ignore[valid-type,misc]
+    """A safe dumper (libyaml's when present) that writes repeated objects out in full."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        """Never emit anchors and aliases."""
+        return True
 
 
 def _prescan(text: str) -> None:
@@ -87,10 +96,5 @@ def load_mapping(text: str | bytes, *, what: str, max_bytes: int = MAX_BYTES) ->
 
 def dump(data: Any) -> str:
     """Serialise data as block-style YAML without aliases, keys in given order."""
-
-    class _NoAliasDumper(yaml.SafeDumper):
-        def ignore_aliases(self, data: Any) -> bool:
-            return True
-
     return yaml.dump(data, Dumper=_NoAliasDumper, sort_keys=False, allow_unicode=True,
                      default_flow_style=False)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from stackhub.apps.models import AppDirSource, ComposeSource, InstallRequest, PlanRequest
@@ -101,3 +102,25 @@ def instance_record(name: str, *, status: str = "running",
                     "compose": {"services": {"web": {"image": IMAGE}}},
                     "main": {"service": "web", "port": 80}},
         error=None, update_available=None, created_at="", updated_at="")
+
+
+class AsgiTransport:
+    """The CLI's transport, carried by a TestClient into the app in process (no sockets)."""
+
+    def __init__(self, client: Any, headers: dict[str, str] | None = None) -> None:
+        self.client = client
+        self.headers = headers or {}
+
+    def request(self, method: str, target: str, body: bytes | None) -> Any:
+        from stackhub.cli.transport import Reply
+
+        headers = {**self.headers, **({"Content-Type": "application/json"} if body else {})}
+        answer = self.client.request(method, target, content=body, headers=headers)
+        return Reply(answer.status_code, answer.content)
+
+    @contextlib.contextmanager
+    def stream(self, target: str) -> Iterator[Any]:
+        from stackhub.cli.transport import Stream
+
+        with self.client.stream("GET", target, headers=self.headers) as answer:
+            yield Stream(answer.status_code, answer.iter_lines(), answer.read)

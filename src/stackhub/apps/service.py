@@ -153,6 +153,11 @@ class AppsService:
         """Return one instance."""
         return self.read(self.records.get(name))
 
+    def find(self, name: str) -> InstanceRead | None:
+        """Return one instance, or None if there is none of that name."""
+        record = self.records.find(name)
+        return None if record is None else self.read(record)
+
     def operation(self, op_id: str) -> OperationRead:
         """Return one operation."""
         return self.records.operation(op_id)

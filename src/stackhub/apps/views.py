@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
 from stackhub.api.deps import AuditDep, PrincipalDep, ServicesDep
+from stackhub.apps.follow import follow_operation
 from stackhub.apps.models import (
     Accepted,
     InstallRequest,
@@ -121,3 +122,18 @@ async def list_operations(services: ServicesDep,
 async def get_operation(op_id: str, services: ServicesDep) -> OperationRead:
     """Return one operation."""
     return services.apps.operation(op_id)
+
+
+@router.get("/operations/{op_id}/events", response_class=StreamingResponse,
+            responses={200: {"content": {"application/x-ndjson": {}}}},
+            summary="Follow an operation as JSON lines")
+async def operation_events(op_id: str, services: ServicesDep) -> StreamingResponse:
+    """Stream `{"kind", "data"}` lines: the state now, live events, then `result`.
+
+    `result` carries `operation` (the final record) and `instance` (the instance's view after
+    a successful operation, None otherwise or once removed).
+    """
+    stream = follow_operation(services.bus, services.apps.operation, services.apps.find,
+                              op_id)
+    return StreamingResponse(stream, media_type="application/x-ndjson",
+                             headers={"Cache-Control": "no-store"})

@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
-import json
 import re
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
-from rich.table import Table
-from websockets.sync.client import ClientConnection
 
 from stackhub.cli.client import Client, ClientError
-from stackhub.cli.output import console, emit_json, err_console, fail
+from stackhub.cli.operations import run_operation
+from stackhub.cli.output import console, emit_json, err_console, fail, table
 
 app = typer.Typer(help="Install and manage apps (instances).", no_args_is_help=True)
 MANIFEST_FILE = "stackhub-app.yaml"  # as in catalog/manifest.py; not imported to keep the CLI fast
@@ -119,84 +113,6 @@ def _print_plan(plan: dict[str, Any]) -> None:
             console.print(escape(f"  - [{item['severity']}] {item['service']}: {item['detail']}"))
 
 
-class _Bars:
-    """Rich progress bars for one operation: overall plus one per image."""
-
-    def __init__(self, progress: Progress) -> None:
-        self.progress = progress
-        self.overall = progress.add_task("install", total=100)
-        self.images: dict[str, TaskID] = {}
-
-    def update(self, event: dict[str, Any]) -> None:
-        data = event["data"]
-        if event["kind"] == "pull":
-            image = str(data["image"])
-            if image not in self.images:
-                self.images[image] = self.progress.add_task(f"pull {image}", total=100)
-            self.progress.update(self.images[image], completed=float(data["percent"]))
-        if "progress" in data:
-            label = f"{data.get('op_kind', 'operation')}: {data.get('step', event['kind'])}"
-            self.progress.update(self.overall, completed=float(data["progress"]),
-                                 description=label)
-
-
-def run_operation(client: Client, start: Callable[[], dict[str, Any]], *,
-                  quiet: bool) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Subscribe to operation events, start the operation, follow it to its end.
-
-    Subscribing first means no progress event is missed, however fast the operation is.
-    """
-    with contextlib.ExitStack() as stack:
-        ws = None
-        try:
-            ws = stack.enter_context(client.websocket())
-            ws.send(json.dumps({"id": 1, "type": "subscribe", "topic": "operation"}))
-        except (ClientError, OSError):
-            ws = None
-        accepted = start()
-        return accepted, _follow(client, accepted["operation"]["id"], ws, quiet=quiet)
-
-
-def _next_event(ws: ClientConnection, op_id: str) -> dict[str, Any] | None:
-    """Return the next event of operation `op_id`, or None after a quiet second."""
-    message = json.loads(ws.recv(timeout=1.0))
-    event = message.get("event") if message.get("type") == "event" else None
-    if event and event.get("data", {}).get("operation") == op_id:
-        return dict(event)
-    return None
-
-
-def _follow(client: Client, op_id: str, ws: ClientConnection | None, *,
-            quiet: bool) -> dict[str, Any]:
-    """Draw the operation's websocket events; check its journal when it ends or goes quiet."""
-    columns = [TextColumn("{task.description}"), BarColumn(),
-               TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn()]
-    with Progress(*columns, console=err_console, disable=quiet, transient=False) as progress:
-        bars = _Bars(progress)
-        deadline = time.monotonic() + 3600
-        while time.monotonic() < deadline:
-            if ws is None:
-                time.sleep(0.5)
-            else:
-                try:
-                    event = _next_event(ws, op_id)
-                except TimeoutError:
-                    event = None
-                except Exception:
-                    ws = None
-                    event = None
-                if event is not None:
-                    bars.update(event)
-                    if event["kind"] != "finished":
-                        continue
-            op = client.request("GET", f"/api/operations/{op_id}")
-            if op["state"] != "running":
-                if op["state"] == "succeeded":
-                    progress.update(bars.overall, completed=100)
-                return dict(op)
-    raise ClientError("gave up waiting for the operation after an hour")
-
-
 @app.command("install")
 def install_cmd(source: str, name: NameOpt = None, set_: SetOpt = None,
                 yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
@@ -216,9 +132,7 @@ def install_cmd(source: str, name: NameOpt = None, set_: SetOpt = None,
                     console.print(f"Installing {what.strip()} as [bold]{accepted['instance']}[/]")
                 return accepted
 
-            accepted, op = run_operation(client, start, quiet=as_json)
-            instance = client.request("GET", f"/api/instances/{accepted['instance']}") \
-                if op["state"] == "succeeded" else None
+            _, op, instance = run_operation(client, start, quiet=as_json)
             _finish(op, instance, as_json)
             return
         plan = client.request("POST", "/api/plans", json=request)
@@ -239,10 +153,8 @@ def install_cmd(source: str, name: NameOpt = None, set_: SetOpt = None,
             raise typer.Exit(1)
         request["name"] = plan["instance"]
         body = {**request, "accept_risks": accept_risks}
-        accepted, op = run_operation(
+        _, op, instance = run_operation(
             client, lambda: client.request("POST", "/api/instances", json=body), quiet=as_json)
-        instance = client.request("GET", f"/api/instances/{accepted['instance']}") \
-            if op["state"] == "succeeded" else None
     except ClientError as err:
         fail(err, as_json=as_json)
     _finish(op, instance, as_json)
@@ -281,10 +193,8 @@ def retry_cmd(name: str, as_json: JsonOpt = False) -> None:
     """Retry a failed or interrupted install of NAME."""
     client = Client()
     try:
-        _, op = run_operation(
+        _, op, instance = run_operation(
             client, lambda: client.request("POST", f"/api/instances/{name}/retry"), quiet=as_json)
-        instance = client.request("GET", f"/api/instances/{name}") \
-            if op["state"] == "succeeded" else None
     except ClientError as err:
         fail(err, as_json=as_json)
     _finish(op, instance, as_json)
@@ -303,13 +213,13 @@ def list_cmd(as_json: JsonOpt = False) -> None:
     if not instances:
         console.print("No apps installed yet. Try: stackhub app install official/whoami")
         return
-    table = Table("NAME", "APP", "STATUS", "VERSION", "PORTS", "URL")
+    rows = table("NAME", "APP", "STATUS", "VERSION", "PORTS", "URL")
     for item in instances:
         ports = ", ".join(f"{p['host_port']}->{p['service']}:{p['container_port']}"
                           for p in item["ports"])
-        table.add_row(item["name"], item["app"], item["status"], item["version"], ports,
+        rows.add_row(item["name"], item["app"], item["status"], item["version"], ports,
                       " ".join(item["urls"]))
-    console.print(table)
+    console.print(rows)
 
 
 def _lifecycle(verb: str, name: str, as_json: bool) -> None:
@@ -372,7 +282,7 @@ def remove_cmd(name: str, purge: Annotated[bool, typer.Option(
             what = "and DELETE its data" if purge else "(data is kept)"
             if not typer.confirm(f"Remove {name} {what}?", default=False):
                 raise typer.Exit(1)
-        _, op = run_operation(client, lambda: client.request(
+        _, op, _ = run_operation(client, lambda: client.request(
             "DELETE", f"/api/instances/{name}", params={"purge": purge}), quiet=as_json)
     except ClientError as err:
         fail(err, as_json=as_json)

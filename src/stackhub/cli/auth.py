@@ -6,16 +6,17 @@ import getpass
 import os
 import socket
 import sys
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import httpx
 import typer
-from rich.table import Table
 
 from stackhub import fsutil
 from stackhub.cli.client import Client, ClientError, user_token_file
-from stackhub.cli.output import console, emit_json, err_console, fail
+from stackhub.cli.output import console, emit_json, err_console, fail, table
 from stackhub.config import Paths, default_data_dir
+
+if TYPE_CHECKING:
+    import httpx
 
 app = typer.Typer()  # added to the root without a name: login, logout, audit
 user_app = typer.Typer(help="Manage user accounts (admins).", no_args_is_help=True)
@@ -28,6 +29,8 @@ StdinOpt = Annotated[bool, typer.Option("--password-stdin",
 
 def session_client(url: str) -> httpx.Client:
     """Return a cookie-keeping HTTP client for a password sign-in (tests replace this)."""
+    import httpx  # loaded only for sign-in: it is slow to import on every command
+
     return httpx.Client(base_url=url, timeout=30.0)
 
 
@@ -63,12 +66,12 @@ def login(url: Annotated[str | None, typer.Option(help="Server URL (default: the
           password_stdin: StdinOpt = False) -> None:
     """Sign in with username, password (and TOTP code); keep an API token for this user."""
     if url is None:
-        local = Client()  # only to find the server's URL
-        local.http.close()
-        url = local.url
+        url = Client().url  # the local server's
     base = url.rstrip("/")
     name = username or str(typer.prompt("Username"))
     password = _read_password(stdin=password_stdin)
+    import httpx
+
     http = session_client(base)
     try:
         result = _check(http.post("/api/auth/login",
@@ -125,11 +128,11 @@ def audit(limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=1000)] 
     if as_json:
         emit_json(entries)
         return
-    table = Table("WHEN", "ACTOR", "ACTION", "TARGET", "IP", "OK")
+    rows = table("WHEN", "ACTOR", "ACTION", "TARGET", "IP", "OK")
     for item in entries:
-        table.add_row(item["at"][:19].replace("T", " "), item["actor"], item["action"],
+        rows.add_row(item["at"][:19].replace("T", " "), item["actor"], item["action"],
                       item["target"], item["ip"], "yes" if item["success"] else "[red]NO[/]")
-    console.print(table)
+    console.print(rows)
 
 
 # -- users ----------------------------------------------------------------------------------
@@ -144,12 +147,12 @@ def user_list(as_json: JsonOpt = False) -> None:
     if as_json:
         emit_json(users)
         return
-    table = Table("NAME", "ROLE", "2FA", "STATUS", "INSTANCES")
+    rows = table("NAME", "ROLE", "2FA", "STATUS", "INSTANCES")
     for item in users:
-        table.add_row(item["name"], item["role"], "on" if item["totp_enabled"] else "off",
+        rows.add_row(item["name"], item["role"], "on" if item["totp_enabled"] else "off",
                       "disabled" if item["disabled"] else "active",
                       ", ".join(item["instances"]) if item["role"] == "member" else "(all)")
-    console.print(table)
+    console.print(rows)
 
 
 @user_app.command("add")
@@ -277,12 +280,12 @@ def token_list(as_json: JsonOpt = False) -> None:
     if as_json:
         emit_json(tokens)
         return
-    table = Table("ID", "NAME", "CREATED", "LAST USED", "EXPIRES")
+    rows = table("ID", "NAME", "CREATED", "LAST USED", "EXPIRES")
     for item in tokens:
-        table.add_row(item["id"], item["name"] + (" (this one)" if item["current"] else ""),
+        rows.add_row(item["id"], item["name"] + (" (this one)" if item["current"] else ""),
                       item["created_at"][:10], (item["last_used"] or "never")[:10],
                       (item["expires_at"] or "never")[:10])
-    console.print(table)
+    console.print(rows)
 
 
 @token_app.command("revoke")

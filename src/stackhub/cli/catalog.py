@@ -7,10 +7,9 @@ import re
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from stackhub.cli.client import Client, ClientError
-from stackhub.cli.output import console, emit_json, fail
+from stackhub.cli.output import console, emit_json, fail, table
 
 app = typer.Typer(help="Browse the app catalog of every store.", no_args_is_help=True)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
@@ -42,16 +41,16 @@ def _apps(params: dict[str, Any], as_json: bool) -> None:
     if not apps:
         console.print("No apps found.")
         return
-    table = Table()
-    table.add_column("ID", no_wrap=True)
-    table.add_column("VERSION", no_wrap=True, max_width=16)
+    rows = table()
+    rows.add_column("ID", no_wrap=True)
+    rows.add_column("VERSION", no_wrap=True, max_width=16)
     for header in ("FORMAT", "CATEGORY", "TITLE", "INSTALLABLE"):
-        table.add_column(header)
+        rows.add_column(header)
     for item in apps:
         ok = "yes" if item["installable"] else "[red]no[/]: " + "; ".join(item["problems"])[:60]
-        table.add_row(item["id"], item["version"], item["format"], ", ".join(item["category"]),
+        rows.add_row(item["id"], item["version"], item["format"], ", ".join(item["category"]),
                       item["title"], ok)
-    console.print(table)
+    console.print(rows)
     console.print(f"{len(apps)} apps")
 
 

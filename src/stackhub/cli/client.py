@@ -5,14 +5,12 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
+import urllib.parse
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import httpx
-from websockets.sync.client import ClientConnection, connect
-
+from stackhub.cli.transport import HttpTransport, Reply, Transport, TransportError
 from stackhub.config import DEFAULT_PORT, Paths, default_data_dir
 
 
@@ -50,20 +48,36 @@ def user_token_file() -> Path:
     return Path(base) / "stackhub" / "token"
 
 
+def query(params: Mapping[str, Any] | None) -> str:
+    """Encode query parameters the way the API reads them (booleans as true/false)."""
+    if not params:
+        return ""
+    items = [(k, ("true" if v else "false") if isinstance(v, bool) else str(v))
+             for k, v in params.items() if v is not None]
+    return "?" + urllib.parse.urlencode(items) if items else ""
+
+
 class Client:
     """An API client bound to one server URL and token."""
 
     def __init__(self, url: str | None = None, token: str | None = None,
-                 data_dir: Path | None = None) -> None:
+                 data_dir: Path | None = None, transport: Transport | None = None) -> None:
         """Resolve URL and token from arguments, environment and the data directory."""
         paths = Paths(data_dir or default_data_dir())
         self.url = (url or os.environ.get("STACKHUB_URL") or self._server_url(paths)).rstrip("/")
         self.token = token or os.environ.get("STACKHUB_TOKEN") or self._token(paths)
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        # a plain-http URL (the local default) needs no TLS context: skip loading CA files
-        verify = not self.url.startswith("http://")
-        self.http = httpx.Client(base_url=self.url, headers=headers, verify=verify,
-                                 timeout=httpx.Timeout(30.0, read=600.0))
+        self._transport = transport
+
+    @property
+    def transport(self) -> Transport:
+        """Return the wire to the server, made on first use (so a bad URL fails then)."""
+        if self._transport is None:
+            headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+            try:
+                self._transport = HttpTransport(self.url, headers)
+            except TransportError as err:
+                raise ClientError(f"STACKHUB_URL: {err}", code="usage") from err
+        return self._transport
 
     @staticmethod
     def _server_url(paths: Paths) -> str:
@@ -83,56 +97,56 @@ class Client:
                 return text
         return None
 
-    def _fail(self, response: httpx.Response) -> ClientError:
+    @staticmethod
+    def _fail(status: int, body: bytes) -> ClientError:
         try:
-            err = response.json().get("error", {})
-            return ClientError(str(err.get("message") or response.text), code=str(err.get(
-                "code", "error")), status=response.status_code, details=err.get("details"))
-        except ValueError:
-            return ClientError(f"HTTP {response.status_code}: {response.text[:300]}",
-                               status=response.status_code)
+            err = json.loads(body).get("error", {})
+            return ClientError(str(err.get("message") or body.decode(errors="replace")),
+                               code=str(err.get("code", "error")), status=status,
+                               details=err.get("details"))
+        except (ValueError, AttributeError):
+            return ClientError(f"HTTP {status}: {body[:300].decode(errors='replace')}",
+                               status=status)
 
-    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+    def _unreachable(self, err: TransportError) -> ClientError:
+        if err.refused:
+            return ClientError(f"the StackHub server is not running at {self.url} (start it "
+                               "with `stackhub serve` or `sudo bash scripts/up`)",
+                               code="server_unavailable")
+        return ClientError(f"talking to {self.url} failed: {err}")
+
+    def request(self, method: str, path: str, *, json: Any = None,
+                params: Mapping[str, Any] | None = None) -> Any:
         """Call the API and return decoded JSON, or raise ClientError."""
         check_path(path)
+        body = None if json is None else _dumps(json)
         try:
-            response = self.http.request(method, path, **kwargs)
-        except httpx.ConnectError as err:
-            raise ClientError(f"the StackHub server is not running at {self.url} (start it with "
-                              "`stackhub serve` or `sudo bash scripts/up`)",
-                              code="server_unavailable") from err
-        except httpx.HTTPError as err:
-            raise ClientError(f"talking to {self.url} failed: {err}") from err
-        if response.status_code >= 400:
-            raise self._fail(response)
-        return response.json() if response.content else None
+            reply: Reply = self.transport.request(method, path + query(params), body)
+        except TransportError as err:
+            raise self._unreachable(err) from err
+        if reply.status >= 400:
+            raise self._fail(reply.status, reply.body)
+        try:
+            return _loads(reply.body) if reply.body else None
+        except ValueError as err:
+            raise ClientError(f"{self.url} did not answer with JSON (is it a StackHub "
+                              "server?)") from err
 
-    def stream_lines(self, path: str, params: dict[str, Any]) -> Iterator[str]:
+    def stream_lines(self, path: str, params: Mapping[str, Any] | None = None) -> Iterator[str]:
         """Stream a text response line by line."""
         check_path(path)
         try:
-            with self.http.stream("GET", path, params=params, timeout=None) as response:
-                if response.status_code >= 400:
-                    response.read()
-                    raise self._fail(response)
-                yield from response.iter_lines()
-        except httpx.ConnectError as err:
-            raise ClientError(f"the StackHub server is not running at {self.url}",
-                              code="server_unavailable") from err
+            with self.transport.stream(path + query(params)) as answer:
+                if answer.status >= 400:
+                    raise self._fail(answer.status, answer.rest())
+                yield from answer.lines
+        except TransportError as err:
+            raise self._unreachable(err) from err
 
-    @contextmanager
-    def websocket(self) -> Iterator[ClientConnection]:
-        """Open the API websocket, authenticated, for the duration of a with-block."""
-        ws_url = "ws" + self.url[4:] + "/api/ws"
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        try:
-            opened = connect(ws_url, additional_headers=headers, open_timeout=10)
-        except OSError as err:
-            raise ClientError(f"the StackHub server is not running at {self.url}",
-                              code="server_unavailable") from err
-        with opened as conn:
-            hello = json.loads(conn.recv(timeout=10))
-            if hello.get("type") != "auth_ok":
-                raise ClientError(hello.get("error", {}).get("message", "websocket auth failed"),
-                                  code="unauthorized")
-            yield conn
+
+def _dumps(data: Any) -> bytes:
+    return json.dumps(data).encode("utf-8")
+
+
+def _loads(body: bytes) -> Any:
+    return json.loads(body)

@@ -4,15 +4,25 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from rich.console import Console
 from rich.markup import escape
 
 from stackhub.cli.client import ClientError
 
+if TYPE_CHECKING:
+    from rich.table import Table
+
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
+
+
+def table(*columns: str) -> Table:
+    """Return a rich table with these column headers (rich.table loads only when needed)."""
+    from rich.table import Table
+
+    return Table(*columns)
 
 
 def emit_json(data: Any) -> None:

@@ -6,10 +6,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from stackhub.cli.client import Client, ClientError
-from stackhub.cli.output import console, emit_json, err_console, fail
+from stackhub.cli.output import console, emit_json, err_console, fail, table
 
 app = typer.Typer(help="Manage app stores (sources of catalog apps).", no_args_is_help=True)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
@@ -79,17 +78,17 @@ def list_cmd(as_json: JsonOpt = False) -> None:
     if as_json:
         emit_json(stores)
         return
-    table = Table("NAME", "KIND", "SOURCE", "APPS", "LAST SYNC", "STATUS")
-    table.columns[0].no_wrap = True
+    rows = table("NAME", "KIND", "SOURCE", "APPS", "LAST SYNC", "STATUS")
+    rows.columns[0].no_wrap = True
     for item in stores:
         source = item["source"] + (f" ({item['branch']})" if item["branch"] else "")
         status = "[red]" + item["last_error"][:80] + "[/]" if item["last_error"] else "ok"
         if item["last_sync"] is None and not item["last_error"]:
             status = "never synced"
         kind = item["kind"] + (" (local)" if item["local"] and item["kind"] != "local" else "")
-        table.add_row(item["name"], kind,
+        rows.add_row(item["name"], kind,
                       source, str(item["app_count"]), (item["last_sync"] or "-")[:19], status)
-    console.print(table)
+    console.print(rows)
 
 
 @app.command("sync")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -150,6 +151,28 @@ def test_websocket_streams_install_events(client: TestClient, auth: dict[str, st
                 break
         assert kinds[0] == "step" and kinds[-1] == "finished"
         assert message["event"]["data"]["state"] == "succeeded"
+
+
+def test_operation_events_stream_as_json_lines(client: TestClient, auth: dict[str, str]) -> None:
+    accepted = client.post("/api/instances", json=api_body(app_request()), headers=auth)
+    assert accepted.status_code == 202
+    op_id = accepted.json()["operation"]["id"]
+    with client.stream("GET", f"/api/operations/{op_id}/events", headers=auth) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "application/x-ndjson"
+        lines = [json.loads(line) for line in response.iter_lines() if line]
+    assert lines[0]["kind"] == "state" and lines[0]["data"]["operation"] == op_id
+    assert lines[-1]["kind"] == "result"
+    final = lines[-1]["data"]
+    assert (final["operation"]["id"], final["operation"]["state"]) == (op_id, "succeeded")
+    assert (final["instance"]["name"], final["instance"]["status"]) == ("blog", "running")
+
+
+def test_operation_events_of_an_unknown_operation_is_404(client: TestClient,
+                                                         auth: dict[str, str]) -> None:
+    response = client.get("/api/operations/nope/events", headers=auth)
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
 
 
 # -- error mapping ---------------------------------------------------------------------------------

@@ -20,6 +20,8 @@ from stackhub.cli.client import Client, user_token_file
 from stackhub.cli.main import cli
 from stackhub.services import Services
 
+from ..support import AsgiTransport
+
 runner = CliRunner()
 URL = "http://testserver"
 PW = "alice-long-password"
@@ -38,10 +40,9 @@ def api(services: Services, monkeypatch: pytest.MonkeyPatch) -> Iterator[FastAPI
         def make_client(url: str | None = None, token: str | None = None,
                         data_dir: Any = None) -> Client:
             made = Client(url=URL, token=token)
-            made.http.close()
             headers = {"Authorization": f"Bearer {made.token}"} if made.token else {}
-            made.http = TestClient(app, headers=headers)
-            return made
+            return Client(url=URL, token=token,
+                          transport=AsgiTransport(TestClient(app), headers))
 
         monkeypatch.setattr(cli_auth, "Client", make_client)
         monkeypatch.setattr(cli_auth, "session_client", lambda url: TestClient(app))

@@ -21,6 +21,8 @@ from stackhub.config import Paths
 from stackhub.services import build
 from tests.unit.catalog.storekit import no_official_store, open_catalog, write_app, write_store
 
+from ..support import AsgiTransport
+
 __all__ = ["no_official_store"]
 
 
@@ -167,9 +169,7 @@ def test_sync_interval_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def runner(api: TestClient, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
     def client() -> Client:
-        made = Client(url="http://testserver", token="x")
-        made.http = api
-        return made
+        return Client(url="http://testserver", token="x", transport=AsgiTransport(api))
 
     monkeypatch.setattr(stores_cli, "Client", client)
     monkeypatch.setattr(catalog_cli, "Client", client)

@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 import socket
 import stat
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -23,7 +21,7 @@ from stackhub.cli.client import Client, ClientError
 from stackhub.cli.main import cli
 from stackhub.services import Services
 
-from ..support import COMPOSE, IMAGE, MANIFEST, PLAIN_COMPOSE
+from ..support import COMPOSE, IMAGE, MANIFEST, PLAIN_COMPOSE, AsgiTransport
 
 runner = CliRunner()
 
@@ -169,25 +167,17 @@ def test_client_finds_url_and_token_in_the_data_dir(tmp_path: Path,
 
 @pytest.fixture
 def api(services: Services, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
-    """Point the CLI's Client at an in-process API on the fakes; poll instead of websocket."""
+    """Point the CLI's Client at an in-process API on the fakes (operation streams included)."""
     token = services.paths.admin_token.read_text().strip()
     app = create_app(services.paths, services=services, public_host="host.test")
     with TestClient(app) as test_client:
         test_client.headers["Authorization"] = f"Bearer {token}"
 
         def make_client(*args: Any, **kwargs: Any) -> Client:
-            client = Client(url="http://testserver", token=token)
-            client.http.close()
-            client.http = test_client
-            return client
-
-        def no_websocket(self: Client) -> Any:
-            raise ClientError("no websocket in unit tests", code="server_unavailable")
+            return Client(url="http://testserver", token=token,
+                          transport=AsgiTransport(test_client))
 
         monkeypatch.setattr(cli_apps, "Client", make_client)
-        monkeypatch.setattr(Client, "websocket", no_websocket)
-        fast = SimpleNamespace(monotonic=time.monotonic, sleep=lambda seconds: time.sleep(0.01))
-        monkeypatch.setattr(cli_apps, "time", fast)
         yield test_client
 
 

@@ -1,0 +1,101 @@
+"""Start an operation and follow it to its end with progress bars (install, retry, remove)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from stackhub.cli.client import Client, ClientError
+from stackhub.cli.output import err_console
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
+DEADLINE = 3600.0
+POLL_INTERVAL = 0.5
+
+
+class Bars:
+    """Rich progress bars for one operation: overall plus one per image pulled."""
+
+    def __init__(self, progress: Progress) -> None:
+        """Add the overall bar."""
+        self.progress = progress
+        self.overall = progress.add_task("operation", total=100)
+        self.images: dict[str, TaskID] = {}
+
+    def update(self, kind: str, data: dict[str, Any]) -> None:
+        """Move the bars for one event line."""
+        if kind == "pull":
+            image = str(data["image"])
+            if image not in self.images:
+                self.images[image] = self.progress.add_task(f"pull {image}", total=100)
+            self.progress.update(self.images[image], completed=float(data["percent"]))
+        if "progress" in data:
+            label = f"{data.get('op_kind', 'operation')}: {data.get('step') or kind}"
+            self.progress.update(self.overall, completed=float(data["progress"]),
+                                 description=label)
+
+
+Result = tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None]
+
+
+def run_operation(client: Client, start: Callable[[], dict[str, Any]], *,
+                  quiet: bool) -> Result:
+    """Start an operation and follow its event stream to the end.
+
+    Returns what the start answered, the operation's final record, and the instance's view
+    after a success (None otherwise, or once removed).
+
+    The stream begins with the operation's journaled state, so whatever happened between the
+    start and the stream opening is reflected, however fast the operation is.
+    """
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    accepted = start()
+    op_id = str(accepted["operation"]["id"])
+    columns = [TextColumn("{task.description}"), BarColumn(),
+               TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn()]
+    with Progress(*columns, console=err_console, disable=quiet, transient=False) as progress:
+        bars = Bars(progress)
+        op, instance = _stream(client, op_id, bars) or _poll(client, op_id)
+        if op["state"] == "succeeded":
+            progress.update(bars.overall, completed=100)
+    return accepted, op, instance
+
+
+Final = tuple[dict[str, Any], dict[str, Any] | None]
+
+
+def _stream(client: Client, op_id: str, bars: Bars) -> Final | None:
+    """Draw the operation's event lines; return its end (record, instance), None if cut short."""
+    try:
+        for line in client.stream_lines(f"/api/operations/{op_id}/events", {}):
+            if not line:
+                continue
+            message = json.loads(line)
+            kind, data = str(message["kind"]), message["data"]
+            if kind == "result":
+                return dict(data["operation"]), data["instance"]
+            bars.update(kind, data)
+    except ClientError as err:
+        if err.code == "server_unavailable" or err.status:
+            raise
+    except (ValueError, KeyError, TypeError, OSError):
+        pass
+    return None
+
+
+def _poll(client: Client, op_id: str) -> Final:
+    """Read the operation's journal until it ends (when the stream was cut short)."""
+    deadline = time.monotonic() + DEADLINE
+    while time.monotonic() < deadline:
+        op: dict[str, Any] = client.request("GET", f"/api/operations/{op_id}")
+        if op["state"] != "running":
+            instance = client.request("GET", f"/api/instances/{op['instance']}") \
+                if op["state"] == "succeeded" and op["kind"] != "remove" else None
+            return op, instance
+        time.sleep(POLL_INTERVAL)
+    raise ClientError("gave up waiting for the operation after an hour")
