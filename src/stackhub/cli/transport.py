@@ -135,8 +135,21 @@ class HttpTransport:
 
     @staticmethod
     def _lines(response: http.client.HTTPResponse) -> Iterator[str]:
+        """Split the body into lines as it arrives; a body cut short is an error.
+
+        ``read1`` is used rather than iterating the response, which treats a chunked body that
+        stops between chunks as a normal end.
+        """
+        pending = b""
         try:
-            for raw in response:
-                yield raw.decode("utf-8", errors="replace").rstrip("\r\n")
+            while chunk := response.read1(65536):
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for raw in lines:
+                    yield raw.decode("utf-8", errors="replace").rstrip("\r")
+            if response.length:  # a Content-Length body that ended early
+                raise http.client.IncompleteRead(pending, response.length)
         except (http.client.HTTPException, OSError) as err:
             raise TransportError(f"the stream broke off: {err or type(err).__name__}") from err
+        if pending:
+            yield pending.decode("utf-8", errors="replace").rstrip("\r")
