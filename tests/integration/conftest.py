@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -110,6 +111,14 @@ class Server:
     def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         headers = {"Authorization": f"Bearer {self.token}"}
         return httpx.request(method, f"{self.url}{path}", headers=headers, timeout=60, **kwargs)
+
+    @contextlib.contextmanager
+    def api_stream(self, path: str) -> Iterator[Iterator[str]]:
+        """Open a streamed GET and hand over its lines."""
+        headers = {"Authorization": f"Bearer {self.token}"}
+        with httpx.stream("GET", f"{self.url}{path}", headers=headers, timeout=120) as answer:
+            assert answer.status_code == 200, answer.read()
+            yield answer.iter_lines()
 
     def cli(self, *args: str, timeout: float = 300,
             **extra: str) -> subprocess.CompletedProcess[str]:

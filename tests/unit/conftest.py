@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from stackhub.adapters.fakes import FakeCompose, FakeEngine
+from stackhub.apps import flows as flows_module
 from stackhub.apps import ports as ports_module
 from stackhub.config import Paths
 from stackhub.services import Services, build
@@ -25,6 +26,13 @@ def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TZ", "Europe/Berlin")
     for name in ("STACKHUB_URL", "STACKHUB_TOKEN", "STACKHUB_FAULT_PAUSE"):
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _no_settle(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fake containers do not crash on their own: skip the readiness settle time."""
+    monkeypatch.setattr(flows_module, "SETTLE", 0.0)
+    monkeypatch.setattr(flows_module, "POLL_FAST", 0.01)
 
 
 @pytest.fixture(autouse=True)

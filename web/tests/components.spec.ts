@@ -69,6 +69,21 @@ describe('install-progress', () => {
       images: [{ image: 'a:1', percent: 42.4, status: 'Downloading' }] }, global })
     expect(view.find('.pct').text()).toBe('42%')
   })
+  it('says whom it waits for while waiting, in the user\'s language', async () => {
+    const waiting = [{ service: 'db', reason: 'health' }, { service: 'web', reason: 'restarting' }]
+    const view = mount(InstallProgress, { props: { step: 'wait', progress: 80, state: 'running',
+      images: [], waiting }, global })
+    expect(view.find('.steps li.active').text()).toContain('Wait until ready')
+    expect(view.find('[data-test="install-waiting"]').text())
+      .toBe('Waiting for: db to become healthy · web (restarting)')
+    i18n.global.setLocaleMessage('zh-CN', (await import('@/i18n/locales/zh-CN.json')).default)
+    i18n.global.locale.value = 'zh-CN'
+    await nextTick()
+    expect(view.find('[data-test="install-waiting"]').text()).toBe('正在等待：db 通过健康检查 · web（restarting）')
+    i18n.global.locale.value = 'en'
+    await view.setProps({ step: 'verify' })
+    expect(view.find('[data-test="install-waiting"]').exists()).toBe(false)
+  })
 })
 
 describe('remove-dialog', () => {

@@ -148,12 +148,14 @@ class Compose:
         data: dict[str, Any] = json.loads(out)
         return data
 
-    async def up(self, project: str, project_dir: Path, *, wait_timeout: int = 300) -> None:
-        """Create and start the project's containers and wait until running/healthy."""
-        await self._run([*self._project_args(project, project_dir), "up", "--detach", "--wait",
-                         "--wait-timeout", str(wait_timeout), "--remove-orphans", "--pull",
-                         "missing", "--quiet-pull"], action="starting the app",
-                        timeout=wait_timeout + 120)
+    async def up(self, project: str, project_dir: Path, *, timeout: int = 600) -> None:
+        """Create and start the project's containers (dependency conditions included).
+
+        Readiness is checked by the caller (``Flows._wait_ready``), not by ``--wait``.
+        """
+        await self._run([*self._project_args(project, project_dir), "up", "--detach",
+                         "--remove-orphans", "--pull", "missing", "--quiet-pull"],
+                        action="starting the app", timeout=timeout)
 
     async def down(self, project: str, project_dir: Path | None, *, volumes: bool) -> None:
         """Remove the project's containers and networks (and named volumes if asked)."""

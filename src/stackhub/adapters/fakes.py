@@ -503,9 +503,9 @@ class FakeCompose(Compose):
         await self._enter("config", project, project_dir)
         return resolve_project(project, project_dir)
 
-    async def up(self, project: str, project_dir: Path, *, wait_timeout: int = 300) -> None:
+    async def up(self, project: str, project_dir: Path, *, timeout: int = 600) -> None:
         """Pull missing images, then (re)create the project's containers, networks, volumes."""
-        await self._enter("up", project, project_dir, wait_timeout=wait_timeout)
+        await self._enter("up", project, project_dir, timeout=timeout)
         model = resolve_project(project, project_dir, escape=False)
         engine = self.engine
         for spec in model["services"].values():

@@ -16,6 +16,7 @@ from stackhub import faults, fsutil, labels, yamlsafe
 from stackhub.adapters.compose import COMPOSE_FILE, Compose
 from stackhub.adapters.engine import Engine, PullProgress
 from stackhub.apps.models import InstanceStatus, OperationRead, OperationState
+from stackhub.apps.readiness import Wait, assess, one_shot_services
 from stackhub.apps.records import Records
 from stackhub.apps.status import StatusCache, derive
 from stackhub.config import Paths
@@ -24,6 +25,9 @@ from stackhub.events import Event, EventBus
 
 log = logging.getLogger(__name__)
 WAIT_TIMEOUT = 300
+SETTLE = 0.25
+POLL_FAST = 0.1
+POLL_SLOW = 0.5
 
 
 class Flows:
@@ -85,15 +89,45 @@ class Flows:
             self.records.step(op.id, "pull", 60.0 * (index + 1) / len(missing))
             faults.checkpoint("pulled")
 
-    def _project_images(self, folder: Path) -> list[str]:
-        compose = yamlsafe.load_mapping((folder / COMPOSE_FILE).read_bytes(),
-                                        what="instance compose file")
+    @staticmethod
+    def _project(folder: Path) -> dict[str, Any]:
+        return yamlsafe.load_mapping((folder / COMPOSE_FILE).read_bytes(),
+                                     what="instance compose file")
+
+    @staticmethod
+    def _project_images(compose: dict[str, Any]) -> list[str]:
         images: list[str] = []
         for service in (compose.get("services") or {}).values():
             image = str(service.get("image", ""))
             if image and image not in images:
                 images.append(image)
         return images
+
+    async def _wait_ready(self, op: OperationRead, one_shot: set[str]) -> None:
+        """Wait until every container runs (healthy if it has a healthcheck), as compose --wait.
+
+        Checks every 0.1 s (0.5 s after the first 5 s) and wants the verdict to hold SETTLE
+        seconds after compose returned, where compose's own --wait first looks after 0.5 s.
+        Tells subscribers whom it waits for whenever that changes.
+        """
+        started = time.monotonic()
+        told: list[Wait] = []
+        while True:
+            await asyncio.to_thread(self.status.refresh)
+            verdict = assess(self.status.containers(op.instance), one_shot)
+            elapsed = time.monotonic() - started
+            if verdict.failure:
+                raise EngineError(verdict.failure)
+            if verdict.ready and elapsed >= SETTLE:
+                return
+            if elapsed > WAIT_TIMEOUT:
+                raise EngineError(f"the app was not ready after {WAIT_TIMEOUT} s: waiting for "
+                                  + ", ".join(str(w) for w in verdict.waiting))
+            if verdict.waiting != told:
+                told = verdict.waiting
+                self.emit(op, "step", step="wait", progress=80.0,
+                          waiting=[w.as_dict() for w in told])
+            await asyncio.sleep(POLL_FAST if elapsed < 5 else POLL_SLOW)
 
     async def run_install(self, op: OperationRead, *, rollback_dirs: list[Path] | None) -> None:
         """Pull, start and verify an instance whose project files are written.
@@ -105,9 +139,12 @@ class Flows:
         project = labels.project_name(op.instance)
         try:
             self._step(op, "pull", 0.0)
-            await self._pull(op, self._project_images(folder))
+            compose = self._project(folder)
+            await self._pull(op, self._project_images(compose))
             self._step(op, "start", 60.0, engine=True)
-            await self.compose.up(project, folder, wait_timeout=WAIT_TIMEOUT)
+            await self.compose.up(project, folder)
+            self._step(op, "wait", 80.0, engine=True)
+            await self._wait_ready(op, one_shot_services(compose))
             faults.checkpoint("before-record")
             self._step(op, "verify", 95.0, engine=True)
             await asyncio.to_thread(self.status.refresh)

@@ -35,11 +35,20 @@ class Bars:
             self.progress.update(self.images[image], completed=float(data["percent"]))
         if "progress" in data:
             label = f"{data.get('op_kind', 'operation')}: {data.get('step') or kind}"
+            if data.get("waiting"):
+                label += " for " + ", ".join(_waited(w) for w in data["waiting"])
             self.progress.update(self.overall, completed=float(data["progress"]),
                                  description=label)
 
 
 Result = tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None]
+
+
+def _waited(item: dict[str, str]) -> str:
+    """Say what the install waits for (see apps/readiness.py: Wait)."""
+    service, reason = item.get("service", ""), item.get("reason", "")
+    return {"containers": "the containers", "health": f"{service} to become healthy",
+            "completion": f"{service} to complete"}.get(reason, f"{service} ({reason})")
 
 
 def run_operation(client: Client, start: Callable[[], dict[str, Any]], *,

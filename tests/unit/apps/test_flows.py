@@ -10,6 +10,7 @@ import pytest
 
 from stackhub import labels
 from stackhub.adapters.fakes import FakeCompose, FakeEngine
+from stackhub.apps import flows as flows_module
 from stackhub.apps.models import InstanceStatus, OperationState
 from stackhub.errors import (
     AlreadyExists,
@@ -62,7 +63,8 @@ async def test_install_success(live: Services, engine: FakeEngine, compose: Fake
     kinds = [(e.kind, e.data.get("step") or e.data.get("image") or e.data.get("state"))
              for e in events]
     assert kinds[0] == ("step", "pull")
-    assert kinds[-3:] == [("step", "start"), ("step", "verify"), ("finished", "succeeded")]
+    assert kinds[-4:] == [("step", "start"), ("step", "wait"), ("step", "verify"),
+                          ("finished", "succeeded")]
     pulls = [e.data for e in events if e.kind == "pull"]
     for image, first in ((IMAGE, 10.0), (DB_IMAGE, 50.0)):
         percents = [p["percent"] for p in pulls if p["image"] == image]
@@ -171,7 +173,45 @@ async def test_unhealthy_containers_fail_the_install(live: Services, compose: Fa
     await install(live)
     record = live.records.get("blog")
     assert record.status == InstanceStatus.FAILED
-    assert record.error == "the app's containers are unhealthy after start"
+    assert record.error == ("container stackhub-blog-web-1 is unhealthy; see its logs and "
+                            "healthcheck")
+
+
+async def test_install_waits_for_health_and_says_for_whom(
+        live: Services, engine: FakeEngine, compose: FakeCompose) -> None:
+    compose.health["web"] = "starting"
+    queue = subscribe(live)
+    accepted = await live.apps.install(app_request())
+    waits: list[dict[str, object]] = []
+    for _ in range(200):
+        waits = [e.data for e in drain(queue) if e.data.get("waiting")]
+        if waits:
+            break
+        await asyncio.sleep(0.01)
+    assert waits[0]["waiting"] == [{"service": "web", "reason": "health"}]
+    assert live.records.operation(accepted.operation.id).state == "running"
+    engine.set_state(labels.project_name("blog"), "running", health="healthy")
+    await settle(live, "blog")
+    assert live.records.get("blog").status == InstanceStatus.RUNNING
+
+
+async def test_a_container_that_exits_fails_the_install_with_its_code(
+        live: Services, compose: FakeCompose) -> None:
+    compose.states["db"] = "exited"
+    await install(live)
+    record = live.records.get("blog")
+    assert record.status == InstanceStatus.FAILED
+    assert record.error == "container stackhub-blog-db-1 stopped (exit code 0); see its logs"
+
+
+async def test_an_app_never_ready_fails_after_the_wait_timeout(
+        live: Services, compose: FakeCompose, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(flows_module, "WAIT_TIMEOUT", 0.05)
+    compose.health["web"] = "starting"
+    await install(live)
+    record = live.records.get("blog")
+    assert record.status == InstanceStatus.FAILED
+    assert record.error == "the app was not ready after 0.05 s: waiting for web to become healthy"
 
 
 async def test_retry_converges(live: Services, engine: FakeEngine, compose: FakeCompose) -> None:
