@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import subprocess
 import time
+import urllib.parse
 from pathlib import Path
 from typing import Protocol
 
@@ -39,7 +41,22 @@ def check_branch(branch: str | None) -> str | None:
     return branch
 
 
-def _config(*, local: bool) -> list[str]:
+def pin_option(url: str, address: str) -> str:
+    """Return the git option that makes libcurl connect `url`'s host to `address` only.
+
+    The address is the one StackHub checked (public, see fetch.check_url); without the pin
+    git would resolve the name again and could be sent elsewhere (DNS rebinding).
+    """
+    parts = urllib.parse.urlsplit(url)
+    if not parts.hostname:
+        raise Invalid(f"{url!r} has no host")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    ip = ipaddress.ip_address(address.split("%")[0])
+    shown = f"[{ip}]" if ip.version == 6 else str(ip)
+    return f"http.curloptResolve={parts.hostname}:{port}:{shown}"
+
+
+def _config(*, local: bool, pin: str | None = None) -> list[str]:
     """Return the ``-c`` options every call gets: only https (plus file/http when local)."""
     options = ["core.hooksPath=/dev/null", "core.symlinks=false", "core.fsmonitor=false",
                "credential.helper=", "protocol.allow=never", "protocol.https.allow=always",
@@ -49,6 +66,8 @@ def _config(*, local: bool) -> list[str]:
     else:
         # A redirect could lead to an internal address the URL check never saw.
         options += ["http.followRedirects=false"]
+    if pin:
+        options.append(pin)
     args: list[str] = []
     for option in options:
         args += ["-c", option]
@@ -69,12 +88,12 @@ class Git(Protocol):
     """What the catalog needs from git."""
 
     def remote_head(self, url: str, branch: str | None, *, local: bool,
-                    timeout: float = DEFAULT_TIMEOUT) -> str:
-        """Return the commit the remote branch (or HEAD) points at."""
+                    timeout: float = DEFAULT_TIMEOUT, address: str | None = None) -> str:
+        """Return the commit the remote branch (or HEAD) points at (connecting to `address`)."""
         ...
 
     def clone(self, url: str, branch: str | None, dest: Path, *, local: bool,
-              timeout: float = DEFAULT_TIMEOUT) -> str:
+              timeout: float = DEFAULT_TIMEOUT, address: str | None = None) -> str:
         """Shallow-clone one branch into `dest` and return its commit hash."""
         ...
 
@@ -87,8 +106,8 @@ class GitCli:
         self.binary = binary
 
     def _run(self, args: list[str], *, local: bool, timeout: float,
-             cwd: Path | None = None) -> str:
-        command = [self.binary, *_config(local=local), *args]
+             cwd: Path | None = None, pin: str | None = None) -> str:
+        command = [self.binary, *_config(local=local, pin=pin), *args]
         try:
             done = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
                                   env=_env(), cwd=cwd, stdin=subprocess.DEVNULL, check=False)
@@ -103,10 +122,14 @@ class GitCli:
         return done.stdout
 
     def remote_head(self, url: str, branch: str | None, *, local: bool,
-                    timeout: float = DEFAULT_TIMEOUT) -> str:
-        """Return the commit the remote branch (or HEAD) points at, without cloning."""
+                    timeout: float = DEFAULT_TIMEOUT, address: str | None = None) -> str:
+        """Return the commit the remote branch (or HEAD) points at, without cloning.
+
+        With `address`, the URL's host is connected to that address only (no new lookup).
+        """
         ref = f"refs/heads/{check_branch(branch)}" if branch else "HEAD"
-        out = self._run(["ls-remote", "--", url, ref], local=local, timeout=timeout)
+        pin = pin_option(url, address) if address else None
+        out = self._run(["ls-remote", "--", url, ref], local=local, timeout=timeout, pin=pin)
         for line in out.splitlines():
             commit, _, name = line.partition("\t")
             if name == ref and COMMIT.fullmatch(commit):
@@ -114,9 +137,9 @@ class GitCli:
         raise StoreError(f"the repository has no {'branch ' + str(branch) if branch else 'HEAD'}")
 
     def _clone_watched(self, args: list[str], dest: Path, *, local: bool, timeout: float,
-                       max_bytes: int) -> None:
+                       max_bytes: int, pin: str | None) -> None:
         """Run a clone, killing it as soon as it passes `max_bytes` on disk or `timeout`."""
-        command = [self.binary, *_config(local=local), *args]
+        command = [self.binary, *_config(local=local, pin=pin), *args]
         try:
             proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                     text=True, env=_env(), stdin=subprocess.DEVNULL)
@@ -148,16 +171,19 @@ class GitCli:
             raise StoreError(f"git clone failed: {reason[:300]}")
 
     def clone(self, url: str, branch: str | None, dest: Path, *, local: bool,
-              timeout: float = DEFAULT_TIMEOUT, max_bytes: int = MAX_CLONE_BYTES) -> str:
+              timeout: float = DEFAULT_TIMEOUT, max_bytes: int = MAX_CLONE_BYTES,
+              address: str | None = None) -> str:
         """Shallow-clone one branch into `dest` (which must not exist) and return its commit.
 
-        The clone is bounded while it downloads, in time and in bytes on disk.
+        The clone is bounded while it downloads, in time and in bytes on disk; with `address`
+        it connects to that address only.
         """
         args = ["clone", "--depth", "1", "--single-branch", "--no-tags", "--quiet"]
         if branch:
             args += ["--branch", str(check_branch(branch))]
         self._clone_watched([*args, "--", url, str(dest)], dest, local=local, timeout=timeout,
-                            max_bytes=max_bytes)
+                            max_bytes=max_bytes,
+                            pin=pin_option(url, address) if address else None)
         commit = self._run(["rev-parse", "HEAD"], local=local, timeout=30, cwd=dest).strip()
         if not COMMIT.fullmatch(commit):
             raise StoreError("git clone gave no commit hash")
@@ -171,21 +197,24 @@ class FakeGit:
         """Start with no repositories."""
         self.repos: dict[str, tuple[Path, str]] = {}
         self.clones = 0
+        self.addresses: list[str | None] = []  # the pinned address of every call
 
     def publish(self, url: str, folder: Path, commit: str) -> None:
         """Make `url` serve a copy of `folder` at `commit`."""
         self.repos[url] = (folder, commit)
 
     def remote_head(self, url: str, branch: str | None, *, local: bool,
-                    timeout: float = DEFAULT_TIMEOUT) -> str:
+                    timeout: float = DEFAULT_TIMEOUT, address: str | None = None) -> str:
         """Return the published commit of `url`."""
+        self.addresses.append(address)
         if url not in self.repos:
             raise StoreError(f"git ls-remote failed: repository {url} not found")
         return self.repos[url][1]
 
     def clone(self, url: str, branch: str | None, dest: Path, *, local: bool,
-              timeout: float = DEFAULT_TIMEOUT) -> str:
+              timeout: float = DEFAULT_TIMEOUT, address: str | None = None) -> str:
         """Copy the published folder to `dest`."""
+        self.addresses.append(address)
         import shutil
 
         folder, commit = self.repos.get(url) or (None, "")

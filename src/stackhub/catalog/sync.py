@@ -78,15 +78,17 @@ class SyncContext:
         return folder if folder.is_dir() else None
 
 
-def git_url(source: str, *, local: bool) -> str:
-    """Check a git source: https for everyone; paths, file:// and http:// for local stores."""
+def git_url(source: str, *, local: bool) -> tuple[str, str | None]:
+    """Check a git source: https for everyone; paths, file:// and http:// for local stores.
+
+    Returns the URL and, for a remote store, the checked public address git must connect to.
+    """
     if source.startswith("https://"):
-        check_url(source, local=local)
-        return source
+        return source, check_url(source, local=local)
     if local and (source.startswith(("file:///", "http://")) or source.startswith("/")):
         if source.startswith("http://"):
             check_url(source, local=True)
-        return source
+        return source, None
     raise Invalid("git stores must use an https URL; an admin may add a local store (--local) "
                   "from a path, a file:// or an http:// URL")
 
@@ -94,11 +96,13 @@ def git_url(source: str, *, local: bool) -> str:
 def _stage(ctx: SyncContext, row: StoreRow, tree: Path, *, force: bool) -> str | None:
     """Fetch the store into `tree`; return its revision, or None when known to be unchanged."""
     if row.kind is StoreKind.GIT:
-        url = git_url(row.source, local=row.trusted)
-        head = ctx.git.remote_head(url, row.branch, local=row.trusted, timeout=ctx.timeout)
+        url, address = git_url(row.source, local=row.trusted)
+        head = ctx.git.remote_head(url, row.branch, local=row.trusted, timeout=ctx.timeout,
+                                   address=address)
         if head == row.revision and not force and ctx.snapshot_dir(row):
             return None
-        commit = ctx.git.clone(url, row.branch, tree, local=row.trusted, timeout=ctx.timeout)
+        commit = ctx.git.clone(url, row.branch, tree, local=row.trusted, timeout=ctx.timeout,
+                               address=address)
         remove_vcs(tree)
         check_limits(tree)
         return commit

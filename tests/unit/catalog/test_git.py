@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
 
-from stackhub.adapters.git import GitCli, check_branch
+from stackhub.adapters.git import GitCli, check_branch, pin_option
 from stackhub.errors import Invalid, StoreError
 
 
@@ -100,3 +103,53 @@ def test_clone_is_bounded_in_size_while_it_downloads(repo: Path, tmp_path: Path,
     monkeypatch.setattr(git_adapter, "WATCH_INTERVAL", 0.0)
     with pytest.raises(StoreError, match="larger than 10 bytes"):
         GitCli().clone(f"file://{repo}", None, tmp_path / "c", local=True, max_bytes=10)
+
+
+@pytest.mark.parametrize(("url", "address", "option"), [
+    ("https://git.example/s.git", "93.184.215.14",
+     "http.curloptResolve=git.example:443:93.184.215.14"),
+    ("https://git.example:8443/s.git", "2606:2800:21f:cb07:6820:80da:af6b:8b2c",
+     "http.curloptResolve=git.example:8443:[2606:2800:21f:cb07:6820:80da:af6b:8b2c]"),
+])
+def test_pin_option(url: str, address: str, option: str) -> None:
+    assert pin_option(url, address) == option
+
+
+def _listener() -> tuple[socket.socket, list[bool], threading.Thread]:
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    server.settimeout(15)
+    seen: list[bool] = []
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            conn, _ = server.accept()
+            seen.append(True)
+            conn.close()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    return server, seen, thread
+
+
+def test_git_connects_to_the_pinned_address_not_a_new_lookup() -> None:
+    # the name cannot resolve: only the pin can lead git to the listener (DNS rebinding guard)
+    server, seen, thread = _listener()
+    port = server.getsockname()[1]
+    with pytest.raises(StoreError):  # no TLS server there: the point is where git connected
+        GitCli().remote_head(f"https://pinned.invalid:{port}/store.git", None, local=False,
+                             address="127.0.0.1", timeout=15)
+    thread.join(15)
+    server.close()
+    assert seen == [True]
+
+
+def test_without_a_pin_git_resolves_the_name_itself() -> None:
+    server, seen, _ = _listener()
+    port = server.getsockname()[1]
+    with pytest.raises(StoreError, match="resolve"):
+        GitCli().remote_head(f"https://pinned.invalid:{port}/store.git", None, local=False,
+                             timeout=15)
+    server.close()
+    assert seen == []

@@ -141,6 +141,7 @@ def test_git_store_change_detection_by_commit(tmp_path: Path,
     assert result.changed and result.revision == "b" * 40 and git.clones == 2
     assert {a.app for a in catalog.list(store="community")} == {"alpha", "beta"}
     assert catalog.sync_store("community", force=True).changed and git.clones == 3
+    assert set(git.addresses) == {"93.184.215.14"}, "git connects only to the checked address"
 
 
 def test_failed_git_sync_records_error(tmp_path: Path) -> None:
