@@ -81,9 +81,10 @@ def create_app(paths: Paths, *, services: Services | None = None,
     security.install(app)
     app.add_middleware(BodyLimit)  # outermost: nothing reads an oversized body
     app.include_router(public)
-    app.include_router(auth_views.public_router)
+    app.include_router(auth_views.public_router, responses=errors.documented(413, 422, 429))
     app.include_router(ws.router)
-    api = APIRouter(prefix="/api", dependencies=[Depends(authorize)])
+    api = APIRouter(prefix="/api", dependencies=[Depends(authorize)],
+                    responses=errors.documented(401, 403, 413, 422))
     api.include_router(auth_views.router)
     api.include_router(auth_views.tokens_router)
     api.include_router(auth_admin_views.router)

@@ -7,8 +7,33 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from stackhub import errors
+
+
+class ErrorDetail(BaseModel):
+    """What went wrong: a stable code, a message for people, and structured details."""
+
+    code: str
+    message: str
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class ErrorBody(BaseModel):
+    """Every error answer of the API (and websocket error results) has this shape."""
+
+    error: ErrorDetail
+
+
+def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """Return OpenAPI `responses` entries for these error statuses, all with ErrorBody."""
+    meaning = {401: "Not signed in, or the credential is no longer valid",
+               403: "Signed in, but this account may not do this (admins only, or not granted)",
+               413: "The request body is too large",
+               422: "The request is invalid (the message names the field)",
+               429: "Too many attempts; retry after the Retry-After header's seconds"}
+    return {status: {"model": ErrorBody, "description": meaning[status]} for status in statuses}
 
 STATUS: dict[type[errors.StackHubError], int] = {
     errors.NotFound: 404,

@@ -175,6 +175,22 @@ def test_operation_events_of_an_unknown_operation_is_404(client: TestClient,
     assert response.json()["error"]["code"] == "not_found"
 
 
+def test_the_schema_documents_error_answers(services: Services) -> None:
+    spec = create_app(services.paths, services=services).openapi()
+    assert spec["components"]["schemas"]["ErrorBody"]["required"] == ["error"]
+    for path, methods in spec["paths"].items():
+        for method, operation in methods.items():
+            answers = operation["responses"]
+            if (method.upper(), path) in PUBLIC:
+                continue
+            assert {"401", "403"} <= set(answers), f"{method} {path} lacks 401/403"
+            assert answers["401"]["content"]["application/json"]["schema"] == {
+                "$ref": "#/components/schemas/ErrorBody"}
+    for path in ("/api/auth/login", "/api/auth/totp", "/api/auth/setup"):
+        assert "429" in spec["paths"][path]["post"]["responses"]
+    assert "HTTPValidationError" not in spec["components"]["schemas"]
+
+
 # -- error mapping ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("error", "status"), [
