@@ -101,3 +101,9 @@ class StoreError(StackHubError):
     """A store could not be synced or read."""
 
     code = "store_error"
+
+
+class StorageFull(StackHubError):
+    """StackHub's data disk is full: nothing was changed, free space and try again."""
+
+    code = "storage_full"

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
-from stackhub.errors import Invalid
+from stackhub.errors import Invalid, StackHubError, StorageFull
+
+
+def write_error(err: OSError, what: str) -> StackHubError:
+    """Translate a failed write of `what`: a full disk says so, anything else is Invalid."""
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StorageFull(f"the disk holding StackHub's data is full while writing {what}: "
+                           "free some space and try again (nothing was changed)")
+    return Invalid(f"cannot write {what}: {err.strerror or err}")
 
 
 def write_atomic(path: Path, data: str | bytes, *, mode: int = 0o600) -> None:

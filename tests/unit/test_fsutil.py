@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import stat
 from pathlib import Path
 
 import pytest
 
 from stackhub import fsutil
-from stackhub.errors import Invalid
+from stackhub.errors import Invalid, StorageFull
+from stackhub.state.db import Database
 
 
 def test_write_atomic_creates_parents_with_mode(tmp_path: Path) -> None:
@@ -76,3 +78,20 @@ def test_remove_tree_inside_unlinks_a_symlink_without_following_it(tmp_path: Pat
     (root / "blog").symlink_to(outside)
     assert fsutil.remove_tree_inside(root / "blog", root) is True
     assert not (root / "blog").exists() and (outside / "f").read_text() == "keep"
+
+
+def test_write_error_says_when_the_disk_is_full() -> None:
+    full = fsutil.write_error(OSError(errno.ENOSPC, "No space left on device"), "the project")
+    assert isinstance(full, StorageFull) and "is full" in full.message
+    denied = fsutil.write_error(OSError(errno.EACCES, "Permission denied"), "the project")
+    assert isinstance(denied, Invalid)
+    assert denied.message == "cannot write the project: Permission denied"
+
+
+def test_a_full_database_disk_is_storage_full(tmp_path: Path) -> None:
+    db = Database(tmp_path / "state.db")
+    db.query("PRAGMA max_page_count = 1")  # a database that cannot grow acts like a full disk
+    with pytest.raises(StorageFull, match="is full"), db.transaction() as conn:
+        conn.execute("CREATE TABLE big (x TEXT)")
+        conn.execute("INSERT INTO big VALUES (?)", ("x" * 100_000,))
+    assert db.query("SELECT count(*) FROM sqlite_master WHERE name = 'big'")[0][0] == 0

@@ -48,6 +48,7 @@ STATUS: dict[type[errors.StackHubError], int] = {
     errors.ImagePullFailed: 502,
     errors.EngineError: 502,
     errors.StoreError: 502,
+    errors.StorageFull: 507,
 }
 
 

@@ -169,11 +169,11 @@ class Flows:
                               rollback_dirs: list[Path] | None) -> None:
         """End a failed install; a fresh one that never reached the engine is undone."""
         if rollback_dirs is not None and not self.records.touched_engine(op.id):
+            for folder in rollback_dirs:  # first: on a full disk this frees what the journal needs
+                fsutil.remove_tree_inside(folder, folder.parent)
             self.records.finish(op.id, OperationState.FAILED, instance_status=None,
                                 error=err.message)
             self.records.delete(op.instance)
-            for folder in rollback_dirs:
-                fsutil.remove_tree_inside(folder, folder.parent)
             self.emit(op, "finished", state="failed", error=err.message, code=err.code)
         else:
             self._failed(op, err)

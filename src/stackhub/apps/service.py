@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-from stackhub import labels
+from stackhub import fsutil, labels
 from stackhub.adapters.compose import Compose
 from stackhub.apps.flows import Flows
 from stackhub.apps.models import (
@@ -24,7 +24,7 @@ from stackhub.apps.records import InstanceRecord, Records
 from stackhub.apps.status import StatusCache, derive
 from stackhub.catalog.models import AppDefinition
 from stackhub.config import Paths
-from stackhub.errors import Conflict, Invalid, RiskNotAccepted
+from stackhub.errors import Conflict, RiskNotAccepted
 
 REDACTED = "********"
 
@@ -77,9 +77,9 @@ class AppsService:
             data.mkdir(parents=True, exist_ok=True)
             plan.make_data_dirs(data)
         except OSError as err:
-            await self.flows._install_failed(op, Invalid(f"cannot write the project: {err}"),
-                                             created)
-            raise Invalid(f"cannot write the project files: {err}") from err
+            problem = fsutil.write_error(err, "the project files")
+            await self.flows._install_failed(op, problem, created)
+            raise problem from err
         self.flows.spawn(op, lambda: self.flows.run_install(op, rollback_dirs=created))
         return Accepted(operation=op, instance=name, app=plan.app.ref, version=plan.app.version)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -9,6 +10,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
+from stackhub.errors import StorageFull
 from stackhub.state.migrations import MIGRATIONS
 
 
@@ -48,10 +50,16 @@ class Database:
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
+            conn.execute("COMMIT")
+        except BaseException as err:
+            with contextlib.suppress(sqlite3.Error):  # a failed COMMIT may have rolled back
+                conn.execute("ROLLBACK")
+            if isinstance(err, sqlite3.OperationalError) and \
+                    err.sqlite_errorcode == sqlite3.SQLITE_FULL:
+                raise StorageFull(f"the disk holding StackHub's database ({self.path.parent}) "
+                                  "is full: free some space and try again (nothing was "
+                                  "changed)") from err
             raise
-        conn.execute("COMMIT")
 
     def query(self, sql: str,
               params: tuple[object, ...] | dict[str, object] = ()) -> list[sqlite3.Row]:

@@ -198,6 +198,7 @@ def test_the_schema_documents_error_answers(services: Services) -> None:
     (errors.TooLarge, 413), (errors.Invalid, 422), (errors.Unauthorized, 401),
     (errors.Forbidden, 403), (errors.RiskNotAccepted, 428), (errors.EngineUnavailable, 503),
     (errors.EngineError, 502), (errors.ImagePullFailed, 502), (errors.StoreError, 502),
+    (errors.StorageFull, 507),
     (errors.StackHubError, 500),
 ])
 def test_status_of_every_error(error: type[errors.StackHubError], status: int) -> None:

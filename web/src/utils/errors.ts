@@ -4,7 +4,7 @@ import { asApiError } from '@/api/errors'
 
 const KNOWN = new Set(['not_found', 'already_exists', 'conflict', 'invalid', 'too_large',
   'unauthorized', 'forbidden', 'risk_not_accepted', 'engine_unavailable', 'engine_error',
-  'image_pull_failed', 'store_error', 'network', 'rate_limited', 'error'])
+  'image_pull_failed', 'store_error', 'storage_full', 'network', 'rate_limited', 'error'])
 
 /** A short title for the kind of error. */
 export function errorTitle(err: unknown): string {
