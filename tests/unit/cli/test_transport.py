@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
 import struct
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -627,3 +630,33 @@ def test_run_operation_raises_an_api_error_of_the_event_stream(server: Server) -
                       lambda: {"operation": {"id": "op1"}}, quiet=True)
     assert (caught.value.code, caught.value.status) == ("forbidden", 403)
     assert server.paths() == ["GET /api/operations/op1/events"]
+
+
+# -- https: verified against the trust store, with a clear error when it does not verify -----
+
+@pytest.fixture
+def tls_server(server: Server, tmp_path: Path) -> Iterator[tuple[Server, Path]]:
+    """The same server behind TLS with a fresh self-signed certificate for 127.0.0.1."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.httpd.socket = context.wrap_socket(server.httpd.socket, server_side=True)
+    server.routes["/api/health"] = lambda h: h.send_json(200, {"status": "ok"})
+    yield server, cert
+
+
+def test_https_is_verified_against_the_trust_store(tls_server: tuple[Server, Path],
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    server, cert = tls_server
+    url = server.url.replace("http://", "https://")
+    with pytest.raises(ClientError) as refused:
+        Client(url=url, token="t").request("GET", "/api/health")
+    assert "TLS with 127.0.0.1 failed" in refused.value.message
+    assert "CERTIFICATE_VERIFY_FAILED" in refused.value.message
+    assert refused.value.code != "server_unavailable"
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # now the certificate is trusted
+    assert Client(url=url, token="t").request("GET", "/api/health") == {"status": "ok"}
+    assert server.seen[-1].headers["authorization"] == "Bearer t"
