@@ -168,13 +168,13 @@ def server(tmp_path: Path) -> Iterator[Server]:
         srv.cleanup_engine()
 
 
-def http_text(port: int, timeout: float = 20) -> str:
-    """GET / on a published port until it answers."""
+def http_text(port: int, timeout: float = 20, path: str = "/") -> str:
+    """GET `path` on a published port until it answers."""
     deadline = time.monotonic() + timeout
     error: Exception | None = None
     while time.monotonic() < deadline:
         try:
-            return httpx.get(f"http://127.0.0.1:{port}/", timeout=2).text
+            return httpx.get(f"http://127.0.0.1:{port}{path}", timeout=2).text
         except httpx.HTTPError as err:
             error = err
             time.sleep(0.2)

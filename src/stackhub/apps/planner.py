@@ -26,7 +26,7 @@ from stackhub.apps.models import (
 )
 from stackhub.apps.ports import PortAllocator
 from stackhub.apps.records import Records
-from stackhub.apps.render import Rendered, env_file_text, platform_env, render
+from stackhub.apps.render import Rendered, env_file_text, platform_env, render, substitute
 from stackhub.catalog.models import AppDefinition
 from stackhub.catalog.readers.compose import parse_compose
 from stackhub.catalog.readers.stackhub import parse_app
@@ -97,6 +97,32 @@ class Plan:
         fsutil.write_atomic(folder / COMPOSE_FILE, self.compose_text(), mode=0o600)
         fsutil.write_atomic(folder / ENV_FILE, self.env_text(), mode=0o600)
 
+    def write_app_files(self, data_dir: Path) -> list[str]:
+        """Write the app's shipped files into a new instance's data folder; return their paths.
+
+        Existing files are kept (a reinstall under the same name keeps the user's data).
+        Templates get their ``${NAME}`` references filled from the instance's env values.
+        Written before ``make_data_dirs``, so a mounted file is not created as a folder.
+        """
+        uid = int(self.rendered.env.get("PUID", "1000"))
+        gid = int(self.rendered.env.get("PGID", "1000"))
+        written: list[str] = []
+        for item in self.app.files:
+            parts = item.path.split("/")
+            target = data_dir.joinpath(*parts)
+            if os.path.lexists(target) or not _plain_folders(data_dir, parts[:-1]):
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            text = substitute(item.content, self.rendered.env) if item.template else item.content
+            fsutil.write_atomic(target, text, mode=0o644)
+            for created in [target, *target.parents]:
+                if created == data_dir:
+                    break
+                with contextlib.suppress(PermissionError):
+                    os.chown(created, uid, gid)
+            written.append(item.path)
+        return written
+
     def make_data_dirs(self, data_dir: Path) -> None:
         """Create bind folders under the data dir, owned by PUID:PGID, before the engine does.
 
@@ -119,6 +145,16 @@ class Plan:
                         break
                     with contextlib.suppress(PermissionError):
                         os.chown(created, uid, gid)
+
+
+def _plain_folders(root: Path, parts: list[str]) -> bool:
+    """Tell whether root/parts... holds no link or non-folder (a kept data folder could)."""
+    current = root
+    for part in parts:
+        current = current / part
+        if current.is_symlink() or (current.exists() and not current.is_dir()):
+            return False
+    return True
 
 
 def entry_urls(app: AppDefinition, ports: list[PortMapping], host: str) -> list[str]:

@@ -75,6 +75,7 @@ class AppsService:
             plan.write(folder)
             self.flows.save_values(name, plan.values)
             data.mkdir(parents=True, exist_ok=True)
+            plan.write_app_files(data)
             plan.make_data_dirs(data)
         except OSError as err:
             problem = fsutil.write_error(err, "the project files")

@@ -112,6 +112,26 @@ class WebEntry(BaseModel):
     scheme: str = "http"
 
 
+class AppFile(BaseModel):
+    """A text file an app ships for its data folder, written once when an instance is created.
+
+    Umbrel apps carry seed files under ``data/`` and ``*.template`` files; a template's
+    ``${NAME}`` references are filled from the instance's values at install.
+    """
+
+    path: str = Field(max_length=255, pattern=r"^[A-Za-z0-9._@+ -]+(/[A-Za-z0-9._@+ -]+)*$")
+    content: str
+    template: bool = False
+
+    @field_validator("path")
+    @classmethod
+    def _relative_inside(cls, path: str) -> str:
+        """Keep the file inside the data folder: no absolute paths, no '.' or '..' parts."""
+        if any(part in (".", "..") for part in path.split("/")):
+            raise ValueError(f"file path {path!r} must stay inside the app's data folder")
+        return path
+
+
 class AppDefinition(BaseModel):
     """An app as StackHub understands it, whatever format it came from."""
 
@@ -134,6 +154,7 @@ class AppDefinition(BaseModel):
     parameters: list[Parameter] = Field(default_factory=list)
     derived: dict[str, str] = Field(default_factory=dict)
     compose: dict[str, Any]
+    files: list[AppFile] = Field(default_factory=list)
     problems: list[str] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
 

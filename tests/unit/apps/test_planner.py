@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from stackhub import labels
 from stackhub.adapters.fakes import FakeCompose, FakeEngine
 from stackhub.apps.models import CatalogSource, ComposeSource, PlanRequest
-from stackhub.apps.planner import Planner, check_name, entry_urls, published_ports
+from stackhub.apps.planner import Plan, Planner, check_name, entry_urls, published_ports
+from stackhub.apps.render import Rendered
+from stackhub.catalog.models import AppDefinition, AppFile
 from stackhub.config import Paths
 from stackhub.errors import AlreadyExists, Conflict, Invalid, NotFound
 from stackhub.services import Services
@@ -252,3 +257,48 @@ def test_urls_are_only_for_tcp_ports_of_the_main_entry() -> None:
     ports = [PortMapping(service="web", host_port=5353, container_port=53, protocol="udp"),
              PortMapping(service="web", host_port=5380, container_port=53, protocol="tcp")]
     assert entry_urls(app, ports, "host") == ["http://host:5380/"]
+
+
+# -- files an app ships for its data folder (Umbrel seeds and templates) -----------------------
+
+def shipped_plan(files: list[AppFile], env: dict[str, str]) -> Plan:
+    app = AppDefinition(id="seeded", name="Seeded", compose={"services": {}}, files=files)
+    return Plan(app=app, instance="seeded", values={}, rendered=Rendered(compose={}, env=env),
+                resolved={}, ports=[], risks=[], digest="")
+
+
+def test_app_files_are_written_once_with_templates_filled(tmp_path: Path) -> None:
+    data = tmp_path / "appdata" / "seeded"
+    data.mkdir(parents=True)
+    plan = shipped_plan([AppFile(path="app.conf", content="pw=${APP_PASSWORD} $MISSING.",
+                                 template=True),
+                         AppFile(path="data/settings.json", content='{"pw": "${APP_PASSWORD}"}'),
+                         AppFile(path="data/kept.txt", content="new")],
+                        {"APP_PASSWORD": "s3cret", "PUID": str(os.getuid()),
+                         "PGID": str(os.getgid())})
+    (data / "data").mkdir()
+    (data / "data" / "kept.txt").write_text("the user's")
+    assert plan.write_app_files(data) == ["app.conf", "data/settings.json"]
+    assert (data / "app.conf").read_text() == "pw=s3cret ."  # unknown names become empty
+    assert (data / "data" / "settings.json").read_text() == '{"pw": "${APP_PASSWORD}"}'
+    assert (data / "data" / "kept.txt").read_text() == "the user's"
+    assert oct((data / "app.conf").stat().st_mode & 0o777) == "0o644"
+
+
+def test_app_files_never_follow_links_in_a_kept_data_folder(tmp_path: Path) -> None:
+    data = tmp_path / "appdata" / "seeded"
+    data.mkdir(parents=True)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (data / "data").symlink_to(outside)  # planted by an earlier instance's container
+    (data / "app.conf").symlink_to(outside / "app.conf")
+    plan = shipped_plan([AppFile(path="data/x.txt", content="x"),
+                         AppFile(path="app.conf", content="y")], {})
+    assert plan.write_app_files(data) == []
+    assert list(outside.iterdir()) == []
+
+
+def test_app_file_paths_must_stay_inside() -> None:
+    for bad in ("../x", "/etc/passwd", "data/../../x", "a//b", "."):
+        with pytest.raises(ValidationError):
+            AppFile(path=bad, content="")

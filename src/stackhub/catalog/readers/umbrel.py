@@ -18,12 +18,16 @@ Mapping (see docs/store-formats.md):
 - ``exports.sh`` is read as data when it holds only ``export NAME="value"`` lines (values may use
   ``${EXPORTS_APP_DIR}``, earlier exports and the variables above); otherwise it is not used,
   which blocks the install only if the compose file needs variables nobody else supplies.
+- files under ``data/`` (seeds) and ``*.template`` files become the app's ``files``, written
+  into the instance's data folder when it is created (never over existing files); a template's
+  variables are filled from the instance's values, as Umbrel's envsubst would. Only UTF-8 text
+  files of at most 64 KiB (512 KiB per app) are carried.
 - problems: ``torOnly``, ``disabled``, a ``dependencies`` entry that `installed` does not
   report, install/start hooks (``hooks/pre-install``, ``post-install``, ``pre-start``,
-  ``post-start``: never executed), a mounted file Umbrel would render from a ``*.template`` or
-  copy from ``data/``, required variables nobody supplies, ``build:``, no image.
+  ``post-start``: never executed), a mounted seed or template that is binary or too large,
+  required variables nobody supplies, ``build:``, no image.
   Notes: other hooks, Umbrel's login in front of the app (``PROXY_AUTH_ADD``), default
-  credentials, permissions, seed files.
+  credentials, permissions, seed files not carried, template variables nobody sets.
 """
 
 from __future__ import annotations
@@ -34,10 +38,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from stackhub import yamlsafe
 from stackhub.catalog.models import (
     APP_ID,
     AppDefinition,
+    AppFile,
     AppFormat,
     Parameter,
     ParameterType,
@@ -55,6 +62,8 @@ STORE_FILE = "umbrel-app-store.yml"
 PROXY = "app_proxy"
 BLOCKING_HOOKS = frozenset({"pre-install", "post-install", "pre-start", "post-start"})
 MAX_SEED_FILES = 1000
+MAX_SEED_BYTES = 64 * 1024  # per file copied into an instance (text only)
+MAX_SEED_TOTAL = 512 * 1024  # per app
 
 _EXPORT = re.compile(r"^export\s+([A-Za-z_][A-Za-z0-9_]*)=(.*)$")
 _PLAIN = re.compile(r"^[A-Za-z0-9_./:@%+,={}\-$]*$")
@@ -140,6 +149,8 @@ class _Reader:
         self.services = common.services_of(compose)
         self.exports: dict[str, str] = {}
         self.exports_ok = True
+        self.texts: dict[str, str | None] = {}  # seed and template files: text, None if unusable
+        self.files: list[AppFile] = []
 
     # -- variables --------------------------------------------------------------------------
 
@@ -167,6 +178,7 @@ class _Reader:
     def platform(self, version: str) -> None:
         """Supply Umbrel's variables the compose file or exports use."""
         texts = list(common.iter_strings(self.compose)) + list(self.exports.values())
+        texts += [t for n, t in self.texts.items() if n.endswith(".template") and t]
         used = {ref.name for text in texts for ref in common.var_names(text)}
         if "APP_PASSWORD" in used:
             self.draft.add_param(Parameter(
@@ -384,19 +396,49 @@ class _Reader:
                     item.get("source") if isinstance(item, dict) else None)
                 if isinstance(source, str) and source.startswith("${APP_DATA_DIR}/"):
                     sources.add(source[len("${APP_DATA_DIR}/") :].rstrip("/"))
+        rendered: set[str] = set()
         for name in sorted(f for f in files if f.endswith(".template")):
-            rendered = name[: -len(".template")]
-            if rendered in sources:
-                self.draft.problem(f"mounts {rendered}, which Umbrel renders from {name}; "
-                                   "StackHub does not render templates")
-        seeds = sorted(f for f in files if f.startswith("data/")
-                       and not f.endswith((".gitkeep", ".keep")))
-        needed = [f for f in seeds if f in sources]
-        for seed in needed:
-            self.draft.problem(f"mounts {seed}, a file Umbrel copies from the store; StackHub "
-                               "does not copy store files")
-        if seeds and not needed:
-            self.draft.note("seed files under data/ are not copied into the instance")
+            target = name[: -len(".template")]
+            text = self.texts.get(name)
+            if text is not None and self.ship(target, text, template=True):
+                rendered.add(target)
+                self.template_vars(name, text)
+            elif target in sources:
+                self.draft.problem(f"mounts {target}, which Umbrel renders from {name}; StackHub "
+                                   f"renders UTF-8 text templates of at most {MAX_SEED_BYTES} "
+                                   "bytes only")
+        skipped = []
+        for seed in sorted(f for f in files if f.startswith("data/") and f not in rendered
+                           and not f.endswith(".template")):
+            text = self.texts.get(seed)
+            if text is not None and self.ship(seed, text, template=False):
+                continue
+            if seed in sources:
+                self.draft.problem(f"mounts {seed}, a file Umbrel copies from the store; "
+                                   f"StackHub copies UTF-8 text files of at most "
+                                   f"{MAX_SEED_BYTES} bytes only")
+            else:
+                skipped.append(seed)
+        if skipped:
+            self.draft.note(f"{len(skipped)} file(s) under data/ are binary or too large and are "
+                            "not copied into the instance: " + ", ".join(skipped[:5]))
+
+    def ship(self, path: str, text: str, *, template: bool) -> bool:
+        """Add a file for the instance's data folder; False if its name cannot be used."""
+        try:
+            self.files.append(AppFile(path=path, content=text, template=template))
+        except ValidationError:
+            return False
+        return True
+
+    def template_vars(self, name: str, text: str) -> None:
+        """Note the variables a template uses that nothing supplies (left empty, as envsubst)."""
+        unknown = sorted({ref.name for ref in common.var_names(text)
+                          if not self.draft.taken(ref.name)
+                          and ref.name not in common.PLATFORM_VARS})
+        if unknown:
+            self.draft.note(f"{name} uses {', '.join(unknown)}, which StackHub does not set; "
+                            "they are left empty, as Umbrel would")
 
     def read(self, installed: Installed, files: frozenset[str],
              hooks: frozenset[str], version: str) -> WebEntry | None:
@@ -443,8 +485,13 @@ def _text(value: object) -> dict[str, str]:
 def parse_app(manifest_text: str | bytes, compose_text: str | bytes, *,
               exports_text: str | bytes | None = None, hooks: frozenset[str] = frozenset(),
               files: frozenset[str] = frozenset(), folder_name: str | None = None,
-              store: str | None = None, installed: Installed = lambda _: False) -> AppDefinition:
-    """Build an AppDefinition from one Umbrel app (`files`: relative names in its folder)."""
+              store: str | None = None, installed: Installed = lambda _: False,
+              file_texts: dict[str, str | None] | None = None) -> AppDefinition:
+    """Build an AppDefinition from one Umbrel app.
+
+    `files` are the relative names in its folder; `file_texts` the contents of its seed and
+    template files (None where a file is binary or too large).
+    """
     manifest = yamlsafe.load_mapping(manifest_text, what=MANIFEST_FILE)
     compose = yamlsafe.load_mapping(compose_text, what=COMPOSE_FILE)
     app_id = manifest.get("id")
@@ -454,6 +501,7 @@ def parse_app(manifest_text: str | bytes, compose_text: str | bytes, *,
     if not isinstance(name, str) or not name.strip():
         raise Invalid(f"{MANIFEST_FILE} has no name")
     reader = _Reader(manifest, compose, app_id)
+    reader.texts = dict(file_texts or {})
     if folder_name is not None and folder_name != app_id:
         reader.draft.note(f"the manifest id {app_id!r} differs from its folder {folder_name!r}")
     if exports_text is not None:
@@ -478,7 +526,21 @@ def parse_app(manifest_text: str | bytes, compose_text: str | bytes, *,
         website=str(website) if website else None,
         author=str(manifest["developer"]) if manifest.get("developer") else None,
         main=web, parameters=list(draft.params.values()), derived=draft.derived,
-        compose=compose, problems=draft.problems, notes=draft.notes)
+        compose=compose, files=reader.files, problems=draft.problems, notes=draft.notes)
+
+
+def _file_texts(folder: Path, names: frozenset[str]) -> dict[str, str | None]:
+    """Read the seed (``data/``) and ``*.template`` files as text, within the size limits."""
+    texts: dict[str, str | None] = {}
+    total = 0
+    for name in sorted(n for n in names if n.startswith("data/") or n.endswith(".template")):
+        try:
+            data = common.read_file(folder, name, limit=MAX_SEED_BYTES)
+            total += len(data)
+            texts[name] = data.decode("utf-8") if total <= MAX_SEED_TOTAL else None
+        except (Invalid, UnicodeDecodeError):
+            texts[name] = None
+    return texts
 
 
 def _folder_files(folder: Path) -> frozenset[str]:
@@ -508,11 +570,12 @@ def read_app_dir(folder: Path, *, store: str | None = None,
     if hooks_dir.is_dir() or hooks_dir.is_symlink():
         hooks = frozenset(p.name for p in hooks_dir.iterdir()) if hooks_dir.is_dir() else (
             frozenset({"hooks"}))
+    files = _folder_files(folder)
     return parse_app(common.read_file(folder, MANIFEST_FILE),
                      common.read_file(folder, COMPOSE_FILE),
                      exports_text=common.read_optional(folder, EXPORTS_FILE), hooks=hooks,
-                     files=_folder_files(folder), folder_name=folder.name, store=store,
-                     installed=installed)
+                     files=files, folder_name=folder.name, store=store,
+                     installed=installed, file_texts=_file_texts(folder, files))
 
 
 def read_store_meta(root: Path) -> dict[str, str] | None:

@@ -233,9 +233,71 @@ def test_hooks_templates_and_seed_files() -> None:
     problems = " | ".join(app.problems)
 
     assert "pre-install hook" in problems
-    assert "torrc.template" in problems
-    assert "data/config.yml" in problems
+    assert "torrc" not in problems and "data/config.yml" not in problems  # both are carried
     assert any("post-update hook is not run" in n for n in app.notes)
+    assert [(f.path, f.template) for f in app.files] == [("torrc", True),
+                                                         ("data/config.yml", False)]
+    assert app.files[1].content == "listen: 0.0.0.0\n"
+    assert "${APP_HOST}:80" in app.files[0].content
+    assert any("torrc.template uses APP_HOST, which StackHub does not set" in n
+               for n in app.notes)
+
+
+UMBREL_MANIFEST = "manifestVersion: 1\nid: seeded\nname: Seeded\nport: 8080\n"
+UMBREL_COMPOSE = """\
+services:
+  web:
+    image: example/seeded:1
+    ports: ["8080:80"]
+    environment:
+      PASSWORD: ${APP_PASSWORD}
+    volumes:
+      - ${APP_DATA_DIR}/data/settings.json:/settings.json
+      - ${APP_DATA_DIR}/app.conf:/app.conf
+"""
+
+
+def seeded_app(tmp_path: Path, files: dict[str, bytes]) -> AppDefinition:
+    folder = tmp_path / "seeded"
+    folder.mkdir(parents=True)
+    (folder / "umbrel-app.yml").write_text(UMBREL_MANIFEST)
+    (folder / "docker-compose.yml").write_text(UMBREL_COMPOSE)
+    for name, data in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(data)
+    return umbrel.read_app_dir(folder, store="umb")
+
+
+def test_seeds_and_templates_are_carried_and_template_variables_count_as_used(
+        tmp_path: Path) -> None:
+    app = seeded_app(tmp_path, {"data/settings.json": b'{"a": 1}\n',
+                                "app.conf.template": b"seed=${APP_SEED} host=$APP_DOMAIN\n",
+                                "data/empty/.gitkeep": b""})
+    assert app.installable, app.problems
+    assert {f.path: (f.template, f.content) for f in app.files} == {
+        "app.conf": (True, "seed=${APP_SEED} host=$APP_DOMAIN\n"),
+        "data/empty/.gitkeep": (False, ""),
+        "data/settings.json": (False, '{"a": 1}\n')}
+    names = {p.name for p in app.parameters}
+    assert {"APP_PASSWORD", "APP_SEED", "DEVICE_HOSTNAME"} <= names  # the template's too
+    assert app.derived["APP_DOMAIN"] == "${DEVICE_HOSTNAME}"
+
+
+def test_a_mounted_binary_or_oversized_seed_is_a_problem(tmp_path: Path) -> None:
+    binary = seeded_app(tmp_path / "a", {"data/settings.json": b"\xff\xfe\x00",
+                                         "app.conf.template": b"x\n"})
+    assert any("mounts data/settings.json" in p and "UTF-8 text" in p for p in binary.problems)
+    big = seeded_app(tmp_path / "b", {"data/settings.json": b"{}",
+                                      "app.conf.template": b"x" * (umbrel.MAX_SEED_BYTES + 1)})
+    assert any("mounts app.conf, which Umbrel renders from app.conf.template" in p
+               for p in big.problems)
+
+
+def test_unmounted_unusable_seeds_are_only_noted(tmp_path: Path) -> None:
+    app = seeded_app(tmp_path, {"data/settings.json": b"{}", "app.conf.template": b"x\n",
+                                "data/logo.png": b"\x89PNG\x00\xff"})
+    assert app.installable, app.problems
+    assert any("data/logo.png" in n and "not copied" in n for n in app.notes)
 
 
 def test_harmless_hooks_and_empty_seed_folders_are_notes() -> None:

@@ -1,0 +1,55 @@
+"""An Umbrel app's seed files and templates reach its containers (real store, engine, httpd)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import Server, free_port, http_text
+
+pytestmark = pytest.mark.integration
+
+
+def umbrel_store(root: Path, port: int) -> Path:
+    """A local Umbrel store with one app that mounts a seed file and a rendered template."""
+    app = root / "seeded"
+    (app / "data").mkdir(parents=True)
+    (app / "umbrel-app.yml").write_text(
+        f"manifestVersion: 1\nid: seeded\nname: Seeded\nversion: '1.0'\nport: {port}\n")
+    (app / "docker-compose.yml").write_text(f"""
+services:
+  web:
+    image: stackhub-test/web:1
+    ports: ["{port}:80"]
+    volumes:
+      - ${{APP_DATA_DIR}}/data/index.html:/www/index.html:ro
+      - ${{APP_DATA_DIR}}/greeting.txt:/www/greeting.txt:ro
+    stop_grace_period: 1s
+""")
+    (app / "data" / "index.html").write_text("seeded page\n")
+    (app / "greeting.txt.template").write_text("hello ${DEVICE_HOSTNAME} from ${APP_ID}\n")
+    return root
+
+
+def test_seed_files_and_templates_are_in_the_container(server: Server, tmp_path: Path) -> None:
+    port = free_port()
+    store = umbrel_store(tmp_path / "umbrel-store", port)
+    added = server.api("POST", "/api/stores", json={"name": "umb", "source": str(store),
+                                                     "local": True})
+    assert added.status_code == 201, added.text
+    shown = server.api("GET", "/api/catalog/apps/umb/seeded").json()
+    assert shown["installable"], shown.get("problems")
+    result = server.cli("app", "install", "umb/seeded", "--name", "t-seeded", "--yes",
+                        "--set", "DEVICE_HOSTNAME=box.lan")
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert http_text(port, path="/index.html") == "seeded page\n"
+    assert http_text(port, path="/greeting.txt") == "hello box.lan from seeded\n"
+    data = server.data_dir / "appdata" / "t-seeded"
+    assert (data / "data" / "index.html").is_file()  # a file, not a folder Docker made up
+    # the user's edits survive a reinstall under the same name (data is kept by default)
+    (data / "data" / "index.html").write_text("edited\n")
+    assert server.cli("app", "remove", "t-seeded", "--yes").returncode == 0
+    again = server.cli("app", "install", "umb/seeded", "--name", "t-seeded", "--yes")
+    assert again.returncode == 0, again.stderr
+    assert http_text(port, path="/index.html") == "edited\n"
