@@ -94,15 +94,22 @@ class Accounts:
 
     def reset_password(self, name: str, password: str, *, actor: str,
                        reset_2fa: bool = False) -> None:
-        """Set a new password locally (server CLI only) and end the user's sessions."""
+        """Set a new password locally (server CLI only); end the user's sessions and tokens.
+
+        A reset is a recovery: whoever had the account's credentials must lose them all, API
+        tokens included (a running server refuses them at once; open sockets end at their next
+        check, within a minute).
+        """
         user = self.users.get(name)
         passwords.check_policy(password, username=name)
         self.users.set_password(name, passwords.hash_password(password))
         if reset_2fa and user.totp_enabled:
             self.users.disable_totp(name)
         ended = self.sessions.revoke_user(name)
+        revoked = self.tokens.revoke_user(name)
         self.audit.record(actor=actor, action="user.reset_password", target=name,
-                          details={"sessions_ended": len(ended), "reset_2fa": reset_2fa})
+                          details={"sessions_ended": len(ended), "api_keys_ended": len(revoked),
+                                   "reset_2fa": reset_2fa})
 
     # grants ---------------------------------------------------------------------------------
 

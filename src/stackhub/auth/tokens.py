@@ -90,6 +90,14 @@ class Tokens:
                              "ORDER BY created_at DESC", (username,))
         return [_token(r) for r in rows]
 
+    def revoke_user(self, username: str) -> list[str]:
+        """Delete every token of a user; return their ids."""
+        with self.db.transaction() as conn:
+            ids = [str(r["id"]) for r in conn.execute(
+                "SELECT id FROM api_tokens WHERE username = ?", (username,))]
+            conn.execute("DELETE FROM api_tokens WHERE username = ?", (username,))
+        return ids
+
     def revoke(self, username: str, token_id: str) -> TokenRecord:
         """Delete one of the user's tokens, or raise NotFound."""
         with self.db.transaction() as conn:

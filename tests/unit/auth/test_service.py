@@ -169,12 +169,18 @@ def test_reset_password_ends_sessions_and_can_reset_2fa(auth: AuthService) -> No
     owner = admin(auth)
     secret = auth.enrol_totp(owner).secret
     auth.confirm_totp(owner, totp.code_at(secret, time.time()), ip="")
+    auth.accounts.create_user(UserCreate(username="bob", password=PW), actor=owner, ip="")
+    auth.tokens.create("alice", "laptop", expires_days=None)
+    auth.tokens.create("bob", "other user's", expires_days=None)
     auth.accounts.reset_password("alice", "another-long-password", actor="cli:root",
                                  reset_2fa=True)
     assert not auth.users.get("alice").totp_enabled
     assert auth.sessions.of_user("alice") == []
+    assert auth.tokens.of_user("alice") == [], "a reset is a recovery: tokens go too"
+    assert len(auth.tokens.of_user("bob")) == 1
     entry = auth.audit.recent(1)[0]
     assert entry.action == "user.reset_password" and entry.actor == "cli:root"
+    assert entry.details["api_keys_ended"] == 1
 
 
 def test_expired_sessions_are_purged_at_sign_in(auth: AuthService) -> None:
