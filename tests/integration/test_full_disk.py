@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,11 +43,24 @@ def fill(disk: Path) -> Path:
     return filler
 
 
+def settled(server: Server) -> None:
+    """Wait until the first store sync at start is over (a failed one would free space)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        stores = server.api("GET", "/api/stores").json()
+        if stores and all(s["last_attempt"] for s in stores):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"the stores never synced: {stores}")
+
+
 def test_install_on_a_full_disk_fails_clearly_and_changes_nothing(small_disk: Path) -> None:
     server = Server(small_disk / "data")
     server.start()
     try:
+        settled(server)
         filler = fill(small_disk)
+        assert fill(small_disk / "data").stat().st_size == 0  # nothing left, even for a page
         result = server.cli("app", "install", str(FIXTURE_APPS / "two-tier"), "--name", "t-full",
                             "--yes")
         assert result.returncode == 1

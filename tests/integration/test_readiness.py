@@ -100,3 +100,18 @@ services:
     assert code == 0, answer
     instance = answer["instance"]
     assert isinstance(instance, dict) and instance["status"] == "running"
+
+
+def test_a_container_that_dies_soon_after_start_fails_as_with_compose_wait(
+        server: Server, tmp_path: Path) -> None:
+    # compose --wait looks first at 0.5 s and would report this exit; so must StackHub
+    code, answer = install(server, tmp_path, "t-late", """
+services:
+  late:
+    image: stackhub-test/web:1
+    command: ["sh", "-c", "sleep 0.3; exit 3"]
+""")
+    assert code == 1
+    op = answer["operation"]
+    assert isinstance(op, dict)
+    assert op["error"] == "container stackhub-t-late-late-1 stopped (exit code 3); see its logs"

@@ -119,7 +119,7 @@ class AsgiTransport:
         return Reply(answer.status_code, answer.content)
 
     @contextlib.contextmanager
-    def stream(self, target: str) -> Iterator[Any]:
+    def stream(self, target: str, read_timeout: float | None = None) -> Iterator[Any]:
         from stackhub.cli.transport import Stream
 
         with self.client.stream("GET", target, headers=self.headers) as answer:

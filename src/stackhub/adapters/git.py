@@ -41,19 +41,44 @@ def check_branch(branch: str | None) -> str | None:
     return branch
 
 
-def pin_option(url: str, address: str) -> str:
+def pin_option(url: str, address: str) -> str | None:
     """Return the git option that makes libcurl connect `url`'s host to `address` only.
 
     The address is the one StackHub checked (public, see fetch.check_url); without the pin
-    git would resolve the name again and could be sent elsewhere (DNS rebinding).
+    git would resolve the name again and could be sent elsewhere (DNS rebinding). A URL whose
+    host is an IP address needs no pin (nothing is resolved) and gets None.
     """
     parts = urllib.parse.urlsplit(url)
     if not parts.hostname:
         raise Invalid(f"{url!r} has no host")
+    try:
+        ipaddress.ip_address(parts.hostname)
+        return None
+    except ValueError:
+        pass
+    try:
+        host = parts.hostname.encode("idna").decode("ascii")  # curl looks names up in ASCII
+    except UnicodeError as err:
+        raise Invalid(f"{parts.hostname!r} is not a valid host name") from err
     port = parts.port or (443 if parts.scheme == "https" else 80)
     ip = ipaddress.ip_address(address.split("%")[0])
     shown = f"[{ip}]" if ip.version == 6 else str(ip)
-    return f"http.curloptResolve={parts.hostname}:{port}:{shown}"
+    return f"http.curloptResolve={host}:{port}:{shown}"
+
+
+PIN_MIN_VERSION = (2, 37)
+"""git reads http.curloptResolve from 2.37 on; older versions silently ignore it."""
+
+
+def git_version(binary: str = "git") -> tuple[int, ...]:
+    """Return the installed git's version, e.g. (2, 39, 5); (0,) if it cannot be told."""
+    try:
+        out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=10,
+                             check=False, env=_env(), stdin=subprocess.DEVNULL).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return (0,)
+    match = re.search(r"(\d+)\.(\d+)(?:\.(\d+))?", out)
+    return tuple(int(g) for g in match.groups() if g is not None) if match else (0,)
 
 
 def _config(*, local: bool, pin: str | None = None) -> list[str]:
@@ -104,6 +129,22 @@ class GitCli:
     def __init__(self, binary: str = "git") -> None:
         """Use the named git binary (found on PATH)."""
         self.binary = binary
+        self._version: tuple[int, ...] | None = None
+
+    def _pin(self, url: str, address: str | None) -> str | None:
+        """Return the pin option for a remote store; refuse a git too old to honour it."""
+        if address is None:
+            return None
+        pin = pin_option(url, address)
+        if pin is not None:
+            if self._version is None:
+                self._version = git_version(self.binary)
+            if self._version < PIN_MIN_VERSION:
+                shown = ".".join(map(str, self._version))
+                raise StoreError(f"git {shown} cannot be told which address to connect to "
+                                 "(DNS rebinding guard, needs git 2.37 or newer); update git, "
+                                 "or use an https archive store instead")
+        return pin
 
     def _run(self, args: list[str], *, local: bool, timeout: float,
              cwd: Path | None = None, pin: str | None = None) -> str:
@@ -128,8 +169,8 @@ class GitCli:
         With `address`, the URL's host is connected to that address only (no new lookup).
         """
         ref = f"refs/heads/{check_branch(branch)}" if branch else "HEAD"
-        pin = pin_option(url, address) if address else None
-        out = self._run(["ls-remote", "--", url, ref], local=local, timeout=timeout, pin=pin)
+        out = self._run(["ls-remote", "--", url, ref], local=local, timeout=timeout,
+                        pin=self._pin(url, address))
         for line in out.splitlines():
             commit, _, name = line.partition("\t")
             if name == ref and COMMIT.fullmatch(commit):
@@ -182,8 +223,7 @@ class GitCli:
         if branch:
             args += ["--branch", str(check_branch(branch))]
         self._clone_watched([*args, "--", url, str(dest)], dest, local=local, timeout=timeout,
-                            max_bytes=max_bytes,
-                            pin=pin_option(url, address) if address else None)
+                            max_bytes=max_bytes, pin=self._pin(url, address))
         commit = self._run(["rev-parse", "HEAD"], local=local, timeout=30, cwd=dest).strip()
         if not COMMIT.fullmatch(commit):
             raise StoreError("git clone gave no commit hash")

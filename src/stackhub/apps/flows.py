@@ -25,7 +25,9 @@ from stackhub.events import Event, EventBus
 
 log = logging.getLogger(__name__)
 WAIT_TIMEOUT = 300
-SETTLE = 0.25
+SETTLE = 0.5
+"""No success before this long after compose returned: compose's --wait first looks at 0.5 s,
+so a container that dies sooner fails the install here as it would there."""
 POLL_FAST = 0.1
 POLL_SLOW = 0.5
 
@@ -106,9 +108,12 @@ class Flows:
     async def _wait_ready(self, op: OperationRead, one_shot: set[str]) -> None:
         """Wait until every container runs (healthy if it has a healthcheck), as compose --wait.
 
-        Checks every 0.1 s (0.5 s after the first 5 s) and wants the verdict to hold SETTLE
-        seconds after compose returned, where compose's own --wait first looks after 0.5 s.
-        Tells subscribers whom it waits for whenever that changes.
+        Checks every 0.1 s (every 0.5 s after the first 5 s) from the moment compose returned:
+        any container found exited or unhealthy fails the install at once, and success needs
+        the app ready at a check SETTLE seconds or more after the start, so it is never
+        accepted sooner than compose's --wait would (compose first looks at 0.5 s, then every
+        0.5 s, which is where StackHub is faster for apps with healthchecks). Tells
+        subscribers whom it waits for whenever that changes.
         """
         started = time.monotonic()
         told: list[Wait] = []

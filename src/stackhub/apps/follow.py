@@ -15,10 +15,11 @@ from collections.abc import AsyncIterator, Callable
 from pydantic import BaseModel
 
 from stackhub.apps.models import OperationRead, OperationState
-from stackhub.events import Event, EventBus, Subscription
+from stackhub.events import Event, EventBus
 
 QUIET_RECHECK = 5.0
-"""Seconds without events after which the journal is read again (an end with no event)."""
+"""Seconds without events after which the journal is read again and a ``ping`` line is sent
+(so clients can tell a quiet operation from a dead connection)."""
 
 
 def _line(kind: str, data: object) -> str:
@@ -34,21 +35,19 @@ def follow_operation(bus: EventBus, load: Load, describe: Describe,
     """Return the stream of `op_id`; raises NotFound (from `load`) before anything is sent.
 
     The last line, ``result``, holds the operation's record and, when it succeeded, what
-    `describe` says about its instance now (None once removed).
+    `describe` says about its instance now (None once removed). The bus subscription exists
+    only while the stream runs, so a client that leaves before reading leaves nothing behind.
     """
+    load(op_id)
+    return _stream(bus, load, describe, op_id)
+
+
+async def _stream(bus: EventBus, load: Load, describe: Describe,
+                  op_id: str) -> AsyncIterator[str]:
+    """Yield the state line, the events, and the final record once the journal says it ended."""
     sub = bus.subscribe(lambda e: e.topic == "operation" and e.data.get("operation") == op_id)
     try:
-        op = load(op_id)
-    except BaseException:
-        bus.unsubscribe(sub)
-        raise
-    return _stream(bus, sub, load, describe, op)
-
-
-async def _stream(bus: EventBus, sub: Subscription, load: Load, describe: Describe,
-                  op: OperationRead) -> AsyncIterator[str]:
-    """Yield the state line, the events, and the final record once the journal says it ended."""
-    try:
+        op = load(op_id)  # read after subscribing: nothing from here on is missed
         yield _line("state", {"operation": op.id, "op_kind": op.kind, "step": op.step,
                               "progress": op.progress})
         while op.state == OperationState.RUNNING:
@@ -56,6 +55,7 @@ async def _stream(bus: EventBus, sub: Subscription, load: Load, describe: Descri
                 event: Event = await asyncio.wait_for(sub.queue.get(), QUIET_RECHECK)
             except TimeoutError:
                 op = load(op.id)
+                yield _line("ping", {})
                 continue
             yield _line(event.kind, event.data)
             if event.kind == "finished":

@@ -112,12 +112,12 @@ class Plan:
             target = data_dir.joinpath(*parts)
             if os.path.lexists(target) or not _plain_folders(data_dir, parts[:-1]):
                 continue
+            new = [p for p in target.parents if data_dir in p.parents and not p.exists()]
             target.parent.mkdir(parents=True, exist_ok=True)
             text = substitute(item.content, self.rendered.env) if item.template else item.content
-            fsutil.write_atomic(target, text, mode=0o644)
-            for created in [target, *target.parents]:
-                if created == data_dir:
-                    break
+            # templates may hold generated secrets: not for other local users
+            fsutil.write_atomic(target, text, mode=0o640 if item.template else 0o644)
+            for created in [target, *new]:  # only what this call made: kept folders keep owners
                 with contextlib.suppress(PermissionError):
                     os.chown(created, uid, gid)
             written.append(item.path)
@@ -259,14 +259,24 @@ class Planner:
                     resolved=resolved, ports=ports, risks=risks, digest=digest,
                     secrets=secret_names)
 
-    def rerender(self, instance: str, app: AppDefinition, values: dict[str, str]) -> None:
-        """Write an instance's project files again from its stored definition and values."""
+    def _replan(self, instance: str, app: AppDefinition, values: dict[str, str]) -> Plan:
+        """Render a stored instance again (no compose config: it was checked at install)."""
         data_dir = self.paths.instance_data(instance)
         platform = platform_env(instance=instance, app_id=app.id, data_dir=data_dir, tz=self.tz)
         rendered = render(app, instance=instance, values=values, platform=platform,
                           data_dir=data_dir, install=self.install)
-        Plan(app=app, instance=instance, values=values, rendered=rendered, resolved={},
-             ports=[], risks=[], digest="").write(self.paths.instance_dir(instance))
+        return Plan(app=app, instance=instance, values=values, rendered=rendered, resolved={},
+                    ports=[], risks=[], digest="")
+
+    def rerender(self, instance: str, app: AppDefinition, values: dict[str, str]) -> None:
+        """Write an instance's project files again from its stored definition and values."""
+        self._replan(instance, app, values).write(self.paths.instance_dir(instance))
+
+    def restore_files(self, instance: str, app: AppDefinition, values: dict[str, str]) -> None:
+        """Write the app's shipped files an interrupted install did not get to (never over)."""
+        data_dir = self.paths.instance_data(instance)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self._replan(instance, app, values).write_app_files(data_dir)
 
     def kept_values(self, instance: str) -> dict[str, str]:
         """Return parameter values kept from an earlier install of this name (data kept)."""

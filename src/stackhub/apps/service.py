@@ -91,11 +91,14 @@ class AppsService:
             raise Conflict(f"instance {name!r} is {record.status}; only failed or interrupted "
                            "installs can be retried")
         self.flows.claim(name)
+        app = AppDefinition.model_validate(record.definition)
         if not (self.paths.instance_dir(name) / "compose.yaml").is_file():
             # the server died between journaling and writing the files: render them again
-            app = AppDefinition.model_validate(record.definition)
             self.planner.rerender(name, app, record.parameters)
-            self.paths.instance_data(name).mkdir(parents=True, exist_ok=True)
+        try:  # the app's own files may be missing too (they are never written over)
+            self.planner.restore_files(name, app, record.parameters)
+        except OSError as err:
+            raise fsutil.write_error(err, "the app's files") from err
         op = self.records.start_operation(name, "install", InstanceStatus.INSTALLING)
         self.flows.spawn(op, lambda: self.flows.run_install(op, rollback_dirs=None))
         return Accepted(operation=op, instance=name)

@@ -27,6 +27,7 @@ class ClientError(Exception):
         self.details = details or {}
 
 
+_TOKEN = re.compile(r"^[\x21-\x7e]{1,512}$")  # printable ASCII, no spaces
 _SEGMENT = re.compile(r"^[A-Za-z0-9_@:][A-Za-z0-9._@:-]{0,127}$")
 
 
@@ -65,13 +66,18 @@ class Client:
         """Resolve URL and token from arguments, environment and the data directory."""
         paths = Paths(data_dir or default_data_dir())
         self.url = (url or os.environ.get("STACKHUB_URL") or self._server_url(paths)).rstrip("/")
-        self.token = token or os.environ.get("STACKHUB_TOKEN") or self._token(paths)
+        self.token = (token or os.environ.get("STACKHUB_TOKEN") or self._token(paths) or
+                      "").strip() or None
         self._transport = transport
 
     @property
     def transport(self) -> Transport:
         """Return the wire to the server, made on first use (so a bad URL fails then)."""
         if self._transport is None:
+            if self.token is not None and not _TOKEN.fullmatch(self.token):
+                raise ClientError("the API token (STACKHUB_TOKEN or the saved token file) has "
+                                  "characters a token never has; sign in again or fix it",
+                                  code="usage")
             headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
             try:
                 self._transport = HttpTransport(self.url, headers)
@@ -132,11 +138,12 @@ class Client:
             raise ClientError(f"{self.url} did not answer with JSON (is it a StackHub "
                               "server?)") from err
 
-    def stream_lines(self, path: str, params: Mapping[str, Any] | None = None) -> Iterator[str]:
-        """Stream a text response line by line."""
+    def stream_lines(self, path: str, params: Mapping[str, Any] | None = None, *,
+                     read_timeout: float | None = None) -> Iterator[str]:
+        """Stream a text response line by line (`read_timeout`: longest silence allowed)."""
         check_path(path)
         try:
-            with self.transport.stream(path + query(params)) as answer:
+            with self.transport.stream(path + query(params), read_timeout) as answer:
                 if answer.status >= 400:
                     raise self._fail(answer.status, answer.rest())
                 yield from answer.lines

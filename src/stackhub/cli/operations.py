@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 
 DEADLINE = 3600.0
 POLL_INTERVAL = 0.5
+STREAM_SILENCE = 30.0
+"""The server pings every 5 s; this much silence means the connection is gone: poll instead."""
 
 
 class Bars:
@@ -81,14 +83,16 @@ Final = tuple[dict[str, Any], dict[str, Any] | None]
 def _stream(client: Client, op_id: str, bars: Bars) -> Final | None:
     """Draw the operation's event lines; return its end (record, instance), None if cut short."""
     try:
-        for line in client.stream_lines(f"/api/operations/{op_id}/events", {}):
+        for line in client.stream_lines(f"/api/operations/{op_id}/events",
+                                        read_timeout=STREAM_SILENCE):
             if not line:
                 continue
             message = json.loads(line)
             kind, data = str(message["kind"]), message["data"]
             if kind == "result":
                 return dict(data["operation"]), data["instance"]
-            bars.update(kind, data)
+            if kind != "ping":
+                bars.update(kind, data)
     except ClientError as err:
         if err.code == "server_unavailable" or err.status:
             raise

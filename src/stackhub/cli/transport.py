@@ -52,8 +52,8 @@ class Transport(Protocol):
     def request(self, method: str, target: str, body: bytes | None) -> Reply:
         """Send one request to `target` (path and query) and read the whole answer."""
 
-    def stream(self, target: str) -> Any:  # a context manager of Stream
-        """Send a GET and hand the answer over as lines while it arrives."""
+    def stream(self, target: str, read_timeout: float | None = None) -> Any:
+        """Send a GET and hand the answer over as lines (a context manager of Stream)."""
 
 
 class HttpTransport:
@@ -104,6 +104,8 @@ class HttpTransport:
         try:
             conn.request(method, self.prefix + target, body=body, headers=headers)
             return conn.getresponse()
+        except ValueError as err:  # a header value http.client refuses; never echo it
+            raise TransportError("a request header is not valid (check the token)") from err
         except TimeoutError as err:
             raise TransportError(f"no answer within {READ_TIMEOUT:.0f} s") from err
         except (http.client.HTTPException, OSError) as err:
@@ -124,14 +126,22 @@ class HttpTransport:
             conn.close()
 
     @contextmanager
-    def stream(self, target: str) -> Iterator[Stream]:
-        """Send a GET and yield its answer as lines, with no read timeout (logs may be quiet)."""
-        conn = self._open(None)
+    def stream(self, target: str, read_timeout: float | None = None) -> Iterator[Stream]:
+        """Send a GET and yield its answer as lines; no read timeout unless given (logs may
+        be quiet for hours; operation streams send a ping every few seconds)."""
+        conn = self._open(read_timeout)
         try:
             response = self._send(conn, "GET", target, None)
-            yield Stream(response.status, self._lines(response), response.read)
+            yield Stream(response.status, self._lines(response), lambda: self._rest(response))
         finally:
             conn.close()
+
+    @staticmethod
+    def _rest(response: http.client.HTTPResponse) -> bytes:
+        try:
+            return response.read()
+        except (http.client.HTTPException, OSError) as err:
+            raise TransportError(f"the answer broke off: {err or type(err).__name__}") from err
 
     @staticmethod
     def _lines(response: http.client.HTTPResponse) -> Iterator[str]:
@@ -149,6 +159,8 @@ class HttpTransport:
                     yield raw.decode("utf-8", errors="replace").rstrip("\r")
             if response.length:  # a Content-Length body that ended early
                 raise http.client.IncompleteRead(pending, response.length)
+        except TimeoutError as err:
+            raise TransportError("the stream went quiet for too long") from err
         except (http.client.HTTPException, OSError) as err:
             raise TransportError(f"the stream broke off: {err or type(err).__name__}") from err
         if pending:

@@ -12,6 +12,7 @@ from stackhub import labels
 from stackhub.adapters.fakes import FakeCompose, FakeEngine
 from stackhub.apps import flows as flows_module
 from stackhub.apps.models import InstanceStatus, OperationState
+from stackhub.catalog.models import AppDefinition
 from stackhub.errors import (
     AlreadyExists,
     Conflict,
@@ -447,6 +448,23 @@ async def test_retry_converges_when_the_crash_came_before_the_files(live: Servic
     await live.apps.retry("early")
     await settle(live, "early")
     assert live.records.get("early").status == InstanceStatus.RUNNING
+
+
+async def test_retry_writes_app_files_a_crash_left_out(live: Services) -> None:
+    record = instance_record("seeded", status="installing")
+    record.definition["files"] = [{"path": "data/seed.txt", "content": "seed"},
+                                  {"path": "hello.txt", "content": "hi ${TITLE}",
+                                   "template": True}]
+    live.records.create(record, "install")
+    live.apps.planner.rerender("seeded", AppDefinition.model_validate(record.definition),
+                          record.parameters)  # the project was written, the files were not
+    await live.flows.recover()
+    await live.apps.retry("seeded")
+    await settle(live, "seeded")
+    data = live.paths.instance_data("seeded")
+    assert (data / "data" / "seed.txt").read_text() == "seed"
+    assert (data / "hello.txt").read_text() == "hi t"
+    assert live.records.get("seeded").status == InstanceStatus.RUNNING
 
 
 async def test_cancelled_install_is_marked_interrupted(live: Services,

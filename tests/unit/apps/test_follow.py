@@ -66,12 +66,15 @@ async def test_live_events_then_the_journaled_result() -> None:
     bus = EventBus()
     bus.bind(asyncio.get_running_loop())
     journal = Journal(operation(OperationState.RUNNING))
-    stream = follow.follow_operation(bus, journal.load, describe, "op1")  # subscribed from here on
+    stream = follow.follow_operation(bus, journal.load, describe, "op1")
+    assert not bus._subs, "nothing is subscribed before the stream runs"
+    first = json.loads(await anext(stream))  # subscribed, then the journal read
+    assert first["kind"] == "state" and len(bus._subs) == 1
     bus.publish(event("pull", image="web:1", percent=50.0, progress=30.0))
     bus.publish(event("step", op_id="other", step="up"))  # another operation: not shown
     journal.ops["op1"] = operation(OperationState.FAILED, "up", 70.0)
     bus.publish(event("finished", state="failed", error="boom"))
-    lines = await collect(stream)
+    lines = [first, *await collect(stream)]
     assert [line["kind"] for line in lines] == ["state", "pull", "finished", "result"]
     assert lines[1]["data"]["percent"] == 50.0
     assert lines[-1]["data"] == {"operation": lines[-1]["data"]["operation"], "instance": None}
@@ -90,7 +93,7 @@ async def test_an_end_without_an_event_is_found_in_the_journal(
     assert not task.done()
     journal.ops["op1"] = operation(OperationState.INTERRUPTED)
     lines = await asyncio.wait_for(task, 2)
-    assert [line["kind"] for line in lines] == ["state", "result"]
+    assert [line["kind"] for line in lines] == ["state", "ping", "result"]  # ping: still alive
     assert lines[-1]["data"]["operation"]["state"] == "interrupted"
     assert lines[-1]["data"]["instance"] is None
 
@@ -101,4 +104,13 @@ async def test_an_unknown_operation_is_refused_before_streaming() -> None:
     with pytest.raises(NotFound):
         follow.follow_operation(bus, Journal(operation(OperationState.RUNNING)).load, describe,
                                 "nope")
+    assert not bus._subs
+
+
+async def test_a_stream_never_read_leaves_no_subscription() -> None:
+    bus = EventBus()
+    bus.bind(asyncio.get_running_loop())
+    stream = follow.follow_operation(bus, Journal(operation(OperationState.RUNNING)).load,
+                                     describe, "op1")
+    del stream  # the client left before the body was sent
     assert not bus._subs

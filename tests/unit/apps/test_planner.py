@@ -282,7 +282,22 @@ def test_app_files_are_written_once_with_templates_filled(tmp_path: Path) -> Non
     assert (data / "app.conf").read_text() == "pw=s3cret ."  # unknown names become empty
     assert (data / "data" / "settings.json").read_text() == '{"pw": "${APP_PASSWORD}"}'
     assert (data / "data" / "kept.txt").read_text() == "the user's"
-    assert oct((data / "app.conf").stat().st_mode & 0o777) == "0o644"
+    assert oct((data / "app.conf").stat().st_mode & 0o777) == "0o640"  # may hold secrets
+    assert oct((data / "data" / "settings.json").stat().st_mode & 0o777) == "0o644"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="changing owners needs root (CI runs as root)")
+def test_app_files_leave_the_owners_of_kept_folders_alone(tmp_path: Path) -> None:
+    data = tmp_path / "appdata" / "seeded"
+    (data / "data" / "db").mkdir(parents=True)
+    os.chown(data / "data" / "db", 33, 33)  # the app's own user made it
+    plan = shipped_plan([AppFile(path="data/db/new.conf", content="x"),
+                         AppFile(path="data/fresh/a.txt", content="y")],
+                        {"PUID": "1000", "PGID": "1000"})
+    assert plan.write_app_files(data) == ["data/db/new.conf", "data/fresh/a.txt"]
+    assert (data / "data" / "db").stat().st_uid == 33
+    assert (data / "data" / "db" / "new.conf").stat().st_uid == 1000
+    assert (data / "data" / "fresh").stat().st_uid == 1000  # made by this call
 
 
 def test_app_files_never_follow_links_in_a_kept_data_folder(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from stackhub.adapters.git import GitCli, check_branch, pin_option
+from stackhub.adapters.git import GitCli, check_branch, git_version, pin_option
 from stackhub.errors import Invalid, StoreError
 
 
@@ -110,9 +110,23 @@ def test_clone_is_bounded_in_size_while_it_downloads(repo: Path, tmp_path: Path,
      "http.curloptResolve=git.example:443:93.184.215.14"),
     ("https://git.example:8443/s.git", "2606:2800:21f:cb07:6820:80da:af6b:8b2c",
      "http.curloptResolve=git.example:8443:[2606:2800:21f:cb07:6820:80da:af6b:8b2c]"),
+    ("https://bücher.example/s.git", "93.184.215.14",  # curl resolves the ASCII form
+     "http.curloptResolve=xn--bcher-kva.example:443:93.184.215.14"),
+    ("https://93.184.215.14/s.git", "93.184.215.14", None),  # nothing to resolve
+    ("https://[2606:4700::1111]/s.git", "2606:4700::1111", None),
 ])
-def test_pin_option(url: str, address: str, option: str) -> None:
+def test_pin_option(url: str, address: str, option: str | None) -> None:
     assert pin_option(url, address) == option
+
+
+def test_a_git_too_old_to_pin_is_refused_for_remote_stores(tmp_path: Path) -> None:
+    old_git = tmp_path / "git"
+    old_git.write_text("#!/bin/sh\necho 'git version 2.34.1'\nexit 0\n")
+    old_git.chmod(0o755)
+    with pytest.raises(StoreError, match=r"git 2\.34\.1 cannot be told .* needs git 2\.37"):
+        GitCli(str(old_git)).remote_head("https://git.example/s.git", None, local=False,
+                                         address="93.184.215.14")
+    assert git_version() >= (2, 37), "this machine's git pins (Debian 12 has 2.39)"
 
 
 def _listener() -> tuple[socket.socket, list[bool], threading.Thread]:
@@ -133,12 +147,13 @@ def _listener() -> tuple[socket.socket, list[bool], threading.Thread]:
     return server, seen, thread
 
 
-def test_git_connects_to_the_pinned_address_not_a_new_lookup() -> None:
+@pytest.mark.parametrize("host", ["pinned.invalid", "bücher.invalid"])
+def test_git_connects_to_the_pinned_address_not_a_new_lookup(host: str) -> None:
     # the name cannot resolve: only the pin can lead git to the listener (DNS rebinding guard)
     server, seen, thread = _listener()
     port = server.getsockname()[1]
     with pytest.raises(StoreError):  # no TLS server there: the point is where git connected
-        GitCli().remote_head(f"https://pinned.invalid:{port}/store.git", None, local=False,
+        GitCli().remote_head(f"https://{host}:{port}/store.git", None, local=False,
                              address="127.0.0.1", timeout=15)
     thread.join(15)
     server.close()

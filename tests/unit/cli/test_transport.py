@@ -660,3 +660,34 @@ def test_https_is_verified_against_the_trust_store(tls_server: tuple[Server, Pat
     monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # now the certificate is trusted
     assert Client(url=url, token="t").request("GET", "/api/health") == {"status": "ok"}
     assert server.seen[-1].headers["authorization"] == "Bearer t"
+
+
+def test_run_operation_skips_pings_and_polls_when_the_stream_goes_silent(
+        server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(operations, "POLL_INTERVAL", 0.01)
+    monkeypatch.setattr(operations, "STREAM_SILENCE", 0.2)
+
+    def events(h: Handler) -> None:  # alive for a while, then silent: a dead connection
+        h.start_chunked()
+        for line in ndjson({"kind": "state", "data": {"op_kind": "install", "progress": 10}},
+                           {"kind": "ping", "data": {}}):
+            h.chunk(line)
+        server.release.wait(WAIT)
+
+    server.routes["/api/operations/op1/events"] = events
+    server.routes["/api/operations/op1"] = lambda h: h.send_json(200, OP_DONE)
+    server.routes["/api/instances/blog"] = lambda h: h.send_json(200, INSTANCE)
+    started = time.monotonic()
+    _, op, instance = run_operation(Client(url=server.url, token="t"),
+                                    lambda: {"operation": {"id": "op1"}}, quiet=True)
+    assert (op, instance) == (OP_DONE, INSTANCE)
+    assert time.monotonic() - started < 5
+    assert server.paths()[1:] == ["GET /api/operations/op1", "GET /api/instances/blog"]
+
+
+@pytest.mark.parametrize("token", ["sht_secret\n", "sht_sec ret", "sht_é"])
+def test_a_malformed_token_is_a_usage_error_that_never_shows_it(token: str) -> None:
+    with pytest.raises(ClientError) as caught:
+        Client(url="http://127.0.0.1:9", token=token + "x").request("GET", "/api/health")
+    assert caught.value.code == "usage"
+    assert "sht_" not in caught.value.message
