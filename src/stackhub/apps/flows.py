@@ -132,7 +132,10 @@ class Flows:
                 told = verdict.waiting
                 self.emit(op, "step", step="wait", progress=80.0,
                           waiting=[w.as_dict() for w in told])
-            await asyncio.sleep(POLL_FAST if elapsed < 5 else POLL_SLOW)
+            delay = POLL_FAST if elapsed < 5 else POLL_SLOW
+            if elapsed < SETTLE:  # look again right when success may first be accepted
+                delay = min(delay, SETTLE - elapsed)
+            await asyncio.sleep(delay)
 
     async def run_install(self, op: OperationRead, *, rollback_dirs: list[Path] | None) -> None:
         """Pull, start and verify an instance whose project files are written.
