@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import stat
+import threading
 from pathlib import Path
 
 import pytest
@@ -95,3 +97,51 @@ def test_a_full_database_disk_is_storage_full(tmp_path: Path) -> None:
         conn.execute("CREATE TABLE big (x TEXT)")
         conn.execute("INSERT INTO big VALUES (?)", ("x" * 100_000,))
     assert db.query("SELECT count(*) FROM sqlite_master WHERE name = 'big'")[0][0] == 0
+
+
+def test_create_inside_writes_once_and_never_through_links(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    assert fsutil.create_inside(root, "a/b/c.txt", b"one", mode=0o640)
+    assert (root / "a" / "b" / "c.txt").read_bytes() == b"one"
+    assert oct((root / "a" / "b" / "c.txt").stat().st_mode & 0o777) == "0o640"
+    assert not fsutil.create_inside(root, "a/b/c.txt", b"two", mode=0o640)  # never replaced
+    assert (root / "a" / "b" / "c.txt").read_bytes() == b"one"
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (root / "link").symlink_to(outside)
+    assert not fsutil.create_inside(root, "link/x.txt", b"x", mode=0o644)
+    (root / "file.txt").symlink_to(outside / "file.txt")
+    assert not fsutil.create_inside(root, "file.txt", b"x", mode=0o644)
+    (root / "plain").write_text("a file where a folder should be")
+    assert not fsutil.create_inside(root, "plain/x.txt", b"x", mode=0o644)
+    assert list(outside.iterdir()) == []
+    assert sorted(p.name for p in root.iterdir()) == ["a", "file.txt", "link", "plain"]
+
+
+def test_create_inside_survives_a_link_swapped_in_while_it_runs(tmp_path: Path) -> None:
+    # a running container may replace a folder by a link at any moment: nothing may leak out
+    root = tmp_path / "root"
+    (root / "data").mkdir(parents=True)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    stop = threading.Event()
+
+    def swap() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(OSError):
+                (root / "data").rename(root / "data-old")
+                (root / "data").symlink_to(outside)
+            with contextlib.suppress(OSError):
+                (root / "data").unlink()
+                (root / "data-old").rename(root / "data")
+
+    thread = threading.Thread(target=swap)
+    thread.start()
+    try:
+        for index in range(300):
+            fsutil.create_inside(root, f"data/sub/f{index}.txt", b"x", mode=0o644)
+    finally:
+        stop.set()
+        thread.join()
+    assert list(outside.iterdir()) == []

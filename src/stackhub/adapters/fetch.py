@@ -35,6 +35,14 @@ def is_internal(address: IPAddress) -> bool:
             or not address.is_global)
 
 
+def ascii_host(url: str) -> str:
+    """Return a URL's host in the ASCII form DNS and libcurl use (IDNA 2008 punycode)."""
+    try:
+        return httpx.URL(url).raw_host.decode("ascii")
+    except (httpx.InvalidURL, UnicodeError) as err:
+        raise Invalid(f"{url!r} has no valid host") from err
+
+
 def system_resolve(host: str, port: int) -> list[str]:
     """Resolve a host name to its addresses with the system resolver."""
     try:
@@ -64,7 +72,9 @@ def check_url(url: str, *, local: bool, schemes: tuple[str, ...] = ("https",),
     try:
         addresses = [str(ipaddress.ip_address(parsed.host))]
     except ValueError:
-        addresses = (resolve or system_resolve)(parsed.host, parsed.port or 443)
+        # the ASCII (IDNA 2008) form, as curl and git look it up; Python's own idna codec
+        # (IDNA 2003) would map e.g. "straße" to another domain than the one contacted
+        addresses = (resolve or system_resolve)(ascii_host(url), parsed.port or 443)
     if not addresses:
         raise StoreError(f"{parsed.host} has no address")
     for text in addresses:
@@ -126,7 +136,7 @@ def _request(client: httpx.Client, url: str, pinned: str | None) -> httpx.Reques
     target = httpx.URL(url)
     if pinned is None:
         return client.build_request("GET", target)
-    host = target.host
+    host = target.raw_host.decode("ascii")
     headers = {"Host": target.netloc.decode("ascii")}
     extensions = {"sni_hostname": host} if target.scheme == "https" else {}
     return client.build_request("GET", target.copy_with(host=pinned), headers=headers,

@@ -11,6 +11,7 @@ import urllib.parse
 from pathlib import Path
 from typing import Protocol
 
+from stackhub.adapters.fetch import ascii_host
 from stackhub.errors import Invalid, StoreError
 
 BRANCH = re.compile(r"^(?![-/])(?!.*\.\.)(?!.*//)[A-Za-z0-9._/-]{1,200}(?<![./])$")
@@ -56,10 +57,7 @@ def pin_option(url: str, address: str) -> str | None:
         return None
     except ValueError:
         pass
-    try:
-        host = parts.hostname.encode("idna").decode("ascii")  # curl looks names up in ASCII
-    except UnicodeError as err:
-        raise Invalid(f"{parts.hostname!r} is not a valid host name") from err
+    host = ascii_host(url)  # the IDNA 2008 form curl looks up, as fetch.check_url resolved
     port = parts.port or (443 if parts.scheme == "https" else 80)
     ip = ipaddress.ip_address(address.split("%")[0])
     shown = f"[{ip}]" if ip.version == 6 else str(ip)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
+import stat
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,57 +104,49 @@ class Plan:
         Templates get their ``${NAME}`` references filled from the instance's env values.
         Written before ``make_data_dirs``, so a mounted file is not created as a folder.
         """
-        uid = int(self.rendered.env.get("PUID", "1000"))
-        gid = int(self.rendered.env.get("PGID", "1000"))
+        owner = self._owner()
         written: list[str] = []
         for item in self.app.files:
-            parts = item.path.split("/")
-            target = data_dir.joinpath(*parts)
-            if os.path.lexists(target) or not _plain_folders(data_dir, parts[:-1]):
-                continue
-            new = [p for p in target.parents if data_dir in p.parents and not p.exists()]
-            target.parent.mkdir(parents=True, exist_ok=True)
             text = substitute(item.content, self.rendered.env) if item.template else item.content
-            # templates may hold generated secrets: not for other local users
-            fsutil.write_atomic(target, text, mode=0o640 if item.template else 0o644)
-            for created in [target, *new]:  # only what this call made: kept folders keep owners
-                with contextlib.suppress(PermissionError):
-                    os.chown(created, uid, gid)
-            written.append(item.path)
+            # 0644 like Umbrel's own files: the app's user may be anyone (see store-formats.md)
+            if fsutil.create_inside(data_dir, item.path, text.encode("utf-8"), mode=0o644,
+                                    owner=owner):
+                written.append(item.path)
         return written
+
+    def _owner(self) -> tuple[int, int]:
+        return int(self.rendered.env.get("PUID", "1000")), int(self.rendered.env.get("PGID",
+                                                                                     "1000"))
 
     def make_data_dirs(self, data_dir: Path) -> None:
         """Create bind folders under the data dir, owned by PUID:PGID, before the engine does.
 
         Docker would create missing bind sources owned by root, which images running as a
-        fixed unprivileged user cannot write to.
+        fixed unprivileged user cannot write to. Docker also follows links in bind sources, so
+        a link on the way (left in a kept data folder) is refused rather than mounted.
         """
-        uid = int(self.rendered.env.get("PUID", "1000"))
-        gid = int(self.rendered.env.get("PGID", "1000"))
+        owner = self._owner()
         for service in (self.resolved.get("services") or {}).values():
             for volume in service.get("volumes") or []:
                 source = volume.get("source") if isinstance(volume, dict) else None
                 if volume.get("type") != "bind" or not source:
                     continue
                 path = Path(os.path.normpath(source))
-                if data_dir not in path.parents or path.exists():
+                if data_dir not in path.parents:
                     continue
-                path.mkdir(parents=True, exist_ok=True)
-                for created in [path, *path.parents]:
-                    if created == data_dir:
-                        break
-                    with contextlib.suppress(PermissionError):
-                        os.chown(created, uid, gid)
-
-
-def _plain_folders(root: Path, parts: list[str]) -> bool:
-    """Tell whether root/parts... holds no link or non-folder (a kept data folder could)."""
-    current = root
-    for part in parts:
-        current = current / part
-        if current.is_symlink() or (current.exists() and not current.is_dir()):
-            return False
-    return True
+                relative = path.relative_to(data_dir).as_posix()
+                folders = relative.rpartition("/")[0]
+                if folders:
+                    fsutil.make_folders_inside(data_dir, folders, owner=owner)
+                try:
+                    info = path.lstat()
+                except FileNotFoundError:
+                    fsutil.make_folders_inside(data_dir, relative, owner=owner)
+                    continue
+                if stat.S_ISLNK(info.st_mode):
+                    raise Invalid(f"{path} is a link; StackHub does not mount through links in "
+                                  "data folders - remove it, or remove the instance with "
+                                  "--purge first")
 
 
 def entry_urls(app: AppDefinition, ports: list[PortMapping], host: str) -> list[str]:

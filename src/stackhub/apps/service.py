@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+from pydantic import ValidationError
+
 from stackhub import fsutil, labels
 from stackhub.adapters.compose import Compose
 from stackhub.apps.flows import Flows
@@ -24,7 +26,7 @@ from stackhub.apps.records import InstanceRecord, Records
 from stackhub.apps.status import StatusCache, derive
 from stackhub.catalog.models import AppDefinition
 from stackhub.config import Paths
-from stackhub.errors import Conflict, RiskNotAccepted
+from stackhub.errors import Conflict, Invalid, RiskNotAccepted
 
 REDACTED = "********"
 
@@ -91,14 +93,19 @@ class AppsService:
             raise Conflict(f"instance {name!r} is {record.status}; only failed or interrupted "
                            "installs can be retried")
         self.flows.claim(name)
-        app = AppDefinition.model_validate(record.definition)
-        if not (self.paths.instance_dir(name) / "compose.yaml").is_file():
-            # the server died between journaling and writing the files: render them again
-            self.planner.rerender(name, app, record.parameters)
-        try:  # the app's own files may be missing too (they are never written over)
+        try:
+            app = AppDefinition.model_validate(record.definition)
+        except ValidationError as err:
+            raise Invalid(f"the stored definition of {name!r} can no longer be read; remove "
+                          "the instance (its data is kept) and install it again") from err
+        try:
+            if not (self.paths.instance_dir(name) / "compose.yaml").is_file():
+                # the server died between journaling and writing the files: render them again
+                self.planner.rerender(name, app, record.parameters)
+            # the app's own files may be missing too (they are never written over)
             self.planner.restore_files(name, app, record.parameters)
         except OSError as err:
-            raise fsutil.write_error(err, "the app's files") from err
+            raise fsutil.write_error(err, "the project files") from err
         op = self.records.start_operation(name, "install", InstanceStatus.INSTALLING)
         self.flows.spawn(op, lambda: self.flows.run_install(op, rollback_dirs=None))
         return Accepted(operation=op, instance=name)

@@ -282,8 +282,9 @@ def test_app_files_are_written_once_with_templates_filled(tmp_path: Path) -> Non
     assert (data / "app.conf").read_text() == "pw=s3cret ."  # unknown names become empty
     assert (data / "data" / "settings.json").read_text() == '{"pw": "${APP_PASSWORD}"}'
     assert (data / "data" / "kept.txt").read_text() == "the user's"
-    assert oct((data / "app.conf").stat().st_mode & 0o777) == "0o640"  # may hold secrets
+    assert oct((data / "app.conf").stat().st_mode & 0o777) == "0o644"  # as Umbrel writes it
     assert oct((data / "data" / "settings.json").stat().st_mode & 0o777) == "0o644"
+    assert not [p.name for p in data.rglob(".*stackhub-*")], "no temporary file is left"
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="changing owners needs root (CI runs as root)")
@@ -317,3 +318,23 @@ def test_app_file_paths_must_stay_inside() -> None:
     for bad in ("../x", "/etc/passwd", "data/../../x", "a//b", "."):
         with pytest.raises(ValidationError):
             AppFile(path=bad, content="")
+
+
+def test_bind_folders_are_made_without_following_links(tmp_path: Path) -> None:
+    data = tmp_path / "appdata" / "blog"
+    data.mkdir(parents=True)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (data / "conf").symlink_to(outside)  # left in a kept data folder by an earlier container
+    plan = shipped_plan([], {})
+    plan.resolved = {"services": {"web": {"volumes": [
+        {"type": "bind", "source": str(data / "site" / "html"), "target": "/www"},
+        {"type": "bind", "source": str(data / "conf"), "target": "/etc/app"}]}}}
+    with pytest.raises(Invalid, match="is a link"):
+        plan.make_data_dirs(data)
+    assert (data / "site" / "html").is_dir()
+    plan.resolved["services"]["web"]["volumes"] = [
+        {"type": "bind", "source": str(data / "conf" / "sub"), "target": "/x"}]
+    with pytest.raises(Invalid, match="a link or a file is in the way"):
+        plan.make_data_dirs(data)
+    assert list(outside.iterdir()) == []

@@ -237,3 +237,15 @@ def test_extraction_limits(tmp_path: Path) -> None:
     with pytest.raises(Invalid, match="readable"):
         (tmp_path / "junk.zip").write_bytes(b"PK\x03\x04 not really")
         extract(tmp_path / "junk.zip", tmp_path / "c")
+
+
+def test_international_names_are_resolved_in_the_form_curl_uses() -> None:
+    asked: list[str] = []
+
+    def resolve(host: str, port: int) -> list[str]:
+        asked.append(host)
+        return ["93.184.215.14"]
+
+    assert check_url("https://straße.example/a.zip", local=False, resolve=resolve) == \
+        "93.184.215.14"
+    assert asked == ["xn--strae-oqa.example"]  # IDNA 2008; IDNA 2003 would say strasse

@@ -112,6 +112,8 @@ def test_clone_is_bounded_in_size_while_it_downloads(repo: Path, tmp_path: Path,
      "http.curloptResolve=git.example:8443:[2606:2800:21f:cb07:6820:80da:af6b:8b2c]"),
     ("https://bücher.example/s.git", "93.184.215.14",  # curl resolves the ASCII form
      "http.curloptResolve=xn--bcher-kva.example:443:93.184.215.14"),
+    ("https://straße.example/s.git", "93.184.215.14",  # IDNA 2008, not 2003's strasse
+     "http.curloptResolve=xn--strae-oqa.example:443:93.184.215.14"),
     ("https://93.184.215.14/s.git", "93.184.215.14", None),  # nothing to resolve
     ("https://[2606:4700::1111]/s.git", "2606:4700::1111", None),
 ])
@@ -147,7 +149,7 @@ def _listener() -> tuple[socket.socket, list[bool], threading.Thread]:
     return server, seen, thread
 
 
-@pytest.mark.parametrize("host", ["pinned.invalid", "bücher.invalid"])
+@pytest.mark.parametrize("host", ["pinned.invalid", "bücher.invalid", "straße.invalid"])
 def test_git_connects_to_the_pinned_address_not_a_new_lookup(host: str) -> None:
     # the name cannot resolve: only the pin can lead git to the listener (DNS rebinding guard)
     server, seen, thread = _listener()
