@@ -27,7 +27,7 @@ from stackhub.apps.models import (
 from stackhub.apps.ports import PortAllocator
 from stackhub.apps.records import Records
 from stackhub.apps.render import Rendered, env_file_text, platform_env, render, substitute
-from stackhub.catalog.models import AppDefinition
+from stackhub.catalog.models import AppDefinition, WebEntry
 from stackhub.catalog.readers.compose import parse_compose
 from stackhub.catalog.readers.stackhub import parse_app
 from stackhub.catalog.service import Catalog
@@ -79,7 +79,7 @@ class Plan:
 
     def urls(self, host: str) -> list[str]:
         """Return the URLs of the main web entry on `host`."""
-        return entry_urls(self.app, self.ports, host)
+        return entry_urls(self.app.main, self.ports, host)
 
     def read(self, host: str) -> PlanRead:
         """Return the API view of this plan."""
@@ -149,12 +149,12 @@ class Plan:
                                   "--purge first")
 
 
-def entry_urls(app: AppDefinition, ports: list[PortMapping], host: str) -> list[str]:
-    """Return http(s) URLs for the app's main web entry."""
-    if app.main is None:
+def entry_urls(main: WebEntry | None, ports: list[PortMapping], host: str) -> list[str]:
+    """Return http(s) URLs for an app's main web entry."""
+    if main is None:
         return []
-    return [f"{app.main.scheme}://{host}:{p.host_port}{app.main.path}" for p in ports
-            if p.service == app.main.service and p.container_port == app.main.port
+    return [f"{main.scheme}://{host}:{p.host_port}{main.path}" for p in ports
+            if p.service == main.service and p.container_port == main.port
             and p.protocol == "tcp"]
 
 

@@ -24,7 +24,7 @@ from stackhub.apps.models import (
 from stackhub.apps.planner import Planner, entry_urls
 from stackhub.apps.records import InstanceRecord, Records
 from stackhub.apps.status import StatusCache, derive
-from stackhub.catalog.models import AppDefinition
+from stackhub.catalog.models import AppDefinition, WebEntry
 from stackhub.config import Paths
 from stackhub.errors import Conflict, Invalid, RiskNotAccepted
 
@@ -144,12 +144,12 @@ class AppsService:
     def read(self, record: InstanceRecord) -> InstanceRead:
         """Return the API view of an instance, secrets hidden, status from the cache."""
         containers = self.status.containers(record.name)
-        app = AppDefinition.model_validate(record.definition)
+        main = _main_entry(record.definition)
         hidden = set(record.secret_names)
         return InstanceRead(
             name=record.name, app=record.app_ref, store=record.store, format=record.format,
-            version=record.version, status=derive(record.status, containers), main=app.main,
-            ports=record.ports, urls=entry_urls(app, record.ports, self.public_host),
+            version=record.version, status=derive(record.status, containers), main=main,
+            ports=record.ports, urls=entry_urls(main, record.ports, self.public_host),
             parameters={k: REDACTED if k in hidden else v for k, v in record.parameters.items()},
             containers=[ContainerRead(name=c.name, service=c.service, state=c.state,
                                       health=c.health, image=c.image) for c in containers],
@@ -184,3 +184,12 @@ class AppsService:
                                             self.paths.instance_dir(name), tail=tail,
                                             follow=follow):
             yield line
+
+
+def _main_entry(definition: dict[str, object]) -> WebEntry | None:
+    """Read only the main web entry of a stored definition (cheap; never fails a listing)."""
+    try:
+        raw = definition.get("main")
+        return WebEntry.model_validate(raw) if raw else None
+    except ValidationError:
+        return None

@@ -18,6 +18,7 @@ from stackhub.errors import (
     Conflict,
     EngineError,
     EngineUnavailable,
+    Invalid,
     NotFound,
     RiskNotAccepted,
 )
@@ -465,6 +466,17 @@ async def test_retry_writes_app_files_a_crash_left_out(live: Services) -> None:
     assert (data / "data" / "seed.txt").read_text() == "seed"
     assert (data / "hello.txt").read_text() == "hi t"
     assert live.records.get("seeded").status == InstanceStatus.RUNNING
+
+
+async def test_an_unreadable_stored_definition_still_lists_and_retry_says_so(
+        live: Services) -> None:
+    record = instance_record("old", status="failed", ports=[("web", 18080, 80)])
+    record.definition["compose"] = "no longer a mapping"  # as after an incompatible upgrade
+    live.records.create(record, "install")
+    listed = {i.name: i for i in live.apps.all()}
+    assert listed["old"].main is not None and listed["old"].urls == ["http://host.test:18080/"]
+    with pytest.raises(Invalid, match="can no longer be read"):
+        await live.apps.retry("old")
 
 
 async def test_cancelled_install_is_marked_interrupted(live: Services,

@@ -244,7 +244,7 @@ def test_published_ports_and_urls(planner: Planner) -> None:
     assert [(p.host_port, p.container_port, p.protocol) for p in found] == [
         (8080, 80, "tcp"), (5353, 53, "udp")]
     app = planner.app_for(plan_request(app_request()))
-    assert entry_urls(app, found, "h") == ["http://h:8080/"]
+    assert entry_urls(app.main, found, "h") == ["http://h:8080/"]
 
 
 def test_urls_are_only_for_tcp_ports_of_the_main_entry() -> None:
@@ -256,7 +256,7 @@ def test_urls_are_only_for_tcp_ports_of_the_main_entry() -> None:
                         main=WebEntry(service="web", port=53))
     ports = [PortMapping(service="web", host_port=5353, container_port=53, protocol="udp"),
              PortMapping(service="web", host_port=5380, container_port=53, protocol="tcp")]
-    assert entry_urls(app, ports, "host") == ["http://host:5380/"]
+    assert entry_urls(app.main, ports, "host") == ["http://host:5380/"]
 
 
 # -- files an app ships for its data folder (Umbrel seeds and templates) -----------------------
