@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from stackhub import fsutil
-from stackhub.cli.client import Client, ClientError, user_token_file
+from stackhub.cli.client import Client, ClientError, error_of, user_token_file
 from stackhub.cli.output import console, emit_json, err_console, fail, table
 from stackhub.config import Paths, default_data_dir
 
@@ -35,14 +35,9 @@ def session_client(url: str) -> httpx.Client:
 
 
 def _check(response: httpx.Response) -> Any:
+    """Decode a sign-in answer; errors are read as the API client reads them."""
     if response.status_code >= 400:
-        try:
-            err = response.json().get("error", {})
-        except ValueError:
-            err = {}
-        raise ClientError(str(err.get("message") or f"HTTP {response.status_code}"),
-                          code=str(err.get("code", "error")), status=response.status_code,
-                          details=err.get("details"))
+        raise error_of(response.status_code, response.content)
     return response.json() if response.content else None
 
 

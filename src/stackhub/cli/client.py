@@ -58,6 +58,18 @@ def query(params: Mapping[str, Any] | None) -> str:
     return "?" + urllib.parse.urlencode(items) if items else ""
 
 
+def error_of(status: int, body: bytes) -> ClientError:
+    """Turn an API error answer into a ClientError with its code, message and details."""
+    try:
+        err = json.loads(body).get("error", {})
+        return ClientError(str(err.get("message") or body.decode(errors="replace")),
+                           code=str(err.get("code", "error")), status=status,
+                           details=err.get("details"))
+    except (ValueError, AttributeError):
+        return ClientError(f"HTTP {status}: {body[:300].decode(errors='replace')}",
+                           status=status)
+
+
 class Client:
     """An API client bound to one server URL and token."""
 
@@ -103,17 +115,6 @@ class Client:
                 return text
         return None
 
-    @staticmethod
-    def _fail(status: int, body: bytes) -> ClientError:
-        try:
-            err = json.loads(body).get("error", {})
-            return ClientError(str(err.get("message") or body.decode(errors="replace")),
-                               code=str(err.get("code", "error")), status=status,
-                               details=err.get("details"))
-        except (ValueError, AttributeError):
-            return ClientError(f"HTTP {status}: {body[:300].decode(errors='replace')}",
-                               status=status)
-
     def _unreachable(self, err: TransportError) -> ClientError:
         if err.refused:
             return ClientError(f"the StackHub server is not running at {self.url} (start it "
@@ -131,7 +132,7 @@ class Client:
         except TransportError as err:
             raise self._unreachable(err) from err
         if reply.status >= 400:
-            raise self._fail(reply.status, reply.body)
+            raise error_of(reply.status, reply.body)
         try:
             return _loads(reply.body) if reply.body else None
         except ValueError as err:
@@ -145,7 +146,7 @@ class Client:
         try:
             with self.transport.stream(path + query(params), read_timeout) as answer:
                 if answer.status >= 400:
-                    raise self._fail(answer.status, answer.rest())
+                    raise error_of(answer.status, answer.rest())
                 yield from answer.lines
         except TransportError as err:
             raise self._unreachable(err) from err
