@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from stackhub.adapters.engine import ContainerInfo
+if TYPE_CHECKING:  # light to import: the CLI uses Wait to word its progress label
+    from stackhub.adapters.engine import ContainerInfo
 
 _EXIT_CODE = re.compile(r"^Exited \((-?\d+)\)")
 

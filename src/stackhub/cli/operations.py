@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from stackhub.apps.readiness import Wait
 from stackhub.cli.client import Client, ClientError
 from stackhub.cli.output import err_console
 
@@ -47,10 +48,8 @@ Result = tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None]
 
 
 def _waited(item: dict[str, str]) -> str:
-    """Say what the install waits for (see apps/readiness.py: Wait)."""
-    service, reason = item.get("service", ""), item.get("reason", "")
-    return {"containers": "the containers", "health": f"{service} to become healthy",
-            "completion": f"{service} to complete"}.get(reason, f"{service} ({reason})")
+    """Say what the install waits for, in the server's own words (apps/readiness.py)."""
+    return str(Wait(service=str(item.get("service", "")), reason=str(item.get("reason", ""))))
 
 
 def run_operation(client: Client, start: Callable[[], dict[str, Any]], *,
