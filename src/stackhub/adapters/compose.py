@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import functools
 import json
 import os
 import shutil
@@ -71,6 +72,26 @@ def _die_with_parent() -> None:
     libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
+@functools.cache
+def death_pact() -> list[str]:
+    """Return an argv prefix that makes the program it runs die with the server, or [].
+
+    util-linux's ``setpriv --pdeathsig`` sets the same PR_SET_PDEATHSIG as `_die_with_parent`
+    but lets the child be spawned without running Python in it, which forces a full fork of
+    the server (~7 ms more per compose run on a small machine). setpriv before util-linux
+    2.33 lacks the option; then the hook is used.
+    """
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        return []
+    try:
+        probe = subprocess.run([setpriv, "--pdeathsig", "KILL", "--", "true"],
+                               capture_output=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [setpriv, "--pdeathsig", "KILL", "--"] if probe.returncode == 0 else []
+
+
 def _translate(stderr: str, action: str) -> StackHubError:
     """Map a Compose failure to a StackHub error with a readable message."""
     text = stderr.strip()
@@ -111,15 +132,22 @@ class Compose:
                      str(project_dir / COMPOSE_FILE), "--env-file", str(project_dir / ENV_FILE)]
         return args
 
-    async def _run(self, args: list[str], *, action: str, timeout: float = 600,
-                   invalid_is_input: bool = False) -> str:
+    async def _spawn(self, args: list[str], *, stderr: int) -> asyncio.subprocess.Process:
+        """Start compose with `args`, bound to die with the server (no orphaned runs)."""
         env = {k: v for k, v in os.environ.items() if k in _ENV_PASSED}
+        pact = death_pact()
+        if pact and shutil.which(self.argv[0]) is None:  # setpriv would start, then fail
+            raise EngineUnavailable("Docker Compose v2 is not installed")
         try:
-            proc = await asyncio.create_subprocess_exec(
-                *self.argv, *args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE, env=env, preexec_fn=_die_with_parent)
+            return await asyncio.create_subprocess_exec(
+                *pact, *self.argv, *args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                stderr=stderr, env=env, preexec_fn=None if pact else _die_with_parent)
         except FileNotFoundError as err:
             raise EngineUnavailable("Docker Compose v2 is not installed") from err
+
+    async def _run(self, args: list[str], *, action: str, timeout: float = 600,
+                   invalid_is_input: bool = False) -> str:
+        proc = await self._spawn(args, stderr=subprocess.PIPE)
         try:
             out, stderr = await asyncio.wait_for(proc.communicate(), timeout)
         except (TimeoutError, asyncio.CancelledError):
@@ -192,10 +220,7 @@ class Compose:
             args += ["--tail", str(tail)]
         if follow:
             args.append("--follow")
-        env = {k: v for k, v in os.environ.items() if k in _ENV_PASSED}
-        proc = await asyncio.create_subprocess_exec(
-            *self.argv, *args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL, env=env, preexec_fn=_die_with_parent)
+        proc = await self._spawn(args, stderr=subprocess.DEVNULL)
         assert proc.stdout is not None
         try:
             async for raw in proc.stdout:

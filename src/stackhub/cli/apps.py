@@ -8,11 +8,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 
 from stackhub.cli.client import Client, ClientError
 from stackhub.cli.operations import run_operation
-from stackhub.cli.output import console, emit_json, err_console, fail, table
+from stackhub.cli.output import console, emit_json, err_console, escape, fail, table
 
 app = typer.Typer(help="Install and manage apps (instances).", no_args_is_help=True)
 MANIFEST_FILE = "stackhub-app.yaml"  # as in catalog/manifest.py; not imported to keep the CLI fast

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from pathlib import Path
@@ -9,22 +10,42 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from stackhub.cli import apps, stores
-from stackhub.cli import auth as auth_cli
-from stackhub.cli import catalog as catalog_cli
 from stackhub.config import DEFAULT_PORT, Paths, default_data_dir
 
-cli = typer.Typer(help="StackHub: install and run self-hosted apps.", no_args_is_help=True,
-                  pretty_exceptions_enable=False)
-cli.add_typer(apps.app, name="app")
-cli.add_typer(stores.app, name="store")
-cli.add_typer(catalog_cli.app, name="catalog")
-cli.add_typer(auth_cli.app)  # login, logout, audit
-cli.add_typer(auth_cli.user_app, name="user")
-cli.add_typer(auth_cli.token_app, name="token")
+HELP = "StackHub: install and run self-hosted apps."
+GROUPS = {  # first word -> (module, its Typer); "" holds top-level commands (login, logout...)
+    "app": ("stackhub.cli.apps", "app"),
+    "store": ("stackhub.cli.stores", "app"),
+    "catalog": ("stackhub.cli.catalog", "app"),
+    "": ("stackhub.cli.auth", "app"),
+    "user": ("stackhub.cli.auth", "user_app"),
+    "token": ("stackhub.cli.auth", "token_app"),
+}
 
 
-@cli.command()
+def command_tree(first_word: str | None = None) -> typer.Typer:
+    """Build the command tree; when `first_word` names a group, only that group.
+
+    Importing and building every group costs ~15 ms per start on a small machine, paid by
+    every command (docs/performance.md). Any other first word (``serve``, ``login``,
+    ``--help``, a typo) gets the whole tree, so help and errors are unchanged.
+    """
+    tree = typer.Typer(help=HELP, no_args_is_help=True, pretty_exceptions_enable=False)
+    tree.command()(serve)  # with a group beside it, typer keeps the tree a group
+    only = first_word if first_word and first_word in GROUPS else None
+    for name, (module, attribute) in GROUPS.items():
+        if only in (None, name):
+            tree.add_typer(getattr(importlib.import_module(module), attribute), name=name or None)
+    return tree
+
+
+def __getattr__(name: str) -> typer.Typer:
+    """``cli``: the whole command tree (for tests and ``typer ... utils docs``)."""
+    if name == "cli":
+        return command_tree()
+    raise AttributeError(name)
+
+
 def serve(host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
           port: Annotated[int, typer.Option(help="Port to listen on.")] = DEFAULT_PORT,
           data_dir: Annotated[Path | None, typer.Option(
@@ -44,7 +65,7 @@ def main() -> NoReturn:
     docs/performance.md); everything that must outlive the command is flushed here first.
     """
     try:
-        cli()
+        command_tree(sys.argv[1] if len(sys.argv) > 1 else None)()
     except SystemExit as done:
         code: object = done.code
     else:

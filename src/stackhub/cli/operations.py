@@ -7,7 +7,6 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from stackhub.apps.readiness import Wait
 from stackhub.cli.client import Client, ClientError
 from stackhub.cli.output import err_console
 
@@ -49,6 +48,8 @@ Result = tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None]
 
 def _waited(item: dict[str, str]) -> str:
     """Say what the install waits for, in the server's own words (apps/readiness.py)."""
+    from stackhub.apps.readiness import Wait
+
     return str(Wait(service=str(item.get("service", "")), reason=str(item.get("reason", ""))))
 
 
@@ -62,13 +63,13 @@ def run_operation(client: Client, start: Callable[[], dict[str, Any]], *,
     The stream begins with the operation's journaled state, so whatever happened between the
     start and the stream opening is reflected, however fast the operation is.
     """
+    accepted = start()  # rich loads after the request is sent, while the server works
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    accepted = start()
     op_id = str(accepted["operation"]["id"])
     columns = [TextColumn("{task.description}"), BarColumn(),
                TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn()]
-    with Progress(*columns, console=err_console, disable=quiet, transient=False) as progress:
+    with Progress(*columns, console=err_console.rich, disable=quiet, transient=False) as progress:
         bars = Bars(progress)
         op, instance = _stream(client, op_id, bars) or _poll(client, op_id)
         if op["state"] == "succeeded":

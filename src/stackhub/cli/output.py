@@ -6,16 +6,53 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from rich.console import Console
-from rich.markup import escape
-
 from stackhub.cli.client import ClientError
 
 if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.status import Status
     from rich.table import Table
 
-console = Console(soft_wrap=True)
-err_console = Console(stderr=True, soft_wrap=True)
+
+class LazyConsole:
+    """A rich Console made on first use.
+
+    rich takes ~40 ms to import on a small machine; an install imports it only once its
+    request is on its way, while the server works (docs/performance.md).
+    """
+
+    def __init__(self, *, stderr: bool = False) -> None:
+        """Remember which stream to print to."""
+        self.stderr = stderr
+        self._console: Console | None = None
+
+    @property
+    def rich(self) -> Console:
+        """The real console (made now if needed)."""
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(stderr=self.stderr, soft_wrap=True)
+        return self._console
+
+    def print(self, *objects: Any, **options: Any) -> None:
+        """Print like rich's Console.print."""
+        self.rich.print(*objects, **options)
+
+    def status(self, message: str) -> Status:
+        """Show a spinner with `message` while a `with` block runs."""
+        return self.rich.status(message)
+
+
+console = LazyConsole()
+err_console = LazyConsole(stderr=True)
+
+
+def escape(text: str) -> str:
+    """Escape rich markup in `text`."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
 
 
 def table(*columns: str) -> Table:

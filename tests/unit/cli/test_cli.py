@@ -290,3 +290,43 @@ def test_names_cannot_reach_other_endpoints(args: list[str]) -> None:
     result = runner.invoke(cli, args)
     assert result.exit_code != 0
     assert "is not a valid name here" in flat(result.stderr)
+
+
+# -- start-up cost (docs/performance.md) --------------------------------------------------------
+
+def test_a_group_command_builds_only_its_group() -> None:
+    from typer.main import get_command
+
+    from stackhub.cli.main import command_tree
+
+    whole = get_command(command_tree()).commands  # type: ignore[attr-defined]
+    assert {"serve", "app", "store", "catalog", "user", "token", "login", "logout",
+            "audit"} <= set(whole)
+    assert sorted(get_command(command_tree("app")).commands) == ["app", "serve"]  # type: ignore[attr-defined]
+    for word in ("login", "serve", "--help", "apps"):  # not a group: everything, as before
+        assert set(get_command(command_tree(word)).commands) == set(whole)  # type: ignore[attr-defined]
+
+
+INSTALL_PROBE = """
+import sys
+from stackhub.cli import client
+def request(self, method, path, **kwargs):
+    print(method, path, sorted(m for m in sys.modules if m.split(".")[0] in ("rich", "httpx")
+                               or m in ("stackhub.cli.auth", "stackhub.cli.catalog")))
+    raise client.ClientError("stop here", code="usage")
+client.Client.request = request
+sys.argv = ["stackhub", "app", "install", sys.argv[1], "--name", "probe", "--yes"]
+from stackhub.cli.main import main
+main()
+"""
+
+
+def test_install_sends_its_request_before_loading_rich_or_other_groups(cwd: Path) -> None:
+    import subprocess
+    import sys
+
+    (cwd / "compose.yaml").write_text(PLAIN_COMPOSE)
+    done = subprocess.run([sys.executable, "-c", INSTALL_PROBE, str(cwd / "compose.yaml")],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.stdout.splitlines()[0] == "POST /api/instances []", done.stdout + done.stderr
+    assert done.returncode == 2 and "stop here" in done.stderr
