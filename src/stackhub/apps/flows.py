@@ -45,6 +45,7 @@ class Flows:
         self.bus = bus
         self.status = status
         self.tasks: dict[str, asyncio.Task[None]] = {}
+        self._pulls: dict[str, dict[str, dict[str, object]]] = {}  # op -> image -> last event
 
     def busy(self, instance: str) -> bool:
         """Tell whether an operation on `instance` is running in this process."""
@@ -62,9 +63,17 @@ class Flows:
         self.tasks[op.instance] = asyncio.create_task(work(), name=f"op-{op.id}")
 
     def emit(self, op: OperationRead, kind: str, **data: object) -> None:
-        """Publish an operation event."""
+        """Publish an operation event (and remember the last pull event per image)."""
         payload = {"operation": op.id, "instance": op.instance, "op_kind": op.kind, **data}
+        if kind == "pull":
+            self._pulls.setdefault(op.id, {})[str(data["image"])] = payload
+        elif kind == "finished":
+            self._pulls.pop(op.id, None)
         self.bus.publish(Event("operation", op.instance, kind, payload))
+
+    def pulls(self, op_id: str) -> list[dict[str, object]]:
+        """Return the last pull event of each image of a running operation, for late followers."""
+        return list(self._pulls.get(op_id, {}).values())
 
     def _step(self, op: OperationRead, step: str, progress: float, *,
               engine: bool = False) -> None:

@@ -28,28 +28,35 @@ def _line(kind: str, data: object) -> str:
 
 Load = Callable[[str], OperationRead]
 Describe = Callable[[str], BaseModel | None]
+Pulls = Callable[[str], list[dict[str, object]]]
 
 
-def follow_operation(bus: EventBus, load: Load, describe: Describe,
+def follow_operation(bus: EventBus, load: Load, describe: Describe, pulls: Pulls,
                      op_id: str) -> AsyncIterator[str]:
     """Return the stream of `op_id`; raises NotFound (from `load`) before anything is sent.
 
-    The last line, ``result``, holds the operation's record and, when it succeeded, what
-    `describe` says about its instance now (None once removed). The bus subscription exists
-    only while the stream runs, so a client that leaves before reading leaves nothing behind.
+    After the state line come the last ``pull`` event of each image pulled so far (`pulls`),
+    so a client that connects mid-pull, or after a fast one, still draws its bars. The last
+    line, ``result``, holds the operation's record and, when it succeeded, what `describe`
+    says about its instance now (None once removed). The bus subscription exists only while
+    the stream runs, so a client that leaves before reading leaves nothing behind.
     """
     load(op_id)
-    return _stream(bus, load, describe, op_id)
+    return _stream(bus, load, describe, pulls, op_id)
 
 
-async def _stream(bus: EventBus, load: Load, describe: Describe,
+async def _stream(bus: EventBus, load: Load, describe: Describe, pulls: Pulls,
                   op_id: str) -> AsyncIterator[str]:
     """Yield the state line, the events, and the final record once the journal says it ended."""
     sub = bus.subscribe(lambda e: e.topic == "operation" and e.data.get("operation") == op_id)
     try:
-        op = load(op_id)  # read after subscribing: nothing from here on is missed
+        # Events are published on this event loop, so between subscribing and these reads
+        # (no await) none can slip by: what follows is exactly what the queue will not hold.
+        op, earlier = load(op_id), pulls(op_id)
         yield _line("state", {"operation": op.id, "op_kind": op.kind, "step": op.step,
                               "progress": op.progress})
+        for event_data in earlier:
+            yield _line("pull", event_data)
         while op.state == OperationState.RUNNING:
             try:
                 event: Event = await asyncio.wait_for(sub.queue.get(), QUIET_RECHECK)

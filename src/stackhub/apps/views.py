@@ -134,6 +134,6 @@ async def operation_events(op_id: str, services: ServicesDep) -> StreamingRespon
     a successful operation, None otherwise or once removed).
     """
     stream = follow_operation(services.bus, services.apps.operation, services.apps.find,
-                              op_id)
+                              services.apps.flows.pulls, op_id)
     return StreamingResponse(stream, media_type="application/x-ndjson",
                              headers={"Cache-Control": "no-store"})

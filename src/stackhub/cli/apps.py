@@ -124,14 +124,13 @@ def install_cmd(source: str, name: NameOpt = None, set_: SetOpt = None,
         request = _request(source, name, set_)
         interactive = not yes and sys.stdin.isatty() and not as_json
         if not interactive:  # no questions to ask: let the server plan once, inside install
-            def start() -> dict[str, Any]:
-                accepted = _install_direct(client, request, accept_risks)
-                if not as_json:
-                    what = escape(f"{accepted.get('app') or source} {accepted.get('version', '')}")
-                    console.print(f"Installing {what.strip()} as [bold]{accepted['instance']}[/]")
-                return accepted
+            def announce(accepted: dict[str, Any]) -> None:
+                what = escape(f"{accepted.get('app') or source} {accepted.get('version', '')}")
+                console.print(f"Installing {what.strip()} as [bold]{accepted['instance']}[/]")
 
-            _, op, instance = run_operation(client, start, quiet=as_json)
+            _, op, instance = run_operation(
+                client, lambda: _install_direct(client, request, accept_risks), quiet=as_json,
+                announce=None if as_json else announce)
             _finish(op, instance, as_json)
             return
         plan = client.request("POST", "/api/plans", json=request)

@@ -88,6 +88,20 @@ async def test_install_success(live: Services, engine: FakeEngine, compose: Fake
     assert engine.images == {IMAGE, DB_IMAGE}
 
 
+async def test_flows_remember_the_last_pull_of_each_image_until_the_operation_ends(
+        live: Services) -> None:
+    op = live.records.operation(await install(live))
+    assert live.flows.pulls(op.id) == []  # finished: forgotten
+    live.flows.emit(op, "pull", image="web:1", percent=10.0)
+    live.flows.emit(op, "pull", image="db:2", percent=5.0)
+    live.flows.emit(op, "pull", image="web:1", percent=60.0)
+    assert [(p["image"], p["percent"], p["operation"]) for p in live.flows.pulls(op.id)] == [
+        ("web:1", 60.0, op.id), ("db:2", 5.0, op.id)]
+    assert live.flows.pulls("another-operation") == []
+    live.flows.emit(op, "finished", state="succeeded")
+    assert live.flows.pulls(op.id) == []
+
+
 async def test_install_writes_private_project_files(live: Services) -> None:
     await install(live)
     folder = live.paths.instance_dir("blog")
