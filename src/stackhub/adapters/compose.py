@@ -132,9 +132,16 @@ class Compose:
                      str(project_dir / COMPOSE_FILE), "--env-file", str(project_dir / ENV_FILE)]
         return args
 
-    async def _spawn(self, args: list[str], *, stderr: int) -> asyncio.subprocess.Process:
-        """Start compose with `args`, bound to die with the server (no orphaned runs)."""
+    async def _spawn(self, args: list[str], *, stderr: int,
+                     short: bool = False) -> asyncio.subprocess.Process:
+        """Start compose with `args`, bound to die with the server (no orphaned runs).
+
+        A `short` run (config, ps, version) allocates little after compose's own start-up,
+        during which Go's default collector runs several times: GOGC=400 saves ~8 ms of ~45.
+        """
         env = {k: v for k, v in os.environ.items() if k in _ENV_PASSED}
+        if short:
+            env["GOGC"] = os.environ.get("GOGC", "400")
         pact = death_pact()
         if pact and shutil.which(self.argv[0]) is None:  # setpriv would start, then fail
             raise EngineUnavailable("Docker Compose v2 is not installed")
@@ -146,8 +153,8 @@ class Compose:
             raise EngineUnavailable("Docker Compose v2 is not installed") from err
 
     async def _run(self, args: list[str], *, action: str, timeout: float = 600,
-                   invalid_is_input: bool = False) -> str:
-        proc = await self._spawn(args, stderr=subprocess.PIPE)
+                   invalid_is_input: bool = False, short: bool = False) -> str:
+        proc = await self._spawn(args, stderr=subprocess.PIPE, short=short)
         try:
             out, stderr = await asyncio.wait_for(proc.communicate(), timeout)
         except (TimeoutError, asyncio.CancelledError):
@@ -165,14 +172,15 @@ class Compose:
 
     async def version(self) -> str:
         """Return Compose's version."""
-        out = await self._run(["version", "--short"], action="compose version", timeout=30)
+        out = await self._run(["version", "--short"], action="compose version", timeout=30,
+                              short=True)
         return out.strip()
 
     async def config(self, project: str, project_dir: Path) -> dict[str, Any]:
         """Validate and resolve a project; return the canonical JSON model."""
         out = await self._run([*self._project_args(project, project_dir), "config", "--format",
                                "json"], action="compose config", timeout=60,
-                              invalid_is_input=True)
+                              invalid_is_input=True, short=True)
         data: dict[str, Any] = json.loads(out)
         return data
 
@@ -202,7 +210,7 @@ class Compose:
     async def ps(self, project: str, project_dir: Path) -> list[dict[str, Any]]:
         """List the project's containers as Compose sees them."""
         out = await self._run([*self._project_args(project, project_dir), "ps", "--all",
-                               "--format", "json"], action="compose ps", timeout=60)
+                               "--format", "json"], action="compose ps", timeout=60, short=True)
         rows: list[dict[str, Any]] = []
         for line in out.splitlines():
             line = line.strip()

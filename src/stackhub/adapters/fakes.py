@@ -490,7 +490,7 @@ class FakeCompose(Compose):
                                     "running?")
 
     async def _run(self, args: list[str], *, action: str, timeout: float = 600,
-                   invalid_is_input: bool = False) -> str:
+                   invalid_is_input: bool = False, short: bool = False) -> str:
         raise EngineError(f"FakeCompose runs no processes ({action})")
 
     async def version(self) -> str:

@@ -80,3 +80,18 @@ async def test_missing_compose_binary_is_engine_unavailable(tmp_path: Path) -> N
     adapter = compose_mod.Compose(argv=[str(tmp_path / "no-such-compose")])
     with pytest.raises(compose_mod.EngineUnavailable, match="not installed"):
         await adapter.version()
+
+
+async def test_short_runs_get_a_lighter_garbage_collector(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GOGC", raising=False)
+    seen = tmp_path / "gogc"
+    script = tmp_path / "compose"
+    script.write_text(f"#!/bin/sh\nprintf '%s' \"${{GOGC:-unset}}\" > {seen}\n"
+                      "printf '{\"services\": {}}'\n")
+    script.chmod(0o755)
+    adapter = compose_mod.Compose(argv=[str(script)])
+    assert await adapter.config("p", tmp_path) == {"services": {}}
+    assert seen.read_text() == "400"
+    await adapter.up("p", tmp_path)  # long runs (pulls, starts) keep Go's default
+    assert seen.read_text() == "unset"
