@@ -264,11 +264,21 @@ class Planner:
         """Write an instance's project files again from its stored definition and values."""
         self._replan(instance, app, values).write(self.paths.instance_dir(instance))
 
-    def restore_files(self, instance: str, app: AppDefinition, values: dict[str, str]) -> None:
-        """Write the app's shipped files an interrupted install did not get to (never over)."""
+    async def restore(self, instance: str, app: AppDefinition, values: dict[str, str]) -> None:
+        """Make again what an interrupted install did not get to, never writing over a file.
+
+        The project files (if the crash came before them), the app's shipped files, and the
+        bind folders, owned by PUID:PGID (else Docker would create them owned by root).
+        """
+        folder = self.paths.instance_dir(instance)
+        plan = self._replan(instance, app, values)
+        if not (folder / COMPOSE_FILE).is_file():
+            plan.write(folder)
         data_dir = self.paths.instance_data(instance)
         data_dir.mkdir(parents=True, exist_ok=True)
-        self._replan(instance, app, values).write_app_files(data_dir)
+        plan.write_app_files(data_dir)
+        plan.resolved = await self.compose.config(labels.project_name(instance), folder)
+        plan.make_data_dirs(data_dir)
 
     def kept_values(self, instance: str) -> dict[str, str]:
         """Return parameter values kept from an earlier install of this name (data kept)."""

@@ -99,11 +99,7 @@ class AppsService:
             raise Invalid(f"the stored definition of {name!r} can no longer be read; remove "
                           "the instance (its data is kept) and install it again") from err
         try:
-            if not (self.paths.instance_dir(name) / "compose.yaml").is_file():
-                # the server died between journaling and writing the files: render them again
-                self.planner.rerender(name, app, record.parameters)
-            # the app's own files may be missing too (they are never written over)
-            self.planner.restore_files(name, app, record.parameters)
+            await self.planner.restore(name, app, record.parameters)
         except OSError as err:
             raise fsutil.write_error(err, "the project files") from err
         op = self.records.start_operation(name, "install", InstanceStatus.INSTALLING)

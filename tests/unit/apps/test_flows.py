@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import stat
 from pathlib import Path
 
@@ -480,6 +481,37 @@ async def test_retry_writes_app_files_a_crash_left_out(live: Services) -> None:
     assert (data / "data" / "seed.txt").read_text() == "seed"
     assert (data / "hello.txt").read_text() == "hi t"
     assert live.records.get("seeded").status == InstanceStatus.RUNNING
+
+
+async def test_retry_makes_the_bind_folders_a_crash_left_out(live: Services) -> None:
+    record = instance_record("binds", status="installing")
+    record.definition["compose"] = {"services": {"web": {
+        "image": IMAGE, "volumes": ["./files/uploads:/uploads", "./config:/config:ro"]}}}
+    live.records.create(record, "install")  # the crash came before files and folders
+    await live.flows.recover()
+    await live.apps.retry("binds")
+    await settle(live, "binds")
+    data = live.paths.instance_data("binds")
+    for folder in (data / "files" / "uploads", data / "config"):
+        assert folder.is_dir() and not folder.is_symlink()
+        if os.geteuid() == 0:  # made by StackHub for PUID:PGID, not by Docker for root
+            assert (folder.stat().st_uid, folder.stat().st_gid) == (1000, 1000)
+    assert live.records.get("binds").status == InstanceStatus.RUNNING
+
+
+async def test_retry_refuses_a_bind_folder_that_became_a_link(live: Services,
+                                                               tmp_path: Path) -> None:
+    record = instance_record("linked", status="installing")
+    record.definition["compose"] = {"services": {"web": {
+        "image": IMAGE, "volumes": ["./uploads:/uploads"]}}}
+    live.records.create(record, "install")
+    await live.flows.recover()
+    data = live.paths.instance_data("linked")
+    data.mkdir(parents=True)
+    (data / "uploads").symlink_to(tmp_path)  # planted while the server was down
+    with pytest.raises(Invalid, match="is a link"):
+        await live.apps.retry("linked")
+    assert live.records.get("linked").status == InstanceStatus.INTERRUPTED
 
 
 async def test_an_unreadable_stored_definition_still_lists_and_retry_says_so(
