@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
 from stackhub.api.deps import AuditDep, PrincipalDep, ServicesDep
+from stackhub.api.streams import credential_check, guarded
 from stackhub.apps.follow import follow_operation
 from stackhub.apps.models import (
     Accepted,
@@ -101,14 +102,15 @@ async def remove(name: NamePath, services: ServicesDep,
 
 @router.get("/instances/{name}/logs", response_class=StreamingResponse,
             responses={200: {"content": {"text/plain": {}}}})
-async def logs(name: NamePath, services: ServicesDep,
+async def logs(name: NamePath, services: ServicesDep, request: Request,
                tail: Annotated[int | None, Query(ge=0, le=100_000)] = 200,
                follow: bool = False) -> StreamingResponse:
-    """Stream the instance's logs as text lines."""
+    """Stream the instance's logs as text lines (ended if the caller's access ends)."""
     name = check_name(name)
     services.apps.get(name)
     stream: AsyncIterator[str] = services.apps.logs(name, tail=tail, follow=follow)
-    return StreamingResponse(stream, media_type="text/plain; charset=utf-8")
+    return StreamingResponse(guarded(stream, credential_check(request, services)),
+                             media_type="text/plain; charset=utf-8")
 
 
 @router.get("/operations", response_model=list[OperationRead])
@@ -127,13 +129,16 @@ async def get_operation(op_id: str, services: ServicesDep) -> OperationRead:
 @router.get("/operations/{op_id}/events", response_class=StreamingResponse,
             responses={200: {"content": {"application/x-ndjson": {}}}},
             summary="Follow an operation as JSON lines")
-async def operation_events(op_id: str, services: ServicesDep) -> StreamingResponse:
+async def operation_events(op_id: str, services: ServicesDep,
+                           request: Request) -> StreamingResponse:
     """Stream `{"kind", "data"}` lines: the state now, live events, then `result`.
 
     `result` carries `operation` (the final record) and `instance` (the instance's view after
-    a successful operation, None otherwise or once removed).
+    a successful operation, None otherwise or once removed). The stream ends early, without
+    `result`, if the caller's token, session or role stops allowing it.
     """
     stream = follow_operation(services.bus, services.apps.operation, services.apps.find,
                               services.apps.flows.pulls, op_id)
-    return StreamingResponse(stream, media_type="application/x-ndjson",
+    return StreamingResponse(guarded(stream, credential_check(request, services)),
+                             media_type="application/x-ndjson",
                              headers={"Cache-Control": "no-store"})

@@ -406,7 +406,7 @@ export interface paths {
         };
         /**
          * Logs
-         * @description Stream the instance's logs as text lines.
+         * @description Stream the instance's logs as text lines (ended if the caller's access ends).
          */
         get: operations["logs_api_instances__name__logs_get"];
         put?: never;
@@ -549,7 +549,8 @@ export interface paths {
          * @description Stream `{"kind", "data"}` lines: the state now, live events, then `result`.
          *
          *     `result` carries `operation` (the final record) and `instance` (the instance's view after
-         *     a successful operation, None otherwise or once removed).
+         *     a successful operation, None otherwise or once removed). The stream ends early, without
+         *     `result`, if the caller's token, session or role stops allowing it.
          */
         get: operations["operation_events_api_operations__op_id__events_get"];
         put?: never;
