@@ -15,11 +15,11 @@ from typing import Any
 from fastapi import Request
 
 from stackhub.api.deps import authenticate_request, authorize
+from stackhub.api.ws import RECHECK_EVERY  # one interval for sockets and streams
 from stackhub.errors import StackHubError
 from stackhub.services import Services
 
-RECHECK_EVERY = 60.0
-"""Seconds between checks of a streaming caller's credential and role."""
+__all__ = ["RECHECK_EVERY", "credential_check", "guarded"]
 
 
 def credential_check(request: Request, services: Services) -> Callable[[], bool]:
