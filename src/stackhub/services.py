@@ -8,9 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stackhub import fsutil
-from stackhub.adapters.compose import Compose
+from stackhub.adapters.compose import Compose, ComposeCli
 from stackhub.adapters.engine import DockerEngine, Engine
 from stackhub.apps.flows import Flows
+from stackhub.apps.journal import Journal
+from stackhub.apps.operations import Runner
 from stackhub.apps.planner import Planner
 from stackhub.apps.records import Records
 from stackhub.apps.service import AppsService
@@ -45,6 +47,7 @@ class Services:
     catalog: Catalog
     records: Records
     status: StatusCache
+    runner: Runner
     flows: Flows
     apps: AppsService
     admin_digest: str
@@ -71,19 +74,21 @@ def build(paths: Paths, *, engine: Engine | None = None, compose: Compose | None
     db = Database(paths.db)
     bus = EventBus()
     engine = engine or DockerEngine(install=install)
-    compose = compose or Compose()
+    compose = compose or ComposeCli()
     catalog = Catalog(db, paths.stores)
     records = Records(db)
     status = StatusCache(engine, bus)
-    flows = Flows(paths=paths, records=records, engine=engine, compose=compose, bus=bus,
+    runner = Runner(journal=Journal(db), bus=bus)
+    flows = Flows(paths=paths, records=records, engine=engine, compose=compose, runner=runner,
                   status=status)
     planner = Planner(paths=paths, records=records, catalog=catalog, compose=compose,
                       engine=engine, tz=host_timezone(), install=install)
     apps = AppsService(paths=paths, records=records, planner=planner, flows=flows,
-                       compose=compose, status=status, public_host=public_host)
+                       runner=runner, compose=compose, status=status, public_host=public_host)
     token = ensure_admin_token(paths.admin_token)
     auth = AuthService(db=db, paths=paths)
     auth.prepare_setup()
     return Services(paths=paths, db=db, bus=bus, engine=engine, compose=compose,
-                    catalog=catalog, records=records, status=status, flows=flows, apps=apps,
+                    catalog=catalog, records=records, status=status, runner=runner, flows=flows,
+                    apps=apps,
                     admin_digest=token_digest(token), auth=auth)

@@ -41,7 +41,7 @@ def restart_and_check_interrupted(srv: Server, name: str) -> None:
     srv.start()
     instance = srv.api("GET", f"/api/instances/{name}").json()
     assert instance["status"] == "interrupted", instance
-    ops = srv.api("GET", "/api/operations", params={"instance": name}).json()
+    ops = srv.api("GET", "/api/operations", params={"instance": name}).json()["items"]
     assert ops[0]["state"] == "interrupted"
     assert "retry" in (ops[0]["error"] or "")
 

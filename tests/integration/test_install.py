@@ -218,7 +218,7 @@ services:
     assert server.api("GET", "/api/instances/t-nopull").status_code == 404
     assert not (server.data_dir / "instances" / "t-nopull").exists()
     assert not (server.data_dir / "appdata" / "t-nopull").exists()
-    ops = server.api("GET", "/api/operations", params={"instance": "t-nopull"}).json()
+    ops = server.api("GET", "/api/operations", params={"instance": "t-nopull"}).json()["items"]
     assert ops[0]["state"] == "failed"
 
 

@@ -19,10 +19,12 @@ import httpx
 import pytest
 
 from stackhub import yamlsafe
+from stackhub.adapters.compose import ResolvedProject
 from stackhub.apps import params, risk
-from stackhub.apps.render import env_file_text, platform_env, render
+from stackhub.apps.render import env_file_text, render
 from stackhub.catalog.models import AppDefinition, Parameter, ParameterType
-from stackhub.catalog.service import read_app_dir
+from stackhub.catalog.readers.stackhub import read_app_dir
+from stackhub.platform import PLATFORM_VARS, platform_env
 
 pytestmark = pytest.mark.integration
 
@@ -40,7 +42,6 @@ CATEGORIES = {"media", "productivity", "developer", "home-automation", "network"
               "storage", "photos", "finance", "utilities", "monitoring", "communication", "ai"}
 ARCHITECTURES = {"amd64", "arm64", "arm"}
 LOCALES = ("en", "zh-CN")
-PLATFORM_VARS = {"APP_DATA_DIR", "APP_INSTANCE", "APP_ID", "TZ", "PUID", "PGID"}
 DATA_ROOT = Path("/var/lib/stackhub")
 VAR = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)[^}]*\}|(?<!\$)\$([A-Za-z_][A-Za-z0-9_]*)")
 # Long-running services must restart; one-shot helpers (none today) would be listed here.
@@ -194,7 +195,8 @@ def test_compose_template_follows_the_rules(folder: Path) -> None:
 def test_renders_and_compose_accepts_it(folder: Path, tmp_path: Path,
                                         docker_compose: None) -> None:
     app, values, resolved, data_dir = _render_and_check(folder, tmp_path)
-    found = risk.analyse(resolved, allowed_roots=[data_dir], protected_roots=[str(DATA_ROOT)])
+    found = risk.analyse(ResolvedProject.parse(resolved), allowed_roots=[data_dir],
+                         protected_roots=[str(DATA_ROOT)])
     assert {r.code for r in found} == EXPECTED_RISKS.get(app.id, set()), found
     assert app.main is not None
     main = resolved["services"][app.main.service]
@@ -215,7 +217,8 @@ def test_renders_and_compose_accepts_it(folder: Path, tmp_path: Path,
 @pytest.mark.parametrize("folder", EXAMPLE_DIRS, ids=_ids(EXAMPLE_DIRS))
 def test_examples_render_too(folder: Path, tmp_path: Path, docker_compose: None) -> None:
     app, _, resolved, _ = _render_and_check(folder, tmp_path)
-    found = risk.analyse(resolved, allowed_roots=[str(DATA_ROOT)], protected_roots=[])
+    found = risk.analyse(ResolvedProject.parse(resolved), allowed_roots=[str(DATA_ROOT)],
+                         protected_roots=[])
     assert not found
     assert app.main is not None and app.main.service in resolved["services"]
 

@@ -13,9 +13,10 @@ import pytest
 
 from stackhub import yamlsafe
 from stackhub.apps.params import resolve
-from stackhub.apps.render import env_file_text, platform_env, render
+from stackhub.apps.render import env_file_text, render
 from stackhub.catalog.models import AppDefinition, ParameterType
 from stackhub.catalog.readers.detect import read_store
+from stackhub.platform import platform_env
 
 pytestmark = pytest.mark.integration
 

@@ -63,6 +63,12 @@ def fuzz_target(tmp_path_factory: pytest.TempPathFactory) -> tuple[FastAPI, str]
     paths = Paths(tmp_path_factory.mktemp("fuzz") / "data")
     engine = FakeEngine()
     engine.allow_pull("stackhub-test/web:1", 100.0)
+    # objects StackHub does not own, so the /api/system/* lists answer items to check
+    engine.images.add("busybox")
+    engine.volumes["fuzz-data"] = {}
+    engine.networks["fuzz-net"] = {}
+    engine.add_container("fuzz-other", image="busybox", volumes=["fuzz-data"],
+                         networks=["fuzz-net"])
     services = build(paths, engine=engine, compose=FakeCompose(engine), public_host="host.test")
     return create_app(paths, services=services), paths.admin_token.read_text().strip()
 

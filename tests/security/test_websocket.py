@@ -124,7 +124,7 @@ def test_members_subscribe_only_to_granted_instances(ready: Server) -> None:
 def test_a_socket_closes_when_its_session_expires_quietly(ready: Server,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """A receive-only socket does not outlive its session's expiry."""
-    from stackhub.api import ws as ws_module
+    from stackhub.api import sockets as ws_module
 
     monkeypatch.setattr(ws_module, "RECHECK_EVERY", 0.05)
     client = ready.signed_in(*ADMIN)

@@ -80,7 +80,7 @@ async def live(services: Services) -> AsyncIterator[Services]:
     """Services whose event bus is bound to the test's loop; background tasks are awaited."""
     services.bus.bind(asyncio.get_running_loop())
     yield services
-    for task in list(services.flows.tasks.values()):
+    for task in list(services.runner.tasks.values()):
         if not task.done():
             task.cancel()
         await asyncio.gather(task, return_exceptions=True)

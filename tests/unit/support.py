@@ -104,6 +104,14 @@ def instance_record(name: str, *, status: str = "running",
         error=None, update_available=None, created_at="", updated_at="")
 
 
+def create_instance(records: Any, record: Any, kind: str = "install") -> Any:
+    """Journal `record` as a new instance with its first operation, as an install does."""
+    from stackhub.apps.journal import Journal
+
+    return Journal(records.db).start(kind, record.name, status=None,
+                                     create=lambda conn: records.insert(conn, record))
+
+
 class AsgiTransport:
     """The CLI's transport, carried by a TestClient into the app in process (no sockets)."""
 

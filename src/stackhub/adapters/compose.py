@@ -11,9 +11,11 @@ import os
 import shutil
 import signal
 import subprocess
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from stackhub.errors import (
     Conflict,
@@ -111,7 +113,248 @@ def _translate(stderr: str, action: str) -> StackHubError:
     return EngineError(f"{action} failed: {tail}")
 
 
-class Compose:
+# -- typed records of what compose prints ------------------------------------------------
+
+
+class _Record(BaseModel):
+    """A read-only record of compose output; keys StackHub does not read are dropped."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", coerce_numbers_to_str=True)
+
+
+def _none_as_empty(value: Any) -> Any:
+    return {} if value is None else value
+
+
+class ResolvedPort(_Record):
+    """A port of a service (``compose config`` writes the published port as a string)."""
+
+    target: int
+    published: str | None = None
+    protocol: str = "tcp"
+    host_ip: str | None = None
+    mode: str = "ingress"
+
+
+class ResolvedMount(_Record):
+    """A volume, bind or tmpfs mount of a service."""
+
+    type: str
+    source: str | None = None
+    target: str = ""
+    read_only: bool = False
+
+
+class ResolvedDevice(_Record):
+    """A host device given to a service (older Compose prints ``source:target:perms``)."""
+
+    source: str
+    target: str = ""
+    permissions: str = "rwm"
+
+
+def _device(value: Any) -> Any:
+    if isinstance(value, str):
+        parts = value.split(":")
+        return {"source": parts[0], "target": parts[1] if len(parts) > 1 else parts[0],
+                "permissions": parts[2] if len(parts) > 2 else "rwm"}
+    return value
+
+
+class ResolvedDependency(_Record):
+    """How a service waits on another one (``depends_on``)."""
+
+    condition: str = "service_started"
+    required: bool = True
+
+
+class ResolvedService(_Record):
+    """The options of one resolved service that StackHub reads (plan, risk, readiness)."""
+
+    image: str | None = None
+    ports: list[ResolvedPort] = Field(default_factory=list)
+    volumes: list[ResolvedMount] = Field(default_factory=list)
+    devices: list[ResolvedDevice] = Field(default_factory=list)
+    cap_add: list[str] = Field(default_factory=list)
+    privileged: bool = False
+    network_mode: str | None = None
+    pid: str | None = None
+    ipc: str | None = None
+    uts: str | None = None
+    userns_mode: str | None = None
+    cgroup: str | None = None
+    volumes_from: list[str] = Field(default_factory=list)
+    networks: list[str] = Field(default_factory=list, description="Names of joined networks.")
+    security_opt: list[str] = Field(default_factory=list)
+    secrets: list[str] = Field(default_factory=list, description="Top-level secrets used.")
+    configs: list[str] = Field(default_factory=list, description="Top-level configs used.")
+    depends_on: dict[str, ResolvedDependency] = Field(default_factory=dict)
+
+    @field_validator("ports", "volumes", "cap_add", "volumes_from", "security_opt",
+                     mode="before")
+    @classmethod
+    def _list(cls, value: Any) -> Any:
+        return [] if value is None else value
+
+    @field_validator("devices", mode="before")
+    @classmethod
+    def _devices(cls, value: Any) -> Any:
+        return [_device(item) for item in value or []]
+
+    @field_validator("networks", mode="before")
+    @classmethod
+    def _network_names(cls, value: Any) -> Any:
+        return list(value) if isinstance(value, dict) else ([] if value is None else value)
+
+    @field_validator("secrets", "configs", mode="before")
+    @classmethod
+    def _sources(cls, value: Any) -> Any:
+        return [item.get("source") if isinstance(item, dict) else item for item in value or []]
+
+    @field_validator("depends_on", mode="before")
+    @classmethod
+    def _depends(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return {str(name): {} for name in value}
+        return {k: _none_as_empty(v) for k, v in (value or {}).items()}
+
+
+class ResolvedVolume(_Record):
+    """A top-level named volume."""
+
+    name: str = ""
+    external: bool = False
+    driver: str | None = None
+    driver_opts: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("driver_opts", mode="before")
+    @classmethod
+    def _opts(cls, value: Any) -> Any:
+        return _none_as_empty(value)
+
+
+class ResolvedNetwork(_Record):
+    """A top-level network."""
+
+    name: str = ""
+    external: bool = False
+
+
+class ResolvedFile(_Record):
+    """A top-level secret or config (``file`` is a host path)."""
+
+    name: str = ""
+    file: str | None = None
+    external: bool = False
+
+
+class ResolvedProject(_Record):
+    """A project as ``compose config --format json`` resolves it, typed where StackHub reads.
+
+    `raw` keeps the whole tree for the one consumer that needs every key: the consent digest.
+    """
+
+    name: str = ""
+    services: dict[str, ResolvedService] = Field(default_factory=dict)
+    networks: dict[str, ResolvedNetwork] = Field(default_factory=dict)
+    volumes: dict[str, ResolvedVolume] = Field(default_factory=dict)
+    secrets: dict[str, ResolvedFile] = Field(default_factory=dict)
+    configs: dict[str, ResolvedFile] = Field(default_factory=dict)
+    _raw: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    @field_validator("services", "networks", "volumes", "secrets", "configs", mode="before")
+    @classmethod
+    def _sections(cls, value: Any) -> Any:
+        if value is None:
+            return {}
+        return {k: _none_as_empty(v) for k, v in value.items()} if isinstance(value, dict) \
+            else value
+
+    @property
+    def raw(self) -> dict[str, Any]:
+        """Return the whole model as compose printed it (read it, do not change it)."""
+        return self._raw
+
+    @classmethod
+    def parse(cls, data: Mapping[str, Any]) -> ResolvedProject:
+        """Read a ``compose config --format json`` model; EngineError if it has another shape."""
+        try:
+            project = cls.model_validate(data)
+        except ValidationError as err:
+            first = err.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            raise EngineError(f"compose config printed a model StackHub cannot read: {where}: "
+                              f"{first['msg']}") from err
+        project._raw = dict(data)
+        return project
+
+
+class ComposePublisher(_Record):
+    """A published port of a container, as ``compose ps`` lists it."""
+
+    url: str = ""
+    target_port: int
+    published_port: int = 0
+    protocol: str = "tcp"
+
+
+class ComposeContainer(_Record):
+    """One container of a project, as ``compose ps --format json`` describes it."""
+
+    id: str = ""
+    name: str
+    service: str = ""
+    project: str = ""
+    image: str = ""
+    state: str = ""
+    status: str = ""
+    health: str | None = Field(None, description="healthy, unhealthy, starting; None without "
+                               "a healthcheck.")
+    exit_code: int = 0
+    publishers: list[ComposePublisher] = Field(default_factory=list)
+
+    @classmethod
+    def from_json(cls, row: Mapping[str, Any]) -> ComposeContainer:
+        """Read one row of ``compose ps --format json``."""
+        return cls(id=str(row.get("ID", "")), name=str(row.get("Name", "")),
+                   service=str(row.get("Service", "")), project=str(row.get("Project", "")),
+                   image=str(row.get("Image", "")), state=str(row.get("State", "")),
+                   status=str(row.get("Status", "")), health=row.get("Health") or None,
+                   exit_code=int(row.get("ExitCode") or 0),
+                   publishers=[ComposePublisher(url=str(p.get("URL", "")),
+                                                target_port=int(p.get("TargetPort") or 0),
+                                                published_port=int(p.get("PublishedPort") or 0),
+                                                protocol=str(p.get("Protocol") or "tcp"))
+                               for p in row.get("Publishers") or []])
+
+
+def parse_ps(out: str) -> list[ComposeContainer]:
+    """Read ``compose ps --format json`` output: one object a line, or (older) one array."""
+    rows: list[dict[str, Any]] = []
+    for line in out.splitlines():
+        line = line.strip()
+        if line.startswith("["):
+            rows.extend(json.loads(line))
+        elif line:
+            rows.append(json.loads(line))
+    return [ComposeContainer.from_json(row) for row in rows]
+
+
+@runtime_checkable
+class Compose(Protocol):
+    """The Compose operations StackHub uses, one project per call (`ComposeCli` runs them)."""
+
+    async def version(self) -> str: ...
+    async def config(self, project: str, project_dir: Path) -> ResolvedProject: ...
+    async def up(self, project: str, project_dir: Path, *, timeout: int = 600) -> None: ...
+    async def down(self, project: str, project_dir: Path | None, *, volumes: bool) -> None: ...
+    async def lifecycle(self, verb: str, project: str, project_dir: Path) -> None: ...
+    async def ps(self, project: str, project_dir: Path) -> list[ComposeContainer]: ...
+    def logs(self, project: str, project_dir: Path, *, tail: int | None,
+             follow: bool) -> AsyncIterator[str]: ...
+
+
+class ComposeCli:
     """The Compose v2 adapter: one method per verb, one project per call."""
 
     def __init__(self, argv: list[str] | None = None) -> None:
@@ -176,13 +419,12 @@ class Compose:
                               short=True)
         return out.strip()
 
-    async def config(self, project: str, project_dir: Path) -> dict[str, Any]:
-        """Validate and resolve a project; return the canonical JSON model."""
+    async def config(self, project: str, project_dir: Path) -> ResolvedProject:
+        """Validate and resolve a project; return its canonical model."""
         out = await self._run([*self._project_args(project, project_dir), "config", "--format",
                                "json"], action="compose config", timeout=60,
                               invalid_is_input=True, short=True)
-        data: dict[str, Any] = json.loads(out)
-        return data
+        return ResolvedProject.parse(json.loads(out))
 
     async def up(self, project: str, project_dir: Path, *, timeout: int = 600) -> None:
         """Create and start the project's containers (dependency conditions included).
@@ -207,18 +449,11 @@ class Compose:
         await self._run([*self._project_args(project, project_dir), verb],
                         action=f"{verb} the app", timeout=300)
 
-    async def ps(self, project: str, project_dir: Path) -> list[dict[str, Any]]:
+    async def ps(self, project: str, project_dir: Path) -> list[ComposeContainer]:
         """List the project's containers as Compose sees them."""
         out = await self._run([*self._project_args(project, project_dir), "ps", "--all",
                                "--format", "json"], action="compose ps", timeout=60, short=True)
-        rows: list[dict[str, Any]] = []
-        for line in out.splitlines():
-            line = line.strip()
-            if line.startswith("["):
-                rows.extend(json.loads(line))
-            elif line:
-                rows.append(json.loads(line))
-        return rows
+        return parse_ps(out)
 
     async def logs(self, project: str, project_dir: Path, *, tail: int | None,
                    follow: bool) -> AsyncIterator[str]:

@@ -6,13 +6,13 @@ import functools
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
-from typing import Any, Protocol
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Protocol, runtime_checkable
 
 import docker
 import docker.errors
 import requests.exceptions
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from stackhub import labels
 from stackhub.errors import Conflict, EngineError, EngineUnavailable, ImagePullFailed, NotFound
@@ -72,8 +72,241 @@ def _container(raw: dict[str, Any]) -> ContainerInfo:
                          ports=ports)
 
 
-class Engine(Protocol):
-    """The engine operations StackHub uses."""
+# -- typed records of the engine's inventory (the admin's containers view reads them) ---------
+
+
+class _Record(BaseModel):
+    """A read-only record of what the engine reported."""
+
+    model_config = ConfigDict(frozen=True)
+
+
+def _text_list(value: Any) -> list[str]:
+    """Return a command-like value (list, string or null) as a list of strings."""
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else [str(item) for item in value]
+
+
+def _str_map(value: Any) -> dict[str, str]:
+    return {str(k): str(v) for k, v in (value or {}).items()}
+
+
+class PortBinding(_Record):
+    """A container port, published on the host (host_port set) or not."""
+
+    container_port: int
+    protocol: str = "tcp"
+    host_ip: str | None = None
+    host_port: int | None = None
+
+
+class MountRecord(_Record):
+    """A volume, bind or tmpfs mount of a container."""
+
+    type: str = ""
+    source: str = ""
+    destination: str = ""
+    name: str | None = None
+    read_only: bool = False
+
+    @classmethod
+    def from_api(cls, raw: Mapping[str, Any]) -> MountRecord:
+        """Read one mount of a container list entry or inspection."""
+        return cls(type=str(raw.get("Type", "")), source=str(raw.get("Source", "")),
+                   destination=str(raw.get("Destination", "")), name=raw.get("Name") or None,
+                   read_only=not raw.get("RW", True))
+
+
+class ContainerRecord(_Record):
+    """One container of the engine's list (all states, any owner)."""
+
+    id: str
+    name: str
+    image: str = ""
+    image_id: str = ""
+    state: str = ""
+    status: str = ""
+    health: str | None = None
+    created: int = 0
+    labels: dict[str, str] = Field(default_factory=dict)
+    ports: list[PortBinding] = Field(default_factory=list)
+    networks: list[str] = Field(default_factory=list)
+    mounts: list[MountRecord] = Field(default_factory=list)
+
+    @classmethod
+    def from_api(cls, raw: Mapping[str, Any]) -> ContainerRecord:
+        """Read one entry of the engine's container list (``GET /containers/json``)."""
+        status = str(raw.get("Status", ""))
+        match = _HEALTH.search(status)
+        names = raw.get("Names") or ["/" + str(raw["Id"])[:12]]
+        return cls(
+            id=str(raw["Id"]), name=str(names[0]).lstrip("/"), image=str(raw.get("Image", "")),
+            image_id=str(raw.get("ImageID", "")), state=str(raw.get("State", "")),
+            status=status,
+            health=None if match is None else match.group(1).replace("health: ", ""),
+            created=int(raw.get("Created") or 0), labels=_str_map(raw.get("Labels")),
+            ports=[PortBinding(container_port=int(p.get("PrivatePort", 0)),
+                               protocol=str(p.get("Type") or "tcp"), host_ip=p.get("IP"),
+                               host_port=p.get("PublicPort"))
+                   for p in raw.get("Ports") or []],
+            networks=sorted(((raw.get("NetworkSettings") or {}).get("Networks") or {}).keys()),
+            mounts=[MountRecord.from_api(m) for m in raw.get("Mounts") or []])
+
+
+class NetworkAttachment(_Record):
+    """A network a container is attached to."""
+
+    name: str
+    ip_address: str = ""
+
+
+class ContainerDetailRecord(_Record):
+    """The engine's inspection of one container."""
+
+    id: str
+    name: str
+    image: str = Field("", description="The image reference the container was created from.")
+    image_id: str = ""
+    state: str = ""
+    health: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    ports: list[PortBinding] = Field(default_factory=list)
+    networks: list[NetworkAttachment] = Field(default_factory=list)
+    mounts: list[MountRecord] = Field(default_factory=list)
+    command: list[str] = Field(default_factory=list)
+    entrypoint: list[str] = Field(default_factory=list)
+    env: list[str] = Field(default_factory=list, description="NAME=value items.")
+    restart_policy: str = "no"
+    restart_count: int = 0
+    stop_timeout: int | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    exit_code: int | None = None
+
+    @classmethod
+    def from_api(cls, raw: Mapping[str, Any]) -> ContainerDetailRecord:
+        """Read the engine's inspection of a container (``GET /containers/{id}/json``)."""
+        config = raw.get("Config") or {}
+        state = raw.get("State") or {}
+        net = raw.get("NetworkSettings") or {}
+        ports: list[PortBinding] = []
+        for key, bindings in sorted((net.get("Ports") or {}).items()):
+            port, _, proto = str(key).partition("/")
+            for binding in bindings or [None]:
+                ports.append(PortBinding(
+                    container_port=int(port), protocol=proto or "tcp",
+                    host_ip=(binding or {}).get("HostIp") or None,
+                    host_port=int((binding or {}).get("HostPort") or 0) or None))
+        stop_timeout = config.get("StopTimeout")
+        return cls(
+            id=str(raw["Id"]), name=str(raw.get("Name", "")).lstrip("/"),
+            image=str(config.get("Image", "")), image_id=str(raw.get("Image", "")),
+            state=str(state.get("Status", "")),
+            health=(state.get("Health") or {}).get("Status"),
+            labels=_str_map(config.get("Labels")), ports=ports,
+            networks=[NetworkAttachment(name=str(name),
+                                        ip_address=str((info or {}).get("IPAddress") or ""))
+                      for name, info in sorted((net.get("Networks") or {}).items())],
+            mounts=[MountRecord.from_api(m) for m in raw.get("Mounts") or []],
+            command=_text_list(config.get("Cmd")),
+            entrypoint=_text_list(config.get("Entrypoint")),
+            env=_text_list(config.get("Env")),
+            restart_policy=str(((raw.get("HostConfig") or {}).get("RestartPolicy") or {})
+                               .get("Name") or "no"),
+            restart_count=int(raw.get("RestartCount") or 0),
+            stop_timeout=None if stop_timeout is None else int(stop_timeout),
+            started_at=state.get("StartedAt"), finished_at=state.get("FinishedAt"),
+            exit_code=state.get("ExitCode"))
+
+
+class ImageRecord(_Record):
+    """One image of the engine's store."""
+
+    id: str
+    tags: list[str] = Field(default_factory=list, description="Empty for a dangling image.")
+    size: int = 0
+    created: int = 0
+
+    @classmethod
+    def from_api(cls, raw: Mapping[str, Any]) -> ImageRecord:
+        """Read one entry of the engine's image list (``GET /images/json``)."""
+        return cls(id=str(raw["Id"]),
+                   tags=[str(t) for t in raw.get("RepoTags") or [] if t != "<none>:<none>"],
+                   size=int(raw.get("Size") or 0), created=int(raw.get("Created") or 0))
+
+
+class PruneRecord(_Record):
+    """What an image prune removed."""
+
+    deleted: list[str] = Field(default_factory=list, description="Untagged references and "
+                               "deleted image ids, in the engine's order.")
+    space_reclaimed: int = 0
+
+    @classmethod
+    def from_api(cls, raw: Mapping[str, Any] | None) -> PruneRecord:
+        """Read the engine's answer to ``POST /images/prune``."""
+        raw = raw or {}
+        return cls(deleted=[str(next(iter(item.values())))
+                            for item in raw.get("ImagesDeleted") or [] if item],
+                   space_reclaimed=int(raw.get("SpaceReclaimed") or 0))
+
+
+class VolumeRecord(_Record):
+    """One volume of the engine."""
+
+    name: str
+    driver: str = "local"
+    mountpoint: str = ""
+    created: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    @classmethod
+    def from_api(cls, raw: Mapping[str, Any]) -> VolumeRecord:
+        """Read one entry of the engine's volume list."""
+        return cls(name=str(raw["Name"]), driver=str(raw.get("Driver") or "local"),
+                   mountpoint=str(raw.get("Mountpoint") or ""), created=raw.get("CreatedAt"),
+                   labels=_str_map(raw.get("Labels")))
+
+
+class NetworkRecord(_Record):
+    """One network of the engine."""
+
+    id: str
+    name: str
+    driver: str = ""
+    scope: str = "local"
+    internal: bool = False
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    @classmethod
+    def from_api(cls, raw: Mapping[str, Any]) -> NetworkRecord:
+        """Read one entry of the engine's network list."""
+        return cls(id=str(raw["Id"]), name=str(raw["Name"]), driver=str(raw.get("Driver", "")),
+                   scope=str(raw.get("Scope") or "local"), internal=bool(raw.get("Internal")),
+                   labels=_str_map(raw.get("Labels")))
+
+
+@runtime_checkable
+class InventoryEngine(Protocol):
+    """Everything on the engine, whoever made it: the admin's containers view (system domain)."""
+
+    def all_containers(self) -> list[ContainerRecord]: ...
+    def inspect_container(self, ref: str) -> ContainerDetailRecord: ...
+    def container_action(self, ref: str, action: str, *, timeout: int | None = None) -> None: ...
+    def remove_container(self, ref: str, *, force: bool = False) -> None: ...
+    def all_images(self) -> list[ImageRecord]: ...
+    def remove_image(self, ref: str, *, force: bool = False) -> None: ...
+    def prune_images(self, *, dangling_only: bool = True) -> PruneRecord: ...
+    def all_volumes(self) -> list[VolumeRecord]: ...
+    def remove_volume(self, name: str) -> None: ...
+    def all_networks(self) -> list[NetworkRecord]: ...
+    def remove_network(self, name: str) -> None: ...
+
+
+@runtime_checkable
+class Engine(InventoryEngine, Protocol):
+    """The engine operations StackHub uses: its own objects, plus the whole inventory."""
 
     def ping(self) -> str: ...
     def image_present(self, ref: str) -> bool: ...
@@ -81,9 +314,6 @@ class Engine(Protocol):
     def containers(self, *, managed_only: bool = True) -> list[ContainerInfo]: ...
     def managed_networks(self) -> list[tuple[str, str | None]]: ...
     def managed_volumes(self) -> list[tuple[str, str | None]]: ...
-    def remove_network(self, name: str) -> None: ...
-    def remove_volume(self, name: str) -> None: ...
-    def remove_container(self, ref: str, *, force: bool = False) -> None: ...
     def events(self, stop: threading.Event) -> Iterator[dict[str, Any]]: ...
 
 
@@ -274,15 +504,16 @@ class DockerEngine:
                 raise Conflict(_short(cause)) from cause
             raise
 
-    def all_containers(self) -> list[dict[str, Any]]:
-        """List every container of the engine (all states) as the engine reports it."""
+    def all_containers(self) -> list[ContainerRecord]:
+        """List every container of the engine (all states)."""
         api = self._api()
-        return list(self._call(lambda: api.containers(all=True)))
+        return [ContainerRecord.from_api(raw) for raw in self._call(lambda: api.containers(
+            all=True))]
 
-    def inspect_container(self, ref: str) -> dict[str, Any]:
+    def inspect_container(self, ref: str) -> ContainerDetailRecord:
         """Return the engine's full description of one container."""
         api = self._api()
-        return dict(self._call(lambda: api.inspect_container(ref)))
+        return ContainerDetailRecord.from_api(self._call(lambda: api.inspect_container(ref)))
 
     def container_action(self, ref: str, action: str, *, timeout: int | None = None) -> None:
         """Start, stop or restart one container (`timeout` None: its own stop timeout)."""
@@ -293,8 +524,7 @@ class DockerEngine:
             self._checked(lambda: api.stop(ref, timeout=timeout))
         elif action == "restart":
             if timeout is None:  # docker-py's restart needs a number: use the container's own
-                config = self.inspect_container(ref).get("Config") or {}
-                timeout = int(config.get("StopTimeout") or 10)
+                timeout = self.inspect_container(ref).stop_timeout or 10
             self._checked(lambda: api.restart(ref, timeout=timeout))
         else:
             raise ValueError(f"unknown container action {action!r}")
@@ -304,33 +534,32 @@ class DockerEngine:
         api = self._api()
         self._checked(lambda: api.remove_container(ref, force=force))
 
-    def all_images(self) -> list[dict[str, Any]]:
+    def all_images(self) -> list[ImageRecord]:
         """List the engine's images (without intermediate layers)."""
         api = self._api()
-        return list(self._call(lambda: api.images()))
+        return [ImageRecord.from_api(raw) for raw in self._call(lambda: api.images())]
 
     def remove_image(self, ref: str, *, force: bool = False) -> None:
         """Remove one image by id or reference."""
         api = self._api()
         self._checked(lambda: api.remove_image(ref, force=force))
 
-    def prune_images(self, *, dangling_only: bool = True) -> dict[str, Any]:
+    def prune_images(self, *, dangling_only: bool = True) -> PruneRecord:
         """Delete unused images (only untagged ones unless `dangling_only` is false)."""
         api = self._api()
         filters = {"dangling": dangling_only}
-        return dict(self._checked(lambda: api.prune_images(filters=filters)) or {})
+        return PruneRecord.from_api(self._checked(lambda: api.prune_images(filters=filters)))
 
-    def all_volumes(self) -> list[dict[str, Any]]:
+    def all_volumes(self) -> list[VolumeRecord]:
         """List every volume of the engine."""
         api = self._api()
         raw = self._call(api.volumes) or {}
-        return list(raw.get("Volumes") or [])
+        return [VolumeRecord.from_api(item) for item in raw.get("Volumes") or []]
 
-    def all_networks(self) -> list[dict[str, Any]]:
+    def all_networks(self) -> list[NetworkRecord]:
         """List every network of the engine."""
         api = self._api()
-        return list(self._call(api.networks))
-
+        return [NetworkRecord.from_api(raw) for raw in self._call(api.networks)]
 
 def _short(err: Exception) -> str:
     text = getattr(err, "explanation", None) or str(err)

@@ -1,36 +1,69 @@
 """In-memory fakes of the engine and compose adapters, for unit tests of the layers above.
 
-`FakeEngine` implements the `Engine` protocol; `FakeCompose` has the async methods of
-`Compose`, reads the project files it is given and mutates its FakeEngine's containers,
-networks and volumes the way ``docker compose`` would. Neither talks to a real engine.
+`FakeEngine` implements the `Engine` protocol (the `InventoryEngine` one included);
+`FakeCompose` implements the `Compose` protocol (it does not subclass the real `ComposeCli`),
+reads the project files it is given and mutates its FakeEngine's containers, networks and
+volumes the way ``docker compose`` would. Neither talks to a real engine.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import posixpath
 import queue
 import re
 import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stackhub import labels, yamlsafe
-from stackhub.adapters.compose import COMPOSE_FILE, ENV_FILE, Compose
-from stackhub.adapters.engine import ContainerInfo, PullProgress, _container
+from stackhub.adapters.compose import (
+    COMPOSE_FILE,
+    ENV_FILE,
+    Compose,
+    ComposeContainer,
+    ComposePublisher,
+    ResolvedProject,
+)
+from stackhub.adapters.engine import (
+    ContainerDetailRecord,
+    ContainerInfo,
+    ContainerRecord,
+    Engine,
+    ImageRecord,
+    InventoryEngine,
+    MountRecord,
+    NetworkAttachment,
+    NetworkRecord,
+    PruneRecord,
+    PullProgress,
+    VolumeRecord,
+    _container,
+)
 from stackhub.errors import (
-    EngineError,
+    Conflict,
     EngineUnavailable,
     ImagePullFailed,
     Invalid,
     NotFound,
     StackHubError,
 )
+from stackhub.platform import substitute
 
 _GATE_TIMEOUT = 10.0
+_BUILTIN_NETWORKS = {"bridge": "bridge", "host": "host", "none": "null"}
+_EXITED = re.compile(r"^Exited \((-?\d+)\)")
+
+
+def fake_id(kind: str, name: str) -> str:
+    """Return the stable id the fake engine gives an image or network of this name."""
+    digest = hashlib.sha256(f"{kind}:{name}".encode()).hexdigest()
+    return f"sha256:{digest}" if kind == "image" else digest
 
 
 class FakeEngine:
@@ -67,15 +100,23 @@ class FakeEngine:
     def add_container(self, name: str, *, labels_: dict[str, str] | None = None,
                       image: str = "busybox", state: str = "running",
                       health: str | None = None,
-                      ports: Iterable[tuple[int, int, str]] = ()) -> ContainerInfo:
-        """Add a container; `ports` are (host port, container port, protocol)."""
+                      ports: Iterable[tuple[int, int, str]] = (),
+                      networks: Iterable[str] = (), volumes: Iterable[str] = ()) -> ContainerInfo:
+        """Add a container; `ports` are (host port, container port, protocol).
+
+        `networks` and `volumes` name the networks it joins and the named volumes it mounts.
+        """
         status = "Up 1 second" if state == "running" else "Exited (0) 1 second ago"
         if health is not None and state == "running":
             status += " (health: starting)" if health == "starting" else f" ({health})"
-        raw = {"Id": uuid.uuid4().hex, "Names": [f"/{name}"], "Image": image, "State": state,
+        raw = {"Id": uuid.uuid4().hex, "Names": [f"/{name}"], "Image": image,
+               "ImageID": fake_id("image", image), "Created": int(time.time()), "State": state,
                "Status": status, "Labels": dict(labels_ or {}),
                "Ports": [{"IP": "0.0.0.0", "PublicPort": host, "PrivatePort": target,  # noqa: S104
-                          "Type": proto} for host, target, proto in ports]}
+                          "Type": proto} for host, target, proto in ports],
+               "NetworkSettings": {"Networks": {net: {} for net in networks}},
+               "Mounts": [{"Type": "volume", "Name": vol, "Source": "", "Destination": "",
+                           "RW": True} for vol in volumes]}
         with self._lock:
             self.raw_containers.append(raw)
         return _container(raw)
@@ -161,8 +202,9 @@ class FakeEngine:
                 if lbl.get(labels.MANAGED) == "true"]
 
     def remove_network(self, name: str) -> None:
-        """Remove a network or raise NotFound."""
+        """Remove a network by name or id, or raise NotFound."""
         self._check("remove_network", name)
+        name = next((n for n in self.networks if fake_id("network", n) == name), name)
         if self.networks.pop(name, None) is None:
             raise NotFound(f"network {name} not found")
 
@@ -173,14 +215,14 @@ class FakeEngine:
             raise NotFound(f"volume {name} not found")
 
     def remove_container(self, ref: str, *, force: bool = False) -> None:
-        """Remove a container by id or name, or raise NotFound."""
+        """Remove a container by id or name (a running one only with `force`), or NotFound."""
         self._check("remove_container", ref)
         with self._lock:
-            kept = [c for c in self.raw_containers
-                    if c["Id"] != ref and ref not in [n.lstrip("/") for n in c["Names"]]]
-            if len(kept) == len(self.raw_containers):
-                raise NotFound(f"container {ref} not found")
-            self.raw_containers = kept
+            raw = self._find(ref)
+            if raw["State"] == "running" and not force:
+                raise Conflict(f"cannot remove container {ref}: container is running: stop "
+                               "the container before removing or force remove")
+            self.raw_containers = [c for c in self.raw_containers if c is not raw]
 
     def events(self, stop: threading.Event) -> Iterator[dict[str, Any]]:
         """Yield events put on `event_queue` until `stop` is set."""
@@ -193,37 +235,107 @@ class FakeEngine:
             except queue.Empty:
                 continue
 
+    # -- the InventoryEngine protocol (the admin's containers view) ----------------------
+
+    def _find(self, ref: str) -> dict[str, Any]:
+        """Return the raw container whose id, 12+ character id prefix or name is `ref`."""
+        for raw in self.raw_containers:
+            if ref == raw["Id"] or (len(ref) >= 12 and raw["Id"].startswith(ref)) or \
+                    ref in [n.lstrip("/") for n in raw["Names"]]:
+                return raw
+        raise NotFound(f"container {ref} not found")
+
+    def all_containers(self) -> list[ContainerRecord]:
+        """List every container, StackHub's or not."""
+        self._check("all_containers")
+        with self._lock:
+            raws = list(self.raw_containers)
+        return [ContainerRecord.from_api(raw) for raw in raws]
+
+    def inspect_container(self, ref: str) -> ContainerDetailRecord:
+        """Describe one container (what the list knows of it), or raise NotFound."""
+        self._check("inspect_container", ref)
+        with self._lock:
+            listed = ContainerRecord.from_api(self._find(ref))
+        exited = _EXITED.match(listed.status)
+        return ContainerDetailRecord(
+            id=listed.id, name=listed.name, image=listed.image, image_id=listed.image_id,
+            state=listed.state, health=listed.health, labels=listed.labels, ports=listed.ports,
+            networks=[NetworkAttachment(name=n) for n in listed.networks],
+            mounts=[MountRecord(type=m.type, name=m.name, destination=m.destination)
+                    for m in listed.mounts],
+            exit_code=int(exited.group(1)) if exited else 0)
+
+    def container_action(self, ref: str, action: str, *, timeout: int | None = None) -> None:
+        """Start, stop or restart one container."""
+        self._check("container_action", f"{ref} {action}")
+        if action not in ("start", "stop", "restart"):
+            raise ValueError(f"unknown container action {action!r}")
+        with self._lock:
+            raw = self._find(ref)
+            running = action != "stop"
+            raw["State"] = "running" if running else "exited"
+            raw["Status"] = "Up 1 second" if running else "Exited (0) 1 second ago"
+
+    def all_images(self) -> list[ImageRecord]:
+        """List the image set (every image tagged with its reference)."""
+        self._check("all_images")
+        return [ImageRecord(id=fake_id("image", ref), tags=[ref]) for ref in sorted(self.images)]
+
+    def _image_users(self, ref: str) -> list[str]:
+        with self._lock:
+            return [raw["Names"][0].lstrip("/") for raw in self.raw_containers
+                    if raw.get("Image") == ref]
+
+    def remove_image(self, ref: str, *, force: bool = False) -> None:
+        """Remove an image by reference or id; Conflict while a container uses it."""
+        self._check("remove_image", ref)
+        found = next((r for r in self.images if ref in (r, fake_id("image", r))), None)
+        if found is None:
+            raise NotFound(f"No such image: {ref}")
+        users = self._image_users(found)
+        if users and not force:
+            raise Conflict(f"unable to remove image {ref}: container {users[0]} is using it")
+        self.images.discard(found)
+
+    def prune_images(self, *, dangling_only: bool = True) -> PruneRecord:
+        """Remove images no container uses (none is dangling here: every one is tagged)."""
+        self._check("prune_images")
+        deleted: list[str] = []
+        if not dangling_only:
+            for ref in sorted(self.images):
+                if not self._image_users(ref):
+                    self.images.discard(ref)
+                    deleted += [ref, fake_id("image", ref)]
+        return PruneRecord(deleted=deleted)
+
+    def all_volumes(self) -> list[VolumeRecord]:
+        """List every volume."""
+        self._check("all_volumes")
+        return [VolumeRecord(name=name, mountpoint=f"/var/lib/docker/volumes/{name}/_data",
+                             labels=dict(lbl)) for name, lbl in sorted(self.volumes.items())]
+
+    def all_networks(self) -> list[NetworkRecord]:
+        """List the engine's own networks, then every other one."""
+        self._check("all_networks")
+        own = [NetworkRecord(id=fake_id("network", name), name=name, driver=driver)
+               for name, driver in _BUILTIN_NETWORKS.items()]
+        return own + [NetworkRecord(id=fake_id("network", name), name=name, driver="bridge",
+                                    labels=dict(lbl))
+                      for name, lbl in sorted(self.networks.items())]
+
 
 # -- compose file handling ---------------------------------------------------------------
 
-_INTERPOLATION = re.compile(
-    r"\$\$|\$\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?+])(?P<arg>[^}]*))?\}"
-    r"|\$(?P<plain>[A-Za-z_][A-Za-z0-9_]*)")
 _DQ_ESCAPES = {"\\": "\\", '"': '"', "$": "$", "n": "\n", "r": "\r", "t": "\t"}
 
 
 def interpolate(text: str, env: dict[str, str]) -> str:
-    """Substitute ``${VAR}``, ``${VAR:-default}``, ``${VAR:?error}``, ``$VAR`` and ``$$``."""
-
-    def replace(match: re.Match[str]) -> str:
-        if match.group(0) == "$$":
-            return "$"
-        name = match.group("braced") or match.group("plain")
-        op, arg = match.group("op"), match.group("arg") or ""
-        value = env.get(name)
-        empty = value is None or (value == "" and op is not None and op.startswith(":"))
-        if op in ("-", ":-"):
-            return interpolate(arg, env) if empty else str(value)
-        if op in ("?", ":?"):
-            if empty:
-                raise Invalid(f"the compose file is invalid: required variable {name} is "
-                              f"missing a value: {arg}")
-            return str(value)
-        if op in ("+", ":+"):
-            return "" if empty else interpolate(arg, env)
-        return value or ""
-
-    return _INTERPOLATION.sub(replace, text)
+    """Interpolate like ``docker compose`` (`stackhub.platform.substitute`, its compose rules)."""
+    try:
+        return substitute(text, env)
+    except Invalid as err:
+        raise Invalid(f"the compose file is invalid: {err.message}") from err
 
 
 def parse_env_file(text: str) -> dict[str, str]:
@@ -446,12 +558,11 @@ class FakeCall:
     options: dict[str, Any] = field(default_factory=dict)
 
 
-class FakeCompose(Compose):
-    """The compose adapter's verbs, acting on a FakeEngine instead of running compose."""
+class FakeCompose:
+    """The `Compose` protocol's verbs, acting on a FakeEngine instead of running compose."""
 
     def __init__(self, engine: FakeEngine | None = None) -> None:
         """Act on `engine` (a new FakeEngine if none)."""
-        super().__init__(argv=["stackhub-fake-compose"])
         self.engine = engine if engine is not None else FakeEngine()
         self.calls: list[FakeCall] = []
         self.failures: dict[str, list[StackHubError]] = {}
@@ -489,19 +600,15 @@ class FakeCompose(Compose):
             raise EngineUnavailable(f"{verb}: the Docker engine is not reachable; is dockerd "
                                     "running?")
 
-    async def _run(self, args: list[str], *, action: str, timeout: float = 600,
-                   invalid_is_input: bool = False, short: bool = False) -> str:
-        raise EngineError(f"FakeCompose runs no processes ({action})")
-
     async def version(self) -> str:
         """Return a fake Compose version."""
         await self._enter("version", "", None)
         return "2.99.0-fake"
 
-    async def config(self, project: str, project_dir: Path) -> dict[str, Any]:
+    async def config(self, project: str, project_dir: Path) -> ResolvedProject:
         """Resolve the written project files into a compose-config-like model."""
         await self._enter("config", project, project_dir)
-        return resolve_project(project, project_dir)
+        return ResolvedProject.parse(resolve_project(project, project_dir))
 
     async def up(self, project: str, project_dir: Path, *, timeout: int = 600) -> None:
         """Pull missing images, then (re)create the project's containers, networks, volumes."""
@@ -523,10 +630,16 @@ class FakeCompose(Compose):
             lbl.update({labels.COMPOSE_PROJECT: project, labels.COMPOSE_SERVICE: service})
             ports = [(int(p["published"]), int(p["target"]), str(p["protocol"]))
                      for p in spec.get("ports") or [] if str(p.get("published", "")).isdigit()]
+            top_networks, top_volumes = model.get("networks") or {}, model.get("volumes") or {}
+            networks = [str(top_networks[n]["name"]) for n in spec.get("networks") or []
+                        if n in top_networks]
+            mounted = [str(top_volumes[v["source"]]["name"]) for v in spec.get("volumes") or []
+                       if v.get("type") == "volume" and v.get("source") in top_volumes]
             engine.add_container(f"{project}-{service}-1", labels_=lbl,
                                  image=str(spec["image"]), state=self.states.get(service,
                                                                                  "running"),
-                                 health=self.health.get(service), ports=ports)
+                                 health=self.health.get(service), ports=ports,
+                                 networks=networks, volumes=mounted)
 
     async def down(self, project: str, project_dir: Path | None, *, volumes: bool) -> None:
         """Remove the project's containers and networks (and volumes if asked)."""
@@ -540,14 +653,22 @@ class FakeCompose(Compose):
         await self._enter(verb, project, project_dir)
         self.engine.set_state(project, "exited" if verb == "stop" else "running")
 
-    async def ps(self, project: str, project_dir: Path) -> list[dict[str, Any]]:
-        """List the project's containers as ``compose ps --format json`` rows."""
+    async def ps(self, project: str, project_dir: Path) -> list[ComposeContainer]:
+        """List the project's containers as ``compose ps`` would."""
         await self._enter("ps", project, project_dir)
-        return [{"Name": c.name, "Service": c.service, "State": c.state, "Health": c.health or "",
-                 "Project": c.project, "Image": c.image,
-                 "Publishers": [{"PublishedPort": p.host_port, "TargetPort": p.container_port,
-                                 "Protocol": p.protocol} for p in c.ports]}
-                for c in self.engine.containers(managed_only=False) if c.project == project]
+        rows = []
+        for c in self.engine.containers(managed_only=False):
+            if c.project != project:
+                continue
+            exited = _EXITED.match(c.status)
+            rows.append(ComposeContainer(
+                id=c.id[:12], name=c.name, service=c.service or "", project=project,
+                image=c.image, state=c.state, status=c.status, health=c.health,
+                exit_code=int(exited.group(1)) if exited else 0,
+                publishers=[ComposePublisher(url=p.host_ip, target_port=p.container_port,
+                                             published_port=p.host_port, protocol=p.protocol)
+                            for p in c.ports]))
+        return rows
 
     async def logs(self, project: str, project_dir: Path, *, tail: int | None,
                    follow: bool) -> AsyncIterator[str]:
@@ -556,3 +677,9 @@ class FakeCompose(Compose):
         lines = self.log_lines.get(project, [f"{project}-web-1  | hello\n"])
         for line in lines[-tail:] if tail else ([] if tail == 0 else lines):
             yield line
+
+
+if TYPE_CHECKING:  # `mypy src` proves the fakes implement the adapters' protocols
+    _COMPOSE: Compose = FakeCompose()
+    _ENGINE: Engine = FakeEngine()
+    _INVENTORY: InventoryEngine = FakeEngine()

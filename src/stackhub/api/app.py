@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -70,10 +69,7 @@ def create_app(paths: Paths, *, services: Services | None = None,
         finally:
             await catalog_schedule.stop(store_sync)
             await svc.status.stop()
-            for task in list(svc.flows.tasks.values()):
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            await svc.runner.shutdown()
 
     app = FastAPI(title="StackHub", description=product, version="0.1.0", lifespan=lifespan,
                   openapi_url=None, docs_url=None, redoc_url=None)

@@ -2,7 +2,7 @@
 
 A stream is authorized once, when it starts; a token revoked, a session signed out or an
 account demoted afterwards must not keep receiving it. Websockets re-check on the same
-schedule (``api/ws.py``).
+schedule (``api/sockets.py``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import Request
 
 from stackhub.api.deps import authenticate_request, authorize
-from stackhub.api.ws import RECHECK_EVERY  # one interval for sockets and streams
+from stackhub.api.sockets import RECHECK_EVERY  # one interval for sockets and streams
 from stackhub.errors import StackHubError
 from stackhub.services import Services
 

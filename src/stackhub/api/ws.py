@@ -1,27 +1,26 @@
-"""The one websocket protocol: requests with id and type, replies and events carry the id."""
+"""The one websocket protocol: requests with id and type, replies and events carry the id.
+
+Origin, sign-in, revocation and expiry are the socket guard's (``api/sockets.py``).
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ValidationError
 
-from stackhub.api.deps import SESSION_COOKIE, Principal, authenticate_token
+from stackhub.api.deps import Principal
 from stackhub.api.errors import body
-from stackhub.api.security import origin_allowed, security_view
-from stackhub.errors import Forbidden, Invalid, NotFound, StackHubError, Unauthorized
+from stackhub.api.sockets import GuardedSocket, guarded_socket
+from stackhub.errors import Forbidden, Invalid, NotFound, StackHubError
 from stackhub.events import Event, Subscription
 from stackhub.services import Services
 from stackhub.system import metrics
 
 router = APIRouter()
-log = logging.getLogger("stackhub.ws")
-AUTH_TIMEOUT = 10.0
 MEMBER_TOPICS = {"operation", "instance"}  # members: only for instances granted to them
 TOPICS = {"operation", "instance", "metrics"}
 
@@ -38,13 +37,11 @@ class Subscribe(BaseModel):
 class Connection:
     """One websocket client: its principal and subscriptions."""
 
-    def __init__(self, ws: WebSocket, services: Services, principal: Principal,
-                 recheck: Callable[[], Principal | None] | None = None) -> None:
-        """Start with no subscriptions; `recheck` re-validates the credential per request."""
+    def __init__(self, ws: WebSocket, services: Services, principal: Principal) -> None:
+        """Start with no subscriptions."""
         self.ws = ws
         self.services = services
         self.principal = principal
-        self.recheck = recheck
         self.subs: dict[int, tuple[Subscription, asyncio.Task[None]]] = {}
 
     def visible(self, key: str | None) -> bool:
@@ -134,111 +131,36 @@ COMMANDS: dict[str, Handler] = {
 }
 
 
-def _header_token(ws: WebSocket) -> str | None:
-    header = ws.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token else None
-
-
-Recheck = Callable[[], Principal | None]
-
-
-async def _authenticate(ws: WebSocket, services: Services, *,
-                        browser: bool) -> tuple[Principal, Recheck]:
-    """Authenticate by Bearer header, session cookie (browsers) or a first auth message."""
-    if "authorization" in ws.headers:
-        token = _header_token(ws)
-        principal = authenticate_token(services, token)
-    else:
-        cookie = ws.cookies.get(SESSION_COOKIE) if browser else None
-        found = services.auth.session_principal(cookie) if cookie else None
-        if found is not None and cookie is not None:
-            session_cookie = cookie
-            return found, lambda: services.auth.session_principal(session_cookie)
-        token = None
-        # compatibility: a client that cannot set headers sends the token first
-        with contextlib.suppress(TimeoutError, ValueError):
-            first = await asyncio.wait_for(ws.receive_json(), AUTH_TIMEOUT)
-            if isinstance(first, dict) and first.get("type") == "auth":
-                token = str(first.get("token", ""))
-        principal = authenticate_token(services, token)
-    if principal.needs_enrolment:
-        raise Unauthorized("an admin requires two-factor authentication: enrol first")
-    secret = token or ""
-
-    def recheck() -> Principal | None:
-        try:
-            return authenticate_token(services, secret)
-        except Unauthorized:
-            return None
-
-    return principal, recheck
-
-
 @router.websocket("/api/ws")
 async def websocket(ws: WebSocket) -> None:
-    """Check Origin, authenticate, then serve subscribe/unsubscribe/ping requests."""
-    services: Services = ws.app.state.services
-    origin = ws.headers.get("origin")
-    if origin is not None and not origin_allowed(origin, ws.scope, security_view(ws.scope)):
-        log.warning("websocket from foreign origin %r refused", origin[:200])
-        await ws.close(code=1008)  # before accepting: the browser sees a failed handshake
-        return
-    await ws.accept()
-    try:
-        principal, recheck = await _authenticate(ws, services, browser=origin is not None)
-    except Unauthorized as err:
-        await ws.send_json({"id": None, "type": "auth_invalid",
-                            **body(err.code, err.message)})
-        await ws.close(code=4401)
-        return
-
-    async def close(code: int, reason: str) -> None:
-        await ws.close(code=code, reason=reason)
-
-    entry = services.auth.sockets.add(principal, close)
-    conn = Connection(ws, services, principal, recheck)
-    await conn.send({"type": "auth_ok"})
-    watchdog = asyncio.create_task(_expire_watch(ws, recheck))
-    try:
-        while True:
-            raw = await ws.receive_json()
-            if recheck() is None:
-                await ws.send_json({"id": None, "type": "auth_invalid",
-                                    **body("unauthorized", "the session or token has ended")})
-                await ws.close(code=4401)
-                return
-            msg_id = raw.get("id") if isinstance(raw, dict) else None
-            try:
-                if not isinstance(raw, dict) or not isinstance(msg_id, int):
-                    raise Invalid("every request needs an integer id and a type")
-                handler = COMMANDS.get(str(raw.get("type")))
-                if handler is None:
-                    raise Invalid(f"unknown request type {raw.get('type')!r}")
-                await handler(conn, raw)
-            except ValidationError as err:
-                await conn.error(msg_id, Invalid(str(err.errors()[0]["msg"])))
-            except StackHubError as err:
-                await conn.error(msg_id, err)
-    except (WebSocketDisconnect, RuntimeError, ValueError):
-        pass
-    finally:
-        watchdog.cancel()
-        services.auth.sockets.remove(entry)
-        conn.close()
-
-
-RECHECK_EVERY = 60.0
-"""How often an open socket re-checks its session or token (expiry and revocation)."""
-
-
-async def _expire_watch(ws: WebSocket, recheck: Callable[[], Principal | None]) -> None:
-    """Close a socket whose session or token ended while it only received events."""
-    while True:
-        await asyncio.sleep(RECHECK_EVERY)
-        if await asyncio.to_thread(recheck) is None:
-            with contextlib.suppress(RuntimeError, WebSocketDisconnect):
-                await ws.send_json({"id": None, "type": "auth_invalid",
-                                    **body("unauthorized", "the session or token has ended")})
-                await ws.close(code=4401)
+    """Sign in through the socket guard, then serve subscribe/unsubscribe/ping requests."""
+    async with guarded_socket(ws) as session:
+        if session is None:
             return
+        conn = Connection(ws, session.services, session.principal)
+        try:
+            await _serve(ws, session, conn)
+        except (RuntimeError, ValueError):
+            pass
+        finally:
+            conn.close()
+
+
+async def _serve(ws: WebSocket, session: GuardedSocket, conn: Connection) -> None:
+    """Answer requests until the client leaves or its access ends (checked per request)."""
+    while True:
+        raw = await ws.receive_json()
+        if not await session.ensure_allowed():
+            return
+        msg_id = raw.get("id") if isinstance(raw, dict) else None
+        try:
+            if not isinstance(raw, dict) or not isinstance(msg_id, int):
+                raise Invalid("every request needs an integer id and a type")
+            handler = COMMANDS.get(str(raw.get("type")))
+            if handler is None:
+                raise Invalid(f"unknown request type {raw.get('type')!r}")
+            await handler(conn, raw)
+        except ValidationError as err:
+            await conn.error(msg_id, Invalid(str(err.errors()[0]["msg"])))
+        except StackHubError as err:
+            await conn.error(msg_id, err)

@@ -137,8 +137,18 @@ class OperationState(StrEnum):
     INTERRUPTED = "interrupted"
 
 
+class StepRead(BaseModel):
+    """One step of an operation, as journaled: when it began and how long it took."""
+
+    name: str
+    started_at: str
+    finished_at: str | None = Field(default=None, description="When the next step began, or "
+                                    "the operation ended; None while it runs.")
+    duration: float | None = Field(default=None, description="Seconds; None while it runs.")
+
+
 class OperationRead(BaseModel):
-    """A journaled operation on an instance."""
+    """A journaled operation on an instance (and on a second one, for clone or restore)."""
 
     id: str
     instance: str
@@ -149,6 +159,20 @@ class OperationRead(BaseModel):
     error: str | None
     started_at: str
     finished_at: str | None
+    target: str | None = Field(default=None, description="The second instance an operation "
+                               "writes (clone, restore as a new instance), if any.")
+    duration: float | None = Field(default=None, description="Seconds from start to end; None "
+                                   "while it runs.")
+    steps: list[StepRead] = Field(default_factory=list)
+
+
+class OperationPage(BaseModel):
+    """One page of the operations journal, newest first."""
+
+    items: list[OperationRead]
+    total: int = Field(description="How many operations match the filters, in all.")
+    limit: int
+    offset: int
 
 
 class Accepted(BaseModel):

@@ -9,10 +9,9 @@ import stat
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from stackhub import fsutil, labels, yamlsafe
-from stackhub.adapters.compose import COMPOSE_FILE, ENV_FILE, Compose
+from stackhub.adapters.compose import COMPOSE_FILE, ENV_FILE, Compose, ResolvedProject
 from stackhub.adapters.engine import Engine
 from stackhub.apps import params, risk
 from stackhub.apps.models import (
@@ -26,13 +25,12 @@ from stackhub.apps.models import (
 )
 from stackhub.apps.ports import PortAllocator
 from stackhub.apps.records import Records
-from stackhub.apps.render import Rendered, env_file_text, platform_env, render, substitute
+from stackhub.apps.render import Rendered, env_file_text, render
 from stackhub.catalog.models import AppDefinition, WebEntry
-from stackhub.catalog.readers.compose import parse_compose
-from stackhub.catalog.readers.stackhub import parse_app
 from stackhub.catalog.service import Catalog
 from stackhub.config import Paths
 from stackhub.errors import AlreadyExists, EngineUnavailable, Invalid
+from stackhub.platform import platform_env, substitute
 
 _NAME = re.compile(NAME_PATTERN)
 
@@ -53,7 +51,7 @@ class Plan:
     instance: str
     values: dict[str, str]
     rendered: Rendered
-    resolved: dict[str, Any]
+    resolved: ResolvedProject
     ports: list[PortMapping]
     risks: list[risk.Risk]
     digest: str
@@ -63,8 +61,8 @@ class Plan:
     def images(self) -> list[str]:
         """Return the images of every service, in order, without repeats."""
         seen: list[str] = []
-        for service in (self.resolved.get("services") or {}).values():
-            image = service.get("image")
+        for service in self.resolved.services.values():
+            image = service.image
             if image and image not in seen:
                 seen.append(image)
         return seen
@@ -107,7 +105,8 @@ class Plan:
         owner = self._owner()
         written: list[str] = []
         for item in self.app.files:
-            text = substitute(item.content, self.rendered.env) if item.template else item.content
+            text = (substitute(item.content, self.rendered.env, syntax="envsubst") if item.template
+                    else item.content)
             # 0644 like Umbrel's own files: the app's user may be anyone (see store-formats.md)
             if fsutil.create_inside(data_dir, item.path, text.encode("utf-8"), mode=0o644,
                                     owner=owner):
@@ -126,12 +125,11 @@ class Plan:
         a link on the way (left in a kept data folder) is refused rather than mounted.
         """
         owner = self._owner()
-        for service in (self.resolved.get("services") or {}).values():
-            for volume in service.get("volumes") or []:
-                source = volume.get("source") if isinstance(volume, dict) else None
-                if volume.get("type") != "bind" or not source:
+        for service in self.resolved.services.values():
+            for volume in service.volumes:
+                if volume.type != "bind" or not volume.source:
                     continue
-                path = Path(os.path.normpath(source))
+                path = Path(os.path.normpath(volume.source))
                 if data_dir not in path.parents:
                     continue
                 relative = path.relative_to(data_dir).as_posix()
@@ -158,20 +156,19 @@ def entry_urls(main: WebEntry | None, ports: list[PortMapping], host: str) -> li
             and p.protocol == "tcp"]
 
 
-def published_ports(resolved: dict[str, Any]) -> list[PortMapping]:
+def published_ports(resolved: ResolvedProject) -> list[PortMapping]:
     """Extract published host ports from a resolved compose model."""
     found: list[PortMapping] = []
-    for service_name, service in (resolved.get("services") or {}).items():
-        for port in service.get("ports") or []:
-            published = str(port.get("published") or "")
+    for service_name, service in resolved.services.items():
+        for port in service.ports:
+            published = port.published or ""
             if not published:
                 continue
             if not published.isdigit():
                 raise Invalid(f"service {service_name}: published port {published!r} must be "
                               "a single port number")
             found.append(PortMapping(service=service_name, host_port=int(published),
-                                     container_port=int(port.get("target", 0)),
-                                     protocol=str(port.get("protocol") or "tcp")))
+                                     container_port=port.target, protocol=port.protocol))
     return found
 
 
@@ -195,9 +192,9 @@ class Planner:
         if isinstance(source, CatalogSource):
             return self.catalog.get(source.ref)
         if isinstance(source, ComposeSource):
-            return parse_compose(source.compose, name_hint=request.name)
+            return self.catalog.read_compose(source.compose, name_hint=request.name)
         if isinstance(source, AppDirSource):
-            return parse_app(source.manifest, source.compose)
+            return self.catalog.read_files(source.manifest, source.compose)
         raise Invalid("unknown source kind")
 
     def _held_ports(self, instance: str) -> dict[int, str]:
@@ -238,7 +235,7 @@ class Planner:
         project = labels.project_name(instance)
         with tempfile.TemporaryDirectory(prefix="stackhub-plan-") as tmp:
             draft = Plan(app=app, instance=instance, values=values, rendered=rendered,
-                         resolved={}, ports=[], risks=[], digest="")
+                         resolved=ResolvedProject(), ports=[], risks=[], digest="")
             draft.write(Path(tmp))
             resolved = await self.compose.config(project, Path(tmp))
         ports = published_ports(resolved)
@@ -257,8 +254,8 @@ class Planner:
         platform = platform_env(instance=instance, app_id=app.id, data_dir=data_dir, tz=self.tz)
         rendered = render(app, instance=instance, values=values, platform=platform,
                           data_dir=data_dir, install=self.install)
-        return Plan(app=app, instance=instance, values=values, rendered=rendered, resolved={},
-                    ports=[], risks=[], digest="")
+        return Plan(app=app, instance=instance, values=values, rendered=rendered,
+                    resolved=ResolvedProject(), ports=[], risks=[], digest="")
 
     def rerender(self, instance: str, app: AppDefinition, values: dict[str, str]) -> None:
         """Write an instance's project files again from its stored definition and values."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,9 +10,7 @@ from typing import Any
 from stackhub import labels
 from stackhub.catalog.models import AppDefinition
 from stackhub.errors import Invalid
-
-RESERVED_PREFIXES = ("COMPOSE_", "DOCKER_", "BUILDKIT_")
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
+from stackhub.platform import RESERVED_PREFIXES, substitute
 
 
 @dataclass
@@ -23,23 +20,6 @@ class Rendered:
     compose: dict[str, Any]
     env: dict[str, str]
     notes: list[str] = field(default_factory=list)
-
-
-def substitute(template: str, context: dict[str, str]) -> str:
-    """Replace ``${VAR}`` and ``$VAR`` from `context`; unknown names become empty."""
-    return _VAR.sub(lambda m: context.get(m.group(1) or m.group(2), ""), template)
-
-
-def platform_env(*, instance: str, app_id: str, data_dir: Path, tz: str) -> dict[str, str]:
-    """Return the variables StackHub supplies to every project (an allow-list)."""
-    return {
-        "APP_INSTANCE": instance,
-        "APP_ID": app_id,
-        "APP_DATA_DIR": str(data_dir),
-        "TZ": tz,
-        "PUID": "1000",
-        "PGID": "1000",
-    }
 
 
 def _merge_labels(existing: object, extra: dict[str, str], where: str) -> dict[str, str]:

@@ -6,9 +6,10 @@ import hashlib
 import json
 import posixpath
 from pathlib import PurePosixPath
-from typing import Any
 
 from pydantic import BaseModel
+
+from stackhub.adapters.compose import ResolvedProject, ResolvedService, ResolvedVolume
 
 SYSTEM_PATHS = ("/", "/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/proc",
                 "/root", "/run", "/sbin", "/sys", "/usr", "/var", "/var/run", "/var/lib",
@@ -26,33 +27,36 @@ class Risk(BaseModel):
     severity: str  # "high" or "critical"
 
 
-def _file_sources(service: dict[str, Any], resolved: dict[str, Any]) -> list[str]:
+def _file_sources(service: ResolvedService, resolved: ResolvedProject) -> list[str]:
     """Return host files a service gets through top-level secrets and configs."""
     sources: list[str] = []
-    for section in ("secrets", "configs"):
-        top = resolved.get(section) or {}
-        for entry in service.get(section) or []:
-            key = entry.get("source") if isinstance(entry, dict) else entry
-            spec = top.get(key) if isinstance(top, dict) else None
-            if isinstance(spec, dict) and spec.get("file"):
-                sources.append(str(spec["file"]))
+    for used, top in ((service.secrets, resolved.secrets), (service.configs, resolved.configs)):
+        for key in used:
+            spec = top.get(key)
+            if spec is not None and spec.file:
+                sources.append(spec.file)
     return sources
 
 
-def _bind_sources(service: dict[str, Any], named: dict[str, Any]) -> list[str]:
+def _bind_sources(service: ResolvedService, named: dict[str, ResolvedVolume]) -> list[str]:
     sources: list[str] = []
-    for volume in service.get("volumes") or []:
-        if not isinstance(volume, dict):
-            continue
-        if volume.get("type") == "bind" and volume.get("source"):
-            sources.append(str(volume["source"]))
-        elif volume.get("type") == "volume" and volume.get("source") in named:
-            opts = (named[volume["source"]] or {}).get("driver_opts") or {}
-            if "bind" in str(opts.get("o", "")) or opts.get("type") == "none":
+    for volume in service.volumes:
+        if volume.type == "bind" and volume.source:
+            sources.append(volume.source)
+        elif volume.type == "volume" and volume.source in named:
+            opts = named[volume.source].driver_opts
+            if "bind" in opts.get("o", "") or opts.get("type") == "none":
                 device = opts.get("device")
                 if device:
-                    sources.append(str(device))
+                    sources.append(device)
     return sources
+
+
+def _namespaces(service: ResolvedService) -> dict[str, str]:
+    """Return the namespace options of a service that are set (network_mode, pid...)."""
+    values = {"network_mode": service.network_mode, "pid": service.pid, "ipc": service.ipc,
+              "uts": service.uts, "userns_mode": service.userns_mode, "cgroup": service.cgroup}
+    return {key: value for key, value in values.items() if value}
 
 
 def _within(source: str, roots: list[str]) -> bool:
@@ -81,51 +85,49 @@ def _path_risk(source: str, allowed: list[str], protected: list[str]) -> tuple[s
     return None
 
 
-def analyse(resolved: dict[str, Any], *, allowed_roots: list[str],
+def analyse(resolved: ResolvedProject, *, allowed_roots: list[str],
             protected_roots: list[str]) -> list[Risk]:
     """List every risky option of `resolved` (output of ``compose config``)."""
     risks: list[Risk] = []
-    named = resolved.get("volumes") or {}
-    for name, service in (resolved.get("services") or {}).items():
+    named = resolved.volumes
+    for name, service in resolved.services.items():
         def add(code: str, detail: str, severity: str = "high", svc: str = name) -> None:
             risks.append(Risk(code=code, service=svc, detail=detail, severity=severity))
 
-        if service.get("privileged"):
+        namespaces = _namespaces(service)
+        if service.privileged:
             add("privileged", "runs privileged: full access to the host", "critical")
         for key in HOST_NAMESPACES:
-            if str(service.get(key, "")) == "host":
+            if namespaces.get(key) == "host":
                 add(f"host_{key}", f"shares the host's {key.replace('_mode', '')} namespace")
-        for cap in service.get("cap_add") or []:
-            critical = str(cap).upper() in ("ALL", "CAP_ALL", "SYS_ADMIN", "CAP_SYS_ADMIN")
+        for cap in service.cap_add:
+            critical = cap.upper() in ("ALL", "CAP_ALL", "SYS_ADMIN", "CAP_SYS_ADMIN")
             add("cap_add", f"adds capability {cap}", "critical" if critical else "high")
-        for device in service.get("devices") or []:
-            source = device.get("source") if isinstance(device, dict) else str(device)
-            add("device", f"gets host device {source}")
+        for device in service.devices:
+            add("device", f"gets host device {device.source}")
         for key in ("network_mode", "pid", "ipc"):
-            value = str(service.get(key, ""))
+            value = namespaces.get(key, "")
             if value.startswith("container:"):
                 add(f"{key}_container", f"joins the {key} namespace of another container "
                     f"({value})")
-        for source in service.get("volumes_from") or []:
-            if str(source).startswith("container:"):
+        for source in service.volumes_from:
+            if source.startswith("container:"):
                 add("volumes_from", f"mounts the volumes of another container ({source})")
-        for volume in service.get("volumes") or []:
-            if isinstance(volume, dict) and volume.get("type") == "volume" and \
-                    volume.get("source") in named:
-                spec = named[volume["source"]] or {}
-                opts = spec.get("driver_opts") or {}
-                device = str(opts.get("device", ""))
-                if device.startswith("/dev/"):
-                    add("device_volume", f"mounts host block device {device}", "critical")
-                if spec.get("external"):
-                    add("external_volume", f"uses existing volume {spec.get('name')} that this "
+        for volume in service.volumes:
+            if volume.type == "volume" and volume.source in named:
+                spec = named[volume.source]
+                block = spec.driver_opts.get("device", "")
+                if block.startswith("/dev/"):
+                    add("device_volume", f"mounts host block device {block}", "critical")
+                if spec.external:
+                    add("external_volume", f"uses existing volume {spec.name} that this "
                         "app does not own")
-        for network in (service.get("networks") or {}):
-            spec = (resolved.get("networks") or {}).get(network) or {}
-            if spec.get("external"):
-                add("external_network", f"joins existing network {spec.get('name')}")
-        for opt in service.get("security_opt") or []:
-            if "unconfined" in str(opt) or "no-new-privileges:false" in str(opt):
+        for network in service.networks:
+            net = resolved.networks.get(network)
+            if net is not None and net.external:
+                add("external_network", f"joins existing network {net.name}")
+        for opt in service.security_opt:
+            if "unconfined" in opt or "no-new-privileges:false" in opt:
                 add("security_opt", f"relaxes confinement: {opt}")
         for source in _bind_sources(service, named) + _file_sources(service, resolved):
             found = _path_risk(source, allowed_roots, protected_roots)
@@ -134,9 +136,9 @@ def analyse(resolved: dict[str, Any], *, allowed_roots: list[str],
     return risks
 
 
-def digest(resolved: dict[str, Any], secret_values: list[str]) -> str:
-    """Hash the resolved project with secret values masked, for consent binding."""
-    text = json.dumps(resolved, sort_keys=True, separators=(",", ":"))
+def digest(resolved: ResolvedProject, secret_values: list[str]) -> str:
+    """Hash the whole resolved project with secret values masked, for consent binding."""
+    text = json.dumps(resolved.raw, sort_keys=True, separators=(",", ":"))
     for value in sorted(secret_values, key=len, reverse=True):
         if len(value) >= 4:
             text = text.replace(value, "<secret>")

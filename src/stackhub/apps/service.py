@@ -2,25 +2,26 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 from pydantic import ValidationError
 
 from stackhub import fsutil, labels
 from stackhub.adapters.compose import Compose
-from stackhub.apps.flows import Flows
+from stackhub.apps.flows import INSTALL, LIFECYCLE, REMOVE, Flows
+from stackhub.apps.journal import OperationFilter
 from stackhub.apps.models import (
     Accepted,
     ContainerRead,
     InstallRequest,
     InstanceRead,
     InstanceStatus,
+    OperationPage,
     OperationRead,
-    OperationState,
     PlanRead,
     PlanRequest,
 )
+from stackhub.apps.operations import Run, Runner
 from stackhub.apps.planner import Planner, entry_urls
 from stackhub.apps.records import InstanceRecord, Records
 from stackhub.apps.status import StatusCache, derive
@@ -35,12 +36,14 @@ class AppsService:
     """The apps domain's entry points, used by the API."""
 
     def __init__(self, *, paths: Paths, records: Records, planner: Planner, flows: Flows,
-                 compose: Compose, status: StatusCache, public_host: str) -> None:
+                 runner: Runner, compose: Compose, status: StatusCache,
+                 public_host: str) -> None:
         """Keep the collaborators."""
         self.paths = paths
         self.records = records
         self.planner = planner
         self.flows = flows
+        self.runner = runner
         self.compose = compose
         self.status = status
         self.public_host = public_host
@@ -59,9 +62,9 @@ class AppsService:
                 details={"digest": plan.digest,
                          "risks": [r.model_dump() for r in plan.risks]})
         name = plan.instance
-        self.flows.claim(name)
         folder = self.paths.instance_dir(name)
         data = self.paths.instance_data(name)
+        self.runner.claim(name)
         created = [d for d in (folder, data) if not d.exists()]
         record = InstanceRecord(
             name=name, app_ref=plan.app.ref, store=plan.app.store, format=plan.app.format,
@@ -72,18 +75,21 @@ class AppsService:
             parameters=plan.values, secret_names=sorted(plan.secrets),
             definition=plan.app.model_dump(mode="json"), error=None, update_available=None,
             created_at="", updated_at="")
-        op = self.records.create(record, "install")
-        try:
-            plan.write(folder)
-            self.flows.save_values(name, plan.values)
-            data.mkdir(parents=True, exist_ok=True)
-            plan.write_app_files(data)
-            plan.make_data_dirs(data)
-        except OSError as err:
-            problem = fsutil.write_error(err, "the project files")
-            await self.flows._install_failed(op, problem, created)
-            raise problem from err
-        self.flows.spawn(op, lambda: self.flows.run_install(op, rollback_dirs=created))
+        op = self.runner.begin(INSTALL, name,
+                               create=lambda conn: self.records.insert(conn, record))
+
+        def write_files(_run: Run) -> None:
+            try:
+                plan.write(folder)
+                self.flows.save_values(name, plan.values)
+                data.mkdir(parents=True, exist_ok=True)
+                plan.write_app_files(data)
+                plan.make_data_dirs(data)
+            except OSError as err:
+                raise fsutil.write_error(err, "the project files") from err
+
+        self.runner.start(op, self.flows.install, undo=self.flows.undo_install(created),
+                          prepare=write_files)
         return Accepted(operation=op, instance=name, app=plan.app.ref, version=plan.app.version)
 
     async def retry(self, name: str) -> Accepted:
@@ -92,7 +98,7 @@ class AppsService:
         if record.status not in (InstanceStatus.INTERRUPTED, InstanceStatus.FAILED):
             raise Conflict(f"instance {name!r} is {record.status}; only failed or interrupted "
                            "installs can be retried")
-        self.flows.claim(name)
+        self.runner.claim(name)
         try:
             app = AppDefinition.model_validate(record.definition)
         except ValidationError as err:
@@ -102,39 +108,28 @@ class AppsService:
             await self.planner.restore(name, app, record.parameters)
         except OSError as err:
             raise fsutil.write_error(err, "the project files") from err
-        op = self.records.start_operation(name, "install", InstanceStatus.INSTALLING)
-        self.flows.spawn(op, lambda: self.flows.run_install(op, rollback_dirs=None))
+        op = self.runner.begin(INSTALL, name)
+        self.runner.start(op, self.flows.install)
         return Accepted(operation=op, instance=name)
 
     async def remove(self, name: str, *, purge: bool) -> Accepted:
         """Start removing an instance; data is kept unless `purge`."""
         record = self.records.get(name)
-        if record.status == InstanceStatus.INSTALLING or self.flows.busy(name):
+        if record.status == InstanceStatus.INSTALLING or self.runner.busy(name):
             raise Conflict(f"instance {name!r} is being installed or changed; wait for that to "
                            "finish (or for it to fail) before removing it")
-        op = self.records.start_operation(name, "remove", InstanceStatus.REMOVING)
-        self.flows.spawn(op, lambda: self.flows.run_remove(op, purge=purge))
+        op = self.runner.begin(REMOVE, name)
+        self.runner.start(op, lambda run: self.flows.remove(run, purge=purge))
         return Accepted(operation=op, instance=name)
 
     async def lifecycle(self, name: str, verb: str) -> InstanceRead:
         """Start, stop or restart an instance and return its new state."""
         record = self.records.get(name)
         if record.status in (InstanceStatus.INSTALLING, InstanceStatus.REMOVING) or \
-                self.flows.busy(name):
+                self.runner.busy(name):
             raise Conflict(f"instance {name!r} is busy; wait for its operation to finish")
-        op = self.records.start_operation(name, verb, record.status)
-        try:
-            await self.compose.lifecycle(verb, labels.project_name(name),
-                                         self.paths.instance_dir(name))
-        except Exception as err:
-            message = getattr(err, "message", str(err))
-            self.records.finish(op.id, OperationState.FAILED, instance_status=None, error=message)
-            raise
-        status = InstanceStatus.STOPPED if verb == "stop" else InstanceStatus.RUNNING
-        if record.status in (InstanceStatus.FAILED, InstanceStatus.INTERRUPTED):
-            status = InstanceStatus(record.status)
-        self.records.finish(op.id, OperationState.SUCCEEDED, instance_status=status)
-        await asyncio.to_thread(self.status.refresh)
+        op = self.runner.begin(LIFECYCLE[verb], name)
+        await self.runner.run(op, lambda run: self.flows.lifecycle(run, verb))
         return self.read(self.records.get(name))
 
     def read(self, record: InstanceRecord) -> InstanceRead:
@@ -167,11 +162,12 @@ class AppsService:
 
     def operation(self, op_id: str) -> OperationRead:
         """Return one operation."""
-        return self.records.operation(op_id)
+        return self.runner.journal.operation(op_id)
 
-    def operations(self, instance: str | None) -> list[OperationRead]:
-        """Return recent operations."""
-        return self.records.operations(instance)
+    def operations(self, where: OperationFilter, *, limit: int = 50,
+                   offset: int = 0) -> OperationPage:
+        """Return one page of the operations journal, newest first."""
+        return self.runner.journal.page(where, limit=limit, offset=offset)
 
     async def logs(self, name: str, *, tail: int | None, follow: bool) -> AsyncIterator[str]:
         """Stream an instance's logs."""

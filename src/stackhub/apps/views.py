@@ -11,11 +11,14 @@ from fastapi.responses import StreamingResponse
 from stackhub.api.deps import AuditDep, PrincipalDep, ServicesDep
 from stackhub.api.streams import credential_check, guarded
 from stackhub.apps.follow import follow_operation
+from stackhub.apps.journal import OperationFilter
 from stackhub.apps.models import (
     Accepted,
     InstallRequest,
     InstanceRead,
+    OperationPage,
     OperationRead,
+    OperationState,
     PlanRead,
     PlanRequest,
 )
@@ -113,11 +116,19 @@ async def logs(name: NamePath, services: ServicesDep, request: Request,
                              media_type="text/plain; charset=utf-8")
 
 
-@router.get("/operations", response_model=list[OperationRead])
-async def list_operations(services: ServicesDep,
-                          instance: str | None = None) -> list[OperationRead]:
-    """Return recent operations, newest first."""
-    return services.apps.operations(instance)
+@router.get("/operations", response_model=OperationPage, summary="List operations")
+async def list_operations(
+        services: ServicesDep,
+        instance: Annotated[str | None, Query(max_length=40, description="Only operations on "
+                                              "this instance (as subject or target)")] = None,
+        kind: Annotated[str | None, Query(max_length=40, pattern=r"^[a-z][a-z0-9-]*$",
+                                          description="install, remove, start, ...")] = None,
+        state: OperationState | None = None,
+        limit: Annotated[int, Query(ge=1, le=200)] = 50,
+        offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0) -> OperationPage:
+    """Return one page of the operations journal, newest first, with each one's steps."""
+    where = OperationFilter(instance=instance, kind=kind, state=state)
+    return services.apps.operations(where, limit=limit, offset=offset)
 
 
 @router.get("/operations/{op_id}", response_model=OperationRead)
@@ -138,7 +149,7 @@ async def operation_events(op_id: str, services: ServicesDep,
     `result`, if the caller's token, session or role stops allowing it.
     """
     stream = follow_operation(services.bus, services.apps.operation, services.apps.find,
-                              services.apps.flows.pulls, op_id)
+                              services.runner.pulls, op_id)
     return StreamingResponse(guarded(stream, credential_check(request, services)),
                              media_type="application/x-ndjson",
                              headers={"Cache-Control": "no-store"})

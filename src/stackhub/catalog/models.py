@@ -8,12 +8,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from stackhub.platform import PLATFORM_VARS, RESERVED_PREFIXES
+
 LocalizedText = dict[str, str]
 """Text by locale (``en``, ``zh-CN``...); readers normalise locale keys."""
 
 PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 APP_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
-PLATFORM_NAMES = frozenset({"APP_DATA_DIR", "APP_INSTANCE", "APP_ID", "TZ", "PUID", "PGID"})
 
 
 class AppFormat(StrEnum):
@@ -84,7 +85,7 @@ class Parameter(BaseModel):
     def _check_name(cls, value: str) -> str:
         if not PARAM_NAME.fullmatch(value):
             raise ValueError(f"parameter name {value!r} must be an environment variable name")
-        if value in PLATFORM_NAMES or value.startswith(("COMPOSE_", "DOCKER_", "BUILDKIT_")):
+        if value in PLATFORM_VARS or value.startswith(RESERVED_PREFIXES):
             raise ValueError(f"parameter name {value!r} is reserved for StackHub or Compose")
         return value
 

@@ -16,7 +16,6 @@ from pydantic import ValidationError
 from stackhub.adapters.fetch import Fetcher, HttpFetcher, check_url
 from stackhub.adapters.git import Git, GitCli, check_branch
 from stackhub.catalog import index
-from stackhub.catalog.manifest import COMPOSE_FILE, MANIFEST_FILE
 from stackhub.catalog.models import (
     APP_ID,
     AppDefinition,
@@ -28,15 +27,17 @@ from stackhub.catalog.models import (
     SyncResult,
     localized,
 )
+from stackhub.catalog.readers import common
+from stackhub.catalog.readers.compose import parse_compose
 from stackhub.catalog.readers.stackhub import parse_app
 from stackhub.catalog.snapshot import safe_file
-from stackhub.catalog.sync import SYNC_TIMEOUT, SyncContext, git_url, host_arch, load, sync_store
-from stackhub.errors import AlreadyExists, Invalid, NotFound, StoreError
+from stackhub.catalog.sync import SYNC_TIMEOUT, SyncContext, git_url, load, sync_store
+from stackhub.errors import AlreadyExists, Invalid, NotFound, StoreError, TooLarge
 from stackhub.fsutil import remove_tree_inside
+from stackhub.platform import host_arch
 from stackhub.state.db import Database, now
 
 STORE_NAME = APP_ID
-MAX_FILE = 512 * 1024
 MAX_ASSET = 5 * 1024 * 1024
 OFFICIAL = "official"
 ARCHIVE_SUFFIXES = (".zip", ".tar.gz", ".tgz", ".tar")
@@ -49,20 +50,6 @@ def official_store_path() -> Path:
     if env:
         return Path(env)
     return Path(__file__).resolve().parents[3] / "store"
-
-
-def _read_limited(path: Path) -> bytes:
-    if path.is_symlink() or not path.is_file():
-        raise Invalid(f"{path.name} is missing or not a regular file")
-    if path.stat().st_size > MAX_FILE:
-        raise Invalid(f"{path.name} is larger than {MAX_FILE} bytes")
-    return path.read_bytes()
-
-
-def read_app_dir(folder: Path, *, store: str | None) -> AppDefinition:
-    """Read one app folder in StackHub's own format."""
-    return parse_app(_read_limited(folder / MANIFEST_FILE), _read_limited(folder / COMPOSE_FILE),
-                     store=store)
 
 
 def guess_kind(source: str) -> StoreKind:
@@ -238,6 +225,16 @@ class Catalog:
         store, app_id = parse_ref(ref)
         return _definition(self._row(store, app_id))
 
+    @staticmethod
+    def read_files(manifest: str | bytes, compose: str | bytes) -> AppDefinition:
+        """Read an app handed over as StackHub-format files rather than from a store."""
+        return parse_app(manifest, compose)
+
+    @staticmethod
+    def read_compose(text: str | bytes, *, name_hint: str | None = None) -> AppDefinition:
+        """Read an app handed over as a plain compose file rather than from a store."""
+        return parse_compose(text, name_hint=name_hint)
+
     def search(self, text: str, locale: str = "en") -> list[CatalogAppSummary]:
         """Search titles, taglines and descriptions in every language."""
         return self.list(query=text, locale=locale)
@@ -278,13 +275,11 @@ class Catalog:
         if path is None or path.suffix.lower() not in IMAGE_SUFFIXES:
             raise NotFound(f"{store}/{app_id} has no readable {what}")
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-        except OSError as err:
+            data = common.read_file(path.parent, path.name, limit=MAX_ASSET)
+        except TooLarge as err:
+            raise NotFound(f"the {what} of {store}/{app_id} is too large to serve") from err
+        except Invalid as err:
             raise NotFound(f"{store}/{app_id} has no readable {what}") from err
-        with os.fdopen(fd, "rb") as handle:
-            data = handle.read(MAX_ASSET + 1)
-        if len(data) > MAX_ASSET:
-            raise NotFound(f"the {what} of {store}/{app_id} is too large to serve")
         return data, path.suffix.lower()
 
     def list(self, store: str | None = None, category: str | None = None,

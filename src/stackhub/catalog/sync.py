@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import platform
 import secrets
 import shutil
 import sqlite3
@@ -28,14 +27,6 @@ SYNC_TIMEOUT = 300.0
 INDEX_VERSION = 1  # bump when readers change what they produce: forces a re-index
 ICON_NAMES = ("icon.png", "icon.svg", "icon.jpg", "icon.webp", "logo.png", "logo.svg",
               "logo.jpg", "metadata/logo.jpg", "metadata/logo.png")
-ARCHES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64",
-          "armv7l": "arm", "armv6l": "arm"}
-
-
-def host_arch() -> str:
-    """Return the engine architecture name of this host (amd64, arm64, arm...)."""
-    machine = platform.machine().lower()
-    return ARCHES.get(machine, machine)
 
 
 @dataclass(frozen=True)

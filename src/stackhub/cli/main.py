@@ -17,6 +17,7 @@ GROUPS = {  # first word -> (module, its Typer); "" holds top-level commands (lo
     "app": ("stackhub.cli.apps", "app"),
     "store": ("stackhub.cli.stores", "app"),
     "catalog": ("stackhub.cli.catalog", "app"),
+    "op": ("stackhub.cli.ops", "app"),
     "": ("stackhub.cli.auth", "app"),
     "user": ("stackhub.cli.auth", "user_app"),
     "token": ("stackhub.cli.auth", "token_app"),

@@ -155,4 +155,19 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX audit_at ON audit(at)
     """,
+    # 2: operations name a second instance (clone, restore as new), remember the status they
+    # found, and keep each step's start for the activity view
+    """
+    ALTER TABLE operations ADD COLUMN target TEXT;
+    ALTER TABLE operations ADD COLUMN prior_status TEXT;
+    CREATE INDEX operations_target ON operations(target, started_at);
+    CREATE INDEX operations_started ON operations(started_at);
+    CREATE TABLE operation_steps (
+        operation TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        step TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        PRIMARY KEY (operation, seq)
+    )
+    """,
 ]

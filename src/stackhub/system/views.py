@@ -33,16 +33,14 @@ async def metrics(request: Request) -> MetricsRead:
 @admin.get("/containers", response_model=list[ContainerSummary], summary="List containers")
 async def list_containers(services: ServicesDep) -> list[ContainerSummary]:
     """List every container of the engine; StackHub's are marked managed."""
-    engine = containers.inventory(services.engine)
-    return await asyncio.to_thread(containers.list_containers, engine=engine)
+    return await asyncio.to_thread(containers.list_containers, engine=services.engine)
 
 
 @admin.get("/containers/{ref}", response_model=ContainerDetail, summary="Inspect a container")
 async def inspect_container(ref: str, services: ServicesDep) -> ContainerDetail:
     """Describe one container; secret-looking environment values are redacted."""
-    engine = containers.inventory(services.engine)
     secrets = services.records.secret_values()
-    return await asyncio.to_thread(containers.inspect_container, engine=engine, ref=ref,
+    return await asyncio.to_thread(containers.inspect_container, engine=services.engine, ref=ref,
                                    secrets=secrets)
 
 
@@ -51,8 +49,7 @@ async def inspect_container(ref: str, services: ServicesDep) -> ContainerDetail:
 async def container_action(ref: str, action: Literal["start", "stop", "restart"],
                            services: ServicesDep) -> ContainerDetail:
     """Act on one container and return its new state."""
-    engine = containers.inventory(services.engine)
-    return await asyncio.to_thread(containers.container_action, engine=engine, ref=ref,
+    return await asyncio.to_thread(containers.container_action, engine=services.engine, ref=ref,
                                    action=action)
 
 
@@ -62,16 +59,15 @@ async def remove_container(ref: str, services: ServicesDep,
                            force: Annotated[bool, Query(description="Stop it first if running")]
                            = False) -> Response:
     """Remove a container StackHub does not manage (instances are removed as a whole)."""
-    engine = containers.inventory(services.engine)
-    await asyncio.to_thread(containers.remove_container, engine=engine, ref=ref, force=force)
+    await asyncio.to_thread(containers.remove_container, engine=services.engine, ref=ref,
+                            force=force)
     return Response(status_code=204)
 
 
 @admin.get("/images", response_model=list[ImageSummary], summary="List images")
 async def list_images(services: ServicesDep) -> list[ImageSummary]:
     """List images with their users."""
-    engine = containers.inventory(services.engine)
-    return await asyncio.to_thread(containers.list_images, engine=engine)
+    return await asyncio.to_thread(containers.list_images, engine=services.engine)
 
 
 @admin.post("/images/prune", response_model=PruneResult, summary="Prune unused images")
@@ -80,48 +76,43 @@ async def prune_images(services: ServicesDep,
                                                          "unused image, not only untagged ones")]
                        = False) -> PruneResult:
     """Delete untagged images, or every image no container uses."""
-    engine = containers.inventory(services.engine)
-    return await asyncio.to_thread(containers.prune_images, engine=engine, all_unused=all_unused)
+    return await asyncio.to_thread(containers.prune_images, engine=services.engine,
+                                   all_unused=all_unused)
 
 
 @admin.delete("/images/{ref:path}", status_code=204, response_class=Response,
               summary="Remove an image")
 async def remove_image(ref: str, services: ServicesDep) -> Response:
     """Remove an image no container uses."""
-    engine = containers.inventory(services.engine)
-    await asyncio.to_thread(containers.remove_image, engine=engine, ref=ref)
+    await asyncio.to_thread(containers.remove_image, engine=services.engine, ref=ref)
     return Response(status_code=204)
 
 
 @admin.get("/volumes", response_model=list[VolumeSummary], summary="List volumes")
 async def list_volumes(services: ServicesDep) -> list[VolumeSummary]:
     """List volumes with their users."""
-    engine = containers.inventory(services.engine)
-    return await asyncio.to_thread(containers.list_volumes, engine=engine)
+    return await asyncio.to_thread(containers.list_volumes, engine=services.engine)
 
 
 @admin.delete("/volumes/{name}", status_code=204, response_class=Response,
               summary="Remove a volume")
 async def remove_volume(name: str, services: ServicesDep) -> Response:
     """Remove an unused volume StackHub does not manage."""
-    engine = containers.inventory(services.engine)
-    await asyncio.to_thread(containers.remove_volume, engine=engine, name=name)
+    await asyncio.to_thread(containers.remove_volume, engine=services.engine, name=name)
     return Response(status_code=204)
 
 
 @admin.get("/networks", response_model=list[NetworkSummary], summary="List networks")
 async def list_networks(services: ServicesDep) -> list[NetworkSummary]:
     """List networks with their users."""
-    engine = containers.inventory(services.engine)
-    return await asyncio.to_thread(containers.list_networks, engine=engine)
+    return await asyncio.to_thread(containers.list_networks, engine=services.engine)
 
 
 @admin.delete("/networks/{ref}", status_code=204, response_class=Response,
               summary="Remove a network")
 async def remove_network(ref: str, services: ServicesDep) -> Response:
     """Remove a user network StackHub does not manage."""
-    engine = containers.inventory(services.engine)
-    await asyncio.to_thread(containers.remove_network, engine=engine, ref=ref)
+    await asyncio.to_thread(containers.remove_network, engine=services.engine, ref=ref)
     return Response(status_code=204)
 
 

@@ -21,7 +21,7 @@ SERVER = textwrap.dedent("""
     if sys.argv[1] == "hook":
         compose.death_pact = lambda: []
     async def main():
-        adapter = compose.Compose(argv=["sleep"])
+        adapter = compose.ComposeCli(argv=["sleep"])
         task = asyncio.ensure_future(adapter._run(["300"], action="test"))
         await asyncio.sleep(0.3)
         print("ready", flush=True)
@@ -77,7 +77,7 @@ def test_death_pact_is_setpriv_with_pdeathsig() -> None:
 
 
 async def test_missing_compose_binary_is_engine_unavailable(tmp_path: Path) -> None:
-    adapter = compose_mod.Compose(argv=[str(tmp_path / "no-such-compose")])
+    adapter = compose_mod.ComposeCli(argv=[str(tmp_path / "no-such-compose")])
     with pytest.raises(compose_mod.EngineUnavailable, match="not installed"):
         await adapter.version()
 
@@ -90,8 +90,8 @@ async def test_short_runs_get_a_lighter_garbage_collector(tmp_path: Path,
     script.write_text(f"#!/bin/sh\nprintf '%s' \"${{GOGC:-unset}}\" > {seen}\n"
                       "printf '{\"services\": {}}'\n")
     script.chmod(0o755)
-    adapter = compose_mod.Compose(argv=[str(script)])
-    assert await adapter.config("p", tmp_path) == {"services": {}}
+    adapter = compose_mod.ComposeCli(argv=[str(script)])
+    assert (await adapter.config("p", tmp_path)).services == {}
     assert seen.read_text() == "400"
     await adapter.up("p", tmp_path)  # long runs (pulls, starts) keep Go's default
     assert seen.read_text() == "unset"

@@ -12,7 +12,8 @@ import pytest
 from stackhub import labels
 from stackhub.adapters.fakes import FakeCompose, FakeEngine
 from stackhub.apps import flows as flows_module
-from stackhub.apps.models import InstanceStatus, OperationState
+from stackhub.apps.models import InstanceStatus, OperationRead, OperationState
+from stackhub.apps.operations import Prepare, Run
 from stackhub.catalog.models import AppDefinition
 from stackhub.errors import (
     AlreadyExists,
@@ -26,7 +27,15 @@ from stackhub.errors import (
 from stackhub.events import Event
 from stackhub.services import Services
 
-from ..support import DB_IMAGE, IMAGE, app_request, compose_request, drain, instance_record
+from ..support import (
+    DB_IMAGE,
+    IMAGE,
+    app_request,
+    compose_request,
+    create_instance,
+    drain,
+    instance_record,
+)
 
 
 def subscribe(svc: Services, topic: str = "operation") -> asyncio.Queue[Event]:
@@ -35,7 +44,7 @@ def subscribe(svc: Services, topic: str = "operation") -> asyncio.Queue[Event]:
 
 async def settle(svc: Services, name: str) -> None:
     """Wait for the background operation of `name` and for queued callbacks."""
-    await asyncio.wait_for(svc.flows.tasks[name], 5)
+    await asyncio.wait_for(svc.runner.tasks[name], 5)
     await asyncio.sleep(0)
 
 
@@ -79,7 +88,7 @@ async def test_install_success(live: Services, engine: FakeEngine, compose: Fake
     assert overall == sorted(overall) and overall[-1] == 100.0
     assert all(e.key == "blog" and e.data["operation"] == op_id for e in events)
 
-    op = live.records.operation(op_id)
+    op = live.runner.journal.operation(op_id)
     assert (op.state, op.progress, op.error) == (OperationState.SUCCEEDED, 100.0, None)
     record = live.records.get("blog")
     assert record.status == InstanceStatus.RUNNING
@@ -91,16 +100,16 @@ async def test_install_success(live: Services, engine: FakeEngine, compose: Fake
 
 async def test_flows_remember_the_last_pull_of_each_image_until_the_operation_ends(
         live: Services) -> None:
-    op = live.records.operation(await install(live))
-    assert live.flows.pulls(op.id) == []  # finished: forgotten
-    live.flows.emit(op, "pull", image="web:1", percent=10.0)
-    live.flows.emit(op, "pull", image="db:2", percent=5.0)
-    live.flows.emit(op, "pull", image="web:1", percent=60.0)
-    assert [(p["image"], p["percent"], p["operation"]) for p in live.flows.pulls(op.id)] == [
+    op = live.runner.journal.operation(await install(live))
+    assert live.runner.pulls(op.id) == []  # finished: forgotten
+    live.runner.emit(op, "pull", image="web:1", percent=10.0)
+    live.runner.emit(op, "pull", image="db:2", percent=5.0)
+    live.runner.emit(op, "pull", image="web:1", percent=60.0)
+    assert [(p["image"], p["percent"], p["operation"]) for p in live.runner.pulls(op.id)] == [
         ("web:1", 60.0, op.id), ("db:2", 5.0, op.id)]
-    assert live.flows.pulls("another-operation") == []
-    live.flows.emit(op, "finished", state="succeeded")
-    assert live.flows.pulls(op.id) == []
+    assert live.runner.pulls("another-operation") == []
+    live.runner.emit(op, "finished", state="succeeded")
+    assert live.runner.pulls(op.id) == []
 
 
 async def test_install_writes_private_project_files(live: Services) -> None:
@@ -134,7 +143,7 @@ async def test_pull_failure_on_a_fresh_install_rolls_back(
     assert live.records.find("blog") is None
     assert not live.paths.instance_dir("blog").exists()
     assert not live.paths.instance_data("blog").exists()
-    op = live.records.operation(op_id)
+    op = live.runner.journal.operation(op_id)
     assert op.state == OperationState.FAILED
     assert op.error is not None and f"could not pull image {DB_IMAGE}" in op.error
     finished = [e for e in drain(queue) if e.kind == "finished"]
@@ -159,7 +168,7 @@ async def test_engine_down_before_pull_rolls_back(live: Services, engine: FakeEn
     engine.available = False
     op_id = await install(live)
     assert live.records.find("blog") is None
-    error = live.records.operation(op_id).error or ""
+    error = live.runner.journal.operation(op_id).error or ""
     assert "not reachable" in error
 
 
@@ -171,7 +180,7 @@ async def test_failure_after_the_engine_was_touched_marks_failed(
     record = live.records.get("blog")
     assert record.status == InstanceStatus.FAILED
     assert record.error == "starting the app failed: boom"
-    assert live.records.operation(op_id).state == OperationState.FAILED
+    assert live.runner.journal.operation(op_id).state == OperationState.FAILED
     assert live.paths.instance_dir("blog").is_dir()
     assert drain(queue)[-1].data["code"] == "engine_error"
 
@@ -206,7 +215,7 @@ async def test_install_waits_for_health_and_says_for_whom(
             break
         await asyncio.sleep(0.01)
     assert waits[0]["waiting"] == [{"service": "web", "reason": "health"}]
-    assert live.records.operation(accepted.operation.id).state == "running"
+    assert live.runner.journal.operation(accepted.operation.id).state == "running"
     engine.set_state(labels.project_name("blog"), "running", health="healthy")
     await settle(live, "blog")
     assert live.records.get("blog").status == InstanceStatus.RUNNING
@@ -239,7 +248,7 @@ async def test_retry_converges(live: Services, engine: FakeEngine, compose: Fake
         await live.apps.retry("wiki")
     accepted = await live.apps.retry("blog")
     await settle(live, "blog")
-    assert live.records.operation(accepted.operation.id).state == OperationState.SUCCEEDED
+    assert live.runner.journal.operation(accepted.operation.id).state == OperationState.SUCCEEDED
     assert live.records.get("blog").status == InstanceStatus.RUNNING
     assert project_containers(engine, "blog") == ["stackhub-blog-db-1", "stackhub-blog-web-1"]
     with pytest.raises(Conflict, match="only failed or interrupted"):
@@ -304,7 +313,7 @@ async def test_failed_lifecycle_is_journaled_and_raised(live: Services,
     compose.fail("stop", EngineUnavailable("stop the app: the Docker engine is not reachable"))
     with pytest.raises(EngineUnavailable):
         await live.apps.lifecycle("blog", "stop")
-    last = live.records.operations("blog")[0]
+    last = live.runner.journal.operations("blog")[0]
     assert (last.kind, last.state) == ("stop", OperationState.FAILED)
     assert live.records.get("blog").status == InstanceStatus.RUNNING
 
@@ -350,7 +359,7 @@ async def test_purge_deletes_only_the_instance_own_dirs(live: Services, engine: 
     queue = subscribe(live)
     accepted = await live.apps.remove("blog", purge=True)
     await settle(live, "blog")
-    assert live.records.operation(accepted.operation.id).state == OperationState.SUCCEEDED
+    assert live.runner.journal.operation(accepted.operation.id).state == OperationState.SUCCEEDED
     assert drain(queue)[-1].data["state"] == "succeeded"
     assert not live.paths.instance_dir("blog").exists()
     assert not live.paths.instance_data("blog").exists()
@@ -386,7 +395,7 @@ async def test_remove_failure_marks_failed(live: Services, compose: FakeCompose)
 
 
 async def test_remove_of_an_instance_without_files(live: Services, compose: FakeCompose) -> None:
-    live.records.create(instance_record("bare", status="failed"), "install")
+    create_instance(live.records, instance_record("bare", status="failed"))
     await live.apps.remove("bare", purge=False)
     await settle(live, "bare")
     assert live.records.find("bare") is None
@@ -396,13 +405,13 @@ async def test_remove_of_an_instance_without_files(live: Services, compose: Fake
 # -- recovery after a crash --------------------------------------------------------------------
 
 async def test_recover_interrupts_running_operations(live: Services) -> None:
-    op = live.records.create(instance_record("stuck", status="installing"), "install")
-    gone = live.records.create(instance_record("gone", status="installing"), "install")
+    op = create_instance(live.records, instance_record("stuck", status="installing"))
+    gone = create_instance(live.records, instance_record("gone", status="installing"))
     live.records.delete("gone")
     report = await live.flows.recover()
     assert sorted(report["interrupted"]) == ["gone", "stuck"]
-    assert live.records.operation(op.id).state == OperationState.INTERRUPTED
-    assert live.records.operation(gone.id).state == OperationState.INTERRUPTED
+    assert live.runner.journal.operation(op.id).state == OperationState.INTERRUPTED
+    assert live.runner.journal.operation(gone.id).state == OperationState.INTERRUPTED
     assert live.records.get("stuck").status == InstanceStatus.INTERRUPTED
     assert live.records.get("stuck").error == "StackHub stopped while this operation ran; retry it"
     assert live.records.find("gone") is None
@@ -418,7 +427,7 @@ async def test_recover_removes_orphans_and_leaves_known_instances(
     engine.networks["stackhub-ghost_default"] = dict(ghost)
     engine.volumes["stackhub-ghost_data"] = dict(ghost)
     engine.volumes["stackhub-never_data"] = {**ghost, labels.INSTANCE: "never"}
-    live.records.create(instance_record("ghost", status="installing"), "install")
+    create_instance(live.records, instance_record("ghost", status="installing"))
     live.records.delete("ghost")  # a rolled-back install: only its journal entry is left
     report = await live.flows.recover()
     assert report == {"interrupted": ["ghost"], "orphans": ["ghost"]}
@@ -435,7 +444,7 @@ async def test_recover_removes_orphans_and_leaves_known_instances(
 
 async def test_recover_without_an_engine_still_closes_operations(live: Services,
                                                                  engine: FakeEngine) -> None:
-    live.records.create(instance_record("stuck", status="installing"), "install")
+    create_instance(live.records, instance_record("stuck", status="installing"))
     engine.available = False
     report = await live.flows.recover()
     assert report == {"interrupted": ["stuck"], "orphans": []}
@@ -445,7 +454,11 @@ async def test_crash_after_containers_exist_then_recover_and_retry(
         live: Services, engine: FakeEngine, compose: FakeCompose,
         monkeypatch: pytest.MonkeyPatch) -> None:
     # the server dies right after journaling the install: its task never runs
-    monkeypatch.setattr(live.flows, "spawn", lambda op, work: work().close())
+    def journal_only(op: OperationRead, work: object, *, prepare: Prepare, **_: object) -> None:
+        prepare(Run(live.runner, op))
+        live.runner.release(op)
+
+    monkeypatch.setattr(live.runner, "start", journal_only)
     await live.apps.install(app_request())
     engine.add_instance_container("blog", "web", state="created")
     report = await live.flows.recover()
@@ -459,7 +472,7 @@ async def test_crash_after_containers_exist_then_recover_and_retry(
 
 
 async def test_retry_converges_when_the_crash_came_before_the_files(live: Services) -> None:
-    live.records.create(instance_record("early", status="installing"), "install")
+    create_instance(live.records, instance_record("early", status="installing"))
     await live.flows.recover()
     await live.apps.retry("early")
     await settle(live, "early")
@@ -471,7 +484,7 @@ async def test_retry_writes_app_files_a_crash_left_out(live: Services) -> None:
     record.definition["files"] = [{"path": "data/seed.txt", "content": "seed"},
                                   {"path": "hello.txt", "content": "hi ${TITLE}",
                                    "template": True}]
-    live.records.create(record, "install")
+    create_instance(live.records, record)
     live.apps.planner.rerender("seeded", AppDefinition.model_validate(record.definition),
                           record.parameters)  # the project was written, the files were not
     await live.flows.recover()
@@ -487,7 +500,7 @@ async def test_retry_makes_the_bind_folders_a_crash_left_out(live: Services) -> 
     record = instance_record("binds", status="installing")
     record.definition["compose"] = {"services": {"web": {
         "image": IMAGE, "volumes": ["./files/uploads:/uploads", "./config:/config:ro"]}}}
-    live.records.create(record, "install")  # the crash came before files and folders
+    create_instance(live.records, record)  # the crash came before files and folders
     await live.flows.recover()
     await live.apps.retry("binds")
     await settle(live, "binds")
@@ -504,7 +517,7 @@ async def test_retry_refuses_a_bind_folder_that_became_a_link(live: Services,
     record = instance_record("linked", status="installing")
     record.definition["compose"] = {"services": {"web": {
         "image": IMAGE, "volumes": ["./uploads:/uploads"]}}}
-    live.records.create(record, "install")
+    create_instance(live.records, record)
     await live.flows.recover()
     data = live.paths.instance_data("linked")
     data.mkdir(parents=True)
@@ -518,7 +531,7 @@ async def test_an_unreadable_stored_definition_still_lists_and_retry_says_so(
         live: Services) -> None:
     record = instance_record("old", status="failed", ports=[("web", 18080, 80)])
     record.definition["compose"] = "no longer a mapping"  # as after an incompatible upgrade
-    live.records.create(record, "install")
+    create_instance(live.records, record)
     listed = {i.name: i for i in live.apps.all()}
     assert listed["old"].main is not None and listed["old"].urls == ["http://host.test:18080/"]
     with pytest.raises(Invalid, match="can no longer be read"):
@@ -530,8 +543,8 @@ async def test_cancelled_install_is_marked_interrupted(live: Services,
     compose.hold("up")
     await live.apps.install(app_request())
     await wait_for_verb(compose, "up")
-    live.flows.tasks["blog"].cancel()
+    live.runner.tasks["blog"].cancel()
     with pytest.raises(asyncio.CancelledError):
-        await live.flows.tasks["blog"]
+        await live.runner.tasks["blog"]
     assert live.records.get("blog").status == InstanceStatus.INTERRUPTED
-    assert live.records.operations("blog")[0].state == OperationState.INTERRUPTED
+    assert live.runner.journal.operations("blog")[0].state == OperationState.INTERRUPTED

@@ -10,6 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from stackhub import labels
+from stackhub.adapters.compose import ResolvedProject
 from stackhub.adapters.fakes import FakeCompose, FakeEngine
 from stackhub.apps.models import CatalogSource, ComposeSource, PlanRequest
 from stackhub.apps.planner import Plan, Planner, check_name, entry_urls, published_ports
@@ -19,7 +20,15 @@ from stackhub.config import Paths
 from stackhub.errors import AlreadyExists, Conflict, Invalid, NotFound
 from stackhub.services import Services
 
-from ..support import COMPOSE, DB_IMAGE, IMAGE, app_request, instance_record, plan_request
+from ..support import (
+    COMPOSE,
+    DB_IMAGE,
+    IMAGE,
+    app_request,
+    create_instance,
+    instance_record,
+    plan_request,
+)
 
 
 @pytest.fixture
@@ -41,10 +50,12 @@ async def test_plan_of_a_stackhub_app(planner: Planner, paths: Paths) -> None:
     assert read.urls == ["http://host.test:18080/"]
     assert read.project == "stackhub-blog"
     assert read.app == "blog" and read.format == "stackhub"
-    web = plan.resolved["services"]["web"]
-    assert web["labels"][labels.INSTANCE] == "blog"
-    assert web["volumes"][0]["source"] == str(paths.instance_data("blog") / "data")
-    assert web["environment"]["DB_PASSWORD"] == plan.values["DB_PASSWORD"]
+    web = plan.resolved.services["web"]
+    assert web.volumes[0].source == str(paths.instance_data("blog") / "data")
+    assert [(p.published, p.target) for p in web.ports] == [("18080", 80)]
+    raw = plan.resolved.raw["services"]["web"]  # keys the typed model leaves out
+    assert raw["labels"][labels.INSTANCE] == "blog"
+    assert raw["environment"]["DB_PASSWORD"] == plan.values["DB_PASSWORD"]
     assert "DB_PASSWORD='" in read.env_file and "APP_INSTANCE='blog'" in read.env_file
     assert "${WEB_PORT}:80" in read.compose_file
 
@@ -65,7 +76,7 @@ async def test_unknown_app(planner: Planner) -> None:
 
 
 async def test_duplicate_instance_name(planner: Planner, compose: FakeCompose) -> None:
-    planner.records.create(instance_record("blog"), "install")
+    create_instance(planner.records, instance_record("blog"))
     with pytest.raises(AlreadyExists, match="an instance named 'blog' already exists"):
         await planner.plan(plan_request(app_request()))
     assert compose.verbs() == []
@@ -121,7 +132,7 @@ async def test_requested_taken_port_is_a_conflict(planner: Planner,
 
 
 async def test_ports_of_other_instances_are_skipped(planner: Planner) -> None:
-    planner.records.create(instance_record("wiki", ports=[("web", 18080, 80)]), "install")
+    create_instance(planner.records, instance_record("wiki", ports=[("web", 18080, 80)]))
     plan = await planner.plan(plan_request(app_request()))
     assert plan.values["WEB_PORT"] == "18081"
     with pytest.raises(Conflict, match="by instance wiki"):
@@ -237,9 +248,9 @@ async def test_compose_source_gets_a_slug_id(planner: Planner) -> None:
 
 
 def test_published_ports_and_urls(planner: Planner) -> None:
-    resolved = {"services": {"web": {"ports": [
+    resolved = ResolvedProject.parse({"services": {"web": {"ports": [
         {"target": 80, "published": "8080", "protocol": "tcp"}, {"target": 81},
-        {"target": 53, "published": "5353", "protocol": "udp"}]}}}
+        {"target": 53, "published": "5353", "protocol": "udp"}]}}})
     found = published_ports(resolved)
     assert [(p.host_port, p.container_port, p.protocol) for p in found] == [
         (8080, 80, "tcp"), (5353, 53, "udp")]
@@ -264,7 +275,7 @@ def test_urls_are_only_for_tcp_ports_of_the_main_entry() -> None:
 def shipped_plan(files: list[AppFile], env: dict[str, str]) -> Plan:
     app = AppDefinition(id="seeded", name="Seeded", compose={"services": {}}, files=files)
     return Plan(app=app, instance="seeded", values={}, rendered=Rendered(compose={}, env=env),
-                resolved={}, ports=[], risks=[], digest="")
+                resolved=ResolvedProject(), ports=[], risks=[], digest="")
 
 
 def test_app_files_are_written_once_with_templates_filled(tmp_path: Path) -> None:
@@ -327,14 +338,14 @@ def test_bind_folders_are_made_without_following_links(tmp_path: Path) -> None:
     outside.mkdir()
     (data / "conf").symlink_to(outside)  # left in a kept data folder by an earlier container
     plan = shipped_plan([], {})
-    plan.resolved = {"services": {"web": {"volumes": [
+    plan.resolved = ResolvedProject.parse({"services": {"web": {"volumes": [
         {"type": "bind", "source": str(data / "site" / "html"), "target": "/www"},
-        {"type": "bind", "source": str(data / "conf"), "target": "/etc/app"}]}}}
+        {"type": "bind", "source": str(data / "conf"), "target": "/etc/app"}]}}})
     with pytest.raises(Invalid, match="is a link"):
         plan.make_data_dirs(data)
     assert (data / "site" / "html").is_dir()
-    plan.resolved["services"]["web"]["volumes"] = [
-        {"type": "bind", "source": str(data / "conf" / "sub"), "target": "/x"}]
+    plan.resolved = ResolvedProject.parse({"services": {"web": {"volumes": [
+        {"type": "bind", "source": str(data / "conf" / "sub"), "target": "/x"}]}}})
     with pytest.raises(Invalid, match="a link or a file is in the way"):
         plan.make_data_dirs(data)
     assert list(outside.iterdir()) == []

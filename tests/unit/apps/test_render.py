@@ -9,9 +9,10 @@ import pytest
 
 from stackhub import labels
 from stackhub.adapters.fakes import parse_env_file
-from stackhub.apps.render import env_file_text, platform_env, render, substitute
+from stackhub.apps.render import env_file_text, render
 from stackhub.catalog.models import AppDefinition
 from stackhub.errors import Invalid
+from stackhub.platform import platform_env
 
 DATA = Path("/var/lib/stackhub/appdata/blog")
 STAMP = {labels.MANAGED: "true", labels.INSTANCE: "blog", labels.APP: "local/blog"}
@@ -214,10 +215,6 @@ def test_env_holds_platform_values_and_derived() -> None:
     assert out.env["PUID"] == "1000" and out.env["PGID"] == "1000"
     assert out.env["TZ"] == "UTC"  # platform values win: an app cannot redefine them
     assert out.env["DSN"] == "postgres://app:pw@db/blog?x="
-
-
-def test_substitute() -> None:
-    assert substitute("${A}-$B-${C}-$$", {"A": "1", "B": "2"}) == "1-2--$$"
 
 
 @pytest.mark.parametrize("value", [

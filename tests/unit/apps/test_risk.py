@@ -6,7 +6,9 @@ from typing import Any
 
 import pytest
 
+from stackhub.adapters.compose import ResolvedProject
 from stackhub.apps import risk
+from stackhub.errors import EngineError
 
 ROOT = "/var/lib/stackhub"
 OWN = f"{ROOT}/appdata/blog"
@@ -14,9 +16,13 @@ OWN = f"{ROOT}/appdata/blog"
 
 def analyse(service: dict[str, Any], **top: Any) -> list[tuple[str, str]]:
     resolved = {"name": "stackhub-blog", "services": {"web": {"image": "x", **service}}, **top}
-    found = risk.analyse(resolved, allowed_roots=[OWN], protected_roots=[ROOT])
+    found = risk.analyse(model(resolved), allowed_roots=[OWN], protected_roots=[ROOT])
     assert all(r.service == "web" for r in found)
     return [(r.code, r.severity) for r in found]
+
+
+def model(data: dict[str, Any]) -> ResolvedProject:
+    return ResolvedProject.parse(data)
 
 
 def bind(source: str) -> dict[str, Any]:
@@ -53,10 +59,10 @@ def test_cap_add_all_in_lower_case_is_critical() -> None:
 
 
 def test_devices_short_and_long() -> None:
-    found = risk.analyse({"services": {"web": {"devices": [
-        "/dev/snd:/dev/snd", {"source": "/dev/dri", "target": "/dev/dri"}]}}},
+    found = risk.analyse(model({"services": {"web": {"devices": [
+        "/dev/snd:/dev/snd", {"source": "/dev/dri", "target": "/dev/dri"}]}}}),
         allowed_roots=[OWN], protected_roots=[ROOT])
-    assert [(r.code, r.detail) for r in found] == [("device", "gets host device /dev/snd:/dev/snd"),
+    assert [(r.code, r.detail) for r in found] == [("device", "gets host device /dev/snd"),
                                                   ("device", "gets host device /dev/dri")]
 
 
@@ -97,7 +103,7 @@ def test_stackhub_data_outside_the_own_dir_is_critical(path: str) -> None:
 
 
 def test_a_parent_of_the_data_root_is_critical() -> None:
-    found = risk.analyse({"services": {"web": bind("/srv")}},
+    found = risk.analyse(model({"services": {"web": bind("/srv")}}),
                          allowed_roots=["/srv/stackhub/appdata/blog"],
                          protected_roots=["/srv/stackhub"])
     assert [(r.code, r.severity) for r in found] == [("stackhub_data", "critical")]
@@ -138,15 +144,15 @@ def test_file_secrets_and_configs_are_binds_too(section: str) -> None:
 def test_several_services_each_reported() -> None:
     resolved = {"services": {"a": {"privileged": True}, "b": {"network_mode": "host"},
                              "c": {"image": "fine"}}}
-    found = risk.analyse(resolved, allowed_roots=[OWN], protected_roots=[ROOT])
+    found = risk.analyse(model(resolved), allowed_roots=[OWN], protected_roots=[ROOT])
     assert [(r.service, r.code) for r in found] == [("a", "privileged"), ("b", "host_network_mode")]
 
 
 # -- digest ------------------------------------------------------------------------------------
 
-def project(secret: str, image: str = "nginx:1") -> dict[str, Any]:
-    return {"name": "stackhub-blog", "services": {"web": {
-        "image": image, "environment": {"PASSWORD": secret, "DSN": f"pg://u:{secret}@db/x"}}}}
+def project(secret: str, image: str = "nginx:1") -> ResolvedProject:
+    return model({"name": "stackhub-blog", "services": {"web": {
+        "image": image, "environment": {"PASSWORD": secret, "DSN": f"pg://u:{secret}@db/x"}}}})
 
 
 def test_digest_is_stable_when_secrets_are_regenerated() -> None:
@@ -165,14 +171,14 @@ def test_digest_changes_when_content_changes() -> None:
 def test_digest_ignores_key_order() -> None:
     a = {"services": {"web": {"image": "x", "privileged": True}}, "name": "p"}
     b = {"name": "p", "services": {"web": {"privileged": True, "image": "x"}}}
-    assert risk.digest(a, []) == risk.digest(b, [])
+    assert risk.digest(model(a), []) == risk.digest(model(b), [])
 
 
 def test_digest_masks_longer_secrets_first_and_skips_tiny_ones() -> None:
     resolved = {"services": {"web": {"environment": {"A": "abcdef", "B": "abc"}}}}
-    masked = risk.digest(resolved, ["abc", "abcdef"])
-    assert masked == risk.digest({"services": {"web": {"environment": {
-        "A": "<secret>", "B": "abc"}}}}, [])
+    masked = risk.digest(model(resolved), ["abc", "abcdef"])
+    assert masked == risk.digest(model({"services": {"web": {"environment": {
+        "A": "<secret>", "B": "abc"}}}}), [])
 
 
 @pytest.mark.parametrize("path", ["/", "/var/lib"])
@@ -202,3 +208,15 @@ def test_joining_another_container_is_flagged(key: str) -> None:
 
 def test_volumes_from_another_container_is_flagged() -> None:
     assert analyse({"volumes_from": ["container:victim"]}) == [("volumes_from", "high")]
+
+
+def test_digest_covers_keys_the_typed_model_does_not_read() -> None:
+    # consent binds the whole resolved project, not only the fields the risk analysis reads
+    base = risk.digest(project("s3cret-one-AAAA"), [])
+    changed = model({**project("s3cret-one-AAAA").raw, "x-extra": {"anything": 1}})
+    assert risk.digest(changed, []) != base
+
+
+def test_an_unreadable_model_is_an_engine_error() -> None:
+    with pytest.raises(EngineError, match=r"services\.web\.privileged"):
+        model({"services": {"web": {"privileged": {"not": "a flag"}}}})

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from stackhub.adapters.fakes import FakeEngine
 from stackhub.api.app import create_app
 from stackhub.cli import apps as cli_apps
+from stackhub.cli import ops as cli_ops
 from stackhub.cli.apps import parse_sets, source_of
 from stackhub.cli.client import Client, ClientError
 from stackhub.cli.main import cli
@@ -178,6 +179,7 @@ def api(services: Services, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestCli
                           transport=AsgiTransport(test_client))
 
         monkeypatch.setattr(cli_apps, "Client", make_client)
+        monkeypatch.setattr(cli_ops, "Client", make_client)
         yield test_client
 
 
@@ -280,6 +282,38 @@ def test_lifecycle_logs_and_remove(api: TestClient, cwd: Path) -> None:
     removed = runner.invoke(cli, ["app", "remove", "blog", "--yes"])
     assert removed.exit_code == 0 and "removed blog (data kept)" in removed.stdout
     assert json.loads(runner.invoke(cli, ["app", "list", "--json"]).stdout) == []
+
+
+def test_op_list_and_show(api: TestClient, cwd: Path) -> None:
+    install(cwd)
+    assert runner.invoke(cli, ["app", "restart", "blog"]).exit_code == 0
+    listed = runner.invoke(cli, ["op", "list", "--json"])
+    assert listed.exit_code == 0, listed.output
+    page = json.loads(listed.stdout)
+    assert page["total"] == 2 and [o["kind"] for o in page["items"]] == ["restart", "install"]
+    install_op = page["items"][1]
+    assert [s["name"] for s in install_op["steps"]] == ["pull", "start", "wait", "verify"]
+    only = json.loads(runner.invoke(cli, ["op", "list", "--kind", "install", "--json"]).stdout)
+    assert [o["id"] for o in only["items"]] == [install_op["id"]]
+    human = runner.invoke(cli, ["op", "list", "--instance", "blog", "--limit", "1"])
+    assert human.exit_code == 0 and "restart" in human.stdout
+    assert "1 of 2; more with --offset 1" in flat(human.stdout)
+    shown = runner.invoke(cli, ["op", "show", install_op["id"][:12]])
+    assert shown.exit_code == 0, shown.output
+    out = flat(shown.stdout)
+    assert "install of blog: succeeded" in out and "verify" in out
+    as_json = json.loads(runner.invoke(cli, ["op", "show", install_op["id"], "--json"]).stdout)
+    assert as_json["id"] == install_op["id"] and as_json["duration"] is not None
+
+
+@pytest.mark.parametrize(("args", "message", "code"), [
+    (["op", "show", "zz-not-hex"], "is not an operation id", 2),
+    (["op", "show", "0" * 32], "no operation", 1),
+    (["op", "list", "--state", "exploded"], "--state must be one of", 2),
+])
+def test_op_errors(api: TestClient, args: list[str], message: str, code: int) -> None:
+    result = runner.invoke(cli, args)
+    assert result.exit_code == code and message in flat(result.stderr)
 
 
 @pytest.mark.parametrize("args", [["store", "remove", "../users/mem"],

@@ -44,6 +44,7 @@ from stackhub.catalog.models import (
 from stackhub.catalog.readers import common
 from stackhub.catalog.readers.common import Draft, PortPlan, locales
 from stackhub.errors import Invalid
+from stackhub.platform import host_arch
 
 COMPOSE_FILES = ("docker-compose.yml", "docker-compose.yaml", "compose.yml", "compose.yaml")
 ICON_FILES = ("icon.png", "icon.svg", "icon.jpg", "icon.jpeg", "icon.webp")
@@ -336,7 +337,7 @@ def parse_app(compose_text: str | bytes, *, folder_name: str | None = None,
     """Build an AppDefinition from a CasaOS compose file (`files`: names beside it)."""
     compose = yamlsafe.load_mapping(compose_text, what="compose file")
     app_id = _app_id(compose, folder_name)
-    reader = _Reader(compose, app_id, arch or common.host_arch())
+    reader = _Reader(compose, app_id, arch or host_arch())
     main, web = reader.read()
     meta = reader.meta
     title = locales(meta.get("title")) or {"en": str(compose.get("name") or folder_name or app_id)}

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import re
 import stat
 from collections.abc import Callable, Iterator
@@ -18,32 +17,17 @@ from pathlib import Path
 from typing import Any
 
 from stackhub import yamlsafe
-from stackhub.apps.render import platform_env
 from stackhub.catalog.models import LocalizedText, Parameter, ParameterType
 from stackhub.errors import Invalid, TooLarge
+from stackhub.platform import PLATFORM_VARS, RESERVED_PREFIXES, VarRef, scan_vars
 
 MAX_FILE = 512 * 1024
 
-PLATFORM_VARS = frozenset(platform_env(instance="i", app_id="a", data_dir=Path("/"), tz="UTC"))
-"""Variables StackHub supplies to every project (APP_INSTANCE, APP_ID, APP_DATA_DIR, TZ...)."""
-
-RESERVED_PREFIXES = ("COMPOSE_", "DOCKER_", "BUILDKIT_")
-"""Names Compose (or the Docker CLI) reads from a project's env file as its own settings."""
-
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_OPS = (":-", ":?", ":+", "-", "?", "+")
 _SLUG = re.compile(r"[^A-Z0-9]+")
 
 
 # ---------------------------------------------------------------------------------------------
 # Files
-
-
-def host_arch() -> str:
-    """Name this machine's architecture the way app stores do (amd64, arm64, arm...)."""
-    machine = platform.machine().lower()
-    return {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64",
-            "armv7l": "arm", "armv6l": "arm", "i686": "386", "i386": "386"}.get(machine, machine)
 
 
 def read_file(folder: Path, name: str, *, limit: int = MAX_FILE) -> bytes:
@@ -126,85 +110,12 @@ def text_of(data: bytes, *, what: str) -> str:
 # Compose variables
 
 
-@dataclass(frozen=True)
-class VarRef:
-    """One ``$NAME`` / ``${NAME<op><arg>}`` reference found in a compose string."""
-
-    name: str
-    op: str
-    arg: str
-    start: int
-    end: int
-
-
-def _closing_brace(text: str, start: int) -> int:
-    """Return the index of the ``}`` matching the ``{`` at `start`, or -1."""
-    depth = 0
-    for index in range(start, len(text)):
-        char = text[index]
-        if char == "{":
-            depth += 1
-        elif char == "}":
-            depth -= 1
-            if depth == 0:
-                return index
-    return -1
-
-
-def scan_vars(text: str) -> list[VarRef]:
-    """Find the top-level variable references in `text`, honouring ``$$`` escapes."""
-    refs: list[VarRef] = []
-    index = 0
-    while index < len(text):
-        if text[index] != "$":
-            index += 1
-            continue
-        if text.startswith("$$", index):
-            index += 2
-            continue
-        if text.startswith("${", index):
-            end = _closing_brace(text, index + 1)
-            if end < 0:
-                break
-            inner = text[index + 2 : end]
-            match = _NAME.match(inner)
-            if match:
-                rest = inner[match.end() :]
-                op = next((o for o in _OPS if rest.startswith(o)), "")
-                if op or not rest:
-                    refs.append(VarRef(match.group(), op, rest[len(op) :], index, end + 1))
-            index = end + 1
-            continue
-        match = _NAME.match(text, index + 1)
-        if match:
-            refs.append(VarRef(match.group(), "", "", index, match.end()))
-            index = match.end()
-        else:
-            index += 1
-    return refs
-
-
 def var_names(text: str) -> Iterator[VarRef]:
     """Yield every variable reference in `text`, including those nested in defaults."""
     for ref in scan_vars(text):
         yield ref
         if ref.arg:
             yield from var_names(ref.arg)
-
-
-def sub_vars(text: str, replace: Callable[[VarRef], str | None]) -> str:
-    """Replace top-level references for which `replace` returns text; keep the others."""
-    out: list[str] = []
-    last = 0
-    for ref in scan_vars(text):
-        new = replace(ref)
-        if new is None:
-            continue
-        out.append(text[last : ref.start])
-        out.append(new)
-        last = ref.end
-    out.append(text[last:])
-    return "".join(out)
 
 
 def only_var(text: str) -> VarRef | None:

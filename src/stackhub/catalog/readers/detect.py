@@ -21,6 +21,7 @@ from pathlib import Path
 from stackhub.catalog.manifest import MANIFEST_FILE
 from stackhub.catalog.models import AppDefinition, AppFormat
 from stackhub.catalog.readers import casaos, common, runtipi, umbrel
+from stackhub.catalog.readers import stackhub as native
 from stackhub.errors import StackHubError, StoreError
 
 MAX_APPS = 2000
@@ -123,10 +124,7 @@ def _reader(fmt: AppFormat, store: str, arch: str,
         return lambda folder: runtipi.read_app_dir(folder, store=store, arch=arch)
     if fmt is AppFormat.UMBREL:
         return lambda folder: umbrel.read_app_dir(folder, store=store, installed=installed)
-    # imported here: the catalog service may import this module (store sync)
-    from stackhub.catalog.service import read_app_dir
-
-    return lambda folder: read_app_dir(folder, store=store)
+    return lambda folder: native.read_app_dir(folder, store=store)
 
 
 def scan_store(store_root: Path, store: str, *, arch: str,

@@ -45,6 +45,7 @@ from stackhub.catalog.models import (
 from stackhub.catalog.readers import common
 from stackhub.catalog.readers.common import Draft, PortPlan
 from stackhub.errors import Invalid
+from stackhub.platform import RESERVED_PREFIXES, host_arch
 
 CONFIG_FILE = "config.json"
 COMPOSE_JSON = "docker-compose.json"
@@ -124,7 +125,7 @@ def field_parameter(field: object, draft: Draft) -> Parameter | None:
         return None
     if common.reserved(env):
         draft.problem(f"form field {env}: names starting with "
-                      f"{', '.join(common.RESERVED_PREFIXES)} are Compose settings StackHub "
+                      f"{', '.join(RESERVED_PREFIXES)} are Compose settings StackHub "
                       "never lets a store set")
         return None
     if draft.taken(env):
@@ -425,7 +426,7 @@ def parse_app(config_text: str | bytes, *, compose_json: str | bytes | None = No
               files: frozenset[str] = frozenset(), folder_name: str | None = None,
               store: str | None = None, arch: str | None = None) -> AppDefinition:
     """Build an AppDefinition from the files of one Runtipi app (`files`: relative names)."""
-    arch = arch or common.host_arch()
+    arch = arch or host_arch()
     config = common.load_json(config_text, what="config.json")
     if not isinstance(config, dict):
         raise Invalid("config.json must be an object")

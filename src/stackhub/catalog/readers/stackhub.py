@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import ValidationError
 
 from stackhub import yamlsafe
-from stackhub.catalog.manifest import Manifest
+from stackhub.catalog.manifest import COMPOSE_FILE, MANIFEST_FILE, Manifest
 from stackhub.catalog.models import AppDefinition, AppFormat
+from stackhub.catalog.readers import common
 from stackhub.errors import Invalid
 
 
@@ -38,3 +41,10 @@ def parse_app(manifest_text: str | bytes, compose_text: str | bytes, *,
         raise Invalid(f"main service {manifest.main.service!r} is not in the compose template")
     data = manifest.model_dump(exclude={"format"})
     return AppDefinition(**data, compose=compose, store=store, format=AppFormat.STACKHUB)
+
+
+def read_app_dir(folder: Path, *, store: str | None = None) -> AppDefinition:
+    """Read one app folder in StackHub's own format (links refused, files size-limited)."""
+    common.check_folder(folder)
+    return parse_app(common.read_file(folder, MANIFEST_FILE),
+                     common.read_file(folder, COMPOSE_FILE), store=store)

@@ -52,8 +52,9 @@ from stackhub.catalog.models import (
     WebEntry,
 )
 from stackhub.catalog.readers import common
-from stackhub.catalog.readers.common import Draft, PortPlan, VarRef
+from stackhub.catalog.readers.common import Draft, PortPlan
 from stackhub.errors import Invalid
+from stackhub.platform import PLATFORM_VARS, substitute
 
 MANIFEST_FILE = "umbrel-app.yml"
 COMPOSE_FILE = "docker-compose.yml"
@@ -156,19 +157,8 @@ class _Reader:
 
     def inline(self, text: str, fixed: dict[str, str]) -> str:
         """Expand references to derived/exported names so a template only uses params."""
-
-        def replace(ref: VarRef) -> str | None:
-            if ref.name in fixed:
-                return fixed[ref.name]
-            if ref.name in self.draft.derived:
-                return self.draft.derived[ref.name]
-            if ref.name in self.draft.params or ref.name in common.PLATFORM_VARS:
-                return "${" + ref.name + "}"
-            if ref.op in (":-", "-"):
-                return self.inline(ref.arg, fixed)
-            return None
-
-        return common.sub_vars(text, replace)
+        params = {name: "${" + name + "}" for name in (*self.draft.params, *PLATFORM_VARS)}
+        return substitute(text, {**params, **self.draft.derived, **fixed}, keep_unknown=True)
 
     def literal(self, name: str) -> str | None:
         """Return a variable's value when it is a fixed text (exports, derived)."""
@@ -435,7 +425,7 @@ class _Reader:
         """Note the variables a template uses that nothing supplies (left empty, as envsubst)."""
         unknown = sorted({ref.name for ref in common.var_names(text)
                           if not self.draft.taken(ref.name)
-                          and ref.name not in common.PLATFORM_VARS})
+                          and ref.name not in PLATFORM_VARS})
         if unknown:
             self.draft.note(f"{name} uses {', '.join(unknown)}, which StackHub does not set; "
                             "they are left empty, as Umbrel would")

@@ -1,0 +1,104 @@
+"""Every operation kind is journaled, closed as interrupted after SIGKILL, and converges.
+
+The table below must name every kind the runner knows (`apps.operations.KINDS`): a new long
+job without a crash scenario here fails `test_every_kind_has_a_crash_scenario`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+import stackhub.services  # noqa: F401  (registers every domain's operation kinds)
+from stackhub.apps.operations import KINDS
+from tests.integration.conftest import Server, instance_containers
+from tests.integration.test_crash import app_source, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """Where to pause the server, what to do before, and how the user converges after."""
+
+    pause: str
+    before: tuple[str, ...]
+    request: tuple[str, str]
+    converge: tuple[str, ...]
+    status: str | None  # the instance's status once converged (None: removed)
+
+
+SCENARIOS = {
+    "install": Scenario("before-record", (), ("POST", "/api/instances"), ("retry",), "running"),
+    "remove": Scenario("removed-containers", (), ("DELETE", "/api/instances/{name}"),
+                       ("remove", "--yes"), None),
+    "start": Scenario("before-start", ("stop",), ("POST", "/api/instances/{name}/start"),
+                      ("start",), "running"),
+    "stop": Scenario("before-stop", (), ("POST", "/api/instances/{name}/stop"), ("stop",),
+                     "stopped"),
+    "restart": Scenario("before-restart", (), ("POST", "/api/instances/{name}/restart"),
+                        ("restart",), "running"),
+}
+
+
+def test_every_kind_has_a_crash_scenario() -> None:
+    assert set(SCENARIOS) == set(KINDS)
+
+
+@pytest.fixture
+def crash_server(tmp_path: Path) -> Server:
+    srv = Server(tmp_path / "data")
+    yield srv  # type: ignore[misc]
+    srv.stop()
+    srv.cleanup_engine()
+
+
+def _send(srv: Server, method: str, path: str, body: dict[str, object] | None) -> None:
+    """Send a request that the paused server never answers."""
+    def call() -> None:
+        with contextlib.suppress(httpx.HTTPError):  # the server is killed mid-request
+            httpx.request(method, f"{srv.url}{path}", json=body, timeout=60,
+                          headers={"Authorization": f"Bearer {srv.token}"})
+
+    threading.Thread(target=call, daemon=True).start()
+
+
+@pytest.mark.parametrize("kind", sorted(SCENARIOS))
+def test_kill_during_each_kind(kind: str, crash_server: Server, tmp_path: Path) -> None:
+    scenario = SCENARIOS[kind]
+    name = f"t-kind-{kind}"
+    marker = tmp_path / "paused"
+    crash_server.start(STACKHUB_FAULT_PAUSE=scenario.pause, STACKHUB_FAULT_MARKER=str(marker))
+    source = {"source": app_source("web-app"), "name": name}
+    if kind != "install":
+        accepted = crash_server.api("POST", "/api/instances", json=source)
+        assert accepted.status_code == 202, accepted.text
+        assert crash_server.wait_operation(accepted.json()["operation"]["id"])["state"] == \
+            "succeeded"
+        for verb in scenario.before:
+            assert crash_server.cli("app", verb, name).returncode == 0
+    method, path = scenario.request
+    _send(crash_server, method, path.format(name=name), source if kind == "install" else None)
+    wait_for(marker.exists, what=f"the pause at {scenario.pause}")
+    crash_server.kill9()
+    crash_server.start()
+    ops = crash_server.api("GET", "/api/operations", params={"instance": name}).json()["items"]
+    last = ops[0]
+    assert (last["kind"], last["state"]) == (kind, "interrupted"), last
+    assert "StackHub stopped" in last["error"]
+    listed = crash_server.cli("op", "list", "--instance", name, "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert f'"{last["id"]}"' in listed.stdout
+    result = crash_server.cli("app", *scenario.converge[:1], name, *scenario.converge[1:])
+    assert result.returncode == 0, result.stderr + result.stdout
+    if scenario.status is None:
+        wait_for(lambda: crash_server.api("GET", f"/api/instances/{name}").status_code == 404,
+                 what="the instance to be gone")
+        assert instance_containers(name) == []
+    else:
+        assert crash_server.wait_status(name, {scenario.status})["status"] == scenario.status

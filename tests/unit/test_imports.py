@@ -1,0 +1,199 @@
+"""The package's import graph: no circles; the catalog and apps domains meet at fixed points only.
+
+Every ``import`` counts, at module level or inside a function (a deferred import is still a
+dependency and still a circle at run time); imports under ``if TYPE_CHECKING:`` do not.
+Importing ``a.b.c`` also runs ``a/__init__`` and ``a/b/__init__``, so those count too.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import stackhub
+
+PACKAGE = Path(stackhub.__file__).resolve().parent
+
+APPS_MAY_IMPORT = frozenset({"stackhub.catalog.models", "stackhub.catalog.service"})
+"""The catalog modules the apps domain may use: its data models and its service."""
+
+
+def module_names(root: Path) -> dict[str, Path]:
+    """Map every module of the package under `root` to its file."""
+    found: dict[str, Path] = {}
+    for path in sorted(root.rglob("*.py")):
+        parts = list(path.relative_to(root.parent).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        found[".".join(parts)] = path
+    return found
+
+
+def _type_checking(node: ast.If) -> bool:
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+
+
+def _import_nodes(node: ast.AST) -> Iterator[ast.Import | ast.ImportFrom]:
+    """Yield every import statement below `node`, skipping ``if TYPE_CHECKING:`` bodies."""
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, ast.If) and _type_checking(child):
+            for item in child.orelse:
+                yield from _import_nodes(item)
+            continue
+        if isinstance(child, ast.Import | ast.ImportFrom):
+            yield child
+        yield from _import_nodes(child)
+
+
+def direct_imports(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
+    """Return the package modules `name` imports (``from a import b`` is ``a.b`` if a module)."""
+    is_package = path.name == "__init__.py"
+    found: set[str] = set()
+    for node in _import_nodes(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        else:
+            base = node.module or ""
+            if node.level:
+                anchor = name.split(".") if is_package else name.split(".")[:-1]
+                anchor = anchor[: len(anchor) - (node.level - 1)]
+                base = ".".join(anchor + ([base] if base else []))
+            targets = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base
+                       for alias in node.names]
+        found.update(t for t in targets if t in modules)
+    found.discard(name)
+    return found
+
+
+def import_graph(root: Path) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+    """Return the direct imports of each module, and the same plus the packages they run."""
+    modules = module_names(root)
+    direct = {name: direct_imports(name, path, modules) for name, path in modules.items()}
+    graph: dict[str, set[str]] = {}
+    for name, targets in direct.items():
+        edges = set(targets)
+        for target in targets:
+            parts = target.split(".")
+            edges.update(".".join(parts[:i]) for i in range(1, len(parts)))
+        own = name.split(".")
+        edges -= {".".join(own[:i]) for i in range(1, len(own) + 1)}  # its own packages
+        graph[name] = edges
+    return direct, graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Return the strongly connected groups of more than one module (Tarjan), sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    groups: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in sorted(graph.get(node, ())):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            group: list[str] = []
+            while True:
+                item = stack.pop()
+                on_stack.discard(item)
+                group.append(item)
+                if item == node:
+                    break
+            if len(group) > 1:
+                groups.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return sorted(groups)
+
+
+def domain_violations(direct: dict[str, set[str]]) -> list[str]:
+    """List imports between the catalog and apps domains that are not allowed."""
+    def within(name: str, package: str) -> bool:
+        return name == package or name.startswith(package + ".")
+
+    wrong: list[str] = []
+    for name, targets in sorted(direct.items()):
+        for target in sorted(targets):
+            if within(name, "stackhub.catalog") and within(target, "stackhub.apps"):
+                wrong.append(f"{name} -> {target} (the catalog never imports apps)")
+            elif (within(name, "stackhub.apps") and within(target, "stackhub.catalog")
+                  and target not in APPS_MAY_IMPORT):
+                wrong.append(f"{name} -> {target} (apps may use only "
+                             f"{', '.join(sorted(APPS_MAY_IMPORT))})")
+    return wrong
+
+
+def test_the_package_has_no_import_circle() -> None:
+    _, graph = import_graph(PACKAGE)
+    assert len(graph) > 50  # the walk found the package
+    assert cycles(graph) == []
+
+
+def test_catalog_and_apps_meet_only_at_the_catalog_service_and_models() -> None:
+    direct, _ = import_graph(PACKAGE)
+    assert "stackhub.catalog.service" in direct["stackhub.apps.planner"]  # the walk sees imports
+    assert domain_violations(direct) == []
+
+
+# -- the checker itself ------------------------------------------------------------------------
+
+def _tree(root: Path, files: dict[str, str]) -> Path:
+    for name, text in {"__init__.py": "", **files}.items():
+        path = root / "stackhub" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root / "stackhub"
+
+
+def test_a_deferred_import_closes_a_circle(tmp_path: Path) -> None:
+    pkg = _tree(tmp_path, {
+        "a.py": "from stackhub import b\n",
+        "b.py": "def f():\n    from stackhub.a import x\n",
+        "c.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from stackhub import a\n",
+    })
+    _, graph = import_graph(pkg)
+    assert cycles(graph) == [["stackhub.a", "stackhub.b"]]
+    assert graph["stackhub.c"] == set()
+
+
+def test_a_package_init_counts_and_relative_imports_resolve(tmp_path: Path) -> None:
+    pkg = _tree(tmp_path, {
+        "d/__init__.py": "from .e import y\n",
+        "d/e.py": "from .. import f\n",
+        "f.py": "import stackhub.d.e\n",
+    })
+    direct, graph = import_graph(pkg)
+    assert direct["stackhub.d.e"] == {"stackhub.f"}
+    assert cycles(graph) == [["stackhub.d", "stackhub.d.e", "stackhub.f"]]
+
+
+@pytest.mark.parametrize(("name", "text", "wrong"), [
+    ("catalog/readers/x.py", "from stackhub.apps.render import platform_env\n", True),
+    ("catalog/x.py", "from stackhub.apps import models\n", True),
+    ("apps/x.py", "from stackhub.catalog.readers.compose import parse_compose\n", True),
+    ("apps/x.py", "from stackhub.catalog.service import Catalog\n", False),
+    ("apps/x.py", "from stackhub.catalog import models\n", False),
+])
+def test_domain_rule(tmp_path: Path, name: str, text: str, wrong: bool) -> None:
+    pkg = _tree(tmp_path, {
+        "apps/__init__.py": "", "apps/models.py": "", "apps/render.py": "",
+        "catalog/__init__.py": "", "catalog/models.py": "", "catalog/service.py": "",
+        "catalog/readers/__init__.py": "", "catalog/readers/compose.py": "", name: text,
+    })
+    direct, _ = import_graph(pkg)
+    assert bool(domain_violations(direct)) is wrong
