@@ -197,3 +197,29 @@ def test_domain_rule(tmp_path: Path, name: str, text: str, wrong: bool) -> None:
     })
     direct, _ = import_graph(pkg)
     assert bool(domain_violations(direct)) is wrong
+
+
+DOMAINS = ("stackhub.apps", "stackhub.catalog", "stackhub.auth", "stackhub.system")
+LOWER = ("stackhub.adapters", "stackhub.state")
+
+
+def layer_violations(direct: dict[str, set[str]]) -> list[str]:
+    """List imports against docs/architecture.md's layer rules (views are the interface)."""
+    found = []
+    for source, targets in direct.items():
+        is_view = source.rsplit(".", 1)[-1].endswith("views")
+        for target in targets:
+            if source.startswith(DOMAINS) and target.startswith("stackhub.api") and not is_view:
+                found.append(f"{source} -> {target} (only a domain's views may use the API)")
+            if source.startswith(LOWER) and target.startswith((*DOMAINS, "stackhub.api")):
+                found.append(f"{source} -> {target} (adapters and state import no domain)")
+    return sorted(found)
+
+
+def test_only_views_reach_up_and_adapters_never_do() -> None:
+    direct, _ = import_graph(PACKAGE)
+    assert "stackhub.api.deps" in direct["stackhub.apps.views"]  # the walk sees these imports
+    assert layer_violations(direct) == []
+    wrong = {"stackhub.apps.service": {"stackhub.api.deps"},
+             "stackhub.adapters.engine": {"stackhub.apps.models"}}
+    assert len(layer_violations(wrong)) == 2
