@@ -168,6 +168,17 @@ def server(tmp_path: Path) -> Iterator[Server]:
         srv.cleanup_engine()
 
 
+@pytest.fixture
+def crash_server(tmp_path: Path) -> Iterator[Server]:
+    """A server not started yet (a test starts it with fault points), stopped and cleaned up."""
+    srv = Server(tmp_path / "data")
+    try:
+        yield srv
+    finally:
+        srv.stop()
+        srv.cleanup_engine()
+
+
 def http_text(port: int, timeout: float = 20, path: str = "/") -> str:
     """GET `path` on a published port until it answers."""
     deadline = time.monotonic() + timeout

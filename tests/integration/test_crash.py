@@ -28,14 +28,6 @@ def wait_for(predicate: object, timeout: float = 60, what: str = "condition") ->
     raise AssertionError(f"timed out waiting for {what}")
 
 
-@pytest.fixture
-def crash_server(tmp_path: Path) -> Server:
-    srv = Server(tmp_path / "data")
-    yield srv  # type: ignore[misc]
-    srv.stop()
-    srv.cleanup_engine()
-
-
 def restart_and_check_interrupted(srv: Server, name: str) -> None:
     srv.kill9()
     srv.start()

@@ -50,14 +50,6 @@ def test_every_kind_has_a_crash_scenario() -> None:
     assert set(SCENARIOS) == set(KINDS)
 
 
-@pytest.fixture
-def crash_server(tmp_path: Path) -> Server:
-    srv = Server(tmp_path / "data")
-    yield srv  # type: ignore[misc]
-    srv.stop()
-    srv.cleanup_engine()
-
-
 def _send(srv: Server, method: str, path: str, body: dict[str, object] | None) -> None:
     """Send a request that the paused server never answers."""
     def call() -> None:
