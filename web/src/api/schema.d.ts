@@ -505,8 +505,8 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * List Operations
-         * @description Return recent operations, newest first.
+         * List operations
+         * @description Return one page of the operations journal, newest first, with each one's steps.
          */
         get: operations["list_operations_api_operations_get"];
         put?: never;
@@ -1698,10 +1698,32 @@ export interface components {
             short_id: string;
         };
         /**
+         * OperationPage
+         * @description One page of the operations journal, newest first.
+         */
+        OperationPage: {
+            /** Items */
+            items: components["schemas"]["OperationRead"][];
+            /** Limit */
+            limit: number;
+            /** Offset */
+            offset: number;
+            /**
+             * Total
+             * @description How many operations match the filters, in all.
+             */
+            total: number;
+        };
+        /**
          * OperationRead
-         * @description A journaled operation on an instance.
+         * @description A journaled operation on an instance (and on a second one, for clone or restore).
          */
         OperationRead: {
+            /**
+             * Duration
+             * @description Seconds from start to end; None while it runs.
+             */
+            duration?: number | null;
             /** Error */
             error: string | null;
             /** Finished At */
@@ -1719,6 +1741,13 @@ export interface components {
             state: components["schemas"]["OperationState"];
             /** Step */
             step: string;
+            /** Steps */
+            steps?: components["schemas"]["StepRead"][];
+            /**
+             * Target
+             * @description The second instance an operation writes (clone, restore as a new instance), if any.
+             */
+            target?: string | null;
         };
         /**
          * OperationState
@@ -2005,6 +2034,26 @@ export interface components {
             /** Setup Required */
             setup_required: boolean;
             user: components["schemas"]["UserBrief"] | null;
+        };
+        /**
+         * StepRead
+         * @description One step of an operation, as journaled: when it began and how long it took.
+         */
+        StepRead: {
+            /**
+             * Duration
+             * @description Seconds; None while it runs.
+             */
+            duration?: number | null;
+            /**
+             * Finished At
+             * @description When the next step began, or the operation ended; None while it runs.
+             */
+            finished_at?: string | null;
+            /** Name */
+            name: string;
+            /** Started At */
+            started_at: string;
         };
         /**
          * StoreCreate
@@ -3819,7 +3868,13 @@ export interface operations {
     list_operations_api_operations_get: {
         parameters: {
             query?: {
+                /** @description Only operations on this instance (as subject or target) */
                 instance?: string | null;
+                /** @description install, remove, start, ... */
+                kind?: string | null;
+                state?: components["schemas"]["OperationState"] | null;
+                limit?: number;
+                offset?: number;
             };
             header?: never;
             path?: never;
@@ -3833,7 +3888,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["OperationRead"][];
+                    "application/json": components["schemas"]["OperationPage"];
                 };
             };
             /** @description Not signed in, or the credential is no longer valid */

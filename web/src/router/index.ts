@@ -35,6 +35,8 @@ export const routes: RouteRecordRaw[] = [
   { path: '/containers', name: 'containers',
     component: () => import('@/views/system/containers-view.vue'),
     meta: { title: 'nav.containers', admin: true } },
+  { path: '/activity', name: 'activity', component: () => import('@/views/activity/activity-view.vue'),
+    meta: { title: 'nav.activity', admin: true } },
   { path: '/settings/:tab?', name: 'settings', props: true,
     component: () => import('@/views/settings/settings-view.vue'), meta: { title: 'nav.settings' } },
   { path: '/account', name: 'account', component: () => import('@/views/auth/account-view.vue'),

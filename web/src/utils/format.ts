@@ -51,3 +51,23 @@ export function formatAgo(value: string | number | null | undefined, locale?: st
   }
   return rtf.format(seconds, 'second')
 }
+
+/** Format a duration in seconds compactly in the given locale: "120ms", "3.2s", "1m 5s", "2h 4m". */
+export function formatDuration(seconds: number | null | undefined, locale?: string): string {
+  if (seconds === null || seconds === undefined || !Number.isFinite(seconds)) return '–'
+  const unit = (name: string, value: number, digits = 0) => new Intl.NumberFormat(locale,
+    { style: 'unit', unit: name, unitDisplay: 'narrow', maximumFractionDigits: digits }).format(value)
+  const both = (a: string, b: string) => new Intl.ListFormat(locale, { type: 'unit', style: 'narrow' }).format([a, b])
+  const s = Math.max(0, seconds)
+  if (s < 1) return unit('millisecond', Math.round(s * 1000))
+  if (s < 10) return unit('second', s, 1)
+  if (s < 59.5) return unit('second', Math.round(s))
+  if (s < 3570) {
+    const total = Math.round(s)
+    const rest = total % 60
+    return rest ? both(unit('minute', Math.floor(total / 60)), unit('second', rest)) : unit('minute', total / 60)
+  }
+  const minutes = Math.round(s / 60)
+  const rest = minutes % 60
+  return rest ? both(unit('hour', Math.floor(minutes / 60)), unit('minute', rest)) : unit('hour', minutes / 60)
+}
