@@ -12,7 +12,9 @@ StackHubError
  ├── EngineUnavailable   the Docker engine cannot be reached
  ├── EngineError         the engine or compose refused an operation
  │    └── ImagePullFailed an image could not be pulled
- └── StoreError          a store could not be synced or read
+ ├── StoreError          a store could not be synced or read
+ ├── GatewayUnavailable  the gateway (Caddy) is missing, not answering, or refused a config
+ └── RepositoryError     a backup repository cannot be reached, opened or written
 """
 
 from __future__ import annotations
@@ -107,3 +109,15 @@ class StorageFull(StackHubError):
     """StackHub's data disk is full: nothing was changed, free space and try again."""
 
     code = "storage_full"
+
+
+class GatewayUnavailable(StackHubError):
+    """The gateway (Caddy) is not installed, does not answer, or refused its config."""
+
+    code = "gateway_unavailable"
+
+
+class RepositoryError(StackHubError):
+    """A backup repository cannot be reached, opened (wrong password) or written."""
+
+    code = "repository_error"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import pytest
 import stackhub.services  # noqa: F401  (registers every domain's operation kinds)
 from stackhub.apps.operations import KINDS
 from tests.integration.conftest import Server, instance_containers
+from tests.integration.gateway_env import AcmeLab, running_lab
 from tests.integration.test_crash import app_source, wait_for
 
 pytestmark = pytest.mark.integration
@@ -31,6 +33,9 @@ class Scenario:
     request: tuple[str, str]
     converge: tuple[str, ...]
     status: str | None  # the instance's status once converged (None: removed)
+    group: str = "app"  # the CLI group of `before` and `converge` (`stackhub GROUP VERB NAME`)
+    body: tuple[tuple[str, str], ...] = ()  # the request's JSON body ({name}: the instance)
+    acme: bool = False  # needs the test ACME world and DNS (tests/integration/gateway_env.py)
 
 
 SCENARIOS = {
@@ -43,7 +48,22 @@ SCENARIOS = {
                      "stopped"),
     "restart": Scenario("before-restart", (), ("POST", "/api/instances/{name}/restart"),
                         ("restart",), "running"),
+    "backup": Scenario("backup-stopped", (), ("POST", "/api/backups/instances/{name}"),
+                       ("create",), "running", group="backup"),
+    "restore": Scenario("restore-swapped", ("create",),
+                        ("POST", "/api/backups/instances/{name}/snapshots/latest/restore"),
+                        ("restore", "latest", "--yes"), "running", group="backup"),
+    "domain": Scenario("domain-before-certificate", (), ("POST", "/api/domains"),
+                       ("remove", "crash.example.test"), "running", group="domain",
+                       body=(("instance", "{name}"), ("domain", "crash.example.test")),
+                       acme=True),
 }
+
+
+@pytest.fixture(scope="module")
+def acme_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AcmeLab]:
+    """Pebble and its DNS, started only for the scenarios that need them."""
+    yield from running_lab(tmp_path_factory)
 
 
 def test_every_kind_has_a_crash_scenario() -> None:
@@ -61,10 +81,15 @@ def _send(srv: Server, method: str, path: str, body: dict[str, object] | None) -
 
 
 @pytest.mark.parametrize("kind", sorted(SCENARIOS))
-def test_kill_during_each_kind(kind: str, crash_server: Server, tmp_path: Path) -> None:
+def test_kill_during_each_kind(kind: str, crash_server: Server, tmp_path: Path,
+                               request: pytest.FixtureRequest) -> None:
     scenario = SCENARIOS[kind]
     name = f"t-kind-{kind}"
     marker = tmp_path / "paused"
+    if scenario.acme:
+        lab: AcmeLab = request.getfixturevalue("acme_lab")
+        lab.dns("add-a", host="crash.example.test.", addresses=["127.0.0.1"])
+        crash_server.extra_env.update(lab.env())
     crash_server.start(STACKHUB_FAULT_PAUSE=scenario.pause, STACKHUB_FAULT_MARKER=str(marker))
     source = {"source": app_source("web-app"), "name": name}
     if kind != "install":
@@ -73,9 +98,10 @@ def test_kill_during_each_kind(kind: str, crash_server: Server, tmp_path: Path) 
         assert crash_server.wait_operation(accepted.json()["operation"]["id"])["state"] == \
             "succeeded"
         for verb in scenario.before:
-            assert crash_server.cli("app", verb, name).returncode == 0
+            assert crash_server.cli(scenario.group, verb, name).returncode == 0
     method, path = scenario.request
-    _send(crash_server, method, path.format(name=name), source if kind == "install" else None)
+    body = {key: value.format(name=name) for key, value in scenario.body} or None
+    _send(crash_server, method, path.format(name=name), source if kind == "install" else body)
     wait_for(marker.exists, what=f"the pause at {scenario.pause}")
     crash_server.kill9()
     crash_server.start()
@@ -86,7 +112,8 @@ def test_kill_during_each_kind(kind: str, crash_server: Server, tmp_path: Path) 
     listed = crash_server.cli("op", "list", "--instance", name, "--json")
     assert listed.returncode == 0, listed.stderr
     assert f'"{last["id"]}"' in listed.stdout
-    result = crash_server.cli("app", *scenario.converge[:1], name, *scenario.converge[1:])
+    result = crash_server.cli(scenario.group, *scenario.converge[:1], name,
+                              *scenario.converge[1:])
     assert result.returncode == 0, result.stderr + result.stdout
     if scenario.status is None:
         wait_for(lambda: crash_server.api("GET", f"/api/instances/{name}").status_code == 404,

@@ -1,4 +1,4 @@
-"""The engine goes away in the middle of an install: a clear error, then a retry converges."""
+"""The engine goes away in the middle of an install: interrupted, then a retry converges."""
 
 from __future__ import annotations
 
@@ -89,12 +89,12 @@ def test_engine_stopped_mid_install_then_retry(tmp_path: Path) -> None:
             time.sleep(0.1)
         proxy.cut()
         op = srv.wait_operation(response.json()["operation"]["id"])
-        assert op["state"] == "failed"
-        assert op["error"], "the failure must say what went wrong"
+        assert op["state"] == "interrupted"  # the outage alone is no failure: retry converges
+        assert "engine" in (op["error"] or ""), "the interruption must say what went wrong"
         instance = srv.api("GET", "/api/instances/t-engine-gone").json()
-        assert instance["status"] == "failed"
+        assert instance["status"] == "interrupted"
         health = srv.api("GET", "/api/health").json()
-        assert health["status"] == "ok"
+        assert health["status"] == "ok" and health["engine"] is False
         # another request while the engine is away gets a clear 503, and changes nothing
         plain = srv.api("POST", "/api/instances/t-engine-gone/stop")
         assert plain.status_code in (502, 503)

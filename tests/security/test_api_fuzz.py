@@ -27,7 +27,8 @@ from stackhub.services import build
 # CI runs a fixed set (derandomised, stable); STACKHUB_FUZZ_EXPLORE=1 draws new inputs each run
 MAX_EXAMPLES = int(os.environ.get("STACKHUB_FUZZ_EXAMPLES", "12"))
 EXPLORE = bool(os.environ.get("STACKHUB_FUZZ_EXPLORE"))
-UPSTREAM = {"engine_unavailable", "engine_error", "image_pull_failed", "store_error"}
+UPSTREAM = {"engine_unavailable", "engine_error", "image_pull_failed", "store_error",
+            "repository_error"}
 # exception type -> "bug: ..." for crashes reported but not fixed yet (yamlsafe's ReaderError on
 # control characters was the first; fixed in d9902ed)
 KNOWN_BUGS: dict[type[BaseException], str] = {}

@@ -15,7 +15,7 @@ from stackhub.auth.ratelimit import Guard, Policy
 from .conftest import ADMIN, MEMBER, Server, csrf
 
 BAD = {"error": {"code": "unauthorized", "message": "invalid username or password",
-                 "details": {}}}
+                 "details": {"reason": "bad_login"}}}
 
 
 def login(client: TestClient, name: str, password: str) -> Any:

@@ -199,7 +199,8 @@ def test_domain_rule(tmp_path: Path, name: str, text: str, wrong: bool) -> None:
     assert bool(domain_violations(direct)) is wrong
 
 
-DOMAINS = ("stackhub.apps", "stackhub.catalog", "stackhub.auth", "stackhub.system")
+DOMAINS = ("stackhub.apps", "stackhub.catalog", "stackhub.auth", "stackhub.system",
+           "stackhub.proxy")
 LOWER = ("stackhub.adapters", "stackhub.state")
 
 

@@ -278,13 +278,16 @@ class NetworkRecord(_Record):
     scope: str = "local"
     internal: bool = False
     labels: dict[str, str] = Field(default_factory=dict)
+    subnets: list[str] = Field(default_factory=list, description="Its IPAM subnets (CIDR).")
 
     @classmethod
     def from_api(cls, raw: Mapping[str, Any]) -> NetworkRecord:
         """Read one entry of the engine's network list."""
+        ipam = (raw.get("IPAM") or {}).get("Config") or []
         return cls(id=str(raw["Id"]), name=str(raw["Name"]), driver=str(raw.get("Driver", "")),
                    scope=str(raw.get("Scope") or "local"), internal=bool(raw.get("Internal")),
-                   labels=_str_map(raw.get("Labels")))
+                   labels=_str_map(raw.get("Labels")),
+                   subnets=[str(c["Subnet"]) for c in ipam if c.get("Subnet")])
 
 
 @runtime_checkable
@@ -356,6 +359,24 @@ class _LayerTally:
         return round(100.0 * score / len(layers), 1)
 
 
+class EngineInfo(_Record):
+    """What `docker info` says about the engine (for `stackhub doctor`)."""
+
+    server_version: str = ""
+    api_version: str = ""
+    storage_driver: str = ""
+    cgroup_version: str = ""
+    root_dir: str = ""
+
+    @classmethod
+    def from_api(cls, raw: Mapping[str, Any], api_version: str) -> EngineInfo:
+        """Read the fields of the engine's ``GET /info`` answer."""
+        return cls(server_version=str(raw.get("ServerVersion") or ""), api_version=api_version,
+                   storage_driver=str(raw.get("Driver") or ""),
+                   cgroup_version=str(raw.get("CgroupVersion") or ""),
+                   root_dir=str(raw.get("DockerRootDir") or ""))
+
+
 class DockerEngine:
     """The Docker Engine adapter, negotiating the API version with the daemon."""
 
@@ -381,6 +402,9 @@ class DockerEngine:
                                                            version="auto", timeout=60)
                     else:
                         self._client = docker.from_env(version="auto", timeout=60)
+                    # no kept-alive connections: a stopping dockerd closes its socket but keeps
+                    # serving open ones, which would hide that it is going away
+                    self._client.api.headers["Connection"] = "close"
                 except docker.errors.DockerException as err:
                     raise EngineUnavailable(
                         "the Docker engine is not reachable; is dockerd running? "
@@ -407,6 +431,11 @@ class DockerEngine:
         api = self._api()
         self._call(api.ping)
         return str(api.api_version)
+
+    def info(self) -> EngineInfo:
+        """Return the engine's version, storage driver, cgroup version and root folder."""
+        api = self._api()
+        return EngineInfo.from_api(self._call(api.info), str(api.api_version))
 
     def image_present(self, ref: str) -> bool:
         """Tell whether an image is in the engine's local store."""
@@ -471,10 +500,11 @@ class DockerEngine:
         api = self._api()
         self._call(lambda: api.remove_volume(name, force=True))
 
-    def events(self, stop: threading.Event, window: float = 2.0) -> Iterator[dict[str, Any]]:
+    def events(self, stop: threading.Event, window: float = 1.0) -> Iterator[dict[str, Any]]:
         """Yield container events of StackHub's containers until `stop` is set.
 
-        Events are read in short since/until windows so a stop takes effect within `window`.
+        Events are read in short since/until windows so a stop takes effect within `window`,
+        and so is an engine going away: a stopping dockerd keeps open streams open.
         """
         api = self._api()
         since = time.time()

@@ -78,6 +78,7 @@ class FakeEngine:
         self.pull_gate: threading.Event | None = None
         self.raw_containers: list[dict[str, Any]] = []
         self.networks: dict[str, dict[str, str]] = {}
+        self.network_subnets: dict[str, list[str]] = {"bridge": ["172.17.0.0/16"]}
         self.volumes: dict[str, dict[str, str]] = {}
         self.event_queue: queue.Queue[dict[str, Any]] = queue.Queue()
         self.calls: list[tuple[str, str]] = []
@@ -148,6 +149,14 @@ class FakeEngine:
                 for name in [n for n, lbl in store.items()
                              if wanted and lbl.get(labels.COMPOSE_PROJECT) == project]:
                     del store[name]
+                    if store is self.networks:
+                        self.network_subnets.pop(name, None)
+
+    def add_network(self, name: str, *subnets: str, labels_: dict[str, str] | None = None) -> None:
+        """Add a bridge network (anyone's) with the given IPAM subnets."""
+        with self._lock:
+            self.networks[name] = dict(labels_ or {})
+            self.network_subnets[name] = list(subnets)
 
     # -- the Engine protocol -------------------------------------------------------------
 
@@ -207,6 +216,7 @@ class FakeEngine:
         name = next((n for n in self.networks if fake_id("network", n) == name), name)
         if self.networks.pop(name, None) is None:
             raise NotFound(f"network {name} not found")
+        self.network_subnets.pop(name, None)
 
     def remove_volume(self, name: str) -> None:
         """Remove a volume or raise NotFound."""
@@ -318,10 +328,11 @@ class FakeEngine:
     def all_networks(self) -> list[NetworkRecord]:
         """List the engine's own networks, then every other one."""
         self._check("all_networks")
-        own = [NetworkRecord(id=fake_id("network", name), name=name, driver=driver)
+        own = [NetworkRecord(id=fake_id("network", name), name=name, driver=driver,
+                             subnets=self.network_subnets.get(name, []))
                for name, driver in _BUILTIN_NETWORKS.items()]
         return own + [NetworkRecord(id=fake_id("network", name), name=name, driver="bridge",
-                                    labels=dict(lbl))
+                                    labels=dict(lbl), subnets=self.network_subnets.get(name, []))
                       for name, lbl in sorted(self.networks.items())]
 
 
@@ -625,6 +636,10 @@ class FakeCompose:
                 if not spec.get("external"):
                     store[str(spec["name"])] = {**(spec.get("labels") or {}),
                                                 labels.COMPOSE_PROJECT: project}
+                    if section == "networks":
+                        engine.network_subnets[str(spec["name"])] = [
+                            str(c["subnet"]) for c in (spec.get("ipam") or {}).get("config")
+                            or [] if c.get("subnet")]
         for service, spec in model["services"].items():
             lbl = {str(k): str(v) for k, v in (spec.get("labels") or {}).items()}
             lbl.update({labels.COMPOSE_PROJECT: project, labels.COMPOSE_SERVICE: service})

@@ -62,7 +62,8 @@ def check_url(url: str, *, local: bool, schemes: tuple[str, ...] = ("https",),
     allowed = (*schemes, "http") if local else schemes
     if parsed.scheme not in allowed:
         hint = "" if local else " (an admin may add a local store with --local to allow more)"
-        raise Invalid(f"store URLs must use {' or '.join(allowed)}{hint}")
+        raise Invalid(f"store URLs must use {' or '.join(allowed)}{hint}",
+                      details={} if local else {"reason": "trust_required"})
     if not parsed.host:
         raise Invalid(f"{url!r} has no host")
     if parsed.userinfo:
@@ -80,7 +81,8 @@ def check_url(url: str, *, local: bool, schemes: tuple[str, ...] = ("https",),
     for text in addresses:
         if is_internal(ipaddress.ip_address(text.split("%")[0])):
             raise Invalid(f"{parsed.host} resolves to the internal address {text}; only an "
-                          "admin can add a local store (--local) that reaches it")
+                          "admin can add a local store (--local) that reaches it",
+                          details={"reason": "trust_required", "address": text})
     return addresses[0]
 
 

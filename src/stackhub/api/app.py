@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from stackhub import __doc__ as product
 from stackhub.api import errors, security, web, ws
@@ -18,10 +18,12 @@ from stackhub.api.limits import BodyLimit
 from stackhub.apps import views as apps_views
 from stackhub.auth import admin_views as auth_admin_views
 from stackhub.auth import views as auth_views
+from stackhub.backup import views as backup_views
 from stackhub.catalog import schedule as catalog_schedule
 from stackhub.catalog import views as catalog_views
 from stackhub.config import Paths
 from stackhub.errors import StackHubError
+from stackhub.proxy import views as proxy_views
 from stackhub.services import Services, build
 from stackhub.system import views as system_views
 
@@ -33,7 +35,13 @@ class Health(BaseModel):
     """Liveness and engine reachability."""
 
     status: str
-    engine: bool
+    engine: bool = Field(description="The Docker engine answered the last time StackHub "
+                         "asked (false while it is unreachable, and before the first answer).")
+    engine_error: str | None = Field(default=None, description="Why the engine is unreachable "
+                                     "(set only while it is known to be down).")
+    engine_since: str | None = Field(default=None, description="When the engine's current "
+                                     "state (up or down) began, ISO 8601 UTC; None before the "
+                                     "first contact.")
     version: str
 
 
@@ -43,7 +51,9 @@ public = APIRouter(tags=["system"])
 @public.get("/api/health", response_model=Health)
 async def health(services: ServicesDep) -> Health:
     """Say whether the server is up and the engine reachable (no authentication)."""
-    return Health(status="ok", engine=services.status.engine_ok, version="0.1.0")
+    state = services.status.engine_state()
+    return Health(status="ok", engine=state.engine, engine_error=state.error,
+                  engine_since=state.since, version="0.1.0")
 
 
 def create_app(paths: Paths, *, services: Services | None = None,
@@ -64,9 +74,11 @@ def create_app(paths: Paths, *, services: Services | None = None,
             log.warning("recovery incomplete: %s", err.message)
         await svc.status.start()
         store_sync = catalog_schedule.start(svc.catalog)
+        await svc.proxy.start()  # the gateway, if enabled (docs/architecture.md, "Gateway")
         try:
             yield
         finally:
+            await svc.proxy.stop()
             await catalog_schedule.stop(store_sync)
             await svc.status.stop()
             await svc.runner.shutdown()
@@ -79,6 +91,7 @@ def create_app(paths: Paths, *, services: Services | None = None,
     app.include_router(public)
     app.include_router(auth_views.public_router, responses=errors.documented(413, 422, 429))
     app.include_router(ws.router)
+    app.include_router(proxy_views.public)
     api = APIRouter(prefix="/api", dependencies=[Depends(authorize)],
                     responses=errors.documented(401, 403, 413, 422))
     api.include_router(auth_views.router)
@@ -87,6 +100,8 @@ def create_app(paths: Paths, *, services: Services | None = None,
     api.include_router(apps_views.router)
     api.include_router(catalog_views.router)
     api.include_router(system_views.router)
+    api.include_router(proxy_views.router)
+    api.include_router(backup_views.router)
 
     @api.get("/openapi.json", include_in_schema=False)
     async def openapi_document(request: Request) -> JSONResponse:

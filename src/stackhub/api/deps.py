@@ -35,6 +35,7 @@ PUBLIC_ROUTES: frozenset[Route] = frozenset({
     ("POST", "/api/auth/setup"),
     ("POST", "/api/auth/login"),
     ("POST", "/api/auth/totp"),  # needs the pending session of a password sign-in
+    ("GET", "/api/gateway/ask"),  # Caddy's on-demand TLS question; needs the config's token
 })
 """Routes reachable without a full sign-in; everything else requires authentication."""
 

@@ -48,7 +48,9 @@ STATUS: dict[type[errors.StackHubError], int] = {
     errors.ImagePullFailed: 502,
     errors.EngineError: 502,
     errors.StoreError: 502,
+    errors.RepositoryError: 502,
     errors.StorageFull: 507,
+    errors.GatewayUnavailable: 503,
 }
 
 

@@ -98,7 +98,8 @@ def _admin_only(principal: Principal) -> None:
 def _judge(principal: Principal, checks: tuple[Check, ...]) -> None:
     """Apply the policy every socket shares, then the route's own rules."""
     if principal.needs_enrolment:
-        raise Unauthorized("an admin requires two-factor authentication: enrol first")
+        raise Unauthorized("an admin requires two-factor authentication: enrol first",
+                           details={"reason": "enrol_required"})
     for check in checks:
         check(principal)
 

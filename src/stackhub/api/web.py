@@ -27,7 +27,7 @@ def console_dir() -> Path | None:
     """Return the built console folder: $STACKHUB_WEB_DIR, the package's copy, or web/dist."""
     candidates = [os.environ.get("STACKHUB_WEB_DIR", "")]
     here = Path(__file__).resolve()
-    candidates += [str(here.parents[1] / "web"), str(here.parents[3] / "web" / "dist")]
+    candidates += [str(here.parents[1] / "_console"), str(here.parents[3] / "web" / "dist")]
     for candidate in candidates:
         if candidate and (Path(candidate) / "index.html").is_file():
             return Path(candidate)

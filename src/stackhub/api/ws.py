@@ -22,7 +22,8 @@ from stackhub.system import metrics
 
 router = APIRouter()
 MEMBER_TOPICS = {"operation", "instance"}  # members: only for instances granted to them
-TOPICS = {"operation", "instance", "metrics"}
+SHARED_TOPICS = {"engine"}  # everyone signed in: the engine's state (up/down), no key
+TOPICS = {"operation", "instance", "metrics", "engine"}
 
 
 class Subscribe(BaseModel):
@@ -52,7 +53,7 @@ class Connection:
 
     def check_subscription(self, req: Subscribe) -> None:
         """Let members subscribe only to instances granted to them."""
-        if self.principal.is_admin:
+        if self.principal.is_admin or req.topic in SHARED_TOPICS:
             return
         if req.topic not in MEMBER_TOPICS:
             raise Forbidden(f"only admins may subscribe to {req.topic!r}")
@@ -85,7 +86,7 @@ class Connection:
 
         def matches(event: Event) -> bool:
             return event.topic == req.topic and (req.key is None or event.key == req.key) \
-                and self.visible(event.key)  # grants are re-checked for every event
+                and (event.topic in SHARED_TOPICS or self.visible(event.key))  # grants: per event
 
         sub = self.services.bus.subscribe(matches)
 

@@ -23,6 +23,7 @@ from stackhub.apps.operations import OperationKind, Outcome, Run, Runner, regist
 from stackhub.apps.readiness import Wait, assess, one_shot_services
 from stackhub.apps.records import Records
 from stackhub.apps.status import StatusCache, derive
+from stackhub.apps.subnets import SubnetAllocator
 from stackhub.config import Paths
 from stackhub.errors import EngineError, StackHubError
 
@@ -32,6 +33,8 @@ SETTLE = 0.5
 """No success before this long after compose returned: compose's --wait first looks at 0.5 s,
 so a container that dies sooner fails the install here as it would there."""
 POLL_FAST = 0.1
+UP_ATTEMPTS = 3
+"""Compose up tries: a network made outside StackHub may take a planned subnet first."""
 POLL_SLOW = 0.5
 
 INSTALL = register(OperationKind("install", "the install", InstanceStatus.INSTALLING,
@@ -48,8 +51,10 @@ class Flows:
     """The steps of each apps operation, run by the operation runner."""
 
     def __init__(self, *, paths: Paths, records: Records, engine: Engine, compose: Compose,
-                 runner: Runner, status: StatusCache) -> None:
+                 runner: Runner, status: StatusCache,
+                 subnets: SubnetAllocator | None = None) -> None:
         """Keep the collaborators every flow needs."""
+        self.subnets = subnets
         self.paths = paths
         self.records = records
         self.engine = engine
@@ -89,6 +94,24 @@ class Flows:
                 images.append(image)
         return images
 
+    async def _up(self, instance: str, folder: Path) -> None:
+        """Compose up; when a network made elsewhere took a block first, move and try again."""
+        for attempt in range(UP_ATTEMPTS):
+            try:
+                await self.compose.up(labels.project_name(instance), folder)
+                return
+            except EngineError as err:
+                if attempt + 1 == UP_ATTEMPTS or self.subnets is None or \
+                        "Pool overlaps" not in err.message:
+                    raise
+                compose = self._project(folder)
+                moved = await asyncio.to_thread(self.subnets.reassign, instance, compose)
+                if not moved:
+                    raise
+                log.warning("%s: the engine refused a subnet another network took first; "
+                            "moved %s", instance, moved)
+                fsutil.write_atomic(folder / COMPOSE_FILE, yamlsafe.dump(compose), mode=0o600)
+
     async def _wait_ready(self, run: Run, one_shot: set[str]) -> None:
         """Wait until every container runs (healthy if it has a healthcheck), as compose --wait.
 
@@ -127,7 +150,7 @@ class Flows:
         compose = self._project(folder)
         await self._pull(run, self._project_images(compose))
         run.step("start", 60.0, engine=True)
-        await self.compose.up(labels.project_name(run.op.instance), folder)
+        await self._up(run.op.instance, folder)
         run.step("wait", 80.0, engine=True)
         await self._wait_ready(run, one_shot_services(compose))
         faults.checkpoint("before-record")
@@ -187,6 +210,7 @@ class Flows:
     async def recover(self) -> dict[str, list[str]]:
         """After a restart: close interrupted operations and remove engine orphans."""
         closed = self.runner.recover(lambda name: self.records.find(name) is not None)
+        await self.runner.resume(closed)
         report: dict[str, list[str]] = {"interrupted": [op.instance for op in closed],
                                         "orphans": []}
         known = {r.name for r in self.records.all()}

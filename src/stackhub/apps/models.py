@@ -81,6 +81,10 @@ class PlanRead(BaseModel):
     env_file: str
     values: dict[str, str] = Field(description="Parameter values; secrets included only here, "
                                    "at creation.")
+    subnets: dict[str, list[str]] = Field(
+        default_factory=dict, description="The IPv4 subnet(s) of each network the project "
+        "creates, by network name (`default` included): chosen by StackHub from its pool, or "
+        "set by the app.")
 
 
 class InstanceStatus(StrEnum):
@@ -96,6 +100,15 @@ class InstanceStatus(StrEnum):
     FAILED = "failed"
     INTERRUPTED = "interrupted"
     REMOVING = "removing"
+    UNKNOWN = "unknown"
+
+
+class EngineState(BaseModel):
+    """Whether the Docker engine answers, as StackHub last saw it (the ``engine`` event data)."""
+
+    engine: bool
+    error: str | None = None
+    since: str | None = None
 
 
 class ContainerRead(BaseModel):
@@ -108,6 +121,18 @@ class ContainerRead(BaseModel):
     image: str
 
 
+class ServiceSettings(BaseModel):
+    """One compose service of an instance as installed (read-only; secret values hidden)."""
+
+    service: str
+    image: str | None = None
+    ports: list[str] = Field(default_factory=list, description="As in the compose file, e.g. "
+                             "\"8080:80\"")
+    environment: dict[str, str] = Field(default_factory=dict)
+    volumes: list[str] = Field(default_factory=list, description="As in the compose file, e.g. "
+                               "\"./data:/data\"")
+
+
 class InstanceRead(BaseModel):
     """An installed app, as the API shows it (secret values hidden)."""
 
@@ -117,11 +142,22 @@ class InstanceRead(BaseModel):
     format: str
     version: str
     status: InstanceStatus
+    status_reason: str | None = Field(default=None, description="Why the status is what it is "
+                                      "when that is not obvious: \"engine unreachable\" while "
+                                      "the status is unknown because the Docker engine is down.")
     main: WebEntry | None
     ports: list[PortMapping]
     urls: list[str]
     parameters: dict[str, str]
-    containers: list[ContainerRead] = Field(default_factory=list)
+    parameter_labels: dict[str, dict[str, str]] = Field(
+        default_factory=dict, description="Each parameter's label by language (e.g. "
+        "`{\"WEB_PORT\": {\"en\": \"Web port\"}}`), from the app's definition.")
+    services: list[ServiceSettings] = Field(
+        default_factory=list, description="Each compose service's image, ports, environment "
+        "and volumes as installed: the settings of a custom app, which has no parameters.")
+    containers: list[ContainerRead] = Field(default_factory=list, description="The instance's "
+                                            "containers; while the engine is unreachable, the "
+                                            "last ones seen, with state \"unknown\".")
     error: str | None = None
     update_available: str | None = None
     created_at: str

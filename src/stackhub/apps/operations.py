@@ -15,10 +15,11 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from stackhub.apps.journal import Insert, Journal
 from stackhub.apps.models import InstanceStatus, OperationRead, OperationState
-from stackhub.errors import Conflict, EngineError, StackHubError
+from stackhub.errors import Conflict, EngineError, EngineUnavailable, StackHubError
 from stackhub.events import Event, EventBus
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,9 @@ log = logging.getLogger(__name__)
 class OperationKind:
     """What an operation kind does to its instance's status, and how it reads in messages.
 
-    A status of None keeps the one the instance had when the operation started.
+    A status of None keeps the one the instance had when the operation started. A kind that
+    needs the engine is refused before it is journaled while the engine is known to be down,
+    and ends as interrupted, not failed, if the engine goes away while it runs.
     """
 
     name: str
@@ -37,6 +40,7 @@ class OperationKind:
     failed: InstanceStatus | None
     interrupted: InstanceStatus | None
     hint: str = "retry it"
+    engine: bool = True
 
 
 KINDS: dict[str, OperationKind] = {}
@@ -68,6 +72,7 @@ class Run:
         self.op = op
         self.kind = kind_of(op.kind)
         self.error: StackHubError | None = None
+        self.outages = runner.watch.outages if runner.watch is not None else 0
 
     def step(self, name: str, progress: float, *, engine: bool = False) -> None:
         """Journal the current step (and whether engine objects may now exist), then tell."""
@@ -99,19 +104,32 @@ Work = Callable[[Run], Awaitable[Outcome]]
 Undo = Callable[[Run, StackHubError], bool]
 """Clean up after a failure; return True if the instance is gone (its record deleted)."""
 Prepare = Callable[[Run], None]
+AfterCrash = Callable[[OperationRead], Awaitable[None]]
+
+
+class EngineWatch(Protocol):
+    """What the runner asks about the engine (the status cache answers)."""
+
+    outages: int
+
+    def check_engine(self) -> None: ...
+    def verify(self) -> bool: ...
 
 
 class Runner:
     """Own the background tasks of operations, one at a time per instance."""
 
-    def __init__(self, *, journal: Journal, bus: EventBus) -> None:
-        """Journal to `journal`, publish on `bus`."""
+    def __init__(self, *, journal: Journal, bus: EventBus,
+                 watch: EngineWatch | None = None) -> None:
+        """Journal to `journal`, publish on `bus`, ask `watch` whether the engine is there."""
         self.journal = journal
         self.bus = bus
+        self.watch = watch
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self._held: set[str] = set()
         self._pulls: dict[str, dict[str, dict[str, object]]] = {}  # op -> image -> last event
         self._runs: dict[str, Run] = {}
+        self._after_crash: dict[str, AfterCrash] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
 
     # -- claiming ---------------------------------------------------------------------------
@@ -127,15 +145,36 @@ class Runner:
                 raise Conflict(f"instance {name!r} is busy with another operation; wait for it "
                                "to finish")
 
+    def check_engine(self, kind: OperationKind) -> None:
+        """Refuse (EngineUnavailable, 503) a kind that needs the engine while it is known down."""
+        if kind.engine and self.watch is not None:
+            self.watch.check_engine()
+
+    async def ensure_engine(self, kind: OperationKind) -> None:
+        """Like check_engine, but first ask the engine once more if it is known down.
+
+        A request right after the engine came back then need not wait for the cache's next
+        re-list; with the engine still away the list fails at once and so does the request.
+        """
+        watch = self.watch
+        if kind.engine and watch is not None:
+            try:
+                watch.check_engine()
+            except EngineUnavailable:
+                await asyncio.to_thread(watch.verify)
+                watch.check_engine()
+
     def begin(self, kind: OperationKind, instance: str, *, target: str | None = None,
               create: Insert | None = None) -> OperationRead:
         """Claim the instance(s) and journal a running operation, before anything else happens.
 
         `create` inserts the instance row in the same transaction (an install). The claim
-        holds until `start` or `run` hands the operation a task.
+        holds until `start` or `run` hands the operation a task. Nothing is journaled while
+        the engine is known to be down (for kinds that need it): that raises EngineUnavailable.
         """
         names = [instance] if target is None or target == instance else [instance, target]
         self.claim(*names)
+        self.check_engine(kind)
         op = self.journal.start(kind.name, instance, status=kind.running, target=target,
                                 create=create)
         self._held.update(names)
@@ -199,7 +238,7 @@ class Runner:
             self._interrupted(run)
             raise
         except StackHubError as err:
-            self._fail(run, err, undo)
+            self._fail(run, await self._explain(run, err), undo)
             return
         except Exception as err:
             log.exception("%s %s crashed", run.op.kind, run.op.id)
@@ -214,9 +253,40 @@ class Runner:
             return status.value
         return run.prior_status if run.kind.running is not None else None
 
+    async def _explain(self, run: Run, err: StackHubError) -> StackHubError:
+        """Return EngineUnavailable instead of an engine error if the engine went away meanwhile.
+
+        A restarting engine first closes its socket, then stops containers: an install may see
+        them exit (or compose may lose the connection in its own words) before the cache has
+        noticed the outage, so an engine error is checked with one more container list.
+        """
+        watch = self.watch
+        if watch is None or not run.kind.engine or not isinstance(
+                err, EngineError | EngineUnavailable):
+            return err
+        answers = await asyncio.to_thread(watch.verify)  # the cache learns of an outage now
+        if isinstance(err, EngineUnavailable):
+            return err
+        if watch.outages != run.outages or not answers:
+            lost = EngineUnavailable(f"the Docker engine went away ({err.message})")
+            lost.__cause__ = err
+            return lost
+        return err
+
     def _fail(self, run: Run, err: StackHubError, undo: Undo | None) -> None:
-        """Journal a failure (after `undo`), mark the instance(s), tell subscribers."""
+        """Journal a failure (after `undo`), mark the instance(s), tell subscribers.
+
+        An operation that needs the engine and failed because the engine became unreachable
+        is journaled as interrupted instead, without `undo`: retrying it converges, as after a
+        crash of StackHub.
+        """
         run.error = err
+        if isinstance(err, EngineUnavailable) and run.kind.engine:
+            message = (f"the Docker engine became unreachable during {run.kind.what}; "
+                       f"{run.kind.hint} once it is back ({err.message})")
+            self._interrupted(run, message)
+            self.emit(run.op, "finished", state="interrupted", error=message, code=err.code)
+            return
         gone = undo(run, err) if undo is not None else False
         status = None if gone else self._status(run, run.kind.failed)
         target = InstanceStatus.FAILED.value if run.op.target not in (None, run.op.instance) \
@@ -225,14 +295,14 @@ class Runner:
                             error=err.message, target_status=target)
         self.emit(run.op, "finished", state="failed", error=err.message, code=err.code)
 
-    def _interrupted(self, run: Run) -> None:
-        """Journal that the server stopped while the operation ran."""
+    def _interrupted(self, run: Run, error: str | None = None) -> None:
+        """Journal that the server stopped (or the engine went away) while the operation ran."""
         status = self._status(run, run.kind.interrupted)
         target = InstanceStatus.INTERRUPTED.value if run.op.target not in (
             None, run.op.instance) else None
         self.journal.finish(run.op.id, OperationState.INTERRUPTED, instance_status=status,
-                            error=f"the server stopped during {run.kind.what}; {run.kind.hint}",
-                            target_status=target)
+                            error=error or f"the server stopped during {run.kind.what}; "
+                            f"{run.kind.hint}", target_status=target)
 
     async def shutdown(self) -> None:
         """Cancel every running operation (each is journaled as interrupted) and wait."""
@@ -261,6 +331,25 @@ class Runner:
         return list(self._pulls.get(op_id, {}).values())
 
     # -- crash recovery ---------------------------------------------------------------------
+    def after_crash(self, kind: str, hook: AfterCrash) -> None:
+        """Have `hook` run at start for each `kind` operation a crash left running.
+
+        For kinds that leave something to put back (a backup that stopped its instance must
+        start it again); the hook runs after the journal is closed, and its errors are logged.
+        """
+        self._after_crash[kind] = hook
+
+    async def resume(self, closed: list[OperationRead]) -> None:
+        """Run the after-crash hooks of the operations `recover` closed."""
+        for op in closed:
+            hook = self._after_crash.get(op.kind)
+            if hook is None:
+                continue
+            try:
+                await hook(op)
+            except StackHubError as err:
+                log.warning("after the crash of %s %s: %s", op.kind, op.id, err.message)
+
     def recover(self, exists: Callable[[str], bool]) -> list[OperationRead]:
         """Close operations a crash left running; return them (the journal half of recovery).
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sqlite3
 import stat
 import tempfile
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from stackhub.apps.models import (
 from stackhub.apps.ports import PortAllocator
 from stackhub.apps.records import Records
 from stackhub.apps.render import Rendered, env_file_text, render
+from stackhub.apps.subnets import SubnetAllocator, Subnets
 from stackhub.catalog.models import AppDefinition, WebEntry
 from stackhub.catalog.service import Catalog
 from stackhub.config import Paths
@@ -56,6 +58,7 @@ class Plan:
     risks: list[risk.Risk]
     digest: str
     secrets: set[str] = field(default_factory=set)
+    subnets: Subnets = field(default_factory=dict)
 
     @property
     def images(self) -> list[str]:
@@ -87,7 +90,7 @@ class Plan:
                         risks=self.risks, digest=self.digest,
                         notes=self.app.notes + self.rendered.notes, problems=self.app.problems,
                         compose_file=self.compose_text(), env_file=self.env_text(),
-                        values=self.values)
+                        values=self.values, subnets=self.subnets)
 
     def write(self, folder: Path) -> None:
         """Write the project files (compose file and 0600 env file) into `folder`."""
@@ -176,8 +179,10 @@ class Planner:
     """Turn a plan request into a Plan, reading the catalog, records and host ports."""
 
     def __init__(self, *, paths: Paths, records: Records, catalog: Catalog, compose: Compose,
-                 engine: Engine, tz: str, install: str | None = None) -> None:
-        """Keep the collaborators a plan needs."""
+                 engine: Engine, tz: str, install: str | None = None,
+                 subnets: SubnetAllocator | None = None) -> None:
+        """Keep the collaborators a plan needs (`subnets`: None leaves networks as written)."""
+        self.subnets = subnets
         self.paths = paths
         self.records = records
         self.catalog = catalog
@@ -216,8 +221,11 @@ class Planner:
         return held
 
     async def plan(self, request: PlanRequest, *, kept: dict[str, str] | None = None,
-                   replacing: bool = False) -> Plan:
-        """Compute a plan; `kept` carries values of an earlier install of the same name."""
+                   replacing: bool = False, hold: bool = False) -> Plan:
+        """Compute a plan; `kept` carries values of an earlier install of the same name.
+
+        `hold` reserves the plan's subnets for its install (commit or release them after).
+        """
         app = self.app_for(request)
         if app.problems:
             raise Invalid(f"{app.ref} cannot be installed: " + "; ".join(app.problems))
@@ -244,9 +252,23 @@ class Planner:
         risks = risk.analyse(resolved, allowed_roots=[str(data_dir)],
                              protected_roots=[str(self.paths.root)])
         digest = risk.digest(resolved, [values[n] for n in secret_names if values.get(n)])
+        subnets = self._subnets(instance, rendered, hold=hold)  # last: nothing raises after
         return Plan(app=app, instance=instance, values=values, rendered=rendered,
                     resolved=resolved, ports=ports, risks=risks, digest=digest,
-                    secrets=secret_names)
+                    secrets=secret_names, subnets=subnets)
+
+    def keep_subnets(self, conn: sqlite3.Connection, plan: Plan) -> None:
+        """Store a held plan's subnets in its install's transaction (the instance row's)."""
+        if self.subnets is not None and plan.subnets:
+            self.subnets.commit(conn, plan.instance, plan.subnets)
+
+    def _subnets(self, instance: str, rendered: Rendered, *, hold: bool = False,
+                 save: bool = False) -> Subnets:
+        """Give the rendered project's networks their subnets (apps/subnets.py)."""
+        if self.subnets is None:
+            return {}
+        return self.subnets.assign(instance, rendered.compose, rendered.env, hold=hold,
+                                   save=save)
 
     def _replan(self, instance: str, app: AppDefinition, values: dict[str, str]) -> Plan:
         """Render a stored instance again (no compose config: it was checked at install)."""
@@ -254,8 +276,9 @@ class Planner:
         platform = platform_env(instance=instance, app_id=app.id, data_dir=data_dir, tz=self.tz)
         rendered = render(app, instance=instance, values=values, platform=platform,
                           data_dir=data_dir, install=self.install)
+        subnets = self._subnets(instance, rendered, save=True)
         return Plan(app=app, instance=instance, values=values, rendered=rendered,
-                    resolved=ResolvedProject(), ports=[], risks=[], digest="")
+                    resolved=ResolvedProject(), ports=[], risks=[], digest="", subnets=subnets)
 
     def rerender(self, instance: str, app: AppDefinition, values: dict[str, str]) -> None:
         """Write an instance's project files again from its stored definition and values."""

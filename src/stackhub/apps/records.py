@@ -102,6 +102,20 @@ class Records:
         except sqlite3.IntegrityError as err:
             raise AlreadyExists(f"an instance named {record.name!r} already exists") from err
 
+    def replace(self, record: InstanceRecord) -> None:
+        """Overwrite an instance's definition and values, keeping its status (a restore)."""
+        with self.db.transaction() as conn:
+            conn.execute(
+                "UPDATE instances SET app_ref = ?, store = ?, format = ?, version = ?,"
+                " revision = ?, main_service = ?, main_port = ?, main_path = ?, ports = ?,"
+                " parameters = ?, secret_names = ?, definition = ?, error = NULL,"
+                " updated_at = ? WHERE name = ?",
+                (record.app_ref, record.store, record.format, record.version, record.revision,
+                 record.main_service, record.main_port, record.main_path,
+                 json.dumps([p.model_dump() for p in record.ports]),
+                 json.dumps(record.parameters), json.dumps(record.secret_names),
+                 json.dumps(record.definition), now(), record.name))
+
     def delete(self, name: str) -> None:
         """Delete an instance record (its operations stay in the journal)."""
         with self.db.transaction() as conn:

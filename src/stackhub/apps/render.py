@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from stackhub import labels
+from stackhub.apps.readiness import one_shot_services
 from stackhub.catalog.models import AppDefinition
 from stackhub.errors import Invalid
 from stackhub.platform import RESERVED_PREFIXES, substitute
@@ -70,6 +71,25 @@ def _map_volumes(service: str, volumes: object, data_dir: Path) -> list[Any]:
     return mapped
 
 
+def _restart_unless_stopped(services: dict[str, Any], notes: list[str]) -> None:
+    """Give every long-running service without a restart policy ``restart: unless-stopped``.
+
+    Apps then come back after the engine (or the host) restarts, and a stopped instance stays
+    stopped. One-shot services that others wait for (service_completed_successfully) keep
+    theirs: restarting a job that exited 0 would run it again.
+    """
+    one_shot = one_shot_services({"services": services})
+    added = [name for name, service in services.items() if name not in one_shot
+             and "restart" not in service
+             and not (isinstance(service.get("deploy"), dict)
+                      and "restart_policy" in service["deploy"])]
+    for name in added:
+        services[name]["restart"] = "unless-stopped"
+    if added:
+        notes.append(f"restart: unless-stopped added to {', '.join(sorted(added))} (no restart "
+                     "policy set), so the app comes back after a reboot unless stopped")
+
+
 def render(app: AppDefinition, *, instance: str, values: dict[str, str],
            platform: dict[str, str], data_dir: Path, install: str | None = None) -> Rendered:
     """Build the compose mapping and env values of one instance of `app`."""
@@ -103,6 +123,7 @@ def render(app: AppDefinition, *, instance: str, values: dict[str, str],
         service["labels"] = _merge_labels(service.get("labels"), stamp, f"service {name}")
         if "volumes" in service:
             service["volumes"] = _map_volumes(name, service["volumes"], data_dir)
+    _restart_unless_stopped(services, notes)
     for section in ("networks", "volumes"):
         block = compose.get(section)
         if block is None:

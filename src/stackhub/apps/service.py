@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
 
 from pydantic import ValidationError
@@ -24,7 +25,8 @@ from stackhub.apps.models import (
 from stackhub.apps.operations import Run, Runner
 from stackhub.apps.planner import Planner, entry_urls
 from stackhub.apps.records import InstanceRecord, Records
-from stackhub.apps.status import StatusCache, derive
+from stackhub.apps.settings_view import parameter_labels, service_settings
+from stackhub.apps.status import ENGINE_UNREACHABLE, StatusCache, derive
 from stackhub.catalog.models import AppDefinition, WebEntry
 from stackhub.config import Paths
 from stackhub.errors import Conflict, Invalid, RiskNotAccepted
@@ -55,7 +57,8 @@ class AppsService:
 
     async def install(self, request: InstallRequest) -> Accepted:
         """Plan, check consent, journal and start an install in the background."""
-        plan = await self.planner.plan(request)
+        await self.runner.ensure_engine(INSTALL)
+        plan = await self.planner.plan(request, hold=True)
         if plan.risks and request.accept_risks != plan.digest:
             raise RiskNotAccepted(
                 f"{plan.app.ref} asks for risky options; an admin must accept them by digest",
@@ -75,8 +78,11 @@ class AppsService:
             parameters=plan.values, secret_names=sorted(plan.secrets),
             definition=plan.app.model_dump(mode="json"), error=None, update_available=None,
             created_at="", updated_at="")
-        op = self.runner.begin(INSTALL, name,
-                               create=lambda conn: self.records.insert(conn, record))
+        def create(conn: sqlite3.Connection) -> None:
+            self.records.insert(conn, record)
+            self.planner.keep_subnets(conn, plan)
+
+        op = self.runner.begin(INSTALL, name, create=create)
 
         def write_files(_run: Run) -> None:
             try:
@@ -99,6 +105,7 @@ class AppsService:
             raise Conflict(f"instance {name!r} is {record.status}; only failed or interrupted "
                            "installs can be retried")
         self.runner.claim(name)
+        await self.runner.ensure_engine(INSTALL)
         try:
             app = AppDefinition.model_validate(record.definition)
         except ValidationError as err:
@@ -118,6 +125,7 @@ class AppsService:
         if record.status == InstanceStatus.INSTALLING or self.runner.busy(name):
             raise Conflict(f"instance {name!r} is being installed or changed; wait for that to "
                            "finish (or for it to fail) before removing it")
+        await self.runner.ensure_engine(REMOVE)
         op = self.runner.begin(REMOVE, name)
         self.runner.start(op, lambda run: self.flows.remove(run, purge=purge))
         return Accepted(operation=op, instance=name)
@@ -128,6 +136,7 @@ class AppsService:
         if record.status in (InstanceStatus.INSTALLING, InstanceStatus.REMOVING) or \
                 self.runner.busy(name):
             raise Conflict(f"instance {name!r} is busy; wait for its operation to finish")
+        await self.runner.ensure_engine(LIFECYCLE[verb])
         op = self.runner.begin(LIFECYCLE[verb], name)
         await self.runner.run(op, lambda run: self.flows.lifecycle(run, verb))
         return self.read(self.records.get(name))
@@ -137,13 +146,20 @@ class AppsService:
         containers = self.status.containers(record.name)
         main = _main_entry(record.definition)
         hidden = set(record.secret_names)
+        engine = not self.status.engine_down
+        status = derive(record.status, containers, engine=engine)
         return InstanceRead(
             name=record.name, app=record.app_ref, store=record.store, format=record.format,
-            version=record.version, status=derive(record.status, containers), main=main,
-            ports=record.ports, urls=entry_urls(main, record.ports, self.public_host),
+            version=record.version, status=status,
+            status_reason=ENGINE_UNREACHABLE if status == InstanceStatus.UNKNOWN else None,
+            main=main, ports=record.ports, urls=entry_urls(main, record.ports, self.public_host),
             parameters={k: REDACTED if k in hidden else v for k, v in record.parameters.items()},
-            containers=[ContainerRead(name=c.name, service=c.service, state=c.state,
-                                      health=c.health, image=c.image) for c in containers],
+            parameter_labels=parameter_labels(record.definition),
+            services=service_settings(record.definition, record.secret_names),
+            containers=[ContainerRead(name=c.name, service=c.service,
+                                      state=c.state if engine else "unknown",
+                                      health=c.health if engine else None, image=c.image)
+                        for c in containers],
             error=record.error, update_available=record.update_available,
             created_at=record.created_at, updated_at=record.updated_at)
 

@@ -1,4 +1,10 @@
-"""Keep a cache of instance containers, fed by the engine's event stream."""
+"""Keep a cache of instance containers, fed by the engine's event stream, and the engine's state.
+
+The engine is up once a container list succeeds, down as soon as a list or the event stream
+fails and an immediate re-list fails too; while down, instances read as ``unknown``, actions are
+refused before anything is journaled, and the cache re-lists with a backoff of at most
+`BACKOFF_MAX` seconds. Every change of the engine's state is published on the ``engine`` topic.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +12,28 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from collections import defaultdict
+from datetime import UTC, datetime
 
 from stackhub import labels
 from stackhub.adapters.engine import ContainerInfo, Engine
-from stackhub.apps.models import InstanceStatus
-from stackhub.errors import StackHubError
+from stackhub.apps.models import EngineState, InstanceStatus
+from stackhub.errors import EngineUnavailable, StackHubError
 from stackhub.events import Event, EventBus
 
 log = logging.getLogger(__name__)
 _BUSY = {InstanceStatus.INSTALLING, InstanceStatus.REMOVING, InstanceStatus.FAILED,
          InstanceStatus.INTERRUPTED}
+BACKOFF_MIN = 0.1
+BACKOFF_MAX = 1.0
+"""Seconds between re-lists while the engine is down: doubling from BACKOFF_MIN, capped here so
+statuses are exact within about a second of the engine answering again."""
+STREAM_RETRY = 0.05
+"""Pause before re-listing after the event stream ended with an error (a stream that keeps
+failing within a second backs off like a down engine)."""
+ENGINE_UNREACHABLE = "engine unreachable"
+"""The status reason of an instance whose status is unknown because the engine is down."""
 
 
 def _completed(container: ContainerInfo) -> bool:
@@ -24,11 +41,14 @@ def _completed(container: ContainerInfo) -> bool:
     return container.state == "exited" and container.status.startswith("Exited (0)")
 
 
-def derive(record_status: str, containers: list[ContainerInfo]) -> InstanceStatus:
-    """Combine the journaled status with what the engine says."""
+def derive(record_status: str, containers: list[ContainerInfo], *,
+           engine: bool = True) -> InstanceStatus:
+    """Combine the journaled status with what the engine says (unknown if it cannot say)."""
     status = InstanceStatus(record_status)
     if status in _BUSY:
         return status
+    if not engine:
+        return InstanceStatus.UNKNOWN
     if not containers:
         return InstanceStatus.MISSING
     running = [c for c in containers if c.state == "running"]
@@ -45,8 +65,12 @@ def derive(record_status: str, containers: list[ContainerInfo]) -> InstanceStatu
     return InstanceStatus.RUNNING
 
 
+def _iso(stamp: float) -> str:
+    return datetime.fromtimestamp(stamp, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
 class StatusCache:
-    """Containers by instance, refreshed at start and on engine events only."""
+    """Containers by instance, refreshed at start and on engine events only; the engine's state."""
 
     def __init__(self, engine: Engine, bus: EventBus) -> None:
         """Start empty; call start() to fill and follow the engine."""
@@ -54,18 +78,77 @@ class StatusCache:
         self.bus = bus
         self.by_instance: dict[str, list[ContainerInfo]] = {}
         self.engine_ok = False
+        self.engine_error: str | None = None
+        self.engine_since: float | None = None
+        self.outages = 0
+        self._state_lock = threading.Lock()
         self._stop = threading.Event()
         self._task: asyncio.Task[None] | None = None
         self.refreshes = 0
 
+    # -- the engine's state -----------------------------------------------------------------
+    @property
+    def engine_down(self) -> bool:
+        """Tell whether the engine is known to be unreachable right now."""
+        return self.engine_error is not None
+
+    def engine_state(self) -> EngineState:
+        """Return the engine's state as published: engine, error, since (ISO time or None)."""
+        since = self.engine_since
+        return EngineState(engine=self.engine_ok, error=self.engine_error,
+                           since=None if since is None else _iso(since))
+
+    def check_engine(self) -> None:
+        """Raise EngineUnavailable at once if the engine is known to be down."""
+        error, since = self.engine_error, self.engine_since
+        if error is not None:
+            when = "" if since is None else f" since {_iso(since)}"
+            raise EngineUnavailable(f"the Docker engine is not reachable{when}; is dockerd "
+                                    "running? Nothing was changed: try again once it answers",
+                                    details={"since": None if since is None else _iso(since),
+                                             "cause": error})
+
+    def verify(self) -> bool:
+        """Re-list now; return False if the engine does not answer (runs in a worker thread)."""
+        try:
+            self.refresh()
+        except EngineUnavailable:
+            return False
+        except StackHubError:
+            return True
+        return True
+
+    def _mark(self, ok: bool, error: str | None = None) -> None:
+        with self._state_lock:
+            changed = ok != self.engine_ok or (not ok and self.engine_error is None)
+            if not changed:
+                return
+            self.engine_ok = ok
+            self.engine_error = None if ok else (error or "unreachable")
+            self.engine_since = time.time()
+            if not ok:
+                self.outages += 1
+            state = self.engine_state()
+        if ok:
+            log.warning("the Docker engine answers again")
+        else:
+            log.warning("the Docker engine is unreachable: %s", error)
+        self.bus.publish(Event("engine", "engine", "up" if ok else "down", state.model_dump()))
+
+    # -- containers ---------------------------------------------------------------------------
     def containers(self, instance: str) -> list[ContainerInfo]:
         """Return the cached containers of one instance."""
         return self.by_instance.get(instance, [])
 
     def refresh(self) -> None:
         """Reload every StackHub container from the engine in one call."""
+        try:
+            listed = self.engine.containers()
+        except EngineUnavailable as err:
+            self._mark(False, err.message)
+            raise
         grouped: dict[str, list[ContainerInfo]] = defaultdict(list)
-        for container in self.engine.containers():
+        for container in listed:
             if container.instance and container.project == labels.project_name(
                     container.instance):
                 grouped[container.instance].append(container)
@@ -73,7 +156,7 @@ class StatusCache:
         changed = {k for k in set(grouped) | set(self.by_instance)
                    if grouped.get(k) != self.by_instance.get(k)}
         self.by_instance = dict(grouped)
-        self.engine_ok = True
+        self._mark(True)
         for name in changed:
             self.bus.publish(Event("instance", name, "containers",
                                    {"containers": [c.model_dump() for c in grouped.get(name, [])]}))
@@ -91,15 +174,27 @@ class StatusCache:
                 await self._task
 
     async def _follow(self) -> None:
+        """List, then follow events; on a failure re-list at once, then back off up to 1 s."""
         loop = asyncio.get_running_loop()
+        delay = 0.0
+        quick = 0  # event streams in a row that failed within a second while lists worked
         while not self._stop.is_set():
+            if delay:
+                await asyncio.sleep(delay)
             try:
                 await asyncio.to_thread(self.refresh)
+            except StackHubError as err:
+                if not isinstance(err, EngineUnavailable):
+                    log.warning("cannot list the engine's containers: %s", err.message)
+                delay, quick = min(BACKOFF_MAX, max(BACKOFF_MIN, delay * 2)), 0
+                continue
+            began = time.monotonic()
+            try:
                 await asyncio.to_thread(self._pump, loop)
             except StackHubError as err:
-                self.engine_ok = False
                 log.warning("engine events unavailable: %s", err.message)
-            await asyncio.sleep(2)
+            quick = quick + 1 if time.monotonic() - began < 1.0 else 0
+            delay = min(BACKOFF_MAX, STREAM_RETRY * 2 ** max(0, quick - 1))
 
     def _pump(self, loop: asyncio.AbstractEventLoop) -> None:
         """Refresh on every container event until stopped (runs in a worker thread)."""

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
-from stackhub.api.deps import AuditDep, PrincipalDep, ServicesDep
+from stackhub.api.deps import AuditDep, Auditor, PrincipalDep, ServicesDep
 from stackhub.api.streams import credential_check, guarded
 from stackhub.apps.follow import follow_operation
 from stackhub.apps.journal import OperationFilter
@@ -23,10 +25,45 @@ from stackhub.apps.models import (
     PlanRequest,
 )
 from stackhub.apps.planner import check_name
-from stackhub.errors import NotFound, RiskNotAccepted
+from stackhub.errors import NotFound, RiskNotAccepted, StackHubError
+from stackhub.services import Services
 
 router = APIRouter(tags=["apps"])
 NamePath = Annotated[str, "instance name"]
+OUTCOME_POLL = 0.5  # s: how often an audited operation is looked at until it ends
+_outcomes: set[asyncio.Task[None]] = set()  # audits waiting for their operation to end
+
+
+def _short(text: str | None) -> str:
+    """The first line of an error, short enough for the audit log."""
+    return (text or "").strip().splitlines()[0][:300] if (text or "").strip() else ""
+
+
+def audit_outcome(services: Services, audit: Auditor, action: str, target: str, op_id: str,
+                  **details: Any) -> None:
+    """Record `action` once its operation has ended, with the outcome it really had."""
+
+    async def wait() -> None:
+        state = OperationState.INTERRUPTED
+        error: str | None = None
+        try:
+            while True:
+                op = services.apps.operation(op_id)
+                if op.state != OperationState.RUNNING:
+                    state, error = op.state, op.error
+                    break
+                await asyncio.sleep(OUTCOME_POLL)
+        except NotFound:
+            state = OperationState.FAILED
+        finally:
+            extra = {"error": _short(error)} if error else {}
+            with contextlib.suppress(Exception):  # shutting down: the database may be gone
+                audit(action, target, success=state == OperationState.SUCCEEDED,
+                      operation=op_id, outcome=state.value, **details, **extra)
+
+    task = asyncio.get_running_loop().create_task(wait())
+    _outcomes.add(task)
+    task.add_done_callback(_outcomes.discard)
 
 
 @router.post("/plans", response_model=PlanRead, summary="Render an install plan")
@@ -45,9 +82,13 @@ async def install(request: InstallRequest, services: ServicesDep, audit: AuditDe
         audit("instance.install", request.name or "", success=False,
               reason="risks not accepted", digest=err.details.get("digest"))
         raise
+    except StackHubError as err:
+        audit("instance.install", request.name or "", success=False, reason=err.code,
+              error=_short(err.message))
+        raise
     if request.accept_risks:  # only admins reach this route (deps.MEMBER_ROUTES)
         audit("risk.consent", accepted.instance, digest=request.accept_risks)
-    audit("instance.install", accepted.instance, operation=accepted.operation.id)
+    audit_outcome(services, audit, "instance.install", accepted.instance, accepted.operation.id)
     return accepted
 
 
@@ -67,28 +108,47 @@ async def get_instance(name: NamePath, services: ServicesDep,
     return services.apps.get(check_name(name))
 
 
+async def _lifecycle(name: str, action: Literal["start", "stop", "restart"],
+                     services: Services, audit: Auditor) -> InstanceRead:
+    """Run a lifecycle action and audit it with its outcome."""
+    try:
+        result = await services.apps.lifecycle(check_name(name), action)
+    except StackHubError as err:
+        audit(f"instance.{action}", name, success=False, reason=err.code,
+              error=_short(err.message))
+        raise
+    audit(f"instance.{action}", name)
+    return result
+
+
 @router.post("/instances/{name}/start", response_model=InstanceRead)
-async def start(name: NamePath, services: ServicesDep) -> InstanceRead:
+async def start(name: NamePath, services: ServicesDep, audit: AuditDep) -> InstanceRead:
     """Start an instance's containers."""
-    return await services.apps.lifecycle(check_name(name), "start")
+    return await _lifecycle(name, "start", services, audit)
 
 
 @router.post("/instances/{name}/stop", response_model=InstanceRead)
-async def stop(name: NamePath, services: ServicesDep) -> InstanceRead:
+async def stop(name: NamePath, services: ServicesDep, audit: AuditDep) -> InstanceRead:
     """Stop an instance's containers."""
-    return await services.apps.lifecycle(check_name(name), "stop")
+    return await _lifecycle(name, "stop", services, audit)
 
 
 @router.post("/instances/{name}/restart", response_model=InstanceRead)
-async def restart(name: NamePath, services: ServicesDep) -> InstanceRead:
+async def restart(name: NamePath, services: ServicesDep, audit: AuditDep) -> InstanceRead:
     """Restart an instance's containers."""
-    return await services.apps.lifecycle(check_name(name), "restart")
+    return await _lifecycle(name, "restart", services, audit)
 
 
 @router.post("/instances/{name}/retry", response_model=Accepted, status_code=202)
-async def retry(name: NamePath, services: ServicesDep) -> Accepted:
+async def retry(name: NamePath, services: ServicesDep, audit: AuditDep) -> Accepted:
     """Run a failed or interrupted install again."""
-    return await services.apps.retry(check_name(name))
+    try:
+        accepted = await services.apps.retry(check_name(name))
+    except StackHubError as err:
+        audit("instance.retry", name, success=False, reason=err.code, error=_short(err.message))
+        raise
+    audit_outcome(services, audit, "instance.retry", name, accepted.operation.id)
+    return accepted
 
 
 @router.delete("/instances/{name}", response_model=Accepted, status_code=202)
@@ -97,9 +157,14 @@ async def remove(name: NamePath, services: ServicesDep,
                  purge: Annotated[bool, Query(description="Also delete the instance's data")]
                  = False) -> Accepted:
     """Take an instance down; its data is kept unless purge is set."""
-    accepted = await services.apps.remove(check_name(name), purge=purge)
+    try:
+        accepted = await services.apps.remove(check_name(name), purge=purge)
+    except StackHubError as err:
+        audit("instance.remove", name, success=False, purge=purge, reason=err.code,
+              error=_short(err.message))
+        raise
     services.auth.accounts.forget_instance(name)  # a later instance of that name starts ungranted
-    audit("instance.remove", name, purge=purge, operation=accepted.operation.id)
+    audit_outcome(services, audit, "instance.remove", name, accepted.operation.id, purge=purge)
     return accepted
 
 

@@ -82,12 +82,14 @@ class AuthService:
         if self.users.admin_exists():
             self.audit.record(actor=request.username, action="setup", ip=ip, success=False,
                               details={"reason": "already complete"})
-            raise Forbidden("setup is already complete: sign in instead")
+            raise Forbidden("setup is already complete: sign in instead",
+                            details={"reason": "setup_done"})
         if not setup.matches(self.setup_path, request.setup_token):
             self.login_guard.fail(ip)
             self.audit.record(actor=request.username, action="setup", ip=ip, success=False,
                               details={"reason": "wrong setup token"})
-            raise Unauthorized("invalid setup token: use the one printed in the server log")
+            raise Unauthorized("invalid setup token: use the one printed in the server log",
+                               details={"reason": "bad_setup_token"})
         if request.username in RESERVED:
             raise Invalid(f"the user name {request.username!r} is reserved")
         passwords.check_policy(request.password, username=request.username)
@@ -142,7 +144,8 @@ class AuthService:
         """Return the session waiting for a TOTP code, or raise Unauthorized."""
         record = self.sessions.lookup(secret) if secret else None
         if record is None or not record.pending:
-            raise Unauthorized("no sign-in is waiting for a code: sign in with your password")
+            raise Unauthorized("no sign-in is waiting for a code: sign in with your password",
+                               details={"reason": "no_pending_sign_in"})
         return record
 
     # sign-in --------------------------------------------------------------------------------
@@ -182,7 +185,7 @@ class AuthService:
             self.login_guard.fail(ip, name)
         self.audit.record(actor=name[:64], action="login", ip=ip, success=False,
                           details={"reason": reason})
-        raise Unauthorized(BAD_LOGIN)
+        raise Unauthorized(BAD_LOGIN, details={"reason": "bad_login"})
 
     def login(self, request: LoginRequest, *, ip: str, user_agent: str,
               old_cookie: str | None) -> SignIn:
@@ -215,7 +218,7 @@ class AuthService:
                 return "recovery"
         self.code_guard.fail(ip, user.name)
         self.audit.record(actor=user.name, action="totp.check", ip=ip, success=False)
-        raise Unauthorized(BAD_CODE)
+        raise Unauthorized(BAD_CODE, details={"reason": "bad_code"})
 
     def complete_totp(self, session: SessionRecord, code: str, *, ip: str,
                       user_agent: str) -> SignIn:
@@ -223,7 +226,7 @@ class AuthService:
         user = self._active(session.username)
         if user is None:
             self.sessions.revoke(session.id)
-            raise Unauthorized(BAD_LOGIN)
+            raise Unauthorized(BAD_LOGIN, details={"reason": "bad_login"})
         try:
             method = self.check_code(user, code, ip=ip)
         except Unauthorized:
@@ -277,7 +280,7 @@ class AuthService:
                 self.login_guard.fail(ip, user.name)
         if not right:
             self.audit.record(actor=user.name, action="password.change", ip=ip, success=False)
-            raise Forbidden("the current password is wrong")
+            raise Forbidden("the current password is wrong", details={"reason": "bad_password"})
         passwords.check_policy(change.new, username=user.name)
         self.users.set_password(user.name, passwords.hash_password(change.new))
         ended = self.sessions.revoke_user(user.name, keep=principal.session_id)
@@ -320,6 +323,6 @@ class AuthService:
         try:
             self.check_code(user, code, ip=ip)
         except Unauthorized as err:  # the caller is signed in: a wrong code is not a 401
-            raise Forbidden(BAD_CODE) from err
+            raise Forbidden(BAD_CODE, details={"reason": "bad_code"}) from err
         self.users.disable_totp(user.name)
         self.audit.record(actor=user.name, action="totp.disable", target=user.name, ip=ip)

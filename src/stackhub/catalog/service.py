@@ -45,11 +45,13 @@ IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".webp", ".svg", ".
 
 
 def official_store_path() -> Path:
-    """Return the official store folder shipped with StackHub (overridable by env)."""
+    """Return the official store: $STACKHUB_OFFICIAL_STORE, the wheel's copy, or store/."""
     env = os.environ.get("STACKHUB_OFFICIAL_STORE")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[3] / "store"
+    here = Path(__file__).resolve()
+    bundled = here.parents[1] / "_store"  # put there by setup.py when the wheel is built
+    return bundled if bundled.is_dir() else here.parents[3] / "store"
 
 
 def guess_kind(source: str) -> StoreKind:
@@ -145,7 +147,8 @@ class Catalog:
             check_url(source, local=local)
         else:
             if not local:
-                raise Invalid("a directory store must be added as local (--local) by an admin")
+                raise Invalid("a directory store must be added as local (--local) by an admin",
+                              details={"reason": "trust_required"})
             path = Path(source)
             if not path.is_absolute() or not path.is_dir():
                 raise Invalid(f"{source} is not an existing absolute directory")

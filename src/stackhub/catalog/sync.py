@@ -81,7 +81,7 @@ def git_url(source: str, *, local: bool) -> tuple[str, str | None]:
             check_url(source, local=True)
         return source, None
     raise Invalid("git stores must use an https URL; an admin may add a local store (--local) "
-                  "from a path, a file:// or an http:// URL")
+                  "from a path, a file:// or an http:// URL", details={"reason": "trust_required"})
 
 
 def _stage(ctx: SyncContext, row: StoreRow, tree: Path, *, force: bool) -> str | None:

@@ -200,11 +200,20 @@ def retry_cmd(name: str, as_json: JsonOpt = False) -> None:
 
 @app.command("list")
 def list_cmd(as_json: JsonOpt = False) -> None:
-    """List instances with status, version, ports and URLs."""
+    """List instances with status, version, ports and URLs (warns on stderr if no engine)."""
+    client = Client()
     try:
-        instances = Client().request("GET", "/api/instances")
+        instances = client.request("GET", "/api/instances")
+        health = client.request("GET", "/api/health")
     except ClientError as err:
         fail(err, as_json=as_json)
+    if not health.get("engine", True) and (health.get("engine_error") or any(
+            i.get("status") == "unknown" for i in instances)):
+        since = f" since {health['engine_since']}" if health.get("engine_since") else ""
+        err_console.print(f"[bold yellow]Warning:[/] the Docker engine is unreachable{since}: "
+                          "statuses are unknown until it answers again "
+                          f"({escape(str(health.get('engine_error') or 'no answer'))})",
+                          highlight=False)
     if as_json:
         emit_json(instances)
         return
@@ -215,8 +224,10 @@ def list_cmd(as_json: JsonOpt = False) -> None:
     for item in instances:
         ports = ", ".join(f"{p['host_port']}->{p['service']}:{p['container_port']}"
                           for p in item["ports"])
-        rows.add_row(item["name"], item["app"], item["status"], item["version"], ports,
-                      " ".join(item["urls"]))
+        status = item["status"] + (f" ({item['status_reason']})" if item.get("status_reason")
+                                   else "")
+        rows.add_row(item["name"], item["app"], status, item["version"], ports,
+                     " ".join(item["urls"]))
     console.print(rows)
 
 

@@ -170,4 +170,42 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (operation, seq)
     )
     """,
+    # 5: the subnet of each instance network (apps/subnets.py), freed with the instance's row
+    """
+    CREATE TABLE instance_subnets (
+        instance TEXT NOT NULL REFERENCES instances(name) ON DELETE CASCADE,
+        network TEXT NOT NULL,
+        subnet TEXT NOT NULL,
+        PRIMARY KEY (instance, network, subnet)
+    )
+    """,
+    # proxy: custom domains bound to instances, and the gateway's settings (base domain)
+    """
+    CREATE TABLE domains (
+        name TEXT PRIMARY KEY,
+        instance TEXT NOT NULL,
+        state TEXT NOT NULL,
+        error TEXT,
+        issuer TEXT,
+        expires_at TEXT,
+        checked_at TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX domains_instance ON domains(instance);
+    CREATE TABLE gateway_settings (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    )
+    """,
+    # 7: backup repositories (passwords and keys live in secrets/backup/, never here)
+    """
+    CREATE TABLE backup_repositories (
+        name TEXT PRIMARY KEY,
+        url TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        is_default INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL
+    )
+    """,
 ]

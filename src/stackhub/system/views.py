@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from stackhub.api.deps import ServicesDep, require_admin
-from stackhub.system import containers
+from stackhub.system import containers, doctor
 from stackhub.system.metrics import sampler_of
 from stackhub.system.models import (
     ContainerDetail,
@@ -114,6 +114,14 @@ async def remove_network(ref: str, services: ServicesDep) -> Response:
     """Remove a user network StackHub does not manage."""
     await asyncio.to_thread(containers.remove_network, engine=services.engine, ref=ref)
     return Response(status_code=204)
+
+
+@admin.get("/doctor", response_model=doctor.DoctorReport, summary="Check the installation")
+async def run_doctor(services: ServicesDep) -> doctor.DoctorReport:
+    """Check the engine, Compose, Caddy, restic, the data root, the port, DNS and the server."""
+    paths = services.paths
+    return await asyncio.to_thread(doctor.run_doctor, paths.root,
+                                   url=doctor.server_address(paths), in_server=True)
 
 
 router.include_router(admin)

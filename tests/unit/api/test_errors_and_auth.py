@@ -28,7 +28,9 @@ PUBLIC = {("GET", "/api/health"), ("GET", "/api/openapi.json"), ("GET", "/api/do
           ("GET", "/api/docs/oauth2-redirect"),
           # sign-in and first-user setup (the auth work) cannot require a sign-in
           ("GET", "/api/auth/status"), ("POST", "/api/auth/setup"), ("POST", "/api/auth/login"),
-          ("POST", "/api/auth/totp")}
+          ("POST", "/api/auth/totp"),
+          # Caddy's on-demand TLS question: answers only the loaded config's random token
+          ("GET", "/api/gateway/ask")}
 
 
 def http_routes(app: FastAPI) -> list[tuple[str, str]]:

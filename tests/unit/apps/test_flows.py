@@ -23,6 +23,7 @@ from stackhub.errors import (
     Invalid,
     NotFound,
     RiskNotAccepted,
+    StackHubError,
 )
 from stackhub.events import Event
 from stackhub.services import Services
@@ -164,12 +165,22 @@ async def test_rollback_keeps_a_data_dir_that_existed_before(live: Services,
     assert not live.paths.instance_dir("blog").exists()
 
 
-async def test_engine_down_before_pull_rolls_back(live: Services, engine: FakeEngine) -> None:
-    engine.available = False
+async def test_engine_down_before_pull_is_interrupted_not_failed(live: Services,
+                                                                  engine: FakeEngine) -> None:
+    engine.available = False  # the status cache has not noticed yet: the install is journaled
     op_id = await install(live)
-    assert live.records.find("blog") is None
-    error = live.runner.journal.operation(op_id).error or ""
-    assert "not reachable" in error
+    op = live.runner.journal.operation(op_id)
+    assert op.state == OperationState.INTERRUPTED
+    assert "not reachable" in (op.error or "")
+    assert live.records.get("blog").status == InstanceStatus.INTERRUPTED
+    assert live.status.engine_down  # the runner's check taught the cache
+    with pytest.raises(EngineUnavailable, match="not reachable since"):
+        await live.apps.retry("blog")  # refused at once, nothing journaled
+    assert len(live.runner.journal.operations("blog")) == 1
+    engine.available = True  # back: the request asks the engine before the cache re-lists
+    await live.apps.retry("blog")
+    await settle(live, "blog")
+    assert live.records.get("blog").status == InstanceStatus.RUNNING
 
 
 async def test_failure_after_the_engine_was_touched_marks_failed(
@@ -185,13 +196,34 @@ async def test_failure_after_the_engine_was_touched_marks_failed(
     assert drain(queue)[-1].data["code"] == "engine_error"
 
 
-async def test_engine_stopping_mid_operation_marks_failed(live: Services, engine: FakeEngine,
-                                                          compose: FakeCompose) -> None:
+async def test_engine_stopping_mid_operation_marks_interrupted(
+        live: Services, engine: FakeEngine, compose: FakeCompose) -> None:
     compose.fail("up", EngineUnavailable("starting the app: the Docker engine is not reachable"))
+    queue = subscribe(live)
     await install(live)
     record = live.records.get("blog")
-    assert record.status == InstanceStatus.FAILED
+    assert record.status == InstanceStatus.INTERRUPTED
     assert "not reachable" in (record.error or "")
+    finished = drain(queue)[-1]
+    assert finished.data["state"] == "interrupted"
+    assert finished.data["code"] == "engine_unavailable"
+
+
+async def test_an_engine_error_while_the_engine_is_gone_is_an_interruption(
+        live: Services, engine: FakeEngine, compose: FakeCompose) -> None:
+    compose.fail("up", EngineError("starting the app failed: unexpected EOF"))
+    real_up = compose.up
+
+    async def up_then_gone(*args: object, **kwargs: object) -> None:
+        engine.available = False  # the engine closes its socket as compose fails
+        await real_up(*args, **kwargs)  # type: ignore[arg-type]
+
+    compose.up = up_then_gone  # type: ignore[method-assign]
+    op_id = await install(live)
+    op = live.runner.journal.operation(op_id)
+    assert op.state == OperationState.INTERRUPTED
+    assert "unexpected EOF" in (op.error or "")
+    assert live.records.get("blog").status == InstanceStatus.INTERRUPTED
 
 
 async def test_unhealthy_containers_fail_the_install(live: Services, compose: FakeCompose) -> None:
@@ -307,14 +339,20 @@ async def test_stop_start_restart(live: Services, compose: FakeCompose) -> None:
     assert compose.verbs()[-3:] == ["stop", "start", "restart"]
 
 
-async def test_failed_lifecycle_is_journaled_and_raised(live: Services,
-                                                        compose: FakeCompose) -> None:
+@pytest.mark.parametrize(("error", "state"), [
+    (EngineError("stop the app failed: boom"), OperationState.FAILED),
+    (EngineUnavailable("stop the app: the Docker engine is not reachable"),
+     OperationState.INTERRUPTED),
+])
+async def test_failed_lifecycle_is_journaled_and_raised(
+        live: Services, compose: FakeCompose, error: StackHubError,
+        state: OperationState) -> None:
     await install(live)
-    compose.fail("stop", EngineUnavailable("stop the app: the Docker engine is not reachable"))
-    with pytest.raises(EngineUnavailable):
+    compose.fail("stop", error)
+    with pytest.raises(type(error)):
         await live.apps.lifecycle("blog", "stop")
     last = live.runner.journal.operations("blog")[0]
-    assert (last.kind, last.state) == ("stop", OperationState.FAILED)
+    assert (last.kind, last.state) == ("stop", state)
     assert live.records.get("blog").status == InstanceStatus.RUNNING
 
 
@@ -386,7 +424,7 @@ async def test_purge_does_not_follow_a_symlinked_data_dir(live: Services, tmp_pa
 
 async def test_remove_failure_marks_failed(live: Services, compose: FakeCompose) -> None:
     await install(live)
-    compose.fail("down", EngineUnavailable("removing the app: engine not reachable"))
+    compose.fail("down", EngineError("removing the app failed: boom"))
     await live.apps.remove("blog", purge=True)
     await settle(live, "blog")
     record = live.records.get("blog")

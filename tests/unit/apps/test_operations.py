@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
-from stackhub.apps.models import InstanceStatus, OperationState
+from stackhub.apps.models import InstanceStatus, OperationRead, OperationState
 from stackhub.apps.operations import KINDS, OperationKind, Outcome, Run, kind_of
-from stackhub.errors import Conflict, EngineError, StorageFull
+from stackhub.errors import Conflict, EngineError, EngineUnavailable, StorageFull
 from stackhub.events import Event
 from stackhub.services import Services
 
@@ -189,3 +189,20 @@ async def test_recover_closes_what_a_crash_left_running(live: Services) -> None:
     assert live.records.get("web").status == "running"  # a stop keeps what the engine says
     assert "stop it again" in (live.runner.journal.operation(stop.id).error or "")
     assert live.runner.recover(lambda name: True) == []  # nothing left running
+
+
+async def test_after_crash_hooks_run_for_their_kind_only(live: Services) -> None:
+    installed(live, "blog")
+    installed(live, "web")
+    clone = live.runner.journal.start(CLONE.name, "blog", status=None)
+    live.runner.journal.start("stop", "web", status=None)
+    seen: list[str] = []
+
+    async def put_back(op: OperationRead) -> None:
+        seen.append(op.id)
+        raise EngineUnavailable("the engine is down")  # logged, never fatal
+
+    live.runner.after_crash(CLONE.name, put_back)
+    await live.flows.recover()
+    assert seen == [clone.id]
+    assert live.runner.journal.operation(clone.id).state == OperationState.INTERRUPTED

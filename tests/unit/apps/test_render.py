@@ -199,7 +199,7 @@ def test_service_must_be_a_mapping() -> None:
 
 
 def test_container_name_is_dropped_with_a_note() -> None:
-    out = do_render(web(container_name="blog"))
+    out = do_render(web(container_name="blog", restart="always"))
     assert "container_name" not in out.compose["services"]["web"]
     assert out.notes == ["service web: container_name dropped so instances cannot clash"]
 

@@ -54,6 +54,7 @@ def test_every_status_is_reachable() -> None:
     reached |= {derive("running", c) for c in (
         [], [box("exited")], [box(), box("exited")], [box("running", "unhealthy")],
         [box("running", "starting")], [box()])}
+    reached.add(derive("running", [box()], engine=False))
     assert reached == set(InstanceStatus)
 
 

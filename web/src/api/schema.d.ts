@@ -229,6 +229,172 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/backups": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List backups
+         * @description Return the backups in one repository, newest first.
+         */
+        get: operations["list_backups_api_backups_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/backups/instances/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Back up an instance
+         * @description Stop the instance, snapshot its definition, folders and volumes, start it again.
+         */
+        post: operations["create_backup_api_backups_instances__name__post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/backups/instances/{name}/snapshots/{snapshot}/restore": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Restore an instance from a backup
+         * @description Restore into fresh folders, swap in (old data kept until success), start.
+         *
+         *     Works when the instance no longer exists (its record comes back from the snapshot).
+         */
+        post: operations["restore_backup_api_backups_instances__name__snapshots__snapshot__restore_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/backups/repositories": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List repositories
+         * @description Return every backup repository, the default first (passwords are never shown here).
+         */
+        get: operations["list_repositories_api_backups_repositories_get"];
+        put?: never;
+        /**
+         * Add a repository
+         * @description Create a new encrypted repository at the URL (or connect one, given its password).
+         */
+        post: operations["add_repository_api_backups_repositories_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/backups/repositories/{repo}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Forget a repository
+         * @description Forget a repository and its password; its snapshots stay where they are.
+         */
+        delete: operations["remove_repository_api_backups_repositories__repo__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/backups/repositories/{repo}/check": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Check a repository
+         * @description Run `restic check` (structure and index) and return its verdict and output.
+         */
+        post: operations["check_repository_api_backups_repositories__repo__check_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/backups/repositories/{repo}/key": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Show a repository's recovery kit
+         * @description Return the repository's password: without it, its backups cannot be read (audited).
+         */
+        get: operations["repository_key_api_backups_repositories__repo__key_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/backups/ssh-key": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Show StackHub's SSH key
+         * @description Return the public key StackHub uses for sftp: repositories (made on first use).
+         */
+        get: operations["ssh_key_api_backups_ssh_key_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/catalog/apps": {
         parameters: {
             query?: never;
@@ -321,6 +487,141 @@ export interface paths {
          * @description List categories with the number of apps in each.
          */
         get: operations["list_categories_api_catalog_categories_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/domains": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List domains
+         * @description List every name the gateway serves: automatic names, then custom domains.
+         */
+        get: operations["list_domains_api_domains_get"];
+        put?: never;
+        /**
+         * Bind a custom domain
+         * @description Check DNS (422 naming the record to create), then start the `domain` operation.
+         */
+        post: operations["add_domain_api_domains_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/domains/base": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Show the base domain
+         * @description Return the base domain, its TLS mode and the gateway's state.
+         */
+        get: operations["get_base_api_domains_base_get"];
+        /**
+         * Set the base domain
+         * @description Give every instance ``<instance>.<base>`` (and the console ``console.<base>``).
+         *
+         *     Starts the gateway if needed and loads its config; answers 503 if Caddy is missing or
+         *     cannot take its ports (the message names the program holding them).
+         */
+        put: operations["set_base_api_domains_base_put"];
+        post?: never;
+        /**
+         * Remove the base domain
+         * @description Remove the base domain: automatic names stop being served.
+         */
+        delete: operations["clear_base_api_domains_base_delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/domains/ca": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Download the internal CA root
+         * @description Return the internal CA's root, which signs LAN names (install it on each device).
+         */
+        get: operations["ca_root_api_domains_ca_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/domains/check": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Diagnose a domain's DNS
+         * @description Look the domain up and say whether it reaches this box; if not, the record to create.
+         */
+        get: operations["check_domain_api_domains_check_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/domains/{domain}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Remove a custom domain
+         * @description Unbind a custom domain from its instance; the gateway stops serving it.
+         */
+        delete: operations["remove_domain_api_domains__domain__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/gateway": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Show the gateway
+         * @description Return whether the gateway runs, its ports, restarts and last error.
+         */
+        get: operations["gateway_api_gateway_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -753,6 +1054,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/system/doctor": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Check the installation
+         * @description Check the engine, Compose, Caddy, restic, the data root, the port, DNS and the server.
+         */
+        get: operations["run_doctor_api_system_doctor_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/system/images": {
         parameters: {
             query?: never;
@@ -1094,6 +1415,50 @@ export interface components {
             target: string;
         };
         /**
+         * BackupRequest
+         * @description Options of a backup (all optional).
+         */
+        BackupRequest: {
+            /**
+             * Repository
+             * @description Repository name (default: the default one)
+             */
+            repository?: string | null;
+        };
+        /**
+         * BaseRead
+         * @description The base domain and the gateway.
+         */
+        BaseRead: {
+            /** Base */
+            base: string | null;
+            /**
+             * Console
+             * @description The console's name under the base (console.<base>).
+             */
+            console: string | null;
+            gateway: components["schemas"]["GatewayRead"];
+            tls: components["schemas"]["TlsMode"] | null;
+        };
+        /**
+         * BaseRequest
+         * @description Set the base domain every instance gets a name under.
+         */
+        BaseRequest: {
+            /**
+             * Base
+             * @description e.g. box.example.com or home.lan
+             */
+            base: string;
+            /**
+             * Tls
+             * @description internal: StackHub's own CA (LAN names; download its root from GET /api/domains/ca); acme: the ACME CA (public names); auto: internal for LAN suffixes (.lan, .home, .internal, .local, .home.arpa...), acme otherwise.
+             * @default auto
+             * @enum {string}
+             */
+            tls: "auto" | "internal" | "acme";
+        };
+        /**
          * CatalogAppRead
          * @description One catalog app in full, localized text plus every language present.
          */
@@ -1216,6 +1581,37 @@ export interface components {
             count: number;
             /** Name */
             name: string;
+        };
+        /**
+         * Check
+         * @description One finding: what was checked, how it went, and the command that fixes it.
+         */
+        Check: {
+            /**
+             * Fix
+             * @description The exact command that fixes it.
+             */
+            fix?: string | null;
+            level: components["schemas"]["Level"];
+            /** Message */
+            message: string;
+            /**
+             * Name
+             * @description What was checked, e.g. engine, data_root.space, port.
+             */
+            name: string;
+        };
+        /**
+         * CheckRead
+         * @description The result of `restic check` on a repository.
+         */
+        CheckRead: {
+            /** Name */
+            name: string;
+            /** Ok */
+            ok: boolean;
+            /** Output */
+            output: string;
         };
         /**
          * CodeRequest
@@ -1417,6 +1813,145 @@ export interface components {
             used: number;
         };
         /**
+         * DnsCheck
+         * @description What DNS says about a domain, whether it reaches this box, and the fix if not.
+         */
+        DnsCheck: {
+            /**
+             * Addresses
+             * @description The A/AAAA addresses at the end of the chain.
+             */
+            addresses: string[];
+            /**
+             * Box Addresses
+             * @description This box's addresses (STACKHUB_PUBLIC_ADDRESS, else its interfaces').
+             */
+            box_addresses: string[];
+            /**
+             * Cnames
+             * @description The CNAME chain found, in order.
+             */
+            cnames: string[];
+            /** Domain */
+            domain: string;
+            /**
+             * Expected
+             * @description Records that would make the domain reach this box (one of them is enough).
+             */
+            expected: components["schemas"]["DnsRecord"][];
+            /** Fix */
+            fix?: string | null;
+            /** Ok */
+            ok: boolean;
+            /** Problem */
+            problem?: string | null;
+        };
+        /**
+         * DnsRecord
+         * @description A DNS record to create.
+         */
+        DnsRecord: {
+            /** Name */
+            name: string;
+            /**
+             * Type
+             * @enum {string}
+             */
+            type: "CNAME" | "A" | "AAAA";
+            /** Value */
+            value: string;
+        };
+        /**
+         * DoctorReport
+         * @description Every check's finding; errors make `stackhub doctor` exit non-zero.
+         */
+        DoctorReport: {
+            /** Checks */
+            checks: components["schemas"]["Check"][];
+            /** Errors */
+            errors: number;
+            /**
+             * Ran On
+             * @description server: the running server checked itself; local: the CLI did, the server being unreachable.
+             * @enum {string}
+             */
+            ran_on: "server" | "local";
+            /** Warnings */
+            warnings: number;
+        };
+        /**
+         * DomainAccepted
+         * @description The answer to a domain request: the operation obtaining the certificate.
+         */
+        DomainAccepted: {
+            /** Domain */
+            domain: string;
+            /** Instance */
+            instance: string;
+            operation: components["schemas"]["OperationRead"];
+        };
+        /**
+         * DomainKind
+         * @description An automatic name (``<instance>.<base>``) or a custom domain bound by an admin.
+         * @enum {string}
+         */
+        DomainKind: "automatic" | "custom";
+        /**
+         * DomainRead
+         * @description A name the gateway serves.
+         */
+        DomainRead: {
+            /** Checked At */
+            checked_at?: string | null;
+            /** Created At */
+            created_at?: string | null;
+            /** Error */
+            error?: string | null;
+            /**
+             * Expires At
+             * @description When the certificate expires, as last checked (ISO 8601 UTC).
+             */
+            expires_at?: string | null;
+            /** Instance */
+            instance: string;
+            /**
+             * Issuer
+             * @description The certificate's issuer, as last checked.
+             */
+            issuer?: string | null;
+            kind: components["schemas"]["DomainKind"];
+            /** Name */
+            name: string;
+            state: components["schemas"]["DomainState"];
+            /**
+             * Target
+             * @description Where the gateway sends requests (127.0.0.1:<host port>); None while the app is stopped or has no web port.
+             */
+            target?: string | null;
+            tls: components["schemas"]["TlsMode"];
+            /** Url */
+            url: string;
+        };
+        /**
+         * DomainRequest
+         * @description Bind a custom domain to an instance.
+         */
+        DomainRequest: {
+            /**
+             * Domain
+             * @description e.g. cloud.example.com; IDN names are converted to punycode, case is ignored.
+             */
+            domain: string;
+            /** Instance */
+            instance: string;
+        };
+        /**
+         * DomainState
+         * @description Where a domain stands.
+         * @enum {string}
+         */
+        DomainState: "active" | "pending" | "failed" | "dangling";
+        /**
          * EnvVar
          * @description An environment variable; values of secret-looking names are redacted.
          */
@@ -1453,6 +1988,44 @@ export interface components {
             message: string;
         };
         /**
+         * GatewayRead
+         * @description The gateway (Caddy) as StackHub sees it.
+         */
+        GatewayRead: {
+            /**
+             * Available
+             * @description Whether Caddy is installed (or a system Caddy is named by STACKHUB_CADDY_ADMIN).
+             */
+            available: boolean;
+            /**
+             * Enabled
+             * @description Whether StackHub runs the gateway: STACKHUB_GATEWAY=1, or a base domain or a custom domain exists (STACKHUB_GATEWAY=0 turns it off).
+             */
+            enabled: boolean;
+            /**
+             * Error
+             * @description The last reason the gateway could not be started or loaded.
+             */
+            error?: string | null;
+            /** Http Port */
+            http_port: number;
+            /** Https Port */
+            https_port: number;
+            /**
+             * Mode
+             * @description child: StackHub runs Caddy; system: a Caddy StackHub found through its admin socket.
+             * @enum {string}
+             */
+            mode: "child" | "system";
+            /**
+             * Restarts
+             * @description How often StackHub started Caddy again after it died.
+             */
+            restarts: number;
+            /** Running */
+            running: boolean;
+        };
+        /**
          * GrantsUpdate
          * @description The complete list of instances a member may see and open.
          */
@@ -1465,8 +2038,21 @@ export interface components {
          * @description Liveness and engine reachability.
          */
         Health: {
-            /** Engine */
+            /**
+             * Engine
+             * @description The Docker engine answered the last time StackHub asked (false while it is unreachable, and before the first answer).
+             */
             engine: boolean;
+            /**
+             * Engine Error
+             * @description Why the engine is unreachable (set only while it is known to be down).
+             */
+            engine_error?: string | null;
+            /**
+             * Engine Since
+             * @description When the engine's current state (up or down) began, ISO 8601 UTC; None before the first contact.
+             */
+            engine_since?: string | null;
             /** Status */
             status: string;
             /** Version */
@@ -1529,7 +2115,10 @@ export interface components {
         InstanceRead: {
             /** App */
             app: string;
-            /** Containers */
+            /**
+             * Containers
+             * @description The instance's containers; while the engine is unreachable, the last ones seen, with state "unknown".
+             */
             containers?: components["schemas"]["ContainerRead"][];
             /** Created At */
             created_at: string;
@@ -1540,13 +2129,32 @@ export interface components {
             main: components["schemas"]["WebEntry"] | null;
             /** Name */
             name: string;
+            /**
+             * Parameter Labels
+             * @description Each parameter's label by language (e.g. `{"WEB_PORT": {"en": "Web port"}}`), from the app's definition.
+             */
+            parameter_labels?: {
+                [key: string]: {
+                    [key: string]: string;
+                };
+            };
             /** Parameters */
             parameters: {
                 [key: string]: string;
             };
             /** Ports */
             ports: components["schemas"]["PortMapping"][];
+            /**
+             * Services
+             * @description Each compose service's image, ports, environment and volumes as installed: the settings of a custom app, which has no parameters.
+             */
+            services?: components["schemas"]["ServiceSettings"][];
             status: components["schemas"]["InstanceStatus"];
+            /**
+             * Status Reason
+             * @description Why the status is what it is when that is not obvious: "engine unreachable" while the status is unknown because the Docker engine is down.
+             */
+            status_reason?: string | null;
             /** Store */
             store: string | null;
             /** Update Available */
@@ -1563,7 +2171,13 @@ export interface components {
          * @description What an instance is doing, as StackHub sees it.
          * @enum {string}
          */
-        InstanceStatus: "installing" | "running" | "starting" | "partial" | "stopped" | "unhealthy" | "missing" | "failed" | "interrupted" | "removing";
+        InstanceStatus: "installing" | "running" | "starting" | "partial" | "stopped" | "unhealthy" | "missing" | "failed" | "interrupted" | "removing" | "unknown";
+        /**
+         * Level
+         * @description How bad a check's finding is.
+         * @enum {string}
+         */
+        Level: "ok" | "warning" | "error";
         /**
          * LoginRequest
          * @description Username and password.
@@ -1861,6 +2475,13 @@ export interface components {
             project: string;
             /** Risks */
             risks: components["schemas"]["Risk"][];
+            /**
+             * Subnets
+             * @description The IPv4 subnet(s) of each network the project creates, by network name (`default` included): chosen by StackHub from its pool, or set by the app.
+             */
+            subnets?: {
+                [key: string]: string[];
+            };
             /** Urls */
             urls: string[];
             /**
@@ -1946,6 +2567,89 @@ export interface components {
             recovery_codes: string[];
         };
         /**
+         * RepositoryCreate
+         * @description Add a repository: a name, a restic URL, and S3 keys for `s3:` URLs.
+         */
+        RepositoryCreate: {
+            /**
+             * Access Key Id
+             * @description S3 access key id (s3: only)
+             */
+            access_key_id?: string | null;
+            /**
+             * Name
+             * @description Lower-case name, e.g. `nas`
+             */
+            name: string;
+            /**
+             * Password
+             * @description The password of an existing repository to connect; omitted: a new repository is created with a generated password
+             */
+            password?: string | null;
+            /**
+             * Secret Access Key
+             * @description S3 secret key (s3: only; never shown again)
+             */
+            secret_access_key?: string | null;
+            /**
+             * Url
+             * @description `sftp:user@host:/path`, `s3:https://host/bucket`, `rest:https://host/`, or an absolute path
+             */
+            url: string;
+        };
+        /**
+         * RepositoryKey
+         * @description The recovery kit of a repository: without this password its backups are lost.
+         */
+        RepositoryKey: {
+            /** Name */
+            name: string;
+            /** Password */
+            password: string;
+            /** Url */
+            url: string;
+            /**
+             * Warning
+             * @default Keep this password somewhere safe, away from this server: without it the backups in this repository cannot be read by anyone.
+             */
+            warning: string;
+        };
+        /**
+         * RepositoryKind
+         * @description Where a repository lives (by its URL's scheme).
+         * @enum {string}
+         */
+        RepositoryKind: "local" | "sftp" | "s3" | "rest";
+        /**
+         * RepositoryRead
+         * @description A repository as the API shows it (never its password or keys).
+         */
+        RepositoryRead: {
+            /** Created At */
+            created_at: string;
+            /**
+             * Default
+             * @description The repository `backup create` uses without --repo
+             */
+            default: boolean;
+            kind: components["schemas"]["RepositoryKind"];
+            /** Name */
+            name: string;
+            /** Url */
+            url: string;
+        };
+        /**
+         * RestoreRequest
+         * @description Options of a restore (all optional).
+         */
+        RestoreRequest: {
+            /**
+             * Repository
+             * @description Repository name (default: the default one)
+             */
+            repository?: string | null;
+        };
+        /**
          * Risk
          * @description One risky option: what, where, and how bad.
          */
@@ -1993,6 +2697,30 @@ export interface components {
             trusted_proxies?: string[];
         };
         /**
+         * ServiceSettings
+         * @description One compose service of an instance as installed (read-only; secret values hidden).
+         */
+        ServiceSettings: {
+            /** Environment */
+            environment?: {
+                [key: string]: string;
+            };
+            /** Image */
+            image?: string | null;
+            /**
+             * Ports
+             * @description As in the compose file, e.g. "8080:80"
+             */
+            ports?: string[];
+            /** Service */
+            service: string;
+            /**
+             * Volumes
+             * @description As in the compose file, e.g. "./data:/data"
+             */
+            volumes?: string[];
+        };
+        /**
          * SessionRead
          * @description One of the caller's sessions.
          */
@@ -2021,6 +2749,47 @@ export interface components {
             setup_token: string;
             /** Username */
             username: string;
+        };
+        /**
+         * SnapshotRead
+         * @description One backup of an instance.
+         */
+        SnapshotRead: {
+            /** App */
+            app: string;
+            /**
+             * Id
+             * @description restic's snapshot id (64 hex digits)
+             */
+            id: string;
+            /** Instance */
+            instance: string;
+            /**
+             * Kind
+             * @description manual, scheduled or pre-update
+             */
+            kind: string;
+            /** Repository */
+            repository: string;
+            /** Short Id */
+            short_id: string;
+            /**
+             * Size
+             * @description Bytes backed up (when recorded)
+             */
+            size?: number | null;
+            /** Time */
+            time: string;
+            /** Version */
+            version: string;
+        };
+        /**
+         * SshKeyRead
+         * @description StackHub's SSH public key: add it to the SFTP server's authorized_keys.
+         */
+        SshKeyRead: {
+            /** Public Key */
+            public_key: string;
         };
         /**
          * StatusRead
@@ -2159,6 +2928,12 @@ export interface components {
              */
             updates?: string[];
         };
+        /**
+         * TlsMode
+         * @description Where the certificates of the base's names come from.
+         * @enum {string}
+         */
+        TlsMode: "internal" | "acme";
         /**
          * TokenCreate
          * @description A new API token.
@@ -2991,6 +3766,540 @@ export interface operations {
             };
         };
     };
+    list_backups_api_backups_get: {
+        parameters: {
+            query?: {
+                /** @description Only backups of this instance */
+                instance?: string | null;
+                /** @description Repository (default: the default one) */
+                repository?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SnapshotRead"][];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_backup_api_backups_instances__name__post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["BackupRequest"] | null;
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Accepted"];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    restore_backup_api_backups_instances__name__snapshots__snapshot__restore_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+                /** @description Snapshot id (8 to 64 hex digits) or `latest` */
+                snapshot: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["RestoreRequest"] | null;
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Accepted"];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_repositories_api_backups_repositories_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RepositoryRead"][];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    add_repository_api_backups_repositories_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RepositoryCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RepositoryRead"];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    remove_repository_api_backups_repositories__repo__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Repository name */
+                repo: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    check_repository_api_backups_repositories__repo__check_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Repository name */
+                repo: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CheckRead"];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    repository_key_api_backups_repositories__repo__key_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Repository name */
+                repo: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RepositoryKey"];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    ssh_key_api_backups_ssh_key_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SshKeyRead"];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     list_apps_api_catalog_apps_get: {
         parameters: {
             query?: {
@@ -3277,6 +4586,527 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["CategoryRead"][];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_domains_api_domains_get: {
+        parameters: {
+            query?: {
+                /** @description Only this instance's */
+                instance?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DomainRead"][];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    add_domain_api_domains_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DomainRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DomainAccepted"];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_base_api_domains_base_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BaseRead"];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    set_base_api_domains_base_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BaseRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BaseRead"];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    clear_base_api_domains_base_delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BaseRead"];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    ca_root_api_domains_ca_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The root certificate (PEM) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/x-pem-file": unknown;
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    check_domain_api_domains_check_get: {
+        parameters: {
+            query: {
+                domain: string;
+                /** @description Only this instance's */
+                instance?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DnsCheck"];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    remove_domain_api_domains__domain__delete: {
+        parameters: {
+            query: {
+                instance: string;
+            };
+            header?: never;
+            path: {
+                domain: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    gateway_api_gateway_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GatewayRead"];
                 };
             };
             /** @description Not signed in, or the credential is no longer valid */
@@ -4707,6 +6537,62 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ContainerDetail"];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    run_doctor_api_system_doctor_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DoctorReport"];
                 };
             };
             /** @description Not signed in, or the credential is no longer valid */

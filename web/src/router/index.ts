@@ -1,6 +1,7 @@
 /** Routes (each view its own chunk) and the sign-in guard. */
 import { createRouter, createWebHistory, type RouteRecordRaw } from 'vue-router'
 import { useAuth } from '@/stores/auth'
+import { lazyView } from '@/utils/lazy'
 
 declare module 'vue-router' {
   interface RouteMeta {
@@ -16,33 +17,33 @@ declare module 'vue-router' {
 }
 
 export const routes: RouteRecordRaw[] = [
-  { path: '/setup', name: 'setup', component: () => import('@/views/auth/setup-view.vue'),
+  { path: '/setup', name: 'setup', component: lazyView(() => import('@/views/auth/setup-view.vue')),
     meta: { public: true, bare: true, title: 'setup.title' } },
-  { path: '/login', name: 'login', component: () => import('@/views/auth/login-view.vue'),
+  { path: '/login', name: 'login', component: lazyView(() => import('@/views/auth/login-view.vue')),
     meta: { public: true, bare: true, title: 'login.title' } },
-  { path: '/', name: 'dashboard', component: () => import('@/views/dashboard/dashboard-view.vue'),
+  { path: '/', name: 'dashboard', component: lazyView(() => import('@/views/dashboard/dashboard-view.vue')),
     meta: { title: 'nav.dashboard' } },
-  { path: '/store', name: 'store', component: () => import('@/views/catalog/store-view.vue'),
+  { path: '/store', name: 'store', component: lazyView(() => import('@/views/catalog/store-view.vue')),
     meta: { title: 'nav.store', admin: true } },
   { path: '/store/:store/:app', name: 'app', props: true,
-    component: () => import('@/views/catalog/app-view.vue'), meta: { title: 'nav.store', admin: true } },
-  { path: '/apps', name: 'instances', component: () => import('@/views/apps/instances-view.vue'),
+    component: lazyView(() => import('@/views/catalog/app-view.vue')), meta: { title: 'nav.store', admin: true } },
+  { path: '/apps', name: 'instances', component: lazyView(() => import('@/views/apps/instances-view.vue')),
     meta: { title: 'nav.apps' } },
   { path: '/apps/:name', name: 'instance', props: true,
-    component: () => import('@/views/apps/instance-view.vue'), meta: { title: 'nav.apps' } },
-  { path: '/custom', name: 'custom', component: () => import('@/views/apps/custom-install-view.vue'),
+    component: lazyView(() => import('@/views/apps/instance-view.vue')), meta: { title: 'nav.apps' } },
+  { path: '/custom', name: 'custom', component: lazyView(() => import('@/views/apps/custom-install-view.vue')),
     meta: { title: 'nav.custom', admin: true } },
   { path: '/containers', name: 'containers',
-    component: () => import('@/views/system/containers-view.vue'),
+    component: lazyView(() => import('@/views/system/containers-view.vue')),
     meta: { title: 'nav.containers', admin: true } },
-  { path: '/activity', name: 'activity', component: () => import('@/views/activity/activity-view.vue'),
+  { path: '/activity', name: 'activity', component: lazyView(() => import('@/views/activity/activity-view.vue')),
     meta: { title: 'nav.activity', admin: true } },
   { path: '/settings/:tab?', name: 'settings', props: true,
-    component: () => import('@/views/settings/settings-view.vue'), meta: { title: 'nav.settings' } },
-  { path: '/account', name: 'account', component: () => import('@/views/auth/account-view.vue'),
+    component: lazyView(() => import('@/views/settings/settings-view.vue')), meta: { title: 'nav.settings' } },
+  { path: '/account', name: 'account', component: lazyView(() => import('@/views/auth/account-view.vue')),
     meta: { title: 'nav.account' } },
   { path: '/:pathMatch(.*)*', name: 'not-found',
-    component: () => import('@/views/not-found-view.vue'), meta: { title: 'notFound.title' } },
+    component: lazyView(() => import('@/views/not-found-view.vue')), meta: { title: 'notFound.title' } },
 ]
 
 export const router = createRouter({

@@ -1,0 +1,437 @@
+"""The one Caddy adapter: render the gateway's whole JSON config, load it, run and watch Caddy.
+
+StackHub never edits Caddy's config piecemeal: every change renders the complete config from a
+`GatewaySpec` (built from StackHub's database by the proxy domain) and sends it with one
+``POST /load``. Caddy's admin API listens on a unix socket inside the data root (0700), so only
+root reaches it; Caddy 2.6 refuses ``Host: localhost`` on a socket, so requests send an empty
+Host. StackHub starts Caddy as its child (dying with it) and starts it again if it dies, or
+reuses a system Caddy whose admin socket STACKHUB_CADDY_ADMIN names.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import html
+import json
+import logging
+import os
+import shutil
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from stackhub.adapters.compose import _die_with_parent, death_pact
+from stackhub.errors import GatewayUnavailable
+
+log = logging.getLogger("stackhub.gateway")
+SERVER = "stackhub"
+"""The name of StackHub's HTTPS server in Caddy's config (its presence marks our config)."""
+START_TIMEOUT = 10.0
+LOAD_TIMEOUT = 30.0
+ADMIN_URL = "http://caddy-admin"
+"""The base URL of admin requests (the socket is the address; the Host header is empty)."""
+
+
+class _QuietAdmin(logging.Filter):
+    """Keep httpx's per-request INFO lines about the admin socket (polled) out of the log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno > logging.INFO or ADMIN_URL not in str(record.args)
+
+
+logging.getLogger("httpx").addFilter(_QuietAdmin())
+
+
+@dataclass(frozen=True)
+class Route:
+    """One host (or several) routed to an upstream, or answered with a fixed page."""
+
+    id: str
+    hosts: tuple[str, ...]
+    upstream: str | None = None
+    """``127.0.0.1:PORT``; None when the app has no web port or is stopped (`page` answers)."""
+    page: str | None = None
+    """The text shown instead of the app (e.g. "app is stopped")."""
+    title: str = "App unavailable"
+    path: str = "/"
+    """The app's main path: a request for ``/`` is redirected there."""
+    tls: bool = False
+    """The app itself speaks HTTPS (its own certificate is not checked: it is on loopback)."""
+
+
+@dataclass(frozen=True)
+class Acme:
+    """The ACME CA Caddy obtains public certificates from."""
+
+    ca: str
+    email: str = ""
+    roots: tuple[str, ...] = ()
+    """PEM files to trust when talking to the CA (test CAs such as Pebble)."""
+
+
+@dataclass(frozen=True)
+class GatewaySpec:
+    """Everything the gateway's config is rendered from."""
+
+    admin: str
+    http_port: int
+    https_port: int
+    storage: Path
+    routes: tuple[Route, ...] = ()
+    internal: tuple[str, ...] = ()
+    """Hosts whose certificates come from Caddy's internal CA (LAN names)."""
+    acme: tuple[str, ...] = ()
+    """Hosts whose certificates come from the ACME CA, on demand, as `ask` allows."""
+    ca: Acme = field(default_factory=lambda: Acme(ca=LETS_ENCRYPT))
+    ask: str | None = None
+
+
+LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
+
+PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>{title}</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:36em;margin:4em auto;color:#333}}</style>
+</head><body><h1>{title}</h1><p>{text}</p><p><small>StackHub gateway</small></p></body></html>
+"""
+
+
+def page(title: str, text: str) -> str:
+    """Return a small HTML page (escaped)."""
+    return PAGE.format(title=html.escape(title), text=html.escape(text))
+
+
+def _static(status: int, body: str) -> dict[str, Any]:
+    return {"handler": "static_response", "status_code": status, "body": body,
+            "headers": {"Content-Type": ["text/html; charset=utf-8"],
+                        "Cache-Control": ["no-store"]}}
+
+
+def _route(route: Route) -> dict[str, Any]:
+    if route.upstream is None:
+        handler = _static(503, page(route.title, route.page or "This app is not available."))
+        return {"@id": f"stackhub-{route.id}", "match": [{"host": list(route.hosts)}],
+                "handle": [handler], "terminal": True}
+    proxy: dict[str, Any] = {"handler": "reverse_proxy", "upstreams": [{"dial": route.upstream}]}
+    if route.tls:
+        proxy["transport"] = {"protocol": "http", "tls": {"insecure_skip_verify": True}}
+    steps: list[dict[str, Any]] = [{"handle": [proxy]}]
+    if route.path not in ("", "/"):
+        steps.insert(0, {"match": [{"path": ["/"]}], "terminal": True, "handle": [{
+            "handler": "static_response", "status_code": 302,
+            "headers": {"Location": [route.path]}}]})
+    return {"@id": f"stackhub-{route.id}", "match": [{"host": list(route.hosts)}],
+            "handle": [{"handler": "subroute", "routes": steps}], "terminal": True}
+
+
+def render(spec: GatewaySpec) -> dict[str, Any]:
+    """Return Caddy's complete JSON config for `spec` (admin socket included)."""
+    routes = [_route(r) for r in spec.routes]
+    routes.append({"handle": [_static(404, page(
+        "No app here", "No app of this StackHub answers at this address."))],
+        "terminal": True})
+    unreachable = _static(502, page(
+        "App not answering", "The app behind this address does not answer: it may be "
+        "stopped, starting or failing. Check it in StackHub."))
+    server: dict[str, Any] = {
+        "listen": [f":{spec.https_port}"], "routes": routes,
+        "errors": {"routes": [{"handle": [unreachable], "terminal": True}]},
+    }
+    policies: list[dict[str, Any]] = []
+    if spec.internal:
+        policies.append({"subjects": sorted(spec.internal), "issuers": [{"module": "internal"}]})
+    if spec.acme:
+        issuer: dict[str, Any] = {"module": "acme", "ca": spec.ca.ca,
+                                  "challenges": {"tls-alpn": {"disabled": True}}}
+        if spec.ca.email:
+            issuer["email"] = spec.ca.email
+        if spec.ca.roots:
+            issuer["trusted_roots_pem_files"] = list(spec.ca.roots)
+        policies.append({"subjects": sorted(spec.acme), "issuers": [issuer],
+                         "on_demand": spec.ask is not None})
+    automation: dict[str, Any] = {"policies": policies}
+    if spec.ask is not None:
+        automation["on_demand"] = {"ask": spec.ask,
+                                   "rate_limit": {"interval": "1m", "burst": 30}}
+    return {
+        "admin": {"listen": spec.admin, "config": {"persist": False}},
+        "storage": {"module": "file_system", "root": str(spec.storage)},
+        "apps": {
+            "http": {"http_port": spec.http_port, "https_port": spec.https_port,
+                     "servers": {SERVER: server}},
+            "tls": {"automation": automation},
+            "pki": {"certificate_authorities": {"local": {"install_trust": False}}},
+        },
+    }
+
+
+def caddy_binary() -> str | None:
+    """Return the caddy program's path, or None if it is not installed."""
+    return os.environ.get("STACKHUB_CADDY_BIN") or shutil.which("caddy")
+
+
+class CaddyAdmin:
+    """A client of Caddy's admin API on a unix socket."""
+
+    def __init__(self, socket: Path) -> None:
+        """Talk to the admin API listening on `socket`."""
+        self.socket = socket
+
+    def _client(self, timeout: float) -> httpx.AsyncClient:
+        # Host must be empty: Caddy 2.6 answers 403 "host not allowed" to localhost on a socket
+        return httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(uds=str(self.socket)),
+                                 base_url=ADMIN_URL, headers={"Host": ""},
+                                 timeout=timeout)
+
+    async def _call(self, method: str, path: str, *, body: object = None,
+                    timeout: float = 10.0) -> httpx.Response:
+        try:
+            async with self._client(timeout) as client:
+                answer = await client.request(method, path, json=body)
+        except httpx.HTTPError as err:
+            raise GatewayUnavailable(f"the gateway (Caddy) does not answer on {self.socket}: "
+                                     f"{err or type(err).__name__}") from err
+        if answer.status_code >= 400:
+            try:
+                message = str(answer.json().get("error", answer.text))
+            except ValueError:
+                message = answer.text
+            raise GatewayUnavailable(f"the gateway (Caddy) refused {method} {path}: "
+                                     f"{message.strip()[:500]}")
+        return answer
+
+    async def alive(self) -> bool:
+        """Tell whether the admin API answers."""
+        try:
+            await self._call("GET", "/config/admin", timeout=3.0)
+        except GatewayUnavailable:
+            return False
+        return True
+
+    async def loaded(self) -> bool:
+        """Tell whether StackHub's config is the one loaded (false after a bare restart)."""
+        answer = await self._call("GET", f"/config/apps/http/servers/{SERVER}", timeout=3.0)
+        return answer.text.strip() not in ("", "null")
+
+    async def load(self, config: dict[str, Any]) -> None:
+        """Replace Caddy's whole config (one graceful reload)."""
+        await self._call("POST", "/load", body=config, timeout=LOAD_TIMEOUT)
+
+    async def ca_root(self) -> str:
+        """Return the PEM root certificate of Caddy's internal CA."""
+        data = (await self._call("GET", "/pki/ca/local")).json()
+        return str(data.get("root_certificate", ""))
+
+
+class CaddyProcess:
+    """Caddy run as StackHub's child: started with only the admin socket, output kept."""
+
+    def __init__(self, binary: str, home: Path, socket: Path) -> None:
+        """Run `binary` with its files under `home`, admin API on `socket`."""
+        self.binary = binary
+        self.home = home
+        self.socket = socket
+        self.proc: asyncio.subprocess.Process | None = None
+        self.lines: collections.deque[dict[str, Any]] = collections.deque(maxlen=400)
+        self._reader: asyncio.Task[None] | None = None
+        self.exited: asyncio.Task[int] | None = None
+        """Ends with the exit status when the child ends (one waiter per start)."""
+
+    @property
+    def running(self) -> bool:
+        """Tell whether the child is alive."""
+        return self.proc is not None and self.proc.returncode is None
+
+    async def start(self) -> None:
+        """Start Caddy and wait until its admin socket answers; raise GatewayUnavailable."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.home.chmod(0o700)
+        boot = self.home / "boot.json"
+        boot.write_text(json.dumps({"admin": {"listen": f"unix/{self.socket}",
+                                              "config": {"persist": False}}}))
+        self.socket.unlink(missing_ok=True)
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.home),
+               "XDG_DATA_HOME": str(self.home / "data"),
+               "XDG_CONFIG_HOME": str(self.home / "config")}
+        pact = death_pact()  # Caddy dies with the server, even by SIGKILL (ports freed)
+        try:
+            self.proc = await asyncio.create_subprocess_exec(
+                *pact, self.binary, "run", "--config", str(boot),
+                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT, env=env, cwd=str(self.home),
+                preexec_fn=None if pact else _die_with_parent)
+        except OSError as err:
+            raise GatewayUnavailable(f"cannot run {self.binary}: {err}") from err
+        self._reader = asyncio.create_task(self._read(self.proc), name="caddy-log")
+        self.exited = asyncio.create_task(self.proc.wait(), name="caddy-exit")
+        admin = CaddyAdmin(self.socket)
+        deadline = asyncio.get_running_loop().time() + START_TIMEOUT
+        while asyncio.get_running_loop().time() < deadline:
+            if self.proc.returncode is not None:
+                break
+            if self.socket.exists() and await admin.alive():
+                log.info("gateway: caddy started (pid %s)", self.proc.pid)
+                return
+            await asyncio.sleep(0.05)
+        await self.stop()
+        raise GatewayUnavailable(f"caddy did not start: {self.last_error() or 'no output'}")
+
+    async def _read(self, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stdout is not None
+        async for raw in proc.stdout:
+            text = raw.decode(errors="replace").strip()
+            try:
+                entry = json.loads(text)
+            except ValueError:
+                entry = {"level": "info", "msg": text}
+            if isinstance(entry, dict):
+                self.lines.append(entry)
+                if entry.get("level") in ("error", "fatal"):
+                    log.warning("caddy: %s %s", entry.get("msg"), entry.get("error", ""))
+
+    def last_error(self, identifier: str | None = None) -> str | None:
+        """Return Caddy's last logged error (about `identifier`, if given)."""
+        for entry in reversed(self.lines):
+            if entry.get("level") not in ("error", "fatal"):
+                continue
+            if identifier is not None and identifier not in json.dumps(entry):
+                continue
+            return f"{entry.get('msg', '')}: {entry.get('error', '')}".strip(": ")
+        return None
+
+    async def wait(self) -> int:
+        """Wait for the child to end; return its exit status."""
+        assert self.proc is not None
+        return await self.proc.wait()
+
+    async def stop(self) -> None:
+        """Stop the child (SIGTERM, then SIGKILL)."""
+        proc = self.proc
+        if proc is not None and proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.terminate()
+            try:
+                await asyncio.wait_for(proc.wait(), 5)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                await proc.wait()
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._reader
+            self._reader = None
+
+
+Reapply = Callable[[], Awaitable[None]]
+
+
+class CaddyGateway:
+    """Caddy, started and supervised by StackHub (or a system Caddy reused through its socket)."""
+
+    def __init__(self, home: Path, *, external: Path | None = None,
+                 binary: str | None = None) -> None:
+        """Keep Caddy's files under `home`; reuse the admin socket `external` if given."""
+        self.home = home
+        self.external = external
+        self.socket = external or home / "admin.sock"
+        self.admin = CaddyAdmin(self.socket)
+        self.binary = binary if binary is not None else caddy_binary()
+        self.process: CaddyProcess | None = None
+        self.restarts = 0
+        self._watch: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    @property
+    def listen(self) -> str:
+        """Return the admin address to keep in every rendered config."""
+        return f"unix/{self.socket}"
+
+    @property
+    def storage(self) -> Path:
+        """Return where Caddy keeps certificates and its CA."""
+        return self.home / "data" / "caddy"
+
+    def available(self) -> str | None:
+        """Return why the gateway cannot run here, or None."""
+        if self.external is None and self.binary is None:
+            return ("caddy is not installed: install Debian's caddy package (scripts/bootstrap "
+                    "does) or name a running Caddy's admin socket in STACKHUB_CADDY_ADMIN")
+        return None
+
+    async def start(self, reapply: Reapply) -> None:
+        """Start (or find) Caddy and keep watching it; `reapply` loads the config again."""
+        why = self.available()
+        if why is not None:
+            raise GatewayUnavailable(why)
+        self._stopping = False
+        if self.external is None and (self.process is None or not self.process.running):
+            assert self.binary is not None
+            self.process = CaddyProcess(self.binary, self.home, self.socket)
+            await self.process.start()
+        elif self.external is not None and not await self.admin.alive():
+            raise GatewayUnavailable(f"no Caddy answers on STACKHUB_CADDY_ADMIN={self.external}")
+        if self._watch is None or self._watch.done():
+            self._watch = asyncio.create_task(self._supervise(reapply), name="caddy-watch")
+
+    @property
+    def running(self) -> bool:
+        """Tell whether the gateway is started (its child alive, or a system one watched)."""
+        if self._watch is None or self._watch.done():
+            return False
+        return self.external is not None or (self.process is not None and self.process.running)
+
+    async def _supervise(self, reapply: Reapply) -> None:
+        """Restart a dead child and re-load the config; re-load a system Caddy that lost it."""
+        delay = 0.2
+        while not self._stopping:
+            try:
+                exited = self.process.exited if self.process is not None else None
+                if exited is not None:
+                    done, _ = await asyncio.wait({exited}, timeout=2.0)
+                    if done:
+                        if self._stopping:
+                            return
+                        assert self.process is not None
+                        log.warning("gateway: caddy exited (%s); starting it again",
+                                    exited.result())
+                        await self.process.stop()
+                        await asyncio.sleep(delay)
+                        await self.process.start()
+                        self.restarts += 1
+                        await reapply()
+                        delay = 0.2
+                        continue
+                else:
+                    await asyncio.sleep(2.0)
+                if not await self.admin.loaded():
+                    log.warning("gateway: caddy lost StackHub's config; loading it again")
+                    await reapply()
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:  # keep watching whatever happens
+                log.warning("gateway: %s", getattr(err, "message", err))
+                delay = min(delay * 2, 5.0)
+                await asyncio.sleep(delay)
+
+    async def load(self, config: dict[str, Any]) -> None:
+        """Load a rendered config."""
+        await self.admin.load(config)
+
+    def last_error(self, identifier: str | None = None) -> str | None:
+        """Return Caddy's last logged error (about `identifier`), when StackHub runs Caddy."""
+        return self.process.last_error(identifier) if self.process is not None else None
+
+    async def stop(self) -> None:
+        """Stop watching, and stop Caddy if StackHub started it."""
+        self._stopping = True
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._watch
+            self._watch = None
+        if self.process is not None:
+            await self.process.stop()

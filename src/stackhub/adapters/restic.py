@@ -1,0 +1,398 @@
+"""The restic adapter: argument lists, `--json` output parsed into typed records and events.
+
+Every call passes the repository password by file (`--password-file`, never argv or stdin),
+S3 keys by environment, and holds an in-process lock per repository, so StackHub never runs
+two restic commands against one repository at once. A lock left by a killed run (restic
+died with the server) is cleared with `restic unlock`, which removes only stale locks, and
+only while this process holds the repository's lock. restic's failures become `errors.py`
+errors with messages that say what to do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from stackhub.adapters.compose import death_pact
+from stackhub.errors import (
+    Conflict,
+    Invalid,
+    NotFound,
+    RepositoryError,
+    StackHubError,
+    StorageFull,
+)
+
+RESTIC = "restic"
+TIMEOUT = 6 * 3600.0
+"""The longest one restic command may run (a first backup of a large app over a slow link)."""
+_ENV_PASSED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SSL_CERT_FILE", "SSL_CERT_DIR")
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class BackupProgress(_Record):
+    """A `status` line of `restic backup --json`."""
+
+    percent_done: float = 0.0
+    total_files: int = 0
+    files_done: int = 0
+    total_bytes: int = 0
+    bytes_done: int = 0
+    seconds_remaining: int | None = None
+
+    @property
+    def percent(self) -> float:
+        """Return the share done in percent (0 to 100)."""
+        return max(0.0, min(100.0, self.percent_done * 100.0))
+
+
+class BackupSummary(_Record):
+    """The `summary` line of `restic backup --json` (snapshot_id is short in restic 0.14)."""
+
+    snapshot_id: str
+    files_new: int = 0
+    files_changed: int = 0
+    files_unmodified: int = 0
+    data_added: int = 0
+    total_files_processed: int = 0
+    total_bytes_processed: int = 0
+    total_duration: float = 0.0
+
+
+class Snapshot(_Record):
+    """One snapshot of `restic snapshots --json`."""
+
+    id: str
+    short_id: str = ""
+    time: str
+    paths: list[str] = Field(default_factory=list)
+    hostname: str = ""
+    tags: list[str] = Field(default_factory=list)
+
+    def tag(self, key: str) -> str | None:
+        """Return the value of a `key=value` tag, or None."""
+        for tag in self.tags:
+            name, sep, value = tag.partition("=")
+            if sep and name == key:
+                return value
+        return None
+
+
+class Node(_Record):
+    """One entry of `restic ls --json SNAPSHOT` (paths relative to the snapshot's root)."""
+
+    path: str
+    type: str
+    size: int = 0
+    mode: int = 0
+    uid: int = 0
+    gid: int = 0
+    linktarget: str | None = None
+
+
+class RestoreStats(_Record):
+    """What a restore wrote (restic 0.14 prints no restore progress)."""
+
+    files: int
+    bytes: int
+
+
+@dataclass(frozen=True)
+class Repository:
+    """How to reach one repository: URL, password file, environment (S3 keys), options."""
+
+    name: str
+    url: str
+    password_file: Path
+    env: Mapping[str, str] = field(default_factory=dict)
+    options: Sequence[str] = ()
+
+    def args(self) -> list[str]:
+        """Return the global arguments naming this repository (never the password)."""
+        out = ["--repo", self.url, "--password-file", str(self.password_file), "--no-cache"]
+        for option in self.options:
+            out += ["--option", option]
+        return out
+
+
+Report = Callable[[BackupProgress], None]
+
+
+class Restic(Protocol):
+    """What StackHub asks of restic (ResticCli; tests may give a fake)."""
+
+    async def version(self) -> str: ...
+    async def init(self, repo: Repository) -> None: ...
+    async def open(self, repo: Repository) -> None: ...
+    async def backup(self, repo: Repository, paths: list[str], *, cwd: Path, tags: list[str],
+                     host: str, report: Report | None = None) -> BackupSummary: ...
+    async def snapshots(self, repo: Repository, *, tags: list[str] | None = None
+                        ) -> list[Snapshot]: ...
+    async def ls(self, repo: Repository, snapshot: str) -> list[Node]: ...
+    async def dump(self, repo: Repository, snapshot: str, path: str, *,
+                   limit: int = 4 << 20) -> bytes: ...
+    async def restore(self, repo: Repository, snapshot: str, target: Path) -> None: ...
+    async def check(self, repo: Repository, *, read_data_subset: str | None = None) -> str: ...
+    async def forget(self, repo: Repository, snapshot_ids: list[str]) -> None: ...
+
+
+def translate(stderr: str, repo: Repository, action: str) -> StackHubError:
+    """Map a restic failure to a StackHub error with a readable message."""
+    lines = [ln.strip() for ln in stderr.strip().splitlines() if ln.strip()]
+    tail = " ".join(lines[-3:])[-600:] if lines else "no output"
+    low = stderr.lower()
+    where = f"backup repository {repo.name!r}"
+    if "wrong password" in low or "no key found" in low:
+        return RepositoryError(f"{action}: the password of {where} is wrong (its key file in "
+                               "StackHub's secrets does not open it); nothing was changed",
+                               details={"reason": "wrong_password", "repository": repo.name})
+    if "repository is already locked" in low or "unable to create lock" in low:
+        return Conflict(f"{action}: {where} is locked by another restic run; wait for it to "
+                        f"finish ({tail})", details={"reason": "locked",
+                                                    "repository": repo.name})
+    if "no space left on device" in low or "disk quota exceeded" in low:
+        return StorageFull(f"{action}: no space left on the disk ({tail}); free some space and "
+                           "try again", details={"repository": repo.name})
+    if "config file already exists" in low:
+        return Conflict(f"{action}: {where} is already initialised at {repo.url}",
+                        details={"reason": "exists", "repository": repo.name})
+    if "no matching id found" in low or "no snapshot found" in low or \
+            "no matching snapshot" in low:
+        return NotFound(f"{action}: no such snapshot in {where}")
+    unreachable = ("unable to open config file", "is there a repository", "connection refused",
+                   "no such host", "timeout", "timed out", "unable to start the sftp session",
+                   "network is unreachable", "access denied", "accessdenied",
+                   "invalidaccesskeyid", "signaturedoesnotmatch", "no such file or directory",
+                   "ssh command exited", "connection reset", "bucket", "403 forbidden")
+    if any(word in low for word in unreachable):
+        return RepositoryError(f"{action}: {where} cannot be reached or opened at {repo.url} "
+                               f"({tail}); check the address, credentials and network",
+                               details={"reason": "unreachable", "repository": repo.name})
+    return RepositoryError(f"{action} failed for {where}: {tail}",
+                           details={"reason": "failed", "repository": repo.name})
+
+
+def parse_backup_line(line: str) -> BackupProgress | BackupSummary | None:
+    """Parse one line of `restic backup --json`; other lines (errors, text) give None."""
+    try:
+        data = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    try:
+        if data.get("message_type") == "status":
+            return BackupProgress.model_validate(data)
+        if data.get("message_type") == "summary":
+            return BackupSummary.model_validate(data)
+    except ValidationError:
+        return None
+    return None
+
+
+def _json_list(out: str, what: str) -> list[Any]:
+    """Parse a JSON array (snapshots) or JSON lines (ls) into a list of objects."""
+    text = out.strip()
+    if not text:
+        return []
+    try:
+        if text.startswith("["):
+            value = json.loads(text)
+            return list(value) if isinstance(value, list) else []
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+    except ValueError as err:
+        raise RepositoryError(f"restic printed unreadable {what}: {err}") from err
+
+
+class ResticCli:
+    """The restic adapter: one method per command, one repository lock at a time per repo."""
+
+    def __init__(self, binary: str | None = None) -> None:
+        """Use `binary` (default: restic on PATH)."""
+        self.binary = binary or shutil.which(RESTIC) or RESTIC
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def _lock(self, repo: Repository) -> asyncio.Lock:
+        return self._locks.setdefault(repo.url, asyncio.Lock())
+
+    def _env(self, repo: Repository) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k in _ENV_PASSED}
+        env.update(repo.env)
+        env["RESTIC_PROGRESS_FPS"] = "4"
+        return env
+
+    async def _spawn(self, repo: Repository, args: list[str],
+                     cwd: Path | None) -> asyncio.subprocess.Process:
+        """Start restic bound to die with the server, so its lock is stale after a crash."""
+        pact = death_pact()
+        if shutil.which(self.binary) is None:
+            raise RepositoryError("restic is not installed: run scripts/bootstrap, or "
+                                  "`apt-get install restic`")
+        return await asyncio.create_subprocess_exec(
+            *pact, self.binary, *repo.args(), *args, stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self._env(repo),
+            cwd=str(cwd) if cwd else None, limit=1 << 22)
+
+    async def _once(self, repo: Repository, args: list[str], *, cwd: Path | None,
+                    on_line: Callable[[str], None] | None, timeout: float
+                    ) -> tuple[int, str, str]:
+        proc = await self._spawn(repo, args, cwd)
+        assert proc.stdout is not None and proc.stderr is not None
+        out: list[str] = []
+
+        async def read_out() -> None:
+            assert proc.stdout is not None
+            async for raw in proc.stdout:
+                line = raw.decode(errors="replace")
+                if on_line is not None:
+                    on_line(line)
+                else:
+                    out.append(line)
+
+        try:
+            _, err, _ = await asyncio.wait_for(asyncio.gather(
+                read_out(), proc.stderr.read(), proc.wait()), timeout)
+        except (TimeoutError, asyncio.CancelledError):
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+            raise
+        return int(proc.returncode or 0), "".join(out), err.decode(errors="replace")
+
+    async def _run(self, repo: Repository, args: list[str], *, action: str,
+                   cwd: Path | None = None, on_line: Callable[[str], None] | None = None,
+                   timeout: float = TIMEOUT, locks: bool = True) -> str:
+        """Run one command under the repository's lock; clear a stale lock once and retry."""
+        async with self._lock(repo):
+            code, out, err = await self._once(repo, args, cwd=cwd, on_line=on_line,
+                                              timeout=timeout)
+            if code != 0 and locks and "already locked" in err.lower():
+                # no StackHub run holds it (we hold the in-process lock): a killed run's lock
+                # is stale, and `unlock` removes only stale locks (dead PID or > 30 min old)
+                await self._once(repo, ["unlock"], cwd=None, on_line=None, timeout=120)
+                code, out, err = await self._once(repo, args, cwd=cwd, on_line=on_line,
+                                                  timeout=timeout)
+        if code != 0:
+            raise translate(err, repo, action)
+        return out
+
+    async def version(self) -> str:
+        """Return restic's version line."""
+        proc = await asyncio.create_subprocess_exec(self.binary, "version",
+                                                    stdout=subprocess.PIPE,
+                                                    stderr=subprocess.DEVNULL)
+        out, _ = await proc.communicate()
+        return out.decode().strip()
+
+    async def init(self, repo: Repository) -> None:
+        """Create an encrypted repository (restic 0.14: format v2, compressed)."""
+        await self._run(repo, ["init"], action="creating the repository", locks=False,
+                        timeout=300)
+
+    async def open(self, repo: Repository) -> None:
+        """Check that the repository exists and the password opens it (lists keys only)."""
+        await self._run(repo, ["cat", "config"], action="opening the repository",
+                        locks=False, timeout=300)
+
+    async def backup(self, repo: Repository, paths: list[str], *, cwd: Path, tags: list[str],
+                     host: str, report: Report | None = None) -> BackupSummary:
+        """Back up `paths` (relative to `cwd`, so snapshots hold relative trees)."""
+        if not paths or any(p.startswith("-") or p.startswith("/") for p in paths):
+            raise Invalid("backup paths must be relative and may not start with '-'")
+        found: list[BackupSummary] = []
+
+        def line(text: str) -> None:
+            parsed = parse_backup_line(text)
+            if isinstance(parsed, BackupSummary):
+                found.append(parsed)
+            elif isinstance(parsed, BackupProgress) and report is not None:
+                report(parsed)
+
+        args = ["backup", "--json", "--host", host]
+        for tag in tags:
+            args += ["--tag", tag]
+        await self._run(repo, [*args, "--", *paths], action="the backup", cwd=cwd,
+                        on_line=line)
+        if not found:
+            raise RepositoryError("restic ended the backup without a summary; the snapshot "
+                                  "may be missing")
+        return found[-1]
+
+    async def snapshots(self, repo: Repository, *,
+                        tags: list[str] | None = None) -> list[Snapshot]:
+        """List snapshots (all of `tags` when given), oldest first."""
+        args = ["snapshots", "--json"]
+        if tags:
+            args += ["--tag", ",".join(tags)]
+        out = await self._run(repo, args, action="listing snapshots", timeout=600)
+        try:
+            return [Snapshot.model_validate(s) for s in _json_list(out, "snapshots")]
+        except ValidationError as err:
+            raise RepositoryError(f"restic listed an unreadable snapshot: {err}") from err
+
+    async def ls(self, repo: Repository, snapshot: str) -> list[Node]:
+        """List every node of a snapshot."""
+        out = await self._run(repo, ["ls", "--json", "--", _ref(snapshot)],
+                              action="listing the snapshot", timeout=1800)
+        nodes: list[Node] = []
+        for item in _json_list(out, "snapshot contents"):
+            if isinstance(item, dict) and item.get("struct_type") == "node":
+                try:
+                    nodes.append(Node.model_validate(item))
+                except ValidationError as err:
+                    raise RepositoryError(f"the snapshot lists an unreadable entry: {err}") \
+                        from err
+        return nodes
+
+    async def dump(self, repo: Repository, snapshot: str, path: str, *,
+                   limit: int = 4 << 20) -> bytes:
+        """Return one small file of a snapshot (refused above `limit` bytes)."""
+        out = await self._run(repo, ["dump", "--", _ref(snapshot), path],
+                              action=f"reading {path} from the snapshot", timeout=600)
+        data = out.encode()
+        if len(data) > limit:
+            raise Invalid(f"{path} in the snapshot is larger than {limit} bytes")
+        return data
+
+    async def restore(self, repo: Repository, snapshot: str, target: Path) -> None:
+        """Restore a whole snapshot into `target`, which must be an empty folder."""
+        if target.exists() and any(target.iterdir()):
+            raise Invalid(f"restore target {target} is not empty")
+        await self._run(repo, ["restore", "--target", str(target), "--", _ref(snapshot)],
+                        action="the restore")
+
+    async def check(self, repo: Repository, *, read_data_subset: str | None = None) -> str:
+        """Check the repository's structure (and a share of its data); return restic's text."""
+        args = ["check"]
+        if read_data_subset:
+            args.append(f"--read-data-subset={read_data_subset}")
+        return await self._run(repo, args, action="checking the repository")
+
+    async def forget(self, repo: Repository, snapshot_ids: list[str]) -> None:
+        """Forget exactly these snapshots by id and prune (never by tag or policy)."""
+        ids = [_ref(s) for s in snapshot_ids]
+        if not ids:
+            return
+        await self._run(repo, ["forget", "--prune", "--", *ids], action="forgetting snapshots")
+
+
+def _ref(snapshot: str) -> str:
+    """Allow only snapshot ids (hex) or `latest` as arguments."""
+    if snapshot != "latest" and (not snapshot or len(snapshot) > 64 or any(
+            c not in "0123456789abcdef" for c in snapshot)):
+        raise Invalid(f"{snapshot!r} is not a snapshot id (hex digits) or 'latest'")
+    return snapshot
+

@@ -1,0 +1,180 @@
+"""Copy named volumes to and from tar files through short-lived helper containers.
+
+A helper container is created (never started) from an image already present, with the
+volume mounted at /v (read-only for an export); the engine streams the volume's content as
+a tar (`GET /containers/{id}/archive`) or unpacks one into it (`PUT .../archive`), so
+owners, modes and links are kept exactly, nothing on the host is written from a
+container's tar, and StackHub never reads /var/lib/docker. Works for any volume driver.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import docker
+import docker.errors
+import requests
+from pydantic import BaseModel, ConfigDict, Field
+
+from stackhub import labels
+from stackhub.errors import EngineError, EngineUnavailable, NotFound, StackHubError
+
+MOUNT = "/v"
+HELPER = f"{labels.PREFIX}.helper"
+CHUNK = 1 << 20
+
+
+class VolumeInfo(BaseModel):
+    """A named volume of a Compose project: enough to create it again identically."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: str
+    key: str = Field(description="The volume's key in the compose file")
+    driver: str = "local"
+    labels: dict[str, str] = Field(default_factory=dict)
+    options: dict[str, str] = Field(default_factory=dict)
+
+
+def _short(err: Exception) -> str:
+    return str(getattr(err, "explanation", None) or err)[:300]
+
+
+class _Reader:
+    """A file-like view of the archive stream for `put_archive` (streamed, not loaded)."""
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self.handle = handle
+
+    def __iter__(self) -> Iterator[bytes]:
+        while chunk := self.handle.read(CHUNK):
+            yield chunk
+
+
+class VolumeCopier:
+    """Export and import named volumes with helper containers (blocking; call in a thread)."""
+
+    def __init__(self, base_url: str | None = None, *, install: str | None = None) -> None:
+        """Connect lazily to the engine; label helpers with this installation's id."""
+        self._base_url = base_url
+        self._install = install
+        self._client: docker.DockerClient | None = None
+        self._lock = threading.Lock()
+
+    def _api(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                try:
+                    self._client = docker.DockerClient(base_url=self._base_url, version="auto",
+                                                       timeout=3600) if self._base_url \
+                        else docker.from_env(version="auto", timeout=3600)
+                except docker.errors.DockerException as err:
+                    raise EngineUnavailable("the Docker engine is not reachable; is dockerd "
+                                            f"running? ({_short(err)})") from err
+            return self._client.api
+
+    @staticmethod
+    def _call(what: str, fn: Any) -> Any:
+        try:
+            return fn()
+        except docker.errors.NotFound as err:
+            raise NotFound(f"{what}: {_short(err)}") from err
+        except (requests.exceptions.ConnectionError, ConnectionError) as err:
+            raise EngineUnavailable(f"{what}: lost the connection to the Docker engine") \
+                from err
+        except docker.errors.APIError as err:
+            raise EngineError(f"{what}: the engine refused: {_short(err)}") from err
+
+    def volumes_of(self, project: str) -> list[VolumeInfo]:
+        """List the named volumes Compose created for `project`."""
+        api = self._api()
+        raw = self._call("listing volumes", lambda: api.volumes(
+            filters={"label": [f"com.docker.compose.project={project}"]}))
+        found: list[VolumeInfo] = []
+        for item in (raw or {}).get("Volumes") or []:
+            tags = dict(item.get("Labels") or {})
+            found.append(VolumeInfo(name=item["Name"], key=tags.get(
+                "com.docker.compose.volume", item["Name"]), driver=item.get("Driver") or "local",
+                labels=tags, options=dict(item.get("Options") or {})))
+        return sorted(found, key=lambda v: v.key)
+
+    def exists(self, name: str) -> bool:
+        """Tell whether a volume of that name exists."""
+        api = self._api()
+        try:
+            self._call("inspecting a volume", lambda: api.inspect_volume(name))
+        except NotFound:
+            return False
+        return True
+
+    @contextlib.contextmanager
+    def _helper(self, volume: str, image: str, *, read_only: bool) -> Iterator[str]:
+        api = self._api()
+        tags = {labels.MANAGED: "true", HELPER: "backup"}
+        if self._install:
+            tags[labels.INSTALL] = self._install
+        config = api.create_host_config(binds={volume: {"bind": MOUNT,
+                                                        "mode": "ro" if read_only else "rw"}},
+                                        network_mode="none")
+        created = self._call("creating a helper container", lambda: api.create_container(
+            image, command=["true"], name=f"stackhub-helper-{secrets.token_hex(5)}",
+            host_config=config, labels=tags, network_disabled=True))
+        ident = str(created["Id"])
+        try:
+            yield ident
+        finally:
+            with contextlib.suppress(StackHubError, docker.errors.DockerException):
+                self._call("removing a helper container",
+                           lambda: api.remove_container(ident, force=True))
+
+    def export(self, volume: str, dest: Path, image: str) -> int:
+        """Write the volume's content as a tar (entries under `v/`) to `dest`; return bytes."""
+        api = self._api()
+        written = 0
+        with self._helper(volume, image, read_only=True) as ident:
+            stream, _ = self._call(f"reading volume {volume}",
+                                   lambda: api.get_archive(ident, MOUNT, chunk_size=CHUNK))
+            with dest.open("wb") as out:
+                for chunk in stream:
+                    out.write(chunk)
+                    written += len(chunk)
+        return written
+
+    def create(self, info: VolumeInfo, name: str | None = None) -> None:
+        """Create a volume like `info` (same driver, options and labels), under `name`."""
+        api = self._api()
+        self._call(f"creating volume {name or info.name}", lambda: api.create_volume(
+            name or info.name, driver=info.driver, driver_opts=info.options or None,
+            labels=info.labels))
+
+    def remove(self, name: str) -> None:
+        """Remove a volume (it must not be in use)."""
+        api = self._api()
+        self._call(f"removing volume {name}", lambda: api.remove_volume(name))
+
+    def load(self, volume: str, source: Path, image: str) -> None:
+        """Unpack a tar written by `export` into the (fresh) volume."""
+        api = self._api()
+        with self._helper(volume, image, read_only=False) as ident, source.open("rb") as handle:
+            ok = self._call(f"writing volume {volume}",
+                            lambda: api.put_archive(ident, "/", _Reader(handle)))
+            if not ok:
+                raise EngineError(f"the engine did not unpack the archive into volume {volume}")
+
+    def remove_helpers(self) -> int:
+        """Remove helper containers a crash left behind; return how many."""
+        api = self._api()
+        wanted = [f"{HELPER}=backup"] + ([f"{labels.INSTALL}={self._install}"]
+                                         if self._install else [])
+        raw = self._call("listing helpers", lambda: api.containers(
+            all=True, filters={"label": wanted}))
+        for item in raw:
+            with contextlib.suppress(StackHubError):
+                self._call("removing a helper container",
+                           lambda item=item: api.remove_container(item["Id"], force=True))
+        return len(raw)

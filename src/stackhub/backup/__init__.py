@@ -1,0 +1,1 @@
+"""The backup domain: restic repositories, snapshots of instances, restores."""

@@ -1,0 +1,447 @@
+"""The steps of backups and restores, run as operations on the apps domain's runner.
+
+A backup stops the instance (if it runs), writes its definition and its named volumes (as
+tar files, read through helper containers) into a staging folder, runs one `restic backup`
+of `instances/<name>`, `appdata/<name>` and the staging folder (relative to the data root,
+so a snapshot's tree is the same on any machine), and starts the instance again, whatever
+happened. A restore fetches the snapshot into a fresh folder, takes the instance down,
+moves the live folders and volumes aside, swaps the restored ones in and starts it; any
+failure (or a crash, at the next start) puts the old data back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from stackhub import faults, fsutil, labels, yamlsafe
+from stackhub.adapters.compose import COMPOSE_FILE, Compose
+from stackhub.adapters.engine import Engine
+from stackhub.adapters.restic import BackupProgress, Node, Repository, Restic, Snapshot
+from stackhub.adapters.volumes import VolumeCopier, VolumeInfo
+from stackhub.apps.models import InstanceStatus, OperationRead, PortMapping
+from stackhub.apps.operations import OperationKind, Outcome, Run, Runner, register
+from stackhub.apps.records import InstanceRecord, Records
+from stackhub.apps.status import StatusCache
+from stackhub.config import Paths
+from stackhub.errors import EngineError, Invalid, NotFound, StackHubError, StorageFull
+
+log = logging.getLogger(__name__)
+
+BACKUP = register(OperationKind("backup", "the backup", None, None, None,
+                                hint="run the backup again (the instance was started again)"))
+RESTORE = register(OperationKind("restore", "the restore", None, None, None,
+                                 hint="run the restore again (the previous data was put back)"))
+HOST = "stackhub"
+FORMAT = 1
+DEFINITION = "definition.json"
+RUNNING_STATES = {"running", "starting", "unhealthy", "partial", "restarting"}
+SPACE_MARGIN = 1.1
+
+
+def tags_of(record: InstanceRecord, kind: str, size: int) -> list[str]:
+    """Return a snapshot's tags: instance, app, version, kind and size."""
+    return ["stackhub", f"instance={record.name}", f"app={record.app_ref}",
+            f"version={record.version}", f"kind={kind}", f"size={size}"]
+
+
+def definition_of(record: InstanceRecord, volumes: list[VolumeInfo]) -> dict[str, Any]:
+    """Return what a snapshot says about its instance (secrets included: the repo is encrypted)."""
+    data = asdict(record)
+    data["ports"] = [p.model_dump() for p in record.ports]
+    return {"format": FORMAT, "instance": data, "volumes": [v.model_dump() for v in volumes]}
+
+
+def record_of(definition: dict[str, Any], name: str) -> InstanceRecord:
+    """Rebuild an instance record from a snapshot's definition (Invalid if unreadable)."""
+    try:
+        data = dict(definition["instance"])
+        data["ports"] = [PortMapping(**p) for p in data.get("ports", [])]
+        data["name"] = name
+        return InstanceRecord(**data)
+    except (KeyError, TypeError, ValueError) as err:
+        raise Invalid(f"the snapshot's instance definition cannot be read ({err})") from err
+
+
+def check_paths(nodes: list[Node], source: str) -> int:
+    """Refuse a snapshot with paths outside the instance's folders; return its bytes.
+
+    Only `/instances/<source>`, `/appdata/<source>` and `/backups/stage/<source>` (and their
+    parents) may appear, without `..`; links are allowed only inside appdata (restored as
+    links, never followed), devices nowhere.
+    """
+    allowed = (f"/instances/{source}", f"/appdata/{source}", f"/backups/stage/{source}")
+    parents = {"/instances", "/appdata", "/backups", "/backups/stage"}
+    total = 0
+    for node in nodes:
+        path = node.path
+        parts = path.split("/")
+        if not path.startswith("/") or any(p in ("", ".", "..") for p in parts[1:]) or \
+                "\0" in path:
+            raise Invalid(f"the snapshot holds a path StackHub will not restore: {path!r}")
+        if path in parents:
+            if node.type != "dir":
+                raise Invalid(f"the snapshot holds {path!r} as a {node.type}, not a folder")
+            continue
+        root = next((a for a in allowed if path == a or path.startswith(a + "/")), None)
+        if root is None:
+            raise Invalid(f"the snapshot holds {path!r}, outside the instance's folders "
+                          f"(only {', '.join(allowed)}): refusing to restore it")
+        kinds = {"dir", "file", "symlink"} if root.startswith("/appdata/") else {"dir", "file"}
+        if node.type not in kinds:
+            raise Invalid(f"the snapshot holds {path!r} as a {node.type}, which StackHub does "
+                          "not restore there")
+        total += node.size
+    return total
+
+
+def _move(src: Path, dest: Path) -> None:
+    """Rename `src` to `dest` (copying across file systems), never following links."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        src.rename(dest)
+    except OSError as err:
+        if err.errno != errno.EXDEV:
+            raise
+        shutil.move(str(src), str(dest))
+
+
+def _tree_size(folder: Path) -> int:
+    """Sum the sizes of the files below `folder` (links not followed)."""
+    total = 0
+    for base, _dirs, files in os.walk(folder):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += (Path(base) / name).lstat().st_size
+    return total
+
+
+@dataclass
+class RestorePlan:
+    """What a restore needs, checked before it is journaled."""
+
+    repo: Repository
+    snapshot: Snapshot
+    source: str
+    definition: dict[str, Any]
+    record: InstanceRecord
+    existed: bool
+    size: int
+
+
+class BackupFlows:
+    """The steps of backup and restore, plus the after-crash half of their recovery."""
+
+    def __init__(self, *, paths: Paths, records: Records, engine: Engine, compose: Compose,
+                 status: StatusCache, runner: Runner, restic: Restic,
+                 volumes: VolumeCopier) -> None:
+        """Keep the collaborators; register the after-crash hooks with the runner."""
+        self.paths = paths
+        self.engine = engine
+        self.records = records
+        self.compose = compose
+        self.status = status
+        self.runner = runner
+        self.restic = restic
+        self.volumes = volumes
+        runner.after_crash(BACKUP.name, self.after_backup_crash)
+        runner.after_crash(RESTORE.name, self.after_restore_crash)
+
+    # -- folders ------------------------------------------------------------------------------
+    @property
+    def base(self) -> Path:
+        """Return the folder of backups' own files (repository, staging, work)."""
+        return self.paths.root / "backups"
+
+    def stage(self, name: str) -> Path:
+        """Return an instance's staging folder (definition, volume tars)."""
+        return self.base / "stage" / name
+
+    def work(self, op_id: str) -> Path:
+        """Return a restore's work folder (restored tree, old data kept aside)."""
+        return self.base / "work" / op_id
+
+    def _fresh(self, folder: Path) -> None:
+        if folder.exists():
+            fsutil.remove_tree_inside(folder, folder.parent)
+        folder.mkdir(parents=True, mode=0o700)
+        self.base.chmod(0o700)
+
+    # -- engine helpers -----------------------------------------------------------------------
+    async def _running(self, name: str) -> bool:
+        await asyncio.to_thread(self.status.refresh)
+        return any(c.state in RUNNING_STATES for c in self.status.containers(name))
+
+    def _images(self, folder: Path) -> list[str]:
+        compose = yamlsafe.load_mapping((folder / COMPOSE_FILE).read_bytes(),
+                                        what="instance compose file")
+        return [str(s["image"]) for s in (compose.get("services") or {}).values()
+                if isinstance(s, dict) and s.get("image")]
+
+    async def _take_down(self, name: str) -> None:
+        """Stop the instance and remove its containers (they hold its volumes).
+
+        Its networks stay: `compose down` would free their subnets for another installation
+        sharing the engine to take before the restored project comes up.
+        """
+        folder = self.paths.instance_dir(name)
+        if (folder / COMPOSE_FILE).is_file():
+            await self.compose.lifecycle("stop", labels.project_name(name), folder)
+        for container in await asyncio.to_thread(self.engine.containers):
+            if container.instance == name:
+                await asyncio.to_thread(self.engine.remove_container, container.id, force=True)
+
+    async def _start(self, name: str) -> None:
+        await self.compose.lifecycle("start", labels.project_name(name),
+                                     self.paths.instance_dir(name))
+        await asyncio.to_thread(self.status.refresh)
+
+    # -- backup -------------------------------------------------------------------------------
+    async def backup(self, run: Run, repo: Repository, *, kind: str = "manual",
+                     stop: bool = True) -> Outcome:
+        """Back up one instance: stop it, copy definition, folders and volumes, start it."""
+        name = run.op.instance
+        record = self.records.get(name)
+        folder = self.paths.instance_dir(name)
+        if not (folder / COMPOSE_FILE).is_file():
+            raise NotFound(f"instance {name!r} has no project files to back up; retry its "
+                           "install first")
+        stage = self.stage(name)
+        run.step("prepare", 2.0)
+        self._fresh(stage)
+        (stage / "volumes").mkdir()
+        was_running = await self._running(name)
+        stopped = False
+        try:
+            if stop and was_running:
+                run.step("stop", 5.0, engine=True)
+                stopped = True  # a stop that fails half-way still needs the start
+                await self.compose.lifecycle("stop", labels.project_name(name), folder)
+            faults.checkpoint("backup-stopped")
+            volumes = await asyncio.to_thread(self.volumes.volumes_of, labels.project_name(name))
+            if volumes:
+                run.step("volumes", 10.0, engine=True)
+                image = self._images(folder)[0]
+                for info in volumes:
+                    if not info.key.replace("-", "").replace("_", "").replace(".", "").isalnum():
+                        raise Invalid(f"volume key {info.key!r} cannot be used as a file name")
+                    await asyncio.to_thread(self.volumes.export, info.name,
+                                            stage / "volumes" / f"{info.key}.tar", image)
+            fsutil.write_atomic(stage / DEFINITION,
+                                json.dumps(definition_of(record, volumes), indent=2), mode=0o600)
+            paths = [f"instances/{name}", f"backups/stage/{name}"]
+            if self.paths.instance_data(name).is_dir():
+                paths.insert(1, f"appdata/{name}")
+            size = sum(_tree_size(self.paths.root / p) for p in paths)
+            run.step("snapshot", 20.0, engine=stopped)
+            summary = await self.restic.backup(
+                repo, paths, cwd=self.paths.root, tags=tags_of(record, kind, size), host=HOST,
+                report=self._reporter(run))
+            run.emit("progress", step="snapshot", progress=90.0, percent=100.0,
+                     snapshot=summary.snapshot_id, bytes_added=summary.data_added)
+        finally:
+            with contextlib.suppress(StackHubError, OSError):
+                fsutil.remove_tree_inside(stage, stage.parent)
+            if stopped:
+                run.step("start", 92.0, engine=True)
+                await self._start(name)  # raises only after the backup's own error, if any
+        return None
+
+    @staticmethod
+    def _reporter(run: Run) -> Any:
+        last = [0.0]
+
+        def report(p: BackupProgress) -> None:
+            now = time.monotonic()
+            if now - last[0] >= 0.25 or p.percent >= 100.0:
+                last[0] = now
+                run.emit("progress", step="snapshot", progress=20.0 + 0.7 * p.percent,
+                         percent=p.percent, bytes_done=p.bytes_done, bytes_total=p.total_bytes,
+                         files_done=p.files_done, files_total=p.total_files,
+                         seconds_remaining=p.seconds_remaining)
+
+        return report
+
+    async def after_backup_crash(self, op: OperationRead) -> None:
+        """Start an instance a killed backup had stopped; drop the staging folder."""
+        try:
+            await self._after_backup_crash(op)
+        except OSError as err:
+            raise EngineError(f"cannot clean up after the backup: {err}") from err
+
+    async def _after_backup_crash(self, op: OperationRead) -> None:
+        stage = self.stage(op.instance)
+        with contextlib.suppress(StackHubError, OSError):
+            fsutil.remove_tree_inside(stage, stage.parent)
+        await asyncio.to_thread(self.volumes.remove_helpers)
+        record = self.records.find(op.instance)
+        prior = self.runner.journal.prior_status(op.id)
+        if record is None or prior not in RUNNING_STATES:
+            return
+        if not await self._running(op.instance):
+            await self._start(op.instance)
+
+    # -- restore ------------------------------------------------------------------------------
+    def space_check(self, size: int) -> None:
+        """Refuse (StorageFull) when the data disk cannot hold the restored copy."""
+        self.base.mkdir(parents=True, exist_ok=True)
+        stat = os.statvfs(self.base)
+        free = stat.f_bavail * stat.f_frsize
+        if free < size * SPACE_MARGIN:
+            raise StorageFull(f"the restore needs about {size * SPACE_MARGIN / 1e6:.0f} MB free "
+                              f"on the data disk but {free / 1e6:.0f} MB are free: free some "
+                              "space and try again (nothing was changed)")
+
+    async def restore(self, run: Run, plan: RestorePlan) -> Outcome:
+        """Fetch the snapshot fresh, swap it in (old data kept aside until success), start."""
+        name = run.op.instance
+        work = self.work(run.op.id)
+        self._fresh(work)
+        restored = work / "restored"
+        run.step("fetch", 5.0)
+        run.emit("progress", step="fetch", progress=5.0, bytes_total=plan.size)
+        await self.restic.restore(plan.repo, plan.snapshot.id, restored)
+        faults.checkpoint("restore-fetched")
+        state = work / "state.json"
+        old = self.records.find(name) if plan.existed else None
+        try:
+            run.step("stop", 45.0, engine=True)
+            if plan.existed:
+                await self._take_down(name)
+            fsutil.write_atomic(state, json.dumps({
+                "phase": "swapping", "existed": plan.existed,
+                "record": definition_of(old, [])["instance"] if old else None}))
+            run.step("swap", 55.0, engine=True)
+            await self._swap(plan, work)
+            self.records.replace(plan.record)
+            faults.checkpoint("restore-swapped")
+            run.step("start", 80.0, engine=True)
+            await self.compose.up(labels.project_name(name), self.paths.instance_dir(name))
+        except BaseException:
+            if state.exists():
+                await self._roll_back(name, work)
+            raise
+        await asyncio.to_thread(self.status.refresh)
+        with contextlib.suppress(StackHubError, OSError):
+            fsutil.remove_tree_inside(work, work.parent)
+        return InstanceStatus.RUNNING
+
+    def undo_restore(self, plan: RestorePlan) -> Any:
+        """Return the undo of a restore: a record the restore created goes again."""
+        def undo(run: Run, err: StackHubError) -> bool:
+            work = self.work(run.op.id)
+            if (work / "state.json").exists():
+                return False  # the roll-back did not finish: keep what is aside (next start)
+            with contextlib.suppress(StackHubError, OSError):
+                fsutil.remove_tree_inside(work, work.parent)
+            if plan.existed:
+                return False
+            self.records.delete(run.op.instance)
+            return True
+
+        return undo
+
+    def _pairs(self, name: str, source: str, restored: Path) -> list[tuple[Path, Path, str]]:
+        return [(self.paths.instance_dir(name), restored / "instances" / source, "instance"),
+                (self.paths.instance_data(name), restored / "appdata" / source, "appdata")]
+
+    async def _swap(self, plan: RestorePlan, work: Path) -> None:
+        """Move live folders and volumes aside, then the restored ones in."""
+        name = plan.record.name
+        restored, aside = work / "restored", work / "aside"
+        aside.mkdir(exist_ok=True)
+        for live, fresh, key in self._pairs(name, plan.source, restored):
+            if live.exists() or live.is_symlink():
+                _move(live, aside / key)
+            if fresh.is_dir() and not fresh.is_symlink():
+                _move(fresh, live)
+        tars = restored / "backups" / "stage" / plan.source / "volumes"
+        infos = [VolumeInfo.model_validate(v) for v in plan.definition.get("volumes", [])]
+        if not infos:
+            return
+        image = await self._image_for(name)
+        (aside / "volumes").mkdir(exist_ok=True)
+        for info in infos:
+            tar = tars / f"{info.key}.tar"
+            if tar.is_symlink() or not tar.is_file():
+                raise Invalid(f"the snapshot lacks the content of volume {info.key!r}")
+            if await asyncio.to_thread(self.volumes.exists, info.name):
+                await asyncio.to_thread(self.volumes.export, info.name,
+                                        aside / "volumes" / f"{info.key}.tar", image)
+                fsutil.write_atomic(aside / "volumes" / f"{info.key}.json", info.model_dump_json())
+                await asyncio.to_thread(self.volumes.remove, info.name)
+            await asyncio.to_thread(self.volumes.create, info)
+            await asyncio.to_thread(self.volumes.load, info.name, tar, image)
+
+    async def _image_for(self, name: str) -> str:
+        """Return an image for helper containers: the instance's first, pulled if missing."""
+        images = self._images(self.paths.instance_dir(name))
+        if not images:
+            raise EngineError("the instance's compose file names no image for the helper")
+        if not await asyncio.to_thread(self.engine.image_present, images[0]):
+            await asyncio.to_thread(self.engine.pull, images[0], lambda _p: None)
+        return images[0]
+
+    async def _roll_back(self, name: str, work: Path) -> None:
+        """Put the data kept aside back (after a failure, or a crash mid-swap), and start it."""
+        state = work / "state.json"
+        phase: dict[str, Any] = json.loads(state.read_text())
+        folder = self.paths.instance_dir(name)
+        with contextlib.suppress(StackHubError):
+            await self._take_down(name)
+        aside = work / "aside"
+        for live, _fresh, key in self._pairs(name, "-", work / "restored"):
+            kept = aside / key  # still aside: not moved back yet (this may run twice)
+            if kept.exists() or kept.is_symlink():
+                if live.exists() or live.is_symlink():
+                    _move(live, work / "failed" / key)
+                _move(kept, live)
+            elif not phase.get("existed") and (live.exists() or live.is_symlink()):
+                _move(live, work / "failed" / key)  # nothing was there before the restore
+        saved = aside / "volumes"
+        for meta in sorted(saved.glob("*.json")) if saved.is_dir() else []:
+            info = VolumeInfo.model_validate_json(meta.read_text())
+            if await asyncio.to_thread(self.volumes.exists, info.name):
+                await asyncio.to_thread(self.volumes.remove, info.name)
+            await asyncio.to_thread(self.volumes.create, info)
+            await asyncio.to_thread(self.volumes.load, info.name, meta.with_suffix(".tar"),
+                                    await self._image_for(name))
+        if phase.get("record"):
+            self.records.replace(record_of({"instance": phase["record"]}, name))
+        if phase.get("existed") and (folder / COMPOSE_FILE).is_file():
+            await self.compose.up(labels.project_name(name), folder)
+        state.unlink()
+
+    async def after_restore_crash(self, op: OperationRead) -> None:
+        """Undo a restore a crash interrupted mid-swap, then start the instance."""
+        try:
+            await self._after_restore_crash(op)
+        except OSError as err:
+            raise EngineError(f"cannot put the data aside back after the restore: {err}; it "
+                              f"is kept in {self.work(op.id)}") from err
+
+    async def _after_restore_crash(self, op: OperationRead) -> None:
+        await asyncio.to_thread(self.volumes.remove_helpers)
+        work = self.work(op.id)
+        state = work / "state.json"
+        record = self.records.find(op.instance)
+        prior = self.runner.journal.prior_status(op.id)
+        if state.is_file():
+            await self._roll_back(op.instance, work)
+        elif record is not None and prior in RUNNING_STATES and \
+                not await self._running(op.instance):
+            await self._start(op.instance)
+        if prior is None and record is not None and not (
+                self.paths.instance_dir(op.instance) / COMPOSE_FILE).is_file():
+            self.records.delete(op.instance)  # a restore of a gone instance that never swapped
+        if work.is_dir():
+            fsutil.remove_tree_inside(work, work.parent)

@@ -1,0 +1,111 @@
+"""HTTP routes of the backup domain (admin-only): repositories, snapshots, backup, restore."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Response
+
+from stackhub.api.deps import AuditDep, ServicesDep
+from stackhub.apps.models import Accepted
+from stackhub.apps.planner import check_name
+from stackhub.backup.models import (
+    REPO_NAME,
+    BackupRequest,
+    CheckRead,
+    RepositoryCreate,
+    RepositoryKey,
+    RepositoryRead,
+    RestoreRequest,
+    SnapshotRead,
+    SshKeyRead,
+)
+
+router = APIRouter(prefix="/backups", tags=["backups"])
+RepoPath = Annotated[str, Path(pattern=REPO_NAME, description="Repository name")]
+SnapshotPath = Annotated[str, Path(pattern=r"^(latest|[0-9a-f]{8,64})$",
+                                   description="Snapshot id (8 to 64 hex digits) or `latest`")]
+
+
+@router.get("/repositories", response_model=list[RepositoryRead], summary="List repositories")
+async def list_repositories(services: ServicesDep) -> list[RepositoryRead]:
+    """Return every backup repository, the default first (passwords are never shown here)."""
+    return services.backups.repositories()
+
+
+@router.post("/repositories", response_model=RepositoryRead, status_code=201,
+             summary="Add a repository")
+async def add_repository(request: RepositoryCreate, services: ServicesDep,
+                         audit: AuditDep) -> RepositoryRead:
+    """Create a new encrypted repository at the URL (or connect one, given its password)."""
+    read = await services.backups.add_repository(request)
+    audit("backup.repository.add", read.name, url=read.url)
+    return read
+
+
+@router.delete("/repositories/{repo}", status_code=204, summary="Forget a repository")
+async def remove_repository(repo: RepoPath, services: ServicesDep, audit: AuditDep) -> Response:
+    """Forget a repository and its password; its snapshots stay where they are."""
+    services.backups.remove_repository(repo)
+    audit("backup.repository.remove", repo)
+    return Response(status_code=204)
+
+
+@router.post("/repositories/{repo}/check", response_model=CheckRead,
+             summary="Check a repository")
+async def check_repository(repo: RepoPath, services: ServicesDep) -> CheckRead:
+    """Run `restic check` (structure and index) and return its verdict and output."""
+    return await services.backups.check(repo)
+
+
+@router.get("/repositories/{repo}/key", response_model=RepositoryKey,
+            summary="Show a repository's recovery kit")
+async def repository_key(repo: RepoPath, services: ServicesDep,
+                         audit: AuditDep) -> RepositoryKey:
+    """Return the repository's password: without it, its backups cannot be read (audited)."""
+    key = services.backups.key(repo)
+    audit("backup.repository.key", repo)
+    return key
+
+
+@router.get("/ssh-key", response_model=SshKeyRead, summary="Show StackHub's SSH key")
+async def ssh_key(services: ServicesDep) -> SshKeyRead:
+    """Return the public key StackHub uses for sftp: repositories (made on first use)."""
+    return services.backups.ssh_key()
+
+
+@router.get("", response_model=list[SnapshotRead], summary="List backups")
+async def list_backups(
+        services: ServicesDep,
+        instance: Annotated[str | None, Query(max_length=40, pattern=r"^[a-z0-9][a-z0-9-]*$",
+                                              description="Only backups of this instance")]
+        = None,
+        repository: Annotated[str | None, Query(pattern=REPO_NAME, description="Repository "
+                                                "(default: the default one)")] = None,
+) -> list[SnapshotRead]:
+    """Return the backups in one repository, newest first."""
+    return await services.backups.snapshots(instance=instance, repository=repository)
+
+
+@router.post("/instances/{name}", response_model=Accepted, status_code=202,
+             summary="Back up an instance")
+async def create_backup(name: str, services: ServicesDep, audit: AuditDep,
+                        request: BackupRequest | None = None) -> Accepted:
+    """Stop the instance, snapshot its definition, folders and volumes, start it again."""
+    accepted = await services.backups.create(check_name(name), request or BackupRequest())
+    audit("backup.create", name, operation=accepted.operation.id)
+    return accepted
+
+
+@router.post("/instances/{name}/snapshots/{snapshot}/restore", response_model=Accepted,
+             status_code=202, summary="Restore an instance from a backup")
+async def restore_backup(name: str, snapshot: SnapshotPath, services: ServicesDep,
+                         audit: AuditDep, request: RestoreRequest | None = None) -> Accepted:
+    """Restore into fresh folders, swap in (old data kept until success), start.
+
+    Works when the instance no longer exists (its record comes back from the snapshot).
+    """
+    accepted = await services.backups.restore(check_name(name), snapshot,
+                                              request or RestoreRequest())
+    audit("backup.restore", name, snapshot=snapshot, operation=accepted.operation.id)
+    return accepted

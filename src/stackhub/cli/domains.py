@@ -1,0 +1,193 @@
+"""``stackhub domain ...``: the base domain, custom domains, DNS checks and the internal CA."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from stackhub.cli.client import Client, ClientError, error_of
+from stackhub.cli.operations import run_operation
+from stackhub.cli.output import console, emit_json, err_console, escape, fail, table
+
+app = typer.Typer(help="Serve apps at their own names with HTTPS: base domain, custom domains.",
+                  no_args_is_help=True)
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+def _ascii(domain: str) -> str:
+    """Return an IDN domain in punycode (the server normalises the rest)."""
+    if domain.isascii():
+        return domain.strip().lower().rstrip(".")
+    import idna
+
+    try:
+        return str(idna.encode(domain.strip().rstrip("."), uts46=True).decode("ascii"))
+    except idna.IDNAError as err:
+        raise ClientError(f"{domain!r} is not a valid domain: {err}", code="usage") from err
+
+
+def _print_base(read: dict[str, Any]) -> None:
+    gateway = read["gateway"]
+    if read["base"]:
+        console.print(f"Base domain: [bold]{escape(read['base'])}[/] (certificates: "
+                      f"{read['tls']}); console at https://{escape(read['console'])}")
+    else:
+        console.print("No base domain (apps are reached by their ports).")
+    state = "running" if gateway["running"] else "not running"
+    console.print(f"Gateway: {state} ({gateway['mode']}), ports {gateway['http_port']}/"
+                  f"{gateway['https_port']}, restarts {gateway['restarts']}")
+    if gateway["error"]:
+        err_console.print(f"[bold red]Gateway error:[/] {escape(gateway['error'])}",
+                          highlight=False)
+    if read["tls"] == "internal":
+        console.print("LAN names use StackHub's own CA: install its root on your devices "
+                      "(stackhub domain ca --out stackhub-ca.crt)")
+
+
+@app.command("base")
+def base_cmd(name: Annotated[str | None, typer.Argument(
+                 help="The base domain, e.g. box.example.com or home.lan (omit to show it).")]
+             = None,
+             tls: Annotated[str, typer.Option(
+                 "--tls", help="auto, internal (StackHub's CA, for LAN names) or acme.")]
+             = "auto",
+             clear: Annotated[bool, typer.Option("--clear", help="Remove the base domain.")]
+             = False,
+             as_json: JsonOpt = False) -> None:
+    """Show or set the base domain: every app gets <app>.<base>, the console console.<base>."""
+    try:
+        if tls not in ("auto", "internal", "acme"):
+            raise ClientError("--tls must be auto, internal or acme", code="usage")
+        client = Client()
+        if clear:
+            read = client.request("DELETE", "/api/domains/base")
+        elif name is None:
+            read = client.request("GET", "/api/domains/base")
+        else:
+            read = client.request("PUT", "/api/domains/base",
+                                  json={"base": _ascii(name), "tls": tls})
+    except ClientError as err:
+        fail(err, as_json=as_json)
+    if as_json:
+        emit_json(read)
+    else:
+        _print_base(read)
+
+
+@app.command("add")
+def add_cmd(instance: Annotated[str, typer.Argument(help="The app (instance) to serve.")],
+            domain: Annotated[str, typer.Argument(help="The domain, e.g. cloud.example.com.")],
+            as_json: JsonOpt = False) -> None:
+    """Bind DOMAIN to an app: check DNS, obtain the certificate, wait until it serves."""
+    client = Client()
+    try:
+        accepted, op, _ = run_operation(
+            client, lambda: client.request("POST", "/api/domains", json={
+                "instance": instance, "domain": _ascii(domain)}), quiet=as_json)
+    except ClientError as err:
+        fail(err, as_json=as_json)
+    if as_json:
+        emit_json({"operation": op, "domain": accepted["domain"],
+                   "instance": accepted["instance"]})
+    elif op["state"] == "succeeded":
+        console.print(f"[green]✔[/] https://{escape(accepted['domain'])} serves "
+                      f"{escape(instance)}")
+    else:
+        err_console.print(f"[bold red]Error:[/] {escape(accepted['domain'])} {op['state']}: "
+                          f"{escape(op.get('error') or 'no details')}", highlight=False)
+    if op["state"] != "succeeded":
+        raise typer.Exit(1)
+
+
+@app.command("remove")
+def remove_cmd(instance: Annotated[str, typer.Argument(help="The app the domain serves.")],
+               domain: Annotated[str, typer.Argument(help="The custom domain.")],
+               as_json: JsonOpt = False) -> None:
+    """Unbind a custom domain from an app."""
+    try:
+        name = _ascii(domain)
+        Client().request("DELETE", f"/api/domains/{name}", params={"instance": instance})
+    except ClientError as err:
+        fail(err, as_json=as_json)
+    if as_json:
+        emit_json({"removed": name, "instance": instance})
+    else:
+        console.print(f"Removed {escape(name)} from {escape(instance)}")
+
+
+@app.command("list")
+def list_cmd(instance: Annotated[str | None, typer.Argument(
+                 help="Only this app's domains.")] = None,
+             as_json: JsonOpt = False) -> None:
+    """List the names the gateway serves: automatic names and custom domains."""
+    try:
+        items = Client().request("GET", "/api/domains", params={"instance": instance})
+    except ClientError as err:
+        fail(err, as_json=as_json)
+    if as_json:
+        emit_json(items)
+        return
+    if not items:
+        console.print("No domains yet: set a base domain (stackhub domain base NAME) or bind "
+                      "one (stackhub domain add APP DOMAIN).")
+        return
+    rows = table("DOMAIN", "APP", "KIND", "STATE", "CERTIFICATE", "EXPIRES", "ERROR")
+    for item in items:
+        rows.add_row(item["name"], item["instance"], item["kind"], item["state"],
+                     item["issuer"] or item["tls"], (item["expires_at"] or "-")[:10],
+                     escape(item["error"] or ""))
+    console.print(rows)
+
+
+@app.command("check")
+def check_cmd(domain: Annotated[str, typer.Argument(help="The domain to diagnose.")],
+              instance: Annotated[str | None, typer.Option(
+                  "--instance", help="The app it should serve (for the CNAME to expect).")]
+              = None,
+              as_json: JsonOpt = False) -> None:
+    """Diagnose a domain's DNS: where it points, and the exact record to create if wrong."""
+    try:
+        check = Client().request("GET", "/api/domains/check",
+                                 params={"domain": _ascii(domain), "instance": instance})
+    except ClientError as err:
+        fail(err, as_json=as_json)
+    if as_json:
+        emit_json(check)
+    else:
+        chain = " -> ".join([check["domain"], *check["cnames"]])
+        console.print(f"{escape(chain)}: {', '.join(check['addresses']) or 'no address'}")
+        if check["ok"]:
+            console.print(f"[green]✔[/] {escape(check['domain'])} reaches this box")
+        else:
+            err_console.print(f"[bold red]✘[/] {escape(check['problem'] or '')}",
+                              highlight=False)
+            err_console.print(f"Fix: {escape(check['fix'] or '')}", highlight=False)
+    if not check["ok"]:
+        raise typer.Exit(1)
+
+
+@app.command("ca")
+def ca_cmd(out: Annotated[Path | None, typer.Option(
+        "--out", help="Write the root certificate to this file (default: print it).")]
+        = None) -> None:
+    """Download the root certificate of StackHub's internal CA (for LAN names)."""
+    from stackhub.cli.transport import TransportError
+
+    try:
+        client = Client()
+        try:
+            reply = client.transport.request("GET", "/api/domains/ca", None)
+        except TransportError as err:
+            raise client._unreachable(err) from err
+        if reply.status >= 400:
+            raise error_of(reply.status, reply.body)
+    except ClientError as err:
+        fail(err)
+    if out is None:
+        typer.echo(reply.body.decode())
+    else:
+        out.write_bytes(reply.body)
+        console.print(f"Wrote {escape(str(out))}: install it as a trusted root on each device "
+                      "(docs/cli.md, \"Trusting the LAN certificates\")")

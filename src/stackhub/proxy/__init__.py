@@ -1,0 +1,1 @@
+"""The proxy domain: the gateway (Caddy), automatic names, custom domains and HTTPS."""

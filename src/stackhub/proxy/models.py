@@ -1,0 +1,136 @@
+"""Schemas of the proxy domain: the base domain, domains, DNS checks and the gateway's state."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from stackhub.apps.models import NAME_PATTERN, OperationRead
+
+
+class TlsMode(StrEnum):
+    """Where the certificates of the base's names come from."""
+
+    INTERNAL = "internal"
+    ACME = "acme"
+
+
+class DomainKind(StrEnum):
+    """An automatic name (``<instance>.<base>``) or a custom domain bound by an admin."""
+
+    AUTOMATIC = "automatic"
+    CUSTOM = "custom"
+
+
+class DomainState(StrEnum):
+    """Where a domain stands."""
+
+    ACTIVE = "active"
+    PENDING = "pending"
+    FAILED = "failed"
+    DANGLING = "dangling"
+
+
+class GatewayRead(BaseModel):
+    """The gateway (Caddy) as StackHub sees it."""
+
+    enabled: bool = Field(description="Whether StackHub runs the gateway: STACKHUB_GATEWAY=1, "
+                          "or a base domain or a custom domain exists (STACKHUB_GATEWAY=0 "
+                          "turns it off).")
+    available: bool = Field(description="Whether Caddy is installed (or a system Caddy is "
+                            "named by STACKHUB_CADDY_ADMIN).")
+    running: bool
+    mode: Literal["child", "system"] = Field(description="child: StackHub runs Caddy; system: "
+                                             "a Caddy StackHub found through its admin socket.")
+    http_port: int
+    https_port: int
+    restarts: int = Field(description="How often StackHub started Caddy again after it died.")
+    error: str | None = Field(default=None, description="The last reason the gateway could "
+                              "not be started or loaded.")
+
+
+class BaseRequest(BaseModel):
+    """Set the base domain every instance gets a name under."""
+
+    base: str = Field(min_length=1, max_length=253, description="e.g. box.example.com or "
+                      "home.lan")
+    tls: Literal["auto", "internal", "acme"] = Field(
+        default="auto", description="internal: StackHub's own CA (LAN names; download its "
+        "root from GET /api/domains/ca); acme: the ACME CA (public names); auto: internal for "
+        "LAN suffixes (.lan, .home, .internal, .local, .home.arpa...), acme otherwise.")
+
+
+class BaseRead(BaseModel):
+    """The base domain and the gateway."""
+
+    base: str | None
+    tls: TlsMode | None
+    console: str | None = Field(description="The console's name under the base "
+                                "(console.<base>).")
+    gateway: GatewayRead
+
+
+class DnsRecord(BaseModel):
+    """A DNS record to create."""
+
+    type: Literal["CNAME", "A", "AAAA"]
+    name: str
+    value: str
+
+    def text(self) -> str:
+        """Return the record in zone-file form."""
+        return f"{self.name}. {self.type} {self.value}{'.' if self.type == 'CNAME' else ''}"
+
+
+class DnsCheck(BaseModel):
+    """What DNS says about a domain, whether it reaches this box, and the fix if not."""
+
+    domain: str
+    ok: bool
+    cnames: list[str] = Field(description="The CNAME chain found, in order.")
+    addresses: list[str] = Field(description="The A/AAAA addresses at the end of the chain.")
+    box_addresses: list[str] = Field(description="This box's addresses (STACKHUB_PUBLIC_"
+                                     "ADDRESS, else its interfaces').")
+    expected: list[DnsRecord] = Field(description="Records that would make the domain reach "
+                                      "this box (one of them is enough).")
+    problem: str | None = None
+    fix: str | None = None
+
+
+class DomainRead(BaseModel):
+    """A name the gateway serves."""
+
+    name: str
+    instance: str
+    kind: DomainKind
+    state: DomainState
+    url: str
+    target: str | None = Field(default=None, description="Where the gateway sends requests "
+                               "(127.0.0.1:<host port>); None while the app is stopped or has "
+                               "no web port.")
+    tls: TlsMode
+    issuer: str | None = Field(default=None, description="The certificate's issuer, as last "
+                               "checked.")
+    expires_at: str | None = Field(default=None, description="When the certificate expires, "
+                                   "as last checked (ISO 8601 UTC).")
+    checked_at: str | None = None
+    error: str | None = None
+    created_at: str | None = None
+
+
+class DomainRequest(BaseModel):
+    """Bind a custom domain to an instance."""
+
+    instance: str = Field(pattern=NAME_PATTERN, max_length=40)
+    domain: str = Field(min_length=1, max_length=300, description="e.g. cloud.example.com; "
+                        "IDN names are converted to punycode, case is ignored.")
+
+
+class DomainAccepted(BaseModel):
+    """The answer to a domain request: the operation obtaining the certificate."""
+
+    operation: OperationRead
+    instance: str
+    domain: str

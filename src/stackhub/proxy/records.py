@@ -1,0 +1,84 @@
+"""Read and write the proxy domain's tables: custom domains and the gateway's settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from stackhub.state.db import Database, now
+
+
+@dataclass
+class DomainRecord:
+    """A custom domain row."""
+
+    name: str
+    instance: str
+    state: str
+    error: str | None
+    issuer: str | None
+    expires_at: str | None
+    checked_at: str | None
+    created_at: str
+    updated_at: str
+
+
+class DomainRecords:
+    """The proxy domain's access to its tables."""
+
+    def __init__(self, db: Database) -> None:
+        """Use `db` for every read and write."""
+        self.db = db
+
+    def all(self, instance: str | None = None) -> list[DomainRecord]:
+        """Return custom domains (of one instance), by name."""
+        if instance is None:
+            rows = self.db.query("SELECT * FROM domains ORDER BY name")
+        else:
+            rows = self.db.query("SELECT * FROM domains WHERE instance = ? ORDER BY name",
+                                 (instance,))
+        return [DomainRecord(**dict(r)) for r in rows]
+
+    def find(self, name: str) -> DomainRecord | None:
+        """Return one custom domain, or None."""
+        rows = self.db.query("SELECT * FROM domains WHERE name = ?", (name,))
+        return DomainRecord(**dict(rows[0])) if rows else None
+
+    def put(self, name: str, instance: str, state: str) -> None:
+        """Insert a domain, or set the state of an existing one (clearing its error)."""
+        stamp = now()
+        with self.db.transaction() as conn:
+            conn.execute(
+                "INSERT INTO domains (name, instance, state, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET state = excluded.state,"
+                " error = NULL, updated_at = excluded.updated_at",
+                (name, instance, state, stamp, stamp))
+
+    def update(self, name: str, *, state: str, error: str | None = None,
+               issuer: str | None = None, expires_at: str | None = None) -> None:
+        """Record the outcome of a check."""
+        stamp = now()
+        with self.db.transaction() as conn:
+            conn.execute("UPDATE domains SET state = ?, error = ?, issuer = COALESCE(?, issuer),"
+                         " expires_at = COALESCE(?, expires_at), checked_at = ?, updated_at = ?"
+                         " WHERE name = ?",
+                         (state, error, issuer, expires_at, stamp, stamp, name))
+
+    def delete(self, name: str) -> bool:
+        """Delete a domain; tell whether it existed."""
+        with self.db.transaction() as conn:
+            return conn.execute("DELETE FROM domains WHERE name = ?", (name,)).rowcount > 0
+
+    def setting(self, key: str) -> str | None:
+        """Return a gateway setting."""
+        rows = self.db.query("SELECT value FROM gateway_settings WHERE key = ?", (key,))
+        return str(rows[0]["value"]) if rows else None
+
+    def set_setting(self, key: str, value: str | None) -> None:
+        """Set (or with None, clear) a gateway setting."""
+        with self.db.transaction() as conn:
+            if value is None:
+                conn.execute("DELETE FROM gateway_settings WHERE key = ?", (key,))
+            else:
+                conn.execute("INSERT INTO gateway_settings (key, value) VALUES (?, ?) "
+                             "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                             (key, value))

@@ -1,0 +1,543 @@
+"""Serve the proxy domain: the base domain, automatic names, custom domains and the gateway.
+
+The gateway's config is always derived: every change (a base set, a domain bound or removed,
+an operation on an instance finished) re-renders Caddy's whole config from the database and
+loads it once; changes arriving together are batched into one load (`schedule`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import json
+import logging
+import os
+import re
+import secrets
+import ssl
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psutil
+
+from stackhub.adapters import caddy
+from stackhub.adapters.dns import DnsResolver, Resolver
+from stackhub.apps.models import InstanceRead, InstanceStatus
+from stackhub.apps.operations import Runner
+from stackhub.apps.service import AppsService
+from stackhub.config import Paths
+from stackhub.errors import (
+    AlreadyExists,
+    Conflict,
+    GatewayUnavailable,
+    Invalid,
+    NotFound,
+    StackHubError,
+)
+from stackhub.events import EventBus, Subscription
+from stackhub.proxy import names
+from stackhub.proxy.models import (
+    BaseRead,
+    DnsCheck,
+    DomainKind,
+    DomainRead,
+    DomainState,
+    GatewayRead,
+    TlsMode,
+)
+from stackhub.proxy.records import DomainRecord, DomainRecords
+
+log = logging.getLogger("stackhub.gateway")
+DEBOUNCE = 0.3
+"""Seconds to gather changes into one load of the gateway's config."""
+SAFE_PATH = re.compile(r"/[\x21-\x7e]{0,200}")
+"""A main path the gateway may redirect to (printable ASCII, no spaces)."""
+BASE_KEY = "base"
+TLS_KEY = "tls"
+
+
+def _flag(value: str) -> bool | None:
+    text = value.strip().lower()
+    if text in ("1", "on", "yes", "true"):
+        return True
+    if text in ("0", "off", "no", "false"):
+        return False
+    return None
+
+
+def _port(env: dict[str, str], key: str, default: int) -> int:
+    text = env.get(key, "").strip()
+    if not text:
+        return default
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise Invalid(f"{key}={text!r} must be a port number")
+    return int(text)
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    """The gateway's settings from the environment (see docs/cli.md, "Domains")."""
+
+    switch: bool | None = None
+    """STACKHUB_GATEWAY: True always on, False always off, None: on once a domain exists."""
+    http_port: int = 80
+    https_port: int = 443
+    admin: Path | None = None
+    acme_ca: str = caddy.LETS_ENCRYPT
+    acme_roots: tuple[str, ...] = ()
+    acme_email: str = ""
+    caa_id: str | None = names.LETS_ENCRYPT_CAA
+    addresses: tuple[str, ...] = ()
+    timeout: float = 120.0
+    resolver: str | None = None
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> GatewaySettings:
+        """Read the STACKHUB_* variables."""
+        env = dict(os.environ) if env is None else env
+        ca = env.get("STACKHUB_ACME_CA", "").strip() or caddy.LETS_ENCRYPT
+        roots = tuple(p for p in env.get("STACKHUB_ACME_CA_ROOT", "").split(os.pathsep) if p)
+        default_caa = names.LETS_ENCRYPT_CAA if ca == caddy.LETS_ENCRYPT else None
+        timeout = env.get("STACKHUB_DOMAIN_TIMEOUT", "").strip()
+        return cls(
+            switch=_flag(env.get("STACKHUB_GATEWAY", "")),
+            http_port=_port(env, "STACKHUB_HTTP_PORT", 80),
+            https_port=_port(env, "STACKHUB_HTTPS_PORT", 443),
+            admin=Path(env["STACKHUB_CADDY_ADMIN"]) if env.get("STACKHUB_CADDY_ADMIN") else None,
+            acme_ca=ca, acme_roots=roots, acme_email=env.get("STACKHUB_ACME_EMAIL", "").strip(),
+            caa_id=env.get("STACKHUB_ACME_CAA", "").strip() or default_caa,
+            addresses=tuple(a.strip() for a in env.get("STACKHUB_PUBLIC_ADDRESS", "").split(",")
+                            if a.strip()),
+            timeout=float(timeout) if timeout.replace(".", "", 1).isdigit() else 120.0,
+            resolver=env.get("STACKHUB_DNS_RESOLVER", "").strip() or None)
+
+
+def box_addresses(settings: GatewaySettings) -> list[str]:
+    """Return this box's addresses: STACKHUB_PUBLIC_ADDRESS, else its interfaces' global ones."""
+    if settings.addresses:
+        return list(settings.addresses)
+    found: list[str] = []
+    for entries in psutil.net_if_addrs().values():
+        for entry in entries:
+            address = entry.address.split("%")[0]
+            with contextlib.suppress(ValueError):
+                ip = ipaddress.ip_address(address)
+                if not (ip.is_loopback or ip.is_link_local or ip.is_multicast):
+                    found.append(str(ip))
+    return sorted(set(found))
+
+
+def who_listens(port: int) -> str | None:
+    """Name the program listening on a TCP port, if it can be found."""
+    with contextlib.suppress(psutil.Error, OSError):
+        for conn in psutil.net_connections("tcp"):
+            if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port:
+                if conn.pid is None:
+                    return "another program"
+                with contextlib.suppress(psutil.Error):
+                    proc = psutil.Process(conn.pid)
+                    return f"{proc.name()} (pid {conn.pid})"
+    return None
+
+
+@dataclass
+class Served:
+    """What serving a domain over HTTPS showed: the certificate and the first line."""
+
+    issuer: str
+    expires_at: str
+    status: str
+
+
+@dataclass
+class _State:
+    error: str | None = None
+    dirty: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class ProxyService:
+    """The proxy domain's entry points, used by the API and the domain operation."""
+
+    def __init__(self, *, paths: Paths, records: DomainRecords, apps: AppsService,
+                 runner: Runner, bus: EventBus, settings: GatewaySettings | None = None,
+                 gateway: caddy.CaddyGateway | None = None,
+                 resolver: Resolver | None = None) -> None:
+        """Keep the collaborators; nothing starts before `start`."""
+        self.paths = paths
+        self.records = records
+        self.apps = apps
+        self.runner = runner
+        self.bus = bus
+        self.settings = settings or GatewaySettings.from_env()
+        self.gateway = gateway or caddy.CaddyGateway(paths.root / "gateway",
+                                                     external=self.settings.admin)
+        self._resolver = resolver
+        self.ask_token = secrets.token_urlsafe(24)
+        self._lock: asyncio.Lock | None = None
+        self._state: _State | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._sub: Subscription | None = None
+        self.loads = 0
+
+    # -- settings ---------------------------------------------------------------------------
+    @property
+    def resolver(self) -> Resolver:
+        """Return the DNS resolver (made on first use)."""
+        if self._resolver is None:
+            self._resolver = DnsResolver(self.settings.resolver or "")
+        return self._resolver
+
+    def base(self) -> tuple[str | None, TlsMode | None]:
+        """Return the base domain and its TLS mode."""
+        base = self.records.setting(BASE_KEY)
+        mode = self.records.setting(TLS_KEY)
+        return base, (TlsMode(mode) if base and mode else None)
+
+    def enabled(self) -> bool:
+        """Tell whether the gateway should run."""
+        if self.settings.switch is not None:
+            return self.settings.switch
+        return self.base()[0] is not None or bool(self.records.all())
+
+    def _usable(self) -> None:
+        """Raise GatewayUnavailable when the gateway cannot run here."""
+        if self.settings.switch is False:
+            raise Conflict("the gateway is turned off (STACKHUB_GATEWAY=0): unset it to use "
+                           "domains")
+        why = self.gateway.available()
+        if why is not None:
+            raise GatewayUnavailable(why)
+
+    def read_base(self) -> BaseRead:
+        """Return the base domain and the gateway's state."""
+        base, mode = self.base()
+        return BaseRead(base=base, tls=mode, console=f"{names.CONSOLE}.{base}" if base else None,
+                        gateway=self.gateway_read())
+
+    def gateway_read(self) -> GatewayRead:
+        """Return the gateway's state."""
+        state = self._state
+        return GatewayRead(enabled=self.enabled(), available=self.gateway.available() is None,
+                           running=self.gateway.running,
+                           mode="system" if self.settings.admin else "child",
+                           http_port=self.settings.http_port,
+                           https_port=self.settings.https_port, restarts=self.gateway.restarts,
+                           error=state.error if state else None)
+
+    async def set_base(self, base: str, tls: str) -> BaseRead:
+        """Set the base domain, then load the gateway's config (starting it if needed)."""
+        self._usable()
+        name = names.normalise(base, what="base domain")
+        clash = [d.name for d in self.records.all() if names.under(d.name, name)]
+        if clash:
+            raise AlreadyExists(f"{', '.join(clash)} is bound as a custom domain under "
+                                f"{name}; remove it first (names under the base are automatic)")
+        previous = self.base()
+        self.records.set_setting(BASE_KEY, name)
+        self.records.set_setting(TLS_KEY, names.tls_for(name, tls).value)
+        try:
+            await self.apply()
+        except StackHubError:
+            self.records.set_setting(BASE_KEY, previous[0])
+            self.records.set_setting(TLS_KEY, previous[1].value if previous[1] else None)
+            with contextlib.suppress(StackHubError):
+                await self.apply()
+            raise
+        return self.read_base()
+
+    async def clear_base(self) -> BaseRead:
+        """Remove the base domain (automatic names and the console's name go away)."""
+        self.records.set_setting(BASE_KEY, None)
+        self.records.set_setting(TLS_KEY, None)
+        await self.apply()
+        return self.read_base()
+
+    # -- listing ----------------------------------------------------------------------------
+    def _url(self, name: str) -> str:
+        port = self.settings.https_port
+        return f"https://{name}" + ("" if port == 443 else f":{port}")
+
+    def domains(self, instance: str | None = None) -> list[DomainRead]:
+        """Return every name the gateway serves (of one instance), automatic ones first."""
+        base, mode = self.base()
+        found: list[DomainRead] = []
+        instances = self.apps.all()
+        known = {i.name: i for i in instances}
+        if instance is not None and instance not in known and not self.records.all(instance):
+            raise NotFound(f"no instance named {instance!r}")
+        running = self.gateway.running
+        for inst in instances:
+            if base is None or instance not in (None, inst.name):
+                continue
+            upstream, why = target(inst)
+            host = f"{inst.name}.{base}"
+            found.append(DomainRead(
+                name=host, instance=inst.name, kind=DomainKind.AUTOMATIC,
+                state=DomainState.ACTIVE if running else DomainState.PENDING,
+                url=self._url(host), target=upstream, tls=mode or TlsMode.INTERNAL,
+                error=why if running else self._not_running(), created_at=inst.created_at))
+        for row in self.records.all(instance):
+            found.append(self._custom(row, known.get(row.instance)))
+        return found
+
+    def _not_running(self) -> str:
+        state = self._state
+        return (state.error if state and state.error else
+                "the gateway is not running" + ("" if self.enabled() else
+                                                " (turned off until a domain exists)"))
+
+    def _custom(self, row: DomainRecord, inst: InstanceRead | None) -> DomainRead:
+        state, error = DomainState(row.state), row.error
+        upstream = None
+        if inst is None:
+            state, error = DomainState.DANGLING, (f"instance {row.instance!r} was removed; "
+                                                  "remove this domain or its DNS record")
+        else:
+            upstream, why = target(inst)
+            error = error or why
+        return DomainRead(name=row.name, instance=row.instance, kind=DomainKind.CUSTOM,
+                          state=state, url=self._url(row.name), target=upstream,
+                          tls=TlsMode.ACME, issuer=row.issuer, expires_at=row.expires_at,
+                          checked_at=row.checked_at, error=error, created_at=row.created_at)
+
+    # -- the config -------------------------------------------------------------------------
+    def _api_upstream(self) -> str | None:
+        try:
+            url = str(json.loads(self.paths.server_info.read_text())["url"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        return url.split("://", 1)[-1].rstrip("/")
+
+    def spec(self) -> caddy.GatewaySpec:
+        """Build the gateway's desired state from the database."""
+        base, mode = self.base()
+        routes: list[caddy.Route] = []
+        internal: list[str] = []
+        acme: list[str] = []
+        custom: dict[str, list[str]] = {}
+        for row in self.records.all():
+            if row.state in (DomainState.ACTIVE, DomainState.PENDING):
+                custom.setdefault(row.instance, []).append(row.name)
+        for inst in self.apps.all():
+            hosts = [f"{inst.name}.{base}"] if base else []
+            (internal if mode == TlsMode.INTERNAL else acme).extend(hosts)
+            hosts += custom.get(inst.name, [])
+            acme += custom.get(inst.name, [])
+            if hosts:
+                upstream, why = target(inst)
+                title = "App stopped" if inst.status == InstanceStatus.STOPPED \
+                    else "App unavailable"
+                main = inst.main
+                routes.append(caddy.Route(id=f"app-{inst.name}", hosts=tuple(hosts),
+                                          upstream=upstream, page=why, title=title,
+                                          path=main.path if main and SAFE_PATH.fullmatch(
+                                              main.path) else "/",
+                                          tls=main is not None and main.scheme == "https"))
+        api = self._api_upstream()
+        if base and api:
+            console = f"{names.CONSOLE}.{base}"
+            routes.append(caddy.Route(id="console", hosts=(console,), upstream=api))
+            (internal if mode == TlsMode.INTERNAL else acme).append(console)
+        ask = None
+        if api and acme:
+            ask = f"http://{api}/api/gateway/ask?token={self.ask_token}"
+        settings = self.settings
+        return caddy.GatewaySpec(
+            admin=self.gateway.listen, http_port=settings.http_port,
+            https_port=settings.https_port, storage=self.gateway.storage, routes=tuple(routes),
+            internal=tuple(internal), acme=tuple(acme),
+            ca=caddy.Acme(ca=settings.acme_ca, email=settings.acme_email,
+                          roots=settings.acme_roots), ask=ask)
+
+    def allows(self, domain: str, token: str) -> bool:
+        """Answer Caddy's on-demand ``ask``: only names StackHub serves get certificates."""
+        if not secrets.compare_digest(token.encode(), self.ask_token.encode()):
+            return False
+        return domain.lower() in self.spec_hosts()
+
+    def spec_hosts(self) -> set[str]:
+        """Return every host the gateway routes."""
+        return {h for r in self.spec().routes for h in r.hosts}
+
+    async def apply(self) -> None:
+        """Render the whole config from the database and load it (starting Caddy if needed)."""
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+            self._state = _State()
+        assert self._state is not None
+        async with self._lock:
+            try:
+                if not self.enabled():
+                    if self.gateway.running:
+                        await self.gateway.stop()
+                    return
+                self._usable()
+                if not self.gateway.running:
+                    await self.gateway.start(self._reapply)
+                await self._load()
+            except GatewayUnavailable as err:
+                self._state.error = self._explain(err)
+                raise GatewayUnavailable(self._state.error) from err
+            self._state.error = None
+
+    def _explain(self, err: GatewayUnavailable) -> str:
+        message = err.message
+        if "address already in use" in message:
+            for port in (self.settings.http_port, self.settings.https_port):
+                if f":{port}:" in message or f":{port} " in message:
+                    holder = who_listens(port)
+                    message = (f"port {port} is taken by {holder or 'another program'}: stop "
+                               f"it, or set STACKHUB_HTTP_PORT/STACKHUB_HTTPS_PORT ({message})")
+                    break
+        return message
+
+    async def _load(self) -> None:
+        spec = self.spec()
+        await self.gateway.load(caddy.render(spec))
+        self.loads += 1
+
+    async def _reapply(self) -> None:
+        assert self._lock is not None
+        async with self._lock:
+            await self._load()
+
+    def schedule(self) -> None:
+        """Ask for the config to be loaded again soon (changes close together: one load)."""
+        if self._state is not None:
+            self._state.dirty.set()
+
+    async def _debounce(self) -> None:
+        assert self._state is not None
+        while True:
+            await self._state.dirty.wait()
+            await asyncio.sleep(DEBOUNCE)
+            self._state.dirty.clear()
+            if not self.enabled() and not self.gateway.running:
+                continue
+            try:
+                await self.apply()
+            except StackHubError as err:
+                log.warning("gateway: %s", err.message)
+
+    async def _listen(self, sub: Subscription) -> None:
+        while True:
+            await sub.queue.get()
+            self.schedule()
+
+    async def start(self) -> None:
+        """Start the gateway if enabled, and follow instance lifecycle (server start)."""
+        self._lock = asyncio.Lock()
+        self._state = _State()
+        self._sub = self.bus.subscribe(
+            lambda e: e.topic == "operation" and e.kind == "finished")
+        self._tasks = [asyncio.create_task(self._debounce(), name="gateway-debounce"),
+                       asyncio.create_task(self._listen(self._sub), name="gateway-listen")]
+        if self.enabled():
+            try:
+                await self.apply()
+            except StackHubError as err:
+                log.warning("gateway not started: %s", err.message)
+
+    async def stop(self) -> None:
+        """Stop following events and stop Caddy if StackHub started it (server stop)."""
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks = []
+        if self._sub is not None:
+            self.bus.unsubscribe(self._sub)
+            self._sub = None
+        await self.gateway.stop()
+
+    # -- custom domains ---------------------------------------------------------------------
+    def normalise_custom(self, domain: str) -> str:
+        """Return a custom domain normalised, refusing names under this box's base."""
+        name = names.normalise(domain)
+        base = self.base()[0]
+        if base is not None and names.under(name, base):
+            raise Invalid(f"{name} is under this box's base {base}: names under the base are "
+                          "automatic (<instance>.<base>); bind a domain outside it")
+        return name
+
+    async def check(self, domain: str, instance: str | None = None) -> DnsCheck:
+        """Look the domain up and say whether it reaches this box (and the fix if not)."""
+        name = self.normalise_custom(domain)
+        row = self.records.find(name)
+        owner = instance or (row.instance if row else None)
+        base = self.base()[0]
+        automatic = f"{owner}.{base}" if owner and base else None
+        answer = await asyncio.to_thread(self.resolver.lookup, name)
+        return names.judge(name, answer, automatic=automatic,
+                           box=box_addresses(self.settings), ca_id=self.settings.caa_id)
+
+    def claim_domain(self, instance: str, domain: str) -> str:
+        """Validate a binding request; return the normalised domain (nothing is written)."""
+        self._usable()
+        name = self.normalise_custom(domain)
+        self.apps.get(instance)
+        row = self.records.find(name)
+        if row is not None and row.instance != instance:
+            raise AlreadyExists(f"{name} is already bound to {row.instance!r}; remove it there "
+                                "first")
+        return name
+
+    def unbind(self, instance: str, domain: str) -> None:
+        """Delete a custom domain of an instance (the config follows, batched)."""
+        name = names.normalise(domain)
+        row = self.records.find(name)
+        if row is None or row.instance != instance:
+            raise NotFound(f"{name} is not bound to {instance!r}")
+        self.records.delete(name)
+
+    async def serves(self, domain: str) -> Served:
+        """Fetch https://domain/ through the local gateway, verifying its certificate."""
+        context = ssl.create_default_context()
+        for root in self.settings.acme_roots:
+            context.load_verify_locations(cafile=root)
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(
+            "127.0.0.1", self.settings.https_port, ssl=context, server_hostname=domain), 60)
+        try:
+            cert = writer.get_extra_info("peercert") or {}
+            writer.write(f"GET / HTTP/1.1\r\nHost: {domain}\r\nConnection: close\r\n"
+                         "User-Agent: stackhub-domain-check\r\n\r\n".encode())
+            await writer.drain()
+            status = (await asyncio.wait_for(reader.readline(), 30)).decode(errors="replace")
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError, ssl.SSLError):
+                await writer.wait_closed()
+        issuer = ", ".join(str(v) for part in cert.get("issuer", ()) for k, v in part
+                           if k in ("commonName", "organizationName"))
+        expires = cert.get("notAfter")
+        stamp = datetime.fromtimestamp(ssl.cert_time_to_seconds(str(expires)), UTC).isoformat() \
+            if expires else ""
+        return Served(issuer=issuer, expires_at=stamp, status=status.strip())
+
+    def caddy_error(self, domain: str) -> str | None:
+        """Return what Caddy last logged about obtaining `domain`'s certificate."""
+        return self.gateway.last_error(domain)
+
+    async def ca_root(self) -> str:
+        """Return the internal CA's root certificate (PEM) for LAN names."""
+        self._usable()
+        if not self.gateway.running:
+            raise Conflict("the gateway is not running: set a base domain first (stackhub "
+                           "domain base NAME)")
+        return await self.gateway.admin.ca_root()
+
+
+def target(inst: InstanceRead) -> tuple[str | None, str | None]:
+    """Return where requests for an instance go (127.0.0.1:PORT), or why nowhere."""
+    if inst.status == InstanceStatus.STOPPED:
+        return None, f"The app {inst.name} is stopped. Start it in StackHub to use it here."
+    main = inst.main
+    if main is None:
+        return None, f"The app {inst.name} has no web page."
+    for mapping in inst.ports:
+        if mapping.service == main.service and mapping.container_port == main.port and \
+                mapping.protocol == "tcp":
+            return f"127.0.0.1:{mapping.host_port}", None
+    return None, f"The app {inst.name} publishes no port for its web page."

@@ -1,0 +1,136 @@
+"""A test ACME world on loopback: pebble-challtestsrv as DNS, Pebble as the CA, free ports.
+
+`AcmeLab` starts both (Debian's pebble package), makes Pebble's own TLS certificate with
+openssl, and writes one PEM bundle trusted for the CA: Pebble's listener root plus the root it
+issues from (it changes per start). `env()` is what a StackHub server needs to use them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.integration.conftest import free_port
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
+
+
+def _wait(url: str, *, verify: bool | str = True, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError):
+            httpx.get(url, verify=verify, timeout=2)
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{url} never answered")
+
+
+class AcmeLab:
+    """Pebble and its mock DNS on loopback high ports, for one test module."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+        self.dns_port = free_port()
+        self.mgmt_port = free_port()
+        self.acme_port = free_port()
+        self.pebble_mgmt_port = free_port()
+        self.http_port = free_port()
+        self.https_port = free_port()
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.bundle = folder / "acme-roots.pem"
+
+    @staticmethod
+    def available() -> str | None:
+        """Say what is missing to run the lab, or None."""
+        missing = [p for p in ("caddy", "pebble", "pebble-challtestsrv", "openssl")
+                   if shutil.which(p) is None]
+        return f"missing {', '.join(missing)} (scripts/bootstrap installs them)" if missing \
+            else None
+
+    def _spawn(self, argv: list[str], name: str, env: dict[str, str] | None = None) -> None:
+        log = (self.folder / f"{name}.log").open("ab")
+        self.procs.append(subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                                           stdin=subprocess.DEVNULL, env=env))
+
+    def start(self) -> None:
+        """Start the DNS, then Pebble, and write the trust bundle."""
+        f = self.folder
+        _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+                 "/CN=stackhub test wfe root", "-keyout", "wfe-ca.key", "-out", "wfe-ca.pem",
+                 cwd=f)
+        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
+                 "-keyout", "wfe.key", "-out", "wfe.csr", cwd=f)
+        (f / "san.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+        _openssl("x509", "-req", "-in", "wfe.csr", "-CA", "wfe-ca.pem", "-CAkey", "wfe-ca.key",
+                 "-CAcreateserial", "-days", "2", "-extfile", "san.ext", "-out", "wfe.pem",
+                 cwd=f)
+        (f / "pebble.json").write_text(json.dumps({"pebble": {
+            "listenAddress": f"127.0.0.1:{self.acme_port}",
+            "managementListenAddress": f"127.0.0.1:{self.pebble_mgmt_port}",
+            "certificate": str(f / "wfe.pem"), "privateKey": str(f / "wfe.key"),
+            "httpPort": self.http_port, "tlsPort": self.https_port,
+            "ocspResponderURL": "", "externalAccountBindingRequired": False}}))
+        self._spawn(["pebble-challtestsrv", "-management", f"127.0.0.1:{self.mgmt_port}",
+                     "-dns01", f"127.0.0.1:{self.dns_port}", "-http01", "", "-https01", "",
+                     "-tlsalpn01", "", "-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""],
+                    "challtestsrv")
+        _wait(f"http://127.0.0.1:{self.mgmt_port}/")
+        env = {"PEBBLE_VA_NOSLEEP": "1", "PEBBLE_WFE_NONCEREJECT": "0",
+               "PEBBLE_AUTHZREUSE": "0", "PATH": "/usr/bin:/bin"}
+        self._spawn(["pebble", "-config", str(f / "pebble.json"), "-dnsserver",
+                     f"127.0.0.1:{self.dns_port}", "-strict=false"], "pebble", env)
+        _wait(f"https://127.0.0.1:{self.pebble_mgmt_port}/roots/0", verify=False)
+        issuing = httpx.get(f"https://127.0.0.1:{self.pebble_mgmt_port}/roots/0",
+                            verify=False, timeout=10).text
+        self.bundle.write_text((f / "wfe-ca.pem").read_text() + issuing)
+
+    def stop(self) -> None:
+        """Stop what `start` started."""
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(5)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(5)
+
+    def env(self) -> dict[str, str]:
+        """Return a StackHub server's environment for this lab."""
+        return {"STACKHUB_GATEWAY": "1", "STACKHUB_HTTP_PORT": str(self.http_port),
+                "STACKHUB_HTTPS_PORT": str(self.https_port),
+                "STACKHUB_ACME_CA": f"https://127.0.0.1:{self.acme_port}/dir",
+                "STACKHUB_ACME_CA_ROOT": str(self.bundle),
+                "STACKHUB_ACME_EMAIL": "admin@example.test",
+                "STACKHUB_DNS_RESOLVER": f"127.0.0.1:{self.dns_port}",
+                "STACKHUB_PUBLIC_ADDRESS": "127.0.0.1", "STACKHUB_DOMAIN_TIMEOUT": "60"}
+
+    def dns(self, endpoint: str, **body: object) -> None:
+        """Call the mock DNS's management API (add-a, set-cname, clear-a, add-caa...)."""
+        answer = httpx.post(f"http://127.0.0.1:{self.mgmt_port}/{endpoint}", json=body,
+                            timeout=10)
+        assert answer.status_code == 200, answer.text
+
+
+def running_lab(factory: pytest.TempPathFactory) -> Iterator[AcmeLab]:
+    """Start a lab, hand it over, stop it (the body of a module fixture; fails if missing)."""
+    missing = AcmeLab.available()
+    if missing:
+        pytest.fail(missing)
+    lab = AcmeLab(factory.mktemp("acme"))
+    lab.start()
+    try:
+        yield lab
+    finally:
+        lab.stop()

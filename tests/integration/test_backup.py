@@ -1,0 +1,405 @@
+"""Backups and restores with real restic, a real server and the real engine.
+
+Backup, change and delete data (bind folder and named volume), restore: every file
+byte-identical with its mode and owner; restore of a removed instance; wrong password and
+unreachable repositories fail clearly with nothing changed; a hostile snapshot is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import Server, docker, free_port, instance_containers
+
+pytestmark = pytest.mark.integration
+
+IMAGE = os.environ.get("STACKHUB_TEST_IMAGE", "stackhub-test/web:1")
+MANIFEST = """\
+format: stackhub/v1
+id: keeper
+name: Keeper
+version: "1.0.0"
+title: {en: Data keeper}
+tagline: {en: Keeps data in a folder and a volume}
+category: [utilities]
+main: {service: web, port: 80, path: /}
+parameters:
+  - {name: WEB_PORT, type: port, default: 18150, label: {en: Web port}}
+  - {name: ADMIN_TOKEN, type: secret, length: 24}
+"""
+COMPOSE = f"""\
+services:
+  web:
+    image: {IMAGE}
+    ports: ["${{WEB_PORT}}:80"]
+    environment:
+      ADMIN_TOKEN: ${{ADMIN_TOKEN}}
+    volumes:
+      - ${{APP_DATA_DIR}}/state:/state
+      - db:/db
+    stop_grace_period: 1s
+volumes:
+  db: {{}}
+"""
+SOURCE = {"kind": "app", "manifest": MANIFEST, "compose": COMPOSE}
+VOLUME_LIST = ("cd /v && find . | sort | while read f; do stat -c '%n %a %u %g %s %F' \"$f\"; "
+               "[ -f \"$f\" ] && [ ! -L \"$f\" ] && md5sum \"$f\"; done; true")
+
+
+def install(srv: Server, name: str) -> None:
+    """Install the keeper app as `name` and wait until it runs."""
+    answer = srv.api("POST", "/api/instances", json={"source": SOURCE, "name": name})
+    assert answer.status_code == 202, answer.text
+    assert srv.wait_operation(answer.json()["operation"]["id"])["state"] == "succeeded"
+
+
+def tree(root: Path) -> dict[str, tuple[Any, ...]]:
+    """Map every path below `root` to (mode, uid, gid, sha256 or link target)."""
+    found: dict[str, tuple[Any, ...]] = {}
+    for base, dirs, files in os.walk(root):
+        for entry in [*dirs, *files]:
+            path = Path(base) / entry
+            st = path.lstat()
+            if path.is_symlink():
+                content = "->" + os.readlink(path)
+            elif path.is_file():
+                content = hashlib.sha256(path.read_bytes()).hexdigest()
+            else:
+                content = "dir"
+            found[str(path.relative_to(root))] = (st.st_mode, st.st_uid, st.st_gid, content)
+    return found
+
+
+def volume_tree(volume: str) -> str:
+    """List a volume's entries with mode, owner, size and md5 (through a throwaway container)."""
+    result = docker("run", "--rm", "--network", "none", "-v", f"{volume}:/v:ro", IMAGE, "sh",
+                    "-c", VOLUME_LIST)
+    return result.stdout
+
+
+def in_container(name: str, script: str) -> None:
+    """Run a shell script in the instance's web container."""
+    docker("exec", f"stackhub-{name}-web-1", "sh", "-c", script)
+
+
+def seed(srv: Server, name: str) -> None:
+    """Write files with odd modes and owners into the bind folder and the volume."""
+    state = srv.data_dir / "appdata" / name / "state"
+    (state / "sub").mkdir(parents=True, exist_ok=True)
+    (state / "notes.txt").write_text("first\n")
+    (state / "notes.txt").chmod(0o640)
+    os.chown(state / "notes.txt", 1000, 1001)
+    (state / "sub" / "blob.bin").write_bytes(os.urandom(300_000))
+    (state / "sub" / "blob.bin").chmod(0o600)
+    (state / "link").symlink_to("sub/blob.bin")
+    in_container(name, "head -c 2000000 /dev/urandom > /db/data.bin && chmod 604 /db/data.bin "
+                 "&& chown 33:34 /db/data.bin && mkdir -p /db/d && echo x > /db/d/x && "
+                 "chmod 700 /db/d")
+
+
+def mangle(srv: Server, name: str) -> None:
+    """Change, add and delete data in both places."""
+    state = srv.data_dir / "appdata" / name / "state"
+    (state / "notes.txt").write_text("changed\n")
+    (state / "sub" / "blob.bin").unlink()
+    (state / "new.txt").write_text("new\n")
+    in_container(name, "echo changed > /db/data.bin && rm -rf /db/d && echo n > /db/new")
+
+
+def cli_json(srv: Server, *args: str) -> Any:
+    """Run a CLI command with --json and return its decoded output (asserting success)."""
+    result = srv.cli(*args, "--json")
+    assert result.returncode == 0, result.stderr + result.stdout
+    return json.loads(result.stdout)
+
+
+@pytest.fixture
+def keeper(server: Server) -> Iterator[tuple[Server, str]]:
+    """A server with the keeper app installed and seeded."""
+    install(server, "keeper")
+    seed(server, "keeper")
+    yield server, "keeper"
+
+
+def test_backup_change_restore_is_byte_identical(keeper: tuple[Server, str]) -> None:
+    srv, name = keeper
+    volume = f"stackhub-{name}_db"
+    data = srv.data_dir / "appdata" / name
+    before, before_volume = tree(data), volume_tree(volume)
+    assert "data.bin" in before_volume
+
+    created = srv.cli("backup", "create", name)
+    assert created.returncode == 0, created.stderr + created.stdout
+    assert srv.wait_status(name, {"running"})["status"] == "running"
+    listed = cli_json(srv, "backup", "list", name)
+    assert len(listed) == 1
+    snap = listed[0]
+    assert (snap["instance"], snap["version"], snap["kind"], snap["repository"]) == (
+        name, "1.0.0", "manual", "local")
+    assert snap["app"] == srv.api("GET", f"/api/instances/{name}").json()["app"]
+    assert snap["size"] and snap["size"] > 2_000_000
+    ops = srv.api("GET", "/api/operations", params={"instance": name, "kind": "backup"}).json()
+    assert [s["name"] for s in ops["items"][0]["steps"]][:4] == ["prepare", "stop", "volumes",
+                                                                  "snapshot"]
+
+    mangle(srv, name)
+    assert tree(data) != before and volume_tree(volume) != before_volume
+    restored = srv.cli("backup", "restore", name, snap["short_id"], "--yes")
+    assert restored.returncode == 0, restored.stderr + restored.stdout
+    assert srv.wait_status(name, {"running"})["status"] == "running"
+    assert tree(data) == before
+    assert volume_tree(volume) == before_volume
+    assert not list((srv.data_dir / "backups" / "work").glob("*"))  # nothing left aside
+
+    # the instance is gone (data and volume purged): the snapshot brings it back
+    removed = srv.cli("app", "remove", name, "--yes", "--purge")
+    assert removed.returncode == 0, removed.stderr
+    wait_gone(srv, name)
+    assert not data.exists()
+    again = srv.cli("backup", "restore", name, "latest", "--yes")
+    assert again.returncode == 0, again.stderr + again.stdout
+    shown = srv.wait_status(name, {"running"})
+    assert shown["app"] == snap["app"]
+    assert tree(data) == before
+    assert volume_tree(volume) == before_volume
+    values = json.loads((srv.data_dir / "instances" / name / "values.json").read_text())
+    assert len(values["ADMIN_TOKEN"]) == 24  # the generated secret came back
+
+
+def wait_gone(srv: Server, name: str) -> None:
+    """Wait until the instance's record is gone."""
+    from tests.integration.test_crash import wait_for
+
+    wait_for(lambda: srv.api("GET", f"/api/instances/{name}").status_code == 404,
+             what="the instance to be removed")
+
+
+def test_wrong_password_unreachable_and_hostile_repositories_change_nothing(
+        keeper: tuple[Server, str], tmp_path: Path) -> None:
+    srv, name = keeper
+    assert srv.cli("backup", "create", name).returncode == 0
+    key = cli_json(srv, "backup", "repo", "key", "local")
+    assert len(key["password"]) >= 32 and "without" in key["warning"]
+    secret = srv.data_dir / "secrets" / "backup" / "local.password"
+    assert secret.stat().st_mode & 0o777 == 0o600
+    good = secret.read_text()
+    data = srv.data_dir / "appdata" / name
+    before = tree(data)
+    secret.write_text("not-the-password\n")
+    try:
+        failed = srv.cli("backup", "create", name)
+        assert failed.returncode == 1
+        assert "password" in failed.stderr and "wrong" in failed.stderr, failed.stderr
+        listed = srv.cli("backup", "list", name, "--json")
+        assert listed.returncode == 1
+        assert json.loads(listed.stdout)["error"]["code"] == "repository_error"
+        refused = srv.cli("backup", "restore", name, "latest", "--yes")
+        assert refused.returncode == 1 and "password" in refused.stderr
+    finally:
+        secret.write_text(good)
+    assert srv.wait_status(name, {"running"})["status"] == "running"  # started again
+    assert tree(data) == before
+
+    port = free_port()  # nothing listens there
+    for url, extra in ((f"s3:http://127.0.0.1:{port}/bucket",
+                        {"AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s"}),
+                       (f"rest:http://127.0.0.1:{port}/", {})):
+        added = srv.cli("backup", "repo", "add", "far", url, "--json", **extra)
+        assert added.returncode == 1, added.stdout
+        error = json.loads(added.stdout)["error"]
+        assert error["code"] == "repository_error" and "cannot be reached" in error["message"]
+    names = [r["name"] for r in cli_json(srv, "backup", "repo", "list")]
+    assert names == ["local"]
+    assert not (srv.data_dir / "secrets" / "backup" / "far.password").exists()
+
+    # a snapshot (made with the right password) holding paths outside the instance's folders
+    evil = tmp_path / "evil"
+    (evil / "etc").mkdir(parents=True)
+    (evil / "etc" / "cron.d").write_text("* * * * * root touch /tmp/pwned\n")
+    (evil / "instances" / name).mkdir(parents=True)
+    repo = srv.data_dir / "backups" / "repository"
+    subprocess.run(["restic", "--repo", str(repo), "--password-file",
+                    str(srv.data_dir / "secrets" / "backup" / "local.password"), "backup",
+                    "--host", "stackhub", "--tag", "stackhub", "--tag", f"instance={name}",
+                    "--tag", "app=custom/keeper", "etc", f"instances/{name}"], cwd=evil,
+                   check=True, capture_output=True)
+    data = srv.data_dir / "appdata" / name
+    before = tree(data)
+    refused = srv.cli("backup", "restore", name, "latest", "--yes", "--json")
+    assert refused.returncode == 1
+    error = json.loads(refused.stdout)["error"]
+    assert error["code"] == "invalid" and "/etc" in error["message"], error
+    assert tree(data) == before
+    assert srv.wait_status(name, {"running"})["status"] == "running"
+
+
+def _wait_port(port: int, what: str) -> None:
+    from tests.integration.test_crash import wait_for
+
+    def listening() -> bool:
+        with socket.socket() as sock:
+            return sock.connect_ex(("127.0.0.1", port)) == 0
+
+    wait_for(listening, timeout=30, what=what)
+
+
+@pytest.fixture
+def services(tmp_path: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Processes a test starts (sshd, moto_server), stopped afterwards."""
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    for proc in started:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(10)
+
+
+def start_sshd(tmp_path: Path, public_key: str, started: list[subprocess.Popen[bytes]]) -> int:
+    """Run Debian's sshd on a loopback port, accepting only StackHub's key (as root)."""
+    folder = tmp_path / "sshd"
+    folder.mkdir()
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f",
+                    str(folder / "host_key")], check=True)
+    (folder / "authorized_keys").write_text(public_key + "\n")
+    port = free_port()
+    config = folder / "sshd_config"
+    config.write_text(f"Port {port}\nListenAddress 127.0.0.1\nHostKey {folder / 'host_key'}\n"
+                      f"AuthorizedKeysFile {folder / 'authorized_keys'}\n"
+                      "PasswordAuthentication no\nKbdInteractiveAuthentication no\n"
+                      "UsePAM no\nStrictModes no\nPermitRootLogin prohibit-password\n"
+                      "PidFile none\nSubsystem sftp internal-sftp\n")
+    Path("/run/sshd").mkdir(exist_ok=True)
+    started.append(subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(config)],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    _wait_port(port, "sshd")
+    return port
+
+
+def start_moto(started: list[subprocess.Popen[bytes]]) -> int:
+    """Run moto's S3 server on a loopback port."""
+    port = free_port()
+    binary = Path(sys.executable).parent / "moto_server"
+    started.append(subprocess.Popen([str(binary), "-H", "127.0.0.1", "-p", str(port)],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    _wait_port(port, "moto_server")
+    return port
+
+
+def test_remote_repositories_round_trip_and_outage(
+        keeper: tuple[Server, str], tmp_path: Path,
+        services: list[subprocess.Popen[bytes]]) -> None:
+    srv, name = keeper
+    for kind in ("sftp", "s3"):
+        remote_round_trip(srv, name, kind, tmp_path, services)
+
+
+def remote_round_trip(srv: Server, name: str, kind: str, tmp_path: Path,
+                      services: list[subprocess.Popen[bytes]]) -> None:
+    """Back up to and restore from a repository of `kind`, then lose its server."""
+    extra: dict[str, str] = {}
+    if kind == "sftp":
+        key = cli_json(srv, "backup", "repo", "ssh-key")["public_key"]
+        assert key.startswith("ssh-ed25519 ")
+        port = start_sshd(tmp_path, key, services)
+        url = f"sftp://root@127.0.0.1:{port}/{tmp_path / 'sftp-repo'}"
+    else:
+        port = start_moto(services)
+        url = f"s3:http://127.0.0.1:{port}/stackhub-backups"
+        extra = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing-secret"}
+    added = srv.cli("backup", "repo", "add", kind, url, **extra)
+    assert added.returncode == 0, added.stderr + added.stdout
+    repos = {r["name"]: r for r in cli_json(srv, "backup", "repo", "list")}
+    assert repos[kind]["kind"] == kind and not repos[kind]["default"]
+    assert "testing-secret" not in json.dumps(repos)
+
+    volume = f"stackhub-{name}_db"
+    data = srv.data_dir / "appdata" / name
+    before, before_volume = tree(data), volume_tree(volume)
+    created = srv.cli("backup", "create", name, "--repo", kind)
+    assert created.returncode == 0, created.stderr + created.stdout
+    snap = cli_json(srv, "backup", "list", name, "--repo", kind)[0]
+    assert snap["repository"] == kind
+    mangle(srv, name)
+    restored = srv.cli("backup", "restore", name, snap["id"], "--repo", kind, "--yes")
+    assert restored.returncode == 0, restored.stderr + restored.stdout
+    assert srv.wait_status(name, {"running"})["status"] == "running"
+    assert tree(data) == before
+    assert volume_tree(volume) == before_volume
+    checked = cli_json(srv, "backup", "repo", "check", kind)
+    assert checked["ok"] is True
+
+    services[-1].terminate()  # the repository's server goes away
+    services[-1].wait(10)
+    failed = srv.cli("backup", "create", name, "--repo", kind)
+    assert failed.returncode == 1
+    assert "cannot be reached" in failed.stderr, failed.stderr
+    refused = srv.cli("backup", "restore", name, snap["id"], "--repo", kind, "--yes")
+    assert refused.returncode == 1 and "cannot be reached" in refused.stderr
+    assert srv.wait_status(name, {"running"})["status"] == "running"
+    assert tree(data) == before
+
+
+def test_killed_backup_and_restore_leave_the_instance_running_with_its_data(
+        crash_server: Server, tmp_path: Path) -> None:
+    from tests.integration.test_crash import wait_for
+    from tests.integration.test_crash_kinds import _send
+
+    name = "killed"
+    marker = tmp_path / "paused"
+    crash_server.start(STACKHUB_FAULT_PAUSE="backup-stopped", STACKHUB_FAULT_MARKER=str(marker))
+    install(crash_server, name)
+    seed(crash_server, name)
+    _send(crash_server, "POST", f"/api/backups/instances/{name}", None)
+    wait_for(marker.exists, what="the backup to stop the instance")
+    assert {c["State"] for c in instance_containers(name)} == {"exited"}
+    crash_server.kill9()
+    crash_server.start()
+    assert crash_server.wait_status(name, {"running"})["status"] == "running"  # nobody asked
+
+    # a restic run killed while it holds the repository's lock leaves a stale lock behind
+    repo = crash_server.data_dir / "backups" / "repository"
+    holder = subprocess.Popen(
+        ["restic", "--repo", str(repo), "--password-file",
+         str(crash_server.data_dir / "secrets" / "backup" / "local.password"), "backup",
+         "--stdin", "--stdin-filename", "x"], stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: any((repo / "locks").iterdir()), what="restic's lock")
+    finally:
+        holder.kill()
+        holder.wait(10)
+    assert any((repo / "locks").iterdir())
+    again = crash_server.cli("backup", "create", name)  # a backup's shared lock coexists
+    assert again.returncode == 0, again.stderr + again.stdout
+    checked = crash_server.cli("backup", "repo", "check", "local", "--json")  # exclusive lock
+    assert checked.returncode == 0, checked.stderr + checked.stdout
+    assert json.loads(checked.stdout)["ok"] is True
+    assert not any((repo / "locks").iterdir())  # the stale lock was cleared
+
+    # a restore killed after the swap: the data it found comes back, and the instance runs
+    mangle(crash_server, name)
+    data, volume = crash_server.data_dir / "appdata" / name, f"stackhub-{name}_db"
+    before, before_volume = tree(data), volume_tree(volume)
+    crash_server.stop()
+    swapped = tmp_path / "swapped"
+    crash_server.start(STACKHUB_FAULT_PAUSE="restore-swapped",
+                       STACKHUB_FAULT_MARKER=str(swapped))
+    _send(crash_server, "POST", f"/api/backups/instances/{name}/snapshots/latest/restore", None)
+    wait_for(swapped.exists, what="the restore to swap the data in")
+    assert tree(data) != before
+    crash_server.kill9()
+    crash_server.start()
+    assert crash_server.wait_status(name, {"running"})["status"] == "running"
+    assert tree(data) == before
+    assert volume_tree(volume) == before_volume
+    assert not any((crash_server.data_dir / "backups" / "work").iterdir())

@@ -1,0 +1,122 @@
+"""A restore is refused, with nothing journaled, when the snapshot does not fit the instance."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from stackhub.adapters.restic import BackupSummary, Node, Report, Repository, Snapshot
+from stackhub.apps.journal import OperationFilter
+from stackhub.apps.models import InstanceStatus
+from stackhub.apps.records import InstanceRecord
+from stackhub.backup.flows import definition_of
+from stackhub.backup.models import RestoreRequest
+from stackhub.errors import Conflict, Invalid, NotFound, StorageFull
+from stackhub.services import Services
+
+SNAP = "ab" * 32
+
+
+def _record(name: str, app: str) -> InstanceRecord:
+    return InstanceRecord(
+        name=name, app_ref=app, store=None, format="stackhub", version="1.0", revision=None,
+        status=InstanceStatus.RUNNING.value, main_service=None, main_port=None, main_path=None,
+        ports=[], parameters={"TOKEN": "x"}, secret_names=["TOKEN"], definition={}, error=None,
+        update_available=None, created_at="", updated_at="")
+
+
+class FakeRestic:
+    """Answers from a fixed snapshot; anything that would change data fails the test."""
+
+    def __init__(self, nodes: list[Node], definition: dict[str, object]) -> None:
+        self.nodes = nodes
+        self.definition = definition
+
+    async def version(self) -> str:
+        return "restic 0.14.0"
+
+    async def init(self, repo: Repository) -> None:
+        return None
+
+    async def open(self, repo: Repository) -> None:
+        return None
+
+    async def backup(self, repo: Repository, paths: list[str], *, cwd: Path, tags: list[str],
+                     host: str, report: Report | None = None) -> BackupSummary:
+        raise AssertionError("no backup expected")
+
+    async def snapshots(self, repo: Repository, *,
+                        tags: list[str] | None = None) -> list[Snapshot]:
+        snap = Snapshot(id=SNAP, short_id=SNAP[:8], time="2026-01-01T00:00:00Z",
+                        tags=["stackhub", "instance=web", "app=official/web"])
+        return [snap] if not tags or set(tags) <= set(snap.tags) else []
+
+    async def ls(self, repo: Repository, snapshot: str) -> list[Node]:
+        return self.nodes
+
+    async def dump(self, repo: Repository, snapshot: str, path: str, *,
+                   limit: int = 4 << 20) -> bytes:
+        return json.dumps(self.definition).encode()
+
+    async def restore(self, repo: Repository, snapshot: str, target: Path) -> None:
+        raise AssertionError("no restore expected")
+
+    async def check(self, repo: Repository, *, read_data_subset: str | None = None) -> str:
+        return ""
+
+    async def forget(self, repo: Repository, snapshot_ids: list[str]) -> None:
+        raise AssertionError("no forget expected")
+
+
+GOOD = [Node(path="/instances/web/compose.yaml", type="file", size=10)]
+
+
+def _wire(live: Services, nodes: list[Node], app: str = "official/web") -> None:
+    fake = FakeRestic(nodes, definition_of(_record("web", app), []))
+    live.backups.restic = fake
+    live.backups.flows.restic = fake
+
+
+def _insert(live: Services, app: str) -> None:
+    with live.db.transaction() as conn:
+        live.records.insert(conn, _record("web", app))
+
+
+def _journal(live: Services) -> int:
+    return live.runner.journal.page(OperationFilter(instance="web"), limit=50).total
+
+
+@pytest.mark.parametrize(("nodes", "snapshot", "error", "words"), [
+    ([Node(path="/etc/passwd", type="file")], "latest", Invalid, "outside"),
+    ([Node(path="/appdata/web/../../etc", type="dir")], "latest", Invalid, "will not"),
+    (GOOD, "cd" * 4, NotFound, "no snapshot"),
+    (GOOD, "xyz", Invalid, "snapshot id"),
+    ([Node(path="/appdata/web/huge", type="file", size=1 << 60)], "latest", StorageFull,
+     "free"),
+])
+async def test_refused_restores_change_nothing(live: Services, nodes: list[Node], snapshot: str,
+                                               error: type, words: str) -> None:
+    _insert(live, "official/web")
+    _wire(live, nodes)
+    with pytest.raises(error) as caught:
+        await live.backups.restore("web", snapshot, RestoreRequest())
+    assert words in caught.value.message  # type: ignore[attr-defined]
+    assert _journal(live) == 0
+    assert live.records.get("web").status == InstanceStatus.RUNNING.value
+
+
+async def test_a_snapshot_of_another_app_is_refused(live: Services) -> None:
+    _insert(live, "official/other")
+    _wire(live, GOOD, app="official/web")
+    with pytest.raises(Conflict, match="is a backup of official/web"):
+        await live.backups.restore("web", "latest", RestoreRequest())
+    assert _journal(live) == 0
+
+
+async def test_a_snapshot_of_another_instance_is_refused(live: Services) -> None:
+    _wire(live, GOOD)
+    with pytest.raises(NotFound, match="no backup of 'blog'"):
+        await live.backups.restore("blog", "latest", RestoreRequest())
+    assert live.records.find("blog") is None

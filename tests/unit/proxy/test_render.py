@@ -1,0 +1,88 @@
+"""The gateway's whole config, rendered from a spec: routes, pages, certificates, ask."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from stackhub.adapters.caddy import SERVER, Acme, GatewaySpec, Route, render
+
+
+def spec(**extra: object) -> GatewaySpec:
+    base: dict[str, object] = {
+        "admin": "unix//data/gateway/admin.sock", "http_port": 8080, "https_port": 8443,
+        "storage": Path("/data/gateway/data/caddy"),
+        "routes": (Route("app-web", ("web.home.lan", "shop.example.com"), "127.0.0.1:18100"),
+                   Route("app-db", ("db.home.lan",), None, "The app db is stopped.")),
+        "internal": ("web.home.lan", "db.home.lan"), "acme": ("shop.example.com",),
+        "ca": Acme("https://ca.test/dir", "me@example.com", ("/roots.pem",)),
+        "ask": "http://127.0.0.1:8420/api/gateway/ask?token=t"}
+    base.update(extra)
+    return GatewaySpec(**base)  # type: ignore[arg-type]
+
+
+def test_the_admin_socket_stays_and_nothing_is_persisted() -> None:
+    config = render(spec())
+    assert config["admin"] == {"listen": "unix//data/gateway/admin.sock",
+                               "config": {"persist": False}}
+    assert config["storage"] == {"module": "file_system", "root": "/data/gateway/data/caddy"}
+    http = config["apps"]["http"]
+    assert (http["http_port"], http["https_port"]) == (8080, 8443)
+    assert http["servers"][SERVER]["listen"] == [":8443"]
+
+
+def test_routes_proxy_to_the_host_port_or_show_a_page() -> None:
+    routes = render(spec())["apps"]["http"]["servers"][SERVER]["routes"]
+    web, db, fallback = routes
+    assert web["@id"] == "stackhub-app-web"
+    assert web["match"] == [{"host": ["web.home.lan", "shop.example.com"]}]
+    assert web["handle"] == [{"handler": "subroute", "routes": [{"handle": [
+        {"handler": "reverse_proxy", "upstreams": [{"dial": "127.0.0.1:18100"}]}]}]}]
+    page = db["handle"][0]
+    assert page["handler"] == "static_response" and page["status_code"] == 503
+    assert "The app db is stopped." in page["body"]
+    assert "match" not in fallback and fallback["handle"][0]["status_code"] == 404
+
+
+def test_pages_escape_html() -> None:
+    routes = render(spec(routes=(Route("x", ("x.lan",), None, "<b>&"),)))
+    body = routes["apps"]["http"]["servers"][SERVER]["routes"][0]["handle"][0]["body"]
+    assert "&lt;b&gt;&amp;" in body and "<b>" not in body
+
+
+def test_an_unreachable_upstream_gets_a_clear_page() -> None:
+    server = render(spec())["apps"]["http"]["servers"][SERVER]
+    page = server["errors"]["routes"][0]["handle"][0]
+    assert page["status_code"] == 502 and "does not answer" in page["body"]
+
+
+def test_lan_names_use_the_internal_ca_and_others_acme_on_demand() -> None:
+    tls = render(spec())["apps"]["tls"]
+    internal, acme = tls["automation"]["policies"]
+    assert internal == {"subjects": ["db.home.lan", "web.home.lan"],
+                        "issuers": [{"module": "internal"}]}
+    assert acme["subjects"] == ["shop.example.com"] and acme["on_demand"] is True
+    issuer = acme["issuers"][0]
+    assert issuer["ca"] == "https://ca.test/dir" and issuer["email"] == "me@example.com"
+    assert issuer["trusted_roots_pem_files"] == ["/roots.pem"]
+    assert issuer["challenges"] == {"tls-alpn": {"disabled": True}}
+    assert tls["automation"]["on_demand"]["ask"].endswith("/api/gateway/ask?token=t")
+    assert render(spec())["apps"]["pki"]["certificate_authorities"]["local"] == {
+        "install_trust": False}
+
+
+def test_no_acme_hosts_no_acme_policy_and_no_ask() -> None:
+    config = render(spec(acme=(), ask=None))
+    automation = config["apps"]["tls"]["automation"]
+    assert [p["issuers"][0]["module"] for p in automation["policies"]] == ["internal"]
+    assert "on_demand" not in automation
+
+
+def test_a_main_path_is_redirected_to_and_https_apps_are_proxied_over_tls() -> None:
+    config = render(spec(routes=(Route("app-x", ("x.lan",), "127.0.0.1:9443", path="/admin/",
+                                       tls=True),)))
+    steps = config["apps"]["http"]["servers"][SERVER]["routes"][0]["handle"][0]["routes"]
+    redirect, proxy = steps
+    assert redirect["match"] == [{"path": ["/"]}]
+    assert redirect["handle"][0]["headers"] == {"Location": ["/admin/"]}
+    assert proxy["handle"][0]["transport"] == {"protocol": "http",
+                                               "tls": {"insecure_skip_verify": True}}

@@ -1,0 +1,182 @@
+"""The proxy service with a fake gateway: config from the database, batching, lifecycle, ask."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stackhub.adapters.caddy import SERVER, CaddyGateway, Reapply
+from stackhub.adapters.dns import Answer
+from stackhub.apps.journal import OperationFilter
+from stackhub.errors import AlreadyExists, Conflict, GatewayUnavailable, Invalid, NotFound
+from stackhub.proxy import service as service_module
+from stackhub.proxy.models import DomainState
+from stackhub.proxy.service import GatewaySettings, ProxyService
+from stackhub.services import Services
+from tests.unit.support import app_request
+
+
+class FakeGateway(CaddyGateway):
+    """Records every loaded config instead of talking to Caddy."""
+
+    def __init__(self, home: Path, *, missing: bool = False) -> None:
+        super().__init__(home, binary="/usr/bin/caddy")
+        if missing:
+            self.binary = None
+        self.configs: list[dict[str, Any]] = []
+        self.started = False
+
+    async def start(self, reapply: Reapply) -> None:
+        why = self.available()
+        if why is not None:
+            raise GatewayUnavailable(why)
+        self.started = True
+
+    @property
+    def running(self) -> bool:
+        return self.started
+
+    async def load(self, config: dict[str, Any]) -> None:
+        self.configs.append(config)
+
+    async def stop(self) -> None:
+        self.started = False
+
+
+class FakeResolver:
+    def __init__(self) -> None:
+        self.answers: dict[str, Answer] = {}
+
+    def lookup(self, name: str) -> Answer:
+        return self.answers.get(name, Answer())
+
+
+@pytest.fixture
+async def proxy(live: Services) -> AsyncIterator[ProxyService]:
+    svc = live.proxy
+    svc.gateway = FakeGateway(live.paths.root / "gateway")
+    svc.settings = GatewaySettings(http_port=8080, https_port=8443,
+                                   addresses=("203.0.113.7",))
+    svc._resolver = FakeResolver()
+    live.paths.server_info.write_text(json.dumps({"url": "http://127.0.0.1:8420"}))
+    await svc.start()
+    yield svc
+    await svc.stop()
+
+
+def routes(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    found = config["apps"]["http"]["servers"][SERVER]["routes"]
+    return {r["@id"]: r for r in found if "@id" in r}
+
+
+def upstream(route: dict[str, Any]) -> str:
+    proxy = route["handle"][0]["routes"][-1]["handle"][0]
+    return str(proxy["upstreams"][0]["dial"])
+
+
+async def install(live: Services, name: str, port: int) -> None:
+    await live.apps.install(app_request(name=name, values={"WEB_PORT": str(port)}))
+    await asyncio.wait_for(live.runner.tasks[name], 5)
+
+
+async def test_the_gateway_stays_off_until_a_base_or_domain_exists(
+        live: Services, proxy: ProxyService) -> None:
+    gateway = proxy.gateway
+    assert isinstance(gateway, FakeGateway)
+    assert not proxy.enabled() and not gateway.started and gateway.configs == []
+    await install(live, "web", 18301)
+    read = await proxy.set_base("Home.LAN", "auto")
+    assert (read.base, read.tls, read.console) == ("home.lan", "internal", "console.home.lan")
+    assert gateway.started and len(gateway.configs) == 1
+    found = routes(gateway.configs[-1])
+    assert found["stackhub-app-web"]["match"] == [{"host": ["web.home.lan"]}]
+    assert upstream(found["stackhub-app-web"]) == "127.0.0.1:18301"
+    assert upstream(found["stackhub-console"]) == "127.0.0.1:8420"
+    names = [d.name for d in proxy.domains()]
+    assert names == ["web.home.lan"]
+
+
+async def test_lifecycle_changes_are_batched_into_one_load(
+        live: Services, proxy: ProxyService, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(service_module, "DEBOUNCE", 0.3)
+    gateway = proxy.gateway
+    assert isinstance(gateway, FakeGateway)
+    await proxy.set_base("home.lan", "auto")
+    before = len(gateway.configs)
+    for name, port in (("one", 18311), ("two", 18312)):  # both finish within the debounce
+        await live.apps.install(app_request(name=name, values={"WEB_PORT": str(port)}))
+    await asyncio.wait_for(asyncio.gather(*live.runner.tasks.values()), 5)
+    for _ in range(5):
+        proxy.schedule()
+    await asyncio.sleep(0.8)
+    assert len(gateway.configs) == before + 1  # two installs and five requests: one load
+    assert {"stackhub-app-one", "stackhub-app-two"} <= set(routes(gateway.configs[-1]))
+    await live.apps.lifecycle("one", "stop")
+    await asyncio.sleep(0.8)
+    assert len(gateway.configs) == before + 2
+    page = routes(gateway.configs[-1])["stackhub-app-one"]["handle"][0]
+    assert page["status_code"] == 503 and "one is stopped" in page["body"]
+    assert [d.target for d in proxy.domains("one")] == [None]
+
+
+async def test_domain_features_answer_clearly_without_caddy(live: Services,
+                                                            proxy: ProxyService) -> None:
+    proxy.gateway = FakeGateway(live.paths.root / "gateway", missing=True)
+    with pytest.raises(GatewayUnavailable, match="caddy is not installed"):
+        await proxy.set_base("home.lan", "auto")
+    assert proxy.base() == (None, None)
+    proxy.settings = GatewaySettings(switch=False)
+    with pytest.raises(Conflict, match="STACKHUB_GATEWAY=0"):
+        await proxy.set_base("home.lan", "auto")
+
+
+async def test_custom_domain_checks_come_first(live: Services, proxy: ProxyService) -> None:
+    await install(live, "web", 18321)
+    await install(live, "other", 18322)
+    await proxy.set_base("box.example.com", "auto")
+    resolver = proxy.resolver
+    assert isinstance(resolver, FakeResolver)
+    resolver.answers["wrong.example.org"] = Answer(addresses=("10.1.2.3",))
+    with pytest.raises(Invalid) as caught:
+        await live.domains.add("web", "wrong.example.org")
+    assert "wrong.example.org. CNAME web.box.example.com." in caught.value.message
+    assert caught.value.details["expected"][1]["value"] == "203.0.113.7"
+    with pytest.raises(Invalid, match="under this box's base"):
+        await live.domains.add("web", "x.box.example.com")
+    with pytest.raises(NotFound):
+        await live.domains.add("nope", "shop.example.org")
+    live.proxy.records.put("taken.example.org", "other", DomainState.ACTIVE.value)
+    with pytest.raises(AlreadyExists, match="already bound to 'other'"):
+        await live.domains.add("web", "taken.example.org")
+    assert [r.name for r in proxy.records.all()] == ["taken.example.org"]
+    ops = live.apps.operations(OperationFilter(kind="domain"))
+    assert ops.items == []  # nothing was journaled for the refused requests
+
+
+async def test_a_removed_instance_leaves_a_dangling_domain(live: Services,
+                                                           proxy: ProxyService) -> None:
+    await install(live, "web", 18331)
+    proxy.records.put("shop.example.org", "web", DomainState.ACTIVE.value)
+    proxy.records.put("gone.example.org", "ghost", DomainState.ACTIVE.value)
+    found = {d.name: d for d in proxy.domains()}
+    assert found["shop.example.org"].target == "127.0.0.1:18331"
+    assert found["gone.example.org"].state == DomainState.DANGLING
+    assert "was removed" in (found["gone.example.org"].error or "")
+    spec_hosts = proxy.spec_hosts()
+    assert "shop.example.org" in spec_hosts and "gone.example.org" not in spec_hosts
+
+
+async def test_ask_allows_only_served_names_with_the_token(live: Services,
+                                                           proxy: ProxyService) -> None:
+    await install(live, "web", 18341)
+    proxy.records.put("shop.example.org", "web", DomainState.PENDING.value)
+    assert proxy.allows("shop.example.org", proxy.ask_token)
+    assert not proxy.allows("shop.example.org", "wrong")
+    assert not proxy.allows("evil.example.org", proxy.ask_token)
+    proxy.records.update("shop.example.org", state=DomainState.FAILED.value, error="x")
+    assert not proxy.allows("shop.example.org", proxy.ask_token)
