@@ -10,6 +10,7 @@ type Loaded = Component | { default: Component }
 export type Loader = () => Promise<Loaded>
 
 const CHUNK_URL = /(https?:\/\/\S+?\.js)\b/
+const RETRY_DELAY = 500 // ms
 
 function unwrap(mod: Loaded): Component {
   return (typeof mod === 'object' && mod !== null && 'default' in mod ? mod.default : mod) as Component
@@ -21,6 +22,9 @@ export async function loadWithRetry(loader: Loader): Promise<Component> {
   try {
     return unwrap(await loader())
   } catch (err) {
+    // a moment's pause: a brief network blip (the browser reports ERR_NETWORK_CHANGED while the
+    // host's interfaces change, e.g. when Docker creates a network) is over by then
+    await new Promise((resolve) => setTimeout(resolve, RETRY_DELAY))
     const url = CHUNK_URL.exec(String((err as Error)?.message ?? err))?.[1]
     if (!url) return unwrap(await loader())
     return unwrap(await import(/* @vite-ignore */ `${url}${url.includes('?') ? '&' : '?'}retry=${Date.now()}`) as Loaded)
