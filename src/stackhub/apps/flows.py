@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -33,6 +34,7 @@ SETTLE = 0.5
 """No success before this long after compose returned: compose's --wait first looks at 0.5 s,
 so a container that dies sooner fails the install here as it would there."""
 POLL_FAST = 0.1
+_RESTARTING = re.compile(r"Restarting \((-?\d+)\)")
 UP_ATTEMPTS = 3
 """Compose up tries: a network made outside StackHub may take a planned subnet first."""
 POLL_SLOW = 0.5
@@ -130,6 +132,10 @@ class Flows:
             elapsed = time.monotonic() - started
             if verdict.failure:
                 raise EngineError(verdict.failure)
+            restarting = await asyncio.to_thread(self._restarted, run.op.instance,
+                                                 look=verdict.ready and elapsed >= SETTLE)
+            if restarting:
+                raise EngineError(restarting)
             if verdict.ready and elapsed >= SETTLE:
                 return
             if elapsed > WAIT_TIMEOUT:
@@ -142,6 +148,30 @@ class Flows:
             if elapsed < SETTLE:  # look again right when success may first be accepted
                 delay = min(delay, SETTLE - elapsed)
             await asyncio.sleep(delay)
+
+    def _restarted(self, instance: str, *, look: bool) -> str | None:
+        """Say which container crashed and was restarted by its restart policy, if any.
+
+        With ``restart: unless-stopped`` the engine restarts a crashing container, so it may be
+        seen running at every check: a container in state ``restarting``, or (when `look`, at
+        the moment success would be accepted) one the engine has already restarted, fails the
+        install with its last exit code, as an exited one does without a policy.
+        """
+        for container in self.status.containers(instance):
+            if container.state == "restarting":
+                code = _RESTARTING.match(container.status)
+                return (f"container {container.name} stopped (exit code "
+                        f"{code.group(1) if code else 'unknown'}); see its logs")
+            if not look or container.state != "running":
+                continue
+            try:
+                detail = self.engine.inspect_container(container.id)
+            except StackHubError:
+                continue  # gone meanwhile: the next check sees it
+            if detail.restart_count > 0:
+                return (f"container {container.name} stopped (exit code {detail.exit_code}); "
+                        "see its logs")
+        return None
 
     async def install(self, run: Run) -> Outcome:
         """Pull, start and verify an instance whose project files are written."""
