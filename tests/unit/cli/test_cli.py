@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import socket
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,15 +13,12 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from stackhub.adapters.fakes import FakeEngine
-from stackhub.api.app import create_app
 from stackhub.cli import apps as cli_apps
-from stackhub.cli import ops as cli_ops
 from stackhub.cli.apps import parse_sets, source_of
 from stackhub.cli.client import Client, ClientError
 from stackhub.cli.main import cli
-from stackhub.services import Services
 
-from ..support import COMPOSE, IMAGE, MANIFEST, PLAIN_COMPOSE, AsgiTransport
+from ..support import COMPOSE, IMAGE, MANIFEST, PLAIN_COMPOSE
 
 runner = CliRunner()
 
@@ -165,22 +161,6 @@ def test_client_finds_url_and_token_in_the_data_dir(tmp_path: Path,
 
 
 # -- against a test API -------------------------------------------------------------------------
-
-@pytest.fixture
-def api(services: Services, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
-    """Point the CLI's Client at an in-process API on the fakes (operation streams included)."""
-    token = services.paths.admin_token.read_text().strip()
-    app = create_app(services.paths, services=services, public_host="host.test")
-    with TestClient(app) as test_client:
-        test_client.headers["Authorization"] = f"Bearer {token}"
-
-        def make_client(*args: Any, **kwargs: Any) -> Client:
-            return Client(url="http://testserver", token=token,
-                          transport=AsgiTransport(test_client))
-
-        monkeypatch.setattr(cli_apps, "Client", make_client)
-        monkeypatch.setattr(cli_ops, "Client", make_client)
-        yield test_client
 
 
 def install(cwd: Path, *extra: str) -> Any:

@@ -4,42 +4,19 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from stackhub.adapters.fakes import FakeEngine
-from stackhub.api.app import create_app
-from stackhub.cli import apps as cli_apps
-from stackhub.cli.client import Client
 from stackhub.cli.main import cli
-from stackhub.services import Services
 
-from ..support import COMPOSE, MANIFEST, AsgiTransport
+from ..support import COMPOSE, MANIFEST
 
 runner = CliRunner()
 
-
-@pytest.fixture
-def api(services: Services, tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
-    """An in-process API on the fakes (the status cache follows the fake engine)."""
-    monkeypatch.chdir(tmp_path)
-    token = services.paths.admin_token.read_text().strip()
-    app = create_app(services.paths, services=services, public_host="host.test")
-    with TestClient(app) as test_client:
-        test_client.headers["Authorization"] = f"Bearer {token}"
-
-        def make_client(*args: Any, **kwargs: Any) -> Client:
-            return Client(url="http://testserver", token=token,
-                          transport=AsgiTransport(test_client))
-
-        monkeypatch.setattr(cli_apps, "Client", make_client)
-        yield test_client
 
 
 def wait_health(client: TestClient, engine: bool, within: float = 2.0) -> dict[str, Any]:
