@@ -7,6 +7,7 @@ artifacts/screenshots/ (CI keeps that folder).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -149,6 +150,33 @@ def write_store(root: Path, web_port: int) -> Path:
     return root
 
 
+def remove_instances(srv: Server) -> None:
+    """Remove every instance of a test server with its data, waiting up to 60 s."""
+    for item in srv.api("GET", "/api/instances").json():
+        srv.api("DELETE", f"/api/instances/{item['name']}", params={"purge": "true"})
+    deadline = time.monotonic() + 60
+    while srv.api("GET", "/api/instances").json() and time.monotonic() < deadline:
+        time.sleep(0.5)
+
+
+def signed_in_state(browser: Any, url: str, user: str, password: str,
+                    viewport: dict[str, int], wait_ms: int) -> dict[str, Any]:
+    """Sign in once through the console and return the browser state (cookies) to reuse."""
+    ctx = browser.new_context(viewport=viewport, locale="en-US")
+    try:
+        page = ctx.new_page()
+        page.set_default_timeout(wait_ms)
+        page.goto(f"{url}/login")
+        page.fill('[data-test="login-username"]', user)
+        page.fill('[data-test="login-password"]', password)
+        page.click('[data-test="login-submit"]')
+        page.wait_for_url(re.compile(r"/$"))
+        state: dict[str, Any] = ctx.storage_state()
+        return state
+    finally:
+        ctx.close()
+
+
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     if not DIST.is_file():
@@ -166,11 +194,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     try:
         yield srv
     finally:
-        for item in srv.api("GET", "/api/instances").json():
-            srv.api("DELETE", f"/api/instances/{item['name']}", params={"purge": "true"})
-        deadline = time.monotonic() + 60
-        while srv.api("GET", "/api/instances").json() and time.monotonic() < deadline:
-            time.sleep(0.5)
+        remove_instances(srv)
         srv.stop()
         if SHOTS.parent.is_dir():  # the server's log beside the screenshots, for CI
             shutil.copy(srv.log, SHOTS.parent / "e2e-server.log")

@@ -16,7 +16,16 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import APP, DIST, STORE, Server, free_port, write_store
+from tests.e2e.conftest import (
+    APP,
+    DIST,
+    STORE,
+    Server,
+    free_port,
+    remove_instances,
+    signed_in_state,
+    write_store,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 USER = "keeper"
@@ -82,30 +91,14 @@ def activity_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server
         assert failed["state"] == "failed" and failed["error"], failed
         yield srv
     finally:
-        for item in srv.api("GET", "/api/instances").json():
-            srv.api("DELETE", f"/api/instances/{item['name']}", params={"purge": "true"})
-        deadline = time.monotonic() + 60
-        while srv.api("GET", "/api/instances").json() and time.monotonic() < deadline:
-            time.sleep(0.5)
+        remove_instances(srv)
         srv.stop()
 
 
 @pytest.fixture(scope="module")
 def signed_in(browser: Any, activity_server: Server) -> dict[str, Any]:
     """The admin's signed-in browser state (cookies), to open other sizes and languages with."""
-    ctx = browser.new_context(viewport=DESKTOP, locale="en-US")
-    try:
-        page = ctx.new_page()
-        page.set_default_timeout(WAIT)
-        page.goto(f"{activity_server.url}/login")
-        page.fill(t("login-username"), USER)
-        page.fill(t("login-password"), PASSWORD)
-        page.click(t("login-submit"))
-        page.wait_for_url(re.compile(r"/$"))
-        state: dict[str, Any] = ctx.storage_state()
-        return state
-    finally:
-        ctx.close()
+    return signed_in_state(browser, activity_server.url, USER, PASSWORD, DESKTOP, WAIT)
 
 
 @pytest.fixture

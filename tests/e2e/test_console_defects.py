@@ -17,7 +17,17 @@ import pyotp
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import APP, DIST, IMAGE, STORE, Server, free_port, write_store
+from tests.e2e.conftest import (
+    APP,
+    DIST,
+    IMAGE,
+    STORE,
+    Server,
+    free_port,
+    remove_instances,
+    signed_in_state,
+    write_store,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 USER = "keeper"
@@ -101,29 +111,13 @@ def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         assert failed["state"] == "failed", failed
         yield server
     finally:
-        for item in server.api("GET", "/api/instances").json():
-            server.api("DELETE", f"/api/instances/{item['name']}", params={"purge": "true"})
-        deadline = time.monotonic() + 60
-        while server.api("GET", "/api/instances").json() and time.monotonic() < deadline:
-            time.sleep(0.5)
+        remove_instances(server)
         server.stop()
 
 
 @pytest.fixture(scope="module")
 def signed_in(browser: Any, srv: Server) -> dict[str, Any]:
-    ctx = browser.new_context(viewport=DESKTOP, locale="en-US")
-    try:
-        page = ctx.new_page()
-        page.set_default_timeout(WAIT)
-        page.goto(f"{srv.url}/login")
-        page.fill(t("login-username"), USER)
-        page.fill(t("login-password"), PASSWORD)
-        page.click(t("login-submit"))
-        page.wait_for_url(re.compile(r"/$"))
-        state: dict[str, Any] = ctx.storage_state()
-        return state
-    finally:
-        ctx.close()
+    return signed_in_state(browser, srv.url, USER, PASSWORD, DESKTOP, WAIT)
 
 
 @pytest.fixture
