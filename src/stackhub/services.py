@@ -13,10 +13,7 @@ from stackhub.adapters.engine import DockerEngine, Engine
 from stackhub.adapters.restic import ResticCli
 from stackhub.adapters.volumes import VolumeCopier
 from stackhub.apps.flows import Flows
-from stackhub.apps.journal import Journal
-from stackhub.apps.operations import Runner
 from stackhub.apps.planner import Planner
-from stackhub.apps.records import Records
 from stackhub.apps.service import AppsService
 from stackhub.apps.status import StatusCache
 from stackhub.apps.subnets import SubnetAllocator
@@ -28,10 +25,13 @@ from stackhub.backup.service import BackupService
 from stackhub.catalog.service import Catalog
 from stackhub.config import Paths, subnet_pool
 from stackhub.events import EventBus
+from stackhub.operations.journal import Journal
+from stackhub.operations.runner import Runner
 from stackhub.proxy.flows import DomainFlows
 from stackhub.proxy.records import DomainRecords
 from stackhub.proxy.service import ProxyService
 from stackhub.state.db import Database
+from stackhub.state.instances import Records
 
 
 def host_timezone() -> str:
@@ -109,7 +109,7 @@ def build(paths: Paths, *, engine: Engine | None = None, compose: Compose | None
     repos.ensure_default()
     restic = ResticCli()
     backup_flows = BackupFlows(paths=paths, records=records, engine=engine, compose=compose,
-                               status=status, runner=runner, restic=restic,
+                               apps=apps, runner=runner, restic=restic,
                                volumes=VolumeCopier(install=install))
     backups = BackupService(repos=repos, records=records, runner=runner, flows=backup_flows,
                             restic=restic)

@@ -1,6 +1,6 @@
 """Every operation kind is journaled, closed as interrupted after SIGKILL, and converges.
 
-The table below must name every kind the runner knows (`apps.operations.KINDS`): a new long
+The table below must name every kind the runner knows (`operations.runner.KINDS`): a new long
 job without a crash scenario here fails `test_every_kind_has_a_crash_scenario`.
 """
 
@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 import stackhub.services  # noqa: F401  (registers every domain's operation kinds)
-from stackhub.apps.operations import KINDS
+from stackhub.operations.runner import KINDS
 from tests.integration.conftest import Server, instance_containers
 from tests.integration.gateway_env import AcmeLab, running_lab
 from tests.integration.test_crash import app_source, wait_for

@@ -91,7 +91,7 @@ def instance_record(name: str, *, status: str = "running",
                     ports: list[tuple[str, int, int]] | None = None) -> Any:
     """An InstanceRecord for the records table; ports are (service, host, container)."""
     from stackhub.apps.models import PortMapping
-    from stackhub.apps.records import InstanceRecord
+    from stackhub.state.instances import InstanceRecord
 
     return InstanceRecord(
         name=name, app_ref="local/blog", store="local", format="stackhub", version="1.0",
@@ -106,7 +106,7 @@ def instance_record(name: str, *, status: str = "running",
 
 def create_instance(records: Any, record: Any, kind: str = "install") -> Any:
     """Journal `record` as a new instance with its first operation, as an install does."""
-    from stackhub.apps.journal import Journal
+    from stackhub.operations.journal import Journal
 
     return Journal(records.db).start(kind, record.name, status=None,
                                      create=lambda conn: records.insert(conn, record))

@@ -1,4 +1,4 @@
-"""The package's import graph: no circles; the catalog and apps domains meet at fixed points only.
+"""The package's import graph: no circles; domains meet only at each other's service and models.
 
 Every ``import`` counts, at module level or inside a function (a deferred import is still a
 dependency and still a circle at run time); imports under ``if TYPE_CHECKING:`` do not.
@@ -16,10 +16,6 @@ import pytest
 import stackhub
 
 PACKAGE = Path(stackhub.__file__).resolve().parent
-
-APPS_MAY_IMPORT = frozenset({"stackhub.catalog.models", "stackhub.catalog.service"})
-"""The catalog modules the apps domain may use: its data models and its service."""
-
 
 def module_names(root: Path) -> dict[str, Path]:
     """Map every module of the package under `root` to its file."""
@@ -121,20 +117,40 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return sorted(groups)
 
 
-def domain_violations(direct: dict[str, set[str]]) -> list[str]:
-    """List imports between the catalog and apps domains that are not allowed."""
-    def within(name: str, package: str) -> bool:
-        return name == package or name.startswith(package + ".")
+DOMAINS = ("apps", "auth", "backup", "catalog", "proxy", "system")
+"""The domain packages: each keeps its logic behind its service and its models."""
 
+PUBLIC = ("models", "service")
+"""The modules another domain may import from a domain; the rest is private to it."""
+
+
+INTERFACES = ("stackhub.api", "stackhub.cli", "stackhub.services", "stackhub.server")
+"""The outer layers that assemble and serve the domains, and so may import any of them."""
+
+
+def domain_of(name: str) -> str | None:
+    """Return the domain a module belongs to, or None for shared layers (adapters, state...)."""
+    parts = name.split(".")
+    return parts[1] if len(parts) > 1 and parts[1] in DOMAINS else None
+
+
+def domain_violations(direct: dict[str, set[str]]) -> list[str]:
+    """List imports that cross into another domain's private modules (or catalog into apps)."""
     wrong: list[str] = []
     for name, targets in sorted(direct.items()):
+        source = domain_of(name)
         for target in sorted(targets):
-            if within(name, "stackhub.catalog") and within(target, "stackhub.apps"):
+            owner = domain_of(target)
+            if owner is None or owner == source:
+                continue
+            if source is None:
+                if not name.startswith(INTERFACES):
+                    wrong.append(f"{name} -> {target} (a shared layer never imports a domain)")
+            elif source == "catalog" and owner == "apps":
                 wrong.append(f"{name} -> {target} (the catalog never imports apps)")
-            elif (within(name, "stackhub.apps") and within(target, "stackhub.catalog")
-                  and target not in APPS_MAY_IMPORT):
-                wrong.append(f"{name} -> {target} (apps may use only "
-                             f"{', '.join(sorted(APPS_MAY_IMPORT))})")
+            elif len(target.split(".")) != 3 or target.split(".")[2] not in PUBLIC:
+                wrong.append(f"{name} -> {target} (another domain may use only "
+                             f"{owner}.{' and '.join(PUBLIC)})")
     return wrong
 
 
@@ -144,7 +160,7 @@ def test_the_package_has_no_import_circle() -> None:
     assert cycles(graph) == []
 
 
-def test_catalog_and_apps_meet_only_at_the_catalog_service_and_models() -> None:
+def test_domains_meet_only_at_each_others_service_and_models() -> None:
     direct, _ = import_graph(PACKAGE)
     assert "stackhub.catalog.service" in direct["stackhub.apps.planner"]  # the walk sees imports
     assert domain_violations(direct) == []
@@ -188,20 +204,24 @@ def test_a_package_init_counts_and_relative_imports_resolve(tmp_path: Path) -> N
     ("apps/x.py", "from stackhub.catalog.readers.compose import parse_compose\n", True),
     ("apps/x.py", "from stackhub.catalog.service import Catalog\n", False),
     ("apps/x.py", "from stackhub.catalog import models\n", False),
+    ("backup/x.py", "from stackhub.apps.render import platform_env\n", True),
+    ("backup/x.py", "from stackhub.apps.models import x\n", False),
+    ("state/x.py", "from stackhub.apps import models\n", True),
+    ("api/x.py", "from stackhub.apps.render import platform_env\n", False),
 ])
 def test_domain_rule(tmp_path: Path, name: str, text: str, wrong: bool) -> None:
     pkg = _tree(tmp_path, {
         "apps/__init__.py": "", "apps/models.py": "", "apps/render.py": "",
         "catalog/__init__.py": "", "catalog/models.py": "", "catalog/service.py": "",
-        "catalog/readers/__init__.py": "", "catalog/readers/compose.py": "", name: text,
+        "catalog/readers/__init__.py": "", "catalog/readers/compose.py": "",
+        "backup/__init__.py": "", "state/__init__.py": "", "api/__init__.py": "", name: text,
     })
     direct, _ = import_graph(pkg)
     assert bool(domain_violations(direct)) is wrong
 
 
-DOMAINS = ("stackhub.apps", "stackhub.catalog", "stackhub.auth", "stackhub.system",
-           "stackhub.proxy")
-LOWER = ("stackhub.adapters", "stackhub.state")
+DOMAIN_PACKAGES = tuple(f"stackhub.{name}" for name in DOMAINS)
+LOWER = ("stackhub.adapters", "stackhub.state", "stackhub.operations")
 
 
 def layer_violations(direct: dict[str, set[str]]) -> list[str]:
@@ -210,10 +230,11 @@ def layer_violations(direct: dict[str, set[str]]) -> list[str]:
     for source, targets in direct.items():
         is_view = source.rsplit(".", 1)[-1].endswith("views")
         for target in targets:
-            if source.startswith(DOMAINS) and target.startswith("stackhub.api") and not is_view:
+            if (source.startswith(DOMAIN_PACKAGES) and target.startswith("stackhub.api")
+                    and not is_view):
                 found.append(f"{source} -> {target} (only a domain's views may use the API)")
-            if source.startswith(LOWER) and target.startswith((*DOMAINS, "stackhub.api")):
-                found.append(f"{source} -> {target} (adapters and state import no domain)")
+            if source.startswith(LOWER) and target.startswith((*DOMAIN_PACKAGES, "stackhub.api")):
+                found.append(f"{source} -> {target} (shared layers import no domain)")
     return sorted(found)
 
 

@@ -1,6 +1,6 @@
 """The steps of the apps domain's operations: install, remove, start, stop, restart.
 
-Each operation is a coroutine given a `Run` (apps/operations.py), which journals its steps
+Each operation is a coroutine given a `Run` (operations/runner.py), which journals its steps
 and ends it; this module only says what the steps are, plus the engine half of recovery.
 """
 
@@ -20,13 +20,13 @@ from stackhub import faults, fsutil, labels, yamlsafe
 from stackhub.adapters.compose import COMPOSE_FILE, Compose
 from stackhub.adapters.engine import Engine, PullProgress
 from stackhub.apps.models import InstanceStatus
-from stackhub.apps.operations import OperationKind, Outcome, Run, Runner, register
 from stackhub.apps.readiness import Wait, assess, one_shot_services
-from stackhub.apps.records import Records
 from stackhub.apps.status import StatusCache, derive
 from stackhub.apps.subnets import SubnetAllocator
 from stackhub.config import Paths
 from stackhub.errors import EngineError, StackHubError
+from stackhub.operations.runner import OperationKind, Outcome, Run, Runner, register
+from stackhub.state.instances import Records
 
 log = logging.getLogger(__name__)
 WAIT_TIMEOUT = 300

@@ -1,16 +1,41 @@
-"""Schemas of the apps domain: sources, plans, instances and operations."""
+"""Schemas of the apps domain: sources, plans and instances (operations: `operations/models.py`)."""
 
 from __future__ import annotations
 
-from enum import StrEnum
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
 from stackhub.apps.risk import Risk
 from stackhub.catalog.models import WebEntry
+from stackhub.errors import Invalid
+from stackhub.operations.models import (
+    Accepted,
+    InstanceStatus,
+    OperationPage,
+    OperationRead,
+    OperationState,
+    StepRead,
+)
+from stackhub.state.instances import PortMapping
+
+__all__ = [
+    "Accepted", "InstanceStatus", "OperationPage", "OperationRead", "OperationState",
+    "PortMapping", "StepRead",
+]
+"""Shared schemas this module re-exports, so the apps domain's API reads as one module."""
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,38}[a-z0-9]$|^[a-z0-9]$"
+_NAME = re.compile(NAME_PATTERN)
+
+
+def check_name(name: str) -> str:
+    """Accept an instance name only if it is a short DNS-style label."""
+    if not _NAME.fullmatch(name):
+        raise Invalid(f"instance name {name!r} is not allowed: use 1-40 lowercase letters, "
+                      "digits and '-', starting and ending with a letter or digit")
+    return name
 
 
 class CatalogSource(BaseModel):
@@ -53,13 +78,6 @@ class InstallRequest(PlanRequest):
                                      "content the admin accepts.")
 
 
-class PortMapping(BaseModel):
-    """A published host port of an instance."""
-
-    service: str
-    host_port: int
-    container_port: int
-    protocol: str = "tcp"
 
 
 class PlanRead(BaseModel):
@@ -85,22 +103,6 @@ class PlanRead(BaseModel):
         default_factory=dict, description="The IPv4 subnet(s) of each network the project "
         "creates, by network name (`default` included): chosen by StackHub from its pool, or "
         "set by the app.")
-
-
-class InstanceStatus(StrEnum):
-    """What an instance is doing, as StackHub sees it."""
-
-    INSTALLING = "installing"
-    RUNNING = "running"
-    STARTING = "starting"
-    PARTIAL = "partial"
-    STOPPED = "stopped"
-    UNHEALTHY = "unhealthy"
-    MISSING = "missing"
-    FAILED = "failed"
-    INTERRUPTED = "interrupted"
-    REMOVING = "removing"
-    UNKNOWN = "unknown"
 
 
 class EngineState(BaseModel):
@@ -162,62 +164,6 @@ class InstanceRead(BaseModel):
     update_available: str | None = None
     created_at: str
     updated_at: str
-
-
-class OperationState(StrEnum):
-    """Where an operation stands in its journal."""
-
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    INTERRUPTED = "interrupted"
-
-
-class StepRead(BaseModel):
-    """One step of an operation, as journaled: when it began and how long it took."""
-
-    name: str
-    started_at: str
-    finished_at: str | None = Field(default=None, description="When the next step began, or "
-                                    "the operation ended; None while it runs.")
-    duration: float | None = Field(default=None, description="Seconds; None while it runs.")
-
-
-class OperationRead(BaseModel):
-    """A journaled operation on an instance (and on a second one, for clone or restore)."""
-
-    id: str
-    instance: str
-    kind: str
-    state: OperationState
-    step: str
-    progress: float
-    error: str | None
-    started_at: str
-    finished_at: str | None
-    target: str | None = Field(default=None, description="The second instance an operation "
-                               "writes (clone, restore as a new instance), if any.")
-    duration: float | None = Field(default=None, description="Seconds from start to end; None "
-                                   "while it runs.")
-    steps: list[StepRead] = Field(default_factory=list)
-
-
-class OperationPage(BaseModel):
-    """One page of the operations journal, newest first."""
-
-    items: list[OperationRead]
-    total: int = Field(description="How many operations match the filters, in all.")
-    limit: int
-    offset: int
-
-
-class Accepted(BaseModel):
-    """The answer to a request that started an operation."""
-
-    operation: OperationRead
-    instance: str
-    app: str = ""
-    version: str = ""
 
 
 class LogQuery(BaseModel):

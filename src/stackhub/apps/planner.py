@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sqlite3
 import stat
 import tempfile
@@ -16,16 +15,15 @@ from stackhub.adapters.compose import COMPOSE_FILE, ENV_FILE, Compose, ResolvedP
 from stackhub.adapters.engine import Engine
 from stackhub.apps import params, risk
 from stackhub.apps.models import (
-    NAME_PATTERN,
     AppDirSource,
     CatalogSource,
     ComposeSource,
     PlanRead,
     PlanRequest,
     PortMapping,
+    check_name,
 )
 from stackhub.apps.ports import PortAllocator
-from stackhub.apps.records import Records
 from stackhub.apps.render import Rendered, env_file_text, render
 from stackhub.apps.subnets import SubnetAllocator, Subnets
 from stackhub.catalog.models import AppDefinition, WebEntry
@@ -33,16 +31,7 @@ from stackhub.catalog.service import Catalog
 from stackhub.config import Paths
 from stackhub.errors import AlreadyExists, EngineUnavailable, Invalid
 from stackhub.platform import platform_env, substitute
-
-_NAME = re.compile(NAME_PATTERN)
-
-
-def check_name(name: str) -> str:
-    """Accept an instance name only if it is a short DNS-style label."""
-    if not _NAME.fullmatch(name):
-        raise Invalid(f"instance name {name!r} is not allowed: use 1-40 lowercase letters, "
-                      "digits and '-', starting and ending with a letter or digit")
-    return name
+from stackhub.state.instances import Records
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
 
@@ -10,7 +11,6 @@ from pydantic import ValidationError
 from stackhub import fsutil, labels
 from stackhub.adapters.compose import Compose
 from stackhub.apps.flows import INSTALL, LIFECYCLE, REMOVE, Flows
-from stackhub.apps.journal import OperationFilter
 from stackhub.apps.models import (
     Accepted,
     ContainerRead,
@@ -22,14 +22,15 @@ from stackhub.apps.models import (
     PlanRead,
     PlanRequest,
 )
-from stackhub.apps.operations import Run, Runner
 from stackhub.apps.planner import Planner, entry_urls
-from stackhub.apps.records import InstanceRecord, Records
 from stackhub.apps.settings_view import parameter_labels, service_settings
 from stackhub.apps.status import ENGINE_UNREACHABLE, StatusCache, derive
 from stackhub.catalog.models import AppDefinition, WebEntry
 from stackhub.config import Paths
 from stackhub.errors import Conflict, Invalid, RiskNotAccepted
+from stackhub.operations.journal import OperationFilter
+from stackhub.operations.runner import Run, Runner
+from stackhub.state.instances import InstanceRecord, Records
 
 REDACTED = "********"
 
@@ -49,6 +50,15 @@ class AppsService:
         self.compose = compose
         self.status = status
         self.public_host = public_host
+
+    async def refresh(self) -> None:
+        """Reload every instance's containers from the engine (after work done outside apps)."""
+        await asyncio.to_thread(self.status.refresh)
+
+    async def container_states(self, name: str) -> list[str]:
+        """Return the engine states of an instance's containers, freshly read."""
+        await self.refresh()
+        return [c.state for c in self.status.containers(name)]
 
     async def plan(self, request: PlanRequest) -> PlanRead:
         """Render a plan without touching the engine's state."""

@@ -13,7 +13,6 @@ from fastapi.responses import StreamingResponse
 from stackhub.api.deps import AuditDep, Auditor, PrincipalDep, ServicesDep
 from stackhub.api.streams import credential_check, guarded
 from stackhub.apps.follow import follow_operation
-from stackhub.apps.journal import OperationFilter
 from stackhub.apps.models import (
     Accepted,
     InstallRequest,
@@ -23,9 +22,10 @@ from stackhub.apps.models import (
     OperationState,
     PlanRead,
     PlanRequest,
+    check_name,
 )
-from stackhub.apps.planner import check_name
 from stackhub.errors import NotFound, RiskNotAccepted, StackHubError
+from stackhub.operations.journal import OperationFilter
 from stackhub.services import Services
 
 router = APIRouter(tags=["apps"])

@@ -29,11 +29,11 @@ from stackhub.adapters.engine import Engine
 from stackhub.adapters.restic import BackupProgress, Node, Repository, Restic, Snapshot
 from stackhub.adapters.volumes import VolumeCopier, VolumeInfo
 from stackhub.apps.models import InstanceStatus, OperationRead, PortMapping
-from stackhub.apps.operations import OperationKind, Outcome, Run, Runner, register
-from stackhub.apps.records import InstanceRecord, Records
-from stackhub.apps.status import StatusCache
+from stackhub.apps.service import AppsService
 from stackhub.config import Paths
 from stackhub.errors import EngineError, Invalid, NotFound, StackHubError, StorageFull
+from stackhub.operations.runner import OperationKind, Outcome, Run, Runner, register
+from stackhub.state.instances import InstanceRecord, Records
 
 log = logging.getLogger(__name__)
 
@@ -142,14 +142,14 @@ class BackupFlows:
     """The steps of backup and restore, plus the after-crash half of their recovery."""
 
     def __init__(self, *, paths: Paths, records: Records, engine: Engine, compose: Compose,
-                 status: StatusCache, runner: Runner, restic: Restic,
+                 apps: AppsService, runner: Runner, restic: Restic,
                  volumes: VolumeCopier) -> None:
         """Keep the collaborators; register the after-crash hooks with the runner."""
         self.paths = paths
         self.engine = engine
         self.records = records
         self.compose = compose
-        self.status = status
+        self.apps = apps
         self.runner = runner
         self.restic = restic
         self.volumes = volumes
@@ -178,8 +178,7 @@ class BackupFlows:
 
     # -- engine helpers -----------------------------------------------------------------------
     async def _running(self, name: str) -> bool:
-        await asyncio.to_thread(self.status.refresh)
-        return any(c.state in RUNNING_STATES for c in self.status.containers(name))
+        return any(state in RUNNING_STATES for state in await self.apps.container_states(name))
 
     def _images(self, folder: Path) -> list[str]:
         compose = yamlsafe.load_mapping((folder / COMPOSE_FILE).read_bytes(),
@@ -203,7 +202,7 @@ class BackupFlows:
     async def _start(self, name: str) -> None:
         await self.compose.lifecycle("start", labels.project_name(name),
                                      self.paths.instance_dir(name))
-        await asyncio.to_thread(self.status.refresh)
+        await self.apps.refresh()
 
     # -- backup -------------------------------------------------------------------------------
     async def backup(self, run: Run, repo: Repository, *, kind: str = "manual",
@@ -330,7 +329,7 @@ class BackupFlows:
             if state.exists():
                 await self._roll_back(name, work)
             raise
-        await asyncio.to_thread(self.status.refresh)
+        await self.apps.refresh()
         with contextlib.suppress(StackHubError, OSError):
             fsutil.remove_tree_inside(work, work.parent)
         return InstanceStatus.RUNNING

@@ -7,8 +7,6 @@ from dataclasses import replace
 
 from stackhub.adapters.restic import Repository, Restic, Snapshot
 from stackhub.apps.models import Accepted, InstanceStatus
-from stackhub.apps.operations import Runner
-from stackhub.apps.records import Records
 from stackhub.backup.flows import (
     BACKUP,
     DEFINITION,
@@ -30,6 +28,8 @@ from stackhub.backup.models import (
 )
 from stackhub.backup.repos import Repositories
 from stackhub.errors import Conflict, Invalid, NotFound, RepositoryError, StackHubError
+from stackhub.operations.runner import Runner
+from stackhub.state.instances import Records
 
 BUSY = {InstanceStatus.INSTALLING, InstanceStatus.REMOVING}
 

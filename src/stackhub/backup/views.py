@@ -7,8 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response
 
 from stackhub.api.deps import AuditDep, ServicesDep
-from stackhub.apps.models import Accepted
-from stackhub.apps.planner import check_name
+from stackhub.apps.models import Accepted, check_name
 from stackhub.backup.models import (
     REPO_NAME,
     BackupRequest,

@@ -16,8 +16,8 @@ from typing import NoReturn
 
 from stackhub import faults
 from stackhub.apps.models import OperationRead
-from stackhub.apps.operations import OperationKind, Outcome, Run, Runner, Undo, register
 from stackhub.errors import GatewayUnavailable, Invalid, StackHubError
+from stackhub.operations.runner import OperationKind, Outcome, Run, Runner, Undo, register
 from stackhub.proxy.models import DomainAccepted, DomainState
 from stackhub.proxy.service import ProxyService, Served
 

@@ -25,7 +25,6 @@ import psutil
 from stackhub.adapters import caddy
 from stackhub.adapters.dns import DnsResolver, Resolver
 from stackhub.apps.models import InstanceRead, InstanceStatus
-from stackhub.apps.operations import Runner
 from stackhub.apps.service import AppsService
 from stackhub.config import Paths
 from stackhub.errors import (
@@ -37,6 +36,7 @@ from stackhub.errors import (
     StackHubError,
 )
 from stackhub.events import EventBus, Subscription
+from stackhub.operations.runner import Runner
 from stackhub.proxy import names
 from stackhub.proxy.models import (
     BaseRead,

@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from stackhub.api.deps import AuditDep, ServicesDep
-from stackhub.apps.planner import check_name
+from stackhub.apps.models import check_name
 from stackhub.errors import NotFound
 from stackhub.proxy.models import (
     BaseRead,

@@ -10,10 +10,10 @@ import pytest
 
 from stackhub.adapters.fakes import FakeEngine
 from stackhub.apps.models import InstanceStatus, OperationState
-from stackhub.apps.operations import KINDS, OperationKind, Outcome, Run
 from stackhub.apps.status import StatusCache
 from stackhub.errors import EngineError, EngineUnavailable
 from stackhub.events import Event, EventBus
+from stackhub.operations.runner import KINDS, OperationKind, Outcome, Run
 from stackhub.services import Services
 
 from ..support import create_instance, drain, instance_record

@@ -13,7 +13,6 @@ from stackhub import labels
 from stackhub.adapters.fakes import FakeCompose, FakeEngine
 from stackhub.apps import flows as flows_module
 from stackhub.apps.models import InstanceStatus, OperationRead, OperationState
-from stackhub.apps.operations import Prepare, Run
 from stackhub.catalog.models import AppDefinition
 from stackhub.errors import (
     AlreadyExists,
@@ -26,6 +25,7 @@ from stackhub.errors import (
     StackHubError,
 )
 from stackhub.events import Event
+from stackhub.operations.runner import Prepare, Run
 from stackhub.services import Services
 
 from ..support import (

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from stackhub.apps.journal import Journal, OperationFilter
 from stackhub.apps.models import InstanceStatus, OperationState
 from stackhub.errors import NotFound
+from stackhub.operations.journal import Journal, OperationFilter
 from stackhub.services import Services
 
 from ..support import create_instance, instance_record

@@ -7,9 +7,9 @@ import asyncio
 import pytest
 
 from stackhub.apps.models import InstanceStatus, OperationRead, OperationState
-from stackhub.apps.operations import KINDS, OperationKind, Outcome, Run, kind_of
 from stackhub.errors import Conflict, EngineError, EngineUnavailable, StorageFull
 from stackhub.events import Event
+from stackhub.operations.runner import KINDS, OperationKind, Outcome, Run, kind_of
 from stackhub.services import Services
 
 from ..support import create_instance, instance_record

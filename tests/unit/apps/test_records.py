@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from stackhub.apps.journal import Journal
 from stackhub.apps.models import OperationState
-from stackhub.apps.records import Records
 from stackhub.errors import AlreadyExists, NotFound
+from stackhub.operations.journal import Journal
 from stackhub.services import Services
+from stackhub.state.instances import Records
 
 from ..support import create_instance, instance_record
 

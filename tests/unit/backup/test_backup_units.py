@@ -17,13 +17,13 @@ from stackhub.adapters.restic import (
     translate,
 )
 from stackhub.apps.models import PortMapping
-from stackhub.apps.records import InstanceRecord
 from stackhub.backup.flows import check_paths, definition_of, record_of, tags_of
 from stackhub.backup.models import RepositoryCreate, RepositoryKind
 from stackhub.backup.repos import Repositories, kind_of_url
 from stackhub.config import Paths
 from stackhub.errors import AlreadyExists, Conflict, Invalid, RepositoryError, StorageFull
 from stackhub.state.db import Database
+from stackhub.state.instances import InstanceRecord
 
 REPO = Repository(name="nas", url="sftp:u@h:/r", password_file=Path("/x"))
 

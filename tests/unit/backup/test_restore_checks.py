@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 
 from stackhub.adapters.restic import BackupSummary, Node, Report, Repository, Snapshot
-from stackhub.apps.journal import OperationFilter
 from stackhub.apps.models import InstanceStatus
-from stackhub.apps.records import InstanceRecord
 from stackhub.backup.flows import definition_of
 from stackhub.backup.models import RestoreRequest
 from stackhub.errors import Conflict, Invalid, NotFound, StorageFull
+from stackhub.operations.journal import OperationFilter
 from stackhub.services import Services
+from stackhub.state.instances import InstanceRecord
 
 SNAP = "ab" * 32
 

@@ -12,8 +12,8 @@ import pytest
 
 from stackhub.adapters.caddy import SERVER, CaddyGateway, Reapply
 from stackhub.adapters.dns import Answer
-from stackhub.apps.journal import OperationFilter
 from stackhub.errors import AlreadyExists, Conflict, GatewayUnavailable, Invalid, NotFound
+from stackhub.operations.journal import OperationFilter
 from stackhub.proxy import service as service_module
 from stackhub.proxy.models import DomainState
 from stackhub.proxy.service import GatewaySettings, ProxyService

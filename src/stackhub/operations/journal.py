@@ -8,8 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from stackhub.apps.models import OperationPage, OperationRead, OperationState, StepRead
 from stackhub.errors import NotFound
+from stackhub.operations.models import OperationPage, OperationRead, OperationState, StepRead
 from stackhub.state.db import Database, now
 
 Insert = Callable[[sqlite3.Connection], None]

@@ -1,4 +1,4 @@
-"""Read and write instance records in SQLite (operations: `apps/journal.py`)."""
+"""Read and write instance records in SQLite (operations: `operations/journal.py`)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,19 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-from stackhub.apps.models import PortMapping
+from pydantic import BaseModel
+
 from stackhub.errors import AlreadyExists, NotFound
 from stackhub.state.db import Database, now
+
+
+class PortMapping(BaseModel):
+    """A published host port of an instance."""
+
+    service: str
+    host_port: int
+    container_port: int
+    protocol: str = "tcp"
 
 
 @dataclass

@@ -17,10 +17,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from stackhub.apps.journal import Insert, Journal
-from stackhub.apps.models import InstanceStatus, OperationRead, OperationState
 from stackhub.errors import Conflict, EngineError, EngineUnavailable, StackHubError
 from stackhub.events import Event, EventBus
+from stackhub.operations.journal import Insert, Journal
+from stackhub.operations.models import InstanceStatus, OperationRead, OperationState
 
 log = logging.getLogger(__name__)
 

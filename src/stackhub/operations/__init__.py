@@ -1,0 +1,1 @@
+"""Operations: the runner every long job goes through, and its journal."""
