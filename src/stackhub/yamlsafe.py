@@ -1,7 +1,8 @@
-"""Parse untrusted YAML with size, depth, node-count and alias limits."""
+"""Parse untrusted YAML with size, depth, node-count and alias limits, typed as Compose reads it."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import yaml
@@ -14,8 +15,56 @@ MAX_NODES = 50_000
 MAX_ALIASES = 256
 
 
-_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _Dumper: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+# The scalars Compose (go-yaml v3) gives a type to: YAML 1.2 core booleans and nulls, ints in
+# Go's base-prefixed forms (0x, 0o, 0b, and 0755 as octal, as go-yaml v3 still reads it),
+# floats. Everything else, YAML 1.1's `yes`/`on`/`no`, sexagesimal `22:22` and dates, is text.
+_CORE_RESOLVERS: list[tuple[str, re.Pattern[str], str]] = [
+    ("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+     "tTfF"),
+    ("tag:yaml.org,2002:null", re.compile(r"^(?:~|null|Null|NULL|)$"), "~nN"),
+    ("tag:yaml.org,2002:int", re.compile(
+        r"^[-+]?(?:0[bB][01_]+|0[oO][0-7_]+|0[xX][0-9a-fA-F_]+|0[0-7_]*|[1-9][0-9_]*)$"),
+     "-+0123456789"),
+    ("tag:yaml.org,2002:float", re.compile(
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"), "-+0123456789."),
+]
+_BOOLS = {"true": True, "false": False}
+
+
+def _core_int(text: str) -> int:
+    """Read an int as go-yaml v3 does (underscores dropped, a leading 0 means octal)."""
+    plain = text.replace("_", "")
+    sign, digits = (-1, plain[1:]) if plain[:1] == "-" else (1, plain.lstrip("+"))
+    if digits[:2].lower() in ("0b", "0o", "0x"):
+        return sign * int(digits, 0)
+    if len(digits) > 1 and digits.startswith("0"):
+        return sign * int(digits, 8)
+    return sign * int(digits, 10)
+
+
+class _Loader(_BaseLoader):  # type: ignore[valid-type,misc]
+    """A safe loader (libyaml's parser when present) typing scalars as Compose does."""
+
+    yaml_implicit_resolvers: dict[str | None, list[tuple[str, re.Pattern[str]]]] = {}
+
+    def construct_yaml_bool(self, node: yaml.ScalarNode) -> bool:
+        """Return a YAML 1.2 boolean."""
+        return _BOOLS[str(self.construct_scalar(node)).lower()]
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        """Return an int read the way go-yaml v3 reads it."""
+        return _core_int(str(self.construct_scalar(node)))
+
+
+for _tag, _pattern, _first in _CORE_RESOLVERS:
+    _Loader.add_implicit_resolver(_tag, _pattern, list(_first))
+_Loader.add_implicit_resolver("tag:yaml.org,2002:merge", re.compile(r"^(?:<<)$"), ["<"])
+_Loader.add_constructor("tag:yaml.org,2002:bool", _Loader.construct_yaml_bool)
+_Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_yaml_int)
 
 
 class _NoAliasDumper(_Dumper):  # type: ignore[valid-type,misc]

@@ -116,3 +116,29 @@ def test_dump_writes_no_aliases_and_keeps_order() -> None:
     assert "&" not in text and "*" not in text
     assert text.index("z:") < text.index("a:")
     assert yamlsafe.load(text) == {"z": {"image": "x"}, "a": {"image": "x"}}
+
+
+# -- scalars typed as Compose (go-yaml v3) types them, so a round trip keeps their meaning ----
+
+@pytest.mark.parametrize(("text", "value"), [
+    ("yes", "yes"), ("no", "no"), ("on", "on"), ("Off", "Off"), ("y", "y"),
+    ("22:22", "22:22"), ("2024-01-01", "2024-01-01"),
+    ("true", True), ("FALSE", False), ("~", None), ("null", None),
+    ("0755", 0o755), ("0o17", 0o17), ("0x1f", 31), ("0b101", 5), ("1_000", 1000), ("-12", -12),
+    ("08", 8.0), (".5", 0.5), ("1e3", 1000.0),
+])
+def test_scalars_are_typed_as_compose_reads_them(text: str, value: object) -> None:
+    loaded = yamlsafe.load(f"k: {text}\n")["k"]
+    assert loaded == value and type(loaded) is type(value)
+
+
+def test_a_compose_command_keeps_yes_and_a_port_pair_through_a_round_trip() -> None:
+    source = "services:\n  web:\n    command: [serve, --debug, yes]\n    ports: [22:22]\non: 1\n"
+    again = yamlsafe.load(yamlsafe.dump(yamlsafe.load(source)))
+    assert again["services"]["web"]["command"] == ["serve", "--debug", "yes"]
+    assert again["services"]["web"]["ports"] == ["22:22"]
+    assert again["on"] == 1
+
+
+def test_merge_keys_still_work() -> None:
+    assert yamlsafe.load("a: &x {k: 1}\nb:\n  <<: *x\n  j: 2\n")["b"] == {"k": 1, "j": 2}

@@ -18,6 +18,10 @@ BRANCH = re.compile(r"^(?![-/])(?!.*\.\.)(?!.*//)[A-Za-z0-9._/-]{1,200}(?<![./])
 COMMIT = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
 DEFAULT_TIMEOUT = 120.0
 MAX_CLONE_BYTES = 300 * 1024 * 1024
+MAX_FILE_BYTES = 2 * 1024 * 1024
+"""Files larger than this stay out of a store's clone (screenshot sources, PSDs, videos): the
+catalog reads manifests, compose files, descriptions and icons, all far smaller."""
+_SPARSE_SPECIAL = re.compile(r"([\\*?\[\]!# ])")
 WATCH_INTERVAL = 0.25
 
 
@@ -116,8 +120,9 @@ class Git(Protocol):
         ...
 
     def clone(self, url: str, branch: str | None, dest: Path, *, local: bool,
-              timeout: float = DEFAULT_TIMEOUT, address: str | None = None) -> str:
-        """Shallow-clone one branch into `dest` and return its commit hash."""
+              timeout: float = DEFAULT_TIMEOUT, address: str | None = None,
+              max_bytes: int = MAX_CLONE_BYTES) -> str:
+        """Shallow-clone one branch into `dest` (keeping at most `max_bytes`); return its commit."""
         ...
 
 
@@ -211,13 +216,16 @@ class GitCli:
 
     def clone(self, url: str, branch: str | None, dest: Path, *, local: bool,
               timeout: float = DEFAULT_TIMEOUT, max_bytes: int = MAX_CLONE_BYTES,
-              address: str | None = None) -> str:
+              address: str | None = None, max_file: int = MAX_FILE_BYTES) -> str:
         """Shallow-clone one branch into `dest` (which must not exist) and return its commit.
 
-        The clone is bounded while it downloads, in time and in bytes on disk; with `address`
-        it connects to that address only.
+        A partial clone: files over `max_file` bytes are never downloaded (when the server
+        filters; otherwise they are downloaded and left out) nor checked out. The clone is
+        bounded while it downloads, in time and in bytes on disk, and what is kept must fit
+        `max_bytes`; with `address` it connects to that address only.
         """
-        args = ["clone", "--depth", "1", "--single-branch", "--no-tags", "--quiet"]
+        args = ["clone", "--depth", "1", "--single-branch", "--no-tags", "--quiet",
+                "--no-checkout", f"--filter=blob:limit={max_file}"]
         if branch:
             args += ["--branch", str(check_branch(branch))]
         self._clone_watched([*args, "--", url, str(dest)], dest, local=local, timeout=timeout,
@@ -225,7 +233,44 @@ class GitCli:
         commit = self._run(["rev-parse", "HEAD"], local=local, timeout=30, cwd=dest).strip()
         if not COMMIT.fullmatch(commit):
             raise StoreError("git clone gave no commit hash")
+        self._check_out_small_files(dest, commit, local=local, max_file=max_file,
+                                    max_bytes=max_bytes)
         return commit
+
+    def _check_out_small_files(self, dest: Path, commit: str, *, local: bool, max_file: int,
+                               max_bytes: int) -> None:
+        """Check out the files of `commit` present in the clone and at most `max_file` bytes."""
+        # The remote goes first: a missing object must fail here, never be fetched lazily.
+        self._run(["remote", "remove", "origin"], local=local, timeout=30, cwd=dest)
+        sizes: dict[str, int] = {}
+        present = self._run(["cat-file", "--batch-all-objects", "--batch-check="
+                             "%(objectname) %(objecttype) %(objectsize)"],
+                            local=local, timeout=60, cwd=dest)
+        for line in present.splitlines():
+            oid, kind, length = line.split(" ")
+            if kind == "blob":
+                sizes[oid] = int(length)
+        left_out: list[str] = []
+        kept = 0
+        listing = self._run(["ls-tree", "-r", "-z", "--full-tree", commit], local=local,
+                            timeout=60, cwd=dest)
+        for entry in filter(None, listing.split("\0")):
+            meta, _, path = entry.partition("\t")
+            mode, kind, oid = meta.split(" ")
+            size = sizes.get(oid)
+            if kind != "blob" or mode == "120000" or size is None or size > max_file:
+                left_out.append(path)
+                continue
+            kept += size
+        if kept > max_bytes:
+            raise StoreError(f"the repository's files are larger than {max_bytes} bytes, "
+                             f"even leaving out files over {max_file} bytes")
+        patterns = ["/*"] + ["!/" + _SPARSE_SPECIAL.sub(r"\\\1", p) for p in left_out]
+        info = dest / ".git" / "info"
+        info.mkdir(exist_ok=True)
+        (info / "sparse-checkout").write_text("\n".join(patterns) + "\n")
+        self._run(["config", "core.sparseCheckout", "true"], local=local, timeout=30, cwd=dest)
+        self._run(["read-tree", "-mu", commit], local=local, timeout=120, cwd=dest)
 
 
 class FakeGit:
@@ -250,7 +295,8 @@ class FakeGit:
         return self.repos[url][1]
 
     def clone(self, url: str, branch: str | None, dest: Path, *, local: bool,
-              timeout: float = DEFAULT_TIMEOUT, address: str | None = None) -> str:
+              timeout: float = DEFAULT_TIMEOUT, address: str | None = None,
+              max_bytes: int = MAX_CLONE_BYTES) -> str:
         """Copy the published folder to `dest`."""
         self.addresses.append(address)
         import shutil

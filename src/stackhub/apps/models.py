@@ -38,6 +38,12 @@ def check_name(name: str) -> str:
     return name
 
 
+def default_name(app_id: str) -> str:
+    """Derive a valid instance name from an app id (`Turbo_Nvidia` gives `turbo-nvidia`)."""
+    slug = re.sub(r"[^a-z0-9-]+", "-", app_id.lower()).strip("-")[:40].rstrip("-")
+    return slug or "app"
+
+
 class CatalogSource(BaseModel):
     """Install an app from the catalog, named ``store/app``."""
 

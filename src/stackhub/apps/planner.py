@@ -22,6 +22,7 @@ from stackhub.apps.models import (
     PlanRequest,
     PortMapping,
     check_name,
+    default_name,
 )
 from stackhub.apps.ports import PortAllocator
 from stackhub.apps.render import Rendered, env_file_text, render
@@ -210,15 +211,17 @@ class Planner:
         return held
 
     async def plan(self, request: PlanRequest, *, kept: dict[str, str] | None = None,
-                   replacing: bool = False, hold: bool = False) -> Plan:
+                   replacing: bool = False, hold: bool = False,
+                   app: AppDefinition | None = None) -> Plan:
         """Compute a plan; `kept` carries values of an earlier install of the same name.
 
-        `hold` reserves the plan's subnets for its install (commit or release them after).
+        `hold` reserves the plan's subnets for its install (commit or release them after);
+        `app` is a stored definition to plan instead of the request's source (restore as new).
         """
-        app = self.app_for(request)
+        app = self.app_for(request) if app is None else app
         if app.problems:
             raise Invalid(f"{app.ref} cannot be installed: " + "; ".join(app.problems))
-        instance = check_name(request.name or app.id)
+        instance = check_name(request.name or default_name(app.id))
         if not replacing and self.records.find(instance) is not None:
             raise AlreadyExists(f"an instance named {instance!r} already exists")
         if kept is None:

@@ -79,6 +79,9 @@ class Parameter(BaseModel):
     length: int = Field(default=32, ge=8, le=256)
     encoding: SecretEncoding = SecretEncoding.ALNUM
     protocol: str = "tcp"
+    init_only: bool = Field(default=False, description="Takes effect only when the app's data "
+                            "is first initialised (a database password or user): read-only "
+                            "after install.")
 
     @field_validator("name")
     @classmethod
@@ -207,6 +210,9 @@ class StoreCreate(BaseModel):
     local: bool = Field(default=False, description="Trust a local source: file paths, http and "
                         "internal addresses are allowed (admins only).")
     sync: bool = Field(default=True, description="Sync right after adding.")
+    max_size_mb: int | None = Field(default=None, ge=1, le=4096, description="The most a sync "
+                                    "may keep of this store, in MiB (default 300); files over "
+                                    "2 MiB in a git store are never fetched.")
 
 
 class StoreRead(BaseModel):
@@ -218,6 +224,7 @@ class StoreRead(BaseModel):
     branch: str | None = None
     position: int
     local: bool
+    max_size_mb: int = Field(description="The most a sync may keep of this store, in MiB.")
     last_sync: str | None = None
     last_attempt: str | None = None
     last_error: str | None = None

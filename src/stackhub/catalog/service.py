@@ -30,7 +30,7 @@ from stackhub.catalog.models import (
 from stackhub.catalog.readers import common
 from stackhub.catalog.readers.compose import parse_compose
 from stackhub.catalog.readers.stackhub import parse_app
-from stackhub.catalog.snapshot import safe_file
+from stackhub.catalog.snapshot import MAX_BYTES, safe_file
 from stackhub.catalog.sync import SYNC_TIMEOUT, SyncContext, git_url, load, sync_store
 from stackhub.errors import AlreadyExists, Invalid, NotFound, StoreError, TooLarge
 from stackhub.fsutil import remove_tree_inside
@@ -74,7 +74,9 @@ def parse_ref(ref: str) -> tuple[str, str]:
 
 def _store_read(row: dict[str, object]) -> StoreRead:
     errors = json.loads(str(row.get("app_errors") or "[]"))
-    return StoreRead.model_validate({**row, "local": bool(row["trusted"]), "app_errors": errors})
+    limit = int(str(row.get("max_bytes") or MAX_BYTES))
+    return StoreRead.model_validate({**row, "local": bool(row["trusted"]), "app_errors": errors,
+                                     "max_size_mb": limit // (1024 * 1024)})
 
 
 def _definition(row: dict[str, Any]) -> AppDefinition:
@@ -132,7 +134,8 @@ class Catalog:
         return _store_read(dict(rows[0]))
 
     def add(self, name: str, source: str, branch: str | None = None,
-            kind: StoreKind | None = None, *, local: bool = False) -> StoreRead:
+            kind: StoreKind | None = None, *, local: bool = False,
+            max_bytes: int | None = None) -> StoreRead:
         """Add a store (not synced yet); remote sources must be public https URLs unless local."""
         if not STORE_NAME.fullmatch(name):
             raise Invalid("store names are lowercase letters, digits, '.', '_' or '-'")
@@ -158,8 +161,9 @@ class Catalog:
             position = conn.execute("SELECT COALESCE(MAX(position), 0) + 1 FROM stores "
                                     "WHERE position < 100000").fetchone()[0]
             conn.execute("INSERT INTO stores (name, kind, source, branch, position, trusted, "
-                         "created_at) VALUES (?,?,?,?,?,?,?)",
-                         (name, kind.value, source, branch, position, int(local), now()))
+                         "max_bytes, created_at) VALUES (?,?,?,?,?,?,?,?)",
+                         (name, kind.value, source, branch, position, int(local), max_bytes,
+                          now()))
         return self.store(name)
 
     def add_local(self, name: str, path: Path) -> StoreRead:

@@ -13,12 +13,19 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from stackhub.adapters.fetch import Fetcher, check_url, extract
+from stackhub.adapters.fetch import MAX_DOWNLOAD, Fetcher, check_url, extract
 from stackhub.adapters.git import Git
 from stackhub.catalog.index import IndexEntry, flag_updates, replace_store
 from stackhub.catalog.models import StoreKind, SyncResult
 from stackhub.catalog.readers.detect import locate_store_root, scan_store
-from stackhub.catalog.snapshot import check_limits, content_hash, copy_tree, remove_vcs, safe_file
+from stackhub.catalog.snapshot import (
+    MAX_BYTES,
+    check_limits,
+    content_hash,
+    copy_tree,
+    remove_vcs,
+    safe_file,
+)
 from stackhub.errors import Invalid, NotFound, StackHubError, StoreError
 from stackhub.state.db import Database, now
 
@@ -41,13 +48,15 @@ class StoreRow:
     revision: str | None
     index_key: str | None
     snapshot: str | None
+    max_bytes: int = MAX_BYTES
 
     @classmethod
     def of(cls, row: sqlite3.Row) -> StoreRow:
         """Decode a `stores` row."""
         return cls(name=row["name"], kind=StoreKind(row["kind"]), source=row["source"],
                    branch=row["branch"], trusted=bool(row["trusted"]), revision=row["revision"],
-                   index_key=row["index_key"], snapshot=row["snapshot"])
+                   index_key=row["index_key"], snapshot=row["snapshot"],
+                   max_bytes=row["max_bytes"] or MAX_BYTES)
 
 
 @dataclass
@@ -93,24 +102,26 @@ def _stage(ctx: SyncContext, row: StoreRow, tree: Path, *, force: bool) -> str |
         if head == row.revision and not force and ctx.snapshot_dir(row):
             return None
         commit = ctx.git.clone(url, row.branch, tree, local=row.trusted, timeout=ctx.timeout,
-                               address=address)
+                               address=address, max_bytes=row.max_bytes)
         remove_vcs(tree)
-        check_limits(tree)
+        check_limits(tree, max_bytes=row.max_bytes)
         return commit
     if row.kind is StoreKind.ARCHIVE:
         archive = tree.parent / "archive"
-        ctx.fetcher.download(row.source, archive, local=row.trusted, timeout=ctx.timeout)
+        ctx.fetcher.download(row.source, archive, local=row.trusted, timeout=ctx.timeout,
+                             max_bytes=min(row.max_bytes, MAX_DOWNLOAD))
         extract(archive, tree)
         archive.unlink()
+        check_limits(tree, max_bytes=row.max_bytes)
         return content_hash(tree)
     if not row.trusted:
         raise Invalid("a directory store must be added as local by an admin")
     source = Path(row.source)
     if not force and ctx.snapshot_dir(row) and row.revision:
-        check_limits(source)
+        check_limits(source, max_bytes=row.max_bytes)
         if content_hash(source) == row.revision:
             return None  # hashing in place is cheaper than copying unchanged content
-    return copy_tree(source, tree)
+    return copy_tree(source, tree, max_bytes=row.max_bytes)
 
 
 def _asset(tree: Path, folder: Path | None, ref: str | None) -> str | None:

@@ -43,7 +43,9 @@ async def add_store(request: StoreCreate, services: ServicesDep) -> StoreRead:
     """Add a store and (by default) sync it; a failed first sync is shown in `last_error`."""
     catalog = services.catalog
     store = await asyncio.to_thread(catalog.add, request.name, request.source, request.branch,
-                                    request.kind, local=request.local)
+                                    request.kind, local=request.local,
+                                    max_bytes=request.max_size_mb and
+                                    request.max_size_mb * 1024 * 1024)
     if request.sync:
         # a failed first sync is recorded on the store: the caller sees last_error
         with contextlib.suppress(StoreError):

@@ -46,10 +46,13 @@ def add_cmd(name: str, source: Annotated[str, typer.Argument(
             kind: Annotated[str | None, typer.Option(
                 help="git, archive or local (guessed from SOURCE).")] = None,
             sync: Annotated[bool, typer.Option(help="Sync right away.")] = True,
+            max_size: Annotated[int | None, typer.Option(
+                "--max-size", min=1, max=4096, help="The most a sync may keep, in MiB "
+                "(default 300).")] = None,
             as_json: JsonOpt = False) -> None:
     """Add a store named NAME and sync it."""
     body = {"name": name, "source": _source(source), "branch": branch, "kind": kind,
-            "local": local, "sync": sync}
+            "local": local, "sync": sync, "max_size_mb": max_size}
     try:
         with console.status(f"Adding store {name}..."):
             store = Client().request("POST", "/api/stores", json=body)

@@ -208,4 +208,46 @@ MIGRATIONS: list[str] = [
         created_at TEXT NOT NULL
     )
     """,
+    # updates (issue 13): settings revisions of each instance, and what update a check found
+    """
+    CREATE TABLE instance_revisions (
+        instance TEXT NOT NULL REFERENCES instances(name) ON DELETE CASCADE,
+        number INTEGER NOT NULL,
+        reason TEXT NOT NULL,
+        version TEXT NOT NULL,
+        parameters TEXT NOT NULL,
+        definition TEXT NOT NULL,
+        snapshot TEXT,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (instance, number)
+    );
+    CREATE TABLE instance_updates (
+        instance TEXT PRIMARY KEY REFERENCES instances(name) ON DELETE CASCADE,
+        kind TEXT NOT NULL,
+        latest_version TEXT NOT NULL,
+        images TEXT NOT NULL,
+        checked_at TEXT NOT NULL
+    )
+    """,
+    # proxy (issue 11): apps behind StackHub's sign-in (forward auth), and the per-host
+    # gateway sessions a signed-in user gets on a protected app's name (digests only)
+    """
+    CREATE TABLE instance_protection (
+        instance TEXT PRIMARY KEY REFERENCES instances(name) ON DELETE CASCADE,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE gateway_sessions (
+        digest TEXT PRIMARY KEY,
+        session_id TEXT NOT NULL,
+        username TEXT NOT NULL,
+        host TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL
+    );
+    CREATE INDEX gateway_sessions_session ON gateway_sessions(session_id)
+    """,
+    # catalog (issue 16): a per-store cap on what a sync keeps (NULL: the default, 300 MB)
+    """
+    ALTER TABLE stores ADD COLUMN max_bytes INTEGER
+    """,
 ]

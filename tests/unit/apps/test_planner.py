@@ -12,8 +12,14 @@ from pydantic import ValidationError
 from stackhub import labels
 from stackhub.adapters.compose import ResolvedProject
 from stackhub.adapters.fakes import FakeCompose, FakeEngine
-from stackhub.apps.models import CatalogSource, ComposeSource, PlanRequest
-from stackhub.apps.planner import Plan, Planner, check_name, entry_urls, published_ports
+from stackhub.apps.models import (
+    CatalogSource,
+    ComposeSource,
+    PlanRequest,
+    check_name,
+    default_name,
+)
+from stackhub.apps.planner import Plan, Planner, entry_urls, published_ports
 from stackhub.apps.render import Rendered
 from stackhub.catalog.models import AppDefinition, AppFile
 from stackhub.config import Paths
@@ -24,6 +30,7 @@ from ..support import (
     COMPOSE,
     DB_IMAGE,
     IMAGE,
+    MANIFEST,
     app_request,
     create_instance,
     instance_record,
@@ -106,6 +113,20 @@ def test_check_name_refuses(name: str) -> None:
 @pytest.mark.parametrize("name", ["a", "blog", "blog-2", "0", "a" * 40, "my-long-app-name-1"])
 def test_check_name_accepts(name: str) -> None:
     assert check_name(name) == name
+
+
+@pytest.mark.parametrize(("app_id", "name"), [
+    ("TurboDiffusion_Nvidia", "turbodiffusion-nvidia"), ("blog", "blog"), ("__", "app"),
+    ("A.B c", "a-b-c"), ("x" * 39 + "_y", "x" * 39),
+])
+def test_a_default_name_is_derived_from_any_app_id(app_id: str, name: str) -> None:
+    assert check_name(default_name(app_id)) == name
+
+
+async def test_an_app_id_with_an_underscore_plans_under_a_derived_name(planner: Planner) -> None:
+    manifest = MANIFEST.replace("id: blog", "id: turbo_blog")
+    plan = await planner.plan(plan_request(app_request(name=None, manifest=manifest)))
+    assert plan.instance == "turbo-blog"
 
 
 def test_check_name_refuses_a_trailing_newline() -> None:

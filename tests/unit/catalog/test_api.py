@@ -58,6 +58,18 @@ def test_routes_need_authentication(api: TestClient) -> None:
         assert bare.request(method, path).status_code == 401, (method, path)
 
 
+def test_a_store_cap_is_set_in_mib_and_checked(api: TestClient, store_dir: Path) -> None:
+    for bad in (0, 4097, "big"):
+        refused = api.post("/api/stores", json={"name": "capped", "source": str(store_dir),
+                                                "local": True, "max_size_mb": bad})
+        assert refused.status_code == 422, bad
+    assert api.get("/api/stores").json() == []
+    added = api.post("/api/stores", json={"name": "capped", "source": str(store_dir),
+                                          "local": True, "max_size_mb": 5})
+    assert added.status_code == 201 and added.json()["max_size_mb"] == 5
+    assert added.json()["app_count"] == 2
+
+
 def test_store_lifecycle_and_catalog(api: TestClient, store_dir: Path) -> None:
     added = api.post("/api/stores", json={"name": "mine", "source": str(store_dir),
                                           "local": True})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import subprocess
 import threading
@@ -170,3 +171,60 @@ def test_without_a_pin_git_resolves_the_name_itself() -> None:
                              timeout=15)
     server.close()
     assert seen == []
+
+
+# -- partial clones: big files (screenshot sources, PSDs) are neither downloaded nor kept ------
+
+@pytest.fixture
+def store_with_big_files(tmp_path: Path) -> Path:
+    folder = tmp_path / "store"
+    (folder / "Apps" / "Blog" / "shots").mkdir(parents=True)
+    git(folder, "init", "-q", "-b", "main")
+    (folder / "Apps" / "Blog" / "docker-compose.yml").write_text("services: {}\n")
+    (folder / "Apps" / "Blog" / "icon.png").write_bytes(b"i" * 500)
+    (folder / "Apps" / "Blog" / "shots" / "big [1]*.psd").write_bytes(os.urandom(40_000))
+    (folder / "Apps" / "Blog" / "shots" / "#video.mp4").write_bytes(os.urandom(30_000))
+    git(folder, "add", "-A")
+    git(folder, "commit", "-qm", "store")
+    return folder
+
+
+def _kept(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*")
+            if p.is_file() and ".git" not in p.parts}
+
+
+@pytest.mark.parametrize("server_filters", [True, False])
+def test_big_files_are_left_out_of_a_clone(store_with_big_files: Path, tmp_path: Path,
+                                           server_filters: bool) -> None:
+    git(store_with_big_files, "config", "uploadpack.allowFilter", str(server_filters).lower())
+    dest = tmp_path / "clone"
+    commit = GitCli().clone(f"file://{store_with_big_files}", None, dest, local=True,
+                            max_file=10_000)
+    assert commit == git(store_with_big_files, "rev-parse", "HEAD")
+    assert _kept(dest) == {"Apps/Blog/docker-compose.yml", "Apps/Blog/icon.png"}
+    packed = sum(p.stat().st_size for p in (dest / ".git").rglob("*") if p.is_file())
+    if server_filters:  # the 70 kB of big files never came down the wire
+        assert packed < 30_000
+    else:
+        assert packed > 70_000
+    assert git(dest, "remote") == "", "no remote is left to fetch missing files from"
+
+
+def test_the_cap_applies_to_the_files_kept(store_with_big_files: Path, tmp_path: Path) -> None:
+    git(store_with_big_files, "config", "uploadpack.allowFilter", "true")
+    # the repository holds over 70 kB, but what is kept (about 500 bytes) fits 60 kB
+    GitCli().clone(f"file://{store_with_big_files}", None, tmp_path / "a", local=True,
+                   max_file=10_000, max_bytes=60_000)
+    # 80 kB of text packs into a few hundred bytes: the download fits, the checkout would not
+    text = tmp_path / "text"
+    text.mkdir()
+    git(text, "init", "-q", "-b", "main")
+    for name in ("a.txt", "b.txt"):
+        (text / name).write_text(name * 8_000)
+    git(text, "add", "-A")
+    git(text, "commit", "-qm", "text")
+    with pytest.raises(StoreError, match="files are larger than 60000 bytes"):
+        GitCli().clone(f"file://{text}", None, tmp_path / "b", local=True,
+                       max_file=50_000, max_bytes=60_000)
+    assert not (tmp_path / "b" / "a.txt").exists()

@@ -274,11 +274,21 @@ def test_store_size_limits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
                                                                "max_bytes": 10**6})
     with pytest.raises(StoreError, match="more than 3 files"):
         catalog.sync_store("mine")
-    monkeypatch.setattr(snapshot.copy_tree, "__kwdefaults__", {"max_files": 100,
-                                                               "max_bytes": 100})
-    with pytest.raises(StoreError, match="larger than 100 bytes"):
-        catalog.sync_store("mine")
     assert catalog.list() == [] and catalog.store("mine").last_error
+
+
+def test_each_store_has_its_own_size_cap(tmp_path: Path) -> None:
+    source = write_store(tmp_path / "src", ["alpha"])
+    (source / "apps" / "alpha" / "screenshot.png").write_bytes(b"p" * (1536 * 1024))
+    catalog = open_catalog(tmp_path)
+    small = catalog.add("small", str(source), local=True, max_bytes=1024 * 1024)
+    assert small.max_size_mb == 1
+    with pytest.raises(StoreError, match="larger than 1048576 bytes"):
+        catalog.sync_store("small")
+    assert catalog.list() == [] and catalog.store("small").last_error
+    roomy = catalog.add("roomy", str(source), local=True)
+    assert roomy.max_size_mb == 300
+    assert catalog.sync_store("roomy").app_count == 1
 
 
 def test_staging_left_by_a_crash_is_cleaned_at_start(tmp_path: Path) -> None:
