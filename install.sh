@@ -303,7 +303,12 @@ install_packages() {
 }
 
 start_engine() {
-  if docker info >/dev/null 2>&1; then return 0; fi
+  if docker info >/dev/null 2>&1; then
+    if [ "$POOLS_WRITTEN" = 1 ]; then
+      log "the running Docker engine uses the new address pools from its next start (sudo systemctl restart docker at a quiet moment; running apps restart with it)"
+    fi
+    return 0
+  fi
   if [ "$(fact_systemd)" = yes ]; then
     log "starting docker"
     systemctl enable --now docker >&2 || die "systemctl start docker failed"
@@ -380,21 +385,45 @@ print(hashlib.sha256(z.read(next(n for n in z.namelist() if n.endswith(".dist-in
   install -d -m 0700 "$DATA_DIR"
 }
 
+# ------------------------------------------------------------------ engine settings
+# Small default address pools (/24s of 172.16.0.0/12) for the networks StackHub does not create,
+# merged into daemon.json as scripts/up does (stackhub.system.engine_pools: every other setting
+# and an admin's own pools are kept, the old file is copied once to daemon.json.stackhub-backup,
+# invalid JSON is left alone). StackHub's own networks get explicit subnets either way, so a
+# failure here is a warning. dockerd reads the file when it starts.
+DAEMON_JSON="${STACKHUB_INSTALL_DAEMON_JSON:-/etc/docker/daemon.json}"
+POOLS_WRITTEN=0
+configure_engine_pools() {
+  local out
+  mkdir -p "$(dirname "$DAEMON_JSON")"
+  if out="$("$VENV/bin/python" -m stackhub.system.engine_pools "$DAEMON_JSON" 2>&1)"; then
+    log "$out"
+    case "$out" in *" added "*) POOLS_WRITTEN=1 ;; esac
+  else
+    log "WARNING: $out"
+    log "WARNING: the engine's default address pools were not configured; StackHub's own app networks get their subnets anyway"
+  fi
+}
+
 # ------------------------------------------------------------------ service
 unit_text() {
   cat <<EOF
 # written by StackHub's install.sh; running install.sh again rewrites it
+# Boot order: after the engine when both start (Wants=, After=), but never bound to it (no
+# Requires=/BindsTo=): StackHub starts without the engine, waits for it, and rides out engine
+# restarts by itself (statuses read unknown meanwhile), so stopping docker never stops it.
 [Unit]
 Description=StackHub self-hosted app platform
 Wants=network-online.target docker.service
-After=network-online.target docker.service
+After=network-online.target docker.service docker.socket containerd.service
+StartLimitIntervalSec=0
 
 [Service]
 Type=simple
 Environment=STACKHUB_DATA_DIR=$DATA_DIR
 Environment=STACKHUB_PORT=$PORT
 ExecStart=$VENV/bin/stackhub serve --host 0.0.0.0 --port $PORT --data-dir $DATA_DIR
-Restart=on-failure
+Restart=always
 RestartSec=3
 TimeoutStopSec=30
 
@@ -562,6 +591,9 @@ uninstall() {
 }
 
 # ------------------------------------------------------------------ main
+# tests source this file to call single steps (STACKHUB_INSTALL_LIB=1): nothing runs then
+# shellcheck disable=SC2317  # exit is reached when the file is run, not sourced
+if [ "${STACKHUB_INSTALL_LIB:-}" = 1 ]; then return 0 2>/dev/null || exit 0; fi
 if [ "$ACTION" = uninstall ]; then
   uninstall
   exit 0
@@ -576,12 +608,13 @@ if [ "$PACKAGES" = 1 ]; then
 fi
 pick_python >/dev/null || die "no Python >= 3.11 with venv: install python3.11 and python3.11-venv (or set PYTHON=/path/to/python3.11) and run install.sh again"
 have docker || die "the docker command is missing: install docker.io (or run without --no-packages)"
-start_engine
 ensure_venv
 WORK="$(mktemp -d)"   # a wheel built from the checkout; removed on exit
 CLEANUP+=("$WORK")
 wheel="$(find_wheel)"
 install_stackhub "$wheel"
+configure_engine_pools   # before the engine starts, so a fresh engine starts with them
+start_engine
 install_compose
 if [ "$START" = 0 ]; then
   log "installed; not started (--no-start): run install.sh again without --no-start to start it"

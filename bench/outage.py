@@ -12,9 +12,13 @@ dropped), while this process polls `/api/health` and `/api/instances` every 10 m
   real socket); from the proxy answering again to the health answer saying `engine: true` and
   every instance showing its true status (running or stopped; under 2 s).
 
+Then `--hang-rounds` hangs (default 3): the proxy freezes the way a SIGSTOPped dockerd does
+(its socket stays, new connections are accepted and never answered, open ones stall), and the
+same four figures are taken from the freeze and from the thaw.
+
 Runs `--rounds` outages (default 3) and prints each round and the worst. The real dockerd is
 never stopped (tests/integration/test_outage.py does that). Run:
-.venv/bin/python bench/outage.py [--instances 50] [--rounds 3]
+.venv/bin/python bench/outage.py [--instances 50] [--rounds 3] [--hang-rounds 3]
 """
 
 from __future__ import annotations
@@ -55,6 +59,8 @@ class SocketProxy:
         self.listener: socket.socket | None = None
         self.conns: list[socket.socket] = []
         self.lock = threading.Lock()
+        self.running = threading.Event()  # cleared while frozen
+        self.running.set()
 
     def start(self) -> None:
         """Accept connections and pipe them to the engine."""
@@ -71,6 +77,7 @@ class SocketProxy:
                 client, _ = listener.accept()
             except OSError:
                 return
+            self.running.wait()  # frozen: accepted by the kernel, never answered
             upstream = socket.socket(socket.AF_UNIX)
             upstream.connect(DOCKER_SOCK)
             with self.lock:
@@ -78,10 +85,10 @@ class SocketProxy:
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
 
-    @staticmethod
-    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
         try:
             while data := src.recv(65536):
+                self.running.wait()
                 dst.sendall(data)
         except OSError:
             pass
@@ -103,6 +110,14 @@ class SocketProxy:
         with self.lock:
             conns, self.conns = self.conns, []
         threading.Timer(linger, self._drop, args=(conns,)).start()
+
+    def freeze(self) -> None:
+        """Stop answering, as a SIGSTOPped dockerd: connections are accepted, nothing flows."""
+        self.running.clear()
+
+    def thaw(self) -> None:
+        """Answer again (the held connections and data go through)."""
+        self.running.set()
 
     @staticmethod
     def _drop(conns: list[socket.socket]) -> None:
@@ -163,18 +178,25 @@ def engine_up(client: httpx.Client) -> bool:
 
 
 def one_round(client: httpx.Client, proxy: SocketProxy, names: list[str],
-              index: int) -> dict[str, float]:
-    """Cut, stop some instances behind StackHub's back, restore; return the four figures."""
+              index: int, *, hang: bool = False) -> dict[str, float]:
+    """Cut (or freeze), stop some instances behind StackHub's back, restore; return the four
+    figures."""
     until(lambda: engine_up(client) and set(statuses(client).values()) == {"running"}, 60)
     cut = time.perf_counter()
-    proxy.cut(linger=LINGER)
+    if hang:
+        proxy.freeze()
+    else:
+        proxy.cut(linger=LINGER)
     health = until(lambda: not engine_up(client))
     unknown = max(health, time.perf_counter() - cut + until(
         lambda: set(statuses(client).values()) == {"unknown"}))
     stopped = {n for i, n in enumerate(names) if (i + index) % 3 == 0}
     docker("stop", "--time", "1", *[f"stackhub-{n}-web-1" for n in sorted(stopped)])
     want = {n: "stopped" if n in stopped else "running" for n in names}
-    proxy.start()
+    if hang:
+        proxy.thaw()
+    else:
+        proxy.start()
     back = time.perf_counter()
     health_back = until(lambda: engine_up(client))
     exact = max(health_back, time.perf_counter() - back + until(
@@ -189,6 +211,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--instances", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--hang-rounds", type=int, default=3)
     parser.add_argument("--log", type=Path, help="Keep the server's log in this file.")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="stackhub-bench-outage-"))
@@ -217,18 +240,24 @@ def main() -> None:
             began = time.perf_counter()
             install_all(client, names)
             print(f"{len(names)} instances installed in {time.perf_counter() - began:.1f} s")
-            rows: list[dict[str, float]] = []
-            for index in range(args.rounds):
-                row = one_round(client, proxy, names, index)
-                rows.append(row)
-                print(f"round {index + 1}: engine down reported {row['detect_health']:.3f} s, "
-                      f"all unknown {row['detect_unknown']:.3f} s | engine up reported "
-                      f"{row['back_health']:.3f} s, statuses exact {row['back_exact']:.3f} s")
-            worst: dict[str, Any] = {k: max(r[k] for r in rows) for k in rows[0]}
-            print(f"worst of {len(rows)} with {len(names)} instances: socket gone -> reported "
-                  f"{worst['detect_unknown']:.3f} s (target 2 s); engine answering -> exact "
-                  f"statuses {worst['back_exact']:.3f} s (target 2 s)")
+            for hang, rounds, what in ((False, args.rounds, "socket gone"),
+                                       (True, args.hang_rounds, "engine hung")):
+                rows: list[dict[str, float]] = []
+                for index in range(rounds):
+                    row = one_round(client, proxy, names, index, hang=hang)
+                    rows.append(row)
+                    print(f"{what} round {index + 1}: engine down reported "
+                          f"{row['detect_health']:.3f} s, all unknown "
+                          f"{row['detect_unknown']:.3f} s | engine up reported "
+                          f"{row['back_health']:.3f} s, statuses exact {row['back_exact']:.3f} s")
+                if not rows:
+                    continue
+                worst: dict[str, Any] = {k: max(r[k] for r in rows) for k in rows[0]}
+                print(f"worst of {len(rows)} with {len(names)} instances: {what} -> reported "
+                      f"{worst['detect_unknown']:.3f} s (target 2 s); engine answering -> "
+                      f"exact statuses {worst['back_exact']:.3f} s (target 2 s)")
     finally:
+        proxy.thaw()
         proxy.cut()
         proxy.start()
         server.terminate()

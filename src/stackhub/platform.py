@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from stackhub.errors import Invalid
 
@@ -142,3 +142,30 @@ def substitute(text: str, values: Mapping[str, str], *, syntax: Syntax = "compos
 
 def _literal(text: str, syntax: Syntax, keep: bool) -> str:
     return text.replace("$$", "$") if syntax == "compose" and not keep else text
+
+
+DATA_DIR_PREFIX = "${APP_DATA_DIR}/"
+
+
+def env_files(service: dict[str, Any]) -> list[tuple[object, bool]]:
+    """Return a service's env files as (path, required), short and long forms alike."""
+    raw = service.get("env_file")
+    entries = raw if isinstance(raw, list) else [raw] if raw else []
+    found: list[tuple[object, bool]] = []
+    for entry in entries:
+        if isinstance(entry, dict):
+            found.append((entry.get("path"), entry.get("required", True) is not False))
+        else:
+            found.append((entry, True))
+    return found
+
+
+def data_file(path: object) -> str | None:
+    """Return the path inside the app's folder that ``${APP_DATA_DIR}/...`` names, or None."""
+    if not isinstance(path, str) or not path.startswith(DATA_DIR_PREFIX):
+        return None
+    relative = path[len(DATA_DIR_PREFIX):]
+    parts = relative.split("/")
+    if "$" in relative or any(part in ("", ".", "..") for part in parts):
+        return None
+    return relative

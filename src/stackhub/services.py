@@ -2,36 +2,47 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from dataclasses import dataclass
+from datetime import UTC, tzinfo
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from stackhub import fsutil
 from stackhub.adapters.compose import Compose, ComposeCli
 from stackhub.adapters.engine import DockerEngine, Engine
+from stackhub.adapters.images import ImageDigests
 from stackhub.adapters.restic import ResticCli
 from stackhub.adapters.volumes import VolumeCopier
 from stackhub.apps.flows import Flows
+from stackhub.apps.kept import KeptData
 from stackhub.apps.planner import Planner
+from stackhub.apps.revisions import Revisions
 from stackhub.apps.service import AppsService
+from stackhub.apps.settings import InstanceSettings
 from stackhub.apps.status import StatusCache
 from stackhub.apps.subnets import SubnetAllocator
 from stackhub.auth.admin_token import ensure_admin_token, token_digest
 from stackhub.auth.service import AuthService
-from stackhub.backup.flows import BackupFlows
+from stackhub.backup.flows import DEFINITION, BackupFlows, RestorePlan, check_paths, record_of
 from stackhub.backup.repos import Repositories
 from stackhub.backup.service import BackupService
 from stackhub.catalog.service import Catalog
 from stackhub.config import Paths, subnet_pool
+from stackhub.errors import NotFound
 from stackhub.events import EventBus
 from stackhub.operations.journal import Journal
-from stackhub.operations.runner import Runner
+from stackhub.operations.runner import Run, Runner
 from stackhub.proxy.flows import DomainFlows
 from stackhub.proxy.records import DomainRecords
 from stackhub.proxy.service import ProxyService
 from stackhub.state.db import Database
 from stackhub.state.instances import Records
+from stackhub.tools.terminals import Terminals
+from stackhub.updates.flows import UpdateFlows
+from stackhub.updates.service import UpdatesService
 
 
 def host_timezone() -> str:
@@ -42,6 +53,14 @@ def host_timezone() -> str:
     if tzfile.is_file():
         return tzfile.read_text().strip() or "UTC"
     return "UTC"
+
+
+def zone(name: str) -> tzinfo:
+    """Return a time zone by name (UTC if unknown): backup schedules are read in it."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return UTC
 
 
 @dataclass
@@ -64,6 +83,43 @@ class Services:
     proxy: ProxyService
     domains: DomainFlows
     backups: BackupService
+    terminals: Terminals
+    settings: InstanceSettings
+    updates: UpdatesService
+    kept: KeptData
+
+
+class PreUpdateSnapshots:
+    """An update's snapshot and restore, run by the backup domain's flows inside the update's
+    own operation (updates may use only backup's service, so the wiring lives here)."""
+
+    def __init__(self, backups: BackupService) -> None:
+        """Use `backups` (its default repository)."""
+        self.backups = backups
+
+    async def take(self, run: Run, name: str) -> str:
+        """Back up the (stopped) instance, tagged kind=pre-update; return the snapshot id."""
+        repo = await self.backups.ready(self.backups.repos.handle(None))
+        await self.backups.flows.backup(run, repo, kind="pre-update", stop=False)
+        found = await self.backups.restic.snapshots(repo, tags=["stackhub", f"instance={name}",
+                                                             "kind=pre-update"])
+        if not found:
+            raise NotFound(f"the pre-update snapshot of {name!r} is not in the repository")
+        return max(found, key=lambda s: s.time).id
+
+    async def put_back(self, run: Run, name: str, snapshot: str) -> None:
+        """Restore a snapshot over the instance: definition, values, folders, volumes."""
+        repo = await self.backups.ready(self.backups.repos.handle(None))
+        found = await self.backups.restic.snapshots(repo, tags=["stackhub", f"instance={name}"])
+        snap = next((s for s in found if s.id == snapshot), None)
+        if snap is None:
+            raise NotFound(f"snapshot {snapshot[:8]} of {name!r} is not in the repository")
+        size = check_paths(await self.backups.restic.ls(repo, snap.id), name)
+        raw = await self.backups.restic.dump(repo, snap.id, f"/backups/stage/{name}/{DEFINITION}")
+        definition = json.loads(raw)
+        plan = RestorePlan(repo=repo, snapshot=snap, source=name, definition=definition,
+                           record=record_of(definition, name), existed=True, size=size)
+        await self.backups.flows.restore(run, plan)
 
 
 def install_id(paths: Paths) -> str:
@@ -92,8 +148,9 @@ def build(paths: Paths, *, engine: Engine | None = None, compose: Compose | None
     status = StatusCache(engine, bus)
     runner = Runner(journal=Journal(db), bus=bus, watch=status)
     subnets = SubnetAllocator(db, engine, subnet_pool())
+    kept = KeptData(db, paths, records, engine)
     flows = Flows(paths=paths, records=records, engine=engine, compose=compose, runner=runner,
-                  status=status, subnets=subnets)
+                  status=status, subnets=subnets, kept=kept)
     planner = Planner(paths=paths, records=records, catalog=catalog, compose=compose,
                       engine=engine, tz=host_timezone(), install=install,
                       subnets=subnets)
@@ -112,9 +169,21 @@ def build(paths: Paths, *, engine: Engine | None = None, compose: Compose | None
                                apps=apps, runner=runner, restic=restic,
                                volumes=VolumeCopier(install=install))
     backups = BackupService(repos=repos, records=records, runner=runner, flows=backup_flows,
-                            restic=restic)
+                            restic=restic, tz=zone(host_timezone()),
+                            audit=lambda action, target, ok, details: auth.audit.record(
+                                actor="scheduler", action=action, target=target, success=ok,
+                                details=details))
+    settings = InstanceSettings(paths=paths, records=records, planner=planner, flows=flows,
+                                runner=runner, compose=compose, revisions=Revisions(db))
+    apps.settings = settings
+    images = ImageDigests()
+    update_flows = UpdateFlows(apps=apps, runner=runner, snapshots=PreUpdateSnapshots(backups),
+                               images=images, root=paths.root)
+    updates = UpdatesService(db=db, apps=apps, catalog=catalog, flows=update_flows,
+                             images=images)
     return Services(paths=paths, db=db, bus=bus, engine=engine, compose=compose,
                     catalog=catalog, records=records, status=status, runner=runner, flows=flows,
                     apps=apps,
                     admin_digest=token_digest(token), auth=auth, proxy=proxy, domains=domains,
-                    backups=backups)
+                    backups=backups, terminals=Terminals(apps=apps), settings=settings,
+                    updates=updates, kept=kept)

@@ -403,3 +403,165 @@ def test_killed_backup_and_restore_leave_the_instance_running_with_its_data(
     assert tree(data) == before
     assert volume_tree(volume) == before_volume
     assert not any((crash_server.data_dir / "backups" / "work").iterdir())
+
+
+def _compose(srv: Server, name: str) -> Path:
+    return srv.data_dir / "instances" / name / "compose.yaml"
+
+
+def test_restore_refuses_risky_options_the_instance_did_not_have(
+        keeper: tuple[Server, str]) -> None:
+    import yaml
+
+    srv, name = keeper
+    live = _compose(srv, name)
+    original = live.read_bytes()
+    risky = yaml.safe_load(original)
+    risky["services"]["web"]["cap_add"] = ["CHOWN"]  # a default capability: it still runs
+    risky["services"]["web"]["volumes"].append("/etc:/host-etc:ro")
+    live.write_text(yaml.safe_dump(risky))  # as if the repository's copy had been tampered
+    try:
+        created = srv.cli("backup", "create", name)
+        assert created.returncode == 0, created.stderr + created.stdout
+    finally:
+        live.write_bytes(original)
+    data = srv.data_dir / "appdata" / name
+    before, ops_before = tree(data), srv.api("GET", "/api/operations").json()["total"]
+
+    refused = srv.cli("backup", "restore", name, "latest", "--yes", "--json")
+    assert refused.returncode == 1
+    error = json.loads(refused.stdout)["error"]
+    assert error["code"] == "risk_not_accepted", error
+    codes = {r["code"] for r in error["details"]["risks"]}
+    assert codes == {"cap_add", "system_path"}, error
+    digest = error["details"]["digest"]
+    assert digest.startswith("sha256:")
+    text = srv.cli("backup", "restore", name, "latest", "--yes")
+    assert text.returncode == 1 and f"--accept-risks {digest}" in text.stderr, text.stderr
+    wrong = srv.api("POST", f"/api/backups/instances/{name}/snapshots/latest/restore",
+                    json={"accept_risks": "sha256:" + "0" * 64})
+    assert wrong.status_code == 428, wrong.text
+    # nothing was changed or journaled by the refusals
+    assert live.read_bytes() == original and tree(data) == before
+    assert srv.api("GET", "/api/operations").json()["total"] == ops_before
+    assert srv.wait_status(name, {"running"})["status"] == "running"
+
+    accepted = srv.cli("backup", "restore", name, "latest", "--yes", "--accept-risks", digest)
+    assert accepted.returncode == 0, accepted.stderr + accepted.stdout
+    assert yaml.safe_load(live.read_text())["services"]["web"]["cap_add"] == ["CHOWN"]
+
+    # a snapshot with no more risks than the instance has now restores without consent
+    plain = srv.cli("backup", "create", name)
+    assert plain.returncode == 0, plain.stderr
+    again = srv.cli("backup", "restore", name, "latest", "--yes")
+    assert again.returncode == 0, again.stderr + again.stdout
+
+
+def test_restore_as_a_new_instance_beside_the_original(keeper: tuple[Server, str]) -> None:
+    srv, name = keeper
+    copy = "keeper-copy"
+    volume, copy_volume = f"stackhub-{name}_db", f"stackhub-{copy}_db"
+    data = srv.data_dir / "appdata" / name
+    before, before_volume = tree(data), volume_tree(volume)
+    assert srv.cli("backup", "create", name).returncode == 0
+    mangle(srv, name)
+    mangled, mangled_volume = tree(data), volume_tree(volume)
+
+    # bad names: nothing is journaled or created
+    ops_before = srv.api("GET", "/api/operations").json()["total"]
+    same = cli_json_error(srv, "backup", "restore", name, "latest", "--as", name)
+    assert same["code"] == "invalid" and "other than" in same["message"]
+    taken = cli_json_error(srv, "backup", "restore", name, "latest", "--as", name.upper())
+    assert taken["code"] == "invalid"
+    install(srv, "keeper-taken")
+    clash = cli_json_error(srv, "backup", "restore", name, "latest", "--as", "keeper-taken")
+    assert clash["code"] == "already_exists" and "keeper-taken" in clash["message"]
+    assert srv.api("GET", "/api/operations").json()["total"] == ops_before + 1  # the install
+    assert not (srv.data_dir / "instances" / copy).exists()
+
+    made = srv.cli("backup", "restore", name, "latest", "--as", copy, "--json")
+    assert made.returncode == 0, made.stderr + made.stdout
+    op = json.loads(made.stdout)["operation"]
+    assert (op["instance"], op["target"], op["kind"]) == (name, copy, "restore")
+    shown = srv.wait_status(copy, {"running"})
+    original = srv.api("GET", f"/api/instances/{name}").json()
+    assert original["status"] == "running" and shown["app"] == original["app"]
+    assert shown["ports"][0]["host_port"] != original["ports"][0]["host_port"]
+    assert tree(srv.data_dir / "appdata" / copy) == before  # the snapshot's data
+    assert volume_tree(copy_volume) == before_volume
+    assert tree(data) == mangled and volume_tree(volume) == mangled_volume  # untouched
+
+    def values(instance: str) -> dict[str, str]:
+        path = srv.data_dir / "instances" / instance / "values.json"
+        loaded: dict[str, str] = json.loads(path.read_text())
+        return loaded
+
+    assert values(copy)["ADMIN_TOKEN"] == values(name)["ADMIN_TOKEN"]  # same secrets
+    assert values(copy)["WEB_PORT"] != values(name)["WEB_PORT"]
+    env = docker("inspect", "-f", "{{json .Config.Env}}", f"stackhub-{copy}-web-1").stdout
+    assert f"ADMIN_TOKEN={values(name)['ADMIN_TOKEN']}" in env
+    labels_ = json.loads(docker("volume", "inspect", copy_volume).stdout)[0]["Labels"]
+    assert labels_.get("com.docker.compose.project") == f"stackhub-{copy}"
+    again = cli_json_error(srv, "backup", "restore", name, "latest", "--as", copy)
+    assert again["code"] == "already_exists"
+
+
+def cli_json_error(srv: Server, *args: str) -> dict[str, Any]:
+    """Run a CLI command expected to fail with --json; return its error object."""
+    result = srv.cli(*args, "--json")
+    assert result.returncode == 1, result.stdout + result.stderr
+    error: dict[str, Any] = json.loads(result.stdout)["error"]
+    return error
+
+
+def test_system_backup_brings_stackhub_back_on_a_fresh_data_root(
+        keeper: tuple[Server, str], tmp_path: Path) -> None:
+    from tests.integration.conftest import STACKHUB
+
+    srv, name = keeper
+    data = srv.data_dir / "appdata" / name
+    before, before_volume = tree(data), volume_tree(f"stackhub-{name}_db")
+    values = (srv.data_dir / "instances" / name / "values.json").read_text()
+    assert srv.cli("backup", "create", name).returncode == 0
+    system = cli_json(srv, "backup", "system")
+    assert (system["kind"], system["app"]) == ("system", "stackhub")
+    kit = cli_json(srv, "backup", "repo", "key", "local")
+    removed = srv.cli("app", "remove", name, "--yes", "--purge")  # the old box is lost
+    assert removed.returncode == 0, removed.stderr
+    wait_gone(srv, name)
+    srv.stop()
+
+    (tmp_path / "fresh").mkdir()
+    fresh = Server(tmp_path / "fresh" / "data")  # a freshly installed box
+    fresh.start()
+    try:
+        # refused while its server runs, and with a wrong kit; nothing changed
+        kit_file = tmp_path / "kit.txt"
+        kit_file.write_text("wrong password\n")
+        args = [*STACKHUB, "backup", "restore-system", kit["url"], "--password-file",
+                str(kit_file), "--json"]
+        running = subprocess.run(args, env=fresh.env, capture_output=True, text=True)
+        assert running.returncode == 2 and "stop it first" in running.stdout, running.stdout
+        fresh.stop()
+        wrong = subprocess.run(args, env=fresh.env, capture_output=True, text=True)
+        assert wrong.returncode == 1 and "password" in wrong.stdout, wrong.stdout
+        assert not (fresh.data_dir / "instances" / name).exists()
+        kit_file.write_text(kit["password"] + "\n")
+        done = subprocess.run(args, env=fresh.env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert json.loads(done.stdout)["instances"] == [name]
+        fresh.start()
+        shown = fresh.api("GET", f"/api/instances/{name}")
+        assert shown.status_code == 200 and shown.json()["status"] == "missing", shown.text
+        again = fresh.cli("backup", "restore", name, "latest", "--yes")
+        assert again.returncode == 0, again.stderr + again.stdout
+        assert fresh.wait_status(name, {"running"})["status"] == "running"
+        assert tree(fresh.data_dir / "appdata" / name) == before
+        assert volume_tree(f"stackhub-{name}_db") == before_volume
+        assert (fresh.data_dir / "instances" / name / "values.json").read_text() == values
+        twice = subprocess.run(args, env={**fresh.env, "STACKHUB_URL": "http://127.0.0.1:9"},
+                               capture_output=True, text=True)
+        assert twice.returncode == 1 and "already has instances" in twice.stdout
+    finally:
+        fresh.stop()
+        fresh.cleanup_engine()

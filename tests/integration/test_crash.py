@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.integration.conftest import FIXTURE_APPS, Server, docker, http_text, instance_containers
@@ -103,6 +106,33 @@ def test_kill_before_the_record_is_written(crash_server: Server, tmp_path: Path)
     instance = crash_server.api("GET", "/api/instances/t-crash-rec").json()
     assert http_text(instance["ports"][0]["host_port"]) == "hello\n"
     assert port["instance"] == "t-crash-rec"
+
+
+def test_kill_between_the_journal_and_the_project_files(crash_server: Server,
+                                                        tmp_path: Path) -> None:
+    marker = tmp_path / "paused"
+    crash_server.start(STACKHUB_FAULT_PAUSE="journaled", STACKHUB_FAULT_MARKER=str(marker))
+    name = "t-crash-journal"
+
+    def install() -> None:  # never answered: the server is killed while this request waits
+        with contextlib.suppress(httpx.HTTPError):
+            crash_server.api("POST", "/api/instances", json={"source": app_source("web-app"),
+                                                             "name": name})
+
+    threading.Thread(target=install, daemon=True).start()
+    wait_for(marker.exists, what="the pause after the journal write")
+    folder = crash_server.data_dir / "instances" / name
+    assert not (folder / "compose.yaml").exists()  # journaled, no project files yet
+    # the pause holds only this request: the server keeps answering others meanwhile
+    health = httpx.get(f"{crash_server.url}/api/health", timeout=5)
+    assert health.status_code == 200, health.text
+    restart_and_check_interrupted(crash_server, name)
+    assert not (folder / "compose.yaml").exists()
+    assert instance_containers(name) == []
+    retry_converges(crash_server, name, services=1)  # retry renders the files it never got
+    assert (folder / "compose.yaml").is_file()
+    instance = crash_server.api("GET", f"/api/instances/{name}").json()
+    assert http_text(instance["ports"][0]["host_port"]) == "hello\n"
 
 
 def test_orphans_are_removed_at_start(crash_server: Server) -> None:

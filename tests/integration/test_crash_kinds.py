@@ -53,6 +53,15 @@ SCENARIOS = {
     "restore": Scenario("restore-swapped", ("create",),
                         ("POST", "/api/backups/instances/{name}/snapshots/latest/restore"),
                         ("restore", "latest", "--yes"), "running", group="backup"),
+    # updates (issue 13): an update killed after writing the new definition is rolled back at
+    # start (the old definition and the data from its snapshot), as is a killed rollback
+    "reconfigure": Scenario("settings-written", (), ("PUT", "/api/instances/{name}/settings"),
+                            ("set", "--revision", "1", "--yes"), "running",
+                            body=(("revision", "1"),)),
+    "update": Scenario("update-applied", (), ("POST", "/api/instances/{name}/update"),
+                       ("start",), "running", body=(("force", "true"), ("stability", "1"))),
+    "rollback": Scenario("rollback-started", ("update --force --yes --stability 1",),
+                         ("POST", "/api/instances/{name}/rollback"), ("start",), "running"),
     "domain": Scenario("domain-before-certificate", (), ("POST", "/api/domains"),
                        ("remove", "crash.example.test"), "running", group="domain",
                        body=(("instance", "{name}"), ("domain", "crash.example.test")),
@@ -97,8 +106,9 @@ def test_kill_during_each_kind(kind: str, crash_server: Server, tmp_path: Path,
         assert accepted.status_code == 202, accepted.text
         assert crash_server.wait_operation(accepted.json()["operation"]["id"])["state"] == \
             "succeeded"
-        for verb in scenario.before:
-            assert crash_server.cli(scenario.group, verb, name).returncode == 0
+        for verb in scenario.before:  # a verb may carry options after it ("update --yes")
+            verb, *options = verb.split()
+            assert crash_server.cli(scenario.group, verb, name, *options).returncode == 0
     method, path = scenario.request
     body = {key: value.format(name=name) for key, value in scenario.body} or None
     _send(crash_server, method, path.format(name=name), source if kind == "install" else body)

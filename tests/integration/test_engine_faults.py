@@ -84,12 +84,20 @@ def test_engine_stopped_mid_install_then_retry(tmp_path: Path) -> None:
                        "compose": (folder / "compose.yaml").read_text()},
             "name": "t-engine-gone", "values": {"DB_DELAY": "4"}})
         assert response.status_code == 202, response.text
+        op_id = response.json()["operation"]["id"]
         deadline = time.monotonic() + 30
         while not instance_containers("t-engine-gone") and time.monotonic() < deadline:
             time.sleep(0.1)
+        # the cut must come mid-install: containers made, the install still running (the slow
+        # healthcheck keeps it in its wait step for seconds)
+        assert instance_containers("t-engine-gone"), "no container appeared within 30 s"
+        running = srv.api("GET", f"/api/operations/{op_id}").json()
+        assert running["state"] == "running", running
+        assert running["step"] in ("start", "wait"), running
         proxy.cut()
-        op = srv.wait_operation(response.json()["operation"]["id"])
+        op = srv.wait_operation(op_id)
         assert op["state"] == "interrupted"  # the outage alone is no failure: retry converges
+        assert op["step"] in ("start", "wait"), op  # it ended where the cut found it
         assert "engine" in (op["error"] or ""), "the interruption must say what went wrong"
         instance = srv.api("GET", "/api/instances/t-engine-gone").json()
         assert instance["status"] == "interrupted"

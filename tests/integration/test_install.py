@@ -32,6 +32,7 @@ def test_custom_compose_full_lifecycle(server: Server, tmp_path: Path) -> None:
 services:
   web:
     image: stackhub-test/web:1
+    command: ["sh", "-c", "echo t-blog-says-hello; exec httpd -f -p 80 -h /www"]
     ports: ["{port}:80"]
     volumes: ["./site:/site"]
     stop_grace_period: 1s
@@ -65,7 +66,9 @@ services:
 
     logs = server.api("GET", "/api/instances/t-blog/logs", params={"tail": 10})
     assert logs.status_code == 200
-    assert "web-1" in logs.text or logs.text == ""  # busybox httpd logs nothing by default
+    lines = [line for line in logs.text.splitlines() if "t-blog-says-hello" in line]
+    assert len(lines) >= 2, logs.text  # one per start: install, start and restart
+    assert all("web-1" in line for line in lines), lines  # each line names its container
 
     removed = server.cli("app", "remove", "t-blog", "--yes")
     assert removed.returncode == 0, removed.stderr

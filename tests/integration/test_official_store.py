@@ -214,6 +214,12 @@ def test_renders_and_compose_accepts_it(folder: Path, tmp_path: Path,
                 pytest.fail(f"{volume['type']} volume {volume} in {app.id}")
 
 
+def test_every_example_is_checked() -> None:
+    """An empty or shrunken glob would parametrize nothing and pass: count the examples."""
+    assert {"hello", "static-site", "two-tier"} <= {p.name for p in EXAMPLE_DIRS}, EXAMPLE_DIRS
+    assert all((p / "stackhub-app.yaml").is_file() for p in EXAMPLE_DIRS)
+
+
 @pytest.mark.parametrize("folder", EXAMPLE_DIRS, ids=_ids(EXAMPLE_DIRS))
 def test_examples_render_too(folder: Path, tmp_path: Path, docker_compose: None) -> None:
     app, _, resolved, _ = _render_and_check(folder, tmp_path)

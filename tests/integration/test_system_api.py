@@ -124,8 +124,16 @@ def test_images_volumes_networks(api: Api, unique: str) -> None:
     assert any(tag in i["tags"] for i in images)
     assert api("DELETE", f"/system/images/{tag}").status_code == 204
     assert not any(tag in i["tags"] for i in api("GET", "/system/images").json())
+    # a dangling image of a known size (an untagged commit adding 200 kB) for prune to find
+    docker("run", "--name", f"{unique}-dangle", "--network", "none", IMAGE, "sh", "-c",
+           "head -c 200000 /dev/urandom > /blob")
+    dangling = docker("commit", f"{unique}-dangle").stdout.strip()
+    docker("rm", f"{unique}-dangle")
     pruned = api("POST", "/system/images/prune")  # dangling only: never a tagged test image
-    assert pruned.status_code == 200 and pruned.json()["space_reclaimed"] >= 0
+    assert pruned.status_code == 200, pruned.text
+    assert any(dangling.split(":")[-1] in d for d in pruned.json()["deleted"]), pruned.json()
+    assert pruned.json()["space_reclaimed"] >= 200_000, pruned.json()
+    assert docker("image", "inspect", dangling, check=False).returncode != 0
     assert docker("image", "inspect", IMAGE, check=False).returncode == 0
 
     docker("volume", "create", f"{unique}-managed", "--label", "io.stackhub.managed=true",

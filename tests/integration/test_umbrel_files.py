@@ -53,3 +53,36 @@ def test_seed_files_and_templates_are_in_the_container(server: Server, tmp_path:
     again = server.cli("app", "install", "umb/seeded", "--name", "t-seeded", "--yes")
     assert again.returncode == 0, again.stderr
     assert http_text(port, path="/index.html") == "edited\n"
+
+
+def test_env_files_from_the_apps_folder_reach_the_container(server: Server,
+                                                           tmp_path: Path) -> None:
+    port = free_port()
+    app = tmp_path / "umbrel-env" / "enved"
+    (app / "config").mkdir(parents=True)
+    (app / "umbrel-app.yml").write_text(
+        f"manifestVersion: 1\nid: enved\nname: Enved\nversion: '1.0'\nport: {port}\n")
+    (app / "docker-compose.yml").write_text(f"""
+services:
+  web:
+    image: stackhub-test/web:1
+    ports: ["{port}:80"]
+    env_file:
+      - ${{APP_DATA_DIR}}/settings.env
+      - path: ${{APP_DATA_DIR}}/config/prod.env
+    command: ["sh", "-c", "echo $$MODE $$LEVEL > /www/env.txt && exec httpd -f -p 80 -h /www"]
+    stop_grace_period: 1s
+""")
+    (app / "settings.env").write_text("MODE=prod\n")
+    (app / "config" / "prod.env").write_text("LEVEL=3\n")
+    added = server.api("POST", "/api/stores", json={"name": "umbenv", "source":
+                                                     str(app.parent), "local": True})
+    assert added.status_code == 201, added.text
+    shown = server.api("GET", "/api/catalog/apps/umbenv/enved").json()
+    assert shown["installable"], shown.get("problems")
+    result = server.cli("app", "install", "umbenv/enved", "--name", "t-enved", "--yes")
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert http_text(port, path="/env.txt") == "prod 3\n"
+    data = server.data_dir / "appdata" / "t-enved"
+    assert (data / "config" / "prod.env").read_text() == "LEVEL=3\n"
+    assert server.cli("app", "remove", "t-enved", "--yes", "--purge").returncode == 0

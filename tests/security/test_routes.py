@@ -54,7 +54,9 @@ def test_every_route_is_public_by_the_list_or_authorised(server: Server) -> None
                 assert authorize in calls(context.dependant), f"{key} skips authorize"
                 seen += 1
         elif isinstance(route, APIWebSocketRoute):
-            assert context.path == "/api/ws"  # authenticates inside: see test_websocket.py
+            # authenticate inside through api/sockets.py: see test_websocket_routes.py
+            assert context.path in {"/api/ws", "/api/instances/{name}/terminal",
+                                    "/api/host/terminal"}
         elif isinstance(route, Mount):
             assert not str(context.path).startswith("/api"), f"mount {context.path} under /api"
         elif isinstance(route, Route):

@@ -78,5 +78,7 @@ def test_publish_to_a_closed_loop_is_ignored() -> None:
     loop = asyncio.new_event_loop()
     bus = EventBus()
     bus.bind(loop)
+    sub = bus.subscribe(lambda event: True)
     loop.close()
-    bus.publish(Event("instance", "blog", "x"))  # no error
+    assert bus.publish(Event("instance", "blog", "x")) is None  # no error
+    assert sub.queue.empty()  # and nothing was delivered on a loop that is gone

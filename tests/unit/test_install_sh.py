@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -141,3 +142,56 @@ def test_shellcheck_clean() -> None:
     done = subprocess.run(["shellcheck", str(INSTALL)], capture_output=True, text=True,
                           check=False)
     assert done.returncode == 0, done.stdout
+
+
+VENV = Path(__file__).resolve().parents[2] / ".venv"
+
+
+def pools_step(tmp_path: Path, daemon_json: Path) -> subprocess.CompletedProcess[str]:
+    """Source install.sh as a library and run only its engine-pools step against `daemon_json`."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("STACKHUB_")}
+    script = (f'source "{INSTALL}"; VENV="{VENV}"; configure_engine_pools; '
+              'echo "written=$POOLS_WRITTEN"')
+    return subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60,
+                          env={**base, "STACKHUB_INSTALL_LIB": "1",
+                               "STACKHUB_INSTALL_DAEMON_JSON": str(daemon_json)},
+                          stdin=subprocess.DEVNULL, check=False, cwd=tmp_path)
+
+
+@pytest.mark.skipif(not (VENV / "bin" / "python").exists(), reason="no .venv")
+def test_engine_pools_are_merged_into_daemon_json_as_scripts_up_does(tmp_path: Path) -> None:
+    daemon_json = tmp_path / "docker" / "daemon.json"
+    done = pools_step(tmp_path, daemon_json)
+    assert done.returncode == 0, done.stderr
+    assert "written=1" in done.stdout
+    assert json.loads(daemon_json.read_text()) == {
+        "default-address-pools": [{"base": "172.16.0.0/12", "size": 24}]}
+    # an admin's settings are kept, and so are their own pools
+    own = {"log-driver": "local", "default-address-pools": [{"base": "10.99.0.0/16", "size": 28}]}
+    daemon_json.write_text(json.dumps(own))
+    again = pools_step(tmp_path, daemon_json)
+    assert again.returncode == 0, again.stderr
+    assert "written=0" in again.stdout and "kept as it is" in again.stderr
+    assert json.loads(daemon_json.read_text()) == own
+
+
+@pytest.mark.skipif(not (VENV / "bin" / "python").exists(), reason="no .venv")
+def test_a_daemon_json_it_cannot_read_is_a_warning_and_left_alone(tmp_path: Path) -> None:
+    daemon_json = tmp_path / "daemon.json"
+    daemon_json.write_text("{ not json")
+    done = pools_step(tmp_path, daemon_json)
+    assert done.returncode == 0, done.stderr
+    assert "written=0" in done.stdout
+    assert "WARNING" in done.stderr and "is not valid JSON" in done.stderr
+    assert daemon_json.read_text() == "{ not json"
+
+
+def test_the_pools_are_configured_before_the_engine_starts() -> None:
+    """The main sequence writes the pools before start_engine, so a fresh dockerd uses them."""
+    main = INSTALL.read_text().split("# ---------------------------------------------------"
+                                     "--------------- main", 1)[1]
+    steps = [line.split()[0] for line in main.splitlines()
+             if line and line.split()[0] in {"install_stackhub", "configure_engine_pools",
+                                             "start_engine", "install_compose"}]
+    assert steps == ["install_stackhub", "configure_engine_pools", "start_engine",
+                     "install_compose"]

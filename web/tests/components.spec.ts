@@ -30,7 +30,7 @@ describe('status-dot', () => {
 describe('param-field', () => {
   const greeting = { name: 'GREETING', type: 'string', required: true, regex: '^[a-z]+$',
     regex_error: { en: 'Lowercase letters only' }, label: { en: 'Greeting' }, help: { en: 'Said on the page' },
-    encoding: 'alnum', length: 32, protocol: 'tcp' } as Parameter
+    encoding: 'alnum', length: 32, protocol: 'tcp', init_only: false } as Parameter
 
   it('shows the help text, then the validation message', async () => {
     const field = mount(ParamField, { props: { param: greeting, value: 'hello', showErrors: false }, global })

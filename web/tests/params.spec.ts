@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { initialValues, isSecret, localized, slugName, validateAll, validateValue, INSTANCE_NAME, type Parameter } from '@/utils/params'
 
 function param(extra: Partial<Parameter>): Parameter {
-  return { name: 'X', type: 'string', required: false, encoding: 'alnum', length: 32, protocol: 'tcp', ...extra } as Parameter
+  return { name: 'X', type: 'string', required: false, encoding: 'alnum', length: 32, protocol: 'tcp', init_only: false, ...extra } as Parameter
 }
 
 describe('localized', () => {

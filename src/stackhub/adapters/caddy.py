@@ -62,6 +62,20 @@ class Route:
     """The app's main path: a request for ``/`` is redirected there."""
     tls: bool = False
     """The app itself speaks HTTPS (its own certificate is not checked: it is on loopback)."""
+    auth: ForwardAuth | None = None
+    """Ask StackHub before every request (the app is behind StackHub's sign-in)."""
+
+
+@dataclass(frozen=True)
+class ForwardAuth:
+    """Where the gateway asks whether a request may pass (Caddy's forward_auth, expanded)."""
+
+    dial: str
+    """StackHub's API, ``127.0.0.1:PORT``."""
+    uri: str
+    """The path and query asked (carries the config's token)."""
+    cookie: str = "stackhub_gw"
+    """The gateway session cookie, removed from requests before they reach the app."""
 
 
 @dataclass(frozen=True)
@@ -110,11 +124,42 @@ def _static(status: int, body: str) -> dict[str, Any]:
                         "Cache-Control": ["no-store"]}}
 
 
+IDENTITY_HEADERS = ("Remote-User", "Remote-Groups", "Remote-Name", "Remote-Email")
+"""Identity headers StackHub's sign-in sets; whatever a client sends under them is deleted."""
+
+
+def _guard(auth: ForwardAuth) -> list[dict[str, Any]]:
+    """Caddy's ``forward_auth`` as JSON, in the safe order: delete, ask, strip the cookie.
+
+    2.6 has forward_auth only in the Caddyfile, whose ``request_header -Remote-User`` would be
+    sorted after the auth step (research notes, "forward_auth"); the JSON fixes the order.
+    A 2xx answer copies the identity headers onto the request; any other answer (the redirect
+    to the sign-in, 403) goes back to the browser as it is.
+    """
+    copy = {name: [f"{{http.reverse_proxy.header.{name}}}"] for name in IDENTITY_HEADERS[:2]}
+    ask = {"handler": "reverse_proxy", "upstreams": [{"dial": auth.dial}],
+           "rewrite": {"method": "GET", "uri": auth.uri},
+           "headers": {"request": {"set": {
+               "X-Forwarded-Method": ["{http.request.method}"],
+               "X-Forwarded-Uri": ["{http.request.uri}"]}}},
+           "handle_response": [{"match": {"status_code": [2]}, "routes": [{"handle": [
+               {"handler": "headers", "request": {"set": copy}}]}]}]}
+    strip = {"handler": "headers", "request": {"replace": {"Cookie": [
+        {"search_regexp": f"(^|;\\s*){auth.cookie}=[^;]*", "replace": ""}]}}}
+    return [{"handle": [{"handler": "headers", "request": {"delete": list(IDENTITY_HEADERS)}}]},
+            {"handle": [ask]}, {"handle": [strip]}]
+
+
 def _route(route: Route) -> dict[str, Any]:
     if route.upstream is None:
         handler = _static(503, page(route.title, route.page or "This app is not available."))
+        if route.auth is None:
+            return {"@id": f"stackhub-{route.id}", "match": [{"host": list(route.hosts)}],
+                    "handle": [handler], "terminal": True}
         return {"@id": f"stackhub-{route.id}", "match": [{"host": list(route.hosts)}],
-                "handle": [handler], "terminal": True}
+                "handle": [{"handler": "subroute", "routes": [*_guard(route.auth),
+                                                              {"handle": [handler]}]}],
+                "terminal": True}
     proxy: dict[str, Any] = {"handler": "reverse_proxy", "upstreams": [{"dial": route.upstream}]}
     if route.tls:
         proxy["transport"] = {"protocol": "http", "tls": {"insecure_skip_verify": True}}
@@ -123,6 +168,11 @@ def _route(route: Route) -> dict[str, Any]:
         steps.insert(0, {"match": [{"path": ["/"]}], "terminal": True, "handle": [{
             "handler": "static_response", "status_code": 302,
             "headers": {"Location": [route.path]}}]})
+    if route.auth is not None:
+        steps = [*_guard(route.auth), *steps]
+    else:  # an app that trusted them while protected must not be fooled once it is not
+        steps.insert(0, {"handle": [{"handler": "headers",
+                                     "request": {"delete": list(IDENTITY_HEADERS)}}]})
     return {"@id": f"stackhub-{route.id}", "match": [{"host": list(route.hosts)}],
             "handle": [{"handler": "subroute", "routes": steps}], "terminal": True}
 
@@ -173,6 +223,13 @@ def caddy_binary() -> str | None:
     return os.environ.get("STACKHUB_CADDY_BIN") or shutil.which("caddy")
 
 
+LOAD_ATTEMPTS = 3
+
+
+class _NoAnswer(GatewayUnavailable):
+    """The admin socket closed the connection (or refused it) without an answer."""
+
+
 class CaddyAdmin:
     """A client of Caddy's admin API on a unix socket."""
 
@@ -187,13 +244,15 @@ class CaddyAdmin:
                                  timeout=timeout)
 
     async def _call(self, method: str, path: str, *, body: object = None,
-                    timeout: float = 10.0) -> httpx.Response:
+                    timeout: float = 10.0, answered: bool = False) -> httpx.Response:
         try:
             async with self._client(timeout) as client:
                 answer = await client.request(method, path, json=body)
         except httpx.HTTPError as err:
-            raise GatewayUnavailable(f"the gateway (Caddy) does not answer on {self.socket}: "
-                                     f"{err or type(err).__name__}") from err
+            kind = _NoAnswer if answered and not isinstance(err, httpx.TimeoutException) \
+                else GatewayUnavailable
+            raise kind(f"the gateway (Caddy) does not answer on {self.socket}: "
+                       f"{err or type(err).__name__}") from err
         if answer.status_code >= 400:
             try:
                 message = str(answer.json().get("error", answer.text))
@@ -217,8 +276,21 @@ class CaddyAdmin:
         return answer.text.strip() not in ("", "null")
 
     async def load(self, config: dict[str, Any]) -> None:
-        """Replace Caddy's whole config (one graceful reload)."""
-        await self._call("POST", "/load", body=config, timeout=LOAD_TIMEOUT)
+        """Replace Caddy's whole config (one graceful reload).
+
+        Every load makes Caddy replace its admin server (the old one shuts down in the
+        background), so a request arriving in between may find its connection closed: a load
+        that never got an answer is sent again (it is idempotent: the whole config).
+        """
+        for attempt in range(LOAD_ATTEMPTS):
+            try:
+                await self._call("POST", "/load", body=config, timeout=LOAD_TIMEOUT,
+                                 answered=True)
+                return
+            except _NoAnswer as err:
+                if attempt == LOAD_ATTEMPTS - 1:
+                    raise GatewayUnavailable(err.message) from err
+                await asyncio.sleep(0.2 * (attempt + 1))
 
     async def ca_root(self) -> str:
         """Return the PEM root certificate of Caddy's internal CA."""

@@ -12,6 +12,7 @@ from typing import Any, Protocol, runtime_checkable
 import docker
 import docker.errors
 import requests.exceptions
+from docker.utils import kwargs_from_env
 from pydantic import BaseModel, ConfigDict, Field
 
 from stackhub import labels
@@ -53,6 +54,8 @@ class PullProgress(BaseModel):
     layers_total: int
 
 
+PROBE_API = "1.24"
+"""The API version of the engine probe's client: fixed, so making it asks the engine nothing."""
 _HEALTH = re.compile(r"\((healthy|unhealthy|health: starting)\)")
 
 
@@ -312,6 +315,7 @@ class Engine(InventoryEngine, Protocol):
     """The engine operations StackHub uses: its own objects, plus the whole inventory."""
 
     def ping(self) -> str: ...
+    def probe(self, timeout: float) -> None: ...
     def image_present(self, ref: str) -> bool: ...
     def pull(self, ref: str, report: Callable[[PullProgress], None]) -> None: ...
     def containers(self, *, managed_only: bool = True) -> list[ContainerInfo]: ...
@@ -391,7 +395,10 @@ class DockerEngine:
         if install:
             self._managed.append(f"{labels.INSTALL}={install}")
         self._client: docker.DockerClient | None = None
+        self._probe: docker.APIClient | None = None
+        self._probe_timeout = 0.0
         self._lock = threading.Lock()
+        self._probe_lock = threading.Lock()  # not _lock: version negotiation may hold that
 
     def _api(self) -> Any:
         with self._lock:
@@ -420,6 +427,9 @@ class DockerEngine:
             self._client = None
             raise EngineUnavailable("lost the connection to the Docker engine; is dockerd "
                                     "running?") from err
+        except requests.exceptions.Timeout as err:  # a hung (e.g. SIGSTOPped) dockerd
+            raise EngineUnavailable("the Docker engine does not answer; is dockerd hung?") \
+                from err
         except docker.errors.APIError as err:
             raise EngineError(f"the engine refused: {_short(err)}") from err
         except docker.errors.DockerException as err:
@@ -431,6 +441,37 @@ class DockerEngine:
         api = self._api()
         self._call(api.ping)
         return str(api.api_version)
+
+    def probe(self, timeout: float) -> None:
+        """Ask the engine's ``/_ping`` with a short timeout; raise EngineUnavailable if no answer.
+
+        Uses a client of its own with a fixed API version (no version negotiation, which would
+        wait the long timeout) and without the shared client's lock, so a hung engine is told
+        apart within `timeout` while long operations keep their own long timeout.
+        """
+        with self._probe_lock:
+            if self._probe is None or self._probe_timeout != timeout:
+                kwargs: dict[str, Any] = ({"base_url": self._base_url} if self._base_url
+                                          else dict(kwargs_from_env()))
+                make: Any = docker.APIClient  # its stub wants an int timeout; requests takes floats
+                try:
+                    self._probe = make(version=PROBE_API, timeout=timeout, **kwargs)
+                    self._probe_timeout = timeout
+                except docker.errors.DockerException as err:
+                    raise EngineUnavailable(
+                        "the Docker engine is not reachable; is dockerd running? "
+                        f"({_short(err)})") from err
+                self._probe.headers["Connection"] = "close"
+            client = self._probe
+        try:
+            client.ping()
+        except requests.exceptions.Timeout as err:
+            raise EngineUnavailable(f"the Docker engine does not answer (no reply to a ping "
+                                    f"within {timeout:g} s); is dockerd hung?") from err
+        except (requests.exceptions.RequestException, ConnectionError,
+                docker.errors.DockerException) as err:
+            raise EngineUnavailable("the Docker engine is not reachable; is dockerd running? "
+                                    f"({_short(err)})") from err
 
     def info(self) -> EngineInfo:
         """Return the engine's version, storage driver, cgroup version and root folder."""
@@ -590,6 +631,13 @@ class DockerEngine:
         """List every network of the engine."""
         api = self._api()
         return [NetworkRecord.from_api(raw) for raw in self._call(api.networks)]
+
+    def volume_sizes(self) -> dict[str, int]:
+        """Map volume names to their size in bytes (the engine's disk usage; -1 unknown)."""
+        api = self._api()
+        raw = self._call(api.df) or {}
+        return {str(v["Name"]): int((v.get("UsageData") or {}).get("Size", -1))
+                for v in raw.get("Volumes") or [] if v.get("Name")}
 
 def _short(err: Exception) -> str:
     text = getattr(err, "explanation", None) or str(err)

@@ -72,6 +72,7 @@ class FakeEngine:
     def __init__(self) -> None:
         """Start with no images, containers, networks or volumes, and the engine up."""
         self.available = True
+        self.hung = False  # probe() times out (a SIGSTOPped dockerd)
         self.images: set[str] = set()
         self.pullable: dict[str, list[float]] = {}
         self.pull_failures: dict[str, StackHubError] = {}
@@ -164,6 +165,14 @@ class FakeEngine:
         """Return a fake API version."""
         self._check("ping")
         return "1.45"
+
+    def probe(self, timeout: float) -> None:
+        """Answer like ping, unrecorded (the status cache probes often); `hung` never answers."""
+        if self.hung:
+            time.sleep(timeout)
+            raise EngineUnavailable("the Docker engine does not answer; is dockerd hung?")
+        if not self.available:
+            raise EngineUnavailable("the Docker engine is not reachable; is dockerd running?")
 
     def image_present(self, ref: str) -> bool:
         """Tell whether `ref` is in the image set."""

@@ -110,6 +110,16 @@ class RestoreStats(_Record):
     bytes: int
 
 
+class ForgetPlan(_Record):
+    """What a retention policy keeps and removes (`forget --dry-run --json`, one group)."""
+
+    keep: list[Snapshot] = Field(default_factory=list)
+    remove: list[Snapshot] = Field(default_factory=list)
+
+
+KEEP_FLAGS = ("last", "hourly", "daily", "weekly", "monthly", "yearly")
+
+
 @dataclass(frozen=True)
 class Repository:
     """How to reach one repository: URL, password file, environment (S3 keys), options."""
@@ -147,6 +157,8 @@ class Restic(Protocol):
     async def restore(self, repo: Repository, snapshot: str, target: Path) -> None: ...
     async def check(self, repo: Repository, *, read_data_subset: str | None = None) -> str: ...
     async def forget(self, repo: Repository, snapshot_ids: list[str]) -> None: ...
+    async def forget_plan(self, repo: Repository, *, tags: list[str], host: str,
+                          keep: Mapping[str, int]) -> ForgetPlan: ...
 
 
 def translate(stderr: str, repo: Repository, action: str) -> StackHubError:
@@ -387,6 +399,39 @@ class ResticCli:
         if not ids:
             return
         await self._run(repo, ["forget", "--prune", "--", *ids], action="forgetting snapshots")
+
+    async def forget_plan(self, repo: Repository, *, tags: list[str], host: str,
+                          keep: Mapping[str, int]) -> ForgetPlan:
+        """Ask restic what a policy would keep and remove, changing nothing (`--dry-run`).
+
+        Only snapshots with every one of `tags` and `host` are considered, as one group. The
+        policy is `--keep-<key> N` flags with N > 0 for keys of KEEP_FLAGS only (never
+        `--keep-tag`, which deletes everything on a typo in restic 0.14); an empty policy is
+        refused, since restic would then remove every snapshot of the group.
+        """
+        flags: list[str] = []
+        for key, count in keep.items():
+            if key not in KEEP_FLAGS or not isinstance(count, int) or count < 0:
+                raise Invalid(f"retention: {key}={count!r} is not a keep-last/hourly/daily/"
+                              "weekly/monthly/yearly count")
+            if count:
+                flags += [f"--keep-{key}", str(count)]
+        if not flags:
+            raise Invalid("retention keeps nothing: give at least one keep count above 0")
+        if not tags or any("," in t or t.startswith("-") or not t for t in tags):
+            raise Invalid(f"retention needs plain tags to select snapshots, not {tags!r}")
+        out = await self._run(repo, ["forget", "--dry-run", "--json", "--group-by", "",
+                                     "--host", host, "--tag", ",".join(tags), *flags],
+                              action="planning the retention", timeout=600)
+        try:
+            groups = [ForgetPlan.model_validate(
+                {k: v or [] for k, v in g.items() if k in ("keep", "remove")})
+                for g in _json_list(out, "forget")]
+        except (ValidationError, AttributeError) as err:
+            raise RepositoryError(f"restic answered the retention plan unreadably: {err}") \
+                from err
+        return ForgetPlan(keep=[s for g in groups for s in g.keep],
+                          remove=[s for g in groups for s in g.remove])
 
 
 def _ref(snapshot: str) -> str:

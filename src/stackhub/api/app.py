@@ -15,17 +15,23 @@ from stackhub import __doc__ as product
 from stackhub.api import errors, security, web, ws
 from stackhub.api.deps import PUBLIC_ROUTES, ServicesDep, authorize
 from stackhub.api.limits import BodyLimit
+from stackhub.apps import docker_run_views, kept_views, settings_views
 from stackhub.apps import views as apps_views
 from stackhub.auth import admin_views as auth_admin_views
 from stackhub.auth import views as auth_views
 from stackhub.backup import views as backup_views
+from stackhub.backup.scheduler import BackupScheduler
 from stackhub.catalog import schedule as catalog_schedule
 from stackhub.catalog import views as catalog_views
 from stackhub.config import Paths
 from stackhub.errors import StackHubError
 from stackhub.proxy import views as proxy_views
 from stackhub.services import Services, build
+from stackhub.system import engine_views
 from stackhub.system import views as system_views
+from stackhub.tools import files_views, terminals_views
+from stackhub.updates import views as updates_views
+from stackhub.updates.service import start_checks, stop_checks
 
 log = logging.getLogger("stackhub")
 PUBLIC_PATHS = {path for _, path in PUBLIC_ROUTES}
@@ -75,11 +81,16 @@ def create_app(paths: Paths, *, services: Services | None = None,
         await svc.status.start()
         store_sync = catalog_schedule.start(svc.catalog)
         await svc.proxy.start()  # the gateway, if enabled (docs/architecture.md, "Gateway")
+        backup_rounds = BackupScheduler(svc.backups).start()  # scheduled backups and checks
+        update_checks = start_checks(svc.updates)  # daily by default (docs: "updates")
         try:
             yield
         finally:
+            await stop_checks(update_checks)
+            await BackupScheduler.stop(backup_rounds)
             await svc.proxy.stop()
             await catalog_schedule.stop(store_sync)
+            await svc.flows.close()  # a reconciliation still waiting for the engine
             await svc.status.stop()
             await svc.runner.shutdown()
 
@@ -91,6 +102,7 @@ def create_app(paths: Paths, *, services: Services | None = None,
     app.include_router(public)
     app.include_router(auth_views.public_router, responses=errors.documented(413, 422, 429))
     app.include_router(ws.router)
+    app.include_router(terminals_views.sockets)
     app.include_router(proxy_views.public)
     api = APIRouter(prefix="/api", dependencies=[Depends(authorize)],
                     responses=errors.documented(401, 403, 413, 422))
@@ -98,10 +110,17 @@ def create_app(paths: Paths, *, services: Services | None = None,
     api.include_router(auth_views.tokens_router)
     api.include_router(auth_admin_views.router)
     api.include_router(apps_views.router)
+    api.include_router(docker_run_views.router)
+    api.include_router(kept_views.router)
     api.include_router(catalog_views.router)
     api.include_router(system_views.router)
     api.include_router(proxy_views.router)
     api.include_router(backup_views.router)
+    api.include_router(settings_views.router)
+    api.include_router(updates_views.router)
+    api.include_router(terminals_views.router)
+    api.include_router(files_views.router)
+    api.include_router(engine_views.router)
 
     @api.get("/openapi.json", include_in_schema=False)
     async def openapi_document(request: Request) -> JSONResponse:

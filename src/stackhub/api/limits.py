@@ -11,6 +11,8 @@ from stackhub.api.errors import body
 
 DEFAULT_LIMIT = 1024 * 1024
 LARGE_LIMITS = {"/api/instances": 4 * 1024 * 1024, "/api/plans": 4 * 1024 * 1024}
+STREAMED_SUFFIX = "/files/upload"  # file manager uploads: the route enforces its own cap
+STREAMED_LIMIT = 2 ** 62
 
 
 class BodyLimit:
@@ -25,6 +27,8 @@ class BodyLimit:
 
     def limit_for(self, path: str) -> int:
         """Return the body limit of a path."""
+        if path.startswith("/api/") and path.endswith(STREAMED_SUFFIX):
+            return STREAMED_LIMIT
         return self.large.get(path.rstrip("/"), self.default)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

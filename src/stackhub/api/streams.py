@@ -14,7 +14,7 @@ from typing import Any
 
 from fastapi import Request
 
-from stackhub.api.deps import authenticate_request, authorize
+from stackhub.api.deps import authenticate_request, check_policy
 from stackhub.api.sockets import RECHECK_EVERY  # one interval for sockets and streams
 from stackhub.errors import StackHubError
 from stackhub.services import Services
@@ -28,7 +28,7 @@ def credential_check(request: Request, services: Services) -> Callable[[], bool]
     def check() -> bool:
         try:
             principal = authenticate_request(request, services)
-            return principal is not None and authorize(request, principal) is not None
+            return principal is not None and check_policy(request, principal) is not None
         except StackHubError:
             return False
 

@@ -19,13 +19,22 @@ from typing import Any
 from stackhub import faults, fsutil, labels, yamlsafe
 from stackhub.adapters.compose import COMPOSE_FILE, Compose
 from stackhub.adapters.engine import Engine, PullProgress
+from stackhub.apps.kept import KeptData
 from stackhub.apps.models import InstanceStatus
 from stackhub.apps.readiness import Wait, assess, one_shot_services
-from stackhub.apps.status import StatusCache, derive
+from stackhub.apps.status import PROBE_TIMEOUT, StatusCache, derive
 from stackhub.apps.subnets import SubnetAllocator
 from stackhub.config import Paths
-from stackhub.errors import EngineError, StackHubError
-from stackhub.operations.runner import OperationKind, Outcome, Run, Runner, register
+from stackhub.errors import EngineError, EngineUnavailable, StackHubError
+from stackhub.operations.models import OperationRead
+from stackhub.operations.runner import (
+    OperationKind,
+    Outcome,
+    Run,
+    Runner,
+    kind_of,
+    register,
+)
 from stackhub.state.instances import Records
 
 log = logging.getLogger(__name__)
@@ -54,15 +63,17 @@ class Flows:
 
     def __init__(self, *, paths: Paths, records: Records, engine: Engine, compose: Compose,
                  runner: Runner, status: StatusCache,
-                 subnets: SubnetAllocator | None = None) -> None:
+                 subnets: SubnetAllocator | None = None, kept: KeptData | None = None) -> None:
         """Keep the collaborators every flow needs."""
         self.subnets = subnets
+        self.kept = kept
         self.paths = paths
         self.records = records
         self.engine = engine
         self.compose = compose
         self.runner = runner
         self.status = status
+        self.reconciling: asyncio.Task[None] | None = None
 
     async def _pull(self, run: Run, images: list[str]) -> None:
         missing = [i for i in images if not await asyncio.to_thread(self.engine.image_present, i)]
@@ -80,7 +91,7 @@ class Flows:
 
             await asyncio.to_thread(self.engine.pull, image, report)
             run.step("pull", 60.0 * (index + 1) / len(missing))
-            faults.checkpoint("pulled")
+            await faults.checkpoint("pulled")
 
     @staticmethod
     def _project(folder: Path) -> dict[str, Any]:
@@ -180,16 +191,35 @@ class Flows:
         compose = self._project(folder)
         await self._pull(run, self._project_images(compose))
         run.step("start", 60.0, engine=True)
-        await self._up(run.op.instance, folder)
-        run.step("wait", 80.0, engine=True)
-        await self._wait_ready(run, one_shot_services(compose))
-        faults.checkpoint("before-record")
-        run.step("verify", 95.0, engine=True)
-        await asyncio.to_thread(self.status.refresh)
-        state = derive(InstanceStatus.RUNNING, self.status.containers(run.op.instance))
-        if state not in (InstanceStatus.RUNNING, InstanceStatus.STARTING):
-            raise EngineError(f"the app's containers are {state.value} after start")
+        try:
+            await self._up(run.op.instance, folder)
+            run.step("wait", 80.0, engine=True)
+            await self._wait_ready(run, one_shot_services(compose))
+            await faults.checkpoint("before-record")
+            run.step("verify", 95.0, engine=True)
+            await asyncio.to_thread(self.status.refresh)
+            state = derive(InstanceStatus.RUNNING, self.status.containers(run.op.instance))
+            if state not in (InstanceStatus.RUNNING, InstanceStatus.STARTING):
+                raise EngineError(f"the app's containers are {state.value} after start")
+        except StackHubError as err:
+            await self._halt(run.op.instance, folder, err)
+            raise
         return InstanceStatus.RUNNING
+
+    async def _halt(self, instance: str, folder: Path, err: StackHubError) -> None:
+        """Stop the containers of a failed install (data and containers kept, logs readable).
+
+        With ``restart: unless-stopped`` a crashing container would otherwise restart for ever
+        (and again after every reboot). Not when the engine went away: that install ends
+        interrupted and `retry` converges.
+        """
+        if isinstance(err, EngineUnavailable) or self.status.engine_down:
+            return
+        try:
+            await self.compose.lifecycle("stop", labels.project_name(instance), folder)
+        except StackHubError as stop_err:
+            log.warning("%s: could not stop the containers of the failed install: %s",
+                        instance, stop_err.message)
 
     def undo_install(self, created: list[Path]) -> Callable[[Run, StackHubError], bool]:
         """Return the undo of a fresh install: if it never reached the engine, nothing is left.
@@ -215,12 +245,15 @@ class Flows:
         has_files = (folder / COMPOSE_FILE).is_file()
         await self.compose.down(labels.project_name(name), folder if has_files else None,
                                 volumes=purge)
-        faults.checkpoint("removed-containers")
+        await faults.checkpoint("removed-containers")
         run.step("cleanup", 80.0, engine=True)
         if purge:
             for root, target in ((self.paths.instances, folder),
                                  (self.paths.appdata, self.paths.instance_data(name))):
                 fsutil.remove_tree_inside(target, root)
+        record = self.records.find(name)
+        if not purge and record is not None and self.kept is not None:
+            self.kept.remember(name, record.app_ref, record.version)
         self.records.delete(name)
         await asyncio.to_thread(self.status.refresh)
         return None
@@ -228,7 +261,7 @@ class Flows:
     async def lifecycle(self, run: Run, verb: str) -> Outcome:
         """Start, stop or restart an instance's containers; a failed install stays failed."""
         run.step(verb, 10.0, engine=True)
-        faults.checkpoint(f"before-{verb}")
+        await faults.checkpoint(f"before-{verb}")
         await self.compose.lifecycle(verb, labels.project_name(run.op.instance),
                                      self.paths.instance_dir(run.op.instance))
         await asyncio.to_thread(self.status.refresh)
@@ -238,25 +271,60 @@ class Flows:
         return InstanceStatus.STOPPED if verb == "stop" else InstanceStatus.RUNNING
 
     async def recover(self) -> dict[str, list[str]]:
-        """After a restart: close interrupted operations and remove engine orphans."""
+        """After a restart: close interrupted operations and remove engine orphans.
+
+        The journal half runs at once. The engine half (after-crash hooks of kinds that need
+        the engine, orphans, the status cache) needs the engine: when it does not answer yet
+        (StackHub started first at boot, or it hangs) that half runs in the background as soon
+        as the status cache sees the engine answer (`reconciling` is that task).
+        """
         closed = self.runner.recover(lambda name: self.records.find(name) is not None)
-        await self.runner.resume(closed)
+        later = [op for op in closed if kind_of(op.kind).engine]
+        await self.runner.resume([op for op in closed if op not in later])
         report: dict[str, list[str]] = {"interrupted": [op.instance for op in closed],
                                         "orphans": []}
-        known = {r.name for r in self.records.all()}
         try:
-            containers = await asyncio.to_thread(self.engine.containers)
-            networks = await asyncio.to_thread(self.engine.managed_networks)
-            volumes = await asyncio.to_thread(self.engine.managed_volumes)
+            await asyncio.to_thread(self.engine.probe, PROBE_TIMEOUT * 2)
+        except StackHubError as err:
+            log.warning("cannot reconcile with the engine now (%s); will once it answers",
+                        err.message)
+            self.reconciling = asyncio.create_task(self._reconcile_later(later))
+            return report
+        await self.runner.resume(later)
+        try:
+            report["orphans"] = await self._reconcile()
         except StackHubError as err:
             log.warning("cannot reconcile with the engine now: %s", err.message)
-            return report
+        return report
+
+    async def _reconcile_later(self, later: list[OperationRead]) -> None:
+        """Wait until the status cache sees the engine answer, then run the engine half."""
+        while True:
+            while not self.status.engine_ok:
+                await asyncio.sleep(0.1)
+            try:
+                await self.runner.resume(later)
+                later = []
+                orphans = await self._reconcile()
+            except StackHubError as err:  # gone again meanwhile
+                log.warning("cannot reconcile with the engine yet: %s", err.message)
+                await asyncio.sleep(1.0)
+                continue
+            log.warning("the engine answers: reconciled (orphans removed: %s)", orphans or "none")
+            return
+
+    async def _reconcile(self) -> list[str]:
+        """Remove engine objects of this installation whose instance has no record; refresh."""
+        containers = await asyncio.to_thread(self.engine.containers)
+        networks = await asyncio.to_thread(self.engine.managed_networks)
+        volumes = await asyncio.to_thread(self.engine.managed_volumes)
+        # records are read after listing: an install writes its record before its containers
+        known = {r.name for r in self.records.all()}
         orphans = {c.instance for c in containers if c.instance and c.instance not in known}
         orphans |= {i for _, i in networks if i and i not in known}
         for container in containers:
             if container.instance in orphans:
                 await asyncio.to_thread(self.engine.remove_container, container.id, force=True)
-        report["orphans"] = sorted(orphans)
         journaled = self.runner.journal.instances_journaled()
         for volume, instance in volumes:
             if instance and instance not in known and instance in journaled:
@@ -267,7 +335,14 @@ class Flows:
                 with contextlib.suppress(StackHubError):  # often gone with compose down
                     await asyncio.to_thread(self.engine.remove_network, network)
         await asyncio.to_thread(self.status.refresh)
-        return report
+        return sorted(orphans)
+
+    async def close(self) -> None:
+        """Stop a reconciliation still waiting for the engine (at shutdown)."""
+        if self.reconciling is not None and not self.reconciling.done():
+            self.reconciling.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.reconciling
 
     def save_values(self, instance: str, values: dict[str, str]) -> None:
         """Keep parameter values beside the project so a reinstall reuses secrets."""

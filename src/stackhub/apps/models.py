@@ -105,6 +105,8 @@ class PlanRead(BaseModel):
     env_file: str
     values: dict[str, str] = Field(description="Parameter values; secrets included only here, "
                                    "at creation.")
+    reuses_data: bool = Field(default=False, description="Data kept from an earlier install "
+                              "under this name (appdata/<name>/) will be reused.")
     subnets: dict[str, list[str]] = Field(
         default_factory=dict, description="The IPv4 subnet(s) of each network the project "
         "creates, by network name (`default` included): chosen by StackHub from its pool, or "
@@ -167,7 +169,11 @@ class InstanceRead(BaseModel):
                                             "containers; while the engine is unreachable, the "
                                             "last ones seen, with state \"unknown\".")
     error: str | None = None
-    update_available: str | None = None
+    update_available: str | None = Field(default=None, description="The newer version found "
+                                         "(a label; null when none is known)")
+    latest_version: str | None = Field(default=None, description="The version an update "
+                                       "would install (the same one for a digest update)")
+    update_kind: str | None = Field(default=None, description="version or digest")
     created_at: str
     updated_at: str
 
@@ -182,3 +188,38 @@ class LogQuery(BaseModel):
 def json_dict(value: Any) -> dict[str, Any]:
     """Coerce a decoded JSON value to a dict."""
     return value if isinstance(value, dict) else {}
+
+
+class DockerRunRequest(BaseModel):
+    """A pasted `docker run` command to turn into a compose file."""
+
+    command: str = Field(min_length=1, max_length=16 * 1024, description="One `docker run` "
+                         "command line as a shell would read it; nothing is executed.")
+
+
+class DockerRunRead(BaseModel):
+    """The compose file equivalent to a `docker run` command, to review and install."""
+
+    compose: str = Field(description="The compose file (YAML), ready for a compose source.")
+    name: str = Field(description="A suggested instance name.")
+    notes: list[str] = Field(description="What was left out or needs attention.")
+
+
+class KeptDataRead(BaseModel):
+    """Data an instance left when it was removed without purging, kept under its name."""
+
+    name: str = Field(description="The instance name; installing again under it reuses the "
+                      "data.")
+    app: str | None = Field(default=None, description="The app it belonged to (store/app), "
+                            "if StackHub removed it.")
+    version: str | None = None
+    removed_at: str | None = None
+    modified_at: str | None = Field(default=None, description="When the data folder last "
+                                    "changed.")
+    size: int = Field(description="Bytes on disk in the data folder (named volumes not "
+                      "counted).")
+    size_complete: bool = Field(default=True, description="False when the folder was too "
+                                "large to count in full: `size` is then a floor.")
+    folder: bool = Field(description="Whether appdata/<name>/ exists.")
+    volumes: list[str] = Field(default_factory=list, description="Named volumes of the "
+                               "removed project.")

@@ -49,6 +49,7 @@ class Plan:
     digest: str
     secrets: set[str] = field(default_factory=set)
     subnets: Subnets = field(default_factory=dict)
+    reuses_data: bool = False
 
     @property
     def images(self) -> list[str]:
@@ -80,7 +81,8 @@ class Plan:
                         risks=self.risks, digest=self.digest,
                         notes=self.app.notes + self.rendered.notes, problems=self.app.problems,
                         compose_file=self.compose_text(), env_file=self.env_text(),
-                        values=self.values, subnets=self.subnets)
+                        values=self.values, subnets=self.subnets,
+                        reuses_data=self.reuses_data)
 
     def write(self, folder: Path) -> None:
         """Write the project files (compose file and 0600 env file) into `folder`."""
@@ -247,7 +249,8 @@ class Planner:
         subnets = self._subnets(instance, rendered, hold=hold)  # last: nothing raises after
         return Plan(app=app, instance=instance, values=values, rendered=rendered,
                     resolved=resolved, ports=ports, risks=risks, digest=digest,
-                    secrets=secret_names, subnets=subnets)
+                    secrets=secret_names, subnets=subnets,
+                    reuses_data=not replacing and data_dir.is_dir())
 
     def keep_subnets(self, conn: sqlite3.Connection, plan: Plan) -> None:
         """Store a held plan's subnets in its install's transaction (the instance row's)."""

@@ -11,7 +11,7 @@ from stackhub import labels
 from stackhub.apps.readiness import one_shot_services
 from stackhub.catalog.models import AppDefinition
 from stackhub.errors import Invalid
-from stackhub.platform import RESERVED_PREFIXES, substitute
+from stackhub.platform import DATA_DIR_PREFIX, RESERVED_PREFIXES, data_file, env_files, substitute
 
 
 @dataclass
@@ -50,6 +50,23 @@ def _bind_source(source: str, data_dir: Path, service: str, *, long_form: bool =
             raise Invalid(f"service {service}: bind source {source!r} leaves the data directory")
         return str(data_dir.joinpath(*parts)) if parts else str(data_dir)
     return source
+
+
+def _map_env_files(service: str, value: object) -> list[dict[str, object]]:
+    """Keep env files of the instance's data folder, read when present (see the docstring).
+
+    Compose refuses a missing required env file even in ``compose config``, which the planner
+    runs before the data folder exists; the files are written into it at install, before
+    ``up``, so they are marked optional rather than left out.
+    """
+    mapped: list[dict[str, object]] = []
+    for path, _ in env_files({"env_file": value}):
+        if data_file(path) is None:
+            raise Invalid(f"service {service}: env_file {path!r} must be a file of the app's "
+                          f"data folder ({DATA_DIR_PREFIX}...); put other values in "
+                          "'environment' or in parameters")
+        mapped.append({"path": path, "required": False})
+    return mapped
 
 
 def _map_volumes(service: str, volumes: object, data_dir: Path) -> list[Any]:
@@ -111,8 +128,7 @@ def render(app: AppDefinition, *, instance: str, values: dict[str, str],
         if "build" in service:
             raise Invalid(f"service {name} uses 'build'; StackHub installs prebuilt images only")
         if "env_file" in service:
-            raise Invalid(f"service {name} uses 'env_file'; put the values in 'environment' or "
-                          "in parameters instead")
+            service["env_file"] = _map_env_files(name, service["env_file"])
         extends = service.get("extends")
         if isinstance(extends, dict) and "file" in extends:
             raise Invalid(f"service {name} extends another file; StackHub needs one file")

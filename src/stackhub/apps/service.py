@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from pydantic import ValidationError
 
-from stackhub import fsutil, labels
-from stackhub.adapters.compose import Compose
+from stackhub import faults, fsutil, labels, yamlsafe
+from stackhub.adapters.compose import COMPOSE_FILE, Compose
+from stackhub.apps import risk
 from stackhub.apps.flows import INSTALL, LIFECYCLE, REMOVE, Flows
 from stackhub.apps.models import (
     Accepted,
+    ComposeSource,
     ContainerRead,
     InstallRequest,
     InstanceRead,
@@ -22,9 +25,12 @@ from stackhub.apps.models import (
     PlanRead,
     PlanRequest,
 )
-from stackhub.apps.planner import Planner, entry_urls
+from stackhub.apps.planner import Plan, Planner, entry_urls
+from stackhub.apps.risk import Risk
+from stackhub.apps.settings import InstanceSettings
 from stackhub.apps.settings_view import parameter_labels, service_settings
 from stackhub.apps.status import ENGINE_UNREACHABLE, StatusCache, derive
+from stackhub.apps.subnets import project_networks
 from stackhub.catalog.models import AppDefinition, WebEntry
 from stackhub.config import Paths
 from stackhub.errors import Conflict, Invalid, RiskNotAccepted
@@ -50,15 +56,92 @@ class AppsService:
         self.compose = compose
         self.status = status
         self.public_host = public_host
+        self.settings: InstanceSettings  # set by services.build (settings after install)
 
     async def refresh(self) -> None:
         """Reload every instance's containers from the engine (after work done outside apps)."""
         await asyncio.to_thread(self.status.refresh)
 
+    async def up(self, name: str, *, adopt: bool = False) -> None:
+        """Compose up an instance's project; a subnet another network took first is moved.
+
+        For work done outside apps on an instance's files (a restore). `adopt`: the instance
+        has no subnet rows (its record came back from a backup), so the subnets its compose
+        file names become its own first (and can then be moved if taken meanwhile).
+        """
+        folder = self.paths.instance_dir(name)
+        allocator = self.planner.subnets
+        if adopt and allocator is not None and not allocator.stored(name):
+            compose = yamlsafe.load_mapping((folder / COMPOSE_FILE).read_bytes(),
+                                            what="instance compose file")
+            found: dict[str, list[str]] = {}
+            for network, spec in project_networks(compose).items():
+                config = (spec.get("ipam") or {}).get("config") or []
+                nets = [str(c["subnet"]) for c in config if isinstance(c, dict) and
+                        c.get("subnet")]
+                if nets:
+                    found[network] = nets
+            if found:
+                with self.records.db.transaction() as conn:
+                    allocator.commit(conn, name, found)
+        await self.flows._up(name, folder)  # the same domain
+
     async def container_states(self, name: str) -> list[str]:
         """Return the engine states of an instance's containers, freshly read."""
         await self.refresh()
         return [c.state for c in self.status.containers(name)]
+
+    async def analyse(self, name: str, folder: Path,
+                      secrets: list[str]) -> tuple[list[Risk], str]:
+        """Return the risky options and consent digest of project files in `folder`.
+
+        The project is resolved by `compose config` and judged as instance `name`'s (its
+        appdata folder allowed); used by restores, whose compose file comes from a snapshot.
+        """
+        resolved = await self.compose.config(labels.project_name(name), folder)
+        risks = risk.analyse(resolved, allowed_roots=[str(self.paths.instance_data(name))],
+                             protected_roots=[str(self.paths.root)])
+        return risks, risk.digest(resolved, secrets)
+
+    async def plan_copy(self, name: str, definition: dict[str, object],
+                        values: dict[str, str]) -> tuple[Plan, InstanceRecord]:
+        """Plan a new instance `name` of a stored app definition (a restore as a new instance).
+
+        Values are kept (secrets included) except ports, which are picked anew; the plan holds
+        its subnets (`keep_subnets` in the journal transaction, or `release_plan`). Returns the
+        plan and the record to insert (status installing).
+        """
+        try:
+            app = AppDefinition.model_validate(definition)
+        except ValidationError as err:
+            raise Invalid(f"the stored app definition can no longer be read ({err})") from err
+        ports = {p.name for p in app.parameters if p.type == "port"}
+        kept = {k: v for k, v in values.items() if k not in ports}
+        request = PlanRequest(source=ComposeSource(compose=""), name=name)
+        plan = await self.planner.plan(request, kept=kept, hold=True, app=app)
+        record = InstanceRecord(
+            name=name, app_ref=app.ref, store=app.store, format=app.format, version=app.version,
+            revision=app.revision, status=InstanceStatus.INSTALLING, main_service=app.main.service
+            if app.main else None, main_port=app.main.port if app.main else None,
+            main_path=app.main.path if app.main else None, ports=plan.ports,
+            parameters=plan.values, secret_names=sorted(plan.secrets),
+            definition=app.model_dump(mode="json"), error=None, update_available=None,
+            created_at="", updated_at="")
+        return plan, record
+
+    def keep_subnets(self, conn: sqlite3.Connection, plan: Plan) -> None:
+        """Store a held plan's subnets in the journal transaction that inserts its record."""
+        self.planner.keep_subnets(conn, plan)
+
+    def release_plan(self, plan: Plan) -> None:
+        """Give back the subnets a plan holds when it will not be installed."""
+        if self.planner.subnets is not None and plan.subnets:
+            self.planner.subnets.release(plan.instance, plan.subnets)
+
+    def write_project(self, plan: Plan) -> None:
+        """Write a plan's project files and values into its instance folder."""
+        plan.write(self.paths.instance_dir(plan.instance))
+        self.flows.save_values(plan.instance, plan.values)
 
     async def plan(self, request: PlanRequest) -> PlanRead:
         """Render a plan without touching the engine's state."""
@@ -93,6 +176,7 @@ class AppsService:
             self.planner.keep_subnets(conn, plan)
 
         op = self.runner.begin(INSTALL, name, create=create)
+        await faults.checkpoint("journaled")  # tests: SIGKILL after the journal, before the files
 
         def write_files(_run: Run) -> None:
             try:
@@ -135,10 +219,24 @@ class AppsService:
         if record.status == InstanceStatus.INSTALLING or self.runner.busy(name):
             raise Conflict(f"instance {name!r} is being installed or changed; wait for that to "
                            "finish (or for it to fail) before removing it")
+        self._check_no_dependents(record)
         await self.runner.ensure_engine(REMOVE)
         op = self.runner.begin(REMOVE, name)
         self.runner.start(op, lambda run: self.flows.remove(run, purge=purge))
         return Accepted(operation=op, instance=name)
+
+    def _check_no_dependents(self, record: InstanceRecord) -> None:
+        """Refuse to remove the last instance of an app other instances need (naming them)."""
+        app_id = record.app_ref.rsplit("/", 1)[-1]
+        others = [r for r in self.records.all() if r.name != record.name]
+        if any(r.app_ref.rsplit("/", 1)[-1] == app_id for r in others):
+            return  # another instance of the same app still serves them
+        needing = sorted(r.name for r in others
+                         if app_id in (r.definition.get("dependencies") or []))
+        if needing:
+            raise Conflict(f"{', '.join(needing)} need {app_id!r} installed: remove "
+                           f"{'it' if len(needing) == 1 else 'them'} first",
+                           details={"dependents": needing})
 
     async def lifecycle(self, name: str, verb: str) -> InstanceRead:
         """Start, stop or restart an instance and return its new state."""
@@ -170,8 +268,20 @@ class AppsService:
                                       state=c.state if engine else "unknown",
                                       health=c.health if engine else None, image=c.image)
                         for c in containers],
-            error=record.error, update_available=record.update_available,
+            error=record.error, **{"update_available": record.update_available,
+                                   **self._update_of(record)},
             created_at=record.created_at, updated_at=record.updated_at)
+
+    def _update_of(self, record: InstanceRecord) -> dict[str, str | None]:
+        """The update known for an instance: a newer store version, else a new digest."""
+        if record.update_available:
+            return {"latest_version": record.update_available, "update_kind": "version"}
+        settings: InstanceSettings | None = getattr(self, "settings", None)
+        found = settings.revisions.digest_update(record.name) if settings else None
+        if found:
+            return {"latest_version": record.version, "update_kind": "digest",
+                    "update_available": f"{record.version} (new image)"}
+        return {"latest_version": None, "update_kind": None}
 
     def all(self) -> list[InstanceRead]:
         """Return every instance."""

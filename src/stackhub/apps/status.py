@@ -1,9 +1,12 @@
 """Keep a cache of instance containers, fed by the engine's event stream, and the engine's state.
 
 The engine is up once a container list succeeds, down as soon as a list or the event stream
-fails and an immediate re-list fails too; while down, instances read as ``unknown``, actions are
-refused before anything is journaled, and the cache re-lists with a backoff of at most
-`BACKOFF_MAX` seconds. Every change of the engine's state is published on the ``engine`` topic.
+fails and an immediate re-list fails too, or when two pings in a row get no answer within
+`PROBE_TIMEOUT` (a hung dockerd keeps its socket open: connections are accepted, never
+answered, and lists would wait the adapter's long timeout); while down, instances read as
+``unknown``, actions are refused before anything is journaled, and the cache re-lists with a
+backoff of at most `BACKOFF_MAX` seconds. Every change of the engine's state is published on
+the ``engine`` topic.
 """
 
 from __future__ import annotations
@@ -34,6 +37,12 @@ STREAM_RETRY = 0.05
 failing within a second backs off like a down engine)."""
 ENGINE_UNREACHABLE = "engine unreachable"
 """The status reason of an instance whose status is unknown because the engine is down."""
+PROBE_INTERVAL = 0.25
+"""Seconds between pings of the engine (``/_ping``, one cheap request each)."""
+PROBE_TIMEOUT = 0.5
+"""A ping unanswered this long is a miss; two misses in a row mark the engine down, so a hung
+engine is reported within PROBE_INTERVAL + 2 * PROBE_TIMEOUT (1.25 s). Operations keep the
+adapter's long timeout: only the status path is this impatient."""
 
 
 def _completed(container: ContainerInfo) -> bool:
@@ -84,6 +93,7 @@ class StatusCache:
         self._state_lock = threading.Lock()
         self._stop = threading.Event()
         self._task: asyncio.Task[None] | None = None
+        self._watchdog: threading.Thread | None = None
         self.refreshes = 0
 
     # -- the engine's state -----------------------------------------------------------------
@@ -109,8 +119,14 @@ class StatusCache:
                                              "cause": error})
 
     def verify(self) -> bool:
-        """Re-list now; return False if the engine does not answer (runs in a worker thread)."""
+        """Re-list now; return False if the engine does not answer (runs in a worker thread).
+
+        While the engine is known down it is pinged first (at most PROBE_TIMEOUT), so a request
+        made while it hangs fails at once rather than after the long list timeout.
+        """
         try:
+            if self.engine_down:
+                self.engine.probe(PROBE_TIMEOUT)
             self.refresh()
         except EngineUnavailable:
             return False
@@ -123,6 +139,7 @@ class StatusCache:
             changed = ok != self.engine_ok or (not ok and self.engine_error is None)
             if not changed:
                 return
+            first = self.engine_since is None  # the first list publishes every instance anyway
             self.engine_ok = ok
             self.engine_error = None if ok else (error or "unreachable")
             self.engine_since = time.time()
@@ -134,6 +151,9 @@ class StatusCache:
         else:
             log.warning("the Docker engine is unreachable: %s", error)
         self.bus.publish(Event("engine", "engine", "up" if ok else "down", state.model_dump()))
+        # every instance's status changes with it (unknown, or exact again), containers or not
+        for name in [] if first else list(self.by_instance):
+            self.bus.publish(Event("instance", name, "engine", state.model_dump()))
 
     # -- containers ---------------------------------------------------------------------------
     def containers(self, instance: str) -> list[ContainerInfo]:
@@ -162,8 +182,10 @@ class StatusCache:
                                    {"containers": [c.model_dump() for c in grouped.get(name, [])]}))
 
     async def start(self) -> None:
-        """Fill the cache and follow the engine's events in a background thread."""
+        """Fill the cache and follow the engine's events; ping it in a thread of its own."""
         self._task = asyncio.create_task(self._follow())
+        self._watchdog = threading.Thread(target=self._watch, name="engine-probe", daemon=True)
+        self._watchdog.start()
 
     async def stop(self) -> None:
         """Stop following the engine."""
@@ -195,6 +217,35 @@ class StatusCache:
                 log.warning("engine events unavailable: %s", err.message)
             quick = quick + 1 if time.monotonic() - began < 1.0 else 0
             delay = min(BACKOFF_MAX, STREAM_RETRY * 2 ** max(0, quick - 1))
+
+    def _miss(self) -> str | None:
+        """Ping twice if need be; return why the engine did not answer either, or None."""
+        error = None
+        for _ in range(2):
+            try:
+                self.engine.probe(PROBE_TIMEOUT)
+            except EngineUnavailable as err:
+                error = err.message
+            else:
+                return None
+            if self._stop.is_set():
+                return None
+        return error
+
+    def _watch(self) -> None:
+        """Ping the engine every PROBE_INTERVAL; mark it down on two misses, re-list when it
+        answers again after an outage (runs in its own thread until stopped)."""
+        while not self._stop.wait(PROBE_INTERVAL):
+            error = self._miss()
+            if self._stop.is_set():
+                return
+            if error is not None:
+                if not self.engine_down:
+                    self._mark(False, error)
+            elif self.engine_down:
+                # the event follower may still wait on a request the hung engine accepted
+                with contextlib.suppress(StackHubError):
+                    self.refresh()
 
     def _pump(self, loop: asyncio.AbstractEventLoop) -> None:
         """Refresh on every container event until stopped (runs in a worker thread)."""

@@ -7,9 +7,10 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
+from stackhub.api.cache import conditional
 from stackhub.api.deps import AuditDep, Auditor, PrincipalDep, ServicesDep
 from stackhub.api.streams import credential_check, guarded
 from stackhub.apps.follow import follow_operation
@@ -24,6 +25,7 @@ from stackhub.apps.models import (
     PlanRequest,
     check_name,
 )
+from stackhub.apps.snapshot import Snapshot
 from stackhub.errors import NotFound, RiskNotAccepted, StackHubError
 from stackhub.operations.journal import OperationFilter
 from stackhub.services import Services
@@ -92,20 +94,37 @@ async def install(request: InstallRequest, services: ServicesDep, audit: AuditDe
     return accepted
 
 
+def _snapshot(request: Request, services: Services) -> Snapshot:
+    """Return this server's encoded instance views (apps/snapshot.py), made on first use."""
+    snapshot: Snapshot | None = getattr(request.app.state, "instance_snapshot", None)
+    if snapshot is None or snapshot.apps is not services.apps:
+        snapshot = Snapshot(services.apps, services.db, services.bus)
+        request.app.state.instance_snapshot = snapshot
+    return snapshot
+
+
 @router.get("/instances", response_model=list[InstanceRead], summary="List instances")
-async def list_instances(services: ServicesDep, principal: PrincipalDep) -> list[InstanceRead]:
+async def list_instances(request: Request, services: ServicesDep,
+                         principal: PrincipalDep) -> Response:
     """Return every instance with its status (members: only those granted to them)."""
-    return [i for i in services.apps.all()
-            if services.auth.accounts.may_see(principal, i.name)]
+    # ready bytes from the snapshot, with a strong ETag; If-None-Match naming it gets 304
+    granted = services.auth.accounts.granted(principal)
+    body, etag = _snapshot(request, services).listing(
+        None if granted is None else set(granted))
+    return conditional(request, body, etag)
 
 
 @router.get("/instances/{name}", response_model=InstanceRead, summary="Show an instance")
-async def get_instance(name: NamePath, services: ServicesDep,
-                       principal: PrincipalDep) -> InstanceRead:
+async def get_instance(name: NamePath, request: Request, services: ServicesDep,
+                       principal: PrincipalDep) -> Response:
     """Return one instance."""
-    if not services.auth.accounts.may_see(principal, check_name(name)):
+    # with an ETag, as the list; 304 when If-None-Match names it
+    name = check_name(name)
+    found = _snapshot(request, services).item(name) \
+        if services.auth.accounts.may_see(principal, name) else None
+    if found is None:
         raise NotFound(f"no instance named {name!r}")
-    return services.apps.get(check_name(name))
+    return conditional(request, *found)
 
 
 async def _lifecycle(name: str, action: Literal["start", "stop", "restart"],

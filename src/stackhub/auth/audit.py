@@ -25,6 +25,28 @@ def _scrub(details: dict[str, Any]) -> dict[str, Any]:
             for k, v in details.items()}
 
 
+
+MAX_DETAILS = 4096
+
+
+def _bounded_json(data: dict[str, Any]) -> str:
+    """Encode details as JSON of at most MAX_DETAILS characters, shortening long values.
+
+    Cutting the encoded text would leave invalid JSON that `recent` could not read back.
+    """
+    text = json.dumps(data, default=str)
+    if len(text) <= MAX_DETAILS:
+        return text
+    shortened = {key: (value if len(json.dumps(value, default=str)) <= 200
+                       else str(value)[:200] + "…") for key, value in data.items()}
+    text = json.dumps(shortened, default=str)
+    if len(text) <= MAX_DETAILS:
+        return text
+    cut = MAX_DETAILS
+    while len(out := json.dumps({"truncated": text[:cut]})) > MAX_DETAILS:
+        cut -= len(out) - MAX_DETAILS  # escapes make the encoding longer than the text
+    return out
+
 class AuditLog:
     """An append-only log of security events, newest first on read."""
 
@@ -42,7 +64,7 @@ class AuditLog:
             conn.execute("INSERT INTO audit (at, actor, action, target, ip, success, details) "
                          "VALUES (?, ?, ?, ?, ?, ?, ?)",
                          (now(), actor, action, target, ip, int(success),
-                          json.dumps(data, default=str)[:4096]))
+                          _bounded_json(data)))
             self._count += 1
             if self._count % PRUNE_EVERY == 0:
                 conn.execute("DELETE FROM audit WHERE id <= (SELECT MAX(id) FROM audit) - ?",

@@ -288,6 +288,18 @@ class AuthService:
         self.audit.record(actor=user.name, action="password.change", target=user.name, ip=ip,
                           details={"sessions_ended": len(ended)})
 
+    def reauthenticate(self, principal: Principal, password: str, code: str | None, *,
+                       ip: str) -> None:
+        """Step-up: check the caller's password (and TOTP code when enrolled) under the
+        sign-in back-off, or raise Unauthorized (the host terminal asks before opening)."""
+        user = self.account(principal)
+        self._password_ok(user.name, password, ip=ip)
+        if user.totp_enabled:
+            if not code:
+                raise Unauthorized("a two-factor code is required",
+                                   details={"reason": "totp_required"})
+            self.check_code(user, code, ip=ip)
+
     def enrol_totp(self, principal: Principal) -> TotpEnrolment:
         """Start TOTP enrolment: a new secret, confirmed by a first code."""
         user = self.account(principal)

@@ -19,6 +19,7 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -115,6 +116,11 @@ def _move(src: Path, dest: Path) -> None:
         shutil.move(str(src), str(dest))
 
 
+def tree_size(folder: Path) -> int:
+    """Sum the sizes of the files below `folder` (links not followed)."""
+    return _tree_size(folder)
+
+
 def _tree_size(folder: Path) -> int:
     """Sum the sizes of the files below `folder` (links not followed)."""
     total = 0
@@ -136,6 +142,18 @@ class RestorePlan:
     record: InstanceRecord
     existed: bool
     size: int
+
+
+@dataclass
+class CopyPlan:
+    """What a restore as a new instance needs, checked and planned before it is journaled."""
+
+    repo: Repository
+    snapshot: Snapshot
+    source: str
+    new: str
+    plan: Any  # the apps domain's plan for `new` (AppsService.plan_copy)
+    volumes: list[tuple[VolumeInfo, VolumeInfo]]  # (in the snapshot, to create for `new`)
 
 
 class BackupFlows:
@@ -169,6 +187,10 @@ class BackupFlows:
     def work(self, op_id: str) -> Path:
         """Return a restore's work folder (restored tree, old data kept aside)."""
         return self.base / "work" / op_id
+
+    def fresh(self, folder: Path) -> None:
+        """Make `folder` (under backups/) empty and 0700."""
+        self._fresh(folder)
 
     def _fresh(self, folder: Path) -> None:
         if folder.exists():
@@ -206,8 +228,11 @@ class BackupFlows:
 
     # -- backup -------------------------------------------------------------------------------
     async def backup(self, run: Run, repo: Repository, *, kind: str = "manual",
-                     stop: bool = True) -> Outcome:
-        """Back up one instance: stop it, copy definition, folders and volumes, start it."""
+                     stop: bool = True, done: Callable[[str], None] | None = None) -> Outcome:
+        """Back up one instance: stop it, copy definition, folders and volumes, start it.
+
+        `done` gets the new snapshot's id once restic has written it.
+        """
         name = run.op.instance
         record = self.records.get(name)
         folder = self.paths.instance_dir(name)
@@ -225,7 +250,7 @@ class BackupFlows:
                 run.step("stop", 5.0, engine=True)
                 stopped = True  # a stop that fails half-way still needs the start
                 await self.compose.lifecycle("stop", labels.project_name(name), folder)
-            faults.checkpoint("backup-stopped")
+            await faults.checkpoint("backup-stopped")
             volumes = await asyncio.to_thread(self.volumes.volumes_of, labels.project_name(name))
             if volumes:
                 run.step("volumes", 10.0, engine=True)
@@ -247,6 +272,8 @@ class BackupFlows:
                 report=self._reporter(run))
             run.emit("progress", step="snapshot", progress=90.0, percent=100.0,
                      snapshot=summary.snapshot_id, bytes_added=summary.data_added)
+            if done is not None:
+                done(summary.snapshot_id)
         finally:
             with contextlib.suppress(StackHubError, OSError):
                 fsutil.remove_tree_inside(stage, stage.parent)
@@ -309,7 +336,7 @@ class BackupFlows:
         run.step("fetch", 5.0)
         run.emit("progress", step="fetch", progress=5.0, bytes_total=plan.size)
         await self.restic.restore(plan.repo, plan.snapshot.id, restored)
-        faults.checkpoint("restore-fetched")
+        await faults.checkpoint("restore-fetched")
         state = work / "state.json"
         old = self.records.find(name) if plan.existed else None
         try:
@@ -322,9 +349,9 @@ class BackupFlows:
             run.step("swap", 55.0, engine=True)
             await self._swap(plan, work)
             self.records.replace(plan.record)
-            faults.checkpoint("restore-swapped")
+            await faults.checkpoint("restore-swapped")
             run.step("start", 80.0, engine=True)
-            await self.compose.up(labels.project_name(name), self.paths.instance_dir(name))
+            await self.apps.up(name, adopt=not plan.existed)
         except BaseException:
             if state.exists():
                 await self._roll_back(name, work)
@@ -420,6 +447,100 @@ class BackupFlows:
             await self.compose.up(labels.project_name(name), folder)
         state.unlink()
 
+    # -- restore as a new instance ------------------------------------------------------------
+    @staticmethod
+    def copied_volumes(definition: dict[str, Any], source: str,
+                       new: str) -> list[tuple[VolumeInfo, VolumeInfo]]:
+        """Pair each volume of a snapshot with the volume a copy named `new` gets."""
+        old_project, new_project = labels.project_name(source), labels.project_name(new)
+        pairs: list[tuple[VolumeInfo, VolumeInfo]] = []
+        for raw in definition.get("volumes", []):
+            info = VolumeInfo.model_validate(raw)
+            if info.name != f"{old_project}_{info.key}":
+                raise Invalid(f"volume {info.name} is not named after its project; StackHub "
+                              "cannot copy it for a new instance")
+            tags = {k: (new_project if v == old_project else new if v == source else v)
+                    for k, v in info.labels.items()}
+            pairs.append((info, info.model_copy(update={"name": f"{new_project}_{info.key}",
+                                                        "labels": tags})))
+        return pairs
+
+    async def restore_as(self, run: Run, copy: CopyPlan) -> Outcome:
+        """Fetch the snapshot, place its data under the new name, write the new project, start."""
+        new = copy.new
+        work = self.work(run.op.id)
+        self._fresh(work)
+        restored = work / "restored"
+        run.step("fetch", 5.0)
+        await self.restic.restore(copy.repo, copy.snapshot.id, restored)
+        await faults.checkpoint("restore-fetched")
+        try:
+            run.step("place", 50.0, engine=True)
+            data = restored / "appdata" / copy.source
+            if data.is_dir() and not data.is_symlink():
+                _move(data, self.paths.instance_data(new))
+            else:
+                self.paths.instance_data(new).mkdir(parents=True)
+            self.apps.write_project(copy.plan)
+            tars = restored / "backups" / "stage" / copy.source / "volumes"
+            if copy.volumes:
+                image = await self._image_for(new)
+                for info, fresh in copy.volumes:
+                    tar = tars / f"{info.key}.tar"
+                    if tar.is_symlink() or not tar.is_file():
+                        raise Invalid(f"the snapshot lacks the content of volume {info.key!r}")
+                    await asyncio.to_thread(self.volumes.create, fresh)
+                    await asyncio.to_thread(self.volumes.load, fresh.name, tar, image)
+            run.step("start", 80.0, engine=True)
+            await self.apps.up(new)
+        except BaseException:
+            with contextlib.suppress(StackHubError, OSError):
+                await self._drop_copy(new, [fresh.name for _info, fresh in copy.volumes])
+            raise
+        finally:
+            with contextlib.suppress(StackHubError, OSError):
+                fsutil.remove_tree_inside(work, work.parent)
+        self.records.set_status(new, InstanceStatus.RUNNING.value)
+        await self.apps.refresh()
+        return None
+
+    async def _drop_copy(self, new: str, volumes: list[str]) -> None:
+        """Remove what a restore as `new` made: containers, networks, volumes, folders."""
+        folder = self.paths.instance_dir(new)
+        if (folder / COMPOSE_FILE).is_file():
+            with contextlib.suppress(StackHubError):
+                await self.compose.down(labels.project_name(new), folder, volumes=False)
+        for container in await asyncio.to_thread(self.engine.containers):
+            if container.instance == new:
+                await asyncio.to_thread(self.engine.remove_container, container.id, force=True)
+        for volume in volumes:
+            if await asyncio.to_thread(self.volumes.exists, volume):
+                await asyncio.to_thread(self.volumes.remove, volume)
+        for path in (folder, self.paths.instance_data(new)):
+            if path.exists() or path.is_symlink():
+                fsutil.remove_tree_inside(path, path.parent)
+
+    def undo_restore_as(self, copy: CopyPlan) -> Any:
+        """Return the undo of a restore as new: the new instance's record goes (data is gone)."""
+        def undo(_run: Run, _err: StackHubError) -> bool:
+            self.records.delete(copy.new)
+            return True
+
+        return undo
+
+    async def _after_copy_crash(self, op: OperationRead) -> None:
+        """A restore as a new instance killed midway: remove the half-made copy entirely."""
+        new = str(op.target)
+        record = self.records.find(new)
+        volumes = [] if record is None else [v.name for v in await asyncio.to_thread(
+            self.volumes.volumes_of, labels.project_name(new))]
+        await self._drop_copy(new, volumes)
+        if record is not None:
+            self.records.delete(new)
+        work = self.work(op.id)
+        if work.is_dir():
+            fsutil.remove_tree_inside(work, work.parent)
+
     async def after_restore_crash(self, op: OperationRead) -> None:
         """Undo a restore a crash interrupted mid-swap, then start the instance."""
         try:
@@ -430,6 +551,9 @@ class BackupFlows:
 
     async def _after_restore_crash(self, op: OperationRead) -> None:
         await asyncio.to_thread(self.volumes.remove_helpers)
+        if op.target not in (None, op.instance):
+            await self._after_copy_crash(op)
+            return
         work = self.work(op.id)
         state = work / "state.json"
         record = self.records.find(op.instance)

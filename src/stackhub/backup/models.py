@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 REPO_NAME = r"^[a-z][a-z0-9-]{0,39}$"
 
@@ -75,6 +75,13 @@ class RestoreRequest(BaseModel):
 
     repository: str | None = Field(default=None, pattern=REPO_NAME,
                                    description="Repository name (default: the default one)")
+    as_name: str | None = Field(default=None, max_length=40,
+                                description="Restore as a new instance of this name, beside "
+                                "the original (new ports, same secrets); the name must be free")
+    accept_risks: str | None = Field(default=None, max_length=80,
+                                     description="The digest of risky options the snapshot's "
+                                     "definition has and the instance did not (from the 428 "
+                                     "answer's details), accepted by an admin")
 
 
 class SnapshotRead(BaseModel):
@@ -95,3 +102,115 @@ class SshKeyRead(BaseModel):
     """StackHub's SSH public key: add it to the SFTP server's authorized_keys."""
 
     public_key: str
+
+
+class Every(StrEnum):
+    """How often a scheduled backup runs."""
+
+    HOURLY = "hourly"
+    DAILY = "daily"
+    WEEKLY = "weekly"
+
+
+class Retention(BaseModel):
+    """Which scheduled backups of an instance to keep (restic's `--keep-*`), per instance.
+
+    Only snapshots of kind `scheduled` of the one instance are ever pruned: manual and
+    pre-update backups are kept until removed by hand. At least one count must be above 0.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    keep_last: int = Field(default=0, ge=0, le=1000, description="Keep the N latest")
+    keep_daily: int = Field(default=7, ge=0, le=1000, description="Keep one a day, N days")
+    keep_weekly: int = Field(default=4, ge=0, le=1000, description="Keep one a week, N weeks")
+    keep_monthly: int = Field(default=6, ge=0, le=1000,
+                              description="Keep one a month, N months")
+
+    @model_validator(mode="after")
+    def _keeps_something(self) -> Retention:
+        if not (self.keep_last or self.keep_daily or self.keep_weekly or self.keep_monthly):
+            raise ValueError("a retention that keeps nothing would delete every backup: give "
+                             "at least one keep count above 0")
+        return self
+
+    def flags(self) -> dict[str, int]:
+        """Return the policy as restic keep counts (last, daily, weekly, monthly)."""
+        return {"last": self.keep_last, "daily": self.keep_daily, "weekly": self.keep_weekly,
+                "monthly": self.keep_monthly}
+
+
+class ScheduleRequest(Retention):
+    """When to back an instance up, where, and what to keep."""
+
+    every: Every = Field(default=Every.DAILY)
+    at: str = Field(default="03:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$",
+                    description="HH:MM in the server's time zone (hourly: only the minute "
+                    "counts)")
+    weekday: int = Field(default=0, ge=0, le=6, description="Weekly: 0 Monday ... 6 Sunday")
+    repository: str | None = Field(default=None, pattern=REPO_NAME,
+                                   description="Repository name (default: the default one)")
+    enabled: bool = True
+
+
+class ScheduleRead(ScheduleRequest):
+    """An instance's backup schedule."""
+
+    instance: str
+    next_run_at: str | None = Field(description="UTC time of the next run (None: disabled)")
+    created_at: str
+    updated_at: str
+
+
+class BackupHealth(StrEnum):
+    """How an instance's backups stand."""
+
+    OK = "ok"
+    FAILED = "failed"
+    MISSING = "missing"
+    NONE = "none"
+
+
+class BackupStatusRead(BaseModel):
+    """The last good and the last failed backup of an instance, and whether to worry."""
+
+    instance: str
+    health: BackupHealth = Field(description="ok; failed (the latest backup failed); missing "
+                                 "(scheduled, but no good backup within the schedule's "
+                                 "period plus 24 h); none (never backed up, no schedule)")
+    alert: bool = Field(description="True when health is failed or missing")
+    message: str
+    scheduled: bool
+    last_success_at: str | None
+    last_snapshot: str | None
+    last_repository: str | None
+    last_failure_at: str | None
+    last_error: str | None
+    next_run_at: str | None
+
+
+class PruneRead(BaseModel):
+    """What a retention run kept and removed (or would, for a dry run)."""
+
+    instance: str
+    repository: str
+    dry_run: bool
+    kept: list[str] = Field(description="Snapshot ids kept")
+    removed: list[str] = Field(description="Snapshot ids removed (or to remove)")
+
+
+class RepositoryCheckRead(BaseModel):
+    """The last check of a repository (manual or periodic)."""
+
+    repository: str
+    checked_at: str
+    ok: bool
+    next_check_at: str
+
+
+class PruneRequest(Retention):
+    """Apply a retention to an instance's scheduled backups now."""
+
+    repository: str | None = Field(default=None, pattern=REPO_NAME,
+                                   description="Repository name (default: the default one)")
+    dry_run: bool = Field(default=True, description="Only say what would be removed")

@@ -2,34 +2,63 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import sqlite3
+import uuid
+from collections.abc import Callable
 from dataclasses import replace
+from datetime import UTC, datetime, tzinfo
+from pathlib import Path
+from typing import Any
 
-from stackhub.adapters.restic import Repository, Restic, Snapshot
-from stackhub.apps.models import Accepted, InstanceStatus
+from stackhub import fsutil
+from stackhub.adapters.compose import COMPOSE_FILE, ENV_FILE
+from stackhub.adapters.restic import Node, Repository, Restic, Snapshot
+from stackhub.apps.models import Accepted, InstanceStatus, check_name
 from stackhub.backup.flows import (
     BACKUP,
     DEFINITION,
+    HOST,
     RESTORE,
     BackupFlows,
+    CopyPlan,
     RestorePlan,
     check_paths,
     record_of,
+    tree_size,
 )
 from stackhub.backup.models import (
     BackupRequest,
+    BackupStatusRead,
     CheckRead,
+    PruneRead,
+    RepositoryCheckRead,
     RepositoryCreate,
     RepositoryKey,
     RepositoryRead,
     RestoreRequest,
+    Retention,
+    ScheduleRead,
+    ScheduleRequest,
     SnapshotRead,
     SshKeyRead,
 )
 from stackhub.backup.repos import Repositories
-from stackhub.errors import Conflict, Invalid, NotFound, RepositoryError, StackHubError
-from stackhub.operations.runner import Runner
-from stackhub.state.instances import Records
+from stackhub.backup.schedules import CHECK_EVERY, CHECK_RETRY, ScheduleStore, health, iso, parse
+from stackhub.backup.system import DB_COPY, STAGE, SYSTEM_TAGS, copy_database, system_paths
+from stackhub.errors import (
+    AlreadyExists,
+    Conflict,
+    Invalid,
+    NotFound,
+    RepositoryError,
+    RiskNotAccepted,
+    StackHubError,
+)
+from stackhub.operations.runner import Outcome, Run, Runner
+from stackhub.state.instances import InstanceRecord, Records
 
 BUSY = {InstanceStatus.INSTALLING, InstanceStatus.REMOVING}
 
@@ -48,19 +77,28 @@ class BackupService:
     """The backup domain's entry points, used by the API."""
 
     def __init__(self, *, repos: Repositories, records: Records, runner: Runner,
-                 flows: BackupFlows, restic: Restic) -> None:
-        """Keep the collaborators."""
+                 flows: BackupFlows, restic: Restic, tz: tzinfo | None = None,
+                 clock: Callable[[], datetime] | None = None,
+                 audit: Callable[[str, str, bool, dict[str, Any]], None] | None = None) -> None:
+        """Keep the collaborators; `clock` (aware UTC now) and `tz` are injectable for tests.
+
+        `audit(action, target, success, details)` records scheduled work in the audit log.
+        """
         self.repos = repos
         self.records = records
         self.runner = runner
         self.flows = flows
         self.restic = restic
+        self.store = ScheduleStore(repos.db)
+        self.tz: tzinfo = tz or UTC
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.audit = audit
 
     # -- repositories -------------------------------------------------------------------------
     async def ready(self, repo: Repository) -> Repository:
         """Create the default local repository on first use; return the handle."""
         if repo.url.startswith("/") and repo.name == "local":
-            root = self.repos.local_root
+            root = Path(repo.url)  # after restore-system: the old box's path, maybe elsewhere
             if not (root / "config").is_file():
                 root.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
                 await self.restic.init(repo)
@@ -84,11 +122,11 @@ class BackupService:
             raise
         return read
 
-    async def check(self, name: str) -> CheckRead:
-        """Run `restic check` on a repository."""
+    async def check(self, name: str, *, subset: str | None = None) -> CheckRead:
+        """Run `restic check` on a repository (reading `subset` of its data, e.g. `5%`)."""
         repo = await self.ready(self.repos.handle(name))
         try:
-            output = await self.restic.check(repo)
+            output = await self.restic.check(repo, read_data_subset=subset)
         except RepositoryError as err:
             if err.details.get("reason") in ("wrong_password", "unreachable"):
                 raise
@@ -142,24 +180,188 @@ class BackupService:
         if record is not None and (record.status in BUSY or self.runner.busy(name)):
             raise Conflict(f"instance {name!r} is busy; wait for its operation to finish")
 
-    async def create(self, name: str, request: BackupRequest) -> Accepted:
-        """Start backing up an instance; follow the operation for progress."""
+    async def create(self, name: str, request: BackupRequest, *,
+                     kind: str = "manual") -> Accepted:
+        """Start backing up an instance; follow the operation for progress.
+
+        Stable entry point (also for pre-update snapshots, `kind="pre-update"`): the snapshot
+        is tagged with `kind`; the outcome is recorded as the instance's last good or failed
+        backup (`status`).
+        """
+        accepted, _task = await self.start_backup(name, request, kind=kind)
+        return accepted
+
+    async def start_backup(self, name: str, request: BackupRequest, *,
+                           kind: str = "manual") -> tuple[Accepted, asyncio.Task[None]]:
+        """Start a backup like `create`; also return the task, to await its end."""
         record = self.records.get(name)
         self._claimable(name)
         self.runner.check_engine(BACKUP)
         repo = await self.ready(self.repos.handle(request.repository))
         op = self.runner.begin(BACKUP, name)
-        self.runner.start(op, lambda run: self.flows.backup(run, repo))
-        return Accepted(operation=op, instance=name, app=record.app_ref, version=record.version)
+        task = self.runner.start(op, lambda run: self._backup(run, repo, kind))
+        return (Accepted(operation=op, instance=name, app=record.app_ref,
+                         version=record.version), task)
 
-    async def restore(self, name: str, snapshot: str, request: RestoreRequest) -> Accepted:
-        """Check a snapshot (paths, app, free space), then start restoring it."""
-        self._claimable(name)
-        self.runner.check_engine(RESTORE)
-        repo = await self.ready(self.repos.handle(request.repository))
-        snap = await self._snapshot(repo, name, snapshot)
-        size = check_paths(await self.restic.ls(repo, snap.id), name)
-        self.flows.space_check(size)
+    async def _backup(self, run: Run, repo: Repository, kind: str) -> Outcome:
+        name = run.op.instance
+        try:
+            outcome = await self.flows.backup(run, repo, kind=kind, done=lambda snapshot: (
+                self.store.succeeded(name, snapshot, repo.name, self.clock())))
+        except StackHubError as err:
+            self.store.failed(name, err.message, self.clock())
+            raise
+        return outcome
+
+    # -- StackHub itself --------------------------------------------------------------------------
+    async def backup_system(self, repository: str | None = None) -> SnapshotRead:
+        """Snapshot StackHub's own state: database, secrets, install id, projects, stores.
+
+        The apps' data is not in it (each instance has its own snapshots); see
+        `backup/system.py` for `restore_system`, which brings it back on a fresh data root.
+        """
+        repo = await self.ready(self.repos.handle(repository))
+        paths = self.flows.paths
+        stage = self.flows.stage(STAGE)
+        self.flows.fresh(stage)
+        try:
+            copy_database(paths.db, stage / DB_COPY)
+            names = system_paths(paths)
+            size = sum(tree_size(paths.root / p) if (paths.root / p).is_dir() else
+                       (paths.root / p).stat().st_size for p in names)
+            summary = await self.restic.backup(
+                repo, names, cwd=paths.root, host=HOST,
+                tags=[*SYSTEM_TAGS, "kind=system", "app=stackhub", f"size={size}"])
+        finally:
+            with contextlib.suppress(StackHubError, OSError):
+                fsutil.remove_tree_inside(stage, stage.parent)
+        found = await self.restic.snapshots(repo, tags=SYSTEM_TAGS)
+        snap = next((s for s in found if s.id.startswith(summary.snapshot_id)), None)
+        if snap is None:
+            raise RepositoryError("restic wrote the system snapshot but does not list it")
+        self._alert("backup.system", "stackhub", True, {"snapshot": snap.id})
+        return snapshot_read(snap, repo.name)
+
+    # -- schedules, retention, status -----------------------------------------------------------
+    def schedule(self, name: str) -> ScheduleRead:
+        """Return an instance's backup schedule (NotFound if it has none)."""
+        self.records.get(name)
+        found = self.store.find(name)
+        if found is None:
+            raise NotFound(f"instance {name!r} has no backup schedule")
+        return self.store.read(found, self.store.last(name), self.tz)
+
+    def schedules(self) -> list[ScheduleRead]:
+        """Return every schedule."""
+        lasts = self.store.lasts()
+        return [self.store.read(s, lasts.get(s.instance), self.tz) for s in self.store.all()]
+
+    def set_schedule(self, name: str, request: ScheduleRequest) -> ScheduleRead:
+        """Create or replace an instance's schedule and retention (the repository must exist)."""
+        self.records.get(name)
+        self.repos.get(request.repository)
+        self.store.put(name, request, self.clock())
+        return self.schedule(name)
+
+    def remove_schedule(self, name: str) -> None:
+        """Remove an instance's schedule (its backups stay)."""
+        self.records.get(name)
+        if not self.store.remove(name):
+            raise NotFound(f"instance {name!r} has no backup schedule")
+
+    def status(self, name: str | None = None) -> list[BackupStatusRead]:
+        """Return how each instance's backups stand (one instance with `name`)."""
+        names = [self.records.get(name).name] if name else [r.name for r in self.records.all()]
+        now, lasts = self.clock(), self.store.lasts()
+        schedules = {s.instance: s for s in self.store.all()}
+        return [health(n, schedules.get(n), lasts.get(n), now, self.tz) for n in names]
+
+    async def prune(self, name: str, retention: Retention, *, repository: str | None = None,
+                    dry_run: bool = False) -> PruneRead:
+        """Apply a retention to one instance's scheduled backups (dry run first, always).
+
+        restic is asked what the policy keeps and removes without changing anything; then
+        exactly those snapshots are forgotten by id, after checking each one is a scheduled
+        backup of this instance and that something is kept. Manual and pre-update backups
+        and other instances' backups are never touched.
+        """
+        repo = await self.ready(self.repos.handle(repository))
+        tags = ["stackhub", f"instance={name}", "kind=scheduled"]
+        plan = await self.restic.forget_plan(repo, tags=tags, host=HOST, keep=retention.flags())
+        for snap in plan.remove:
+            if snap.tag("instance") != name or snap.tag("kind") != "scheduled" or \
+                    "stackhub" not in snap.tags:
+                raise Conflict(f"retention would remove snapshot {snap.short_id}, which is not "
+                               f"a scheduled backup of {name!r}; nothing was removed")
+        if plan.remove and not plan.keep:
+            raise Conflict(f"retention would remove every scheduled backup of {name!r}; "
+                           "nothing was removed")
+        removed = [s.id for s in plan.remove]
+        if removed and not dry_run:
+            await self.restic.forget(repo, removed)
+        return PruneRead(instance=name, repository=repo.name, dry_run=dry_run,
+                         kept=[s.id for s in plan.keep], removed=removed)
+
+    def _alert(self, action: str, target: str, success: bool, details: dict[str, Any]) -> None:
+        if self.audit is not None:
+            self.audit(action, target, success, details)
+
+    async def run_scheduled(self, name: str) -> bool:
+        """Run an instance's scheduled backup to its end, then its retention; say if it worked.
+
+        Failures (the instance busy, the engine or repository unreachable, a failed backup
+        or prune) are recorded as the instance's failed backup and in the audit log.
+        """
+        schedule = self.store.find(name)
+        if schedule is None:
+            return False
+        now = self.clock()
+        self.store.scheduled(name, now)
+        request = schedule.request
+        try:
+            accepted, task = await self.start_backup(
+                name, BackupRequest(repository=request.repository), kind="scheduled")
+            await task
+            op = self.runner.journal.operation(accepted.operation.id)
+            if op.state != "succeeded":
+                raise StackHubError(op.error or f"the backup ended {op.state}")
+            pruned = await self.prune(name, request, repository=request.repository)
+        except StackHubError as err:
+            last = self.store.last(name)
+            if last is None or last.last_failure_at is None or last.last_failure_at < now:
+                self.store.failed(name, err.message, self.clock())
+            self._alert("backup.scheduled", name, False, {"error": err.message})
+            return False
+        self._alert("backup.scheduled", name, True, {"removed": len(pruned.removed)})
+        return True
+
+    async def check_repository(self, name: str, *, subset: str | None = None) -> CheckRead:
+        """Check a repository (a share of its data with `subset`, e.g. `5%`); record it."""
+        result = await self.check(name, subset=subset)
+        self.store.checked(name, result.ok, result.output, self.clock())
+        if not result.ok:
+            self._alert("backup.check", name, False, {"output": result.output[-500:]})
+        return result
+
+    def check_due(self, name: str) -> bool:
+        """Tell whether a repository's periodic check is due (30 days after the last one)."""
+        last = self.store.last_check(name)
+        since = last[0] if last else parse(self.repos.get(name).created_at)
+        wait = CHECK_EVERY if last is None or last[1] else CHECK_RETRY
+        return since is None or self.clock() - since >= wait
+
+    def checks(self) -> list[RepositoryCheckRead]:
+        """Return the last check of each repository and when the next one is due."""
+        found: list[RepositoryCheckRead] = []
+        for repo in self.repos.all():
+            last = self.store.last_check(repo.name)
+            base = last[0] if last else parse(repo.created_at) or self.clock()
+            found.append(RepositoryCheckRead(
+                repository=repo.name, checked_at=iso(last[0]) if last else "",
+                ok=last[1] if last else True, next_check_at=iso(base + CHECK_EVERY)))
+        return found
+
+    async def _definition(self, repo: Repository, snap: Snapshot, name: str) -> dict[str, Any]:
         raw = await self.restic.dump(repo, snap.id, f"/backups/stage/{name}/{DEFINITION}")
         try:
             definition = json.loads(raw)
@@ -167,12 +369,78 @@ class BackupService:
             raise Invalid(f"the snapshot's definition is not JSON ({err})") from err
         if not isinstance(definition, dict):
             raise Invalid("the snapshot's definition is not a JSON object")
+        return definition
+
+    async def _live_risks(self, name: str) -> set[tuple[str, str, str]]:
+        """Return the risky options instance `name` has now (accepted when it was installed)."""
+        record = self.records.find(name)
+        folder = self.flows.paths.instance_dir(name)
+        if record is None or not (folder / COMPOSE_FILE).is_file():
+            return set()
+        try:
+            risks, _ = await self.flows.apps.analyse(name, folder, secret_values(record))
+        except StackHubError:
+            return set()  # unreadable now: every risk of the snapshot needs consent
+        return {(r.code, r.service, r.detail) for r in risks}
+
+    async def _snapshot_risks(self, repo: Repository, snap: Snapshot, name: str,
+                              nodes: list[Node], record: InstanceRecord) -> tuple[Any, str]:
+        """Analyse the project files a snapshot would bring back, as instance `name`'s."""
+        folder = self.flows.base / f"check-{uuid.uuid4().hex}"
+        folder.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        folder.mkdir(mode=0o700)
+        try:
+            present = {n.path for n in nodes if n.type == "file"}
+            for file in (COMPOSE_FILE, ENV_FILE):
+                path = f"/instances/{name}/{file}"
+                if path in present:
+                    fsutil.write_atomic(folder / file, await self.restic.dump(
+                        repo, snap.id, path), mode=0o600)
+            if not (folder / COMPOSE_FILE).is_file():
+                raise Invalid(f"snapshot {snap.short_id} holds no {COMPOSE_FILE} of {name!r}")
+            return await self.flows.apps.analyse(name, folder, secret_values(record))
+        finally:
+            with contextlib.suppress(StackHubError, OSError):
+                fsutil.remove_tree_inside(folder, folder.parent)
+
+    @staticmethod
+    def _consent(risks: list[Any], baseline: set[tuple[str, str, str]], digest: str,
+                 accepted: str | None, what: str) -> None:
+        """Refuse (428) risky options the instance did not have, unless accepted by digest."""
+        added = [r for r in risks if (r.code, r.service, r.detail) not in baseline]
+        if added and accepted != digest:
+            raise RiskNotAccepted(
+                f"{what} has risky options the instance did not have when it was installed; "
+                "an admin must accept them by digest (nothing was changed)",
+                details={"digest": digest, "risks": [r.model_dump() for r in added]})
+
+    async def restore(self, name: str, snapshot: str, request: RestoreRequest) -> Accepted:
+        """Check a snapshot (paths, app, risks, free space), then start restoring it.
+
+        With `request.as_name`, the snapshot becomes a new instance beside the original
+        (`restore_as`). Risky options the snapshot's compose file has and the live instance
+        has not (or any, when the instance is gone) need `request.accept_risks` (428 with the
+        digest and the risks otherwise), as at install.
+        """
+        if request.as_name is not None:
+            return await self.restore_as(name, check_name(request.as_name), snapshot, request)
+        self._claimable(name)
+        self.runner.check_engine(RESTORE)
+        repo = await self.ready(self.repos.handle(request.repository))
+        snap = await self._snapshot(repo, name, snapshot)
+        nodes = await self.restic.ls(repo, snap.id)
+        size = check_paths(nodes, name)
+        self.flows.space_check(size)
+        definition = await self._definition(repo, snap, name)
         record = record_of(definition, name)
         existing = self.records.find(name)
         if existing is not None and existing.app_ref != record.app_ref:
             raise Conflict(f"snapshot {snap.short_id} is a backup of {record.app_ref}, but "
                            f"{name!r} is {existing.app_ref}; remove the instance first or "
                            "restore it under another name")
+        risks, digest = await self._snapshot_risks(repo, snap, name, nodes, record)
+        self._consent(risks, await self._live_risks(name), digest, request.accept_risks,
+                      f"snapshot {snap.short_id}")
         plan = RestorePlan(repo=repo, snapshot=snap, source=name, definition=definition,
                            record=record, existed=existing is not None, size=size)
         self._claimable(name)
@@ -182,3 +450,61 @@ class BackupService:
         self.runner.start(op, lambda run: self.flows.restore(run, plan),
                           undo=self.flows.undo_restore(plan))
         return Accepted(operation=op, instance=name, app=record.app_ref, version=record.version)
+
+    async def restore_as(self, name: str, new: str, snapshot: str,
+                         request: RestoreRequest) -> Accepted:
+        """Restore a backup of `name` as a new instance `new` beside it.
+
+        The app definition and values (secrets included) come from the snapshot; ports are
+        picked anew and the project is planned again for the new name (its risks judged as at
+        install, against the original's); data folders and volumes are copied from the
+        snapshot. The operation is journaled on `name` with `new` as its target.
+        """
+        if new == name:
+            raise Invalid("--as needs a name other than the backed-up instance's; to restore "
+                          "it in place, leave --as out")
+        if self.records.find(new) is not None:
+            raise AlreadyExists(f"an instance named {new!r} already exists; choose another "
+                                "name for the restored copy")
+        paths = self.flows.paths
+        for folder in (paths.instance_dir(new), paths.instance_data(new)):
+            if folder.exists() or folder.is_symlink():
+                raise AlreadyExists(f"{folder} exists (kept from an earlier instance named "
+                                    f"{new!r}); choose another name or remove that folder")
+        self._claimable(name)
+        self.runner.check_engine(RESTORE)
+        repo = await self.ready(self.repos.handle(request.repository))
+        snap = await self._snapshot(repo, name, snapshot)
+        size = check_paths(await self.restic.ls(repo, snap.id), name)
+        self.flows.space_check(size)
+        definition = await self._definition(repo, snap, name)
+        record = record_of(definition, name)
+        volumes = self.flows.copied_volumes(definition, name, new)
+        for _info, made in volumes:
+            if await asyncio.to_thread(self.flows.volumes.exists, made.name):
+                raise AlreadyExists(f"volume {made.name} already exists; choose another name "
+                                    "for the restored copy")
+        plan, fresh = await self.flows.apps.plan_copy(new, record.definition, record.parameters)
+        try:
+            self._consent(plan.risks, await self._live_risks(name), plan.digest,
+                          request.accept_risks, f"snapshot {snap.short_id} (as {new})")
+            self._claimable(name)
+
+            def create(conn: sqlite3.Connection) -> None:
+                self.records.insert(conn, fresh)
+                self.flows.apps.keep_subnets(conn, plan)
+
+            op = self.runner.begin(RESTORE, name, target=new, create=create)
+        except BaseException:
+            self.flows.apps.release_plan(plan)
+            raise
+        copy = CopyPlan(repo=repo, snapshot=snap, source=name, new=new, plan=plan,
+                        volumes=volumes)
+        self.runner.start(op, lambda run: self.flows.restore_as(run, copy),
+                          undo=self.flows.undo_restore_as(copy))
+        return Accepted(operation=op, instance=new, app=record.app_ref, version=record.version)
+
+
+def secret_values(record: InstanceRecord) -> list[str]:
+    """Return an instance's secret values (masked in risk digests)."""
+    return [record.parameters[n] for n in record.secret_names if record.parameters.get(n)]

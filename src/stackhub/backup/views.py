@@ -11,11 +11,17 @@ from stackhub.apps.models import Accepted, check_name
 from stackhub.backup.models import (
     REPO_NAME,
     BackupRequest,
+    BackupStatusRead,
     CheckRead,
+    PruneRead,
+    PruneRequest,
+    RepositoryCheckRead,
     RepositoryCreate,
     RepositoryKey,
     RepositoryRead,
     RestoreRequest,
+    ScheduleRead,
+    ScheduleRequest,
     SnapshotRead,
     SshKeyRead,
 )
@@ -52,9 +58,87 @@ async def remove_repository(repo: RepoPath, services: ServicesDep, audit: AuditD
 
 @router.post("/repositories/{repo}/check", response_model=CheckRead,
              summary="Check a repository")
-async def check_repository(repo: RepoPath, services: ServicesDep) -> CheckRead:
-    """Run `restic check` (structure and index) and return its verdict and output."""
-    return await services.backups.check(repo)
+async def check_repository(
+        repo: RepoPath, services: ServicesDep,
+        subset: Annotated[str | None, Query(pattern=r"^([1-9][0-9]?|100)%$",
+                                            description="Also read this share of the data, "
+                                            "e.g. `5%`")] = None) -> CheckRead:
+    """Run `restic check` (structure and index) and return its verdict and output (recorded)."""
+    return await services.backups.check_repository(repo, subset=subset)
+
+
+@router.post("/system", response_model=SnapshotRead, summary="Back up StackHub itself")
+async def backup_system(services: ServicesDep, audit: AuditDep,
+                        request: BackupRequest | None = None) -> SnapshotRead:
+    """Snapshot StackHub's own state (database, secrets, install id, projects, stores; not the
+    apps' data) and wait for it; `stackhub backup restore-system` brings it back on a fresh
+    data root."""
+    read = await services.backups.backup_system((request or BackupRequest()).repository)
+    audit("backup.system", "stackhub", snapshot=read.id)
+    return read
+
+
+@router.get("/checks", response_model=list[RepositoryCheckRead],
+            summary="Last check of each repository")
+async def list_checks(services: ServicesDep) -> list[RepositoryCheckRead]:
+    """Return each repository's last check (periodic: every 30 days, 5% of the data)."""
+    return services.backups.checks()
+
+
+@router.get("/status", response_model=list[BackupStatusRead], summary="Backup health")
+async def backup_status(
+        services: ServicesDep,
+        instance: Annotated[str | None, Query(max_length=40, pattern=r"^[a-z0-9][a-z0-9-]*$",
+                                              description="Only this instance")] = None,
+) -> list[BackupStatusRead]:
+    """Return each instance's last good and failed backup; `alert` when failed or overdue."""
+    return services.backups.status(instance)
+
+
+@router.get("/schedules", response_model=list[ScheduleRead], summary="List schedules")
+async def list_schedules(services: ServicesDep) -> list[ScheduleRead]:
+    """Return every instance's backup schedule and retention."""
+    return services.backups.schedules()
+
+
+@router.get("/instances/{name}/schedule", response_model=ScheduleRead,
+            summary="Show an instance's schedule")
+async def get_schedule(name: str, services: ServicesDep) -> ScheduleRead:
+    """Return the instance's schedule and retention (404 if it has none)."""
+    return services.backups.schedule(check_name(name))
+
+
+@router.put("/instances/{name}/schedule", response_model=ScheduleRead,
+            summary="Set an instance's schedule")
+async def put_schedule(name: str, request: ScheduleRequest, services: ServicesDep,
+                       audit: AuditDep) -> ScheduleRead:
+    """Create or replace the instance's schedule and retention (kept counts are validated:
+    a policy that keeps nothing is refused)."""
+    read = services.backups.set_schedule(check_name(name), request)
+    audit("backup.schedule.set", name, every=read.every.value, at=read.at)
+    return read
+
+
+@router.delete("/instances/{name}/schedule", status_code=204,
+               summary="Remove an instance's schedule")
+async def delete_schedule(name: str, services: ServicesDep, audit: AuditDep) -> Response:
+    """Stop backing the instance up on a schedule (its backups stay)."""
+    services.backups.remove_schedule(check_name(name))
+    audit("backup.schedule.remove", name)
+    return Response(status_code=204)
+
+
+@router.post("/instances/{name}/prune", response_model=PruneRead,
+             summary="Apply a retention now")
+async def prune(name: str, request: PruneRequest, services: ServicesDep,
+                audit: AuditDep) -> PruneRead:
+    """Forget the instance's scheduled backups the retention does not keep (dry run first,
+    always; only scheduled backups of this instance; something is always kept)."""
+    read = await services.backups.prune(check_name(name), request,
+                                        repository=request.repository, dry_run=request.dry_run)
+    if not request.dry_run:
+        audit("backup.prune", name, removed=len(read.removed))
+    return read
 
 
 @router.get("/repositories/{repo}/key", response_model=RepositoryKey,

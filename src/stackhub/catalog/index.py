@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from stackhub.catalog.models import AppDefinition, AppFormat, CatalogAppSummary, CategoryRead
-from stackhub.state.db import Database
+from stackhub.state.db import Database, now
 
 MAX_TERMS = 8
 _NUMBERS = re.compile(r"\d+")
@@ -30,6 +30,7 @@ class IndexEntry:
     app: AppDefinition
     icon: str | None = None
     screenshots: list[str] = field(default_factory=list)
+    featured: bool = False
 
 
 def _joined(text: dict[str, str]) -> str:
@@ -37,24 +38,40 @@ def _joined(text: dict[str, str]) -> str:
 
 
 def replace_store(conn: sqlite3.Connection, store: str, entries: list[IndexEntry]) -> None:
-    """Replace every indexed app of one store (inside the caller's transaction)."""
+    """Replace every indexed app of one store (inside the caller's transaction).
+
+    An app keeps its `updated_at` while its version stays; a new version (or a new app in a
+    store indexed before) is dated now, unless the store gives a date of its own.
+    """
+    before = {r[0]: (r[1], r[2]) for r in conn.execute(
+        "SELECT app, version, updated_at FROM catalog_apps WHERE store = ?", (store,))}
+    stamp = now()
     conn.execute("DELETE FROM catalog_fts WHERE store = ?", (store,))
     conn.execute("DELETE FROM catalog_apps WHERE store = ?", (store,))
     apps, categories, texts = [], [], []
     for entry in entries:
         app = entry.app
         cats = sorted({c.strip().lower() for c in app.category if c.strip()})
+        known = before.get(app.id)
+        updated: str | None
+        if app.updated_at:
+            updated = app.updated_at
+        elif known is not None and known[0] == app.version:
+            updated = known[1]
+        else:
+            updated = stamp if before else None  # a first index knows no dates
         apps.append((store, app.id, app.name, app.format.value, app.version, app.revision,
                      json.dumps(app.title), json.dumps(app.tagline),
                      json.dumps(app.description), json.dumps(cats), int(app.installable),
                      json.dumps(app.problems), app.model_dump_json(), entry.icon,
-                     json.dumps(entry.screenshots)))
+                     json.dumps(entry.screenshots), int(entry.featured), updated))
         categories += [(store, app.id, c) for c in cats]
         texts.append((store, app.id, f"{app.name}\n{app.id}\n{_joined(app.title)}",
                       _joined(app.tagline), _joined(app.description)))
     conn.executemany("INSERT INTO catalog_apps (store, app, name, format, version, revision, "
                      "title, tagline, description, categories, installable, problems, "
-                     "definition, icon, screenshots) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                     "definition, icon, screenshots, featured, updated_at) "
+                     "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                      apps)
     conn.executemany("INSERT INTO catalog_categories (store, app, category) VALUES (?,?,?)",
                      categories)
@@ -190,11 +207,13 @@ def summary(row: RowLike, locale: str, cards: Cards | None = None) -> CatalogApp
         format=AppFormat(row["format"]), title=_pick(card.title, chain) or row["name"],
         tagline=_pick(card.tagline, chain), version=row["version"], revision=row["revision"],
         category=list(card.category), installable=bool(row["installable"]),
-        problems=list(card.problems), icon_url=card.icon_url)
+        problems=list(card.problems), icon_url=card.icon_url,
+        featured=bool(row["featured"]), updated_at=row["updated_at"])
 
 
 SUMMARY_COLUMNS = ("a.store, a.app, a.name, a.format, a.version, a.revision, a.title, "
                    "a.tagline, a.categories, a.installable, a.problems, a.icon, "
+                   "a.featured, a.updated_at, "
                    "s.revision AS store_revision, s.index_key")
 
 
@@ -209,6 +228,7 @@ def _like(term: str) -> str:
 
 def query_apps(db: Database, *, store: str | None = None, category: str | None = None,
                installable: bool | None = None, text: str | None = None,
+               featured: bool | None = None, recent: bool = False,
                limit: int = 1000) -> list[sqlite3.Row]:
     """Return index rows matching the filters, best match first when searching."""
     where: list[str] = []
@@ -223,12 +243,18 @@ def query_apps(db: Database, *, store: str | None = None, category: str | None =
     if installable is not None:
         where.append("a.installable = ?")
         params.append(int(installable))
+    if featured is not None:
+        where.append("a.featured = ?")
+        params.append(int(featured))
+    if recent:
+        where.append("a.updated_at IS NOT NULL")
     terms = (text or "").split()[:MAX_TERMS]
     if not terms:
         # only constant SQL fragments are interpolated; values go through parameters
         sql = (f"SELECT {SUMMARY_COLUMNS} FROM catalog_apps a JOIN stores s ON s.name = a.store"  # noqa: S608
                f"{' WHERE ' + ' AND '.join(where) if where else ''} "
-               "ORDER BY s.position, a.store, a.app LIMIT ?")
+               f"ORDER BY {'a.updated_at DESC, ' if recent else ''}s.position, a.store, a.app "
+               "LIMIT ?")
         return db.query(sql, (*params, limit))
     # trigram tokens need three characters; shorter terms (two CJK characters, say) use LIKE
     long_terms = [t[:64] for t in terms if len(t) >= 3]

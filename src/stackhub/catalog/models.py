@@ -149,6 +149,10 @@ class AppDefinition(BaseModel):
     tagline: LocalizedText = Field(default_factory=dict)
     description: LocalizedText = Field(default_factory=dict)
     category: list[str] = Field(default_factory=list)
+    dependencies: list[str] = Field(default_factory=list, description="Ids of apps that must "
+                                    "be installed first (Umbrel's `dependencies`).")
+    updated_at: str | None = Field(default=None, description="When the store last changed "
+                                   "this app, if the store says (Runtipi's updated_at).")
     icon: str | None = None
     screenshots: list[str] = Field(default_factory=list)
     website: str | None = None
@@ -262,6 +266,11 @@ class CatalogAppSummary(BaseModel):
     installable: bool
     problems: list[str] = Field(default_factory=list)
     icon_url: str | None = None
+    featured: bool = Field(default=False, description="The store features this app (CasaOS "
+                           "featured-apps.json).")
+    updated_at: str | None = Field(default=None, description="When the app last changed: the "
+                                   "store's date where it has one, else when a sync first saw "
+                                   "this version (null: unknown, e.g. since the first sync).")
 
 
 class CatalogAppRead(CatalogAppSummary):

@@ -291,8 +291,13 @@ class Catalog:
 
     def list(self, store: str | None = None, category: str | None = None,
              installable: bool | None = None, query: str | None = None,
-             locale: str = "en") -> list[CatalogAppSummary]:
-        """List catalog apps, filtered, in store precedence order (best match when querying)."""
+             locale: str = "en", featured: bool | None = None, recent: bool = False,
+             limit: int = 1000) -> list[CatalogAppSummary]:
+        """List catalog apps, filtered, in store precedence order (best match when querying).
+
+        `recent` keeps apps with a known change date, newest first.
+        """
         rows = index.query_apps(self.db, store=store, category=category,
-                                installable=installable, text=query)
+                                installable=installable, text=query, featured=featured,
+                                recent=recent, limit=limit)
         return [index.summary(r, locale, self._cards) for r in rows]

@@ -31,7 +31,9 @@ from stackhub.state.db import Database, now
 
 log = logging.getLogger("stackhub.catalog")
 SYNC_TIMEOUT = 300.0
-INDEX_VERSION = 1  # bump when readers change what they produce: forces a re-index
+INDEX_VERSION = 2  # bump when readers change what they produce: forces a re-index
+FEATURED_FILE = "featured-apps.json"
+MAX_FEATURED_BYTES = 64 * 1024
 ICON_NAMES = ("icon.png", "icon.svg", "icon.jpg", "icon.webp", "logo.png", "logo.svg",
               "logo.jpg", "metadata/logo.jpg", "metadata/logo.png")
 
@@ -144,6 +146,7 @@ def read_entries(tree: Path, store: str, *, arch: str,
     """Read every app of a staged store (any format) with its icon and screenshots."""
     root, _ = locate_store_root(tree)
     _, scanned = scan_store(tree, store, arch=arch, installed=lambda app: app in installed)
+    featured = featured_ids(root)
     entries: list[IndexEntry] = []
     errors: list[str] = []
     for item in scanned:
@@ -157,8 +160,23 @@ def read_entries(tree: Path, store: str, *, arch: str,
             icon = next((found for name in ICON_NAMES
                          if (found := _asset(tree, folder, name))), None)
         shots = [s for s in (_asset(tree, folder, ref) for ref in app.screenshots) if s]
-        entries.append(IndexEntry(app=app, icon=icon, screenshots=shots))
+        entries.append(IndexEntry(app=app, icon=icon, screenshots=shots,
+                                  featured=app.id.lower() in featured))
     return root, entries, errors
+
+
+def featured_ids(root: Path) -> set[str]:
+    """Return the (lowercase) app ids a store features: CasaOS's ``featured-apps.json``."""
+    path = safe_file(root, FEATURED_FILE)
+    try:
+        if path is None or path.stat().st_size > MAX_FEATURED_BYTES:
+            return set()
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return set()
+    items = data if isinstance(data, list) else []
+    return {str(item["appid"]).lower() for item in items[:500]
+            if isinstance(item, dict) and isinstance(item.get("appid"), str)}
 
 
 def installed_ids(db: Database) -> set[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Path, Query, Response, status
 
@@ -78,10 +78,16 @@ async def sync_one(name: Name, services: ServicesDep, force: Force = False) -> S
 async def list_apps(services: ServicesDep, store: str | None = None,
                     category: str | None = None, installable: bool | None = None,
                     q: Annotated[str | None, Query(max_length=200)] = None,
-                    locale: Locale = "en") -> list[CatalogAppSummary]:
-    """List or search catalog apps, filtered by store, category and installability."""
+                    locale: Locale = "en", featured: bool | None = None,
+                    sort: Annotated[Literal["store", "updated"], Query(
+                        description="store: store precedence (the default); updated: apps "
+                        "with a known change date, newest first.")] = "store",
+                    limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
+                    ) -> list[CatalogAppSummary]:
+    """List or search catalog apps, filtered by store, category, installability, featured."""
     return services.catalog.list(store=store, category=category, installable=installable,
-                                 query=q, locale=locale)
+                                 query=q, locale=locale, featured=featured,
+                                 recent=sort == "updated", limit=limit)
 
 
 @router.get("/catalog/categories", response_model=list[CategoryRead], summary="List categories")

@@ -113,15 +113,32 @@ def _print_plan(plan: dict[str, Any]) -> None:
 
 
 @app.command("install")
-def install_cmd(source: str, name: NameOpt = None, set_: SetOpt = None,
+def install_cmd(source: Annotated[str, typer.Argument(
+                    help="STORE/APP, a compose file or an app folder; omit with "
+                    "--docker-run.")] = "",
+                name: NameOpt = None, set_: SetOpt = None,
                 yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
                 accept_risks: Annotated[str | None, typer.Option(
                     "--accept-risks", help="Accept the risky options with this digest.")] = None,
+                docker_run: Annotated[str | None, typer.Option(
+                    "--docker-run", help="Install the compose equivalent of this "
+                    "'docker run ...' command (quoted); nothing is run on this machine.")] = None,
                 as_json: JsonOpt = False) -> None:
     """Install SOURCE (STORE/APP, a compose file or an app folder) and wait until it runs."""
     client = Client()
     try:
-        request = _request(source, name, set_)
+        if docker_run is not None:
+            if source:
+                raise ClientError("give either SOURCE or --docker-run, not both", code="usage")
+            converted = client.request("POST", "/api/convert/docker-run",
+                                       json={"command": docker_run})
+            for note in converted["notes"]:
+                err_console.print(f"note: {escape(note)}", style="yellow")
+            request = {"source": {"kind": "compose", "compose": converted["compose"]},
+                       "name": name or converted["name"], "values": parse_sets(set_)}
+            source = converted["name"]
+        else:
+            request = _request(source, name, set_)
         interactive = not yes and sys.stdin.isatty() and not as_json
         if not interactive:  # no questions to ask: let the server plan once, inside install
             def announce(accepted: dict[str, Any]) -> None:
@@ -304,3 +321,84 @@ def remove_cmd(name: str, purge: Annotated[bool, typer.Option(
         err_console.print(f"[bold red]Error:[/] removing {name} failed: {reason}")
     if op["state"] != "succeeded":
         raise typer.Exit(1)
+
+
+def _size(size: int) -> str:
+    """Show bytes the way people read them (1.5 MB)."""
+    value = float(size)
+    for unit in ("B", "KB", "MB"):
+        if value < 1024:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GB"
+
+
+@app.command("kept")
+def kept_cmd(as_json: JsonOpt = False) -> None:
+    """List the data removed instances left (install under the same name to reuse it)."""
+    try:
+        kept = Client().request("GET", "/api/kept-data")
+    except ClientError as err:
+        fail(err, as_json=as_json)
+    if as_json:
+        emit_json(kept)
+        return
+    if not kept:
+        console.print("No kept data.")
+        return
+    shown = table("NAME", "APP", "SIZE", "VOLUMES", "REMOVED")
+    for item in kept:
+        size = _size(item["size"]) + ("" if item["size_complete"] else "+")
+        shown.add_row(item["name"], item["app"] or "-", size, str(len(item["volumes"])),
+                      (item["removed_at"] or item["modified_at"] or "-")[:16])
+    console.print(shown)
+
+
+@app.command("purge-data")
+def purge_data_cmd(name: str, yes: Annotated[bool, typer.Option("--yes", "-y")] = False,
+                   as_json: JsonOpt = False) -> None:
+    """Delete for good the data a removed instance NAME left (folder and volumes)."""
+    client = Client()
+    try:
+        if not yes:
+            if not sys.stdin.isatty():
+                raise ClientError("purge-data deletes data: add --yes to confirm when not "
+                                  "running in a terminal", code="usage")
+            if not typer.confirm(f"Delete the kept data of {name} for good?", default=False):
+                raise typer.Exit(1)
+        purged = client.request("DELETE", f"/api/kept-data/{name}")
+    except ClientError as err:
+        fail(err, as_json=as_json)
+    if as_json:
+        emit_json(purged)
+    else:
+        console.print(f"[green]✔[/] deleted the kept data of {name} "
+                      f"({_size(purged['size'])}, {len(purged['volumes'])} volume(s))")
+
+
+@app.command("exec")
+def exec_cmd(name: str,
+             command: Annotated[list[str] | None, typer.Argument(
+                 help="The command after --; default: a shell (bash, else sh).")] = None,
+             service: Annotated[str | None, typer.Option(
+                 "--service", "-s", help="The compose service; default: the main one.")] = None,
+             ) -> None:
+    """Run a command, or a shell, in an instance's container (a TTY when on a terminal)."""
+    from stackhub.cli.terminal import run_exec
+
+    try:
+        code = run_exec(name, service, command)
+    except ClientError as err:
+        fail(err)
+    except KeyboardInterrupt:  # the socket closed on the way out: the process is ended
+        code = 130
+    raise typer.Exit(code)
+
+
+from stackhub.cli.updates import register as _register_updates  # noqa: E402
+
+_register_updates(app)  # settings, set, revisions, check-updates, update, rollback
+
+from stackhub.cli.domains import protect_cmd as _protect  # noqa: E402
+
+app.command("protect")(_protect)  # StackHub's sign-in in front of the app (docs/cli.md)

@@ -92,11 +92,20 @@ def restore_cmd(name: Annotated[str, typer.Argument(help="The instance to restor
                 snapshot: Annotated[str, typer.Argument(help="Snapshot id (from `backup "
                                                         "list`) or `latest`.")],
                 repo: RepoOpt = None,
+                as_name: Annotated[str | None, typer.Option(
+                    "--as", help="Restore as a new instance of this name beside NAME (new "
+                    "ports, same secrets); NAME is left as it is.")] = None,
+                accept_risks: Annotated[str | None, typer.Option(
+                    "--accept-risks", help="Accept the risky options the backup has and the "
+                    "instance did not, by the digest the refusal shows.")] = None,
                 yes: Annotated[bool, typer.Option("--yes", help="Replace the instance's "
                                                   "current data without asking.")] = False,
                 as_json: JsonOpt = False) -> None:
-    """Restore NAME from a backup: its data now is replaced (kept aside until success)."""
-    if not yes:
+    """Restore NAME from a backup: its data now is replaced (kept aside until success).
+
+    With --as NEW, the backup becomes a new instance NEW and NAME is not touched.
+    """
+    if not yes and as_name is None:
         if as_json or not sys.stdin.isatty():
             fail(ClientError("restoring replaces the instance's current data: run again with "
                              "--yes", code="usage"), as_json=as_json)
@@ -104,14 +113,218 @@ def restore_cmd(name: Annotated[str, typer.Argument(help="The instance to restor
                              default=False):
             raise typer.Exit(1)
     client = Client()
-    body = {"repository": repo} if repo else None
+    body: dict[str, Any] = {"repository": repo, "as_name": as_name, "accept_risks": accept_risks}
+
+    def begin() -> dict[str, Any]:
+        try:
+            accepted: dict[str, Any] = client.request(
+                "POST", f"/api/backups/instances/{name}/snapshots/{snapshot}/restore",
+                json={k: v for k, v in body.items() if v is not None})
+        except ClientError as err:
+            if err.code == "risk_not_accepted" and err.details.get("digest"):
+                risks = "; ".join(f"[{r['severity']}] {r['service']}: {r['detail']}"
+                                  for r in err.details.get("risks", []))
+                err.message = (f"{err.message}: {risks}. To accept them, run again with "
+                               f"--accept-risks {err.details['digest']}")
+            raise
+        return accepted
+
     try:
-        _, op, _ = run_operation(client, lambda: client.request(
-            "POST", f"/api/backups/instances/{name}/snapshots/{snapshot}/restore", json=body),
-            quiet=as_json)
+        _, op, _ = run_operation(client, begin, quiet=as_json)
     except ClientError as err:
         fail(err, as_json=as_json)
-    _finish(op, as_json, f"{name} is restored from {snapshot} and started")
+    _finish(op, as_json, f"{name} is restored from {snapshot} as {as_name} and started"
+            if as_name else f"{name} is restored from {snapshot} and started")
+
+
+KeepOpt = Annotated[int | None, typer.Option(min=0, max=1000)]
+
+
+def _keeps(**counts: int | None) -> dict[str, int]:
+    return {f"keep_{k}": v for k, v in counts.items() if v is not None}
+
+
+@app.command("schedule")
+def schedule_cmd(
+        name: Annotated[str, typer.Argument(help="The instance to back up on a schedule.")],
+        every: Annotated[str, typer.Option("--every", help="hourly, daily or weekly.")] = "daily",
+        at: Annotated[str, typer.Option("--at", help="HH:MM, server time (hourly: the minute "
+                                        "counts).")] = "03:00",
+        weekday: Annotated[int, typer.Option("--weekday", min=0, max=6, help="Weekly: 0 Monday "
+                                             "... 6 Sunday.")] = 0,
+        keep_last: KeepOpt = None, keep_daily: KeepOpt = None, keep_weekly: KeepOpt = None,
+        keep_monthly: KeepOpt = None, repo: RepoOpt = None,
+        off: Annotated[bool, typer.Option("--off", help="Keep the schedule but pause "
+                                          "it.")] = False,
+        as_json: JsonOpt = False) -> None:
+    """Back NAME up on a schedule and keep N daily/weekly/monthly scheduled backups.
+
+    Defaults: daily at 03:00, keep 7 daily, 4 weekly, 6 monthly. Only scheduled backups of
+    NAME are ever pruned (a dry run first), and a policy that keeps nothing is refused.
+    """
+    body: dict[str, Any] = {"every": every, "at": at, "weekday": weekday, "repository": repo,
+                            "enabled": not off, **_keeps(last=keep_last, daily=keep_daily,
+                                                         weekly=keep_weekly,
+                                                         monthly=keep_monthly)}
+    try:
+        read = Client().request("PUT", f"/api/backups/instances/{name}/schedule", json=body)
+    except ClientError as err:
+        fail(err, as_json=as_json)
+    if as_json:
+        emit_json(read)
+        return
+    console.print(f"[green]✔[/] {name}: {_describe(read)}")
+
+
+def _describe(read: dict[str, Any]) -> str:
+    when = {"hourly": f"hourly at minute {read['at'][3:]}", "daily": f"daily at {read['at']}",
+            "weekly": f"weekly on {DAYS[read['weekday']]} at {read['at']}"}[read["every"]]
+    keep = ", ".join(f"{read[f'keep_{k}']} {k}" for k in ("last", "daily", "weekly", "monthly")
+                     if read[f"keep_{k}"])
+    state = f"next {read['next_run_at']}" if read["enabled"] else "paused"
+    return f"{when}, keep {keep} ({state})"
+
+
+DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+@app.command("unschedule")
+def unschedule_cmd(name: str, as_json: JsonOpt = False) -> None:
+    """Stop backing NAME up on a schedule (its backups stay)."""
+    try:
+        Client().request("DELETE", f"/api/backups/instances/{name}/schedule")
+    except ClientError as err:
+        fail(err, as_json=as_json)
+    if as_json:
+        emit_json({"instance": name, "scheduled": False})
+    else:
+        console.print(f"[green]✔[/] {name} is no longer backed up on a schedule")
+
+
+@app.command("schedules")
+def schedules_cmd(as_json: JsonOpt = False) -> None:
+    """List backup schedules."""
+    try:
+        items = Client().request("GET", "/api/backups/schedules")
+    except ClientError as err:
+        fail(err, as_json=as_json)
+    if as_json:
+        emit_json(items)
+        return
+    if not items:
+        console.print("No schedules.")
+        return
+    for item in items:
+        console.print(f"{item['instance']}: {_describe(item)}")
+
+
+@app.command("status")
+def status_cmd(name: Annotated[str | None, typer.Argument(help="Only this instance.")] = None,
+               as_json: JsonOpt = False) -> None:
+    """Show each instance's last good backup, and alerts (failed, or missing on schedule)."""
+    try:
+        items = Client().request("GET", "/api/backups/status", params={"instance": name})
+    except ClientError as err:
+        fail(err, as_json=as_json)
+    if as_json:
+        emit_json(items)
+        return
+    rows = table("INSTANCE", "HEALTH", "LAST GOOD (UTC)", "NEXT (UTC)", "MESSAGE")
+    for item in items:
+        health = f"[bold red]{item['health']}[/]" if item["alert"] else item["health"]
+        rows.add_row(item["instance"], health, (item["last_success_at"] or "-")[:19],
+                     (item["next_run_at"] or "-")[:19], escape(item["message"]))
+    console.print(rows)
+
+
+@app.command("prune")
+def prune_cmd(name: str, keep_last: KeepOpt = None, keep_daily: KeepOpt = None,
+              keep_weekly: KeepOpt = None, keep_monthly: KeepOpt = None, repo: RepoOpt = None,
+              apply: Annotated[bool, typer.Option("--apply", help="Remove them (default: only "
+                                                  "show what would go).")] = False,
+              as_json: JsonOpt = False) -> None:
+    """Apply a retention to NAME's scheduled backups (a dry run unless --apply)."""
+    body: dict[str, Any] = {"repository": repo, "dry_run": not apply,
+                            **_keeps(last=keep_last, daily=keep_daily, weekly=keep_weekly,
+                                     monthly=keep_monthly)}
+    try:
+        read = Client().request("POST", f"/api/backups/instances/{name}/prune", json=body)
+    except ClientError as err:
+        fail(err, as_json=as_json)
+    if as_json:
+        emit_json(read)
+        return
+    verb = "would remove" if read["dry_run"] else "removed"
+    console.print(f"{name}: keeps {len(read['kept'])}, {verb} {len(read['removed'])}")
+    for ident in read["removed"]:
+        console.print(f"  {ident[:8]}")
+
+
+@app.command("system")
+def system_cmd(repo: RepoOpt = None, as_json: JsonOpt = False) -> None:
+    """Back up StackHub itself (users, settings, stores, domains, instance definitions)."""
+    try:
+        read = Client().request("POST", "/api/backups/system",
+                                json={"repository": repo} if repo else None)
+    except ClientError as err:
+        fail(err, as_json=as_json)
+    if as_json:
+        emit_json(read)
+        return
+    console.print(f"[green]✔[/] StackHub's state is backed up as {read['short_id']} in "
+                  f"{read['repository']} ({_size(read['size'])})")
+
+
+@app.command("restore-system")
+def restore_system_cmd(
+        url: Annotated[str, typer.Argument(help="The repository's URL (from the recovery "
+                                           "kit): a path, s3:..., rest:...")],
+        password_file: Annotated[Path, typer.Option("--password-file", help="A file holding "
+                                                    "the repository's password (the kit's).")],
+        snapshot: Annotated[str, typer.Option("--snapshot", help="A system snapshot id, or "
+                                              "latest.")] = "latest",
+        force: Annotated[bool, typer.Option("--force", help="Replace the state of an "
+                                            "installation that has instances.")] = False,
+        as_json: JsonOpt = False) -> None:
+    """Bring StackHub's own state back on a fresh install (the server must be stopped).
+
+    Then start the server and restore each instance: `stackhub backup restore NAME latest`.
+    """
+    import asyncio
+    import os
+
+    from stackhub.adapters.restic import Repository, ResticCli
+    from stackhub.backup.system import restore_system
+    from stackhub.config import Paths, default_data_dir
+    from stackhub.errors import StackHubError
+
+    paths = Paths(default_data_dir())
+    try:
+        Client().request("GET", "/api/health")
+    except ClientError:
+        pass  # nothing answers: good
+    else:
+        fail(ClientError("a StackHub server is running on this data root: stop it first "
+                         "(systemctl stop stackhub)", code="usage"), as_json=as_json)
+    if not password_file.is_file():
+        fail(ClientError(f"cannot read {password_file}", code="usage"), as_json=as_json)
+    env = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
+    repo = Repository(name="recovery", url=url, password_file=password_file.resolve(), env=env)
+    try:
+        paths.ensure()
+        report = asyncio.run(restore_system(paths, ResticCli(), repo, ref=snapshot, force=force))
+    except StackHubError as err:
+        fail(ClientError(err.message, code=err.code), as_json=as_json)
+    if as_json:
+        emit_json({"snapshot": report.snapshot, "time": report.time,
+                   "instances": report.instances, "stores": report.stores})
+        return
+    console.print(f"[green]✔[/] StackHub's state is back from {report.snapshot[:8]} "
+                  f"({report.time[:19]}): {len(report.instances)} instance(s), "
+                  f"{len(report.stores)} store folder(s)")
+    console.print("Start the server, then restore each instance's data:")
+    for name in report.instances:
+        console.print(f"  stackhub backup restore {name} latest --yes")
 
 
 @repo_app.command("list")
@@ -167,10 +380,13 @@ def repo_add_cmd(
 
 
 @repo_app.command("check")
-def repo_check_cmd(name: str, as_json: JsonOpt = False) -> None:
+def repo_check_cmd(name: str, subset: Annotated[str | None, typer.Option(
+        "--read-data-subset", help="Also read this share of the data, e.g. 5%.")] = None,
+                   as_json: JsonOpt = False) -> None:
     """Check a repository's structure (restic check); exit 1 if it has errors."""
     try:
-        result = Client().request("POST", f"/api/backups/repositories/{name}/check")
+        result = Client().request("POST", f"/api/backups/repositories/{name}/check",
+                                  params={"subset": subset})
     except ClientError as err:
         fail(err, as_json=as_json)
     if as_json:

@@ -135,10 +135,72 @@ def list_cmd(instance: Annotated[str | None, typer.Argument(
         return
     rows = table("DOMAIN", "APP", "KIND", "STATE", "CERTIFICATE", "EXPIRES", "ERROR")
     for item in items:
-        rows.add_row(item["name"], item["instance"], item["kind"], item["state"],
-                     item["issuer"] or item["tls"], (item["expires_at"] or "-")[:10],
+        expires = (item["expires_at"] or "-")[:10]
+        if item.get("warning"):
+            expires = f"[bold yellow]{expires} (!)[/]"
+        state = item["state"] + (" (protected)" if item.get("protected") else "")
+        rows.add_row(item["name"], item["instance"], item["kind"], state,
+                     escape(item["issuer"] or item["tls"]), expires,
                      escape(item["error"] or ""))
     console.print(rows)
+    for item in items:
+        if item.get("warning"):
+            err_console.print(f"[bold yellow]Warning:[/] {escape(item['name'])}: "
+                              f"{escape(item['warning'])}", highlight=False)
+
+
+@app.command("recheck")
+def recheck_cmd(as_json: JsonOpt = False) -> None:
+    """Re-check every custom domain's DNS now (flag dangling ones) and expiring certificates.
+
+    The server also does this by itself every STACKHUB_DOMAIN_RECHECK seconds (6 h default).
+    Exit status 1 when a domain is dangling or a certificate expires within 14 days.
+    """
+    try:
+        read = Client().request("POST", "/api/domains/recheck")
+    except ClientError as err:
+        fail(err, as_json=as_json)
+    if as_json:
+        emit_json(read)
+    else:
+        console.print(f"Checked {read['checked']} custom domain(s).")
+        for name in read["dangling"]:
+            err_console.print(f"[bold red]Dangling:[/] {escape(name)} no longer reaches this box"
+                              " (stackhub domain list shows why)", highlight=False)
+        for name in read["expiring"]:
+            err_console.print(f"[bold yellow]Expiring:[/] {escape(name)}: certificate expires "
+                              "within 14 days", highlight=False)
+        if not read["dangling"] and not read["expiring"]:
+            console.print("[green]✔[/] every domain reaches this box; no certificate expires "
+                          "within 14 days")
+    if read["dangling"] or read["expiring"]:
+        raise typer.Exit(1)
+
+
+def protect_cmd(name: Annotated[str, typer.Argument(help="The app (instance).")],
+                off: Annotated[bool, typer.Option("--off", help="Take the sign-in away.")]
+                = False,
+                as_json: JsonOpt = False) -> None:
+    """Put StackHub's sign-in (with 2FA) in front of an app's gateway names (--off: remove it).
+
+    Only signed-in users who may see the app (admins, members granted it) reach it; the app
+    gets Remote-User and Remote-Groups headers.
+    """
+    try:
+        read = Client().request("PUT", f"/api/instances/{name}/protection",
+                                json={"protected": not off})
+    except ClientError as err:
+        fail(err, as_json=as_json)
+    if as_json:
+        emit_json(read)
+        return
+    if read["protected"]:
+        console.print(f"[green]✔[/] {escape(name)} is behind StackHub's sign-in: "
+                      f"{escape(', '.join(read['hosts']) or 'no gateway name yet')}")
+    else:
+        console.print(f"{escape(name)} is no longer behind StackHub's sign-in")
+    if read["warning"]:
+        err_console.print(f"[bold yellow]Note:[/] {escape(read['warning'])}", highlight=False)
 
 
 @app.command("check")

@@ -21,6 +21,8 @@ GROUPS = {  # first word -> (module, its Typer); "" holds top-level commands (lo
     "domain": ("stackhub.cli.domains", "app"),
     "backup": ("stackhub.cli.backup", "app"),
     "doctor": ("stackhub.cli.doctor", "app"),
+    "files": ("stackhub.cli.files", "app"),
+    "engine": ("stackhub.cli.engine", "app"),
     "": ("stackhub.cli.auth", "app"),
     "user": ("stackhub.cli.auth", "user_app"),
     "token": ("stackhub.cli.auth", "token_app"),

@@ -60,7 +60,7 @@ class DomainFlows:
         """Route the domain, then wait until it serves the app over HTTPS."""
         run.step("route", 10.0)
         await self.proxy.apply()
-        await asyncio.to_thread(faults.checkpoint, "domain-before-certificate")
+        await faults.checkpoint("domain-before-certificate")
         run.step("certificate", 30.0)
         served = await self.wait_https(name)
         self.proxy.records.update(name, state=DomainState.ACTIVE.value, issuer=served.issuer,

@@ -118,6 +118,13 @@ class DomainRead(BaseModel):
     checked_at: str | None = None
     error: str | None = None
     created_at: str | None = None
+    expires_in_days: int | None = Field(default=None, description="Whole days until the "
+                                        "certificate expires (negative once expired).")
+    warning: str | None = Field(default=None, description="Set when the certificate expires "
+                                "within 14 days (or has expired): renewals are automatic, "
+                                "so this means they are failing.")
+    protected: bool = Field(default=False, description="Whether StackHub's sign-in guards "
+                            "this name (stackhub app protect).")
 
 
 class DomainRequest(BaseModel):
@@ -134,3 +141,30 @@ class DomainAccepted(BaseModel):
     operation: OperationRead
     instance: str
     domain: str
+
+
+class ProtectionRequest(BaseModel):
+    """Put an app behind StackHub's sign-in, or take it out."""
+
+    protected: bool = Field(description="true: only signed-in users allowed to see the app "
+                            "(admins, members granted it) reach it through the gateway.")
+
+
+class ProtectionRead(BaseModel):
+    """Whether an app is behind StackHub's sign-in, and where that applies."""
+
+    instance: str
+    protected: bool
+    hosts: list[str] = Field(description="The gateway names the sign-in guards.")
+    warning: str | None = Field(default=None, description="What the sign-in does not cover "
+                                "(e.g. no gateway name yet; the app's own port).")
+
+
+class RecheckRead(BaseModel):
+    """The outcome of re-checking custom domains (DNS) and certificates."""
+
+    checked: int
+    dangling: list[str] = Field(description="Custom domains whose DNS no longer reaches this "
+                                "box (or whose app is gone).")
+    expiring: list[str] = Field(description="Names whose certificate expires within 14 days.")
+    checked_at: str

@@ -82,3 +82,42 @@ class DomainRecords:
                 conn.execute("INSERT INTO gateway_settings (key, value) VALUES (?, ?) "
                              "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                              (key, value))
+
+    # -- protection (forward auth) ----------------------------------------------------------
+    def protected(self) -> set[str]:
+        """Return the instances behind StackHub's sign-in."""
+        return {str(r["instance"]) for r in self.db.query(
+            "SELECT instance FROM instance_protection")}
+
+    def set_protected(self, instance: str, on: bool) -> None:
+        """Put an instance behind the sign-in, or take it out (ending its gateway sessions)."""
+        with self.db.transaction() as conn:
+            if on:
+                conn.execute("INSERT INTO instance_protection (instance, created_at) VALUES "
+                             "(?, ?) ON CONFLICT(instance) DO NOTHING", (instance, now()))
+            else:
+                conn.execute("DELETE FROM instance_protection WHERE instance = ?", (instance,))
+
+    def add_gateway_session(self, digest: str, *, session_id: str, username: str, host: str,
+                            expires_at: str) -> None:
+        """Keep a gateway session (the cookie's digest, never the cookie)."""
+        with self.db.transaction() as conn:
+            conn.execute("DELETE FROM gateway_sessions WHERE expires_at < ?", (now(),))
+            conn.execute("INSERT INTO gateway_sessions (digest, session_id, username, host, "
+                         "created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
+                         (digest, session_id, username, host, now(), expires_at))
+
+    def gateway_session(self, digest: str) -> tuple[str, str, str, str] | None:
+        """Return (session id, user, host, expiry) of a gateway session, or None."""
+        rows = self.db.query("SELECT session_id, username, host, expires_at FROM "
+                             "gateway_sessions WHERE digest = ?", (digest,))
+        if not rows:
+            return None
+        row = rows[0]
+        return (str(row["session_id"]), str(row["username"]), str(row["host"]),
+                str(row["expires_at"]))
+
+    def drop_gateway_session(self, digest: str) -> None:
+        """Forget a gateway session."""
+        with self.db.transaction() as conn:
+            conn.execute("DELETE FROM gateway_sessions WHERE digest = ?", (digest,))

@@ -17,10 +17,11 @@ import re
 import secrets
 import ssl
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psutil
+from cryptography import x509
 
 from stackhub.adapters import caddy
 from stackhub.adapters.dns import DnsResolver, Resolver
@@ -45,6 +46,8 @@ from stackhub.proxy.models import (
     DomainRead,
     DomainState,
     GatewayRead,
+    ProtectionRead,
+    RecheckRead,
     TlsMode,
 )
 from stackhub.proxy.records import DomainRecord, DomainRecords
@@ -56,6 +59,11 @@ SAFE_PATH = re.compile(r"/[\x21-\x7e]{0,200}")
 """A main path the gateway may redirect to (printable ASCII, no spaces)."""
 BASE_KEY = "base"
 TLS_KEY = "tls"
+WARN_DAYS = 14
+"""A certificate expiring within this many days is flagged (renewals should have run)."""
+RECHECK = 6 * 3600.0
+"""Seconds between re-checks of custom domains' DNS and certificates (STACKHUB_DOMAIN_RECHECK)."""
+FORWARD_PATH = "/api/auth/forward"
 
 
 def _flag(value: str) -> bool | None:
@@ -92,6 +100,7 @@ class GatewaySettings:
     addresses: tuple[str, ...] = ()
     timeout: float = 120.0
     resolver: str | None = None
+    recheck: float = RECHECK
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> GatewaySettings:
@@ -101,6 +110,7 @@ class GatewaySettings:
         roots = tuple(p for p in env.get("STACKHUB_ACME_CA_ROOT", "").split(os.pathsep) if p)
         default_caa = names.LETS_ENCRYPT_CAA if ca == caddy.LETS_ENCRYPT else None
         timeout = env.get("STACKHUB_DOMAIN_TIMEOUT", "").strip()
+        recheck = env.get("STACKHUB_DOMAIN_RECHECK", "").strip()
         return cls(
             switch=_flag(env.get("STACKHUB_GATEWAY", "")),
             http_port=_port(env, "STACKHUB_HTTP_PORT", 80),
@@ -111,7 +121,9 @@ class GatewaySettings:
             addresses=tuple(a.strip() for a in env.get("STACKHUB_PUBLIC_ADDRESS", "").split(",")
                             if a.strip()),
             timeout=float(timeout) if timeout.replace(".", "", 1).isdigit() else 120.0,
-            resolver=env.get("STACKHUB_DNS_RESOLVER", "").strip() or None)
+            resolver=env.get("STACKHUB_DNS_RESOLVER", "").strip() or None,
+            recheck=max(float(recheck), 1.0) if recheck.replace(".", "", 1).isdigit()
+            else RECHECK)
 
 
 def box_addresses(settings: GatewaySettings) -> list[str]:
@@ -151,6 +163,64 @@ class Served:
     status: str
 
 
+@dataclass(frozen=True)
+class Certificate:
+    """A certificate Caddy keeps for a name."""
+
+    issuer: str
+    expires_at: datetime
+    issued_at: datetime
+
+    def warn_window(self) -> timedelta:
+        """Return how long before expiry to warn: 14 days, or less for short-lived leaves.
+
+        Caddy renews when a third of the lifetime is left; the internal CA's leaves live about
+        12 h, so a fixed 14 days would flag every LAN name. Warn when renewal is overdue by
+        half its window (a sixth of the lifetime left), at most 14 days before expiry.
+        """
+        return min(timedelta(days=WARN_DAYS), (self.expires_at - self.issued_at) / 6)
+
+
+def read_certificate(storage: Path, host: str) -> Certificate | None:
+    """Return the latest-expiring certificate Caddy stores for `host`, or None."""
+    best: Certificate | None = None
+    for path in storage.glob(f"certificates/*/{host}/{host}.crt"):
+        with contextlib.suppress(OSError, ValueError):
+            cert = x509.load_pem_x509_certificate(path.read_bytes())
+            names_ = [a.value for a in cert.issuer if a.oid in (
+                x509.NameOID.COMMON_NAME, x509.NameOID.ORGANIZATION_NAME)]
+            found = Certificate(", ".join(str(n) for n in names_),
+                                cert.not_valid_after_utc, cert.not_valid_before_utc)
+            if best is None or found.expires_at > best.expires_at:
+                best = found
+    return best
+
+
+def expiry(expires_at: str | None, moment: datetime | None = None,
+           window: timedelta = timedelta(days=WARN_DAYS)) -> tuple[int | None, str | None]:
+    """Return whole days left and the warning for a certificate's expiry (ISO 8601).
+
+    `window`: how long before expiry to warn (Certificate.warn_window for stored ones).
+    """
+    if not expires_at:
+        return None, None
+    try:
+        end = datetime.fromisoformat(expires_at)
+    except ValueError:
+        return None, None
+    if end.tzinfo is None:
+        end = end.replace(tzinfo=UTC)
+    left = end - (moment or datetime.now(UTC))
+    days = left.days
+    if left <= timedelta(0):
+        return days, f"the certificate expired on {end.date().isoformat()}: renewal is failing"
+    if left < window:
+        when = f"in {days} days" if days >= 1 else f"in {int(left.total_seconds() // 3600)} h"
+        return days, (f"the certificate expires {when} ({end.date().isoformat()}): "
+                      "renewal should have happened by now; check DNS and port 80")
+    return days, None
+
+
 @dataclass
 class _State:
     error: str | None = None
@@ -180,6 +250,8 @@ class ProxyService:
         self._tasks: list[asyncio.Task[None]] = []
         self._sub: Subscription | None = None
         self.loads = 0
+        self._hosts: dict[str, str] | None = None
+        self.last_recheck: RecheckRead | None = None
 
     # -- settings ---------------------------------------------------------------------------
     @property
@@ -268,18 +340,24 @@ class ProxyService:
         if instance is not None and instance not in known and not self.records.all(instance):
             raise NotFound(f"no instance named {instance!r}")
         running = self.gateway.running
+        protected = self.records.protected()
         for inst in instances:
             if base is None or instance not in (None, inst.name):
                 continue
             upstream, why = target(inst)
             host = f"{inst.name}.{base}"
+            cert = read_certificate(self.gateway.storage, host)
+            expires = cert.expires_at.isoformat() if cert else None
+            days, warning = expiry(expires, window=cert.warn_window()) if cert else (None, None)
             found.append(DomainRead(
                 name=host, instance=inst.name, kind=DomainKind.AUTOMATIC,
                 state=DomainState.ACTIVE if running else DomainState.PENDING,
                 url=self._url(host), target=upstream, tls=mode or TlsMode.INTERNAL,
+                issuer=cert.issuer if cert else None, expires_at=expires,
+                expires_in_days=days, warning=warning, protected=inst.name in protected,
                 error=why if running else self._not_running(), created_at=inst.created_at))
         for row in self.records.all(instance):
-            found.append(self._custom(row, known.get(row.instance)))
+            found.append(self._custom(row, known.get(row.instance), protected))
         return found
 
     def _not_running(self) -> str:
@@ -288,8 +366,13 @@ class ProxyService:
                 "the gateway is not running" + ("" if self.enabled() else
                                                 " (turned off until a domain exists)"))
 
-    def _custom(self, row: DomainRecord, inst: InstanceRead | None) -> DomainRead:
+    def _custom(self, row: DomainRecord, inst: InstanceRead | None,
+                protected: set[str]) -> DomainRead:
         state, error = DomainState(row.state), row.error
+        cert = read_certificate(self.gateway.storage, row.name)
+        issuer = cert.issuer if cert else row.issuer
+        expires = cert.expires_at.isoformat() if cert else row.expires_at
+        days, warning = expiry(expires, window=cert.warn_window()) if cert else expiry(expires)
         upstream = None
         if inst is None:
             state, error = DomainState.DANGLING, (f"instance {row.instance!r} was removed; "
@@ -299,8 +382,10 @@ class ProxyService:
             error = error or why
         return DomainRead(name=row.name, instance=row.instance, kind=DomainKind.CUSTOM,
                           state=state, url=self._url(row.name), target=upstream,
-                          tls=TlsMode.ACME, issuer=row.issuer, expires_at=row.expires_at,
-                          checked_at=row.checked_at, error=error, created_at=row.created_at)
+                          tls=TlsMode.ACME, issuer=issuer, expires_at=expires,
+                          checked_at=row.checked_at, error=error, created_at=row.created_at,
+                          expires_in_days=days, warning=warning,
+                          protected=row.instance in protected)
 
     # -- the config -------------------------------------------------------------------------
     def _api_upstream(self) -> str | None:
@@ -318,8 +403,10 @@ class ProxyService:
         acme: list[str] = []
         custom: dict[str, list[str]] = {}
         for row in self.records.all():
-            if row.state in (DomainState.ACTIVE, DomainState.PENDING):
+            if row.state in (DomainState.ACTIVE, DomainState.PENDING, DomainState.DANGLING):
                 custom.setdefault(row.instance, []).append(row.name)
+        api = self._api_upstream()
+        protected = self.records.protected()
         for inst in self.apps.all():
             hosts = [f"{inst.name}.{base}"] if base else []
             (internal if mode == TlsMode.INTERNAL else acme).extend(hosts)
@@ -330,12 +417,16 @@ class ProxyService:
                 title = "App stopped" if inst.status == InstanceStatus.STOPPED \
                     else "App unavailable"
                 main = inst.main
+                guard = None
+                if inst.name in protected and api:
+                    guard = caddy.ForwardAuth(dial=api,
+                                              uri=f"{FORWARD_PATH}?token={self.ask_token}")
                 routes.append(caddy.Route(id=f"app-{inst.name}", hosts=tuple(hosts),
                                           upstream=upstream, page=why, title=title,
                                           path=main.path if main and SAFE_PATH.fullmatch(
                                               main.path) else "/",
-                                          tls=main is not None and main.scheme == "https"))
-        api = self._api_upstream()
+                                          tls=main is not None and main.scheme == "https",
+                                          auth=guard))
         if base and api:
             console = f"{names.CONSOLE}.{base}"
             routes.append(caddy.Route(id="console", hosts=(console,), upstream=api))
@@ -396,6 +487,8 @@ class ProxyService:
     async def _load(self) -> None:
         spec = self.spec()
         await self.gateway.load(caddy.render(spec))
+        self._hosts = {h: r.id.removeprefix("app-") for r in spec.routes if r.auth is not None
+                       for h in r.hosts}
         self.loads += 1
 
     async def _reapply(self) -> None:
@@ -433,7 +526,8 @@ class ProxyService:
         self._sub = self.bus.subscribe(
             lambda e: e.topic == "operation" and e.kind == "finished")
         self._tasks = [asyncio.create_task(self._debounce(), name="gateway-debounce"),
-                       asyncio.create_task(self._listen(self._sub), name="gateway-listen")]
+                       asyncio.create_task(self._listen(self._sub), name="gateway-listen"),
+                       asyncio.create_task(self._rechecks(), name="gateway-recheck")]
         if self.enabled():
             try:
                 await self.apply()
@@ -527,6 +621,100 @@ class ProxyService:
             raise Conflict("the gateway is not running: set a base domain first (stackhub "
                            "domain base NAME)")
         return await self.gateway.admin.ca_root()
+
+
+    # -- protection (forward auth) ----------------------------------------------------------
+    def protected_hosts(self) -> dict[str, str]:
+        """Return {host: instance} of the names the loaded config guards with the sign-in."""
+        if self._hosts is None:
+            spec = self.spec()
+            return {h: r.id.removeprefix("app-") for r in spec.routes if r.auth is not None
+                    for h in r.hosts}
+        return self._hosts
+
+    def console_url(self) -> str:
+        """Return the console's address for browsers: https://console.<base>, else the API's."""
+        base = self.base()[0]
+        if base is not None:
+            return self._url(f"{names.CONSOLE}.{base}")
+        api = self._api_upstream()
+        return f"http://{api}" if api else ""
+
+    def protection(self, instance: str) -> ProtectionRead:
+        """Return whether an instance is behind the sign-in, and the names that covers."""
+        self.apps.get(instance)
+        on = instance in self.records.protected()
+        hosts = [d.name for d in self.domains(instance)]
+        warning = None
+        if on and not hosts:
+            warning = (f"{instance} has no gateway name yet: set a base domain or add a "
+                       "custom domain; the sign-in guards only names the gateway serves")
+        elif on:
+            warning = ("the sign-in guards the gateway's names; the app's own port on this "
+                       "box (http://HOST:PORT) is not behind it: keep it firewalled")
+        return ProtectionRead(instance=instance, protected=on, hosts=hosts, warning=warning)
+
+    async def protect(self, instance: str, on: bool) -> ProtectionRead:
+        """Put an instance behind the sign-in (or take it out) and load the config."""
+        self.apps.get(instance)
+        before = instance in self.records.protected()
+        self.records.set_protected(instance, on)
+        if self.enabled() and self.gateway.available() is None:
+            try:
+                await self.apply()
+            except StackHubError:
+                self.records.set_protected(instance, before)
+                raise
+        return self.protection(instance)
+
+    # -- re-checks: dangling domains, expiring certificates --------------------------------
+    async def recheck(self) -> RecheckRead:
+        """Look every custom domain up again; flag those whose DNS no longer reaches here."""
+        known = {i.name for i in self.apps.all()}
+        dangling: list[str] = []
+        checked = 0
+        for row in self.records.all():
+            if row.state not in (DomainState.ACTIVE, DomainState.DANGLING):
+                continue
+            if row.instance not in known:
+                dangling.append(row.name)
+                continue
+            checked += 1
+            try:
+                check = await self.check(row.name, row.instance)
+            except StackHubError as err:
+                log.warning("gateway: re-check of %s: %s", row.name, err.message)
+                continue
+            cert = read_certificate(self.gateway.storage, row.name)
+            issuer = cert.issuer if cert else None
+            expires = cert.expires_at.isoformat() if cert else None
+            if check.ok:
+                self.records.update(row.name, state=DomainState.ACTIVE.value, issuer=issuer,
+                                    expires_at=expires)
+            else:
+                dangling.append(row.name)
+                reason = f"DNS no longer reaches this box: {check.problem}"
+                self.records.update(row.name, state=DomainState.DANGLING.value,
+                                    error=f"{reason}: {check.fix}" if check.fix else reason,
+                                    issuer=issuer, expires_at=expires)
+        expiring = [d.name for d in self.domains() if d.warning]
+        self.last_recheck = RecheckRead(checked=checked, dangling=sorted(dangling),
+                                        expiring=expiring,
+                                        checked_at=datetime.now(UTC).isoformat())
+        for name in expiring:
+            log.warning("gateway: %s: %s", name,
+                        next(d.warning for d in self.domains() if d.name == name))
+        return self.last_recheck
+
+    async def _rechecks(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.recheck)
+            if not self.records.all():
+                continue
+            try:
+                await self.recheck()
+            except Exception as err:  # keep re-checking whatever happens
+                log.warning("gateway: re-check failed: %s", getattr(err, "message", err))
 
 
 def target(inst: InstanceRead) -> tuple[str | None, str | None]:

@@ -7,12 +7,15 @@ Every route here is admin-only (none is in api/deps.MEMBER_ROUTES), except Caddy
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import quote
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 
-from stackhub.api.deps import AuditDep, ServicesDep
+from stackhub.adapters.caddy import page
+from stackhub.api.deps import SESSION_COOKIE, AuditDep, ServicesDep
 from stackhub.apps.models import check_name
 from stackhub.errors import NotFound
+from stackhub.proxy.forward import COOKIE, GatewayAuth
 from stackhub.proxy.models import (
     BaseRead,
     BaseRequest,
@@ -21,7 +24,11 @@ from stackhub.proxy.models import (
     DomainRead,
     DomainRequest,
     GatewayRead,
+    ProtectionRead,
+    ProtectionRequest,
+    RecheckRead,
 )
+from stackhub.services import Services
 
 router = APIRouter(tags=["domains"])
 public = APIRouter(tags=["domains"])
@@ -114,3 +121,98 @@ async def ask(services: ServicesDep, domain: Annotated[str, Query(max_length=300
     if not services.proxy.allows(domain, token):
         raise NotFound("not a domain of this box")
     return Response(status_code=200)
+
+
+@router.post("/domains/recheck", response_model=RecheckRead, summary="Re-check domains now")
+async def recheck(services: ServicesDep, audit: AuditDep) -> RecheckRead:
+    """Look every custom domain up again (flagging dangling ones) and list expiring certificates.
+
+    The server does this by itself every STACKHUB_DOMAIN_RECHECK seconds (6 h by default).
+    """
+    read = await services.proxy.recheck()
+    audit("domain.recheck", "", dangling=read.dangling, expiring=read.expiring)
+    return read
+
+
+@router.get("/domains/recheck", response_model=RecheckRead | None,
+            summary="Show the last re-check")
+async def last_recheck(services: ServicesDep) -> RecheckRead | None:
+    """Return the outcome of the last re-check (None before the first since the start)."""
+    return services.proxy.last_recheck
+
+
+@router.get("/instances/{name}/protection", response_model=ProtectionRead,
+            summary="Show whether an app is behind the sign-in")
+async def get_protection(name: str, services: ServicesDep) -> ProtectionRead:
+    """Say whether StackHub's sign-in guards the app's gateway names."""
+    return services.proxy.protection(check_name(name))
+
+
+@router.put("/instances/{name}/protection", response_model=ProtectionRead,
+            summary="Put an app behind the sign-in, or take it out")
+async def set_protection(name: str, request: ProtectionRequest, services: ServicesDep,
+                         audit: AuditDep) -> ProtectionRead:
+    """Guard the app's gateway names with StackHub's sign-in (forward auth), or stop.
+
+    Only signed-in users who may see the app (admins, members granted it) get through; the
+    app receives ``Remote-User`` and ``Remote-Groups`` (whatever a client sends under those
+    names is deleted first).
+    """
+    read = await services.proxy.protect(check_name(name), request.protected)
+    audit("app.protect", name, protected=request.protected)
+    return read
+
+
+def _gate(request: Request, services: Services) -> GatewayAuth:
+    gate: GatewayAuth | None = getattr(request.app.state, "gateway_auth", None)
+    if gate is None or gate.proxy is not services.proxy:
+        gate = GatewayAuth(services.proxy, services.auth)
+        request.app.state.gateway_auth = gate
+    return gate
+
+
+def _html(status: int, title: str, text: str) -> Response:
+    return Response(page(title, text), status_code=status, media_type="text/html",
+                    headers={"Cache-Control": "no-store"})
+
+
+@public.get("/api/auth/forward", include_in_schema=False)
+async def forward(request: Request, services: ServicesDep,
+                  token: Annotated[str, Query(max_length=100)] = "") -> Response:
+    """Answer the gateway's forward-auth question for a request to a protected app."""
+    headers = request.headers
+    host = (headers.get("x-forwarded-host") or headers.get("host") or "").split(",")[0].strip()
+    decision = _gate(request, services).check(
+        token=token, host=host, uri=headers.get("x-forwarded-uri", "/"),
+        method=headers.get("x-forwarded-method", "GET"),
+        cookie=request.cookies.get(COOKIE))
+    if decision.status in (401, 403):
+        return _html(decision.status, "Sign-in required" if decision.status == 401
+                     else "Not allowed", decision.text)
+    response = Response(status_code=decision.status, headers=decision.headers)
+    if decision.cookie is not None:
+        value, age = decision.cookie
+        response.set_cookie(COOKIE, value, max_age=age, path="/", secure=True, httponly=True,
+                            samesite="lax")
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@public.get("/api/auth/gateway", include_in_schema=False)
+async def gateway_sign_in(request: Request, services: ServicesDep,
+                          rd: Annotated[str, Query(max_length=2000)] = "") -> Response:
+    """Send a signed-in console user back to a protected app with a one-time ticket."""
+    gate = _gate(request, services)
+    gate.target(rd)  # 422 before anything else: never a redirect to a foreign place
+    cookie = request.cookies.get(SESSION_COOKIE)
+    principal = services.auth.session_principal(cookie) if cookie else None
+    if principal is None:
+        here = f"/api/auth/gateway?rd={quote(rd, safe='')}"
+        return Response(status_code=302, headers={
+            "Location": f"/login?next={quote(here, safe='')}", "Cache-Control": "no-store"})
+    url = gate.ticket(principal, rd)
+    if url is None:
+        return _html(403, "Not allowed", f"{principal.name} may not open this "
+                     "app: ask an admin to grant it.")
+    return Response(status_code=302, headers={"Location": url, "Cache-Control": "no-store"})
+

@@ -70,6 +70,17 @@ class Database:
         """Run a read query and return all rows."""
         return self._connect().execute(sql, params).fetchall()
 
+    def version(self) -> tuple[int, int, int]:
+        """Return a marker that changes whenever anything was committed to the database.
+
+        (thread, `PRAGMA data_version`, `total_changes`) of this thread's connection: the
+        pragma moves on commits by other connections, total_changes on this one's own. Only
+        markers taken in the same thread compare (the read caches of apps/snapshot.py).
+        """
+        conn = self._connect()
+        return (threading.get_ident(), int(conn.execute("PRAGMA data_version").fetchone()[0]),
+                conn.total_changes)
+
     def migrate(self) -> int:
         """Apply pending migrations; return the schema version."""
         with self.transaction() as conn:

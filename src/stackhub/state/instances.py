@@ -126,6 +126,12 @@ class Records:
                  json.dumps(record.parameters), json.dumps(record.secret_names),
                  json.dumps(record.definition), now(), record.name))
 
+    def set_status(self, name: str, status: str) -> None:
+        """Set an instance's journaled status (a restore as a new instance that came up)."""
+        with self.db.transaction() as conn:
+            conn.execute("UPDATE instances SET status = ?, error = NULL, updated_at = ? "
+                         "WHERE name = ?", (status, now(), name))
+
     def delete(self, name: str) -> None:
         """Delete an instance record (its operations stay in the journal)."""
         with self.db.transaction() as conn:

@@ -250,4 +250,52 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE stores ADD COLUMN max_bytes INTEGER
     """,
+    # backups (issue 12): schedules and retention per instance, the last backup of each
+    # instance (good or failed), and the periodic `restic check` of each repository
+    """
+    CREATE TABLE backup_schedules (
+        instance TEXT PRIMARY KEY REFERENCES instances(name) ON DELETE CASCADE,
+        every TEXT NOT NULL,
+        at TEXT NOT NULL,
+        weekday INTEGER,
+        repository TEXT,
+        keep_last INTEGER NOT NULL DEFAULT 0,
+        keep_daily INTEGER NOT NULL DEFAULT 0,
+        keep_weekly INTEGER NOT NULL DEFAULT 0,
+        keep_monthly INTEGER NOT NULL DEFAULT 0,
+        enabled INTEGER NOT NULL DEFAULT 1,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE backup_state (
+        instance TEXT PRIMARY KEY REFERENCES instances(name) ON DELETE CASCADE,
+        last_success_at TEXT,
+        last_snapshot TEXT,
+        last_repository TEXT,
+        last_failure_at TEXT,
+        last_error TEXT,
+        last_scheduled_at TEXT
+    );
+    CREATE TABLE backup_checks (
+        repository TEXT PRIMARY KEY,
+        checked_at TEXT NOT NULL,
+        ok INTEGER NOT NULL,
+        output TEXT NOT NULL
+    )
+    """,
+    # apps (issue 17): what a removal without purge kept, by instance name
+    """
+    CREATE TABLE kept_data (
+        name TEXT PRIMARY KEY,
+        app_ref TEXT NOT NULL,
+        version TEXT NOT NULL,
+        removed_at TEXT NOT NULL
+    )
+    """,
+    # catalog (issue 17): featured apps and when each app last changed, for the store's rows
+    """
+    ALTER TABLE catalog_apps ADD COLUMN featured INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE catalog_apps ADD COLUMN updated_at TEXT;
+    CREATE INDEX catalog_apps_updated ON catalog_apps(updated_at)
+    """,
 ]

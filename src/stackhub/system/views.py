@@ -8,16 +8,14 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from stackhub.api.deps import ServicesDep, require_admin
-from stackhub.system import containers, doctor
+from stackhub.system import containers, doctor, engine_objects
+from stackhub.system.engine_models import ImageView, NetworkView, PruneRequest, VolumeView
 from stackhub.system.metrics import sampler_of
 from stackhub.system.models import (
     ContainerDetail,
     ContainerSummary,
-    ImageSummary,
     MetricsRead,
-    NetworkSummary,
     PruneResult,
-    VolumeSummary,
 )
 
 router = APIRouter(prefix="/system", tags=["system"])
@@ -64,10 +62,11 @@ async def remove_container(ref: str, services: ServicesDep,
     return Response(status_code=204)
 
 
-@admin.get("/images", response_model=list[ImageSummary], summary="List images")
-async def list_images(services: ServicesDep) -> list[ImageSummary]:
-    """List images with their users."""
-    return await asyncio.to_thread(containers.list_images, engine=services.engine)
+@admin.get("/images", response_model=list[ImageView], summary="List images")
+async def list_images(services: ServicesDep) -> list[ImageView]:
+    """List images with their users (containers, and instances by project file)."""
+    return await asyncio.to_thread(engine_objects.images, services.engine, services.records,
+                                   services.paths)
 
 
 @admin.post("/images/prune", response_model=PruneResult, summary="Prune unused images")
@@ -75,44 +74,51 @@ async def prune_images(services: ServicesDep,
                        all_unused: Annotated[bool, Query(alias="all", description="Every "
                                                          "unused image, not only untagged ones")]
                        = False) -> PruneResult:
-    """Delete untagged images, or every image no container uses."""
-    return await asyncio.to_thread(containers.prune_images, engine=services.engine,
-                                   all_unused=all_unused)
+    """Delete untagged images, or every image no container or instance uses."""
+    done = await asyncio.to_thread(engine_objects.prune, services.engine, services.records,
+                                   services.paths, PruneRequest(
+                                       all_images=all_unused, networks=False, dry_run=False))
+    return PruneResult(deleted=[i.id for i in done.items if i.removed], space_reclaimed=done.space)
 
 
 @admin.delete("/images/{ref:path}", status_code=204, response_class=Response,
               summary="Remove an image")
 async def remove_image(ref: str, services: ServicesDep) -> Response:
-    """Remove an image no container uses."""
-    await asyncio.to_thread(containers.remove_image, engine=services.engine, ref=ref)
+    """Remove an image no container and no instance uses."""
+    await asyncio.to_thread(engine_objects.remove_image, services.engine, services.records,
+                            services.paths, ref)
     return Response(status_code=204)
 
 
-@admin.get("/volumes", response_model=list[VolumeSummary], summary="List volumes")
-async def list_volumes(services: ServicesDep) -> list[VolumeSummary]:
-    """List volumes with their users."""
-    return await asyncio.to_thread(containers.list_volumes, engine=services.engine)
+@admin.get("/volumes", response_model=list[VolumeView], summary="List volumes")
+async def list_volumes(services: ServicesDep) -> list[VolumeView]:
+    """List volumes with their size, users and owner instance (or orphaned)."""
+    return await asyncio.to_thread(engine_objects.volumes, services.engine, services.records,
+                                   services.paths)
 
 
 @admin.delete("/volumes/{name}", status_code=204, response_class=Response,
               summary="Remove a volume")
 async def remove_volume(name: str, services: ServicesDep) -> Response:
-    """Remove an unused volume StackHub does not manage."""
-    await asyncio.to_thread(containers.remove_volume, engine=services.engine, name=name)
+    """Remove a volume no container mounts and no instance owns."""
+    await asyncio.to_thread(engine_objects.remove_volume, services.engine, services.records,
+                            services.paths, name)
     return Response(status_code=204)
 
 
-@admin.get("/networks", response_model=list[NetworkSummary], summary="List networks")
-async def list_networks(services: ServicesDep) -> list[NetworkSummary]:
-    """List networks with their users."""
-    return await asyncio.to_thread(containers.list_networks, engine=services.engine)
+@admin.get("/networks", response_model=list[NetworkView], summary="List networks")
+async def list_networks(services: ServicesDep) -> list[NetworkView]:
+    """List networks with their users and owner instance (or orphaned)."""
+    return await asyncio.to_thread(engine_objects.networks, services.engine, services.records,
+                                   services.paths)
 
 
 @admin.delete("/networks/{ref}", status_code=204, response_class=Response,
               summary="Remove a network")
 async def remove_network(ref: str, services: ServicesDep) -> Response:
-    """Remove a user network StackHub does not manage."""
-    await asyncio.to_thread(containers.remove_network, engine=services.engine, ref=ref)
+    """Remove a user network no container uses and no instance owns."""
+    await asyncio.to_thread(engine_objects.remove_network, services.engine, services.records,
+                            services.paths, ref)
     return Response(status_code=204)
 
 

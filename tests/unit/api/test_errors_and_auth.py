@@ -18,19 +18,17 @@ from stackhub import errors
 from stackhub.adapters.fakes import FakeCompose
 from stackhub.api import errors as api_errors
 from stackhub.api.app import create_app
+from stackhub.api.deps import PUBLIC_ROUTES
 from stackhub.services import Services
 
 from ..support import IMAGE, api_body, app_request, compose_request
 from ..test_yamlsafe import BILLION_LAUGHS
 
-# Routes that must answer without credentials; every other /api route needs them.
-PUBLIC = {("GET", "/api/health"), ("GET", "/api/openapi.json"), ("GET", "/api/docs"),
-          ("GET", "/api/docs/oauth2-redirect"),
-          # sign-in and first-user setup (the auth work) cannot require a sign-in
-          ("GET", "/api/auth/status"), ("POST", "/api/auth/setup"), ("POST", "/api/auth/login"),
-          ("POST", "/api/auth/totp"),
-          # Caddy's on-demand TLS question: answers only the loaded config's random token
-          ("GET", "/api/gateway/ask")}
+# Routes that must answer without credentials: the one list the server uses (api/deps.py);
+# every other /api route needs them. The schema and docs are not among them (signed in only).
+PUBLIC = set(PUBLIC_ROUTES)
+NEVER_PUBLIC = {("GET", "/api/openapi.json"), ("GET", "/api/docs"), ("GET", "/api/users"),
+                ("GET", "/api/instances"), ("POST", "/api/instances"), ("GET", "/api/audit")}
 
 
 def http_routes(app: FastAPI) -> list[tuple[str, str]]:
@@ -85,6 +83,13 @@ def test_route_walk_sees_the_api(client: TestClient) -> None:
                      ("DELETE", "/api/instances/{name}"), ("POST", "/api/plans"),
                      ("GET", "/api/operations/{op_id}"), ("GET", "/api/health")]:
         assert expected in routes
+
+
+def test_the_schema_and_other_private_routes_are_not_public(client: TestClient) -> None:
+    assert not PUBLIC & NEVER_PUBLIC
+    for method, path in NEVER_PUBLIC - {("GET", "/api/docs")}:
+        assert client.request(method, path).status_code == 401, (method, path)
+    assert client.get("/api/docs").status_code in (401, 404)  # no Swagger page at all
 
 
 def test_every_api_route_but_the_public_ones_needs_a_token(client: TestClient) -> None:

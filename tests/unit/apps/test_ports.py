@@ -97,9 +97,19 @@ def test_protocol_is_passed_to_the_host_check() -> None:
 # -- fixed published ports of the rendered project ---------------------------------------------
 
 def test_check_published_accepts_free_and_claimed_ports() -> None:
-    alloc = allocator(busy={9000})
-    alloc.pick(port_param(), 8080, False)
-    alloc.check_published([(8080, "tcp", "web"), (9100, "tcp", "web")])
+    probed: list[tuple[int, str]] = []
+
+    def free(port: int, protocol: str = "tcp") -> bool:
+        probed.append((port, protocol))
+        return port != 9000
+
+    alloc = PortAllocator({}, free=free)
+    assert alloc.pick(port_param(), 8080, False) == 8080
+    probed.clear()
+    assert alloc.check_published([(8080, "tcp", "web"), (9100, "tcp", "web")]) is None
+    assert probed == [(9100, "tcp")]  # the plan's own port is not probed again, a new one is
+    with pytest.raises(Conflict):  # and the same check does refuse a taken one
+        alloc.check_published([(9000, "tcp", "web")])
 
 
 def test_check_published_refuses_taken_ports() -> None:

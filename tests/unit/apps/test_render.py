@@ -245,3 +245,22 @@ def test_custom_volume_and_network_names_are_dropped() -> None:
     assert "name" not in out.compose["networks"]["back"]
     assert out.compose["volumes"]["ext"] == {"name": "x", "external": True}
     assert sum("custom name dropped" in note for note in out.notes) == 2
+
+
+# -- env files: only the instance's data folder, optional until the install writes them -------
+
+def test_env_files_of_the_data_folder_are_kept_and_optional() -> None:
+    rendered = do_render(web(env_file=["${APP_DATA_DIR}/settings.env", {
+        "path": "${APP_DATA_DIR}/config/prod.env", "required": True}]))
+    assert rendered.compose["services"]["web"]["env_file"] == [
+        {"path": "${APP_DATA_DIR}/settings.env", "required": False},
+        {"path": "${APP_DATA_DIR}/config/prod.env", "required": False}]
+
+
+@pytest.mark.parametrize("env_file", [
+    "./app.env", "/etc/environment", "${APP_DATA_DIR}/../../secrets/admin-token",
+    ["${HOME}/.env"], [{"path": "${APP_DATA_DIR}/a/./b.env"}], [{"required": False}],
+])
+def test_other_env_files_are_refused(env_file: Any) -> None:
+    with pytest.raises(Invalid, match="must be a file of the app's data folder"):
+        do_render(web(env_file=env_file))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from stackhub.auth import passwords, totp
@@ -20,8 +22,12 @@ def test_policy_refuses_weak_passwords(password: str, username: str) -> None:
         passwords.check_policy(password, username=username)
 
 
-def test_policy_accepts_a_long_passphrase() -> None:
-    passwords.check_policy("correct horse battery staple", username="alice")
+@pytest.mark.parametrize("password", ["correct horse battery staple", "x7#kQ2!vLp",
+                                      "ümlaut-und-ß-sind-ok", "a" * 9 + "bcd"])
+def test_policy_accepts_long_uncommon_passwords(password: str) -> None:
+    assert passwords.check_policy(password, username="alice") is None
+    with pytest.raises(Invalid):  # the same check on the password one character short
+        passwords.check_policy(password[:passwords.MIN_LENGTH - 1], username="alice")
 
 
 def test_hashes_are_argon2id_salted_and_verify() -> None:
@@ -35,9 +41,18 @@ def test_hashes_are_argon2id_salted_and_verify() -> None:
     assert passwords.needs_rehash("not-a-hash")
 
 
-def test_burn_accepts_anything() -> None:
-    passwords.burn("whatever")
-    passwords.burn("")
+def test_burn_spends_about_the_time_of_a_real_check() -> None:
+    stored = passwords.hash_password("correct horse battery staple")
+    passwords.burn("warm-up")  # the dummy hash is made once, on first use
+    started = time.perf_counter()
+    for _ in range(3):
+        passwords.verify(stored, "wrong guess")
+    real = time.perf_counter() - started
+    started = time.perf_counter()
+    for text in ("whatever", "", "x" * 1024):
+        assert passwords.burn(text) is None
+    burned = time.perf_counter() - started
+    assert burned > real / 3, (burned, real)  # an unknown user is not answered faster
 
 
 def test_totp_accepts_one_step_either_side_only() -> None:

@@ -191,3 +191,19 @@ def test_expired_sessions_are_purged_at_sign_in(auth: AuthService) -> None:
                old_cookie=None)
     rows = auth.users.db.query("SELECT expires_at FROM sessions")
     assert len(rows) == 1 and not rows[0]["expires_at"].startswith("2000")
+
+
+@pytest.mark.parametrize("details", [
+    {"error": "x" * 10_000},  # one long value
+    {f"k{i}": "y" * 150 for i in range(60)},  # many values, each short
+    {"error": '"\\' * 5_000},  # escapes double the encoding
+    {"error": "容器" * 3_000},  # non-ASCII escapes take six characters each
+])
+def test_long_audit_details_stay_readable_json(auth: AuthService,
+                                               details: dict[str, str]) -> None:
+    auth.audit.record(actor="cli:root", action="instance.install", target="blog",
+                      success=False, details=details)
+    entry = auth.audit.recent(1)[0]  # reading back parses the stored JSON
+    assert entry.action == "instance.install"
+    stored = auth.audit.db.query("SELECT details FROM audit ORDER BY id DESC LIMIT 1")[0][0]
+    assert len(stored) <= 4096 and entry.details

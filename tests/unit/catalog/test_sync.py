@@ -297,3 +297,35 @@ def test_staging_left_by_a_crash_is_cleaned_at_start(tmp_path: Path) -> None:
     (leftover / "half.txt").write_text("half written")
     open_catalog(tmp_path)
     assert not (tmp_path / "stores" / ".sync-mine-abc123").exists()
+
+
+def test_featured_apps_and_recent_changes(tmp_path: Path) -> None:
+    source = write_store(tmp_path / "src", ["alpha", "beta", "gamma"])
+    (source / "featured-apps.json").write_text(
+        '[{"appid": "Beta"}, {"appid": "missing"}, {"other": 1}, "x"]')
+    catalog = open_catalog(tmp_path)
+    catalog.add("mine", str(source), local=True)
+    catalog.sync_store("mine")
+    assert [a.id for a in catalog.list(featured=True)] == ["mine/beta"]
+    assert [a.featured for a in catalog.list()] == [False, True, False]
+    assert catalog.list(recent=True) == [], "a first index knows no dates"
+    write_app(source, "gamma", version="2.0.0")  # a new version, then a new app
+    write_app(source, "delta")
+    catalog.sync_store("mine")
+    recent = catalog.list(recent=True)
+    assert sorted(a.id for a in recent) == ["mine/delta", "mine/gamma"]
+    assert all(a.updated_at for a in recent)
+    stamp = {a.id: a.updated_at for a in recent}
+    (source / "apps" / "alpha" / "extra.txt").write_text("content change, same version\n")
+    catalog.sync_store("mine")
+    assert {a.id: a.updated_at for a in catalog.list(recent=True)} == stamp
+    assert len(catalog.list(limit=2)) == 2
+
+
+def test_a_broken_featured_file_features_nothing(tmp_path: Path) -> None:
+    source = write_store(tmp_path / "src", ["alpha"])
+    (source / "featured-apps.json").write_text("{not json")
+    catalog = open_catalog(tmp_path)
+    catalog.add("mine", str(source), local=True)
+    assert catalog.sync_store("mine").app_count == 1
+    assert catalog.list(featured=True) == []

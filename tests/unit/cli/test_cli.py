@@ -228,6 +228,23 @@ def test_risky_install_without_consent(api: TestClient, cwd: Path) -> None:
     assert "--accept-risks sha256:" in err and "[critical] web: runs privileged" in err
 
 
+def test_install_from_a_docker_run_command(api: TestClient, cwd: Path) -> None:
+    command = f"docker run -d --rm --name web -p 8080:80 -e MODE=yes {IMAGE}"
+    result = runner.invoke(cli, ["app", "install", "--docker-run", command, "--json"])
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.stdout)
+    assert body["operation"]["state"] == "succeeded" and body["instance"]["name"] == "web"
+    assert "--rm was left out" in flat(result.stderr)
+    compose = api.get("/api/instances/web").json()["services"][0]
+    assert compose["image"] == IMAGE and compose["environment"]["MODE"] == "yes"
+    risky = runner.invoke(cli, ["app", "install", "--docker-run", f"docker run --privileged "
+                                f"--name root {IMAGE}", "--yes"])
+    assert risky.exit_code == 1 and "runs privileged" in flat(risky.stderr)
+    both = runner.invoke(cli, ["app", "install", "x/y", "--docker-run", "docker run nginx"])
+    assert both.exit_code != 0 and "not both" in flat(both.stderr)
+    assert [i["name"] for i in api.get("/api/instances").json()] == ["web"]
+
+
 def test_plan_writes_the_project(api: TestClient, cwd: Path) -> None:
     install_dir = cwd / "blog"
     install_dir.mkdir()
@@ -344,3 +361,20 @@ def test_install_sends_its_request_before_loading_rich_or_other_groups(cwd: Path
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.stdout.splitlines()[0] == "POST /api/instances []", done.stdout + done.stderr
     assert done.returncode == 2 and "stop here" in done.stderr
+
+
+def test_kept_data_is_listed_and_purged(api: TestClient, cwd: Path) -> None:
+    assert install(cwd).exit_code == 0
+    removed = runner.invoke(cli, ["app", "remove", "blog", "--yes"])
+    assert removed.exit_code == 0, removed.output
+    listed = runner.invoke(cli, ["app", "kept", "--json"])
+    assert listed.exit_code == 0
+    [kept] = json.loads(listed.stdout)
+    assert kept["name"] == "blog" and kept["app"] == "blog" and kept["folder"] is True
+    human = runner.invoke(cli, ["app", "kept"])
+    assert "blog" in human.stdout and "REMOVED" in human.stdout
+    refused = runner.invoke(cli, ["app", "purge-data", "blog"])  # no terminal, no --yes
+    assert refused.exit_code != 0 and "--yes" in flat(refused.stderr)
+    purged = runner.invoke(cli, ["app", "purge-data", "blog", "--yes"])
+    assert purged.exit_code == 0 and "deleted the kept data of blog" in flat(purged.stdout)
+    assert json.loads(runner.invoke(cli, ["app", "kept", "--json"]).stdout) == []

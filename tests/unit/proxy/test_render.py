@@ -3,8 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from stackhub.adapters.caddy import SERVER, Acme, GatewaySpec, Route, render
+from stackhub.adapters.caddy import (
+    IDENTITY_HEADERS,
+    SERVER,
+    Acme,
+    ForwardAuth,
+    GatewaySpec,
+    Route,
+    render,
+)
+
+DELETE_IDENTITY = {"handle": [{"handler": "headers",
+                               "request": {"delete": list(IDENTITY_HEADERS)}}]}
 
 
 def spec(**extra: object) -> GatewaySpec:
@@ -35,7 +47,7 @@ def test_routes_proxy_to_the_host_port_or_show_a_page() -> None:
     web, db, fallback = routes
     assert web["@id"] == "stackhub-app-web"
     assert web["match"] == [{"host": ["web.home.lan", "shop.example.com"]}]
-    assert web["handle"] == [{"handler": "subroute", "routes": [{"handle": [
+    assert web["handle"] == [{"handler": "subroute", "routes": [DELETE_IDENTITY, {"handle": [
         {"handler": "reverse_proxy", "upstreams": [{"dial": "127.0.0.1:18100"}]}]}]}]
     page = db["handle"][0]
     assert page["handler"] == "static_response" and page["status_code"] == 503
@@ -81,8 +93,41 @@ def test_a_main_path_is_redirected_to_and_https_apps_are_proxied_over_tls() -> N
     config = render(spec(routes=(Route("app-x", ("x.lan",), "127.0.0.1:9443", path="/admin/",
                                        tls=True),)))
     steps = config["apps"]["http"]["servers"][SERVER]["routes"][0]["handle"][0]["routes"]
-    redirect, proxy = steps
+    delete, redirect, proxy = steps
+    assert delete == DELETE_IDENTITY
     assert redirect["match"] == [{"path": ["/"]}]
     assert redirect["handle"][0]["headers"] == {"Location": ["/admin/"]}
     assert proxy["handle"][0]["transport"] == {"protocol": "http",
                                                "tls": {"insecure_skip_verify": True}}
+
+
+def _steps(route: Route) -> list[dict[str, Any]]:
+    config = render(spec(routes=(route,)))
+    handle = config["apps"]["http"]["servers"][SERVER]["routes"][0]["handle"][0]
+    assert handle["handler"] == "subroute"
+    return list(handle["routes"])
+
+
+def test_a_protected_app_deletes_identity_headers_then_asks_then_proxies() -> None:
+    guard = ForwardAuth(dial="127.0.0.1:8420", uri="/api/auth/forward?token=t")
+    steps = _steps(Route("app-x", ("x.lan",), "127.0.0.1:9000", path="/admin/", auth=guard))
+    delete, ask, strip, redirect, proxy = (s["handle"][0] for s in steps)
+    assert delete == DELETE_IDENTITY["handle"][0]
+    assert ask["handler"] == "reverse_proxy" and ask["upstreams"] == [{"dial": "127.0.0.1:8420"}]
+    assert ask["rewrite"] == {"method": "GET", "uri": "/api/auth/forward?token=t"}
+    assert set(ask["headers"]["request"]["set"]) == {"X-Forwarded-Method", "X-Forwarded-Uri"}
+    copied = ask["handle_response"][0]
+    assert copied["match"] == {"status_code": [2]}
+    assert copied["routes"][0]["handle"][0]["request"]["set"]["Remote-User"] == [
+        "{http.reverse_proxy.header.Remote-User}"]
+    cookie = strip["request"]["replace"]["Cookie"][0]
+    assert "stackhub_gw" in cookie["search_regexp"] and cookie["replace"] == ""
+    assert redirect["headers"] == {"Location": ["/admin/"]}
+    assert proxy["upstreams"] == [{"dial": "127.0.0.1:9000"}]
+
+
+def test_a_protected_stopped_app_still_asks_before_its_page() -> None:
+    guard = ForwardAuth(dial="127.0.0.1:8420", uri="/api/auth/forward?token=t")
+    steps = _steps(Route("app-x", ("x.lan",), None, "stopped", auth=guard))
+    assert steps[1]["handle"][0]["rewrite"]["uri"] == "/api/auth/forward?token=t"
+    assert steps[-1]["handle"][0]["status_code"] == 503

@@ -48,7 +48,29 @@ const auth: Middleware = {
   },
 }
 
-export const api = createClient<Paths>({ baseUrl: '', credentials: 'same-origin' })
+/** Pauses (ms) before asking again when a safe request never reached the server. */
+export const NETWORK_RETRY_DELAYS = [250, 750, 1500]
+
+/** Fetch, asked again after a pause when a GET or HEAD fails in the network (no answer at all:
+ * Chromium drops requests still waiting for a connection with ERR_NETWORK_CHANGED whenever the
+ * host's interfaces change, as Docker makes them do); an answer, even an error, is returned as
+ * is, and other methods are never repeated. */
+export async function retrySafe(method: string, signal: AbortSignal | null | undefined,
+  send: () => Promise<Response>, delays: readonly number[] = NETWORK_RETRY_DELAYS): Promise<Response> {
+  const safe = SAFE.has(method.toUpperCase())
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await send()
+    } catch (err) {
+      const network = err instanceof TypeError && !signal?.aborted
+      if (!safe || !network || attempt >= delays.length) throw err
+      await new Promise((resolve) => setTimeout(resolve, delays[attempt]))
+    }
+  }
+}
+
+export const api = createClient<Paths>({ baseUrl: '', credentials: 'same-origin',
+  fetch: (input: Request) => retrySafe(input.method, input.signal, () => globalThis.fetch(input.clone())) })
 api.use(auth)
 
 interface Result<T> {
@@ -84,7 +106,8 @@ export async function rawFetch(path: string, init: RequestInit = {}): Promise<Re
   for (const [key, value] of Object.entries(authHeaders(method))) headers.set(key, value)
   let response: Response
   try {
-    response = await fetch(path, { ...init, method, headers, credentials: 'same-origin' })
+    response = await retrySafe(method, init.signal, () =>
+      fetch(path, { ...init, method, headers, credentials: 'same-origin' }))
   } catch (err) {
     throw asApiError(err)
   }

@@ -249,6 +249,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/backups/checks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Last check of each repository
+         * @description Return each repository's last check (periodic: every 30 days, 5% of the data).
+         */
+        get: operations["list_checks_api_backups_checks_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/backups/instances/{name}": {
         parameters: {
             query?: never;
@@ -264,6 +284,56 @@ export interface paths {
          */
         post: operations["create_backup_api_backups_instances__name__post"];
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/backups/instances/{name}/prune": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Apply a retention now
+         * @description Forget the instance's scheduled backups the retention does not keep (dry run first,
+         *     always; only scheduled backups of this instance; something is always kept).
+         */
+        post: operations["prune_api_backups_instances__name__prune_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/backups/instances/{name}/schedule": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Show an instance's schedule
+         * @description Return the instance's schedule and retention (404 if it has none).
+         */
+        get: operations["get_schedule_api_backups_instances__name__schedule_get"];
+        /**
+         * Set an instance's schedule
+         * @description Create or replace the instance's schedule and retention (kept counts are validated:
+         *     a policy that keeps nothing is refused).
+         */
+        put: operations["put_schedule_api_backups_instances__name__schedule_put"];
+        post?: never;
+        /**
+         * Remove an instance's schedule
+         * @description Stop backing the instance up on a schedule (its backups stay).
+         */
+        delete: operations["delete_schedule_api_backups_instances__name__schedule_delete"];
         options?: never;
         head?: never;
         patch?: never;
@@ -346,7 +416,7 @@ export interface paths {
         put?: never;
         /**
          * Check a repository
-         * @description Run `restic check` (structure and index) and return its verdict and output.
+         * @description Run `restic check` (structure and index) and return its verdict and output (recorded).
          */
         post: operations["check_repository_api_backups_repositories__repo__check_post"];
         delete?: never;
@@ -375,6 +445,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/backups/schedules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List schedules
+         * @description Return every instance's backup schedule and retention.
+         */
+        get: operations["list_schedules_api_backups_schedules_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/backups/ssh-key": {
         parameters: {
             query?: never;
@@ -395,6 +485,48 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/backups/status": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Backup health
+         * @description Return each instance's last good and failed backup; `alert` when failed or overdue.
+         */
+        get: operations["backup_status_api_backups_status_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/backups/system": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Back up StackHub itself
+         * @description Snapshot StackHub's own state (database, secrets, install id, projects, stores; not the
+         *     apps' data) and wait for it; `stackhub backup restore-system` brings it back on a fresh
+         *     data root.
+         */
+        post: operations["backup_system_api_backups_system_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/catalog/apps": {
         parameters: {
             query?: never;
@@ -404,7 +536,7 @@ export interface paths {
         };
         /**
          * List apps
-         * @description List or search catalog apps, filtered by store, category and installability.
+         * @description List or search catalog apps, filtered by store, category, installability, featured.
          */
         get: operations["list_apps_api_catalog_apps_get"];
         put?: never;
@@ -489,6 +621,28 @@ export interface paths {
         get: operations["list_categories_api_catalog_categories_get"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/convert/docker-run": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Convert a docker run command to compose
+         * @description Return the compose file equivalent to one `docker run` command; nothing runs or changes.
+         *
+         *     Install it as a compose source: its risky options are shown and need consent as usual.
+         */
+        post: operations["convert_docker_run_api_convert_docker_run_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -590,6 +744,32 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/domains/recheck": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Show the last re-check
+         * @description Return the outcome of the last re-check (None before the first since the start).
+         */
+        get: operations["last_recheck_api_domains_recheck_get"];
+        put?: never;
+        /**
+         * Re-check domains now
+         * @description Look every custom domain up again (flagging dangling ones) and list expiring certificates.
+         *
+         *     The server does this by itself every STACKHUB_DOMAIN_RECHECK seconds (6 h by default).
+         */
+        post: operations["recheck_api_domains_recheck_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/domains/{domain}": {
         parameters: {
             query?: never;
@@ -650,6 +830,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/host/terminal": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Host terminal state
+         * @description Say whether the host terminal is enabled (STACKHUB_HOST_TERMINAL=1) and its timeout.
+         */
+        get: operations["host_terminal_state_api_host_terminal_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/instances": {
         parameters: {
             query?: never;
@@ -698,6 +898,202 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/instances/{name}/files": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List a folder of an instance
+         * @description List a folder: sizes, dates, owners, modes; links shown with their target, never
+         *     followed.
+         */
+        get: operations["list_folder_api_instances__name__files_get"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete into the trash of an instance
+         * @description Move a file, folder or link (the link itself) to the trash (kept 7 days).
+         */
+        delete: operations["delete_api_instances__name__files_delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/instances/{name}/files/chown": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Give files of an instance to the app's user
+         * @description Set the owner to the app's PUID:PGID (links themselves, never their targets).
+         */
+        post: operations["chown_api_instances__name__files_chown_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/instances/{name}/files/download": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Download a file (Range) or a folder as a zip, from an instance
+         * @description A file is sent as it is (one byte range allowed); a folder as a streamed ZIP64 of
+         *     its regular files and folders (links and odd names are left out).
+         */
+        get: operations["download_api_instances__name__files_download_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/instances/{name}/files/folder": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Create a folder in an instance
+         * @description Create one folder (its parent must exist), owned by the app's user.
+         */
+        post: operations["new_folder_api_instances__name__files_folder_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/instances/{name}/files/move": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Rename or move in an instance
+         * @description Rename or move a file, folder or link (the link itself); never replaces anything.
+         */
+        post: operations["move_api_instances__name__files_move_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/instances/{name}/files/text": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Open a text file of an instance
+         * @description Read a UTF-8 text file up to 1 MiB, with the etag a save must send back.
+         */
+        get: operations["read_text_api_instances__name__files_text_get"];
+        /**
+         * Save a text file in an instance
+         * @description Save a text file; 409 if it changed since it was read (its etag differs).
+         */
+        put: operations["write_text_api_instances__name__files_text_put"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/instances/{name}/files/trash": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List the trash of an instance
+         * @description What was deleted in the last 7 days (older entries are emptied on the way).
+         */
+        get: operations["trash_api_instances__name__files_trash_get"];
+        put?: never;
+        post?: never;
+        /**
+         * Empty the trash of an instance
+         * @description Delete one trashed entry, or all of them, for good.
+         */
+        delete: operations["empty_api_instances__name__files_trash_delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/instances/{name}/files/trash/{item}/restore": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Restore from the trash of an instance
+         * @description Put a trashed entry back where it was (409 if that name is taken again).
+         */
+        post: operations["restore_api_instances__name__files_trash__item__restore_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/instances/{name}/files/upload": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Upload a file into an instance
+         * @description Stream the request body into a temp file next to the target, then rename it into
+         *     place. Refused before anything is written when the declared size is over the cap
+         *     (413) or the free space (507); checked again while bytes arrive.
+         */
+        put: operations["upload_api_instances__name__files_upload_put"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/instances/{name}/logs": {
         parameters: {
             query?: never;
@@ -711,6 +1107,34 @@ export interface paths {
          */
         get: operations["logs_api_instances__name__logs_get"];
         put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/instances/{name}/protection": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Show whether an app is behind the sign-in
+         * @description Say whether StackHub's sign-in guards the app's gateway names.
+         */
+        get: operations["get_protection_api_instances__name__protection_get"];
+        /**
+         * Put an app behind the sign-in, or take it out
+         * @description Guard the app's gateway names with StackHub's sign-in (forward auth), or stop.
+         *
+         *     Only signed-in users who may see the app (admins, members granted it) get through; the
+         *     app receives ``Remote-User`` and ``Remote-Groups`` (whatever a client sends under those
+         *     names is deleted first).
+         */
+        put: operations["set_protection_api_instances__name__protection_put"];
         post?: never;
         delete?: never;
         options?: never;
@@ -758,6 +1182,90 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/instances/{name}/revisions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List an instance's settings revisions
+         * @description Return every kept revision, newest first.
+         */
+        get: operations["list_revisions_api_instances__name__revisions_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/instances/{name}/rollback": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Roll back an instance's last update
+         * @description Restore the definition and data of the snapshot taken before the last update.
+         */
+        post: operations["rollback_api_instances__name__rollback_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/instances/{name}/settings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Show an instance's settings
+         * @description Return the parameters with their values (secrets hidden) and which are read-only.
+         */
+        get: operations["get_settings_api_instances__name__settings_get"];
+        /**
+         * Apply a settings change
+         * @description Check the change, then recreate only the services whose configuration changed.
+         */
+        put: operations["apply_settings_api_instances__name__settings_put"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/instances/{name}/settings/preview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Preview a settings change
+         * @description Render the change: changed values, compose diff, services to recreate; nothing stops.
+         */
+        post: operations["preview_settings_api_instances__name__settings_preview_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/instances/{name}/start": {
         parameters: {
             query?: never;
@@ -793,6 +1301,70 @@ export interface paths {
          */
         post: operations["stop_api_instances__name__stop_post"];
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/instances/{name}/update": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Show an instance's known update
+         * @description Return what the last check found (no registry is asked).
+         */
+        get: operations["get_update_api_instances__name__update_get"];
+        put?: never;
+        /**
+         * Update an instance safely
+         * @description Pull, stop, snapshot, apply, start, watch; any failure rolls back automatically.
+         */
+        post: operations["update_api_instances__name__update_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/kept-data": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List kept data
+         * @description List the data removed instances left behind (folder size, volumes, app, dates).
+         */
+        get: operations["list_kept_api_kept_data_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/kept-data/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Purge kept data
+         * @description Delete a removed instance's data folder and named volumes for good.
+         */
+        delete: operations["purge_kept_api_kept_data__name__delete"];
         options?: never;
         head?: never;
         patch?: never;
@@ -1083,7 +1655,7 @@ export interface paths {
         };
         /**
          * List images
-         * @description List images with their users.
+         * @description List images with their users (containers, and instances by project file).
          */
         get: operations["list_images_api_system_images_get"];
         put?: never;
@@ -1105,7 +1677,7 @@ export interface paths {
         put?: never;
         /**
          * Prune unused images
-         * @description Delete untagged images, or every image no container uses.
+         * @description Delete untagged images, or every image no container or instance uses.
          */
         post: operations["prune_images_api_system_images_prune_post"];
         delete?: never;
@@ -1126,7 +1698,7 @@ export interface paths {
         post?: never;
         /**
          * Remove an image
-         * @description Remove an image no container uses.
+         * @description Remove an image no container and no instance uses.
          */
         delete: operations["remove_image_api_system_images__ref__delete"];
         options?: never;
@@ -1163,7 +1735,7 @@ export interface paths {
         };
         /**
          * List networks
-         * @description List networks with their users.
+         * @description List networks with their users and owner instance (or orphaned).
          */
         get: operations["list_networks_api_system_networks_get"];
         put?: never;
@@ -1186,9 +1758,30 @@ export interface paths {
         post?: never;
         /**
          * Remove a network
-         * @description Remove a user network StackHub does not manage.
+         * @description Remove a user network no container uses and no instance owns.
          */
         delete: operations["remove_network_api_system_networks__ref__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/system/prune": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Prune unused engine objects
+         * @description With dry_run (the default), list what would go and the space returned; otherwise
+         *     remove it. Nothing a container or a StackHub instance uses is ever in the list.
+         */
+        post: operations["prune_api_system_prune_post"];
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -1203,7 +1796,7 @@ export interface paths {
         };
         /**
          * List volumes
-         * @description List volumes with their users.
+         * @description List volumes with their size, users and owner instance (or orphaned).
          */
         get: operations["list_volumes_api_system_volumes_get"];
         put?: never;
@@ -1226,9 +1819,205 @@ export interface paths {
         post?: never;
         /**
          * Remove a volume
-         * @description Remove an unused volume StackHub does not manage.
+         * @description Remove a volume no container mounts and no instance owns.
          */
         delete: operations["remove_volume_api_system_volumes__name__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/system/volumes/{name}/files": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List a folder of a volume
+         * @description List a folder: sizes, dates, owners, modes; links shown with their target, never
+         *     followed.
+         */
+        get: operations["list_folder_api_system_volumes__name__files_get"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete into the trash of a volume
+         * @description Move a file, folder or link (the link itself) to the trash (kept 7 days).
+         */
+        delete: operations["delete_api_system_volumes__name__files_delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/system/volumes/{name}/files/chown": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Give files of a volume to the app's user
+         * @description Set the owner to the app's PUID:PGID (links themselves, never their targets).
+         */
+        post: operations["chown_api_system_volumes__name__files_chown_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/system/volumes/{name}/files/download": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Download a file (Range) or a folder as a zip, from a volume
+         * @description A file is sent as it is (one byte range allowed); a folder as a streamed ZIP64 of
+         *     its regular files and folders (links and odd names are left out).
+         */
+        get: operations["download_api_system_volumes__name__files_download_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/system/volumes/{name}/files/folder": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Create a folder in a volume
+         * @description Create one folder (its parent must exist), owned by the app's user.
+         */
+        post: operations["new_folder_api_system_volumes__name__files_folder_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/system/volumes/{name}/files/move": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Rename or move in a volume
+         * @description Rename or move a file, folder or link (the link itself); never replaces anything.
+         */
+        post: operations["move_api_system_volumes__name__files_move_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/system/volumes/{name}/files/text": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Open a text file of a volume
+         * @description Read a UTF-8 text file up to 1 MiB, with the etag a save must send back.
+         */
+        get: operations["read_text_api_system_volumes__name__files_text_get"];
+        /**
+         * Save a text file in a volume
+         * @description Save a text file; 409 if it changed since it was read (its etag differs).
+         */
+        put: operations["write_text_api_system_volumes__name__files_text_put"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/system/volumes/{name}/files/trash": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List the trash of a volume
+         * @description What was deleted in the last 7 days (older entries are emptied on the way).
+         */
+        get: operations["trash_api_system_volumes__name__files_trash_get"];
+        put?: never;
+        post?: never;
+        /**
+         * Empty the trash of a volume
+         * @description Delete one trashed entry, or all of them, for good.
+         */
+        delete: operations["empty_api_system_volumes__name__files_trash_delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/system/volumes/{name}/files/trash/{item}/restore": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Restore from the trash of a volume
+         * @description Put a trashed entry back where it was (409 if that name is taken again).
+         */
+        post: operations["restore_api_system_volumes__name__files_trash__item__restore_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/system/volumes/{name}/files/upload": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Upload a file into a volume
+         * @description Stream the request body into a temp file next to the target, then rename it into
+         *     place. Refused before anything is written when the declared size is over the cap
+         *     (413) or the free space (507); checked again while bytes arrive.
+         */
+        put: operations["upload_api_system_volumes__name__files_upload_put"];
+        post?: never;
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -1273,6 +2062,26 @@ export interface paths {
          * @description Revoke one of your API tokens.
          */
         delete: operations["revoke_token_api_tokens__token_id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/updates/check": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Check for updates
+         * @description Compare every instance with its store and its images' registry digests.
+         */
+        post: operations["check_all_api_updates_check_post"];
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -1415,6 +2224,12 @@ export interface components {
             target: string;
         };
         /**
+         * BackupHealth
+         * @description How an instance's backups stand.
+         * @enum {string}
+         */
+        BackupHealth: "ok" | "failed" | "missing" | "none";
+        /**
          * BackupRequest
          * @description Options of a backup (all optional).
          */
@@ -1424,6 +2239,37 @@ export interface components {
              * @description Repository name (default: the default one)
              */
             repository?: string | null;
+        };
+        /**
+         * BackupStatusRead
+         * @description The last good and the last failed backup of an instance, and whether to worry.
+         */
+        BackupStatusRead: {
+            /**
+             * Alert
+             * @description True when health is failed or missing
+             */
+            alert: boolean;
+            /** @description ok; failed (the latest backup failed); missing (scheduled, but no good backup within the schedule's period plus 24 h); none (never backed up, no schedule) */
+            health: components["schemas"]["BackupHealth"];
+            /** Instance */
+            instance: string;
+            /** Last Error */
+            last_error: string | null;
+            /** Last Failure At */
+            last_failure_at: string | null;
+            /** Last Repository */
+            last_repository: string | null;
+            /** Last Snapshot */
+            last_snapshot: string | null;
+            /** Last Success At */
+            last_success_at: string | null;
+            /** Message */
+            message: string;
+            /** Next Run At */
+            next_run_at: string | null;
+            /** Scheduled */
+            scheduled: boolean;
         };
         /**
          * BaseRead
@@ -1481,6 +2327,12 @@ export interface components {
             description_i18n?: {
                 [key: string]: string;
             };
+            /**
+             * Featured
+             * @description The store features this app (CasaOS featured-apps.json).
+             * @default false
+             */
+            featured: boolean;
             format: components["schemas"]["AppFormat"];
             /** Icon Url */
             icon_url?: string | null;
@@ -1520,6 +2372,11 @@ export interface components {
             title_i18n?: {
                 [key: string]: string;
             };
+            /**
+             * Updated At
+             * @description When the app last changed: the store's date where it has one, else when a sync first saw this version (null: unknown, e.g. since the first sync).
+             */
+            updated_at?: string | null;
             /** Version */
             version: string;
             /** Website */
@@ -1534,6 +2391,12 @@ export interface components {
             app: string;
             /** Category */
             category?: string[];
+            /**
+             * Featured
+             * @description The store features this app (CasaOS featured-apps.json).
+             * @default false
+             */
+            featured: boolean;
             format: components["schemas"]["AppFormat"];
             /** Icon Url */
             icon_url?: string | null;
@@ -1556,6 +2419,11 @@ export interface components {
             tagline: string;
             /** Title */
             title: string;
+            /**
+             * Updated At
+             * @description When the app last changed: the store's date where it has one, else when a sync first saw this version (null: unknown, e.g. since the first sync).
+             */
+            updated_at?: string | null;
             /** Version */
             version: string;
         };
@@ -1612,6 +2480,31 @@ export interface components {
             ok: boolean;
             /** Output */
             output: string;
+        };
+        /**
+         * ChownRequest
+         * @description Give a file or folder to the app's PUID:PGID.
+         */
+        ChownRequest: {
+            /** Path */
+            path: string;
+            /**
+             * Recursive
+             * @default false
+             */
+            recursive: boolean;
+        };
+        /**
+         * ChownResult
+         * @description How many entries changed owner.
+         */
+        ChownResult: {
+            /** Changed */
+            changed: number;
+            /** Gid */
+            gid: number;
+            /** Uid */
+            uid: number;
         };
         /**
          * CodeRequest
@@ -1862,6 +2755,38 @@ export interface components {
             value: string;
         };
         /**
+         * DockerRunRead
+         * @description The compose file equivalent to a `docker run` command, to review and install.
+         */
+        DockerRunRead: {
+            /**
+             * Compose
+             * @description The compose file (YAML), ready for a compose source.
+             */
+            compose: string;
+            /**
+             * Name
+             * @description A suggested instance name.
+             */
+            name: string;
+            /**
+             * Notes
+             * @description What was left out or needs attention.
+             */
+            notes: string[];
+        };
+        /**
+         * DockerRunRequest
+         * @description A pasted `docker run` command to turn into a compose file.
+         */
+        DockerRunRequest: {
+            /**
+             * Command
+             * @description One `docker run` command line as a shell would read it; nothing is executed.
+             */
+            command: string;
+        };
+        /**
          * DoctorReport
          * @description Every check's finding; errors make `stackhub doctor` exit non-zero.
          */
@@ -1912,6 +2837,11 @@ export interface components {
              * @description When the certificate expires, as last checked (ISO 8601 UTC).
              */
             expires_at?: string | null;
+            /**
+             * Expires In Days
+             * @description Whole days until the certificate expires (negative once expired).
+             */
+            expires_in_days?: number | null;
             /** Instance */
             instance: string;
             /**
@@ -1922,6 +2852,12 @@ export interface components {
             kind: components["schemas"]["DomainKind"];
             /** Name */
             name: string;
+            /**
+             * Protected
+             * @description Whether StackHub's sign-in guards this name (stackhub app protect).
+             * @default false
+             */
+            protected: boolean;
             state: components["schemas"]["DomainState"];
             /**
              * Target
@@ -1931,6 +2867,11 @@ export interface components {
             tls: components["schemas"]["TlsMode"];
             /** Url */
             url: string;
+            /**
+             * Warning
+             * @description Set when the certificate expires within 14 days (or has expired): renewals are automatic, so this means they are failing.
+             */
+            warning?: string | null;
         };
         /**
          * DomainRequest
@@ -1986,6 +2927,64 @@ export interface components {
             };
             /** Message */
             message: string;
+        };
+        /**
+         * Every
+         * @description How often a scheduled backup runs.
+         * @enum {string}
+         */
+        Every: "hourly" | "daily" | "weekly";
+        /**
+         * FileEntry
+         * @description One file, folder or link as lstat sees it (links are never followed).
+         */
+        FileEntry: {
+            /** Gid */
+            gid: number;
+            /**
+             * Kind
+             * @description file, folder, link or other (socket, device, fifo).
+             */
+            kind: string;
+            /**
+             * Link Target
+             * @description What a link points to, as text; StackHub never follows it.
+             */
+            link_target?: string | null;
+            /**
+             * Mode
+             * @description Permission bits in octal, e.g. 0644.
+             */
+            mode: string;
+            /**
+             * Modified
+             * @description Unix time of the last change.
+             */
+            modified: number;
+            /** Name */
+            name: string;
+            /** Size */
+            size: number;
+            /** Uid */
+            uid: number;
+        };
+        /**
+         * FolderRead
+         * @description A folder's entries, folders first.
+         */
+        FolderRead: {
+            /** Entries */
+            entries: components["schemas"]["FileEntry"][];
+            /**
+             * Free
+             * @description Free bytes on the folder's file system.
+             */
+            free: number;
+            /**
+             * Path
+             * @description Relative to the data folder; '' is the folder itself.
+             */
+            path: string;
         };
         /**
          * GatewayRead
@@ -2059,10 +3058,41 @@ export interface components {
             version: string;
         };
         /**
-         * ImageSummary
-         * @description One image of the engine.
+         * HostTerminalRead
+         * @description Whether the host terminal is available, and its idle timeout.
          */
-        ImageSummary: {
+        HostTerminalRead: {
+            /**
+             * Enabled
+             * @description Off unless the server runs with STACKHUB_HOST_TERMINAL=1.
+             */
+            enabled: boolean;
+            /**
+             * Idle Timeout
+             * @description Seconds without input after which a host terminal is closed.
+             */
+            idle_timeout: number;
+        };
+        /**
+         * ImageUpdate
+         * @description One image whose registry digest differs from the local one.
+         */
+        ImageUpdate: {
+            /** Image */
+            image: string;
+            /**
+             * Local
+             * @description The local repo digest, if any
+             */
+            local?: string | null;
+            /** Remote */
+            remote: string;
+        };
+        /**
+         * ImageView
+         * @description An image with the StackHub instances that use it.
+         */
+        ImageView: {
             /**
              * Containers
              * @description Containers (any state) created from this image.
@@ -2074,6 +3104,17 @@ export interface components {
             dangling: boolean;
             /** Id */
             id: string;
+            /**
+             * In Use
+             * @description A container or a StackHub instance uses it: it cannot be removed from here.
+             * @default false
+             */
+            in_use: boolean;
+            /**
+             * Instances
+             * @description Instances whose project or containers use this image.
+             */
+            instances?: string[];
             /**
              * Managed
              * @description Used by at least one StackHub instance.
@@ -2126,6 +3167,11 @@ export interface components {
             error?: string | null;
             /** Format */
             format: string;
+            /**
+             * Latest Version
+             * @description The version an update would install (the same one for a digest update)
+             */
+            latest_version?: string | null;
             main: components["schemas"]["WebEntry"] | null;
             /** Name */
             name: string;
@@ -2157,8 +3203,16 @@ export interface components {
             status_reason?: string | null;
             /** Store */
             store: string | null;
-            /** Update Available */
+            /**
+             * Update Available
+             * @description The newer version found (a label; null when none is known)
+             */
             update_available?: string | null;
+            /**
+             * Update Kind
+             * @description version or digest
+             */
+            update_kind?: string | null;
             /** Updated At */
             updated_at: string;
             /** Urls */
@@ -2172,6 +3226,52 @@ export interface components {
          * @enum {string}
          */
         InstanceStatus: "installing" | "running" | "starting" | "partial" | "stopped" | "unhealthy" | "missing" | "failed" | "interrupted" | "removing" | "unknown";
+        /**
+         * KeptDataRead
+         * @description Data an instance left when it was removed without purging, kept under its name.
+         */
+        KeptDataRead: {
+            /**
+             * App
+             * @description The app it belonged to (store/app), if StackHub removed it.
+             */
+            app?: string | null;
+            /**
+             * Folder
+             * @description Whether appdata/<name>/ exists.
+             */
+            folder: boolean;
+            /**
+             * Modified At
+             * @description When the data folder last changed.
+             */
+            modified_at?: string | null;
+            /**
+             * Name
+             * @description The instance name; installing again under it reuses the data.
+             */
+            name: string;
+            /** Removed At */
+            removed_at?: string | null;
+            /**
+             * Size
+             * @description Bytes on disk in the data folder (named volumes not counted).
+             */
+            size: number;
+            /**
+             * Size Complete
+             * @description False when the folder was too large to count in full: `size` is then a floor.
+             * @default true
+             */
+            size_complete: boolean;
+            /** Version */
+            version?: string | null;
+            /**
+             * Volumes
+             * @description Named volumes of the removed project.
+             */
+            volumes?: string[];
+        };
         /**
          * Level
          * @description How bad a check's finding is.
@@ -2257,6 +3357,16 @@ export interface components {
             type: string;
         };
         /**
+         * MoveRequest
+         * @description Rename or move inside the data folder (never replacing anything).
+         */
+        MoveRequest: {
+            /** Destination */
+            destination: string;
+            /** Source */
+            source: string;
+        };
+        /**
          * NetSample
          * @description Network throughput of the host's physical interfaces, in bytes per second.
          */
@@ -2271,10 +3381,10 @@ export interface components {
             tx_total: number;
         };
         /**
-         * NetworkSummary
-         * @description One network of the engine.
+         * NetworkView
+         * @description A network with its owner.
          */
-        NetworkSummary: {
+        NetworkView: {
             /**
              * Builtin
              * @description One of the engine's own networks (bridge, host, none).
@@ -2289,6 +3399,11 @@ export interface components {
             driver: string;
             /** Id */
             id: string;
+            /**
+             * In Use
+             * @default false
+             */
+            in_use: boolean;
             /** Instance */
             instance?: string | null;
             /**
@@ -2303,6 +3418,11 @@ export interface components {
             managed: boolean;
             /** Name */
             name: string;
+            /**
+             * Orphaned
+             * @default false
+             */
+            orphaned: boolean;
             /**
              * Scope
              * @default local
@@ -2394,6 +3514,12 @@ export interface components {
             help?: {
                 [key: string]: string;
             };
+            /**
+             * Init Only
+             * @description Takes effect only when the app's data is first initialised (a database password or user): read-only after install.
+             * @default false
+             */
+            init_only: boolean;
             /** Label */
             label?: {
                 [key: string]: string;
@@ -2447,6 +3573,14 @@ export interface components {
             new: string;
         };
         /**
+         * PathRequest
+         * @description A file or folder inside the data folder.
+         */
+        PathRequest: {
+            /** Path */
+            path: string;
+        };
+        /**
          * PlanRead
          * @description A rendered plan: the project files, ports, risks and the consent digest.
          */
@@ -2473,6 +3607,12 @@ export interface components {
             problems: string[];
             /** Project */
             project: string;
+            /**
+             * Reuses Data
+             * @description Data kept from an earlier install under this name (appdata/<name>/) will be reused.
+             * @default false
+             */
+            reuses_data: boolean;
             /** Risks */
             risks: components["schemas"]["Risk"][];
             /**
@@ -2546,6 +3686,101 @@ export interface components {
             protocol: string;
         };
         /**
+         * ProtectionRead
+         * @description Whether an app is behind StackHub's sign-in, and where that applies.
+         */
+        ProtectionRead: {
+            /**
+             * Hosts
+             * @description The gateway names the sign-in guards.
+             */
+            hosts: string[];
+            /** Instance */
+            instance: string;
+            /** Protected */
+            protected: boolean;
+            /**
+             * Warning
+             * @description What the sign-in does not cover (e.g. no gateway name yet; the app's own port).
+             */
+            warning?: string | null;
+        };
+        /**
+         * ProtectionRequest
+         * @description Put an app behind StackHub's sign-in, or take it out.
+         */
+        ProtectionRequest: {
+            /**
+             * Protected
+             * @description true: only signed-in users allowed to see the app (admins, members granted it) reach it through the gateway.
+             */
+            protected: boolean;
+        };
+        /**
+         * PruneItem
+         * @description One object a prune removes (or would).
+         */
+        PruneItem: {
+            /** Error */
+            error?: string | null;
+            /** Id */
+            id: string;
+            /**
+             * Kind
+             * @description image, volume or network.
+             */
+            kind: string;
+            /** Name */
+            name: string;
+            /**
+             * Removed
+             * @default false
+             */
+            removed: boolean;
+            /**
+             * Size
+             * @default 0
+             */
+            size: number;
+        };
+        /**
+         * PrunePlan
+         * @description A prune's preview, or its outcome.
+         */
+        PrunePlan: {
+            /** Dry Run */
+            dry_run: boolean;
+            /** Items */
+            items: components["schemas"]["PruneItem"][];
+            /**
+             * Space
+             * @description Bytes returned (an upper bound for images sharing layers).
+             */
+            space: number;
+        };
+        /**
+         * PruneRead
+         * @description What a retention run kept and removed (or would, for a dry run).
+         */
+        PruneRead: {
+            /** Dry Run */
+            dry_run: boolean;
+            /** Instance */
+            instance: string;
+            /**
+             * Kept
+             * @description Snapshot ids kept
+             */
+            kept: string[];
+            /**
+             * Removed
+             * @description Snapshot ids removed (or to remove)
+             */
+            removed: string[];
+            /** Repository */
+            repository: string;
+        };
+        /**
          * PruneResult
          * @description What an image prune deleted.
          */
@@ -2559,12 +3794,46 @@ export interface components {
             space_reclaimed: number;
         };
         /**
+         * RecheckRead
+         * @description The outcome of re-checking custom domains (DNS) and certificates.
+         */
+        RecheckRead: {
+            /** Checked */
+            checked: number;
+            /** Checked At */
+            checked_at: string;
+            /**
+             * Dangling
+             * @description Custom domains whose DNS no longer reaches this box (or whose app is gone).
+             */
+            dangling: string[];
+            /**
+             * Expiring
+             * @description Names whose certificate expires within 14 days.
+             */
+            expiring: string[];
+        };
+        /**
          * RecoveryCodes
          * @description Single-use recovery codes, shown once.
          */
         RecoveryCodes: {
             /** Recovery Codes */
             recovery_codes: string[];
+        };
+        /**
+         * RepositoryCheckRead
+         * @description The last check of a repository (manual or periodic).
+         */
+        RepositoryCheckRead: {
+            /** Checked At */
+            checked_at: string;
+            /** Next Check At */
+            next_check_at: string;
+            /** Ok */
+            ok: boolean;
+            /** Repository */
+            repository: string;
         };
         /**
          * RepositoryCreate
@@ -2644,10 +3913,54 @@ export interface components {
          */
         RestoreRequest: {
             /**
+             * Accept Risks
+             * @description The digest of risky options the snapshot's definition has and the instance did not (from the 428 answer's details), accepted by an admin
+             */
+            accept_risks?: string | null;
+            /**
+             * As Name
+             * @description Restore as a new instance of this name, beside the original (new ports, same secrets); the name must be free
+             */
+            as_name?: string | null;
+            /**
              * Repository
              * @description Repository name (default: the default one)
              */
             repository?: string | null;
+        };
+        /**
+         * RevisionRead
+         * @description One kept revision of an instance (secret values are never shown).
+         */
+        RevisionRead: {
+            /** Created At */
+            created_at: string;
+            /**
+             * Current
+             * @default false
+             */
+            current: boolean;
+            /** Number */
+            number: number;
+            /**
+             * Parameters
+             * @description Values; secrets as ********
+             */
+            parameters: {
+                [key: string]: string;
+            };
+            /**
+             * Reason
+             * @description install, settings, update, rollback or revert
+             */
+            reason: string;
+            /**
+             * Snapshot
+             * @description The pre-update snapshot id, for revisions an update made
+             */
+            snapshot?: string | null;
+            /** Version */
+            version: string;
         };
         /**
          * Risk
@@ -2669,6 +3982,125 @@ export interface components {
          * @enum {string}
          */
         Role: "admin" | "member";
+        /**
+         * ScheduleRead
+         * @description An instance's backup schedule.
+         */
+        ScheduleRead: {
+            /**
+             * At
+             * @description HH:MM in the server's time zone (hourly: only the minute counts)
+             * @default 03:00
+             */
+            at: string;
+            /** Created At */
+            created_at: string;
+            /**
+             * Enabled
+             * @default true
+             */
+            enabled: boolean;
+            /** @default daily */
+            every: components["schemas"]["Every"];
+            /** Instance */
+            instance: string;
+            /**
+             * Keep Daily
+             * @description Keep one a day, N days
+             * @default 7
+             */
+            keep_daily: number;
+            /**
+             * Keep Last
+             * @description Keep the N latest
+             * @default 0
+             */
+            keep_last: number;
+            /**
+             * Keep Monthly
+             * @description Keep one a month, N months
+             * @default 6
+             */
+            keep_monthly: number;
+            /**
+             * Keep Weekly
+             * @description Keep one a week, N weeks
+             * @default 4
+             */
+            keep_weekly: number;
+            /**
+             * Next Run At
+             * @description UTC time of the next run (None: disabled)
+             */
+            next_run_at: string | null;
+            /**
+             * Repository
+             * @description Repository name (default: the default one)
+             */
+            repository?: string | null;
+            /** Updated At */
+            updated_at: string;
+            /**
+             * Weekday
+             * @description Weekly: 0 Monday ... 6 Sunday
+             * @default 0
+             */
+            weekday: number;
+        };
+        /**
+         * ScheduleRequest
+         * @description When to back an instance up, where, and what to keep.
+         */
+        ScheduleRequest: {
+            /**
+             * At
+             * @description HH:MM in the server's time zone (hourly: only the minute counts)
+             * @default 03:00
+             */
+            at: string;
+            /**
+             * Enabled
+             * @default true
+             */
+            enabled: boolean;
+            /** @default daily */
+            every: components["schemas"]["Every"];
+            /**
+             * Keep Daily
+             * @description Keep one a day, N days
+             * @default 7
+             */
+            keep_daily: number;
+            /**
+             * Keep Last
+             * @description Keep the N latest
+             * @default 0
+             */
+            keep_last: number;
+            /**
+             * Keep Monthly
+             * @description Keep one a month, N months
+             * @default 6
+             */
+            keep_monthly: number;
+            /**
+             * Keep Weekly
+             * @description Keep one a week, N weeks
+             * @default 4
+             */
+            keep_weekly: number;
+            /**
+             * Repository
+             * @description Repository name (default: the default one)
+             */
+            repository?: string | null;
+            /**
+             * Weekday
+             * @description Weekly: 0 Monday ... 6 Sunday
+             * @default 0
+             */
+            weekday: number;
+        };
         /**
          * SecretEncoding
          * @description Alphabets for generated secrets.
@@ -2737,6 +4169,127 @@ export interface components {
             last_seen: string;
             /** User Agent */
             user_agent: string;
+        };
+        /**
+         * SettingRead
+         * @description One parameter of an installed app, with its value and whether it can be changed.
+         */
+        SettingRead: {
+            /** Default */
+            default?: string | null;
+            /**
+             * Editable
+             * @default true
+             */
+            editable: boolean;
+            /** Help */
+            help?: {
+                [key: string]: string;
+            };
+            /** Label */
+            label?: {
+                [key: string]: string;
+            };
+            /** Max */
+            max?: number | null;
+            /** Min */
+            min?: number | null;
+            /** Name */
+            name: string;
+            /** Options */
+            options?: string[];
+            /**
+             * Reason
+             * @description Why it is read-only, if it is
+             */
+            reason?: string | null;
+            /**
+             * Required
+             * @default false
+             */
+            required: boolean;
+            /**
+             * Secret
+             * @default false
+             */
+            secret: boolean;
+            /** Type */
+            type: string;
+            /**
+             * Value
+             * @description The current value; secrets as ********
+             */
+            value: string;
+        };
+        /**
+         * SettingsChange
+         * @description New values (KEY: VALUE), or a revision to go back to; consent for new risks.
+         */
+        SettingsChange: {
+            /** Accept Risks */
+            accept_risks?: string | null;
+            /** Revision */
+            revision?: number | null;
+            /** Values */
+            values?: {
+                [key: string]: string;
+            };
+        };
+        /**
+         * SettingsPreview
+         * @description What a settings change would do, computed without touching the engine.
+         */
+        SettingsPreview: {
+            /** Changes */
+            changes: components["schemas"]["ValueChange"][];
+            /**
+             * Diff
+             * @description Unified diff of compose.yaml and .env (secrets masked)
+             */
+            diff: string;
+            /**
+             * Digest
+             * @default
+             */
+            digest: string;
+            /** Instance */
+            instance: string;
+            /**
+             * Needs Consent
+             * @default false
+             */
+            needs_consent: boolean;
+            /**
+             * Recreate
+             * @description Services whose containers will be recreated
+             */
+            recreate: string[];
+            /** Risks */
+            risks?: components["schemas"]["Risk"][];
+            /**
+             * Unchanged
+             * @description Services left running as they are
+             */
+            unchanged: string[];
+        };
+        /**
+         * SettingsRead
+         * @description The settings of an instance.
+         */
+        SettingsRead: {
+            /** App */
+            app: string;
+            /** Instance */
+            instance: string;
+            /** Parameters */
+            parameters: components["schemas"]["SettingRead"][];
+            /**
+             * Revision
+             * @description The current revision (None: never changed since install)
+             */
+            revision?: number | null;
+            /** Version */
+            version: string;
         };
         /**
          * SetupRequest
@@ -2843,6 +4396,11 @@ export interface components {
              */
             local: boolean;
             /**
+             * Max Size Mb
+             * @description The most a sync may keep of this store, in MiB (default 300); files over 2 MiB in a git store are never fetched.
+             */
+            max_size_mb?: number | null;
+            /**
              * Name
              * @description Store name, used in `store/app`.
              */
@@ -2888,6 +4446,11 @@ export interface components {
             last_sync?: string | null;
             /** Local */
             local: boolean;
+            /**
+             * Max Size Mb
+             * @description The most a sync may keep of this store, in MiB.
+             */
+            max_size_mb: number;
             /** Name */
             name: string;
             /** Position */
@@ -2927,6 +4490,38 @@ export interface components {
              * @description Instances flagged for update.
              */
             updates?: string[];
+        };
+        /**
+         * TextRead
+         * @description A text file opened for editing.
+         */
+        TextRead: {
+            /** Content */
+            content: string;
+            /**
+             * Etag
+             * @description Send it back when saving: a save is refused (409) if the file changed since.
+             */
+            etag: string;
+            /** Path */
+            path: string;
+            /** Size */
+            size: number;
+        };
+        /**
+         * TextWrite
+         * @description Save a text file (up to 1 MiB).
+         */
+        TextWrite: {
+            /** Content */
+            content: string;
+            /**
+             * Etag
+             * @description The etag read with the file; null creates a new file (refused if it exists).
+             */
+            etag?: string | null;
+            /** Path */
+            path: string;
         };
         /**
          * TlsMode
@@ -2992,6 +4587,90 @@ export interface components {
             secret: string;
         };
         /**
+         * TrashEmptied
+         * @description How many trashed entries were deleted for good.
+         */
+        TrashEmptied: {
+            /** Removed */
+            removed: number;
+        };
+        /**
+         * TrashEntry
+         * @description Something deleted, kept for 7 days.
+         */
+        TrashEntry: {
+            /**
+             * Deleted
+             * @description Unix time of the delete.
+             */
+            deleted: number;
+            /** Id */
+            id: string;
+            /** Kind */
+            kind: string;
+            /**
+             * Path
+             * @description Where it was.
+             */
+            path: string;
+            /** Size */
+            size: number;
+        };
+        /**
+         * UpdateRead
+         * @description What update an instance has, as last checked.
+         */
+        UpdateRead: {
+            /**
+             * Blocked
+             * @description Why it is not applied automatically (a database image's major version changes)
+             */
+            blocked?: string | null;
+            /** Current Version */
+            current_version: string;
+            /**
+             * Errors
+             * @description Images that could not be checked, with the reason
+             */
+            errors?: string[];
+            /** Images */
+            images?: components["schemas"]["ImageUpdate"][];
+            /** Instance */
+            instance: string;
+            /** Latest Version */
+            latest_version?: string | null;
+            /** Update Available */
+            update_available: boolean;
+            /**
+             * Update Kind
+             * @description version or digest
+             */
+            update_kind?: string | null;
+        };
+        /**
+         * UpdateRequest
+         * @description Options of an update.
+         */
+        UpdateRequest: {
+            /**
+             * Allow Database Major
+             * @description Accept a change of a database image's major version (read the app's upgrade notes first)
+             * @default false
+             */
+            allow_database_major: boolean;
+            /**
+             * Force
+             * @description Apply the current definition again even when nothing newer is known (pulls the tags again)
+             * @default false
+             */
+            force: boolean;
+            /**
+             * Stability
+             * @description Seconds the new version must run without a restart or failed health check (default: STACKHUB_UPDATE_STABILITY or 60)
+             */
+            stability?: number | null;
+        };
+        /**
          * UserBrief
          * @description The signed-in user, as the console shows it.
          */
@@ -3053,10 +4732,22 @@ export interface components {
             role?: components["schemas"]["Role"] | null;
         };
         /**
-         * VolumeSummary
-         * @description One volume of the engine.
+         * ValueChange
+         * @description One changed parameter (secrets masked).
          */
-        VolumeSummary: {
+        ValueChange: {
+            /** Name */
+            name: string;
+            /** New */
+            new: string;
+            /** Old */
+            old: string;
+        };
+        /**
+         * VolumeView
+         * @description A volume with its size and owner.
+         */
+        VolumeView: {
             /**
              * Containers
              * @default 0
@@ -3066,6 +4757,11 @@ export interface components {
             created?: string | null;
             /** Driver */
             driver: string;
+            /**
+             * In Use
+             * @default false
+             */
+            in_use: boolean;
             /** Instance */
             instance?: string | null;
             /**
@@ -3080,6 +4776,17 @@ export interface components {
             mountpoint: string;
             /** Name */
             name: string;
+            /**
+             * Orphaned
+             * @description Made by StackHub for an instance that no longer exists.
+             * @default false
+             */
+            orphaned: boolean;
+            /**
+             * Size
+             * @description Bytes on disk (None if the engine does not say).
+             */
+            size?: number | null;
         };
         /**
          * WebEntry
@@ -3100,6 +4807,88 @@ export interface components {
             scheme: string;
             /** Service */
             service: string;
+        };
+        /**
+         * PruneRequest
+         * @description Apply a retention to an instance's scheduled backups now.
+         */
+        stackhub__backup__models__PruneRequest: {
+            /**
+             * Dry Run
+             * @description Only say what would be removed
+             * @default true
+             */
+            dry_run: boolean;
+            /**
+             * Keep Daily
+             * @description Keep one a day, N days
+             * @default 7
+             */
+            keep_daily: number;
+            /**
+             * Keep Last
+             * @description Keep the N latest
+             * @default 0
+             */
+            keep_last: number;
+            /**
+             * Keep Monthly
+             * @description Keep one a month, N months
+             * @default 6
+             */
+            keep_monthly: number;
+            /**
+             * Keep Weekly
+             * @description Keep one a week, N weeks
+             * @default 4
+             */
+            keep_weekly: number;
+            /**
+             * Repository
+             * @description Repository name (default: the default one)
+             */
+            repository?: string | null;
+        };
+        /**
+         * PruneRequest
+         * @description What a prune may remove; nothing in use by a container or an instance ever is.
+         */
+        stackhub__system__engine_models__PruneRequest: {
+            /**
+             * All Images
+             * @description Every unused image, tagged ones too.
+             * @default false
+             */
+            all_images: boolean;
+            /**
+             * Dry Run
+             * @description Only say what would go.
+             * @default true
+             */
+            dry_run: boolean;
+            /**
+             * Images
+             * @description Dangling (untagged) images.
+             * @default true
+             */
+            images: boolean;
+            /**
+             * Networks
+             * @description Unused networks not owned by an instance.
+             * @default true
+             */
+            networks: boolean;
+            /**
+             * Only
+             * @description Remove only these ids/names of a preview (those still unused).
+             */
+            only?: string[] | null;
+            /**
+             * Volumes
+             * @description Unused volumes not owned by an instance (orphaned StackHub volumes included).
+             * @default false
+             */
+            volumes: boolean;
         };
     };
     responses: never;
@@ -3827,6 +5616,62 @@ export interface operations {
             };
         };
     };
+    list_checks_api_backups_checks_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RepositoryCheckRead"][];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     create_backup_api_backups_instances__name__post: {
         parameters: {
             query?: never;
@@ -3850,6 +5695,244 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Accepted"];
                 };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    prune_api_backups_instances__name__prune_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["stackhub__backup__models__PruneRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PruneRead"];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_schedule_api_backups_instances__name__schedule_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScheduleRead"];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    put_schedule_api_backups_instances__name__schedule_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ScheduleRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScheduleRead"];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_schedule_api_backups_instances__name__schedule_delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description Not signed in, or the credential is no longer valid */
             401: {
@@ -4128,7 +6211,10 @@ export interface operations {
     };
     check_repository_api_backups_repositories__repo__check_post: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Also read this share of the data, e.g. `5%` */
+                subset?: string | null;
+            };
             header?: never;
             path: {
                 /** @description Repository name */
@@ -4244,6 +6330,62 @@ export interface operations {
             };
         };
     };
+    list_schedules_api_backups_schedules_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScheduleRead"][];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     ssh_key_api_backups_ssh_key_get: {
         parameters: {
             query?: never;
@@ -4300,6 +6442,125 @@ export interface operations {
             };
         };
     };
+    backup_status_api_backups_status_get: {
+        parameters: {
+            query?: {
+                /** @description Only this instance */
+                instance?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BackupStatusRead"][];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    backup_system_api_backups_system_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["BackupRequest"] | null;
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SnapshotRead"];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     list_apps_api_catalog_apps_get: {
         parameters: {
             query?: {
@@ -4309,6 +6570,10 @@ export interface operations {
                 q?: string | null;
                 /** @description Locale for texts, e.g. en or zh-CN. */
                 locale?: string;
+                featured?: boolean | null;
+                /** @description store: store precedence (the default); updated: apps with a known change date, newest first. */
+                sort?: "store" | "updated";
+                limit?: number;
             };
             header?: never;
             path?: never;
@@ -4586,6 +6851,66 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["CategoryRead"][];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    convert_docker_run_api_convert_docker_run_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DockerRunRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DockerRunRead"];
                 };
             };
             /** @description Not signed in, or the credential is no longer valid */
@@ -5033,6 +7358,118 @@ export interface operations {
             };
         };
     };
+    last_recheck_api_domains_recheck_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RecheckRead"] | null;
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    recheck_api_domains_recheck_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RecheckRead"];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     remove_domain_api_domains__domain__delete: {
         parameters: {
             query: {
@@ -5163,6 +7600,62 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Health"];
+                };
+            };
+        };
+    };
+    host_terminal_state_api_host_terminal_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HostTerminalRead"];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
         };
@@ -5402,6 +7895,755 @@ export interface operations {
             };
         };
     };
+    list_folder_api_instances__name__files_get: {
+        parameters: {
+            query?: {
+                /** @description Relative to the data folder; empty for the folder itself. */
+                path?: string;
+            };
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FolderRead"];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_api_instances__name__files_delete: {
+        parameters: {
+            query: {
+                /** @description Relative to the data folder; empty for the folder itself. */
+                path: string;
+            };
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TrashEntry"];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    chown_api_instances__name__files_chown_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ChownRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChownResult"];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    download_api_instances__name__files_download_get: {
+        parameters: {
+            query?: {
+                /** @description Relative to the data folder; empty for the folder itself. */
+                path?: string;
+            };
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/octet-stream": unknown;
+                };
+            };
+            /** @description Part of the file (Range) */
+            206: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The range is outside the file */
+            416: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    new_folder_api_instances__name__files_folder_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PathRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FileEntry"];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    move_api_instances__name__files_move_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MoveRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FileEntry"];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    read_text_api_instances__name__files_text_get: {
+        parameters: {
+            query: {
+                /** @description Relative to the data folder; empty for the folder itself. */
+                path: string;
+            };
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TextRead"];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    write_text_api_instances__name__files_text_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TextWrite"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TextRead"];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    trash_api_instances__name__files_trash_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TrashEntry"][];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    empty_api_instances__name__files_trash_delete: {
+        parameters: {
+            query?: {
+                item?: string | null;
+            };
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TrashEmptied"];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    restore_api_instances__name__files_trash__item__restore_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                item: string;
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FileEntry"];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    upload_api_instances__name__files_upload_put: {
+        parameters: {
+            query: {
+                /** @description Relative to the data folder; empty for the folder itself. */
+                path: string;
+                overwrite?: boolean;
+            };
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/octet-stream": string;
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FileEntry"];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     logs_api_instances__name__logs_get: {
         parameters: {
             query?: {
@@ -5423,6 +8665,126 @@ export interface operations {
                 };
                 content: {
                     "text/plain": unknown;
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_protection_api_instances__name__protection_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProtectionRead"];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    set_protection_api_instances__name__protection_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ProtectionRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProtectionRead"];
                 };
             };
             /** @description Not signed in, or the credential is no longer valid */
@@ -5579,6 +8941,304 @@ export interface operations {
             };
         };
     };
+    list_revisions_api_instances__name__revisions_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RevisionRead"][];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    rollback_api_instances__name__rollback_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Accepted"];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_settings_api_instances__name__settings_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SettingsRead"];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    apply_settings_api_instances__name__settings_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SettingsChange"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Accepted"];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    preview_settings_api_instances__name__settings_preview_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SettingsChange"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SettingsPreview"];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     start_api_instances__name__start_post: {
         parameters: {
             query?: never;
@@ -5655,6 +9315,240 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["InstanceRead"];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_update_api_instances__name__update_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UpdateRead"];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    update_api_instances__name__update_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["UpdateRequest"] | null;
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Accepted"];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_kept_api_kept_data_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KeptDataRead"][];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    purge_kept_api_kept_data__name__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KeptDataRead"];
                 };
             };
             /** @description Not signed in, or the credential is no longer valid */
@@ -6648,7 +10542,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ImageSummary"][];
+                    "application/json": components["schemas"]["ImageView"][];
                 };
             };
             /** @description Not signed in, or the credential is no longer valid */
@@ -6875,7 +10769,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["NetworkSummary"][];
+                    "application/json": components["schemas"]["NetworkView"][];
                 };
             };
             /** @description Not signed in, or the credential is no longer valid */
@@ -6972,6 +10866,66 @@ export interface operations {
             };
         };
     };
+    prune_api_system_prune_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["stackhub__system__engine_models__PruneRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PrunePlan"];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     list_volumes_api_system_volumes_get: {
         parameters: {
             query?: never;
@@ -6987,7 +10941,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["VolumeSummary"][];
+                    "application/json": components["schemas"]["VolumeView"][];
                 };
             };
             /** @description Not signed in, or the credential is no longer valid */
@@ -7045,6 +10999,755 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_folder_api_system_volumes__name__files_get: {
+        parameters: {
+            query?: {
+                /** @description Relative to the data folder; empty for the folder itself. */
+                path?: string;
+            };
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FolderRead"];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_api_system_volumes__name__files_delete: {
+        parameters: {
+            query: {
+                /** @description Relative to the data folder; empty for the folder itself. */
+                path: string;
+            };
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TrashEntry"];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    chown_api_system_volumes__name__files_chown_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ChownRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChownResult"];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    download_api_system_volumes__name__files_download_get: {
+        parameters: {
+            query?: {
+                /** @description Relative to the data folder; empty for the folder itself. */
+                path?: string;
+            };
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/octet-stream": unknown;
+                };
+            };
+            /** @description Part of the file (Range) */
+            206: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The range is outside the file */
+            416: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    new_folder_api_system_volumes__name__files_folder_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PathRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FileEntry"];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    move_api_system_volumes__name__files_move_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MoveRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FileEntry"];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    read_text_api_system_volumes__name__files_text_get: {
+        parameters: {
+            query: {
+                /** @description Relative to the data folder; empty for the folder itself. */
+                path: string;
+            };
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TextRead"];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    write_text_api_system_volumes__name__files_text_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TextWrite"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TextRead"];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    trash_api_system_volumes__name__files_trash_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TrashEntry"][];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    empty_api_system_volumes__name__files_trash_delete: {
+        parameters: {
+            query?: {
+                item?: string | null;
+            };
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TrashEmptied"];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    restore_api_system_volumes__name__files_trash__item__restore_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                item: string;
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FileEntry"];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    upload_api_system_volumes__name__files_upload_put: {
+        parameters: {
+            query: {
+                /** @description Relative to the data folder; empty for the folder itself. */
+                path: string;
+                overwrite?: boolean;
+            };
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/octet-stream": string;
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FileEntry"];
+                };
             };
             /** @description Not signed in, or the credential is no longer valid */
             401: {
@@ -7217,6 +11920,62 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    check_all_api_updates_check_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UpdateRead"][];
+                };
             };
             /** @description Not signed in, or the credential is no longer valid */
             401: {

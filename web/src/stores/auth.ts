@@ -1,7 +1,7 @@
 /** Who is signed in: setup state, sign-in steps (password, TOTP), sign-out. */
 import { defineStore } from 'pinia'
 import { computed, ref } from 'vue'
-import { api, call } from '@/api/client'
+import { api, ApiError, call } from '@/api/client'
 import type { AuthStatus } from '@/api/types'
 import { live } from '@/api/ws'
 
@@ -52,7 +52,17 @@ export const useAuth = defineStore('auth', () => {
 
   async function logout(): Promise<void> {
     try {
-      await call(api.POST('/api/auth/logout'))
+      // ending a session twice is harmless: ask again when the request got no answer at all
+      // (a network blip), so the session really ends on the server
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await call(api.POST('/api/auth/logout'))
+          break
+        } catch (err) {
+          if (attempt >= 3 || !(err instanceof ApiError && err.code === 'network')) throw err
+          await new Promise((resolve) => setTimeout(resolve, 400 * (attempt + 1)))
+        }
+      }
     } finally {
       live.reset()
       status.value = status.value ? { ...status.value, authenticated: false, user: null } : null

@@ -1,7 +1,8 @@
 /**
  * Lazily loaded components and views with an error state: a chunk that fails to load (a flaky
- * network, or a tab left open across an upgrade) is retried once on its own; if that fails too,
- * an error with a "Try again" button takes its place instead of a blank area.
+ * network, or a tab left open across an upgrade) is retried on its own a few times over about
+ * four seconds; if every try fails, an error with a "Try again" button takes its place instead
+ * of a blank area.
  */
 import { defineComponent, h, markRaw, shallowRef, type Component } from 'vue'
 import LazyError from '@/components/lazy-error.vue'
@@ -10,24 +11,35 @@ type Loaded = Component | { default: Component }
 export type Loader = () => Promise<Loaded>
 
 const CHUNK_URL = /(https?:\/\/\S+?\.js)\b/
-const RETRY_DELAY = 500 // ms
+/** Pauses before each new try (ms). Chromium fails every request waiting for a connection with
+ * ERR_NETWORK_CHANGED whenever the host's interfaces change, which Docker does for every network
+ * and container it creates or removes: on a busy host such blips come in bursts, so one retry
+ * half a second later is not enough. */
+export const RETRY_DELAYS = [300, 700, 1500, 2500]
 
 function unwrap(mod: Loaded): Component {
   return (typeof mod === 'object' && mod !== null && 'default' in mod ? mod.default : mod) as Component
 }
 
-/** Load; on failure once more. A browser may remember a failed module fetch, so the second try
- * asks for the chunk named in the error under a fresh query string when it can. */
-export async function loadWithRetry(loader: Loader): Promise<Component> {
+/** Load; on failure try again after each pause of RETRY_DELAYS. A browser may remember a failed
+ * module fetch, so later tries ask for the chunk named in the error under a fresh query string
+ * when they can (its own imports are fetched again by the browser). */
+export async function loadWithRetry(loader: Loader, delays: readonly number[] = RETRY_DELAYS): Promise<Component> {
   try {
     return unwrap(await loader())
-  } catch (err) {
-    // a moment's pause: a brief network blip (the browser reports ERR_NETWORK_CHANGED while the
-    // host's interfaces change, e.g. when Docker creates a network) is over by then
-    await new Promise((resolve) => setTimeout(resolve, RETRY_DELAY))
-    const url = CHUNK_URL.exec(String((err as Error)?.message ?? err))?.[1]
-    if (!url) return unwrap(await loader())
-    return unwrap(await import(/* @vite-ignore */ `${url}${url.includes('?') ? '&' : '?'}retry=${Date.now()}`) as Loaded)
+  } catch (first) {
+    let err: unknown = first
+    for (const delay of delays) {
+      await new Promise((resolve) => setTimeout(resolve, delay))
+      try {
+        const url = CHUNK_URL.exec(String((err as Error)?.message ?? err))?.[1]
+        if (!url) return unwrap(await loader())
+        return unwrap(await import(/* @vite-ignore */ `${url}${url.includes('?') ? '&' : '?'}retry=${Date.now()}`) as Loaded)
+      } catch (again) {
+        err = again
+      }
+    }
+    throw err
   }
 }
 

@@ -19,7 +19,15 @@ from typing import Any
 from stackhub import yamlsafe
 from stackhub.catalog.models import LocalizedText, Parameter, ParameterType
 from stackhub.errors import Invalid, TooLarge
-from stackhub.platform import PLATFORM_VARS, RESERVED_PREFIXES, VarRef, scan_vars
+from stackhub.platform import (
+    DATA_DIR_PREFIX,
+    PLATFORM_VARS,
+    RESERVED_PREFIXES,
+    VarRef,
+    data_file,
+    env_files,
+    scan_vars,
+)
 
 MAX_FILE = 512 * 1024
 
@@ -254,8 +262,13 @@ def services_of(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return services
 
 
-def check_services(compose: dict[str, Any], draft: Draft) -> None:
-    """Report what StackHub cannot run: builds, missing images, files from the store."""
+def check_services(compose: dict[str, Any], draft: Draft,
+                   shipped: frozenset[str] = frozenset()) -> None:
+    """Report what StackHub cannot run: builds, missing images, files from the store.
+
+    `shipped` lists the files (relative to the app's folder) the instance gets from the store:
+    an env file among them is read from the instance's data folder, as the store expects.
+    """
     for name, service in services_of(compose).items():
         if "build" in service:
             draft.problem(f"service {name} is built from source ('build:'); StackHub installs "
@@ -263,9 +276,14 @@ def check_services(compose: dict[str, Any], draft: Draft) -> None:
         image = service.get("image")
         if not isinstance(image, str) or not image.strip():
             draft.problem(f"service {name} has no image")
-        if service.get("env_file"):
-            draft.problem(f"service {name} reads an env_file; StackHub does not copy store "
-                          "files into the project")
+        for path, required in env_files(service):
+            relative = data_file(path)
+            if relative is None:
+                draft.problem(f"service {name} reads the env_file {path!r}; StackHub copies "
+                              f"env files of the app's own folder ({DATA_DIR_PREFIX}...) only")
+            elif relative not in shipped and required:
+                draft.problem(f"service {name} reads the env_file {path}, which the store "
+                              "does not ship")
         extends = service.get("extends")
         if isinstance(extends, dict) and extends.get("file"):
             draft.problem(f"service {name} extends another file; StackHub reads one compose "

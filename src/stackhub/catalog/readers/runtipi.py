@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -524,7 +525,8 @@ def parse_app(config_text: str | bytes, *, compose_json: str | bytes | None = No
         author=str(config["author"]) if config.get("author") else None,
         architectures=[str(a) for a in archs] if isinstance(archs, list) else [],
         main=web, parameters=list(draft.params.values()), derived=draft.derived,
-        compose=compose, problems=draft.problems, notes=draft.notes)
+        compose=compose, problems=draft.problems, notes=draft.notes,
+        updated_at=_epoch_ms(config.get("updated_at")))
 
 
 def read_app_dir(folder: Path, *, store: str | None = None,
@@ -541,3 +543,10 @@ def read_app_dir(folder: Path, *, store: str | None = None,
         compose_yaml=common.read_file(folder, yaml_name) if yaml_name else None,
         description_md=common.read_optional(folder, DESCRIPTION_FILE) if metadata_ok else None,
         files=files, folder_name=folder.name, store=store, arch=arch)
+
+
+def _epoch_ms(value: object) -> str | None:
+    """Turn Runtipi's `updated_at` (milliseconds since 1970) into an ISO time, or None."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 10**14:
+        return None
+    return datetime.fromtimestamp(value / 1000, UTC).isoformat(timespec="seconds")

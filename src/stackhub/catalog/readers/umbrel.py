@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -53,8 +54,8 @@ from stackhub.catalog.models import (
 )
 from stackhub.catalog.readers import common
 from stackhub.catalog.readers.common import Draft, PortPlan
-from stackhub.errors import Invalid
-from stackhub.platform import PLATFORM_VARS, substitute
+from stackhub.errors import Invalid, TooLarge
+from stackhub.platform import PLATFORM_VARS, data_file, env_files, substitute
 
 MANIFEST_FILE = "umbrel-app.yml"
 COMPOSE_FILE = "docker-compose.yml"
@@ -150,6 +151,7 @@ class _Reader:
         self.services = common.services_of(compose)
         self.exports: dict[str, str] = {}
         self.exports_ok = True
+        self.dependencies: list[str] = []
         self.texts: dict[str, str | None] = {}  # seed and template files: text, None if unusable
         self.files: list[AppFile] = []
 
@@ -346,6 +348,8 @@ class _Reader:
         if manifest.get("disabled"):
             self.draft.problem("the store has disabled this app")
         deps = manifest.get("dependencies")
+        self.dependencies = [d for d in deps if isinstance(d, str)] if isinstance(deps, list) \
+            else []
         used = common.referenced(self.compose)
         for dep in deps if isinstance(deps, list) else []:
             if not isinstance(dep, str):
@@ -413,6 +417,17 @@ class _Reader:
             self.draft.note(f"{len(skipped)} file(s) under data/ are binary or too large and are "
                             "not copied into the instance: " + ", ".join(skipped[:5]))
 
+    def ship_env_files(self) -> None:
+        """Copy the env files the services read from the app's folder into its data folder."""
+        shipped = {f.path for f in self.files}
+        for service in self.services.values():
+            for path, _ in env_files(service):
+                relative = data_file(path)
+                text = self.texts.get(relative) if relative else None
+                if relative and text is not None and relative not in shipped and \
+                        self.ship(relative, text, template=False):
+                    shipped.add(relative)
+
     def ship(self, path: str, text: str, *, template: bool) -> bool:
         """Add a file for the instance's data folder; False if its name cannot be used."""
         try:
@@ -445,7 +460,9 @@ class _Reader:
         common.alias_container_names(self.compose)
         common.parametrize_ports(self.compose, self.draft, PortPlan(resolve=self.literal))
         self.files_needed(files, hooks)
-        common.check_services(self.compose, self.draft)
+        self.ship_env_files()
+        common.check_services(self.compose, self.draft,
+                              shipped=frozenset(f.path for f in self.files))
         if not self.exports_ok:
             unknown = sorted(n for n in common.referenced(self.compose)
                              if not self.draft.taken(n))
@@ -516,7 +533,8 @@ def parse_app(manifest_text: str | bytes, compose_text: str | bytes, *,
         website=str(website) if website else None,
         author=str(manifest["developer"]) if manifest.get("developer") else None,
         main=web, parameters=list(draft.params.values()), derived=draft.derived,
-        compose=compose, files=reader.files, problems=draft.problems, notes=draft.notes)
+        compose=compose, files=reader.files, problems=draft.problems, notes=draft.notes,
+        dependencies=reader.dependencies)
 
 
 def _file_texts(folder: Path, names: frozenset[str]) -> dict[str, str | None]:
@@ -531,6 +549,39 @@ def _file_texts(folder: Path, names: frozenset[str]) -> dict[str, str | None]:
         except (Invalid, UnicodeDecodeError):
             texts[name] = None
     return texts
+
+
+def _env_file_texts(folder: Path, compose_raw: bytes) -> dict[str, str | None]:
+    """Read the env files the compose file names in the app's folder (None if unusable)."""
+    try:
+        compose = yamlsafe.load_mapping(compose_raw, what=COMPOSE_FILE)
+    except (Invalid, TooLarge):
+        return {}  # parse_app reports the compose file itself
+    services = compose.get("services")
+    texts: dict[str, str | None] = {}
+    for service in services.values() if isinstance(services, dict) else []:
+        for path, _ in env_files(service) if isinstance(service, dict) else []:
+            relative = data_file(path)
+            if relative is not None and relative not in texts:
+                texts[relative] = _nested_text(folder, relative)
+    return texts
+
+
+def _nested_text(folder: Path, relative: str) -> str | None:
+    """Read `relative` (a/b/c) under `folder` as UTF-8, through real folders only, or None."""
+    *dirs, name = relative.split("/")
+    base = folder
+    for part in dirs:
+        base = base / part
+        try:
+            if not stat.S_ISDIR(base.lstat().st_mode):  # a link to a folder is refused too
+                return None
+        except OSError:
+            return None
+    try:
+        return common.read_file(base, name, limit=MAX_SEED_BYTES).decode("utf-8")
+    except (Invalid, TooLarge, UnicodeDecodeError):
+        return None
 
 
 def _folder_files(folder: Path) -> frozenset[str]:
@@ -561,11 +612,13 @@ def read_app_dir(folder: Path, *, store: str | None = None,
         hooks = frozenset(p.name for p in hooks_dir.iterdir()) if hooks_dir.is_dir() else (
             frozenset({"hooks"}))
     files = _folder_files(folder)
-    return parse_app(common.read_file(folder, MANIFEST_FILE),
-                     common.read_file(folder, COMPOSE_FILE),
+    compose = common.read_file(folder, COMPOSE_FILE)
+    env_texts = _env_file_texts(folder, compose)
+    return parse_app(common.read_file(folder, MANIFEST_FILE), compose,
                      exports_text=common.read_optional(folder, EXPORTS_FILE), hooks=hooks,
-                     files=files, folder_name=folder.name, store=store,
-                     installed=installed, file_texts=_file_texts(folder, files))
+                     files=files | frozenset(env_texts), folder_name=folder.name, store=store,
+                     installed=installed,
+                     file_texts={**_file_texts(folder, files), **env_texts})
 
 
 def read_store_meta(root: Path) -> dict[str, str] | None:

@@ -58,6 +58,7 @@ def test_metadata() -> None:
     assert app.main == WebEntry(service="formfields", port=80, path="/app/")
     assert app.installable
     assert any("uid 1000 / gid 1000" in n for n in app.notes)
+    assert app.updated_at == "2023-11-14T22:13:20+00:00"  # the store's updated_at, in ms
 
 
 def test_description_falls_back_to_config() -> None:
@@ -321,3 +322,8 @@ def test_compose_settings_cannot_be_form_fields() -> None:
     problems = " | ".join(app.problems)
     assert "COMPOSE_PROJECT_NAME" in problems and "DOCKER_HOST" in problems
     assert "COMPOSE_PROFILES" in problems
+
+
+@pytest.mark.parametrize("value", [None, "yesterday", True, -5, 10**15, 1.5e20])
+def test_an_unusable_updated_at_is_no_date(value: object) -> None:
+    assert runtipi._epoch_ms(value) is None

@@ -219,6 +219,7 @@ def test_missing_dependency_is_a_problem_unless_installed() -> None:
     assert missing.problems == ["needs the app 'fixture-notes' installed first"]
     present = read("fixture-addon", installed=frozenset({"fixture-notes"}))
     assert present.installable
+    assert present.dependencies == ["fixture-notes"]  # removal of fixture-notes checks these
 
 
 def test_values_exported_by_a_dependency_cannot_be_wired() -> None:
@@ -366,3 +367,61 @@ def test_host_network_app_without_proxy() -> None:
                            "    network_mode: host\n")
     assert app.main == WebEntry(service="server", port=8123)
     assert any("host networking" in n for n in app.notes)
+
+
+# -- env files (9 apps of the real store read one from their own folder) ------------------------
+
+ENV_COMPOSE = """\
+services:
+  web:
+    image: stackhub-test/web:1
+    env_file:
+      - ${APP_DATA_DIR}/settings.env
+      - path: ${APP_DATA_DIR}/config/prod.env
+        required: true
+      - path: ${APP_DATA_DIR}/optional.env
+        required: false
+"""
+
+
+def env_app(tmp_path: Path, files: dict[str, bytes], compose: str = ENV_COMPOSE) -> AppDefinition:
+    folder = tmp_path / "enved"
+    folder.mkdir(parents=True)
+    (folder / "umbrel-app.yml").write_text(UMBREL_MANIFEST)
+    (folder / "docker-compose.yml").write_text(compose)
+    for name, data in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(data)
+    return umbrel.read_app_dir(folder, store="umb")
+
+
+def test_env_files_of_the_apps_folder_are_shipped(tmp_path: Path) -> None:
+    app = env_app(tmp_path, {"settings.env": b"MODE=prod\n", "config/prod.env": b"LEVEL=3\n"})
+    assert app.installable, app.problems
+    assert {f.path: (f.template, f.content) for f in app.files} == {
+        "settings.env": (False, "MODE=prod\n"), "config/prod.env": (False, "LEVEL=3\n")}
+
+
+def test_a_missing_or_unsafe_env_file_is_a_problem(tmp_path: Path) -> None:
+    missing = env_app(tmp_path / "a", {"settings.env": b"MODE=prod\n"})
+    assert not missing.installable
+    assert any("config/prod.env, which the store does not ship" in p for p in missing.problems)
+    foreign = env_app(tmp_path / "c", {}, compose=(
+        "services:\n  web:\n    image: x\n    env_file: [/etc/environment, "
+        "'${APP_DATA_DIR}/../../secrets.env']\n"))
+    assert sum("copies env files of the app's own folder" in p for p in foreign.problems) == 2
+
+
+def test_an_env_file_behind_a_folder_link_is_not_read(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "prod.env").write_text("SECRET=stolen\n")
+    folder = tmp_path / "enved"
+    folder.mkdir()
+    (folder / "umbrel-app.yml").write_text(UMBREL_MANIFEST)
+    (folder / "docker-compose.yml").write_text(ENV_COMPOSE)
+    (folder / "settings.env").write_text("A=1\n")
+    (folder / "config").symlink_to(outside)
+    app = umbrel.read_app_dir(folder, store="umb")
+    assert all("stolen" not in f.content for f in app.files)
+    assert any("config/prod.env, which the store does not ship" in p for p in app.problems)

@@ -1,0 +1,227 @@
+"""Time StackHub's backup and restore of an instance against raw restic on the same data.
+
+A server runs on a fresh data root with one app holding about 100 MB (by default): mixed files
+in its bind folder (a few large random files, many small ones) and a random file in a named
+volume. In the same run, for each round:
+
+- first: `stackhub backup create` (stop, export the volume, one `restic backup`, start) into
+  a fresh repository, and raw `restic backup` of the same trees (the instance's folder, its
+  appdata folder, the volume's folder read directly as root) into another fresh repository;
+- incremental: 1% of the bytes changed (a slice of each large file rewritten), both again;
+- restore: `stackhub backup restore --yes` (fetch into a fresh folder, take the app down,
+  swap folders and the volume, start) and raw `restic restore latest` into an empty folder.
+
+Each figure is the median of `--rounds` (default 3) and printed with its ratio to raw restic
+(the issue's target: at most 1.10), plus the downtime of a stop-mode backup of the unchanged
+app (from its `stop` step to the end of its `start` step; target under 5 s). Run:
+.venv/bin/python bench/backup.py [--mb 100] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+CLI = [sys.executable, "-m", "stackhub"]
+IMAGE = os.environ.get("STACKHUB_TEST_IMAGE", "stackhub-test/web:1")
+NAME = "benchkeep"
+MANIFEST = """\
+format: stackhub/v1
+id: benchkeep
+name: Bench keeper
+version: "1.0.0"
+title: {en: Bench keeper}
+category: [utilities]
+parameters:
+  - {name: WEB_PORT, type: port, default: 18450}
+"""
+COMPOSE = f"""\
+services:
+  web:
+    image: {IMAGE}
+    command: ["sh", "-c", "exec httpd -f -p 80 -h /www"]
+    ports: ["${{WEB_PORT}}:80"]
+    volumes:
+      - ${{APP_DATA_DIR}}/state:/state
+      - db:/db
+    stop_grace_period: 1s
+volumes:
+  db: {{}}
+"""
+
+
+def run(cmd: list[str], env: dict[str, str], **kwargs: Any) -> float:
+    """Run a command, fail loudly, return its wall time."""
+    start = time.perf_counter()
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False, **kwargs)
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd[:6])}... failed: {done.stderr[-2000:]}"
+                         f"{done.stdout[-500:]}")
+    return elapsed
+
+
+def fill(state: Path, volume_dir: Path, total: int) -> list[Path]:
+    """Write ~`total` bytes: 60% large files and 10% small ones in the bind folder, 30% in
+    the volume. Return the large files (the incremental round changes a slice of each)."""
+    large: list[Path] = []
+    state.mkdir(parents=True, exist_ok=True)
+    big = int(total * 0.6)
+    for index in range(6):
+        path = state / f"big-{index}.bin"
+        path.write_bytes(os.urandom(big // 6))
+        large.append(path)
+    small = state / "small"
+    small.mkdir(exist_ok=True)
+    count = 2000
+    for index in range(count):
+        (small / f"f{index:04d}.txt").write_bytes(os.urandom(int(total * 0.1) // count))
+    vol = volume_dir / "data.bin"
+    vol.write_bytes(os.urandom(int(total * 0.3)))
+    large.append(vol)
+    return large
+
+
+def change(files: list[Path], share: float) -> None:
+    """Rewrite `share` of each file's bytes (a slice in its middle)."""
+    for path in files:
+        size = path.stat().st_size
+        width = max(1, int(size * share))
+        with path.open("r+b") as handle:
+            handle.seek(size // 2)
+            handle.write(os.urandom(width))
+
+
+def downtime(srv: str, token: str) -> float:
+    """Seconds from the last backup's `stop` step to the end of its `start` step."""
+    ops = httpx.get(f"{srv}/api/operations", params={"instance": NAME, "kind": "backup"},
+                    headers={"Authorization": f"Bearer {token}"}, timeout=30).json()
+    op = ops["items"][0]
+    steps = {s["name"]: s for s in op["steps"]}
+
+    def at(text: str) -> float:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+    return at(op["finished_at"]) - at(steps["stop"]["started_at"])
+
+
+def steps(srv: str, token: str, kind: str) -> str:
+    """Say how long each step of the last operation of `kind` took."""
+    ops = httpx.get(f"{srv}/api/operations", params={"instance": NAME, "kind": kind},
+                    headers={"Authorization": f"Bearer {token}"}, timeout=30).json()
+    op = ops["items"][0]
+
+    def at(text: str) -> float:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+    marks = [(s["name"], at(s["started_at"])) for s in op["steps"]] + [
+        ("end", at(op["finished_at"]))]
+    return ", ".join(f"{name} {marks[i + 1][1] - start:.2f}"
+                     for i, (name, start) in enumerate(marks[:-1]))
+
+
+def main() -> None:
+    """Measure and print."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--mb", type=int, default=100)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="stackhub-bench-backup-"))
+    data = root / "data"
+    port = 18766
+    env = {**os.environ, "STACKHUB_DATA_DIR": str(data), "STACKHUB_URL": f"http://127.0.0.1:{port}"}
+    server = subprocess.Popen([*CLI, "serve", "--port", str(port)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    figures: dict[str, list[float]] = {k: [] for k in (
+        "hub_first", "raw_first", "hub_incr", "raw_incr", "hub_restore", "raw_restore",
+        "downtime")}
+    try:
+        deadline = time.monotonic() + 90  # a loaded host starts the server slowly
+        while True:
+            try:
+                httpx.get(f"{env['STACKHUB_URL']}/api/health", timeout=1)
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise SystemExit("the server did not start") from None
+                time.sleep(0.2)
+        token = (data / "secrets" / "admin-token").read_text().strip()
+        headers = {"Authorization": f"Bearer {token}"}
+        answer = httpx.post(f"{env['STACKHUB_URL']}/api/instances", headers=headers, timeout=60,
+                            json={"source": {"kind": "app", "manifest": MANIFEST,
+                                             "compose": COMPOSE}, "name": NAME})
+        if answer.status_code != 202:
+            raise SystemExit(answer.text)
+        deadline = time.monotonic() + 120
+        while httpx.get(f"{env['STACKHUB_URL']}/api/instances/{NAME}", headers=headers,
+                        timeout=30).json()["status"] != "running":
+            if time.monotonic() > deadline:
+                raise SystemExit("the app did not start")
+            time.sleep(0.3)
+        volume = f"stackhub-{NAME}_db"
+        volume_dir = Path(subprocess.run(
+            ["docker", "volume", "inspect", "-f", "{{.Mountpoint}}", volume], capture_output=True,
+            text=True, check=True).stdout.strip())
+        large = fill(data / "appdata" / NAME / "state", volume_dir, args.mb * 1_000_000)
+        password = root / "raw.password"
+        password.write_text("raw-bench-password\n")
+        trees = [str(data / "instances" / NAME), str(data / "appdata" / NAME), str(volume_dir)]
+        for index in range(args.rounds):
+            # fresh repositories each round, so "first" is a full backup for both
+            hub_repo = f"round{index}"
+            run([*CLI, "backup", "repo", "add", hub_repo, str(root / f"hub-repo-{index}")], env)
+            raw_repo = root / f"raw-repo-{index}"
+            restic = ["restic", "--repo", str(raw_repo), "--password-file", str(password),
+                      "--no-cache"]
+            run([*restic, "init"], env)
+            figures["hub_first"].append(run([*CLI, "backup", "create", NAME, "--repo", hub_repo],
+                                            env))
+            figures["raw_first"].append(run([*restic, "backup", "-q", *trees], env))
+            change(large, 0.01)
+            figures["hub_incr"].append(run([*CLI, "backup", "create", NAME, "--repo", hub_repo],
+                                           env))
+            figures["raw_incr"].append(run([*restic, "backup", "-q", *trees], env))
+            unchanged = run([*CLI, "backup", "create", NAME, "--repo", hub_repo], env)
+            figures["downtime"].append(downtime(env["STACKHUB_URL"], token))
+            figures["hub_restore"].append(run([*CLI, "backup", "restore", NAME, "latest", "--repo",
+                                               hub_repo, "--yes"], env))
+            print(f"  steps (s): backup: {steps(env['STACKHUB_URL'], token, 'backup')}; "
+                  f"restore: {steps(env['STACKHUB_URL'], token, 'restore')}", flush=True)
+            target = root / f"raw-restore-{index}"
+            figures["raw_restore"].append(run([*restic, "restore", "latest", "--target",
+                                               str(target)], env))
+            shutil.rmtree(target, ignore_errors=True)
+            print(f"round {index + 1}: first {figures['hub_first'][-1]:.2f} s vs restic "
+                  f"{figures['raw_first'][-1]:.2f} s; incremental {figures['hub_incr'][-1]:.2f} s "
+                  f"vs {figures['raw_incr'][-1]:.2f} s; restore {figures['hub_restore'][-1]:.2f} s "
+                  f"vs {figures['raw_restore'][-1]:.2f} s; unchanged backup {unchanged:.2f} s, "
+                  f"downtime {figures['downtime'][-1]:.2f} s", flush=True)
+        med = {k: statistics.median(v) for k, v in figures.items()}
+        print(json.dumps({k: round(v, 3) for k, v in med.items()}))
+        for what in ("first", "incr", "restore"):
+            print(f"{what}: stackhub {med[f'hub_{what}']:.2f} s, restic {med[f'raw_{what}']:.2f} s,"
+                  f" ratio {med[f'hub_{what}'] / med[f'raw_{what}']:.2f} (target <= 1.10)")
+        print(f"downtime of a stop-mode backup of the unchanged app: {med['downtime']:.2f} s "
+              "(target < 5 s)")
+    finally:
+        subprocess.run([*CLI, "app", "remove", NAME, "--purge", "--yes"], env=env,
+                       capture_output=True, check=False, timeout=120)
+        server.terminate()
+        server.wait(20)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

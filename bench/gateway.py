@@ -1,0 +1,282 @@
+"""Measure the gateway: requests per second and latency through Caddy vs straight to the app.
+
+Caddy runs the way StackHub runs it (Debian's caddy as a child, admin API on a unix socket,
+the config rendered by `stackhub.adapters.caddy.render` from a spec: the same routes StackHub
+loads, with the identity-header deletion every app route carries). Two upstreams, each measured
+straight and through the gateway in the same run, rounds interleaved:
+
+- ``app``: a small app container (busybox httpd from the test image, published on 127.0.0.1
+  through Docker, as StackHub publishes apps); busybox closes every connection, so this is
+  what a simple app sees;
+- ``fast``: a second Caddy answering a fixed body on loopback (keep-alive, microseconds per
+  request), which isolates the gateway's own cost.
+
+For each, wrk (``apt-get install -y wrk``) measures: straight to the port (HTTP), through the
+gateway over HTTPS (what browsers use; the internal CA, ``Host`` set to the app's name), and
+through the gateway over plain HTTP (an extra listener of the bench only, to separate TLS from
+proxying). The figures: requests/s, p50 and p99 latency, throughput ratio gateway/direct and
+added p99. Then: 50 routes loaded, one more added with one ``POST /load``, and the time until
+the new name answers over HTTPS.
+
+Targets from issue 11: gateway throughput >= 80 % of direct, added p99 < 2 ms; adding a
+domain to a box with 50 routes: one reload, under 1 s to serve.
+Run: .venv/bin/python bench/gateway.py [--seconds 10] [--rounds 2] [--connections 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import secrets
+import shutil
+import ssl
+import statistics
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from stackhub.adapters import caddy
+
+IMAGE = "stackhub-test/web:1"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Figures:
+    """One wrk run."""
+
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def _ms(text: str) -> float:
+    found = re.fullmatch(r"([\d.]+)(us|ms|s)", text.strip())
+    if not found:
+        raise ValueError(text)
+    return float(found.group(1)) * UNITS[found.group(2)]
+
+
+def wrk(url: str, *, host: str | None, seconds: int, connections: int) -> Figures:
+    """Run wrk once and parse requests/s, p50, p99 and errors."""
+    args = ["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{seconds}s",
+            "--latency", url]
+    if host:
+        args[1:1] = ["-H", f"Host: {host}"]
+    out = subprocess.run(args, capture_output=True, text=True, check=True,
+                         timeout=seconds + 60).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"\s50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"\s99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    errors = 0
+    for pattern in (r"Non-2xx or 3xx responses: (\d+)",
+                    r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)"):
+        found = re.search(pattern, out)
+        if found:
+            errors += sum(int(g) for g in found.groups())
+    return Figures(rps, p50, p99, errors)
+
+
+def docker(*args: str) -> str:
+    return subprocess.run(["docker", *args], capture_output=True, text=True, check=True,
+                          timeout=120).stdout.strip()
+
+
+def start_app(name: str) -> tuple[int, str]:
+    """Start the small app container on its own network; return (host port, network)."""
+    port = free_port()
+    network = f"{name}-net"
+    for attempt in range(20):
+        subnet = f"10.{240 + attempt % 10}.{secrets.randbelow(250)}.0/28"
+        try:
+            docker("network", "create", "--subnet", subnet, network)
+            break
+        except subprocess.CalledProcessError:
+            continue
+    else:
+        raise SystemExit("no free subnet for the bench network")
+    docker("run", "-d", "--name", name, "--network", network, "-p", f"127.0.0.1:{port}:80",
+           IMAGE, "sh", "-c", "echo hello >/www/index.html && exec httpd -f -p 80 -h /www")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/", timeout=1).status_code == 200:
+                return port, network
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit("the app container did not answer")
+
+
+def start_fast(home: Path, binary: str) -> tuple[int, subprocess.Popen[bytes]]:
+    """A second Caddy answering a fixed body on loopback."""
+    port = free_port()
+    config = {"admin": {"disabled": True}, "apps": {"http": {"servers": {"fast": {
+        "listen": [f"127.0.0.1:{port}"], "automatic_https": {"disable": True},
+        "routes": [{"handle": [{"handler": "static_response", "body": "hello\n"}]}]}}}}}
+    path = home / "fast.json"
+    path.write_text(json.dumps(config))
+    proc = subprocess.Popen([binary, "run", "--config", str(path)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env={"HOME": str(home),
+                                                            "XDG_DATA_HOME": str(home / "fd"),
+                                                            "XDG_CONFIG_HOME": str(home / "fc")})
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/", timeout=1).status_code == 200:
+                return port, proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise SystemExit("the fast upstream did not start")
+
+
+def spec_for(gateway: caddy.CaddyGateway, https: int, http: int,
+             upstreams: dict[str, str], extra: int = 0) -> caddy.GatewaySpec:
+    routes = [caddy.Route(id=f"app-{name}", hosts=(f"{name}.bench.lan",), upstream=up)
+              for name, up in upstreams.items()]
+    # wrk's SNI is the URL's host: `localhost` (it resolves without /etc/hosts) needs a
+    # certificate, and Caddy manages certificates for the hosts its routes match
+    routes.append(caddy.Route(id="sni", hosts=("localhost",), upstream=None, page="bench"))
+    fast = upstreams["fast"]
+    routes += [caddy.Route(id=f"app-r{i}", hosts=(f"r{i}.bench.lan",), upstream=fast)
+               for i in range(extra)]
+    hosts = tuple(h for r in routes for h in r.hosts)
+    return caddy.GatewaySpec(admin=gateway.listen, http_port=http, https_port=https,
+                             storage=gateway.storage, routes=tuple(routes),
+                             internal=hosts)
+
+
+def with_plain(config: dict[str, Any], port: int) -> dict[str, Any]:
+    """Add a plain-HTTP listener with the same routes (the bench's only change)."""
+    server = config["apps"]["http"]["servers"][caddy.SERVER]
+    config["apps"]["http"]["servers"]["bench-plain"] = {
+        "listen": [f"127.0.0.1:{port}"], "routes": server["routes"],
+        "automatic_https": {"disable": True}}
+    return config
+
+
+async def serve_time(gateway: caddy.CaddyGateway, https: int, http: int,
+                     upstreams: dict[str, str]) -> tuple[float, float]:
+    """Load 50 routes, add the 51st with one load; return (load s, load-to-serving s)."""
+    await gateway.load(caddy.render(spec_for(gateway, https, http, upstreams, extra=50)))
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    new = "r50.bench.lan"
+    started = time.perf_counter()
+    await gateway.load(caddy.render(spec_for(gateway, https, http, upstreams, extra=51)))
+    loaded = time.perf_counter() - started
+    async with httpx.AsyncClient(verify=context, timeout=5) as client:
+        while True:
+            try:
+                answer = await client.get(f"https://127.0.0.1:{https}/", headers={"Host": new},
+                                          extensions={"sni_hostname": new})
+                if answer.status_code == 200:
+                    return loaded, time.perf_counter() - started
+            except httpx.HTTPError:
+                pass
+            if time.perf_counter() - started > 30:
+                raise SystemExit(f"{new} did not serve within 30 s")
+            await asyncio.sleep(0.01)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--connections", type=int, default=32)
+    options = parser.parse_args()
+    binary = caddy.caddy_binary()
+    if binary is None or shutil.which("wrk") is None:
+        raise SystemExit("needs caddy and wrk (apt-get install -y caddy wrk)")
+    home = Path(tempfile.mkdtemp(prefix="stackhub-bench-gw-"))
+    name = f"stackhub-bench-gw-{secrets.token_hex(3)}"
+    fast_proc: subprocess.Popen[bytes] | None = None
+    network = None
+    try:
+        app_port, network = start_app(name)
+        fast_port, fast_proc = start_fast(home, binary)
+        upstreams = {"app": f"127.0.0.1:{app_port}", "fast": f"127.0.0.1:{fast_port}"}
+        https, http, plain = free_port(), free_port(), free_port()
+        asyncio.run(run(options, home, binary, upstreams, https, http, plain))
+    finally:
+        if fast_proc is not None:
+            fast_proc.terminate()
+            fast_proc.wait(10)
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)
+        if network:
+            subprocess.run(["docker", "network", "rm", network], capture_output=True,
+                           check=False)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+async def run(options: argparse.Namespace, home: Path, binary: str, upstreams: dict[str, str],
+              https: int, http: int, plain: int) -> None:
+    gateway = caddy.CaddyGateway(home / "gateway", binary=binary)
+
+    async def reapply() -> None:
+        return None
+
+    await gateway.start(reapply)
+    try:
+        await gateway.load(with_plain(caddy.render(spec_for(gateway, https, http, upstreams)),
+                                      plain))
+        await asyncio.sleep(1.0)  # internal certificates issued
+        results: dict[str, list[Figures]] = {}
+        for _ in range(options.rounds):
+            for target, up in upstreams.items():
+                host = f"{target}.bench.lan"
+                for label, url, header in (
+                        ("direct", f"http://{up}/", None),
+                        ("gateway-https", f"https://localhost:{https}/", host),
+                        ("gateway-http", f"http://127.0.0.1:{plain}/", host)):
+                    figures = await asyncio.to_thread(
+                        wrk, url, host=header, seconds=options.seconds,
+                        connections=options.connections)
+                    results.setdefault(f"{target}/{label}", []).append(figures)
+                    print(f"  {target:<5} {label:<14} {figures.rps:>9.0f} req/s  p50 "
+                          f"{figures.p50_ms:6.2f} ms  p99 {figures.p99_ms:6.2f} ms  errors "
+                          f"{figures.errors}", flush=True)
+        print("\nmedians over rounds (same run):")
+        for target in upstreams:
+            direct = results[f"{target}/direct"]
+            d_rps = statistics.median(f.rps for f in direct)
+            d_p50 = statistics.median(f.p50_ms for f in direct)
+            d_p99 = statistics.median(f.p99_ms for f in direct)
+            print(f"{target}: direct {d_rps:.0f} req/s, p50 {d_p50:.2f} ms, p99 {d_p99:.2f} ms")
+            for label in ("gateway-https", "gateway-http"):
+                runs = results[f"{target}/{label}"]
+                rps = statistics.median(f.rps for f in runs)
+                p50 = statistics.median(f.p50_ms for f in runs)
+                p99 = statistics.median(f.p99_ms for f in runs)
+                print(f"  {label}: {rps:.0f} req/s = {rps / d_rps:.0%} of direct; p50 "
+                      f"{p50:.2f} ms (added {p50 - d_p50:+.2f}); p99 {p99:.2f} ms (added "
+                      f"{p99 - d_p99:+.2f}); errors {sum(f.errors for f in runs)}")
+        loaded, serving = await serve_time(gateway, https, http, upstreams)
+        print(f"\n50 routes + 1 added: one POST /load took {loaded * 1000:.0f} ms; the new name "
+              f"served over HTTPS {serving * 1000:.0f} ms after the load began")
+    finally:
+        await gateway.stop()
+
+
+if __name__ == "__main__":
+    main()

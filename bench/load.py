@@ -1,0 +1,192 @@
+"""Load: wrk with 200 connections against each read endpoint; throughput, latency, memory.
+
+A real `stackhub serve` runs on a fresh data root with N instance records (default 100,
+seeded as bench/scale.py does: no containers) and the official store synced. For each read
+endpoint (instance list, instance details, catalog search, health) Debian's `wrk` runs with
+200 connections and 2 threads for `--duration` seconds (default 60) and reports requests/s,
+p50 and p99 latency, errors (socket errors, timeouts, non-2xx/3xx answers) and the server's
+resident memory before, right after, and `--settle` seconds after each run. The endpoint
+`conditional` (in `--endpoints`) loads the list the way a client holding the body asks:
+`If-None-Match` with the current ETag (304s). The install prints its journaled steps, so the
+time spent before the operation exists (the request, the plan) shows apart from its steps.
+
+With `--install-during` an install of a tiny app on the real engine is timed once on the idle
+server and once started in the middle of the list load, to show whether the load starves the
+runner, the status cache or the event stream (issue 18, part 3).
+
+The issue names no raw-tool baseline for this; its own figures from before the change (100
+instances: 91 requests/s on the list, 1678 requests over 2 s) are the reference.
+Figures are printed; nothing is asserted. Needs `wrk` (apt-get install -y wrk). Run:
+.venv/bin/python bench/load.py [--instances 100] [--duration 60] [--install-during]
+    [--endpoints list,conditional,details,search,health]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from scale import (  # bench/ is not a package: its folder is on sys.path
+    COMPOSE,
+    BenchServer,
+    bench_root,
+    rss_mb,
+    seed_records,
+    sync_stores,
+    wipe,
+)
+
+UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
+
+
+def ms(text: str) -> float:
+    """Parse a wrk duration ("812.50us", "1.20s") into milliseconds."""
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text.strip())
+    if not match:
+        raise ValueError(f"cannot read wrk's duration {text!r}")
+    return float(match.group(1)) * UNITS[match.group(2)]
+
+
+def parse_wrk(out: str) -> dict[str, Any]:
+    """Read requests/s, p50/p99 and errors from `wrk --latency` output."""
+    row: dict[str, Any] = {"errors": 0, "non2xx": 0, "timeouts": 0}
+    if found := re.search(r"Requests/sec:\s+([\d.]+)", out):
+        row["rps"] = float(found.group(1))
+    if found := re.search(r"(\d+) requests in ([\d.]+\w+)", out):
+        row["requests"] = int(found.group(1))
+    for label, key in (("50%", "p50"), ("99%", "p99")):
+        if found := re.search(rf"^\s+{re.escape(label)}\s+(\S+)", out, re.MULTILINE):
+            row[key] = ms(found.group(1))
+    if found := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), "
+                          r"timeout (\d+)", out):
+        connect, read, write, timeout = (int(g) for g in found.groups())
+        row["errors"] += connect + read + write + timeout
+        row["timeouts"] = timeout
+    if found := re.search(r"Non-2xx or 3xx responses: (\d+)", out):
+        row["non2xx"] = int(found.group(1))
+        row["errors"] += row["non2xx"]
+    return row
+
+
+def wrk(url: str, headers: dict[str, str], duration: int, connections: int) -> dict[str, Any]:
+    """Run wrk once; return its parsed figures and raw output."""
+    args = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--timeout", "10s",
+            "--latency"]
+    for name, value in headers.items():
+        args += ["-H", f"{name}: {value}"]
+    done = subprocess.run([*args, url], capture_output=True, text=True, check=False,
+                          timeout=duration + 60)
+    if done.returncode != 0:
+        raise SystemExit(f"wrk failed: {done.stderr or done.stdout}")
+    return {**parse_wrk(done.stdout), "raw": done.stdout}
+
+
+def timed_install(server: BenchServer, name: str) -> tuple[float, str]:
+    """Install a tiny app on the real engine; return the seconds until it succeeded, and its
+    journaled steps with their durations (where the time went)."""
+    with httpx.Client(base_url=server.url, headers=server.auth(), timeout=120) as client:
+        began = time.perf_counter()
+        answer = client.post("/api/instances", json={
+            "source": {"kind": "compose", "compose": COMPOSE}, "name": name})
+        answer.raise_for_status()
+        op_id = answer.json()["operation"]["id"]
+        while True:
+            op = client.get(f"/api/operations/{op_id}").json()
+            if op["state"] != "running":
+                if op["state"] != "succeeded":
+                    raise SystemExit(f"install of {name} ended {op['state']}: {op['error']}")
+                steps = ", ".join(f"{step['name']} {step['duration'] or 0:.2f}"
+                                  for step in op.get("steps", []))
+                return time.perf_counter() - began, steps
+            if time.perf_counter() - began > 300:
+                raise SystemExit(f"install of {name} did not finish in 300 s")
+            time.sleep(0.1)
+
+
+def main() -> None:
+    """Measure and print."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--instances", type=int, default=100)
+    parser.add_argument("--duration", type=int, default=60)
+    parser.add_argument("--connections", type=int, default=200)
+    parser.add_argument("--settle", type=float, default=10.0)
+    parser.add_argument("--endpoints", default="list,details,search,health",
+                        help="which of list,conditional,details,search,health to load")
+    parser.add_argument("--install-during", action="store_true")
+    parser.add_argument("--port", type=int, default=18795)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed: apt-get install -y wrk")
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average "
+          f"{os.getloadavg()[0]:.1f}; {args.instances} instances, {args.connections} "
+          f"connections, {args.duration} s per endpoint", flush=True)
+    with bench_root("stackhub-bench-load-") as root:
+        server = BenchServer(root, args.port)
+        names = seed_records(server.data, args.instances)
+        install = ""
+        try:
+            server.start(expect=args.instances)
+            install = server.install_id()
+            sync_stores(server)
+            time.sleep(3)
+            idle = rss_mb(server.pid)
+            print(f"idle RSS {idle:.1f} MB", flush=True)
+            auth = server.auth()
+            with httpx.Client(base_url=server.url, headers=auth, timeout=30) as client:
+                etag = client.get("/api/instances").headers.get("etag", "")
+                found = client.get("/api/catalog/apps", params={"q": "web"}).json()
+            middle = names[len(names) // 2] if names else "none"
+            targets = {
+                "list": ("/api/instances", auth),
+                "conditional": ("/api/instances", {**auth, "If-None-Match": etag}),
+                "details": (f"/api/instances/{middle}", auth),
+                "search": ("/api/catalog/apps?q=web", auth),
+                "health": ("/api/health", {}),
+            }
+            print(f"(catalog search 'web' finds {len(found)} apps)", flush=True)
+            for key in args.endpoints.split(","):
+                path, headers = targets[key]
+                before = rss_mb(server.pid)
+                row = wrk(server.url + path, headers, args.duration, args.connections)
+                after = rss_mb(server.pid)
+                time.sleep(args.settle)
+                settled = rss_mb(server.pid)
+                print(f"{key:11} {path}: {row.get('rps', 0):.0f} req/s, p50 "
+                      f"{row.get('p50', 0):.1f} ms, p99 {row.get('p99', 0):.1f} ms, errors "
+                      f"{row['errors']} (timeouts {row['timeouts']}, non-2xx/3xx "
+                      f"{row['non2xx']}) | RSS {before:.1f} -> {after:.1f} MB, "
+                      f"{settled:.1f} MB {args.settle:.0f} s later", flush=True)
+            if args.install_during:
+                quiet, quiet_steps = timed_install(server, "load-quiet")
+                result: dict[str, Any] = {}
+                runner = threading.Thread(target=lambda: result.update(wrk(
+                    server.url + "/api/instances", auth, args.duration, args.connections)))
+                runner.start()
+                time.sleep(min(5.0, args.duration / 4))
+                loaded, loaded_steps = timed_install(server, "load-busy")
+                runner.join()
+                print(f"install of a tiny app: {quiet:.2f} s on the idle server, {loaded:.2f} s "
+                      f"started during the list load ({result.get('rps', 0):.0f} req/s, p99 "
+                      f"{result.get('p99', 0):.1f} ms, errors {result.get('errors', '?')})\n"
+                      f"  steps idle: {quiet_steps}\n  steps under load: {loaded_steps}",
+                      flush=True)
+            print(f"RSS at the end {rss_mb(server.pid):.1f} MB (idle was {idle:.1f} MB)")
+        finally:
+            server.stop()
+            if install:
+                wipe(install)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""Benchmark the catalog on the real CasaOS, Umbrel and Runtipi stores, read unchanged.
+
+Run: ``.venv/bin/python bench/stores.py --casaos DIR --umbrel DIR --runtipi DIR`` with local
+clones of the three store repositories (``git clone`` of IceWhaleTech/CasaOS-AppStore,
+getumbrel/umbrel-apps, runtipi/runtipi-appstore). Each is added as a local store, synced (copy,
+read, index), synced again unchanged, then searched with words from the apps' own names.
+
+Prints: first sync and unchanged re-sync of the three stores, search p50/p95 over 1,000
+queries, and per store how many apps are listed, installable and not, with the most common
+reasons. Targets (issue 16): first sync under 10 s, re-sync under 0.5 s, search p95 under
+10 ms, and at least 90% of every store installable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import random
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+from stackhub.catalog.service import Catalog  # noqa: E402
+from stackhub.state.db import Database  # noqa: E402
+
+TARGET_SYNC_S = 10.0
+TARGET_RESYNC_S = 0.5
+TARGET_P95_MS = 10.0
+TARGET_INSTALLABLE = 0.90
+
+
+def percentile(values: list[float], share: float) -> float:
+    """Return the value below which `share` of the sorted values fall."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def reason(problem: str) -> str:
+    """Shorten a problem to its kind (names and values stripped) for counting."""
+    text = re.sub(r"'[^']*'|\"[^\"]*\"|\([^)]*\)", "…", problem)
+    return re.sub(r"\b[\w.-]*\d[\w.-]*\b", "…", text)[:90]
+
+
+def main() -> int:
+    """Sync, re-sync and search the three stores; print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    for name in ("casaos", "umbrel", "runtipi"):
+        parser.add_argument(f"--{name}", type=Path, required=True, help=f"{name} store clone")
+    parser.add_argument("--queries", type=int, default=1000)
+    args = parser.parse_args()
+    os.environ["STACKHUB_OFFICIAL_STORE"] = "/nonexistent"
+    stores = {"casaos": args.casaos, "umbrel": args.umbrel, "runtipi": args.runtipi}
+    with tempfile.TemporaryDirectory(prefix="stackhub-bench-stores-") as tmp:
+        root = Path(tmp)
+        catalog = Catalog(Database(root / "stackhub.db"), root / "stores", arch="amd64")
+        for name, path in stores.items():
+            catalog.add(name, str(path.resolve()), local=True, max_bytes=1024 * 1024 * 1024)
+        started = time.perf_counter()
+        for name in stores:
+            catalog.sync_store(name)
+        sync_s = time.perf_counter() - started
+        started = time.perf_counter()
+        for name in stores:
+            assert not catalog.sync_store(name).changed
+        resync_s = time.perf_counter() - started
+        apps = catalog.list()
+        rng = random.Random(16)
+        words = [w for a in apps for w in re.findall(r"[A-Za-z]{3,}", a.title)] or ["app"]
+        times = []
+        for _ in range(args.queries):
+            text = rng.choice(words)[: rng.randint(3, 8)]
+            started = time.perf_counter()
+            catalog.search(text)
+            times.append((time.perf_counter() - started) * 1000)
+        print(f"apps: {len(apps)} in {len(stores)} stores")
+        print(f"first sync: {sync_s:.2f} s (target < {TARGET_SYNC_S} s)")
+        print(f"unchanged re-sync: {resync_s:.3f} s (target < {TARGET_RESYNC_S} s)")
+        print(f"search over {args.queries} queries: p50 {percentile(times, 0.5):.2f} ms, "
+              f"p95 {percentile(times, 0.95):.2f} ms (target < {TARGET_P95_MS} ms)")
+        ok = True
+        for name in stores:
+            mine = [a for a in apps if a.store == name]
+            installable = [a for a in mine if a.installable]
+            share = len(installable) / len(mine) if mine else 0.0
+            ok &= share >= TARGET_INSTALLABLE
+            print(f"{name}: {len(mine)} listed, {len(installable)} installable "
+                  f"({share:.0%}; target {TARGET_INSTALLABLE:.0%})")
+            counts = collections.Counter(reason(p) for a in mine if not a.installable
+                                         for p in catalog.get(a.id).problems)
+            for text, count in counts.most_common(8):
+                print(f"    {count:4d}  {text}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Built-in tools: terminals, the file manager and the engine view."""

@@ -1,0 +1,1 @@
+"""App updates: detection, the safe update flow with automatic rollback, rollback."""

@@ -1,0 +1,198 @@
+"""Backups in a real browser: the Backups page (repositories, recovery kit, each app's health),
+backing an app up and restoring it with the live progress of the operation, the schedule form
+(a retention that keeps nothing is refused before it is sent), at 1440 px in English, and the
+app page's backup section and the Backups page at 375 px in Chinese (no sideways scrolling).
+
+The module runs its own server (real engine, real restic on the local repository).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.e2e.conftest import (
+    APP,
+    DIST,
+    STORE,
+    Server,
+    free_port,
+    remove_instances,
+    signed_in_state,
+    write_store,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+USER = "keeper"
+PASSWORD = "correct horse battery staple"
+WAIT = 30_000  # ms
+NAME = "bk-web"
+DESKTOP = {"width": 1440, "height": 900}
+PHONE = {"width": 375, "height": 812}
+expect.set_options(timeout=WAIT)
+errors: list[str] = []
+
+
+def t(name: str) -> str:
+    return f'[data-test="{name}"]'
+
+
+@pytest.fixture(scope="module")
+def backup_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A server of this module's own with an admin and one app installed."""
+    if not DIST.is_file():
+        pytest.fail("the web console is not built: run scripts/build-web (scripts/test does)")
+    base = tmp_path_factory.mktemp("e2e-backups")
+    srv = Server(base / "data")
+    srv.start()
+    try:
+        made = srv.api("POST", "/api/auth/setup", json={
+            "setup_token": srv.setup_token, "username": USER, "password": PASSWORD})
+        assert made.status_code in (200, 201), made.text
+        store = write_store(base / "store", free_port())
+        added = srv.api("POST", "/api/stores", json={"name": STORE, "source": str(store),
+                                                     "local": True})
+        assert added.status_code == 201, added.text
+        accepted = srv.api("POST", "/api/instances", json={
+            "source": {"kind": "catalog", "ref": f"{STORE}/{APP}"}, "name": NAME})
+        assert accepted.status_code == 202, accepted.text
+        op_id = accepted.json()["operation"]["id"]
+        deadline = time.monotonic() + 120
+        while srv.api("GET", f"/api/operations/{op_id}").json()["state"] == "running":
+            assert time.monotonic() < deadline
+            time.sleep(0.3)
+        assert srv.api("GET", f"/api/operations/{op_id}").json()["state"] == "succeeded"
+        yield srv
+    finally:
+        remove_instances(srv)
+        srv.stop()
+
+
+@pytest.fixture(scope="module")
+def signed_in(browser: Any, backup_server: Server) -> dict[str, Any]:
+    return signed_in_state(browser, backup_server.url, USER, PASSWORD, DESKTOP, WAIT)
+
+
+@pytest.fixture
+def open_page(browser: Any, signed_in: dict[str, Any], request: pytest.FixtureRequest,
+              shots: Path) -> Iterator[Any]:
+    contexts: list[Any] = []
+    pages: list[Any] = []
+
+    def make(viewport: dict[str, int], locale: str) -> Any:
+        phone = viewport["width"] < 600
+        ctx = browser.new_context(viewport=viewport, locale=locale, storage_state=signed_in,
+                                  is_mobile=phone, has_touch=phone,
+                                  device_scale_factor=2 if phone else 1, accept_downloads=True)
+        ctx.set_default_timeout(WAIT)
+        contexts.append(ctx)
+        page = ctx.new_page()
+        page.on("pageerror", lambda err: errors.append(str(err)))
+        pages.append(page)
+        return page
+
+    yield make
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed and pages:
+        pages[-1].screenshot(path=str(shots / f"FAILED-{request.node.name}.png"))
+    for ctx in contexts:
+        ctx.close()
+
+
+def no_sideways_scroll(page: Any) -> None:
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], f"the page is {width}px wide at {PHONE['width']}px"
+    inner = page.evaluate("""() => [...document.querySelectorAll('.n-layout-scroll-container')]
+        .map((el) => el.scrollWidth - el.clientWidth)""")
+    assert max(inner, default=0) <= 0, f"a scrolling area overflows sideways by {inner}px"
+
+
+def test_1_backups_page_backup_restore_and_schedule(open_page: Any, backup_server: Server,
+                                                    shots: Path) -> None:
+    srv = backup_server
+    page = open_page(DESKTOP, "en-US")
+    page.goto(f"{srv.url}/backups")
+    expect(page.locator(t("repo-local"))).to_contain_text("default")
+    with page.expect_download() as download:
+        page.locator(t("repo-local")).locator(t("repo-key")).click()
+    kit = Path(download.value.path()).read_text()
+    password = (srv.data / "secrets" / "backup" / "local.password").read_text().strip()
+    assert f"Password: {password}" in kit and "without" in kit
+    expect(page.locator(t(f"backup-state-{NAME}"))).to_contain_text("None")
+    panel = page.locator(t("backup-panel"))
+    expect(panel.locator(t("backup-none"))).to_be_visible()
+
+    # back up now: the operation's live progress, then the snapshot in the list
+    panel.locator(t("backup-now")).click()
+    progress = panel.locator(t("backup-progress"))
+    expect(progress).to_contain_text("Backup")
+    expect(progress).to_contain_text("Done", timeout=120_000)
+    expect(panel.locator(t("backup-snapshot"))).to_have_count(1)
+    expect(panel.locator(t("backup-health"))).to_have_text("OK")
+    snaps = srv.api("GET", "/api/backups", params={"instance": NAME}).json()
+    assert len(snaps) == 1 and snaps[0]["kind"] == "manual"
+
+    # the schedule: a retention that keeps nothing cannot be sent; a good one is saved
+    form = panel.locator(t("backup-schedule"))
+    for key in ("keep_daily", "keep_weekly", "keep_monthly"):
+        field = form.locator(f'{t(f"schedule-{key}")} input')
+        field.fill("0")
+        field.blur()
+    expect(form.locator(".n-alert")).to_contain_text("keeps nothing")
+    expect(form.locator(t("schedule-save"))).to_be_disabled()
+    assert srv.api("GET", f"/api/backups/instances/{NAME}/schedule").status_code == 404
+    field = form.locator(f'{t("schedule-keep_daily")} input')
+    field.fill("5")
+    field.blur()
+    form.locator(f'{t("schedule-at")} input').fill("04:15")
+    form.locator(t("schedule-save")).click()
+    expect(page.locator(".n-message", has_text="Schedule saved")).to_have_count(1)
+    saved = srv.api("GET", f"/api/backups/instances/{NAME}/schedule").json()
+    assert (saved["every"], saved["at"], saved["keep_daily"], saved["keep_weekly"]) == (
+        "daily", "04:15", 5, 0)
+
+    # restore the snapshot in place, following its progress
+    marker = srv.data / "appdata" / NAME / "after-backup.txt"
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text("made after the backup")
+    panel.locator(t("backup-snapshot")).first.locator(t("backup-restore")).click()
+    dialog = page.locator(t("restore-dialog"))
+    expect(dialog).to_contain_text("kept aside")
+    dialog.locator(t("restore-confirm")).click()
+    expect(progress).to_contain_text("Restore")
+    expect(progress).to_contain_text("Done", timeout=120_000)
+    assert not marker.exists()  # the data is the backup's again
+    assert srv.api("GET", f"/api/instances/{NAME}").json()["status"] == "running"
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(shots / "backups-1440-en.png"), full_page=True)
+    assert not errors, errors
+
+
+def test_2_phone_chinese_app_page_and_backups_page(open_page: Any, backup_server: Server,
+                                                   shots: Path) -> None:
+    srv = backup_server
+    page = open_page(PHONE, "zh-CN")
+    page.goto(f"{srv.url}/apps/{NAME}")
+    panel = page.locator(t("backup-panel"))
+    expect(panel).to_contain_text("备份")
+    expect(panel).to_contain_text("上次成功备份")
+    expect(panel.locator(t("backup-snapshot"))).to_have_count(1)
+    expect(panel.locator(t("backup-health"))).to_have_text("正常")
+    page.wait_for_timeout(300)
+    no_sideways_scroll(page)
+    page.screenshot(path=str(shots / "backups-app-375-zh.png"), full_page=True)
+    page.goto(f"{srv.url}/backups")
+    expect(page.locator(t("repo-local"))).to_contain_text("默认")
+    panel = page.locator(t("backup-panel"))
+    expect(panel).to_contain_text("计划与保留")
+    expect(panel.locator(t("backup-snapshot"))).to_have_count(1)
+    expect(panel.locator(f'{t("schedule-at")} input')).to_have_value("04:15")
+    page.wait_for_timeout(300)
+    no_sideways_scroll(page)
+    page.screenshot(path=str(shots / "backups-375-zh.png"), full_page=True)
+    assert not errors, errors

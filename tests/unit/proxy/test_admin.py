@@ -1,0 +1,60 @@
+"""The admin client: a load whose connection is closed unanswered (Caddy swapping its admin
+server after the previous load) is sent again; a refusal is not."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from stackhub.adapters.caddy import CaddyAdmin
+from stackhub.errors import GatewayUnavailable
+
+
+async def fake_admin(socket: Path, replies: list[bytes | None]) -> asyncio.AbstractServer:
+    """Answer each connection with the next reply; None closes it without a word."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                       if line.lower().startswith(b"content-length")), 0)
+        await reader.readexactly(length)
+        reply = replies.pop(0)
+        if reply is not None:
+            writer.write(reply)
+            await writer.drain()
+        writer.close()
+
+    return await asyncio.start_unix_server(handle, path=str(socket))
+
+
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+REFUSED = (b"HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: 20"
+           b"\r\nConnection: close\r\n\r\n{\"error\":\"bad json\"}")
+
+
+async def test_an_unanswered_load_is_sent_again(tmp_path: Path) -> None:
+    replies: list[bytes | None] = [None, None, OK]
+    server = await fake_admin(tmp_path / "a.sock", replies)
+    async with server:
+        await CaddyAdmin(tmp_path / "a.sock").load({"apps": {}})
+    assert replies == []
+
+
+async def test_a_load_gives_up_after_three_unanswered_tries(tmp_path: Path) -> None:
+    replies: list[bytes | None] = [None, None, None, OK]
+    server = await fake_admin(tmp_path / "a.sock", replies)
+    async with server:
+        with pytest.raises(GatewayUnavailable, match="does not answer"):
+            await CaddyAdmin(tmp_path / "a.sock").load({"apps": {}})
+    assert replies == [OK]
+
+
+async def test_a_refused_load_is_not_sent_again(tmp_path: Path) -> None:
+    replies: list[bytes | None] = [REFUSED, OK]
+    server = await fake_admin(tmp_path / "a.sock", replies)
+    async with server:
+        with pytest.raises(GatewayUnavailable, match="refused POST /load: bad json"):
+            await CaddyAdmin(tmp_path / "a.sock").load({"apps": {}})
+    assert replies == [OK]

@@ -1,0 +1,170 @@
+"""Certificate expiry warnings (14 days), certificates read from Caddy's storage, re-checks of
+custom domains whose DNS no longer reaches the box (dangling), and protection bookkeeping."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from stackhub.adapters.dns import Answer
+from stackhub.errors import NotFound
+from stackhub.proxy.models import DomainState
+from stackhub.proxy.service import GatewaySettings, ProxyService, expiry, read_certificate
+from stackhub.services import Services
+from tests.unit.proxy.test_service import FakeGateway, FakeResolver, install
+
+NOW = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.UTC)
+
+
+def test_expiry_warns_within_14_days_and_after_expiry() -> None:
+    assert expiry(None) == (None, None)
+    assert expiry("not a date") == (None, None)
+    assert expiry((NOW + dt.timedelta(days=60)).isoformat(), NOW) == (60, None)
+    assert expiry((NOW + dt.timedelta(days=14, hours=1)).isoformat(), NOW) == (14, None)
+    days, warning = expiry((NOW + dt.timedelta(days=13, hours=23)).isoformat(), NOW)
+    assert days == 13 and warning is not None and "expires in 13 days" in warning
+    days, warning = expiry((NOW - dt.timedelta(hours=1)).isoformat(), NOW)
+    assert days == -1 and warning is not None and "expired on 2026-12-01" in warning
+    # a short-lived leaf (the internal CA's last ~12 h) is flagged only when renewal is late
+    hours = dt.timedelta(hours=1)
+    assert expiry((NOW + 3 * hours).isoformat(), NOW, window=2 * hours) == (0, None)
+    days, warning = expiry((NOW + hours).isoformat(), NOW, window=2 * hours)
+    assert days == 0 and warning is not None and "expires in 1 h" in warning
+
+
+def test_the_warning_window_follows_the_lifetime() -> None:
+    from stackhub.proxy.service import Certificate
+
+    year = Certificate("x", NOW + dt.timedelta(days=300), NOW - dt.timedelta(days=65))
+    assert year.warn_window() == dt.timedelta(days=14)
+    leaf = Certificate("x", NOW + dt.timedelta(hours=6), NOW - dt.timedelta(hours=6))
+    assert leaf.warn_window() == dt.timedelta(hours=2)
+
+
+def write_cert(storage: Path, issuer_dir: str, host: str, days: int, issuer: str,
+               age: int = 1) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, host)])
+    start = dt.datetime.now(dt.UTC) - dt.timedelta(days=age)
+    cert = (x509.CertificateBuilder().subject_name(name)
+            .issuer_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, issuer)]))
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(start).not_valid_after(start + dt.timedelta(days=days + age))
+            .sign(key, hashes.SHA256()))
+    folder = storage / "certificates" / issuer_dir / host
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{host}.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
+
+def test_the_latest_certificate_in_caddys_storage_is_read(tmp_path: Path) -> None:
+    assert read_certificate(tmp_path, "web.home.lan") is None
+    write_cert(tmp_path, "local", "web.home.lan", 5, "Caddy Local Authority - ECC Intermediate")
+    write_cert(tmp_path, "acme-staging", "web.home.lan", 80, "Other CA")
+    found = read_certificate(tmp_path, "web.home.lan")
+    assert found is not None and found.issuer == "Other CA"
+    assert 79 <= (found.expires_at - dt.datetime.now(dt.UTC)).days <= 80
+    (tmp_path / "certificates" / "bad" / "x.lan").mkdir(parents=True)
+    (tmp_path / "certificates" / "bad" / "x.lan" / "x.lan.crt").write_text("garbage")
+    assert read_certificate(tmp_path, "x.lan") is None
+
+
+@pytest.fixture
+async def proxy(live: Services) -> AsyncIterator[ProxyService]:
+    svc = live.proxy
+    svc.gateway = FakeGateway(live.paths.root / "gateway")
+    svc.settings = GatewaySettings(http_port=8080, https_port=8443,
+                                   addresses=("203.0.113.7",))
+    svc._resolver = FakeResolver()
+    live.paths.server_info.write_text(json.dumps({"url": "http://127.0.0.1:8420"}))
+    await svc.start()
+    yield svc
+    await svc.stop()
+
+
+async def test_listing_shows_expiry_warnings_from_stored_certificates(
+        live: Services, proxy: ProxyService) -> None:
+    await install(live, "web", 18351)
+    await proxy.set_base("home.lan", "auto")
+    proxy.records.put("shop.example.org", "web", DomainState.ACTIVE.value)
+    write_cert(proxy.gateway.storage, "local", "web.home.lan", 90, "Caddy Local Authority")
+    write_cert(proxy.gateway.storage, "acme", "shop.example.org", 10, "Pebble Intermediate",
+               age=80)
+    found = {d.name: d for d in proxy.domains()}
+    web, shop = found["web.home.lan"], found["shop.example.org"]
+    assert web.issuer == "Caddy Local Authority" and web.warning is None
+    assert web.expires_in_days in (89, 90)
+    assert shop.issuer == "Pebble Intermediate" and shop.expires_in_days in (9, 10)
+    assert shop.warning is not None and "renewal should have happened" in shop.warning
+    read = await proxy.recheck()
+    assert read.expiring == ["shop.example.org"]
+
+
+async def test_recheck_flags_dangling_domains_and_clears_them_when_dns_is_back(
+        live: Services, proxy: ProxyService) -> None:
+    await install(live, "web", 18361)
+    await proxy.set_base("box.example.com", "auto")
+    resolver = proxy.resolver
+    assert isinstance(resolver, FakeResolver)
+    proxy.records.put("shop.example.org", "web", DomainState.ACTIVE.value)
+    proxy.records.put("gone.example.org", "ghost", DomainState.ACTIVE.value)
+    proxy.records.put("new.example.org", "web", DomainState.PENDING.value)
+    resolver.answers["shop.example.org"] = Answer(addresses=("198.51.100.9",))
+    read = await proxy.recheck()
+    assert read.dangling == ["gone.example.org", "shop.example.org"] and read.checked == 1
+    shop = {d.name: d for d in proxy.domains()}["shop.example.org"]
+    assert shop.state == DomainState.DANGLING
+    assert shop.error is not None and "DNS no longer reaches this box" in shop.error
+    assert "shop.example.org. CNAME web.box.example.com." in shop.error
+    assert "shop.example.org" in proxy.spec_hosts()  # still routed: it comes back by itself
+    assert proxy.records.find("new.example.org").state == "pending"  # type: ignore[union-attr]
+    resolver.answers["shop.example.org"] = Answer(cnames=("web.box.example.com",),
+                                                  addresses=("203.0.113.7",))
+    read = await proxy.recheck()
+    assert read.dangling == ["gone.example.org"]
+    shop = {d.name: d for d in proxy.domains()}["shop.example.org"]
+    assert shop.state == DomainState.ACTIVE and shop.error is None
+
+
+async def test_the_periodic_recheck_runs_by_itself(live: Services,
+                                                   proxy: ProxyService) -> None:
+    await proxy.stop()
+    proxy.settings = GatewaySettings(http_port=8080, https_port=8443, recheck=1.0,
+                                     addresses=("203.0.113.7",))
+    await install(live, "web", 18371)
+    proxy.records.put("shop.example.org", "web", DomainState.ACTIVE.value)
+    await proxy.start()
+    for _ in range(40):
+        if proxy.last_recheck is not None:
+            break
+        await asyncio.sleep(0.1)
+    assert proxy.last_recheck is not None
+    assert proxy.last_recheck.dangling == ["shop.example.org"]
+
+
+async def test_protection_is_kept_and_guards_the_routes(live: Services,
+                                                        proxy: ProxyService) -> None:
+    await install(live, "web", 18381)
+    await proxy.set_base("home.lan", "auto")
+    with pytest.raises(NotFound):
+        await proxy.protect("nope", True)
+    assert proxy.protection("web").protected is False
+    read = await proxy.protect("web", True)
+    assert read.protected and read.hosts == ["web.home.lan"]
+    assert read.warning is not None and "not behind it" in read.warning
+    assert proxy.protected_hosts() == {"web.home.lan": "web"}
+    gateway = proxy.gateway
+    assert isinstance(gateway, FakeGateway)
+    route = gateway.configs[-1]["apps"]["http"]["servers"]["stackhub"]["routes"][0]
+    uri = route["handle"][0]["routes"][1]["handle"][0]["rewrite"]["uri"]
+    assert uri == f"/api/auth/forward?token={proxy.ask_token}"
+    assert [d.protected for d in proxy.domains("web")] == [True]
+    assert (await proxy.protect("web", False)).protected is False
+    assert proxy.protected_hosts() == {}

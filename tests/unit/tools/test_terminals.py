@@ -1,0 +1,74 @@
+"""Terminal plumbing without an engine: resize coalescing and ending a process tree."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import time
+from pathlib import Path
+
+from stackhub.adapters.exec import _dechunk, kill_tree
+from stackhub.tools.terminals import Resizer
+
+
+async def test_a_resize_flood_costs_a_few_calls_and_the_last_size_wins() -> None:
+    applied: list[tuple[int, int]] = []
+
+    async def apply(rows: int, cols: int) -> None:
+        await asyncio.sleep(0.01)  # an engine round trip
+        applied.append((rows, cols))
+
+    resizer = Resizer(apply)
+    for i in range(5000):
+        resizer.request(10 + i % 40, 20 + i % 70)
+        if i % 500 == 0:
+            await asyncio.sleep(0)
+    resizer.request(41, 133)
+    for _ in range(100):
+        await asyncio.sleep(0.02)
+        if applied and applied[-1] == (41, 133):
+            break
+    assert applied[-1] == (41, 133)
+    assert len(applied) <= 25, len(applied)
+    await resizer.close()
+
+
+def test_kill_tree_ends_descendants_and_the_session(tmp_path: Path) -> None:
+    """A shell with a child and a grandchild: all three die, unrelated processes do not."""
+    script = "sleep 901 & (sleep 902 &) ; sleep 903"
+    proc = subprocess.Popen(["sh", "-c", script], start_new_session=True)
+    bystander = subprocess.Popen(["sleep", "904"])
+    try:
+        deadline = time.monotonic() + 5
+        while len(_sleeps({"901", "902", "903"})) < 3:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert kill_tree(proc.pid) >= 3
+        proc.wait(5)
+        deadline = time.monotonic() + 5
+        while _sleeps({"901", "902", "903"}):
+            assert time.monotonic() < deadline, _sleeps({"901", "902", "903"})
+            time.sleep(0.05)
+        assert bystander.poll() is None
+        assert kill_tree(proc.pid) == 0  # gone: nothing to do, nothing else touched
+        assert bystander.poll() is None
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+
+def _sleeps(marks: set[str]) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                args = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if args[:1] == [b"sleep"] and len(args) > 1 and args[1].decode() in marks:
+                found.append(int(entry.name))
+    return found
+
+
+def test_chunked_bodies_are_joined() -> None:
+    assert _dechunk(b"4\r\nWiki\r\n5;x=1\r\npedia\r\n0\r\n\r\n") == b"Wikipedia"
