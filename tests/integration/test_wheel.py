@@ -174,6 +174,7 @@ def test_install_sh_installs_runs_is_idempotent_and_uninstalls(
     env = _clean_env(STACKHUB_INSTALL_CGROUP="2", STACKHUB_INSTALL_OVERLAY="yes",
                      STACKHUB_INSTALL_SYSTEMD="no", STACKHUB_INSTALL_BUSY_PORTS="",
                      STACKHUB_INSTALL_UNIT_DIR=str(tmp_path / "units"),
+                     STACKHUB_INSTALL_DAEMON_JSON=str(tmp_path / "daemon.json"),
                      PIP_CONSTRAINT=str(constraints))
     args = ["bash", str(REPO / "install.sh"), "--prefix", str(prefix), "--data-dir", str(data),
             "--port", str(port), "--no-packages", "--wheel", str(wheel), "--non-interactive"]

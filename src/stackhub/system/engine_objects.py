@@ -187,16 +187,25 @@ def _refuse(kind: str, name: str, users: list[str], containers_count: int) -> No
 
 
 def remove_image(engine: InventoryEngine, records: Records, paths: Paths, ref: str) -> None:
-    """Remove an image that neither a container nor an instance uses."""
+    """Remove an image that neither a container nor an instance uses.
+
+    Removing one tag of an image that keeps other tags only untags it: that is refused only
+    when an instance's project names that very tag.
+    """
     containers.check_ref(ref)
-    for image in images(engine, records, paths):
+    use = usage(engine, records, paths)
+    for image in images(engine, records, paths, use):
         bare = image.id.removeprefix("sha256:")
-        if ref in (image.id, image.short_id, bare) or normalise(ref) in (
-                normalise(t) for t in image.tags):
-            if image.in_use:
+        by_id = ref in (image.id, image.short_id, bare)
+        if by_id or normalise(ref) in (normalise(t) for t in image.tags):
+            if not by_id and len(image.tags) > 1:
+                named_by = sorted(use.image_refs.get(normalise(ref), set()))
+                if named_by:
+                    _refuse("image", ref, named_by, 0)
+            elif image.in_use:
                 _refuse("image", image.tags[0] if image.tags else image.short_id,
                         image.instances, image.containers)
-            engine.remove_image(image.id if ref in (image.id, image.short_id, bare) else ref)
+            engine.remove_image(image.id if by_id else ref)
             return
     raise NotFound(f"no image {ref!r}")
 
