@@ -75,6 +75,12 @@ class _NoAliasDumper(_Dumper):  # type: ignore[valid-type,misc]
         return True
 
 
+# Quote any text a YAML 1.2 core reader (Compose) would type, not only what YAML 1.1 would:
+# an install id such as `8e1234` must stay a string for Compose and for `load` above.
+for _tag, _pattern, _first in _CORE_RESOLVERS:
+    _NoAliasDumper.add_implicit_resolver(_tag, _pattern, list(_first))
+
+
 def _prescan(text: str) -> None:
     """Count aliases and nesting on the event stream (libyaml when present) before building."""
     aliases = depth = 0

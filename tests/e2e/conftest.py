@@ -21,6 +21,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.leftovers import mark_install, sweep
+
 REPO = Path(__file__).resolve().parents[2]
 DIST = REPO / "web" / "dist" / "index.html"
 SHOTS = REPO / "artifacts" / "screenshots"
@@ -60,6 +62,7 @@ class Server:
 
     def __init__(self, data: Path) -> None:
         self.data = data
+        mark_install(data)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = data.parent / "server.log"
@@ -270,6 +273,12 @@ def signed_in_state(browser: Any, url: str, user: str, password: str,
         return state
     finally:
         ctx.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def clean_engine() -> None:
+    """Remove the engine objects a killed earlier run left (fixed instance names would clash)."""
+    sweep()
 
 
 @pytest.fixture(scope="session")

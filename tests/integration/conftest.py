@@ -17,6 +17,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.leftovers import mark_install, sweep
+
 REPO = Path(__file__).resolve().parents[2]
 FIXTURE_APPS = REPO / "tests" / "fixtures" / "apps"
 STACKHUB = [sys.executable, "-m", "stackhub"]
@@ -35,6 +37,7 @@ def engine() -> None:
     if result.returncode != 0:
         pytest.fail("the Docker engine is not running; run the suite through scripts/test "
                     f"({result.stderr.strip()[:200]})")
+    sweep()  # what a killed earlier run left would clash with fixed instance names
     images = docker("images", "-q", "stackhub-test/web:1", check=False).stdout.strip()
     if not images:
         pytest.fail("test image stackhub-test/web:1 is missing; run scripts/test-images")
@@ -59,6 +62,7 @@ class Server:
 
     def __init__(self, data_dir: Path, extra_env: dict[str, str] | None = None) -> None:
         self.data_dir = data_dir
+        mark_install(data_dir)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.extra_env = extra_env or {}

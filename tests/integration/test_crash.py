@@ -147,7 +147,8 @@ def test_orphans_are_removed_at_start(crash_server: Server) -> None:
            "stackhub-t-ghost_default", *common, "--label", "io.stackhub.instance=t-ghost",
            "--label", "com.docker.compose.service=web", "stackhub-test/web:1")
     # an object of another StackHub installation on the same engine is not ours to remove
-    other = ["--label", "io.stackhub.managed=true", "--label", "io.stackhub.install=other",
+    docker("rm", "-f", "t-foreign-web", check=False)  # a killed earlier run may have left it
+    other = ["--label", "io.stackhub.managed=true", "--label", "io.stackhub.install=test-other",
              "--label", "io.stackhub.instance=t-foreign"]
     docker("run", "-d", "--name", "t-foreign-web", *other, "stackhub-test/web:1")
     try:

@@ -17,6 +17,8 @@ import httpx
 import pytest
 from websockets.sync.client import connect
 
+from tests.leftovers import mark_install
+
 pytestmark = pytest.mark.integration
 IMAGE = os.environ.get("STACKHUB_TEST_IMAGE", "stackhub-test/web:1")
 
@@ -39,6 +41,7 @@ class Api:
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     data = tmp_path_factory.mktemp("system-api") / "data"
+    mark_install(data)
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = int(sock.getsockname()[1])

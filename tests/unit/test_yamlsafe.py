@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from stackhub import yamlsafe
 from stackhub.errors import Invalid, TooLarge
@@ -142,3 +144,16 @@ def test_a_compose_command_keeps_yes_and_a_port_pair_through_a_round_trip() -> N
 
 def test_merge_keys_still_work() -> None:
     assert yamlsafe.load("a: &x {k: 1}\nb:\n  <<: *x\n  j: 2\n")["b"] == {"k": 1, "j": 2}
+
+
+@pytest.mark.parametrize("text", ["8e1234", "1e5", "0o17", "0x1F", "1_000", ".5", "0755", "-.inf",
+                                  "true", "null", "yes", "22:22", "2024-01-01"])
+def test_dump_quotes_text_that_a_core_schema_reader_would_type(text: str) -> None:
+    # a hex install id such as 8e1234 read back as the float inf broke labels (CI, 2026-12-02)
+    dumped = yamlsafe.dump({"label": text})
+    assert yamlsafe.load(dumped) == {"label": text}, dumped
+
+
+@given(st.text(alphabet="0123456789abcdefeEoOxX._+-", max_size=12))
+def test_every_dumped_string_reads_back_as_the_same_string(text: str) -> None:
+    assert yamlsafe.load(yamlsafe.dump({"v": text})) == {"v": text}
