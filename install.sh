@@ -267,7 +267,8 @@ pick_python() {
 }
 
 install_packages() {
-  local want=(ca-certificates curl git restic) missing=() optional=(caddy) p
+  # debootstrap: StackHub builds its store-script sandbox image from Debian packages
+  local want=(ca-certificates curl git restic debootstrap) missing=() optional=(caddy lego) p
   have dockerd || want+=(docker.io)
   if ! pick_python >/dev/null; then
     if have python3 && python3 -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)'; then
@@ -278,7 +279,7 @@ install_packages() {
   fi
   apt-get update -q >&2
   for p in "${optional[@]}"; do
-    if apt_has "$p"; then want+=("$p"); else log "WARNING: no $p package here: HTTPS for app domains stays off (stackhub doctor says so)"; fi
+    if apt_has "$p"; then want+=("$p"); else log "WARNING: no $p package here: $([ "$p" = lego ] && echo "no DNS-01 wildcard certificates" || echo "HTTPS for app domains stays off") (stackhub doctor says so)"; fi
   done
   for p in "${want[@]}"; do pkg_installed "$p" || missing+=("$p"); done
   if [ "${#missing[@]}" -eq 0 ]; then

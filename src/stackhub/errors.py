@@ -5,7 +5,8 @@ StackHubError
  ├── AlreadyExists       a thing with that name exists already
  ├── Conflict            the request clashes with current state (busy, port taken)
  ├── Invalid             the input is malformed or fails validation
- │    └── TooLarge       the input exceeds a size, depth or count limit
+ │    ├── TooLarge       the input exceeds a size, depth or count limit
+ │    └── ScriptFailed   a store script failed or was stopped at a sandbox limit
  ├── Unauthorized        no valid credentials
  ├── Forbidden           valid credentials, not allowed
  ├── RiskNotAccepted     risky content needs explicit consent bound to its digest
@@ -14,6 +15,9 @@ StackHubError
  │    └── ImagePullFailed an image could not be pulled
  ├── StoreError          a store could not be synced or read
  ├── GatewayUnavailable  the gateway (Caddy) is missing, not answering, or refused a config
+ │    ├── DnsProviderRefused     the DNS provider did not take the DNS-01 record
+ │    ├── DnsPropagationTimeout  the DNS-01 record did not show up in DNS in time
+ │    └── CaRefused              the ACME CA refused the order or was unreachable
  └── RepositoryError     a backup repository cannot be reached, opened or written
 """
 
@@ -61,6 +65,10 @@ class TooLarge(Invalid):
     """The input exceeds a size, depth or count limit."""
 
     code = "too_large"
+
+
+class ScriptFailed(Invalid):
+    """A store script (Umbrel exports.sh or hook) failed or was stopped in its sandbox."""
 
 
 class Unauthorized(StackHubError):
@@ -121,3 +129,21 @@ class RepositoryError(StackHubError):
     """A backup repository cannot be reached, opened (wrong password) or written."""
 
     code = "repository_error"
+
+
+class DnsProviderRefused(GatewayUnavailable):
+    """The DNS provider did not take the DNS-01 challenge record (credentials, zone, build)."""
+
+    code = "dns_provider_refused"
+
+
+class DnsPropagationTimeout(GatewayUnavailable):
+    """The DNS-01 challenge record did not show up in DNS in time."""
+
+    code = "dns_propagation_timeout"
+
+
+class CaRefused(GatewayUnavailable):
+    """The ACME CA refused the order, or could not be reached."""
+
+    code = "ca_refused"

@@ -11,6 +11,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from stackhub import fsutil
+from stackhub.adapters.cgroups import CgroupReader
 from stackhub.adapters.compose import Compose, ComposeCli
 from stackhub.adapters.engine import DockerEngine, Engine
 from stackhub.adapters.images import ImageDigests
@@ -26,6 +27,7 @@ from stackhub.apps.status import StatusCache
 from stackhub.apps.subnets import SubnetAllocator
 from stackhub.auth.admin_token import ensure_admin_token, token_digest
 from stackhub.auth.service import AuthService
+from stackhub.backup.clone import Cloner
 from stackhub.backup.flows import DEFINITION, BackupFlows, RestorePlan, check_paths, record_of
 from stackhub.backup.repos import Repositories
 from stackhub.backup.service import BackupService
@@ -33,15 +35,23 @@ from stackhub.catalog.service import Catalog
 from stackhub.config import Paths, subnet_pool
 from stackhub.errors import NotFound
 from stackhub.events import EventBus
+from stackhub.notify.service import NotifyService
+from stackhub.notify.watch import Watcher, WatchSettings
 from stackhub.operations.journal import Journal
 from stackhub.operations.runner import Run, Runner
+from stackhub.proxy.dns01 import WildcardFlows
 from stackhub.proxy.flows import DomainFlows
 from stackhub.proxy.records import DomainRecords
 from stackhub.proxy.service import ProxyService
 from stackhub.state.db import Database
 from stackhub.state.instances import Records
+from stackhub.system.history import MetricsHistory
+from stackhub.system.history_sampler import HistorySampler, interval
+from stackhub.system.history_store import HistoryStore
 from stackhub.tools.terminals import Terminals
+from stackhub.updates.auto import AutoUpdater
 from stackhub.updates.flows import UpdateFlows
+from stackhub.updates.prune import ImagePruner
 from stackhub.updates.service import UpdatesService
 
 
@@ -82,11 +92,18 @@ class Services:
     auth: AuthService
     proxy: ProxyService
     domains: DomainFlows
+    wildcard: WildcardFlows
     backups: BackupService
     terminals: Terminals
     settings: InstanceSettings
     updates: UpdatesService
     kept: KeptData
+    notify: NotifyService
+    notify_watch: Watcher
+    metrics_history: HistorySampler
+    cloner: Cloner
+    auto_updates: AutoUpdater
+    pruner: ImagePruner
 
 
 class PreUpdateSnapshots:
@@ -134,6 +151,18 @@ def install_id(paths: Paths) -> str:
     return value
 
 
+def metrics_history(paths: Paths, db: Database, engine: Engine,
+                    status: StatusCache) -> HistorySampler:
+    """The metrics history's sampler: containers from the status cache, rollups in `db`."""
+    def pid_of(container_id: str) -> int | None:
+        return engine.inspect_container(container_id).pid
+
+    return HistorySampler(MetricsHistory(HistoryStore(db), interval=interval()), root=paths.root,
+                          containers=lambda: status.by_instance,
+                          reader=CgroupReader(pid_of=pid_of),
+                          volume_sizes=getattr(engine, "volume_sizes", None))
+
+
 def build(paths: Paths, *, engine: Engine | None = None, compose: Compose | None = None,
           public_host: str = "localhost") -> Services:
     """Create the services for a data root."""
@@ -148,9 +177,10 @@ def build(paths: Paths, *, engine: Engine | None = None, compose: Compose | None
     status = StatusCache(engine, bus)
     runner = Runner(journal=Journal(db), bus=bus, watch=status)
     subnets = SubnetAllocator(db, engine, subnet_pool())
-    kept = KeptData(db, paths, records, engine)
+    kept = KeptData(db, paths, records, engine, install)
     flows = Flows(paths=paths, records=records, engine=engine, compose=compose, runner=runner,
-                  status=status, subnets=subnets, kept=kept)
+                  status=status, subnets=subnets, kept=kept,
+                  sandbox=engine if isinstance(engine, DockerEngine) else None)
     planner = Planner(paths=paths, records=records, catalog=catalog, compose=compose,
                       engine=engine, tz=host_timezone(), install=install,
                       subnets=subnets)
@@ -162,6 +192,7 @@ def build(paths: Paths, *, engine: Engine | None = None, compose: Compose | None
     proxy = ProxyService(paths=paths, records=DomainRecords(db), apps=apps, runner=runner,
                          bus=bus)
     domains = DomainFlows(proxy=proxy, runner=runner)
+    wildcard = WildcardFlows(proxy=proxy, runner=runner)  # DNS-01 wildcard, daily renewal
     repos = Repositories(db, paths)
     repos.ensure_default()
     restic = ResticCli()
@@ -177,13 +208,23 @@ def build(paths: Paths, *, engine: Engine | None = None, compose: Compose | None
                                 runner=runner, compose=compose, revisions=Revisions(db))
     apps.settings = settings
     images = ImageDigests()
+    pruner = ImagePruner(db, engine)
     update_flows = UpdateFlows(apps=apps, runner=runner, snapshots=PreUpdateSnapshots(backups),
-                               images=images, root=paths.root)
+                               images=images, root=paths.root, replaced=pruner.record)
     updates = UpdatesService(db=db, apps=apps, catalog=catalog, flows=update_flows,
-                             images=images)
+                             images=images, pruner=pruner)
+    auto_updates = AutoUpdater(updates=updates, db=db, bus=bus, tz=zone(host_timezone()))
+    notify = NotifyService(db=db, secrets_dir=paths.secrets, bus=bus,
+                           may_see=auth.accounts.may_see, console_url=proxy.console_url)
+    notify_watch = Watcher(service=notify, instances=apps.all, backups=backups.status,
+                           domains=proxy.domains, root=paths.root,
+                           settings=WatchSettings.from_env())
     return Services(paths=paths, db=db, bus=bus, engine=engine, compose=compose,
                     catalog=catalog, records=records, status=status, runner=runner, flows=flows,
                     apps=apps,
                     admin_digest=token_digest(token), auth=auth, proxy=proxy, domains=domains,
+                    wildcard=wildcard,
                     backups=backups, terminals=Terminals(apps=apps), settings=settings,
-                    updates=updates, kept=kept)
+                    updates=updates, kept=kept, notify=notify, notify_watch=notify_watch,
+                    metrics_history=metrics_history(paths, db, engine, status),
+                    cloner=Cloner(backups), auto_updates=auto_updates, pruner=pruner)

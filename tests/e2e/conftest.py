@@ -14,7 +14,8 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,17 @@ START_WAIT = float(os.environ.get("STACKHUB_E2E_START_WAIT", "120"))  # s, for a
 IMAGE = os.environ.get("STACKHUB_TEST_IMAGE", "stackhub-test/web:1")
 STORE = "e2e"
 APP = "hello-web"
+STORE_APP = {"kind": "catalog", "ref": f"{STORE}/{APP}"}  # the local store's app, as a source
+# what the modules with a server of their own share
+PASSWORD = "correct horse battery staple"  # every admin's
+WAIT = 30_000  # ms, for anything in the browser
+DESKTOP = {"width": 1440, "height": 900}
+PHONE = {"width": 375, "height": 812}
+
+
+def t(name: str) -> str:
+    """The selector of an element by its data-test name."""
+    return f'[data-test="{name}"]'
 
 
 def free_port() -> int:
@@ -195,13 +207,20 @@ def ensure_instance(srv: Server, name: str, source: dict[str, Any],
         return instance
     if found.status_code == 200:  # stopped, failed...: start afresh
         remove_instance(srv, name)
-    accepted = srv.api("POST", "/api/instances", json={"source": source, "name": name,
-                                                       "values": values or {}})
-    assert accepted.status_code == 202, accepted.text
-    done = wait_operation(srv, accepted.json()["operation"]["id"])
+    done = install_and_wait(srv, name, source, values)
     assert done["state"] == "succeeded", done
     instance = srv.api("GET", f"/api/instances/{name}").json()
     return instance
+
+
+def install_and_wait(srv: Server, name: str, source: dict[str, Any],
+                     values: dict[str, str] | None = None) -> dict[str, Any]:
+    """Install an instance through the API and return its operation once it ended, whatever
+    its outcome (`ensure_instance` wants it running)."""
+    accepted = srv.api("POST", "/api/instances", json={"source": source, "name": name,
+                                                       "values": values or {}})
+    assert accepted.status_code == 202, accepted.text
+    return wait_operation(srv, accepted.json()["operation"]["id"])
 
 
 def remove_instance(srv: Server, name: str) -> None:
@@ -275,6 +294,105 @@ def signed_in_state(browser: Any, url: str, user: str, password: str,
         ctx.close()
 
 
+def sign_in(browser: Any, srv: Server, user: str) -> dict[str, Any]:
+    """`signed_in_state` for an admin made by `own_server` (desktop size, the usual wait)."""
+    return signed_in_state(browser, srv.url, user, PASSWORD, DESKTOP, WAIT)
+
+
+def add_local_store(srv: Server, root: Path) -> None:
+    """Write the local store (`write_store`) at `root` and add it to the server as STORE."""
+    store = write_store(root, free_port())
+    added = srv.api("POST", "/api/stores", json={"name": STORE, "source": str(store),
+                                                 "local": True})
+    assert added.status_code == 201, added.text
+    assert added.json()["app_count"] == 1, added.text
+
+
+@contextmanager
+def own_server(tmp_path_factory: pytest.TempPathFactory, label: str, user: str, *,
+               store: bool = True, env: dict[str, str] | None = None) -> Iterator[Server]:
+    """A started server of a module's own (data in a temp folder named after `label`) with the
+    admin `user` (password PASSWORD) and, unless told, the local store as STORE; `env` is set
+    for the server process only. At the end its instances are removed and it stops."""
+    if not DIST.is_file():
+        pytest.fail("the web console is not built: run scripts/build-web (scripts/test does)")
+    base = tmp_path_factory.mktemp(f"e2e-{label}")
+    srv = Server(base / "data")
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in (env or {}).items():
+            patch.setenv(key, value)
+        srv.start()
+    try:
+        made = srv.api("POST", "/api/auth/setup", json={
+            "setup_token": srv.setup_token, "username": user, "password": PASSWORD})
+        assert made.status_code in (200, 201), made.text
+        if store:
+            add_local_store(srv, base / "store")
+        yield srv
+    finally:
+        remove_instances(srv)
+        srv.stop()
+
+
+def page_factory(browser: Any, state: dict[str, Any] | None, request: pytest.FixtureRequest,
+                 shots: Path, *, errors: list[str] | None = None,
+                 console: list[str] | None = None,
+                 pin_locale: bool = False) -> Iterator[Callable[..., Any]]:
+    """The body of a module's `open_page` fixture (`yield from page_factory(...)`).
+
+    It yields `make(viewport, locale, *, signed=True)`, which opens a page in a browser context
+    of its own: at that size (a phone's, touch and a 2x screen, below 600 px wide) and browser
+    language, signed in with `state` unless `signed=False`, downloads accepted. `pin_locale`
+    also stores the console language ('stackhub.locale') as a user's choice would. The pages'
+    script errors go to `errors`; `console` collects console errors, warnings and failed
+    requests, printed when the test fails. A failed test leaves a screenshot of its last page
+    (FAILED-<test>.png); the contexts close at the end.
+    """
+    contexts: list[Any] = []
+    pages: list[Any] = []
+
+    def make(viewport: dict[str, int], locale: str, *, signed: bool = True) -> Any:
+        phone = viewport["width"] < 600
+        ctx = browser.new_context(viewport=viewport, locale=locale,
+                                  storage_state=state if signed else None,
+                                  is_mobile=phone, has_touch=phone,
+                                  device_scale_factor=2 if phone else 1, accept_downloads=True)
+        ctx.set_default_timeout(WAIT)
+        contexts.append(ctx)
+        if pin_locale:
+            lang = "zh-CN" if locale.startswith("zh") else "en"
+            ctx.add_init_script(f"localStorage.setItem('stackhub.locale', '{lang}')")
+        page = ctx.new_page()
+        if errors is not None:
+            page.on("pageerror", lambda err: errors.append(str(err)))
+        if console is not None:
+            page.on("console", lambda m: console.append(f"{m.type}: {m.text}")
+                    if m.type in ("error", "warning") else None)
+            page.on("requestfailed", lambda r: console.append(f"failed: {r.url} {r.failure}"))
+        pages.append(page)
+        return page
+
+    try:
+        yield make
+        report = getattr(request.node, "rep_call", None)
+        if report is not None and report.failed and pages:
+            pages[-1].screenshot(path=str(shots / f"FAILED-{request.node.name}.png"))
+            if console is not None:
+                print("browser console:", *console[-30:], sep="\n  ")
+    finally:
+        for ctx in contexts:
+            ctx.close()
+
+
+def no_sideways_scroll(page: Any, width: int = PHONE["width"]) -> None:
+    """Neither the page nor the shell's scrolling content area is wider than `width`."""
+    scroll = page.evaluate("document.documentElement.scrollWidth")
+    assert scroll <= width, f"the page is {scroll}px wide at {width}px"
+    inner = page.evaluate("""() => [...document.querySelectorAll('.n-layout-scroll-container')]
+        .map((el) => el.scrollWidth - el.clientWidth)""")
+    assert max(inner, default=0) <= 0, f"a scrolling area overflows sideways by {inner}px"
+
+
 @pytest.fixture(scope="session", autouse=True)
 def clean_engine() -> None:
     """Remove the engine objects a killed earlier run left (fixed instance names would clash)."""
@@ -290,11 +408,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     base = tmp_path_factory.mktemp("e2e")
     srv = Server(base / "data")
     srv.start()
-    store = write_store(base / "store", free_port())
-    added = srv.api("POST", "/api/stores", json={"name": STORE, "source": str(store),
-                                                 "local": True})
-    assert added.status_code == 201, added.text
-    assert added.json()["app_count"] == 1, added.text
+    add_local_store(srv, base / "store")
     try:
         yield srv
     finally:

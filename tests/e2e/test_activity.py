@@ -8,7 +8,6 @@ or disturb, the order of test_console.py, whose first test sets the shared serve
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,115 +16,59 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.conftest import (
-    APP,
-    DIST,
-    STORE,
+    DESKTOP,
+    PHONE,
+    STORE_APP,
+    WAIT,
     Server,
-    free_port,
-    remove_instances,
-    signed_in_state,
-    write_store,
+    install_and_wait,
+    no_sideways_scroll,
+    own_server,
+    page_factory,
+    sign_in,
+    t,
+    wait_operation,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 USER = "keeper"
-PASSWORD = "correct horse battery staple"
-WAIT = 30_000  # ms
-OP_WAIT = 120  # s
 GOOD = "activity-web"
 BROKEN = "activity-broken"
 MISSING_IMAGE = "127.0.0.1:5000/stackhub-test/does-not-exist:9"
 DURATION = re.compile(r"^\d+(\.\d)?\s?(ms|s|m|h|毫秒|秒|分钟|小时)")
 INSTALL_STEPS = ["pull", "start", "wait", "verify"]
-DESKTOP = {"width": 1440, "height": 900}
-PHONE = {"width": 375, "height": 812}
 expect.set_options(timeout=WAIT)
 errors: list[str] = []
-
-
-def t(name: str) -> str:
-    return f'[data-test="{name}"]'
-
-
-def wait_operation(server: Server, op_id: str) -> dict[str, Any]:
-    deadline = time.monotonic() + OP_WAIT
-    while True:
-        op: dict[str, Any] = server.api("GET", f"/api/operations/{op_id}").json()
-        if op["state"] != "running":
-            return op
-        assert time.monotonic() < deadline, f"operation {op_id} still runs: {op}"
-        time.sleep(0.3)
 
 
 @pytest.fixture(scope="module")
 def activity_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A server of this module's own, with an admin, a store, and three operations journaled."""
-    if not DIST.is_file():
-        pytest.fail("the web console is not built: run scripts/build-web (scripts/test does)")
-    base = tmp_path_factory.mktemp("e2e-activity")
-    srv = Server(base / "data")
-    srv.start()
-    try:
-        made = srv.api("POST", "/api/auth/setup", json={
-            "setup_token": srv.setup_token, "username": USER, "password": PASSWORD})
-        assert made.status_code in (200, 201), made.text
-        store = write_store(base / "store", free_port())
-        added = srv.api("POST", "/api/stores", json={"name": STORE, "source": str(store),
-                                                     "local": True})
-        assert added.status_code == 201, added.text
+    with own_server(tmp_path_factory, "activity", USER) as srv:
         # a good install, a restart of it, and an install whose image cannot be pulled
-        accepted = srv.api("POST", "/api/instances", json={
-            "source": {"kind": "catalog", "ref": f"{STORE}/{APP}"}, "name": GOOD})
-        assert accepted.status_code == 202, accepted.text
-        done = wait_operation(srv, accepted.json()["operation"]["id"])
+        done = install_and_wait(srv, GOOD, STORE_APP)
         assert done["state"] == "succeeded", done
         restarted = srv.api("POST", f"/api/instances/{GOOD}/restart")
         assert restarted.status_code == 200, restarted.text
         ops = srv.api("GET", "/api/operations", params={"instance": GOOD, "kind": "restart"})
         assert wait_operation(srv, ops.json()["items"][0]["id"])["state"] == "succeeded"
         compose = f"services:\n  web:\n    image: {MISSING_IMAGE}\n"
-        accepted = srv.api("POST", "/api/instances", json={
-            "source": {"kind": "compose", "compose": compose}, "name": BROKEN})
-        assert accepted.status_code == 202, accepted.text
-        failed = wait_operation(srv, accepted.json()["operation"]["id"])
+        failed = install_and_wait(srv, BROKEN, {"kind": "compose", "compose": compose})
         assert failed["state"] == "failed" and failed["error"], failed
         yield srv
-    finally:
-        remove_instances(srv)
-        srv.stop()
 
 
 @pytest.fixture(scope="module")
 def signed_in(browser: Any, activity_server: Server) -> dict[str, Any]:
     """The admin's signed-in browser state (cookies), to open other sizes and languages with."""
-    return signed_in_state(browser, activity_server.url, USER, PASSWORD, DESKTOP, WAIT)
+    return sign_in(browser, activity_server, USER)
 
 
 @pytest.fixture
 def open_page(browser: Any, signed_in: dict[str, Any], request: pytest.FixtureRequest,
               shots: Path) -> Iterator[Any]:
     """Open a page at a size and in a language; screenshot it if the test fails."""
-    contexts: list[Any] = []
-    pages: list[Any] = []
-
-    def make(viewport: dict[str, int], locale: str) -> Any:
-        phone = viewport["width"] < 600
-        ctx = browser.new_context(viewport=viewport, locale=locale, storage_state=signed_in,
-                                  is_mobile=phone, has_touch=phone,
-                                  device_scale_factor=2 if phone else 1)
-        ctx.set_default_timeout(WAIT)
-        contexts.append(ctx)
-        page = ctx.new_page()
-        page.on("pageerror", lambda err: errors.append(str(err)))
-        pages.append(page)
-        return page
-
-    yield make
-    report = getattr(request.node, "rep_call", None)
-    if report is not None and report.failed and pages:
-        pages[-1].screenshot(path=str(shots / f"FAILED-{request.node.name}.png"))
-    for ctx in contexts:
-        ctx.close()
+    yield from page_factory(browser, signed_in, request, shots, errors=errors)
 
 
 def shot(page: Any, shots: Path, name: str) -> None:
@@ -135,15 +78,6 @@ def shot(page: Any, shots: Path, name: str) -> None:
 
 def row(page: Any, instance: str, kind: str) -> Any:
     return page.locator(f'{t("operation")}[data-instance="{instance}"][data-kind="{kind}"]').first
-
-
-def no_sideways_scroll(page: Any) -> None:
-    """Neither the page nor the shell's scrolling content area is wider than the phone."""
-    width = page.evaluate("document.documentElement.scrollWidth")
-    assert width <= PHONE["width"], f"the page is {width}px wide at {PHONE['width']}px"
-    inner = page.evaluate("""() => [...document.querySelectorAll('.n-layout-scroll-container')]
-        .map((el) => el.scrollWidth - el.clientWidth)""")
-    assert max(inner, default=0) <= 0, f"a scrolling area overflows sideways by {inner}px"
 
 
 def check_install_steps(page: Any, details: Any, step_names: list[str]) -> None:

@@ -8,7 +8,6 @@ test_activity.py, so it neither depends on nor disturbs the other modules.
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,138 +17,78 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.conftest import (
-    APP,
-    DIST,
     IMAGE,
-    STORE,
+    PASSWORD,
+    PHONE,
+    STORE_APP,
+    WAIT,
     Server,
     free_port,
-    remove_instances,
-    signed_in_state,
+    install_and_wait,
+    own_server,
+    page_factory,
+    sign_in,
+    t,
+    wait_operation,
     write_store,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 USER = "keeper"
-PASSWORD = "correct horse battery staple"
-WAIT = 30_000  # ms
 OP_WAIT = 120  # s
 GOOD = "defects-web"  # a store app with labelled parameters
 QUIET = "defects-quiet"  # a custom app that prints nothing, with ports, environment and volumes
 BROKEN = "defects-broken"  # an install whose image cannot be pulled
 UNREACHABLE = "registry.invalid/stackhub/nothing:1"  # a registry whose name does not resolve
 DESKTOP = {"width": 1366, "height": 900}
-PHONE = {"width": 375, "height": 812}
 LOCALES = pytest.mark.parametrize("locale", ["en-US", "zh-CN"], ids=["en", "zh"])
 expect.set_options(timeout=WAIT)
 errors: list[str] = []
 console: list[str] = []  # the browser's errors and failed requests, printed when a test fails
 
 
-def t(name: str) -> str:
-    return f'[data-test="{name}"]'
-
-
 def zh(locale: str) -> bool:
     return locale.startswith("zh")
 
 
-def wait_operation(server: Server, op_id: str) -> dict[str, Any]:
-    deadline = time.monotonic() + OP_WAIT
-    while True:
-        op: dict[str, Any] = server.api("GET", f"/api/operations/{op_id}").json()
-        if op["state"] != "running":
-            return op
-        assert time.monotonic() < deadline, f"operation {op_id} still runs: {op}"
-        time.sleep(0.3)
-
-
-def install(server: Server, body: dict[str, Any]) -> dict[str, Any]:
-    accepted = server.api("POST", "/api/instances", json=body)
-    assert accepted.status_code == 202, accepted.text
-    return wait_operation(server, accepted.json()["operation"]["id"])
-
-
-def quiet_compose(port: int) -> str:
-    return (f"services:\n  web:\n    image: {IMAGE}\n"
-            "    command: [\"sh\", \"-c\", \"exec sleep 100000\"]\n"
-            f"    ports: [\"{port}:80\"]\n"
-            "    environment:\n      QUIET_MODE: calm\n"
-            "    volumes: [\"./data:/data\"]\n"
-            "    stop_grace_period: 1s\n")
+def quiet_compose(port: int) -> dict[str, Any]:
+    """A compose source: the quiet app, published on `port`."""
+    return {"kind": "compose", "compose": (
+        f"services:\n  web:\n    image: {IMAGE}\n"
+        "    command: [\"sh\", \"-c\", \"exec sleep 100000\"]\n"
+        f"    ports: [\"{port}:80\"]\n"
+        "    environment:\n      QUIET_MODE: calm\n"
+        "    volumes: [\"./data:/data\"]\n"
+        "    stop_grace_period: 1s\n")}
 
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A server of this module's own: an admin, a local store, three installs and a restart."""
-    if not DIST.is_file():
-        pytest.fail("the web console is not built: run scripts/build-web (scripts/test does)")
-    base = tmp_path_factory.mktemp("e2e-defects")
-    server = Server(base / "data")
-    server.start()
-    try:
-        made = server.api("POST", "/api/auth/setup", json={
-            "setup_token": server.setup_token, "username": USER, "password": PASSWORD})
-        assert made.status_code in (200, 201), made.text
-        store = write_store(base / "store", free_port())
-        added = server.api("POST", "/api/stores", json={"name": STORE, "source": str(store),
-                                                        "local": True})
-        assert added.status_code == 201, added.text
-        done = install(server, {"source": {"kind": "catalog", "ref": f"{STORE}/{APP}"},
-                                "name": GOOD})
+    with own_server(tmp_path_factory, "defects", USER) as server:
+        done = install_and_wait(server, GOOD, STORE_APP)
         assert done["state"] == "succeeded", done
-        done = install(server, {"source": {"kind": "compose",
-                                           "compose": quiet_compose(free_port())},
-                                "name": QUIET})
+        done = install_and_wait(server, QUIET, quiet_compose(free_port()))
         assert done["state"] == "succeeded", done
         for action in ("stop", "start", "restart"):
             acted = server.api("POST", f"/api/instances/{GOOD}/{action}")
             assert acted.status_code == 200, acted.text
         compose = f"services:\n  web:\n    image: {UNREACHABLE}\n"
-        failed = install(server, {"source": {"kind": "compose", "compose": compose},
-                                  "name": BROKEN})
+        failed = install_and_wait(server, BROKEN, {"kind": "compose", "compose": compose})
         assert failed["state"] == "failed", failed
         yield server
-    finally:
-        remove_instances(server)
-        server.stop()
 
 
 @pytest.fixture(scope="module")
 def signed_in(browser: Any, srv: Server) -> dict[str, Any]:
-    return signed_in_state(browser, srv.url, USER, PASSWORD, DESKTOP, WAIT)
+    return sign_in(browser, srv, USER)
 
 
 @pytest.fixture
 def open_page(browser: Any, signed_in: dict[str, Any], request: pytest.FixtureRequest,
               shots: Path) -> Iterator[Any]:
     """Open a page at a size and in a language (signed in unless told); screenshot failures."""
-    contexts: list[Any] = []
-    pages: list[Any] = []
-
-    def make(viewport: dict[str, int], locale: str, *, signed: bool = True) -> Any:
-        phone = viewport["width"] < 600
-        ctx = browser.new_context(viewport=viewport, locale=locale,
-                                  storage_state=signed_in if signed else None,
-                                  is_mobile=phone, has_touch=phone,
-                                  device_scale_factor=2 if phone else 1)
-        ctx.set_default_timeout(WAIT)
-        contexts.append(ctx)
-        page = ctx.new_page()
-        page.on("pageerror", lambda err: errors.append(str(err)))
-        page.on("console", lambda m: console.append(f"{m.type}: {m.text}")
-                if m.type in ("error", "warning") else None)
-        page.on("requestfailed", lambda r: console.append(f"failed: {r.url} {r.failure}"))
-        pages.append(page)
-        return page
-
-    yield make
-    report = getattr(request.node, "rep_call", None)
-    if report is not None and report.failed and pages:
-        pages[-1].screenshot(path=str(shots / f"FAILED-{request.node.name}.png"))
-        print("browser console:", *console[-30:], sep="\n  ")
-    for ctx in contexts:
-        ctx.close()
+    yield from page_factory(browser, signed_in, request, shots, errors=errors, console=console)
 
 
 def shot(page: Any, shots: Path, name: str, *, full: bool = False) -> None:
@@ -372,8 +311,7 @@ def test_13_phone_cards_and_tabs(open_page: Any, srv: Server, shots: Path, local
 def test_14_removed_instance_page_goes_back_to_the_list(open_page: Any, srv: Server,
                                                         shots: Path) -> None:
     name = "defects-gone"
-    done = install(srv, {"source": {"kind": "compose", "compose": quiet_compose(free_port())},
-                         "name": name})
+    done = install_and_wait(srv, name, quiet_compose(free_port()))
     assert done["state"] == "succeeded", done
     page = open_page(DESKTOP, "en-US")
     asked: list[str] = []
@@ -560,14 +498,12 @@ def test_06_wrong_totp_code(open_page: Any, srv: Server, shots: Path, locale: st
 
 
 @LOCALES
-def test_06_wrong_setup_token(browser: Any, tmp_path_factory: pytest.TempPathFactory,
+def test_06_wrong_setup_token(open_page: Any, tmp_path_factory: pytest.TempPathFactory,
                               locale: str) -> None:
     fresh = Server(tmp_path_factory.mktemp("e2e-setup") / "data")
     fresh.start()
-    ctx = browser.new_context(viewport=DESKTOP, locale=locale)
     try:
-        page = ctx.new_page()
-        page.set_default_timeout(WAIT)
+        page = open_page(DESKTOP, locale, signed=False)
         page.goto(fresh.url)
         page.wait_for_url(re.compile(r"/setup$"))
         page.fill(t("setup-token"), "not-the-token")
@@ -582,7 +518,6 @@ def test_06_wrong_setup_token(browser: Any, tmp_path_factory: pytest.TempPathFac
         if zh(locale):
             assert not english_in(alert.inner_text()), alert.inner_text()
     finally:
-        ctx.close()
         fresh.stop()
 
 

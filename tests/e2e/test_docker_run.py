@@ -15,78 +15,69 @@ import pytest
 from playwright.sync_api import expect
 
 from stackhub import yamlsafe
-from tests.e2e.conftest import DIST, IMAGE, Server, remove_instances, signed_in_state
+from tests.e2e.conftest import (
+    DESKTOP,
+    IMAGE,
+    PHONE,
+    WAIT,
+    Server,
+    own_server,
+    page_factory,
+    sign_in,
+    t,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 USER = "runner"
-PASSWORD = "correct horse battery staple"
-WAIT = 30_000  # ms
-DESKTOP = {"width": 1440, "height": 900}
-PHONE = {"width": 375, "height": 812}
 expect.set_options(timeout=WAIT)
-
-
-def t(name: str) -> str:
-    return f'[data-test="{name}"]'
 
 
 @pytest.fixture(scope="module")
 def run_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    if not DIST.is_file():
-        pytest.fail("the web console is not built: run scripts/build-web (scripts/test does)")
-    srv = Server(tmp_path_factory.mktemp("e2e-docker-run") / "data")
-    srv.start()
-    try:
-        made = srv.api("POST", "/api/auth/setup", json={
-            "setup_token": srv.setup_token, "username": USER, "password": PASSWORD})
-        assert made.status_code in (200, 201), made.text
+    with own_server(tmp_path_factory, "docker-run", USER, store=False) as srv:
         yield srv
-    finally:
-        remove_instances(srv)
-        srv.stop()
 
 
 @pytest.fixture(scope="module")
 def signed_in(browser: Any, run_server: Server) -> dict[str, Any]:
-    return signed_in_state(browser, run_server.url, USER, PASSWORD, DESKTOP, WAIT)
+    return sign_in(browser, run_server, USER)
+
+
+@pytest.fixture
+def open_page(browser: Any, signed_in: dict[str, Any], request: pytest.FixtureRequest,
+              shots: Path) -> Iterator[Any]:
+    yield from page_factory(browser, signed_in, request, shots, pin_locale=True)
 
 
 @pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["375", "1440"])
 @pytest.mark.parametrize("locale", ["en-US", "zh-CN"], ids=["en", "zh"])
 def test_a_docker_run_command_becomes_a_reviewed_compose_file(
-        browser: Any, signed_in: dict[str, Any], run_server: Server, shots: Path,
-        viewport: dict[str, int], locale: str) -> None:
-    ctx = browser.new_context(viewport=viewport, locale=locale, storage_state=signed_in)
-    try:
-        page = ctx.new_page()
-        page.set_default_timeout(WAIT)
-        page.add_init_script("localStorage.setItem('stackhub.locale', "
-                             f"'{'zh-CN' if locale.startswith('zh') else 'en'}')")
-        page.goto(f"{run_server.url}/custom")
-        page.locator(".n-tabs-tab", has_text="docker run").first.click()
-        # an unknown option is refused with its name, and nothing is converted
-        page.fill(t("docker-run"), f"docker run --volumes-from db {IMAGE}")
-        page.click(t("docker-run-convert"))
-        expect(page.locator(".n-alert").filter(has_text="--volumes-from")).to_be_visible()
-        command = (f"docker run -d --rm --name conv-web -p 18999:80 --privileged "
-                   f"-e GREETING=yes {IMAGE}")
-        page.fill(t("docker-run"), command)
-        page.click(t("docker-run-convert"))
-        compose = page.locator(t("custom-compose"))
-        expect(compose).to_have_value(re.compile(f"image: {re.escape(IMAGE)}"))
-        assert yamlsafe.load(compose.input_value()) == {"services": {"conv-web": {
-            "image": IMAGE, "ports": ["18999:80"], "privileged": True,
-            "environment": {"GREETING": "yes"}, "restart": "unless-stopped"}}}
-        notes = page.locator(t("convert-notes"))
-        expect(notes).to_contain_text("--rm")
-        expect(notes).to_contain_text("已转换" if locale.startswith("zh") else "Converted")
-        width = page.evaluate("document.documentElement.scrollWidth")
-        assert width <= viewport["width"], f"the page scrolls sideways at {viewport['width']} px"
-        page.screenshot(path=str(shots / f"16-docker-run-{locale}-{viewport['width']}.png"))
-        page.click(t("custom-next"))
-        expect(page.locator(t("install-name"))).to_have_value("conv-web")
-        page.click(t("install-review"))
-        expect(page.locator(t("install-risks"))).to_contain_text("privileged")
-    finally:
-        ctx.close()
+        open_page: Any, run_server: Server, shots: Path, viewport: dict[str, int],
+        locale: str) -> None:
+    page = open_page(viewport, locale)
+    page.goto(f"{run_server.url}/custom")
+    page.locator(".n-tabs-tab", has_text="docker run").first.click()
+    # an unknown option is refused with its name, and nothing is converted
+    page.fill(t("docker-run"), f"docker run --volumes-from db {IMAGE}")
+    page.click(t("docker-run-convert"))
+    expect(page.locator(".n-alert").filter(has_text="--volumes-from")).to_be_visible()
+    command = (f"docker run -d --rm --name conv-web -p 18999:80 --privileged "
+               f"-e GREETING=yes {IMAGE}")
+    page.fill(t("docker-run"), command)
+    page.click(t("docker-run-convert"))
+    compose = page.locator(t("custom-compose"))
+    expect(compose).to_have_value(re.compile(f"image: {re.escape(IMAGE)}"))
+    assert yamlsafe.load(compose.input_value()) == {"services": {"conv-web": {
+        "image": IMAGE, "ports": ["18999:80"], "privileged": True,
+        "environment": {"GREETING": "yes"}, "restart": "unless-stopped"}}}
+    notes = page.locator(t("convert-notes"))
+    expect(notes).to_contain_text("--rm")
+    expect(notes).to_contain_text("已转换" if locale.startswith("zh") else "Converted")
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= viewport["width"], f"the page scrolls sideways at {viewport['width']} px"
+    page.screenshot(path=str(shots / f"16-docker-run-{locale}-{viewport['width']}.png"))
+    page.click(t("custom-next"))
+    expect(page.locator(t("install-name"))).to_have_value("conv-web")
+    page.click(t("install-review"))
+    expect(page.locator(t("install-risks"))).to_contain_text("privileged")
     assert run_server.api("GET", "/api/instances").json() == [], "nothing was installed"

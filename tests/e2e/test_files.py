@@ -22,21 +22,21 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.conftest import (
-    DIST,
+    DESKTOP,
     IMAGE,
+    PHONE,
+    WAIT,
     Server,
-    remove_instances,
-    signed_in_state,
-    wait_operation,
+    ensure_instance,
+    own_server,
+    page_factory,
+    sign_in,
+    t,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 USER = "filer"
-PASSWORD = "correct horse battery staple"
-WAIT = 30_000  # ms
 NAME = f"files-{uuid.uuid4().hex[:6]}"
-DESKTOP = {"width": 1440, "height": 900}
-PHONE = {"width": 375, "height": 812}
 COMPOSE = f"""services:
   web:
     image: {IMAGE}
@@ -48,61 +48,23 @@ expect.set_options(timeout=WAIT)
 errors: list[str] = []
 
 
-def t(name: str) -> str:
-    return f'[data-test="{name}"]'
-
-
 @pytest.fixture(scope="module")
 def files_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A server of this module's own with an admin and one instance with a data folder."""
-    if not DIST.is_file():
-        pytest.fail("the web console is not built: run scripts/build-web (scripts/test does)")
-    base = tmp_path_factory.mktemp("e2e-files")
-    srv = Server(base / "data")
-    srv.start()
-    try:
-        made = srv.api("POST", "/api/auth/setup", json={
-            "setup_token": srv.setup_token, "username": USER, "password": PASSWORD})
-        assert made.status_code in (200, 201), made.text
-        accepted = srv.api("POST", "/api/instances", json={
-            "source": {"kind": "compose", "compose": COMPOSE}, "name": NAME})
-        assert accepted.status_code == 202, accepted.text
-        done = wait_operation(srv, accepted.json()["operation"]["id"])
-        assert done["state"] == "succeeded", done
+    with own_server(tmp_path_factory, "files", USER, store=False) as srv:
+        ensure_instance(srv, NAME, {"kind": "compose", "compose": COMPOSE})
         yield srv
-    finally:
-        remove_instances(srv)
-        srv.stop()
 
 
 @pytest.fixture(scope="module")
 def signed_in(browser: Any, files_server: Server) -> dict[str, Any]:
-    return signed_in_state(browser, files_server.url, USER, PASSWORD, DESKTOP, WAIT)
+    return sign_in(browser, files_server, USER)
 
 
 @pytest.fixture
 def open_page(browser: Any, signed_in: dict[str, Any], request: pytest.FixtureRequest,
               shots: Path) -> Iterator[Any]:
-    contexts: list[Any] = []
-    pages: list[Any] = []
-
-    def make(viewport: dict[str, int], locale: str) -> Any:
-        phone = viewport["width"] < 600
-        ctx = browser.new_context(viewport=viewport, locale=locale, storage_state=signed_in,
-                                  is_mobile=phone, has_touch=phone, accept_downloads=True)
-        ctx.set_default_timeout(WAIT)
-        contexts.append(ctx)
-        page = ctx.new_page()
-        page.on("pageerror", lambda err: errors.append(str(err)))
-        pages.append(page)
-        return page
-
-    yield make
-    report = getattr(request.node, "rep_call", None)
-    if report is not None and report.failed and pages:
-        pages[-1].screenshot(path=str(shots / f"FAILED-{request.node.name}.png"))
-    for ctx in contexts:
-        ctx.close()
+    yield from page_factory(browser, signed_in, request, shots, errors=errors)
     assert not errors, errors
 
 

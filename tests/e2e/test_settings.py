@@ -9,7 +9,6 @@ The module runs its own server (real engine).
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,92 +17,43 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.conftest import (
-    APP,
-    DIST,
-    STORE,
+    DESKTOP,
+    PHONE,
+    STORE_APP,
+    WAIT,
     Server,
     docker,
-    free_port,
-    remove_instances,
-    signed_in_state,
-    write_store,
+    ensure_instance,
+    own_server,
+    page_factory,
+    sign_in,
+    t,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 USER = "tuner"
-PASSWORD = "correct horse battery staple"
-WAIT = 30_000  # ms
 NAME = "set-web"
-DESKTOP = {"width": 1440, "height": 900}
-PHONE = {"width": 375, "height": 812}
 expect.set_options(timeout=WAIT)
 errors: list[str] = []
-
-
-def t(name: str) -> str:
-    return f'[data-test="{name}"]'
 
 
 @pytest.fixture(scope="module")
 def settings_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A server of this module's own with an admin and one app installed."""
-    if not DIST.is_file():
-        pytest.fail("the web console is not built: run scripts/build-web (scripts/test does)")
-    base = tmp_path_factory.mktemp("e2e-settings")
-    srv = Server(base / "data")
-    srv.start()
-    try:
-        made = srv.api("POST", "/api/auth/setup", json={
-            "setup_token": srv.setup_token, "username": USER, "password": PASSWORD})
-        assert made.status_code in (200, 201), made.text
-        store = write_store(base / "store", free_port())
-        added = srv.api("POST", "/api/stores", json={"name": STORE, "source": str(store),
-                                                     "local": True})
-        assert added.status_code == 201, added.text
-        accepted = srv.api("POST", "/api/instances", json={
-            "source": {"kind": "catalog", "ref": f"{STORE}/{APP}"}, "name": NAME})
-        assert accepted.status_code == 202, accepted.text
-        op_id = accepted.json()["operation"]["id"]
-        deadline = time.monotonic() + 120
-        while srv.api("GET", f"/api/operations/{op_id}").json()["state"] == "running":
-            assert time.monotonic() < deadline
-            time.sleep(0.3)
-        assert srv.api("GET", f"/api/operations/{op_id}").json()["state"] == "succeeded"
+    with own_server(tmp_path_factory, "settings", USER) as srv:
+        ensure_instance(srv, NAME, STORE_APP)
         yield srv
-    finally:
-        remove_instances(srv)
-        srv.stop()
 
 
 @pytest.fixture(scope="module")
 def signed_in(browser: Any, settings_server: Server) -> dict[str, Any]:
-    return signed_in_state(browser, settings_server.url, USER, PASSWORD, DESKTOP, WAIT)
+    return sign_in(browser, settings_server, USER)
 
 
 @pytest.fixture
 def open_page(browser: Any, signed_in: dict[str, Any], request: pytest.FixtureRequest,
               shots: Path) -> Iterator[Any]:
-    contexts: list[Any] = []
-    pages: list[Any] = []
-
-    def make(viewport: dict[str, int], locale: str) -> Any:
-        phone = viewport["width"] < 600
-        ctx = browser.new_context(viewport=viewport, locale=locale, storage_state=signed_in,
-                                  is_mobile=phone, has_touch=phone,
-                                  device_scale_factor=2 if phone else 1)
-        ctx.set_default_timeout(WAIT)
-        contexts.append(ctx)
-        page = ctx.new_page()
-        page.on("pageerror", lambda err: errors.append(str(err)))
-        pages.append(page)
-        return page
-
-    yield make
-    report = getattr(request.node, "rep_call", None)
-    if report is not None and report.failed and pages:
-        pages[-1].screenshot(path=str(shots / f"FAILED-{request.node.name}.png"))
-    for ctx in contexts:
-        ctx.close()
+    yield from page_factory(browser, signed_in, request, shots, errors=errors)
 
 
 def greeting_in_container() -> str:

@@ -14,34 +14,27 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import DIST, Server, signed_in_state
+from tests.e2e.conftest import (
+    DESKTOP,
+    PHONE,
+    WAIT,
+    Server,
+    own_server,
+    page_factory,
+    sign_in,
+    t,
+)
 from tests.unit.catalog.storekit import write_app
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 USER = "browser"
-PASSWORD = "correct horse battery staple"
-WAIT = 30_000  # ms
-DESKTOP = {"width": 1440, "height": 900}
-PHONE = {"width": 375, "height": 812}
 expect.set_options(timeout=WAIT)
-
-
-def t(name: str) -> str:
-    return f'[data-test="{name}"]'
 
 
 @pytest.fixture(scope="module")
 def rows_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    if not DIST.is_file():
-        pytest.fail("the web console is not built: run scripts/build-web (scripts/test does)")
-    base = tmp_path_factory.mktemp("e2e-rows")
-    srv = Server(base / "data")
-    srv.start()
-    try:
-        made = srv.api("POST", "/api/auth/setup", json={
-            "setup_token": srv.setup_token, "username": USER, "password": PASSWORD})
-        assert made.status_code in (200, 201), made.text
-        store = base / "store"
+    with own_server(tmp_path_factory, "rows", USER, store=False) as srv:
+        store = srv.data.parent / "store"
         for app in ("alpha", "beta", "gamma"):
             write_app(store, app)
         (store / "featured-apps.json").write_text('[{"appid": "beta"}]')
@@ -52,46 +45,42 @@ def rows_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         synced = srv.api("POST", "/api/stores/rows/sync")
         assert synced.status_code == 200 and synced.json()["changed"], synced.text
         yield srv
-    finally:
-        srv.stop()
 
 
 @pytest.fixture(scope="module")
 def signed_in(browser: Any, rows_server: Server) -> dict[str, Any]:
-    return signed_in_state(browser, rows_server.url, USER, PASSWORD, DESKTOP, WAIT)
+    return sign_in(browser, rows_server, USER)
+
+
+@pytest.fixture
+def open_page(browser: Any, signed_in: dict[str, Any], request: pytest.FixtureRequest,
+              shots: Path) -> Iterator[Any]:
+    yield from page_factory(browser, signed_in, request, shots, pin_locale=True)
 
 
 @pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["375", "1440"])
 @pytest.mark.parametrize("locale", ["en-US", "zh-CN"], ids=["en", "zh"])
-def test_featured_and_recently_updated_rows(browser: Any, signed_in: dict[str, Any],
-                                            rows_server: Server, shots: Path,
+def test_featured_and_recently_updated_rows(open_page: Any, rows_server: Server, shots: Path,
                                             viewport: dict[str, int], locale: str) -> None:
     zh = locale.startswith("zh")
-    ctx = browser.new_context(viewport=viewport, locale=locale, storage_state=signed_in)
-    try:
-        page = ctx.new_page()
-        page.set_default_timeout(WAIT)
-        lang = "zh-CN" if zh else "en"
-        page.add_init_script(f"localStorage.setItem('stackhub.locale', '{lang}')")
-        page.goto(f"{rows_server.url}/store")
-        featured = page.locator(t("store-row-featured"))
-        expect(featured).to_contain_text("精选" if zh else "Featured")
-        expect(featured.locator(t("row-card-rows/beta"))).to_be_visible()
-        expect(featured.locator('[data-test^="row-card-"]')).to_have_count(1)
-        recent = page.locator(t("store-row-recent"))
-        expect(recent).to_contain_text("最近更新" if zh else "Recently updated")
-        expect(recent.locator('[data-test^="row-card-"]')).to_have_count(1)
-        gamma = recent.locator(t("row-card-rows/gamma"))
-        expect(gamma).to_contain_text("更新" if zh else "updated")
-        width = page.evaluate("document.documentElement.scrollWidth")
-        assert width <= viewport["width"], f"the page scrolls sideways at {viewport['width']} px"
-        page.screenshot(path=str(shots / f"17-store-rows-{locale}-{viewport['width']}.png"))
-        # a search hides the rows; clearing it brings them back
-        page.fill(t("store-search"), "alpha")
-        expect(featured).to_be_hidden()
-        page.fill(t("store-search"), "")
-        expect(page.locator(t("store-row-featured"))).to_be_visible()
-        page.locator(t("row-card-rows/beta")).click()
-        page.wait_for_url(re.compile(r"/store/rows/beta$"))
-    finally:
-        ctx.close()
+    page = open_page(viewport, locale)
+    page.goto(f"{rows_server.url}/store")
+    featured = page.locator(t("store-row-featured"))
+    expect(featured).to_contain_text("精选" if zh else "Featured")
+    expect(featured.locator(t("row-card-rows/beta"))).to_be_visible()
+    expect(featured.locator('[data-test^="row-card-"]')).to_have_count(1)
+    recent = page.locator(t("store-row-recent"))
+    expect(recent).to_contain_text("最近更新" if zh else "Recently updated")
+    expect(recent.locator('[data-test^="row-card-"]')).to_have_count(1)
+    gamma = recent.locator(t("row-card-rows/gamma"))
+    expect(gamma).to_contain_text("更新" if zh else "updated")
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= viewport["width"], f"the page scrolls sideways at {viewport['width']} px"
+    page.screenshot(path=str(shots / f"17-store-rows-{locale}-{viewport['width']}.png"))
+    # a search hides the rows; clearing it brings them back
+    page.fill(t("store-search"), "alpha")
+    expect(featured).to_be_hidden()
+    page.fill(t("store-search"), "")
+    expect(page.locator(t("store-row-featured"))).to_be_visible()
+    page.locator(t("row-card-rows/beta")).click()
+    page.wait_for_url(re.compile(r"/store/rows/beta$"))

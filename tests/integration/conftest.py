@@ -25,9 +25,13 @@ STACKHUB = [sys.executable, "-m", "stackhub"]
 
 
 def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run the docker CLI with an argument list."""
-    return subprocess.run(["docker", *args], capture_output=True, text=True, check=check,
-                          timeout=120)
+    """Run the docker CLI with an argument list; a failure names the command and its stderr."""
+    result = subprocess.run(["docker", *args], capture_output=True, text=True, check=False,
+                            timeout=120)
+    if check and result.returncode != 0:
+        raise AssertionError(f"docker {' '.join(args)} exited {result.returncode}: "
+                             f"{result.stderr.strip()[-2000:]}")
+    return result
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -2,8 +2,11 @@
 
 The test dockerd that scripts/engine-up started serves every other suite at the same time;
 stopping it breaks them. These tests start their own dockerd instead: its own socket, data root,
-exec root (and containerd), no default bridge and no iptables rules (Compose's own bridge
-networks work, published ports go through docker-proxy). The test images are copied into it
+exec root (and containerd), a default bridge of its own and no iptables rules (Compose's own
+bridge networks work, published ports go through docker-proxy) and its own empty settings
+file. Never `--bridge none`, nor the host's /etc/docker/daemon.json: a dockerd started with
+the first, or restarted with default-address-pools from the second, deletes the host's docker0,
+which the test engine's default network needs. The test images are copied into it
 from the test engine (`docker save | docker load`). A server is pointed at it with
 ``DOCKER_HOST`` (the Docker SDK and Compose both read it).
 """
@@ -11,6 +14,8 @@ from the test engine (`docker save | docker load`). A server is pointed at it wi
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import ipaddress
 import os
 import shutil
 import signal
@@ -47,6 +52,7 @@ class SecondEngine:
         self.log = root / "dockerd.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.frozen = False
+        self.bridge = "shtb" + hashlib.sha256(str(root).encode()).hexdigest()[:8]
 
     @staticmethod
     def available() -> str | None:
@@ -76,12 +82,38 @@ class SecondEngine:
         except subprocess.TimeoutExpired:
             return False
 
+    def _make_bridge(self) -> None:
+        """Create this engine's own default bridge (once) on a /24 no route of the host uses."""
+        if subprocess.run(["ip", "link", "show", self.bridge], capture_output=True,
+                          check=False).returncode == 0:
+            return
+        routes = subprocess.run(["ip", "-4", "route"], capture_output=True, text=True,
+                                check=True).stdout
+        used = [ipaddress.ip_network(line.split()[0]) for line in routes.splitlines()
+                if line and line.split()[0][0].isdigit()]
+        for third in range(200, 256):
+            net = ipaddress.ip_network(f"10.213.{third}.0/24")
+            if not any(net.overlaps(other) for other in used):
+                break
+        else:
+            raise AssertionError("no free 10.213.x.0/24 for the second engine's bridge")
+        for args in (["link", "add", "name", self.bridge, "type", "bridge"],
+                     ["addr", "add", f"{net.network_address + 1}/24", "dev", self.bridge],
+                     ["link", "set", self.bridge, "up"]):
+            subprocess.run(["ip", *args], capture_output=True, check=True)
+
     def start(self, timeout: float = 60) -> float:
         """Start dockerd (again, on the same data root); return the time `docker info` answered."""
         assert self.proc is None or self.proc.poll() is not None, "already running"
-        argv = ["dockerd", "--host", self.host, "--data-root", str(self.root / "data"),
+        self._make_bridge()
+        # its own empty settings, never /etc/docker/daemon.json: with default-address-pools set
+        # there, a dockerd restarting on a data root deletes the host's docker0 as "stale"
+        config = self.root / "daemon.json"
+        config.write_text("{}\n")
+        argv = ["dockerd", "--config-file", str(config), "--host", self.host,
+                "--data-root", str(self.root / "data"),
                 "--exec-root", str(self.root / "exec"), "--pidfile", str(self.root / "pid"),
-                "--bridge", "none", "--iptables=false", "--ip-masq=false",
+                "--bridge", self.bridge, "--iptables=false", "--ip-masq=false",
                 "--cgroup-parent", f"stackhub-{self.root.name}"]
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
@@ -168,6 +200,7 @@ class SecondEngine:
                   if line.split()[1].startswith(str(self.root))]
         for mount in sorted(mounts, reverse=True):
             subprocess.run(["umount", "-l", mount], check=False, capture_output=True)
+        subprocess.run(["ip", "link", "delete", self.bridge], check=False, capture_output=True)
         shutil.rmtree(self.root, ignore_errors=True)
 
 
@@ -175,8 +208,8 @@ class SecondEngine:
 def second_engine() -> Iterator[SecondEngine]:
     """A running private dockerd holding the test images, removed afterwards."""
     reason = SecondEngine.available()
-    if reason:
-        pytest.skip(reason)
+    if reason:  # scripts/test runs as root with dockerd installed: never a skip
+        pytest.fail(reason)
     # a short path: unix socket paths are limited to 107 bytes
     engine = SecondEngine(Path(tempfile.mkdtemp(prefix="sh-e2-", dir="/tmp")))
     try:

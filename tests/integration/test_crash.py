@@ -139,6 +139,9 @@ def test_orphans_are_removed_at_start(crash_server: Server) -> None:
     crash_server.start()
     crash_server.stop()
     install = (crash_server.data_dir / "install-id").read_text().strip()
+    # a killed earlier run may have left these fixed names behind
+    docker("rm", "-f", "t-foreign-web", "stackhub-t-ghost-web-1", check=False)
+    docker("network", "rm", "stackhub-t-ghost_default", check=False)
     common = ["--label", "io.stackhub.managed=true", "--label", f"io.stackhub.install={install}",
               "--label", "com.docker.compose.project=stackhub-t-ghost"]
     docker("network", "create", *common, "--label", "io.stackhub.instance=t-ghost",
@@ -147,8 +150,7 @@ def test_orphans_are_removed_at_start(crash_server: Server) -> None:
            "stackhub-t-ghost_default", *common, "--label", "io.stackhub.instance=t-ghost",
            "--label", "com.docker.compose.service=web", "stackhub-test/web:1")
     # an object of another StackHub installation on the same engine is not ours to remove
-    docker("rm", "-f", "t-foreign-web", check=False)  # a killed earlier run may have left it
-    other = ["--label", "io.stackhub.managed=true", "--label", "io.stackhub.install=test-other",
+    other = ["--label", "io.stackhub.managed=true", "--label", "io.stackhub.install=other",
              "--label", "io.stackhub.instance=t-foreign"]
     docker("run", "-d", "--name", "t-foreign-web", *other, "stackhub-test/web:1")
     try:

@@ -62,6 +62,15 @@ SCENARIOS = {
                        ("start",), "running", body=(("force", "true"), ("stability", "1"))),
     "rollback": Scenario("rollback-started", ("update --force --yes --stability 1",),
                          ("POST", "/api/instances/{name}/rollback"), ("start",), "running"),
+    # clone (issue 13): killed while the original is stopped for its snapshot, the original
+    # starts again and the half-made copy goes; cloning again converges. A killed auto-update
+    # is closed like an update (nothing was applied before its check)
+    "clone": Scenario("backup-stopped", (), ("POST", "/api/instances/{name}/clone"),
+                      ("clone", "t-kind-clone-copy", "--yes"), "running",
+                      body=(("name", "{name}-copy"),)),
+    "auto-update": Scenario("auto-update-checking", (),
+                            ("POST", "/api/instances/{name}/auto-update/run"), ("start",),
+                            "running"),
     "domain": Scenario("domain-before-certificate", (), ("POST", "/api/domains"),
                        ("remove", "crash.example.test"), "running", group="domain",
                        body=(("instance", "{name}"), ("domain", "crash.example.test")),

@@ -117,7 +117,8 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return sorted(groups)
 
 
-DOMAINS = ("apps", "auth", "backup", "catalog", "proxy", "system", "tools", "updates")
+DOMAINS = ("apps", "auth", "backup", "catalog", "notify", "proxy", "system", "tools",
+           "updates")
 """The domain packages: each keeps its logic behind its service and its models."""
 
 PUBLIC = ("models", "service")

@@ -89,6 +89,18 @@ class Acme:
 
 
 @dataclass(frozen=True)
+class Pem:
+    """A certificate (full chain) and key loaded inline (a DNS-01 wildcard).
+
+    Inline, because Caddy does not read changed files again while its config is unchanged
+    (caddy #5139); a renewed certificate changes the config, so the load takes it.
+    """
+
+    certificate: str
+    key: str
+
+
+@dataclass(frozen=True)
 class GatewaySpec:
     """Everything the gateway's config is rendered from."""
 
@@ -103,6 +115,8 @@ class GatewaySpec:
     """Hosts whose certificates come from the ACME CA, on demand, as `ask` allows."""
     ca: Acme = field(default_factory=lambda: Acme(ca=LETS_ENCRYPT))
     ask: str | None = None
+    certificates: tuple[Pem, ...] = ()
+    """Certificates loaded as they are; Caddy manages none for the names they cover."""
 
 
 LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
@@ -206,13 +220,18 @@ def render(spec: GatewaySpec) -> dict[str, Any]:
     if spec.ask is not None:
         automation["on_demand"] = {"ask": spec.ask,
                                    "rate_limit": {"interval": "1m", "burst": 30}}
+    tls: dict[str, Any] = {"automation": automation}
+    if spec.certificates:
+        tls["certificates"] = {"load_pem": [
+            {"certificate": p.certificate, "key": p.key, "tags": ["stackhub-wildcard"]}
+            for p in spec.certificates]}
     return {
         "admin": {"listen": spec.admin, "config": {"persist": False}},
         "storage": {"module": "file_system", "root": str(spec.storage)},
         "apps": {
             "http": {"http_port": spec.http_port, "https_port": spec.https_port,
                      "servers": {SERVER: server}},
-            "tls": {"automation": automation},
+            "tls": tls,
             "pki": {"certificate_authorities": {"local": {"install_trust": False}}},
         },
     }

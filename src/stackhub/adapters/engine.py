@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import docker
@@ -16,6 +18,7 @@ from docker.utils import kwargs_from_env
 from pydantic import BaseModel, ConfigDict, Field
 
 from stackhub import labels
+from stackhub.adapters import sandbox
 from stackhub.errors import Conflict, EngineError, EngineUnavailable, ImagePullFailed, NotFound
 
 
@@ -186,6 +189,7 @@ class ContainerDetailRecord(_Record):
     started_at: str | None = None
     finished_at: str | None = None
     exit_code: int | None = None
+    pid: int | None = Field(None, description="The host pid of its init process (running).")
 
     @classmethod
     def from_api(cls, raw: Mapping[str, Any]) -> ContainerDetailRecord:
@@ -220,7 +224,7 @@ class ContainerDetailRecord(_Record):
             restart_count=int(raw.get("RestartCount") or 0),
             stop_timeout=None if stop_timeout is None else int(stop_timeout),
             started_at=state.get("StartedAt"), finished_at=state.get("FinishedAt"),
-            exit_code=state.get("ExitCode"))
+            exit_code=state.get("ExitCode"), pid=int(state.get("Pid") or 0) or None)
 
 
 class ImageRecord(_Record):
@@ -638,6 +642,76 @@ class DockerEngine:
         raw = self._call(api.df) or {}
         return {str(v["Name"]): int((v.get("UsageData") or {}).get("Size", -1))
                 for v in raw.get("Volumes") or [] if v.get("Name")}
+
+    # -- the store-script sandbox (adapters/sandbox.py) ------------------------------------
+
+    def image_label(self, ref: str, key: str) -> str | None:
+        """Return one label of a local image (None if the image or label is absent)."""
+        api = self._api()
+        try:
+            raw = self._call(lambda: api.inspect_image(ref))
+        except NotFound:
+            return None
+        value = ((raw.get("Config") or {}).get("Labels") or {}).get(key)
+        return None if value is None else str(value)
+
+    def import_rootfs(self, tar_path: Path, ref: str, changes: list[str]) -> None:
+        """Import a root filesystem tarball as image `ref` (``docker import``)."""
+        api = self._api()
+        repository, _, tag = ref.rpartition(":")
+        self._call(lambda: api.import_image_from_file(str(tar_path), repository=repository,
+                                                      tag=tag, changes=changes))
+
+    def _sweep_sandboxes(self, api: Any) -> None:
+        """Remove stopped sandbox containers a lost engine connection left (never running ones:
+        they may be another run's)."""
+        with contextlib.suppress(docker.errors.APIError, requests.exceptions.RequestException):
+            for status in ("exited", "dead"):  # not "created": a run about to start
+                for item in api.containers(all=True, filters={
+                        "label": f"{sandbox.SANDBOX_LABEL}=true", "status": status}):
+                    with contextlib.suppress(docker.errors.APIError):
+                        api.remove_container(item["Id"], force=True)
+
+    def run_limited(self, image: str, spec: sandbox.RunSpec) -> sandbox.RunResult:
+        """Run a throwaway container with the sandbox's limits; always remove it.
+
+        Output is read live from the attach stream (no log driver) and capped; at the
+        wall-clock limit the container is killed and the result says so.
+        """
+        api = self._api()
+        self._sweep_sandboxes(api)
+        host = api.create_host_config(**sandbox.host_config_args(spec))
+        created = self._call(lambda: api.create_container(
+            image, command=spec.command, user="0:0", environment=spec.env,
+            working_dir=spec.workdir, network_disabled=True, host_config=host,
+            labels={**spec.labels, sandbox.SANDBOX_LABEL: "true"}, stdin_open=False, tty=False))
+        cid = created["Id"]
+        try:
+            frames = self._call(lambda: api.attach(cid, stdout=True, stderr=True, stream=True,
+                                                   logs=False, demux=True))
+            reader = sandbox.Reader(frames)
+            started = time.monotonic()
+            self._call(lambda: api.start(cid))
+            timed_out = False
+            code: int | None = None
+            try:
+                status = api.wait(cid, timeout=spec.limits.timeout)
+                code = int(status.get("StatusCode", -1))
+            except requests.exceptions.RequestException:
+                timed_out = True
+                with contextlib.suppress(docker.errors.APIError,
+                                         requests.exceptions.RequestException):
+                    api.kill(cid)
+            reader.join(sandbox.wait_deadline(started, spec.limits) if not timed_out else 5.0)
+            oom = False
+            with contextlib.suppress(docker.errors.APIError, requests.exceptions.RequestException):
+                oom = bool((api.inspect_container(cid).get("State") or {}).get("OOMKilled"))
+            return sandbox.RunResult(exit_code=code, stdout=bytes(reader.stdout),
+                                     log=reader.log(), timed_out=timed_out,
+                                     stdout_overflow=reader.overflow, oom_killed=oom)
+        finally:
+            with contextlib.suppress(docker.errors.APIError, requests.exceptions.RequestException):
+                api.remove_container(cid, force=True)
 
 def _short(err: Exception) -> str:
     text = getattr(err, "explanation", None) or str(err)

@@ -19,18 +19,22 @@ from stackhub.apps import docker_run_views, kept_views, settings_views
 from stackhub.apps import views as apps_views
 from stackhub.auth import admin_views as auth_admin_views
 from stackhub.auth import views as auth_views
+from stackhub.backup import clone_views
 from stackhub.backup import views as backup_views
 from stackhub.backup.scheduler import BackupScheduler
 from stackhub.catalog import schedule as catalog_schedule
 from stackhub.catalog import views as catalog_views
 from stackhub.config import Paths
 from stackhub.errors import StackHubError
+from stackhub.notify import views as notify_views
 from stackhub.proxy import views as proxy_views
 from stackhub.services import Services, build
-from stackhub.system import engine_views
+from stackhub.system import engine_views, history_views
 from stackhub.system import views as system_views
 from stackhub.tools import files_views, terminals_views
+from stackhub.updates import auto_views
 from stackhub.updates import views as updates_views
+from stackhub.updates.prune import start_pruning, stop_pruning
 from stackhub.updates.service import start_checks, stop_checks
 
 log = logging.getLogger("stackhub")
@@ -78,14 +82,24 @@ def create_app(paths: Paths, *, services: Services | None = None,
                 log.warning("recovered after restart: %s", report)
         except StackHubError as err:
             log.warning("recovery incomplete: %s", err.message)
+        svc.notify.start()  # the bell follows the bus before the engine's first state is known
         await svc.status.start()
         store_sync = catalog_schedule.start(svc.catalog)
         await svc.proxy.start()  # the gateway, if enabled (docs/architecture.md, "Gateway")
         backup_rounds = BackupScheduler(svc.backups).start()  # scheduled backups and checks
         update_checks = start_checks(svc.updates)  # daily by default (docs: "updates")
+        auto_rounds = svc.auto_updates.start()  # auto-update windows, each minute
+        pruning = start_pruning(svc.pruner)  # images updates replaced, after 7 days
+        notify_rounds = svc.notify_watch.start()  # conditions without events, each minute
+        history = svc.metrics_history.start()  # every 5 s unless STACKHUB_METRICS_HISTORY=0
         try:
             yield
         finally:
+            await svc.notify_watch.stop(notify_rounds)
+            await svc.notify.stop()
+            await svc.metrics_history.stop(history)
+            await stop_pruning(pruning)
+            await svc.auto_updates.stop(auto_rounds)
             await stop_checks(update_checks)
             await BackupScheduler.stop(backup_rounds)
             await svc.proxy.stop()
@@ -118,9 +132,13 @@ def create_app(paths: Paths, *, services: Services | None = None,
     api.include_router(backup_views.router)
     api.include_router(settings_views.router)
     api.include_router(updates_views.router)
+    api.include_router(auto_views.router)
+    api.include_router(clone_views.router)
     api.include_router(terminals_views.router)
     api.include_router(files_views.router)
     api.include_router(engine_views.router)
+    api.include_router(notify_views.router)
+    api.include_router(history_views.router)
 
     @api.get("/openapi.json", include_in_schema=False)
     async def openapi_document(request: Request) -> JSONResponse:

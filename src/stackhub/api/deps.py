@@ -71,6 +71,13 @@ MEMBER_ROUTES: frozenset[Route] = ENROLMENT_ROUTES | {
     ("GET", "/api/instances/{name}/files/trash"),
     ("DELETE", "/api/instances/{name}/files/trash"),
     ("POST", "/api/instances/{name}/files/trash/{item}/restore"),
+    # the bell: filtered to what the member may see (notify/service.py)
+    ("GET", "/api/notifications"),
+    ("POST", "/api/notifications/read-all"),
+    ("POST", "/api/notifications/{ident}/read"),
+    # metrics history (system/history_views.py): granted instances only, never the host
+    ("GET", "/api/metrics/history"),
+    ("GET", "/api/metrics/top"),
 }
 """Routes members may call; every other authenticated route is admin-only."""
 

@@ -22,8 +22,9 @@ from stackhub.system import metrics
 
 router = APIRouter()
 MEMBER_TOPICS = {"operation", "instance"}  # members: only for instances granted to them
-SHARED_TOPICS = {"engine"}  # everyone signed in: the engine's state (up/down), no key
-TOPICS = {"operation", "instance", "metrics", "engine"}
+SHARED_TOPICS = {"engine", "notification"}  # everyone signed in: no key; notification events
+# carry no content (readers re-read GET /api/notifications, which is filtered for them)
+TOPICS = {"operation", "instance", "metrics", "engine", "notification"}
 
 
 class Subscribe(BaseModel):

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import re
 import time
 from collections.abc import Callable
@@ -17,15 +18,19 @@ from pathlib import Path
 from typing import Any
 
 from stackhub import faults, fsutil, labels, yamlsafe
-from stackhub.adapters.compose import COMPOSE_FILE, Compose
+from stackhub.adapters.compose import COMPOSE_FILE, ENV_FILE, Compose, ResolvedProject
 from stackhub.adapters.engine import Engine, PullProgress
+from stackhub.adapters.sandbox import SandboxEngine, ensure_image, limits_from_env
+from stackhub.apps import risk
+from stackhub.apps import scripts as store_scripts
 from stackhub.apps.kept import KeptData
 from stackhub.apps.models import InstanceStatus
 from stackhub.apps.readiness import Wait, assess, one_shot_services
+from stackhub.apps.render import env_file_text, parse_env_file_text
 from stackhub.apps.status import PROBE_TIMEOUT, StatusCache, derive
 from stackhub.apps.subnets import SubnetAllocator
 from stackhub.config import Paths
-from stackhub.errors import EngineError, EngineUnavailable, StackHubError
+from stackhub.errors import EngineError, EngineUnavailable, ScriptFailed, StackHubError
 from stackhub.operations.models import OperationRead
 from stackhub.operations.runner import (
     OperationKind,
@@ -35,6 +40,7 @@ from stackhub.operations.runner import (
     kind_of,
     register,
 )
+from stackhub.platform import PLATFORM_VARS
 from stackhub.state.instances import Records
 
 log = logging.getLogger(__name__)
@@ -63,8 +69,10 @@ class Flows:
 
     def __init__(self, *, paths: Paths, records: Records, engine: Engine, compose: Compose,
                  runner: Runner, status: StatusCache,
-                 subnets: SubnetAllocator | None = None, kept: KeptData | None = None) -> None:
-        """Keep the collaborators every flow needs."""
+                 subnets: SubnetAllocator | None = None, kept: KeptData | None = None,
+                 sandbox: SandboxEngine | None = None) -> None:
+        """Keep the collaborators every flow needs (`sandbox`: runs store scripts)."""
+        self.sandbox = sandbox
         self.subnets = subnets
         self.kept = kept
         self.paths = paths
@@ -187,6 +195,7 @@ class Flows:
     async def install(self, run: Run) -> Outcome:
         """Pull, start and verify an instance whose project files are written."""
         folder = self.paths.instance_dir(run.op.instance)
+        await self._scripts(run, folder)
         run.step("pull", 0.0)
         compose = self._project(folder)
         await self._pull(run, self._project_images(compose))
@@ -205,6 +214,79 @@ class Flows:
             await self._halt(run.op.instance, folder, err)
             raise
         return InstanceStatus.RUNNING
+
+    async def _scripts(self, run: Run, folder: Path, *, hook_only: bool = False) -> None:
+        """Run the app's store scripts in the sandbox; write what they export into ``.env``.
+
+        Before anything reaches the engine. Exports may only add values (never change the
+        platform's or the parameters'), and the project is analysed again afterwards: a value
+        that makes it riskier than the plan the admin saw fails the install.
+        """
+        record = self.records.find(run.op.instance)
+        texts = record.definition.get("scripts") if record is not None else None
+        if record is None or not isinstance(texts, dict) or not texts:
+            return
+        scripts = {str(k): str(v) for k, v in texts.items()}
+        if hook_only and store_scripts.PRE_START not in scripts:
+            return
+        if self.sandbox is None:
+            raise ScriptFailed("this app needs its store scripts run, and StackHub has no "
+                               "sandbox engine here")
+        run.step("scripts", 1.0)
+        sandbox_engine = self.sandbox
+
+        def told(text: str) -> None:
+            run.emit_threadsafe("step", step="scripts", progress=1.0, detail=text)
+
+        image = await asyncio.to_thread(ensure_image, sandbox_engine, told)
+        env_path = folder / ENV_FILE
+        env = parse_env_file_text(env_path.read_text())
+        derived = record.definition.get("derived")
+        placeholders = {k for k, v in (derived if isinstance(derived, dict) else {}).items()
+                        if v == "" and env.get(k) == ""}
+        app_id = str(record.definition.get("id") or record.app_ref.rsplit("/", 1)[-1])
+        await asyncio.to_thread(self.status.refresh)
+        ctx = store_scripts.ScriptContext(
+            instance=run.op.instance, app_id=app_id,
+            data_dir=self.paths.instance_data(run.op.instance),
+            env={k: v for k, v in env.items() if k not in placeholders},
+            installed=sorted({r.app_ref.rsplit("/", 1)[-1] for r in self.records.all()}),
+            containers=[c.name for c in self.status.containers(run.op.instance)],
+            addresses=store_scripts.host_addresses(),
+            protected=frozenset(PLATFORM_VARS) | frozenset(record.parameters))
+        runner = store_scripts.ScriptRunner(sandbox_engine, secrets_dir=self.paths.secrets,
+                                            work_dir=self.paths.root / "sandbox", image=image,
+                                            limits=limits_from_env())
+        mode = "hook" if store_scripts.PRE_START in scripts else "exports"
+        outcome = await asyncio.to_thread(runner.run, scripts, ctx, mode=mode)
+        if outcome.log:
+            run.emit("log", step="scripts", text=outcome.log[-4000:])
+            for line in outcome.log.splitlines():
+                if line.startswith("stackhub: warning:"):
+                    log.warning("%s: %s", run.op.instance, line[len("stackhub: "):])
+        if outcome.skipped:
+            log.warning("%s: exported values not used: %s", run.op.instance,
+                        "; ".join(outcome.skipped[:10]))
+        project = labels.project_name(run.op.instance)
+        before = await self.compose.config(project, folder)
+        merged = {**env, **outcome.exports}
+        fsutil.write_atomic(env_path, env_file_text(merged), mode=0o600)
+        data_dir = str(self.paths.instance_data(run.op.instance))
+        roots = {"allowed_roots": [data_dir], "protected_roots": [str(self.paths.root)]}
+        try:
+            after = await self.compose.config(project, folder)
+            _no_links_in_binds(after, Path(data_dir))
+            known = {r.model_dump_json() for r in risk.analyse(before, **roots)}
+            added = [r for r in risk.analyse(after, **roots) if r.model_dump_json() not in known]
+            if added:
+                raise ScriptFailed("the values the app's store scripts exported make the "
+                                   "project riskier than the plan that was accepted: "
+                                   + "; ".join(f"{r.service}: {r.detail}" for r in added))
+        except StackHubError:
+            fsutil.write_atomic(env_path, env_file_text(env), mode=0o600)
+            raise
+        # kept (0600) for settings changes, updates and retries, which render the project again
+        store_scripts.dump_exports(folder / "exports.json", outcome.exports)
 
     async def _halt(self, instance: str, folder: Path, err: StackHubError) -> None:
         """Stop the containers of a failed install (data and containers kept, logs readable).
@@ -260,6 +342,8 @@ class Flows:
 
     async def lifecycle(self, run: Run, verb: str) -> Outcome:
         """Start, stop or restart an instance's containers; a failed install stays failed."""
+        if verb in ("start", "restart"):  # Umbrel runs pre-start before every start
+            await self._scripts(run, self.paths.instance_dir(run.op.instance), hook_only=True)
         run.step(verb, 10.0, engine=True)
         await faults.checkpoint(f"before-{verb}")
         await self.compose.lifecycle(verb, labels.project_name(run.op.instance),
@@ -348,3 +432,25 @@ class Flows:
         """Keep parameter values beside the project so a reinstall reuses secrets."""
         fsutil.write_atomic(self.paths.instance_dir(instance) / "values.json",
                             json.dumps(values, indent=2, sort_keys=True), mode=0o600)
+
+
+def _no_links_in_binds(resolved: ResolvedProject, data_dir: Path) -> None:
+    """Refuse bind sources in the data folder that pass through a link a script made.
+
+    Docker follows links in bind sources, so a hook could otherwise point a mount at any
+    host path (the install then fails before anything reaches the engine).
+    """
+    for name, service in resolved.services.items():
+        for volume in service.volumes:
+            if volume.type != "bind" or not volume.source:
+                continue
+            path = Path(os.path.normpath(volume.source))
+            if data_dir not in path.parents:
+                continue
+            current = data_dir
+            for part in path.relative_to(data_dir).parts:
+                current = current / part
+                if current.is_symlink():
+                    raise ScriptFailed(f"service {name}: the app's store scripts made "
+                                       f"{current} a link; StackHub does not mount through "
+                                       "links in data folders")

@@ -51,12 +51,13 @@ class KeptData:
     """The kept-data list: folders and volumes of removed instances, by instance name."""
 
     def __init__(self, db: Database, paths: Paths, records: Records,
-                 engine: InventoryEngine) -> None:
-        """Keep the collaborators."""
+                 engine: InventoryEngine, install: str) -> None:
+        """Keep the collaborators; `install` is this data root's id (only its volumes count)."""
         self.db = db
         self.paths = paths
         self.records = records
         self.engine = engine
+        self.install = install
 
     def remember(self, name: str, app_ref: str, version: str) -> None:
         """Note that `name`'s data was kept when it was removed (called by the remove flow)."""
@@ -67,6 +68,9 @@ class KeptData:
     def _volumes(self) -> dict[str, list[str]]:
         found: dict[str, list[str]] = {}
         for volume in self.engine.all_volumes():
+            if volume.labels.get(labels.MANAGED) != "true" or \
+                    volume.labels.get(labels.INSTALL) != self.install:
+                continue  # another installation's, or not StackHub's: never listed or purged
             instance = labels.instance_of_project(volume.labels.get(labels.COMPOSE_PROJECT, ""))
             if instance:
                 found.setdefault(instance, []).append(volume.name)

@@ -234,6 +234,7 @@ class Planner:
         platform = platform_env(instance=instance, app_id=app.id, data_dir=data_dir, tz=self.tz)
         rendered = render(app, instance=instance, values=values, platform=platform,
                           data_dir=data_dir, install=self.install)
+        self._with_exports(instance, rendered, values, platform)
         project = labels.project_name(instance)
         with tempfile.TemporaryDirectory(prefix="stackhub-plan-") as tmp:
             draft = Plan(app=app, instance=instance, values=values, rendered=rendered,
@@ -271,6 +272,7 @@ class Planner:
         platform = platform_env(instance=instance, app_id=app.id, data_dir=data_dir, tz=self.tz)
         rendered = render(app, instance=instance, values=values, platform=platform,
                           data_dir=data_dir, install=self.install)
+        self._with_exports(instance, rendered, values, platform)
         subnets = self._subnets(instance, rendered, save=True)
         return Plan(app=app, instance=instance, values=values, rendered=rendered,
                     resolved=ResolvedProject(), ports=[], risks=[], digest="", subnets=subnets)
@@ -294,6 +296,23 @@ class Planner:
         plan.write_app_files(data_dir)
         plan.resolved = await self.compose.config(labels.project_name(instance), folder)
         plan.make_data_dirs(data_dir)
+
+    def _with_exports(self, instance: str, rendered: Rendered, values: dict[str, str],
+                      platform: dict[str, str]) -> None:
+        """Put back what the instance's store scripts exported (apps/scripts.py), so a settings
+        change, update or retry that renders the project again keeps those values; never over a
+        parameter or a platform value."""
+        saved = self.paths.instance_dir(instance) / "exports.json"
+        try:
+            data = json.loads(saved.read_text()) if saved.is_file() else {}
+        except (OSError, ValueError):
+            return
+        if not isinstance(data, dict):
+            return
+        for key, value in data.items():
+            if isinstance(value, str) and key in rendered.env and key not in values and \
+                    key not in platform:
+                rendered.env[key] = value
 
     def kept_values(self, instance: str) -> dict[str, str]:
         """Return parameter values kept from an earlier install of this name (data kept)."""

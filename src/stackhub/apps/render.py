@@ -184,3 +184,29 @@ def env_file_text(env: dict[str, str]) -> str:
     lines = ["# Written by StackHub. Values are literal; edit through StackHub to keep them."]
     lines += [f"{key}={_quote(value)}" for key, value in sorted(env.items())]
     return "\n".join(lines) + "\n"
+
+
+def parse_env_file_text(text: str) -> dict[str, str]:
+    """Read back a .env file written by `env_file_text` (StackHub's own quoting only)."""
+    env: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, raw = line.partition("=")
+        if len(raw) >= 2 and raw[0] == raw[-1] == "'":
+            env[key] = raw[1:-1]
+        elif len(raw) >= 2 and raw[0] == raw[-1] == '"':
+            out: list[str] = []
+            index = 1
+            while index < len(raw) - 1:
+                char = raw[index]
+                if char == "\\" and index + 1 < len(raw) - 1:
+                    out.append(raw[index + 1])
+                    index += 2
+                    continue
+                out.append(char)
+                index += 1
+            env[key] = "".join(out)
+        else:
+            env[key] = raw
+    return env

@@ -169,8 +169,26 @@ class InstanceSettings:
                 required=param.required, options=[o.value for o in param.options],
                 min=param.min, max=param.max, secret=param.name in hidden,
                 editable=not param.init_only, reason=INIT_ONLY if param.init_only else None))
+        items += self._exported(name)
         return SettingsRead(instance=name, app=record.app_ref, version=record.version,
                             revision=latest.number if latest else None, parameters=items)
+
+    def _exported(self, name: str) -> list[SettingRead]:
+        """The values the instance's store scripts exported (apps/scripts.py), read-only."""
+        saved = self.paths.instance_dir(name) / "exports.json"
+        try:
+            data = json.loads(saved.read_text()) if saved.is_file() else {}
+        except (OSError, ValueError):
+            return []
+        items = []
+        for key, value in sorted(data.items()) if isinstance(data, dict) else []:
+            secret = any(w in key.upper() for w in ("PASS", "SECRET", "KEY", "TOKEN", "SEED"))
+            items.append(SettingRead(
+                name=str(key), type="text", value=REDACTED if secret and value else str(value),
+                secret=secret, editable=False,
+                reason="exported by the app's store script (exports.sh), run at each install "
+                       "and start"))
+        return items
 
     def history(self, name: str) -> list[RevisionRead]:
         """Every kept revision, newest first, secrets hidden."""

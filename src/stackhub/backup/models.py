@@ -6,6 +6,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from stackhub.apps.models import Accepted, PortMapping
+
 REPO_NAME = r"^[a-z][a-z0-9-]{0,39}$"
 
 
@@ -214,3 +216,20 @@ class PruneRequest(Retention):
     repository: str | None = Field(default=None, pattern=REPO_NAME,
                                    description="Repository name (default: the default one)")
     dry_run: bool = Field(default=True, description="Only say what would be removed")
+
+
+class CloneRequest(BaseModel):
+    """Clone an instance: a copy with its data under a new name (new ports, same secrets)."""
+
+    name: str = Field(max_length=40, description="The new instance's name; it must be free")
+    accept_risks: str | None = Field(default=None, max_length=80,
+                                     description="The digest of risky options the copy would "
+                                     "have and the original does not (from a 428 answer)")
+
+
+class CloneAccepted(Accepted):
+    """The answer to a clone: the operation, and the host ports the copy gets."""
+
+    source: str
+    ports: list[PortMapping] = Field(description="The copy's host ports, picked free like "
+                                     "an install's")

@@ -163,6 +163,9 @@ class AppDefinition(BaseModel):
     derived: dict[str, str] = Field(default_factory=dict)
     compose: dict[str, Any]
     files: list[AppFile] = Field(default_factory=list)
+    scripts: dict[str, str] = Field(default_factory=dict, description="Store scripts StackHub "
+                                    "runs in its sandbox at install, by name (Umbrel's "
+                                    "`exports.sh` with logic, `hooks/pre-start`).")
     problems: list[str] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
 

@@ -402,3 +402,7 @@ _register_updates(app)  # settings, set, revisions, check-updates, update, rollb
 from stackhub.cli.domains import protect_cmd as _protect  # noqa: E402
 
 app.command("protect")(_protect)  # StackHub's sign-in in front of the app (docs/cli.md)
+
+from stackhub.cli.top import metrics_cmd as _metrics  # noqa: E402
+
+app.command("metrics")(_metrics)  # the instance's metrics history (docs/cli.md)

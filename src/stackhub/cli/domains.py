@@ -28,6 +28,23 @@ def _ascii(domain: str) -> str:
         raise ClientError(f"{domain!r} is not a valid domain: {err}", code="usage") from err
 
 
+def _wildcard(client: Client, base: str, as_json: bool) -> None:
+    """Obtain the base's wildcard by DNS-01 (an operation), then show the base."""
+    accepted, op, _ = run_operation(client, lambda: client.request(
+        "POST", "/api/gateway/wildcard", json={"base": base}), quiet=as_json)
+    read = client.request("GET", "/api/domains/base") if op["state"] == "succeeded" else None
+    if as_json:
+        emit_json({"operation": op, "base": accepted["base"], "read": read})
+    elif read is not None:
+        _print_base(read)
+    else:
+        err_console.print(f"[bold red]Error:[/] the wildcard for {escape(accepted['base'])} "
+                          f"{op['state']}: {escape(op.get('error') or 'no details')} (nothing "
+                          "was changed)", highlight=False)
+    if op["state"] != "succeeded":
+        raise typer.Exit(1)
+
+
 def _print_base(read: dict[str, Any]) -> None:
     gateway = read["gateway"]
     if read["base"]:
@@ -41,6 +58,25 @@ def _print_base(read: dict[str, Any]) -> None:
     if gateway["error"]:
         err_console.print(f"[bold red]Gateway error:[/] {escape(gateway['error'])}",
                           highlight=False)
+    wildcard = read.get("wildcard")
+    if wildcard:
+        console.print(f"Wildcard {escape(', '.join(wildcard['names']))}: "
+                      f"{escape(wildcard['issuer'] or 'not obtained yet')}, expires "
+                      f"{(wildcard['expires_at'] or '-')[:10]}, renewed from "
+                      f"{(wildcard['renew_from'] or '-')[:10]}")
+        for record in wildcard["records"]:
+            console.print(f"  DNS record to create: {escape(record['name'])}. "
+                          f"{record['type']} {escape(record['value'])}")
+        dns = wildcard.get("dns")
+        if dns and not dns["ok"]:
+            err_console.print(f"[bold yellow]DNS:[/] {escape(dns['problem'] or '')}: "
+                              f"{escape(dns['fix'] or '')}", highlight=False)
+        elif dns:
+            console.print(f"  [green]✔[/] *.{escape(read['base'])} reaches this box")
+        for problem in (wildcard["warning"], wildcard["error"]):
+            if problem:
+                err_console.print(f"[bold yellow]Warning:[/] {escape(problem)}",
+                                  highlight=False)
     if read["tls"] == "internal":
         console.print("LAN names use StackHub's own CA: install its root on your devices "
                       "(stackhub domain ca --out stackhub-ca.crt)")
@@ -51,16 +87,21 @@ def base_cmd(name: Annotated[str | None, typer.Argument(
                  help="The base domain, e.g. box.example.com or home.lan (omit to show it).")]
              = None,
              tls: Annotated[str, typer.Option(
-                 "--tls", help="auto, internal (StackHub's CA, for LAN names) or acme.")]
+                 "--tls", help="auto, internal (StackHub's CA, for LAN names), acme (HTTP-01 "
+                 "per name) or dns01 (one wildcard by DNS-01 through the DNS provider: no "
+                 "port 80 needed).")]
              = "auto",
              clear: Annotated[bool, typer.Option("--clear", help="Remove the base domain.")]
              = False,
              as_json: JsonOpt = False) -> None:
     """Show or set the base domain: every app gets <app>.<base>, the console console.<base>."""
     try:
-        if tls not in ("auto", "internal", "acme"):
-            raise ClientError("--tls must be auto, internal or acme", code="usage")
+        if tls not in ("auto", "internal", "acme", "dns01"):
+            raise ClientError("--tls must be auto, internal, acme or dns01", code="usage")
         client = Client()
+        if tls == "dns01" and name is not None and not clear:
+            _wildcard(client, _ascii(name), as_json)
+            return
         if clear:
             read = client.request("DELETE", "/api/domains/base")
         elif name is None:
@@ -253,3 +294,122 @@ def ca_cmd(out: Annotated[Path | None, typer.Option(
         out.write_bytes(reply.body)
         console.print(f"Wrote {escape(str(out))}: install it as a trusted root on each device "
                       "(docs/cli.md, \"Trusting the LAN certificates\")")
+
+
+@app.command("renew")
+def renew_cmd(as_json: JsonOpt = False) -> None:
+    """Renew the base's DNS-01 wildcard now if it is due (the server checks daily by itself)."""
+    client = Client()
+    try:
+        accepted, op, _ = run_operation(client, lambda: client.request(
+            "POST", "/api/gateway/wildcard/renew"), quiet=as_json)
+    except ClientError as err:
+        fail(err, as_json=as_json)
+    if as_json:
+        emit_json({"operation": op, "base": accepted["base"]})
+    elif op["state"] == "succeeded":
+        console.print(f"[green]✔[/] renewed the wildcard of {escape(accepted['base'])}")
+    else:
+        err_console.print(f"[bold red]Error:[/] renewing {op['state']}: "
+                          f"{escape(op.get('error') or 'no details')}", highlight=False)
+    if op["state"] != "succeeded":
+        raise typer.Exit(1)
+
+
+provider_app = typer.Typer(help="The DNS provider (credentials for DNS-01 wildcards).",
+                           no_args_is_help=True)
+app.add_typer(provider_app, name="provider")
+
+
+def _pairs(pairs: list[str]) -> dict[str, str]:
+    """KEY=VALUE (the value may hold '='), or KEY alone: the value from this shell's KEY."""
+    import os
+
+    env: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            if key not in os.environ:
+                raise ClientError(f"{key[:70]!r}: write KEY=VALUE, or export {key[:70]} and "
+                                  "give KEY alone (keeps the secret out of the command line)",
+                                  code="usage")
+            value = os.environ[key]
+        if key in env:
+            raise ClientError(f"{key[:70]} is given twice", code="usage")
+        env[key] = value
+    return env
+
+
+def _print_provider(read: dict[str, Any]) -> None:
+    if read["kind"] is None:
+        console.print("No DNS provider (stackhub domain provider set KIND --env KEY=VALUE).")
+        return
+    console.print(f"DNS provider: [bold]{escape(read['kind'])}[/] (lego: {read['lego']}); "
+                  f"keys set: {escape(', '.join(read['keys']))}"
+                  + (f"; CA account {escape(read['email'])}" if read["email"] else ""))
+
+
+@provider_app.command("set")
+def provider_set_cmd(kind: Annotated[str, typer.Argument(
+                         help="cloudflare, alidns, tencentcloud, dnspod, route53, rfc2136, "
+                         "pdns, httpreq or exec (stackhub domain provider kinds).")],
+                     env: Annotated[list[str] | None, typer.Option(
+                         "--env", help="KEY=VALUE, or KEY alone to take this shell's $KEY "
+                         "(repeat).")] = None,
+                     email: Annotated[str | None, typer.Option(
+                         "--email", help="The account email at the CA.")] = None,
+                     as_json: JsonOpt = False) -> None:
+    """Set the DNS provider and its credentials (stored 0600; never shown again)."""
+    try:
+        read = Client().request("PUT", "/api/gateway/dns-provider", json={
+            "kind": kind, "env": _pairs(env or []), "email": email})
+    except ClientError as err:
+        fail(err, as_json=as_json)
+    if as_json:
+        emit_json(read)
+    else:
+        _print_provider(read)
+
+
+@provider_app.command("show")
+def provider_show_cmd(as_json: JsonOpt = False) -> None:
+    """Show the DNS provider: its kind and which keys are set (never their values)."""
+    try:
+        read = Client().request("GET", "/api/gateway/dns-provider")
+    except ClientError as err:
+        fail(err, as_json=as_json)
+    if as_json:
+        emit_json(read)
+    else:
+        _print_provider(read)
+
+
+@provider_app.command("remove")
+def provider_remove_cmd(as_json: JsonOpt = False) -> None:
+    """Forget the DNS provider's credentials."""
+    try:
+        Client().request("DELETE", "/api/gateway/dns-provider")
+    except ClientError as err:
+        fail(err, as_json=as_json)
+    if as_json:
+        emit_json({"removed": True})
+    else:
+        console.print("Removed the DNS provider")
+
+
+@provider_app.command("kinds")
+def provider_kinds_cmd(as_json: JsonOpt = False) -> None:
+    """List the DNS providers, their keys, and whether the installed lego has them."""
+    try:
+        items = Client().request("GET", "/api/gateway/dns-providers")
+    except ClientError as err:
+        fail(err, as_json=as_json)
+    if as_json:
+        emit_json(items)
+        return
+    rows = table("KIND", "PROVIDER", "NEEDS", "IN THIS LEGO")
+    for item in items:
+        rows.add_row(item["kind"], escape(item["title"]),
+                     " or ".join("+".join(g) for g in item["required"]),
+                     "yes" if item["available"] else "no")
+    console.print(rows)

@@ -23,6 +23,8 @@ GROUPS = {  # first word -> (module, its Typer); "" holds top-level commands (lo
     "doctor": ("stackhub.cli.doctor", "app"),
     "files": ("stackhub.cli.files", "app"),
     "engine": ("stackhub.cli.engine", "app"),
+    "notifications": ("stackhub.cli.notifications", "app"),
+    "top": ("stackhub.cli.top", "app"),
     "": ("stackhub.cli.auth", "app"),
     "user": ("stackhub.cli.auth", "user_app"),
     "token": ("stackhub.cli.auth", "token_app"),

@@ -190,3 +190,9 @@ def register(app: typer.Typer) -> None:
     app.command("check-updates")(check_updates_cmd)
     app.command("update")(update_cmd)
     app.command("rollback")(rollback_cmd)
+    from stackhub.cli.auto_updates import auto_update_cmd, replaced_images_cmd
+    from stackhub.cli.clone import clone_cmd
+
+    app.command("clone")(clone_cmd)
+    app.command("auto-update")(auto_update_cmd)
+    app.command("replaced-images")(replaced_images_cmd)

@@ -15,6 +15,7 @@ class TlsMode(StrEnum):
 
     INTERNAL = "internal"
     ACME = "acme"
+    DNS01 = "dns01"
 
 
 class DomainKind(StrEnum):
@@ -70,6 +71,8 @@ class BaseRead(BaseModel):
     console: str | None = Field(description="The console's name under the base "
                                 "(console.<base>).")
     gateway: GatewayRead
+    wildcard: WildcardRead | None = Field(default=None, description="The wildcard certificate "
+                                          "(tls dns01 only).")
 
 
 class DnsRecord(BaseModel):
@@ -168,3 +171,68 @@ class RecheckRead(BaseModel):
                                 "box (or whose app is gone).")
     expiring: list[str] = Field(description="Names whose certificate expires within 14 days.")
     checked_at: str
+
+
+class ProviderKindRead(BaseModel):
+    """A DNS provider StackHub can use, and the variables lego reads for it."""
+
+    kind: str
+    lego: str = Field(description="lego's name for the provider.")
+    title: str
+    required: list[list[str]] = Field(description="One of these sets of keys must be given.")
+    keys: list[str] = Field(description="Every key the provider accepts.")
+    available: bool = Field(description="Whether the installed lego has this provider "
+                            "(Debian's build lacks some).")
+
+
+class ProviderRequest(BaseModel):
+    """Set the DNS provider (replacing any other) and its credentials."""
+
+    kind: str = Field(min_length=1, max_length=40, description="cloudflare, alidns, "
+                      "tencentcloud, dnspod, route53, rfc2136, pdns, httpreq or exec.")
+    env: dict[str, str] = Field(max_length=20, description="The provider's variables "
+                                "(e.g. CF_DNS_API_TOKEN); stored 0600, never shown again.")
+    email: str | None = Field(default=None, max_length=320, description="The account email "
+                              "at the CA (default: STACKHUB_ACME_EMAIL).")
+
+
+class ProviderRead(BaseModel):
+    """The DNS provider: its kind and which keys are set (never their values)."""
+
+    kind: str | None
+    lego: str | None
+    keys: list[str]
+    email: str | None
+    updated_at: str | None
+
+
+class WildcardRequest(BaseModel):
+    """Use `base` with one wildcard certificate obtained by DNS-01 through the provider."""
+
+    base: str = Field(min_length=1, max_length=253, description="e.g. box.example.com")
+
+
+class WildcardRead(BaseModel):
+    """The wildcard certificate of the base."""
+
+    names: list[str]
+    issuer: str | None = None
+    expires_at: str | None = None
+    expires_in_days: int | None = None
+    renew_from: str | None = Field(default=None, description="When the daily check renews "
+                                   "it (30 days before expiry).")
+    warning: str | None = None
+    records: list[DnsRecord] = Field(default_factory=list, description="The records to "
+                                     "create at the DNS provider so the names reach this "
+                                     "box (StackHub does not create them itself).")
+    error: str | None = Field(default=None, description="The last renewal's error.")
+    dns: DnsCheck | None = Field(default=None, description="Whether a name under the base "
+                                 "reaches this box, as last checked (after obtaining it).")
+
+
+class WildcardAccepted(BaseModel):
+    """The answer to a wildcard request: the operation obtaining it."""
+
+    operation: OperationRead
+    base: str
+BaseRead.model_rebuild()

@@ -16,14 +16,16 @@ import os
 import re
 import secrets
 import ssl
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import psutil
 from cryptography import x509
 
-from stackhub.adapters import caddy
+from stackhub.adapters import caddy, lego
 from stackhub.adapters.dns import DnsResolver, Resolver
 from stackhub.apps.models import InstanceRead, InstanceStatus
 from stackhub.apps.service import AppsService
@@ -38,10 +40,11 @@ from stackhub.errors import (
 )
 from stackhub.events import EventBus, Subscription
 from stackhub.operations.runner import Runner
-from stackhub.proxy import names
+from stackhub.proxy import names, providers
 from stackhub.proxy.models import (
     BaseRead,
     DnsCheck,
+    DnsRecord,
     DomainKind,
     DomainRead,
     DomainState,
@@ -49,6 +52,7 @@ from stackhub.proxy.models import (
     ProtectionRead,
     RecheckRead,
     TlsMode,
+    WildcardRead,
 )
 from stackhub.proxy.records import DomainRecord, DomainRecords
 
@@ -64,6 +68,8 @@ WARN_DAYS = 14
 RECHECK = 6 * 3600.0
 """Seconds between re-checks of custom domains' DNS and certificates (STACKHUB_DOMAIN_RECHECK)."""
 FORWARD_PATH = "/api/auth/forward"
+WILDCARD_PROBE = "stackhub-wildcard-check"
+"""The name under a DNS-01 base looked up to check its ``*.<base>`` record."""
 
 
 def _flag(value: str) -> bool | None:
@@ -252,6 +258,13 @@ class ProxyService:
         self.loads = 0
         self._hosts: dict[str, str] | None = None
         self.last_recheck: RecheckRead | None = None
+        self.providers = providers.ProviderStore(paths.secrets)
+        self.lego_path = paths.secrets / "lego"
+        """lego's folder (0700): the CA account and the wildcard certificates."""
+        self.wildcard_error: str | None = None
+        self.wildcard_dns: DnsCheck | None = None
+        self.periodic: list[Callable[[], Coroutine[Any, Any, None]]] = []
+        """More loops to run while the server runs (the wildcard's daily renewal check)."""
 
     # -- settings ---------------------------------------------------------------------------
     @property
@@ -282,11 +295,34 @@ class ProxyService:
         if why is not None:
             raise GatewayUnavailable(why)
 
+    def usable(self) -> None:
+        """Raise GatewayUnavailable (or Conflict) when the gateway cannot run here."""
+        self._usable()
+
     def read_base(self) -> BaseRead:
         """Return the base domain and the gateway's state."""
         base, mode = self.base()
         return BaseRead(base=base, tls=mode, console=f"{names.CONSOLE}.{base}" if base else None,
-                        gateway=self.gateway_read())
+                        gateway=self.gateway_read(),
+                        wildcard=self.wildcard(base) if base and mode == TlsMode.DNS01 else None)
+
+    def wildcard(self, base: str, moment: datetime | None = None) -> WildcardRead:
+        """Return the wildcard certificate of `base` (DNS-01) and the records to create."""
+        pair = lego.read(self.lego_path, base)
+        records = [DnsRecord(type="AAAA" if ":" in a else "A", name=f"*.{base}", value=a)
+                   for a in box_addresses(self.settings)]
+        records += [r.model_copy(update={"name": base}) for r in records]
+        dns = self.wildcard_dns if self.wildcard_dns and names.under(
+            self.wildcard_dns.domain, base) else None
+        if pair is None:
+            return WildcardRead(names=[f"*.{base}", base], records=records,
+                                error=self.wildcard_error, dns=dns)
+        days, warning = expiry(pair.not_after.isoformat(), moment)
+        renew = pair.not_after - timedelta(days=lego.RENEW_DAYS)
+        return WildcardRead(names=list(pair.names), issuer=pair.issuer,
+                            expires_at=pair.not_after.isoformat(), expires_in_days=days,
+                            renew_from=renew.isoformat(), warning=warning, records=records,
+                            error=self.wildcard_error, dns=dns)
 
     def gateway_read(self) -> GatewayRead:
         """Return the gateway's state."""
@@ -346,7 +382,8 @@ class ProxyService:
                 continue
             upstream, why = target(inst)
             host = f"{inst.name}.{base}"
-            cert = read_certificate(self.gateway.storage, host)
+            cert = self._wildcard_certificate(base) if mode == TlsMode.DNS01 else \
+                read_certificate(self.gateway.storage, host)
             expires = cert.expires_at.isoformat() if cert else None
             days, warning = expiry(expires, window=cert.warn_window()) if cert else (None, None)
             found.append(DomainRead(
@@ -359,6 +396,34 @@ class ProxyService:
         for row in self.records.all(instance):
             found.append(self._custom(row, known.get(row.instance), protected))
         return found
+
+    async def check_wildcard(self, base: str) -> DnsCheck:
+        """Look up a name under `base`: does the ``*.<base>`` record lead to this box?"""
+        name = f"{WILDCARD_PROBE}.{base}"
+        answer = await asyncio.to_thread(self.resolver.lookup, name)
+        box = box_addresses(self.settings)
+        expected = [DnsRecord(type="AAAA" if ":" in a else "A", name=f"*.{base}", value=a)
+                    for a in box]
+        check = DnsCheck(domain=name, ok=False, cnames=list(answer.cnames),
+                         addresses=list(answer.addresses), box_addresses=box,
+                         expected=expected)
+        wanted = " or ".join(r.text() for r in expected) or "an A record to this box"
+        if answer.error is not None:
+            check.problem = f"{answer.error}; StackHub could not check *.{base}"
+        elif not answer.addresses:
+            check.problem = f"*.{base} has no DNS record"
+        elif not set(answer.addresses) <= set(box):
+            check.problem = (f"*.{base} points at {', '.join(answer.addresses)}, not at this "
+                             f"box ({', '.join(box) or 'address unknown'})")
+        else:
+            check.ok = True
+        check.fix = None if check.ok else f"create {wanted} at the DNS provider"
+        self.wildcard_dns = check
+        return check
+
+    def _wildcard_certificate(self, base: str) -> Certificate | None:
+        pair = lego.read(self.lego_path, base)
+        return Certificate(pair.issuer, pair.not_after, pair.not_before) if pair else None
 
     def _not_running(self) -> str:
         state = self._state
@@ -407,9 +472,17 @@ class ProxyService:
                 custom.setdefault(row.instance, []).append(row.name)
         api = self._api_upstream()
         protected = self.records.protected()
+        pems: list[caddy.Pem] = []
+        # DNS-01: the wildcard is loaded inline (Caddy skips automation for the names it
+        # covers, so no HTTP-01); without it yet, the internal CA answers (never a public CA)
+        wild = lego.read(self.lego_path, base) if base and mode == TlsMode.DNS01 else None
+        if wild is not None:
+            pems.append(caddy.Pem(certificate=wild.certificate, key=wild.key))
+        own = internal if mode == TlsMode.INTERNAL or (mode == TlsMode.DNS01 and wild is None) \
+            else [] if mode == TlsMode.DNS01 else acme
         for inst in self.apps.all():
             hosts = [f"{inst.name}.{base}"] if base else []
-            (internal if mode == TlsMode.INTERNAL else acme).extend(hosts)
+            own.extend(hosts)
             hosts += custom.get(inst.name, [])
             acme += custom.get(inst.name, [])
             if hosts:
@@ -430,7 +503,7 @@ class ProxyService:
         if base and api:
             console = f"{names.CONSOLE}.{base}"
             routes.append(caddy.Route(id="console", hosts=(console,), upstream=api))
-            (internal if mode == TlsMode.INTERNAL else acme).append(console)
+            own.append(console)
         ask = None
         if api and acme:
             ask = f"http://{api}/api/gateway/ask?token={self.ask_token}"
@@ -440,7 +513,7 @@ class ProxyService:
             https_port=settings.https_port, storage=self.gateway.storage, routes=tuple(routes),
             internal=tuple(internal), acme=tuple(acme),
             ca=caddy.Acme(ca=settings.acme_ca, email=settings.acme_email,
-                          roots=settings.acme_roots), ask=ask)
+                          roots=settings.acme_roots), ask=ask, certificates=tuple(pems))
 
     def allows(self, domain: str, token: str) -> bool:
         """Answer Caddy's on-demand ``ask``: only names StackHub serves get certificates."""
@@ -527,7 +600,9 @@ class ProxyService:
             lambda e: e.topic == "operation" and e.kind == "finished")
         self._tasks = [asyncio.create_task(self._debounce(), name="gateway-debounce"),
                        asyncio.create_task(self._listen(self._sub), name="gateway-listen"),
-                       asyncio.create_task(self._rechecks(), name="gateway-recheck")]
+                       asyncio.create_task(self._rechecks(), name="gateway-recheck"),
+                       *(asyncio.create_task(loop(), name="gateway-periodic")
+                         for loop in self.periodic)]
         if self.enabled():
             try:
                 await self.apply()

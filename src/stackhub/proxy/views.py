@@ -15,6 +15,7 @@ from stackhub.adapters.caddy import page
 from stackhub.api.deps import SESSION_COOKIE, AuditDep, ServicesDep
 from stackhub.apps.models import check_name
 from stackhub.errors import NotFound
+from stackhub.proxy import providers
 from stackhub.proxy.forward import COOKIE, GatewayAuth
 from stackhub.proxy.models import (
     BaseRead,
@@ -26,7 +27,12 @@ from stackhub.proxy.models import (
     GatewayRead,
     ProtectionRead,
     ProtectionRequest,
+    ProviderKindRead,
+    ProviderRead,
+    ProviderRequest,
     RecheckRead,
+    WildcardAccepted,
+    WildcardRequest,
 )
 from stackhub.services import Services
 
@@ -216,3 +222,66 @@ async def gateway_sign_in(request: Request, services: ServicesDep,
                      "app: ask an admin to grant it.")
     return Response(status_code=302, headers={"Location": url, "Cache-Control": "no-store"})
 
+
+# -- DNS provider and the DNS-01 wildcard ---------------------------------------------------
+@router.get("/gateway/dns-providers", response_model=list[ProviderKindRead],
+            summary="List DNS provider kinds")
+async def provider_kinds() -> list[ProviderKindRead]:
+    """List the DNS providers lego can use, their keys, and whether the installed lego has them."""
+    return providers.kinds()
+
+
+@router.get("/gateway/dns-provider", response_model=ProviderRead,
+            summary="Show the DNS provider")
+async def get_provider(services: ServicesDep) -> ProviderRead:
+    """Return the DNS provider's kind and which keys are set (never their values)."""
+    return providers.read(services.proxy.providers.get())
+
+
+@router.put("/gateway/dns-provider", response_model=ProviderRead,
+            summary="Set the DNS provider")
+async def set_provider(request: ProviderRequest, services: ServicesDep,
+                       audit: AuditDep) -> ProviderRead:
+    """Store the DNS provider's credentials (0600 under secrets/), replacing any other.
+
+    Bad input (unknown kind, a key the provider does not read, a missing key, a newline in a
+    value) is refused with nothing stored.
+    """
+    stored = services.proxy.providers.set(request.kind, request.env, request.email)
+    audit("domain.provider", stored.kind.kind, keys=sorted(stored.env))
+    return providers.read(stored)
+
+
+@router.delete("/gateway/dns-provider", status_code=204, response_class=Response,
+               summary="Remove the DNS provider")
+async def remove_provider(services: ServicesDep, audit: AuditDep) -> Response:
+    """Forget the DNS provider's credentials (a DNS-01 base then cannot renew)."""
+    services.proxy.providers.remove()
+    audit("domain.provider", "", removed=True)
+    return Response(status_code=204)
+
+
+@router.post("/gateway/wildcard", response_model=WildcardAccepted, status_code=202,
+             summary="Use a base with a DNS-01 wildcard")
+async def wildcard(request: WildcardRequest, services: ServicesDep,
+                   audit: AuditDep) -> WildcardAccepted:
+    """Obtain ``*.<base>`` + ``<base>`` by DNS-01 through the provider, then switch to the base.
+
+    An operation (kind ``wildcard``; steps challenge, load, serve, records). Nothing changes if
+    it fails.
+    """
+    accepted = await services.wildcard.obtain(request.base)
+    audit("domain.wildcard", accepted.base, operation=accepted.operation.id)
+    return accepted
+
+
+@router.post("/gateway/wildcard/renew", response_model=WildcardAccepted, status_code=202,
+             summary="Renew the DNS-01 wildcard now")
+async def renew_wildcard(services: ServicesDep, audit: AuditDep) -> WildcardAccepted:
+    """Renew the base's wildcard now if it is due (``lego renew``), as the daily check would.
+
+    409 when the base has no DNS-01 wildcard or it is not due (30 days before expiry).
+    """
+    accepted = services.wildcard.renew_now()
+    audit("domain.wildcard", accepted.base, operation=accepted.operation.id, renew=True)
+    return accepted

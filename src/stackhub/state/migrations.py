@@ -298,4 +298,87 @@ MIGRATIONS: list[str] = [
     ALTER TABLE catalog_apps ADD COLUMN updated_at TEXT;
     CREATE INDEX catalog_apps_updated ON catalog_apps(updated_at)
     """,
+    # notifications (issue 13): the bell's list (one open notification per key), each
+    # user's read marks, and the delivery channels (webhook, e-mail; secrets in secrets/notify/)
+    """
+    CREATE TABLE notifications (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL,
+        key TEXT NOT NULL,
+        severity TEXT NOT NULL,
+        params TEXT NOT NULL,
+        link TEXT NOT NULL,
+        instance TEXT,
+        admin_only INTEGER NOT NULL DEFAULT 1,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        resolved_at TEXT
+    );
+    CREATE INDEX notifications_key ON notifications(key, resolved_at);
+    CREATE TABLE notification_reads (
+        notification INTEGER NOT NULL REFERENCES notifications(id) ON DELETE CASCADE,
+        user TEXT NOT NULL,
+        read_at TEXT NOT NULL,
+        PRIMARY KEY (notification, user)
+    );
+    CREATE TABLE notify_channels (
+        kind TEXT PRIMARY KEY,
+        enabled INTEGER NOT NULL,
+        config TEXT NOT NULL,
+        last_at TEXT,
+        last_ok INTEGER,
+        last_error TEXT,
+        updated_at TEXT NOT NULL
+    )
+    """,
+    # updates (issue 13): auto-update per instance (off by default; a weekly or daily window;
+    # digest-only or versions too) and the images an update replaced, kept 7 days for a
+    # rollback, then pruned unless a container uses them
+    """
+    CREATE TABLE auto_updates (
+        instance TEXT PRIMARY KEY REFERENCES instances(name) ON DELETE CASCADE,
+        enabled INTEGER NOT NULL,
+        window TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        last_at TEXT,
+        last_result TEXT,
+        last_message TEXT,
+        last_operation TEXT
+    );
+    CREATE TABLE replaced_images (
+        image_id TEXT NOT NULL,
+        ref TEXT NOT NULL,
+        instance TEXT NOT NULL,
+        replaced_at TEXT NOT NULL,
+        pruned_at TEXT,
+        PRIMARY KEY (image_id, instance)
+    )
+    """,
+    # system (issue 14): metrics history rollups, one row per series (host, or an instance)
+    # and bucket (60 s rows kept 48 h, 3600 s rows kept 90 days; system/history_store.py)
+    """
+    CREATE TABLE metric_rollups (
+        scope TEXT NOT NULL,
+        name TEXT NOT NULL,
+        resolution INTEGER NOT NULL,
+        at INTEGER NOT NULL,
+        cpu_min REAL, cpu_max REAL,
+        cpu_sum REAL NOT NULL DEFAULT 0, cpu_n INTEGER NOT NULL DEFAULT 0,
+        memory_min REAL, memory_max REAL,
+        memory_sum REAL NOT NULL DEFAULT 0, memory_n INTEGER NOT NULL DEFAULT 0,
+        disk_min REAL, disk_max REAL,
+        disk_sum REAL NOT NULL DEFAULT 0, disk_n INTEGER NOT NULL DEFAULT 0,
+        rx_min REAL, rx_max REAL,
+        rx_sum REAL NOT NULL DEFAULT 0, rx_n INTEGER NOT NULL DEFAULT 0,
+        tx_min REAL, tx_max REAL,
+        tx_sum REAL NOT NULL DEFAULT 0, tx_n INTEGER NOT NULL DEFAULT 0,
+        read_min REAL, read_max REAL,
+        read_sum REAL NOT NULL DEFAULT 0, read_n INTEGER NOT NULL DEFAULT 0,
+        write_min REAL, write_max REAL,
+        write_sum REAL NOT NULL DEFAULT 0, write_n INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (scope, name, resolution, at)
+    ) WITHOUT ROWID;
+    CREATE INDEX metric_rollups_age ON metric_rollups(resolution, at)
+    """,
 ]

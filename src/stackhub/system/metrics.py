@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 import psutil
 
+from stackhub.adapters.cgroups import physical
 from stackhub.events import Event, EventBus
 from stackhub.system.models import (
     CpuSample,
@@ -34,11 +35,7 @@ KEY = "host"
 INTERVAL = 2.0
 HISTORY = 90  # three minutes at the default interval
 PRIME_DELAY = 0.5  # first sample of a session: measure over this long, not since boot
-VIRTUAL_NICS = ("lo", "veth", "docker", "br-", "virbr", "cni", "flannel", "vxlan")
-
-
-def _physical(nic: str) -> bool:
-    return not any(nic == p or nic.startswith(p) for p in VIRTUAL_NICS)
+_physical = physical  # one list of virtual interfaces, shared with the metrics history
 
 
 class HostProbe:

@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Protocol
@@ -59,13 +60,20 @@ class UpdateFlows:
     """The steps of update and rollback."""
 
     def __init__(self, *, apps: AppsService, runner: Runner, snapshots: Snapshots,
-                 images: ImageDigests, root: Path) -> None:
-        """Keep the collaborators; register the after-crash hooks."""
+                 images: ImageDigests, root: Path,
+                 replaced: Callable[[str, dict[str, str], dict[str, str]], object] | None = None
+                 ) -> None:
+        """Keep the collaborators; register the after-crash hooks.
+
+        `replaced(name, old ids, new ids)` hears of the images a successful update replaced
+        (updates/prune.py keeps them 7 days).
+        """
         self.apps = apps
         self.runner = runner
         self.snapshots = snapshots
         self.images = images
         self.root = root
+        self.replaced = replaced
         runner.after_crash(UPDATE.name, self.after_update_crash)
         runner.after_crash(ROLLBACK.name, self.after_update_crash)
 
@@ -219,6 +227,9 @@ class UpdateFlows:
                                         snapshot=snapshot)
         self.apps.records.set_update_available(name, None)
         self.drop_state(name)
+        if self.replaced is not None:
+            with contextlib.suppress(StackHubError):
+                self.replaced(name, kept, await asyncio.to_thread(self._image_ids, new_images))
         log.info("%s updated to revision %d", name, number)
         return InstanceStatus.RUNNING
 
@@ -237,11 +248,15 @@ class UpdateFlows:
         self.drop_state(name)
 
     # -- rollback of the last update ------------------------------------------------------------
-    async def rollback(self, run: Run, snapshot: str, revision: int) -> Outcome:
-        """Return to the revision before the last update: its snapshot's definition and data."""
+    async def rollback(self, run: Run, snapshot: str, revision: int,
+                       images: dict[str, str] | None = None) -> Outcome:
+        """Return to the revision before the last update: its snapshot's definition and data.
+
+        `images` (ref -> id): the images the update replaced, still kept, tagged back first.
+        """
         name = run.op.instance
         state: dict[str, Any] = {"op": run.op.id, "phase": "restoring", "snapshot": snapshot,
-                                 "images": {}, "was_running": True}
+                                 "images": dict(images or {}), "was_running": True}
         self.save_state(name, state)
         await faults.checkpoint("rollback-started")
         await self.roll_back(run, name, state)

@@ -39,3 +39,42 @@ class UpdateRequest(BaseModel):
     stability: float | None = Field(default=None, ge=0, le=3600, description="Seconds the "
                                     "new version must run without a restart or failed health "
                                     "check (default: STACKHUB_UPDATE_STABILITY or 60)")
+
+
+class AutoUpdateRequest(BaseModel):
+    """Turn an instance's automatic updates on or off, and when and what they apply."""
+
+    enabled: bool = Field(description="Apply updates automatically inside the window")
+    window: str | None = Field(default=None, max_length=64, description=(
+        "When updates may start, in the server's time zone: days then a start time and an "
+        "optional end, e.g. `sun 04:00`, `daily 03:00-05:00`, `sat,sun 02:30-04:00` (without "
+        "an end the window lasts 2 hours; default `sun 04:00`)"))
+    kind: str | None = Field(default=None, pattern="^(digest|version)$", description=(
+        "`digest` (default): only new images behind the same tags; `version`: new store "
+        "versions too. A database image changing its major version is never applied"))
+
+
+class AutoUpdateRead(BaseModel):
+    """An instance's automatic update setting and its last result."""
+
+    instance: str
+    enabled: bool
+    window: str
+    kind: str
+    next_window: str | None = Field(default=None, description="When the next window opens "
+                                    "(ISO 8601, server time zone); None while off")
+    last_at: str | None = None
+    last_result: str | None = Field(default=None, description="up-to-date, updated, skipped "
+                                    "or failed")
+    last_message: str | None = None
+    last_operation: str | None = None
+
+
+class ReplacedImageRead(BaseModel):
+    """An image an update replaced, kept 7 days for a rollback, then pruned."""
+
+    image_id: str
+    ref: str
+    instance: str
+    replaced_at: str
+    prune_after: str

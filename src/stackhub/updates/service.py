@@ -9,6 +9,8 @@ import logging
 import os
 import re
 import shutil
+from dataclasses import dataclass
+from typing import Any
 
 from stackhub.adapters.images import ImageDigests
 from stackhub.apps.models import Accepted, InstanceStatus
@@ -19,6 +21,7 @@ from stackhub.errors import Conflict, Invalid, NotFound, StackHubError, StorageF
 from stackhub.state.db import Database, now
 from stackhub.updates.flows import ROLLBACK, UPDATE, UpdateFlows, stability_default
 from stackhub.updates.models import ImageUpdate, UpdateRead, UpdateRequest
+from stackhub.updates.prune import ImagePruner
 
 DATABASES = re.compile(r"(^|/)(postgres|postgis|mysql|mariadb|mongo|timescaledb|"
                        r"pgvecto-rs|percona|cockroach)[^/:]*(:|$)")
@@ -68,17 +71,30 @@ def _tree_size(folder: object) -> int:
     return total
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """An update that passed its preflight, ready to run."""
+
+    draft: Any
+    stability: float
+    reason: str
+    app_ref: str
+    version: str
+
+
 class UpdatesService:
     """The entry points of updates, used by the API."""
 
     def __init__(self, *, db: Database, apps: AppsService, catalog: Catalog,
-                 flows: UpdateFlows, images: ImageDigests) -> None:
-        """Keep the collaborators."""
+                 flows: UpdateFlows, images: ImageDigests,
+                 pruner: ImagePruner | None = None) -> None:
+        """Keep the collaborators; `pruner` keeps the images updates replace (7 days)."""
         self.db = db
         self.apps = apps
         self.catalog = catalog
         self.flows = flows
         self.images = images
+        self.pruner = pruner
 
     # -- detection ------------------------------------------------------------------------------
     def _catalog_app(self, name: str) -> AppDefinition | None:
@@ -187,6 +203,21 @@ class UpdatesService:
         self._claimable(name)
         self._unfinished(name)
         await self.apps.runner.ensure_engine(UPDATE)
+        prepared = await self.prepare(name, request)
+        self._claimable(name)
+        runner = self.apps.runner
+        op = runner.begin(UPDATE, name)
+        runner.start(op, lambda run: self.flows.update(run, prepared.draft,
+                                                       stability=prepared.stability,
+                                                       reason=prepared.reason))
+        return Accepted(operation=op, instance=name, app=prepared.app_ref,
+                        version=prepared.version)
+
+    async def prepare(self, name: str, request: UpdateRequest) -> Prepared:
+        """The preflight of an update (nothing changes): target, rules, disk, risks, draft.
+
+        Also run inside an auto-update's own operation, so it claims nothing.
+        """
         record = self.apps.records.get(name)
         settings = self.apps.settings
         current = settings_app(record.definition, name)
@@ -215,14 +246,10 @@ class UpdatesService:
             raise Conflict("the new version asks for risky options the installed one did not: "
                            "review them with `stackhub app plan`, then reinstall",
                            details={"risks": [r.model_dump() for r in draft.plan.risks]})
-        self._claimable(name)
         stability = request.stability if request.stability is not None else stability_default()
         reason = f"update to {target.version}" if target is not current else "update (images)"
-        runner = self.apps.runner
-        op = runner.begin(UPDATE, name)
-        runner.start(op, lambda run: self.flows.update(run, draft, stability=stability,
-                                                       reason=reason))
-        return Accepted(operation=op, instance=name, app=record.app_ref, version=target.version)
+        return Prepared(draft=draft, stability=stability, reason=reason,
+                        app_ref=record.app_ref, version=target.version)
 
     async def rollback(self, name: str) -> Accepted:
         """Go back to the revision before the last update (definition and data)."""
@@ -244,8 +271,9 @@ class UpdatesService:
             raise Invalid(f"the revision before {name}'s last update is not kept")
         op = self.apps.runner.begin(ROLLBACK, name)
         snapshot = str(last.snapshot)
+        kept = self.pruner.kept_for(name) if self.pruner is not None else {}
         self.apps.runner.start(op, lambda run: self.flows.rollback(run, snapshot,
-                                                                   before[-1].number))
+                                                                   before[-1].number, kept))
         return Accepted(operation=op, instance=name, app=last.version)
 
 

@@ -124,3 +124,16 @@ async def test_an_app_others_need_is_not_removed(live: Services) -> None:
     await live.apps.remove("wallet", purge=False)
     await settle(live, "wallet")
     assert live.records.find("wallet") is None
+
+
+async def test_volumes_of_another_installation_are_neither_listed_nor_purged(
+        live: Services, engine: FakeEngine) -> None:
+    # same project name, another StackHub data root on the engine (or a plain compose project)
+    engine.volumes["stackhub-keeper_db"] = {
+        "io.stackhub.managed": "true", "io.stackhub.install": "someone-else",
+        "com.docker.compose.project": "stackhub-keeper"}
+    engine.volumes["stackhub-plain_db"] = {"com.docker.compose.project": "stackhub-plain"}
+    assert live.kept.list() == []
+    with pytest.raises(NotFound):
+        live.kept.purge("keeper")
+    assert "stackhub-keeper_db" in engine.volumes

@@ -810,6 +810,102 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/gateway/dns-provider": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Show the DNS provider
+         * @description Return the DNS provider's kind and which keys are set (never their values).
+         */
+        get: operations["get_provider_api_gateway_dns_provider_get"];
+        /**
+         * Set the DNS provider
+         * @description Store the DNS provider's credentials (0600 under secrets/), replacing any other.
+         *
+         *     Bad input (unknown kind, a key the provider does not read, a missing key, a newline in a
+         *     value) is refused with nothing stored.
+         */
+        put: operations["set_provider_api_gateway_dns_provider_put"];
+        post?: never;
+        /**
+         * Remove the DNS provider
+         * @description Forget the DNS provider's credentials (a DNS-01 base then cannot renew).
+         */
+        delete: operations["remove_provider_api_gateway_dns_provider_delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/gateway/dns-providers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List DNS provider kinds
+         * @description List the DNS providers lego can use, their keys, and whether the installed lego has them.
+         */
+        get: operations["provider_kinds_api_gateway_dns_providers_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/gateway/wildcard": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Use a base with a DNS-01 wildcard
+         * @description Obtain ``*.<base>`` + ``<base>`` by DNS-01 through the provider, then switch to the base.
+         *
+         *     An operation (kind ``wildcard``; steps challenge, load, serve, records). Nothing changes if
+         *     it fails.
+         */
+        post: operations["wildcard_api_gateway_wildcard_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/gateway/wildcard/renew": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Renew the DNS-01 wildcard now
+         * @description Renew the base's wildcard now if it is due (``lego renew``), as the daily check would.
+         *
+         *     409 when the base has no DNS-01 wildcard or it is not due (30 days before expiry).
+         */
+        post: operations["renew_wildcard_api_gateway_wildcard_renew_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/health": {
         parameters: {
             query?: never;
@@ -893,6 +989,70 @@ export interface paths {
          * @description Take an instance down; its data is kept unless purge is set.
          */
         delete: operations["remove_api_instances__name__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/instances/{name}/auto-update": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Show an instance's automatic update setting
+         * @description Return whether updates apply automatically, when, which kind, and the last result.
+         */
+        get: operations["get_auto_update_api_instances__name__auto_update_get"];
+        /**
+         * Turn an instance's automatic updates on or off
+         * @description Set the window (`sun 04:00`, `daily 03:00-05:00`) and kind (digest or version).
+         */
+        put: operations["set_auto_update_api_instances__name__auto_update_put"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/instances/{name}/auto-update/run": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Run an instance's automatic update now
+         * @description Check and apply what the instance's setting allows now, whatever the window.
+         */
+        post: operations["run_auto_update_api_instances__name__auto_update_run_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/instances/{name}/clone": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Clone an instance with its data
+         * @description Snapshot the instance and restore it as a new one: new ports, same secrets.
+         */
+        post: operations["clone_api_instances__name__clone_post"];
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -1365,6 +1525,208 @@ export interface paths {
          * @description Delete a removed instance's data folder and named volumes for good.
          */
         delete: operations["purge_kept_api_kept_data__name__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/metrics/history": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Chart a range of metrics
+         * @description Return min, max and mean per step of the host's or an instance's metrics.
+         */
+        get: operations["history_api_metrics_history_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/metrics/top": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * What runs now, busiest first
+         * @description Return the latest sample of every running instance (and the host, for admins).
+         */
+        get: operations["top_api_metrics_top_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/notifications": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List notifications
+         * @description Return the caller's notifications, newest first, with the unread count (members see
+         *     only those about instances granted to them and the engine's state).
+         */
+        get: operations["list_notifications_api_notifications_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/notifications/channels": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List delivery channels
+         * @description Return the webhook and e-mail channels (secrets and passwords are never shown).
+         */
+        get: operations["list_channels_api_notifications_channels_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/notifications/channels/email": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Configure e-mail
+         * @description Send every notification by e-mail through an SMTP server.
+         */
+        put: operations["set_email_api_notifications_channels_email_put"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/notifications/channels/webhook": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Configure the webhook
+         * @description POST every notification as signed JSON to an http(s) URL; the signing secret is made the
+         *     first time (or with rotate_secret) and shown in this answer only.
+         */
+        put: operations["set_webhook_api_notifications_channels_webhook_put"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/notifications/channels/{kind}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Remove a channel
+         * @description Forget a channel and its secret.
+         */
+        delete: operations["remove_channel_api_notifications_channels__kind__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/notifications/channels/{kind}/test": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send a test
+         * @description Send a test notification through the channel now (one try) and say how it went.
+         */
+        post: operations["test_channel_api_notifications_channels__kind__test_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/notifications/read-all": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Mark all read
+         * @description Mark every notification the caller sees read (for the caller only).
+         */
+        post: operations["read_all_api_notifications_read_all_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/notifications/{ident}/read": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Mark one read
+         * @description Mark one notification read for the caller.
+         */
+        post: operations["read_one_api_notifications__ident__read_post"];
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -2087,6 +2449,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/updates/prune": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Prune expired replaced images now
+         * @description Remove the replaced images older than 7 days that no container uses (id -> outcome).
+         */
+        post: operations["prune_images_api_updates_prune_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/updates/replaced-images": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List the images updates replaced, kept for rollbacks
+         * @description Every replaced image not pruned yet, with the time it may be pruned after.
+         */
+        get: operations["replaced_images_api_updates_replaced_images_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/users": {
         parameters: {
             query?: never;
@@ -2224,6 +2626,57 @@ export interface components {
             target: string;
         };
         /**
+         * AutoUpdateRead
+         * @description An instance's automatic update setting and its last result.
+         */
+        AutoUpdateRead: {
+            /** Enabled */
+            enabled: boolean;
+            /** Instance */
+            instance: string;
+            /** Kind */
+            kind: string;
+            /** Last At */
+            last_at?: string | null;
+            /** Last Message */
+            last_message?: string | null;
+            /** Last Operation */
+            last_operation?: string | null;
+            /**
+             * Last Result
+             * @description up-to-date, updated, skipped or failed
+             */
+            last_result?: string | null;
+            /**
+             * Next Window
+             * @description When the next window opens (ISO 8601, server time zone); None while off
+             */
+            next_window?: string | null;
+            /** Window */
+            window: string;
+        };
+        /**
+         * AutoUpdateRequest
+         * @description Turn an instance's automatic updates on or off, and when and what they apply.
+         */
+        AutoUpdateRequest: {
+            /**
+             * Enabled
+             * @description Apply updates automatically inside the window
+             */
+            enabled: boolean;
+            /**
+             * Kind
+             * @description `digest` (default): only new images behind the same tags; `version`: new store versions too. A database image changing its major version is never applied
+             */
+            kind?: string | null;
+            /**
+             * Window
+             * @description When updates may start, in the server's time zone: days then a start time and an optional end, e.g. `sun 04:00`, `daily 03:00-05:00`, `sat,sun 02:30-04:00` (without an end the window lasts 2 hours; default `sun 04:00`)
+             */
+            window?: string | null;
+        };
+        /**
          * BackupHealth
          * @description How an instance's backups stand.
          * @enum {string}
@@ -2285,6 +2738,8 @@ export interface components {
             console: string | null;
             gateway: components["schemas"]["GatewayRead"];
             tls: components["schemas"]["TlsMode"] | null;
+            /** @description The wildcard certificate (tls dns01 only). */
+            wildcard?: components["schemas"]["WildcardRead"] | null;
         };
         /**
          * BaseRequest
@@ -2451,6 +2906,63 @@ export interface components {
             name: string;
         };
         /**
+         * ChannelKind
+         * @description Where notifications are delivered besides the console.
+         * @enum {string}
+         */
+        ChannelKind: "webhook" | "email";
+        /**
+         * ChannelRead
+         * @description A delivery channel's settings (secrets are never shown, only whether they are set).
+         */
+        ChannelRead: {
+            /** Configured */
+            configured: boolean;
+            /** Enabled */
+            enabled: boolean;
+            /** Host */
+            host?: string | null;
+            kind: components["schemas"]["ChannelKind"];
+            /**
+             * Last At
+             * @description When a delivery was last tried.
+             */
+            last_at?: string | null;
+            /** Last Error */
+            last_error?: string | null;
+            /** Last Ok */
+            last_ok?: boolean | null;
+            /**
+             * Password Set
+             * @default false
+             */
+            password_set: boolean;
+            /** Port */
+            port?: number | null;
+            /** Recipients */
+            recipients?: string[];
+            /**
+             * Secret
+             * @description The webhook's signing secret, only in the answer that created it (X-StackHub-Signature: sha256=HMAC of the body).
+             */
+            secret?: string | null;
+            /**
+             * Secret Set
+             * @default false
+             */
+            secret_set: boolean;
+            /** Sender */
+            sender?: string | null;
+            /** Ssl */
+            ssl?: boolean | null;
+            /** Starttls */
+            starttls?: boolean | null;
+            /** Url */
+            url?: string | null;
+            /** Username */
+            username?: string | null;
+        };
+        /**
          * Check
          * @description One finding: what was checked, how it went, and the command that fixes it.
          */
@@ -2505,6 +3017,48 @@ export interface components {
             gid: number;
             /** Uid */
             uid: number;
+        };
+        /**
+         * CloneAccepted
+         * @description The answer to a clone: the operation, and the host ports the copy gets.
+         */
+        CloneAccepted: {
+            /**
+             * App
+             * @default
+             */
+            app: string;
+            /** Instance */
+            instance: string;
+            operation: components["schemas"]["OperationRead"];
+            /**
+             * Ports
+             * @description The copy's host ports, picked free like an install's
+             */
+            ports: components["schemas"]["PortMapping"][];
+            /** Source */
+            source: string;
+            /**
+             * Version
+             * @default
+             */
+            version: string;
+        };
+        /**
+         * CloneRequest
+         * @description Clone an instance: a copy with its data under a new name (new ports, same secrets).
+         */
+        CloneRequest: {
+            /**
+             * Accept Risks
+             * @description The digest of risky options the copy would have and the original does not (from a 428 answer)
+             */
+            accept_risks?: string | null;
+            /**
+             * Name
+             * @description The new instance's name; it must be free
+             */
+            name: string;
         };
         /**
          * CodeRequest
@@ -2893,6 +3447,47 @@ export interface components {
          */
         DomainState: "active" | "pending" | "failed" | "dangling";
         /**
+         * EmailSettings
+         * @description Deliver every notification by e-mail through an SMTP server.
+         */
+        EmailSettings: {
+            /**
+             * Enabled
+             * @default true
+             */
+            enabled: boolean;
+            /** Host */
+            host: string;
+            /**
+             * Password
+             * @description Stored 0600 under secrets/notify/ and never shown again; omit to keep the stored one, empty to remove it.
+             */
+            password?: string | null;
+            /**
+             * Port
+             * @default 587
+             */
+            port: number;
+            /** Recipients */
+            recipients: string[];
+            /** Sender */
+            sender: string;
+            /**
+             * Ssl
+             * @description Connect with TLS from the start (port 465).
+             * @default false
+             */
+            ssl: boolean;
+            /**
+             * Starttls
+             * @description Upgrade the connection with STARTTLS (refused by a server that does not offer it).
+             * @default true
+             */
+            starttls: boolean;
+            /** Username */
+            username?: string | null;
+        };
+        /**
          * EnvVar
          * @description An environment variable; values of secret-looking names are redacted.
          */
@@ -3058,6 +3653,84 @@ export interface components {
             version: string;
         };
         /**
+         * HistoryRead
+         * @description A range of the host's or an instance's metrics, one point per step.
+         */
+        HistoryRead: {
+            /**
+             * At
+             * @description Unix time of each point's step start.
+             */
+            at: number[];
+            /**
+             * Name
+             * @description The instance; empty for the host.
+             */
+            name: string;
+            /**
+             * Range
+             * @enum {string}
+             */
+            range: "1h" | "24h" | "7d" | "90d";
+            /**
+             * Resolution
+             * @description Seconds per stored sample of the source: 5 (the last hour in memory), 60 (1-minute rollups, 48 h) or 3600 (hourly, 90 days).
+             */
+            resolution: number;
+            /**
+             * Scope
+             * @enum {string}
+             */
+            scope: "host" | "instance";
+            /**
+             * Series
+             * @description cpu (percent; host: of all cores, instance: of one core), memory and disk (bytes), rx, tx, read, write (bytes per second).
+             */
+            series: {
+                [key: string]: components["schemas"]["MetricSeries"];
+            };
+            /**
+             * Step
+             * @description Seconds between points (each point merges its step).
+             */
+            step: number;
+            /**
+             * Totals
+             * @description The host's cpus, memory_total and disk_total (bytes).
+             */
+            totals?: {
+                [key: string]: number;
+            };
+        };
+        /**
+         * HostNow
+         * @description The host's latest sample.
+         */
+        HostNow: {
+            /**
+             * Cpu
+             * @description Percent of all cores.
+             */
+            cpu: number | null;
+            /** Cpus */
+            cpus: number;
+            /**
+             * Disk
+             * @description Used bytes of the file system of the data root.
+             */
+            disk: number | null;
+            /** Disk Total */
+            disk_total: number;
+            /** Memory */
+            memory: number | null;
+            /** Memory Total */
+            memory_total: number;
+            /** Rx */
+            rx: number | null;
+            /** Tx */
+            tx: number | null;
+        };
+        /**
          * HostTerminalRead
          * @description Whether the host terminal is available, and its idle timeout.
          */
@@ -3148,6 +3821,54 @@ export interface components {
             values?: {
                 [key: string]: string;
             };
+        };
+        /**
+         * InstanceNow
+         * @description An instance's latest sample (rates over the last interval).
+         */
+        InstanceNow: {
+            /**
+             * Containers
+             * @description Running containers sampled.
+             */
+            containers: number;
+            /**
+             * Cpu
+             * @description Percent of one core (may pass 100).
+             */
+            cpu: number | null;
+            /**
+             * Disk
+             * @description Bytes on disk: data folder plus named volumes (measured every 15 minutes).
+             */
+            disk: number | null;
+            /**
+             * Memory
+             * @description Bytes in use (without the inactive page cache).
+             */
+            memory: number | null;
+            /** Name */
+            name: string;
+            /**
+             * Read
+             * @description Block I/O read, bytes per second.
+             */
+            read: number | null;
+            /**
+             * Rx
+             * @description Network received, bytes per second.
+             */
+            rx: number | null;
+            /**
+             * Tx
+             * @description Network sent, bytes per second.
+             */
+            tx: number | null;
+            /**
+             * Write
+             * @description Block I/O written, bytes per second.
+             */
+            write: number | null;
         };
         /**
          * InstanceRead
@@ -3273,6 +3994,12 @@ export interface components {
             volumes?: string[];
         };
         /**
+         * Kind
+         * @description What a notification is about (the console renders its text from kind + params).
+         * @enum {string}
+         */
+        Kind: "update_available" | "update_failed" | "backup_failed" | "backup_missing" | "certificate_expiring" | "disk_full" | "app_unhealthy" | "engine_unreachable" | "test";
+        /**
          * Level
          * @description How bad a check's finding is.
          * @enum {string}
@@ -3310,6 +4037,18 @@ export interface components {
             total: number;
             /** Used */
             used: number;
+        };
+        /**
+         * MetricSeries
+         * @description One metric over the chart's steps (None where nothing was sampled).
+         */
+        MetricSeries: {
+            /** Max */
+            max: (number | null)[];
+            /** Mean */
+            mean: (number | null)[];
+            /** Min */
+            min: (number | null)[];
         };
         /**
          * MetricsRead
@@ -3430,6 +4169,61 @@ export interface components {
             scope: string;
             /** Short Id */
             short_id: string;
+        };
+        /**
+         * NotificationList
+         * @description The caller's notifications, newest first, and how many are unread.
+         */
+        NotificationList: {
+            /** Items */
+            items: components["schemas"]["NotificationRead"][];
+            /** Unread */
+            unread: number;
+        };
+        /**
+         * NotificationRead
+         * @description One notification as the bell lists it.
+         */
+        NotificationRead: {
+            /** Created At */
+            created_at: string;
+            /** Id */
+            id: number;
+            /** Instance */
+            instance?: string | null;
+            kind: components["schemas"]["Kind"];
+            /**
+             * Link
+             * @description The console path where the reader can act, e.g. /apps/nextcloud or /backups.
+             */
+            link: string;
+            /**
+             * Params
+             * @description Values the text is built from (instance, version, error, percent...); the console renders the text in the reader's language from kind and params.
+             */
+            params: {
+                [key: string]: unknown;
+            };
+            /**
+             * Read
+             * @description Whether the caller marked it read.
+             */
+            read: boolean;
+            /**
+             * Resolved
+             * @description Whether the condition cleared (the backup succeeded again, the engine answers...).
+             */
+            resolved: boolean;
+            /** Resolved At */
+            resolved_at?: string | null;
+            severity: components["schemas"]["Severity"];
+            /**
+             * Text
+             * @description The text in English (as e-mails and webhooks carry it).
+             */
+            text: string;
+            /** Updated At */
+            updated_at: string;
         };
         /**
          * OperationPage
@@ -3717,6 +4511,75 @@ export interface components {
             protected: boolean;
         };
         /**
+         * ProviderKindRead
+         * @description A DNS provider StackHub can use, and the variables lego reads for it.
+         */
+        ProviderKindRead: {
+            /**
+             * Available
+             * @description Whether the installed lego has this provider (Debian's build lacks some).
+             */
+            available: boolean;
+            /**
+             * Keys
+             * @description Every key the provider accepts.
+             */
+            keys: string[];
+            /** Kind */
+            kind: string;
+            /**
+             * Lego
+             * @description lego's name for the provider.
+             */
+            lego: string;
+            /**
+             * Required
+             * @description One of these sets of keys must be given.
+             */
+            required: string[][];
+            /** Title */
+            title: string;
+        };
+        /**
+         * ProviderRead
+         * @description The DNS provider: its kind and which keys are set (never their values).
+         */
+        ProviderRead: {
+            /** Email */
+            email: string | null;
+            /** Keys */
+            keys: string[];
+            /** Kind */
+            kind: string | null;
+            /** Lego */
+            lego: string | null;
+            /** Updated At */
+            updated_at: string | null;
+        };
+        /**
+         * ProviderRequest
+         * @description Set the DNS provider (replacing any other) and its credentials.
+         */
+        ProviderRequest: {
+            /**
+             * Email
+             * @description The account email at the CA (default: STACKHUB_ACME_EMAIL).
+             */
+            email?: string | null;
+            /**
+             * Env
+             * @description The provider's variables (e.g. CF_DNS_API_TOKEN); stored 0600, never shown again.
+             */
+            env: {
+                [key: string]: string;
+            };
+            /**
+             * Kind
+             * @description cloudflare, alidns, tencentcloud, dnspod, route53, rfc2136, pdns, httpreq or exec.
+             */
+            kind: string;
+        };
+        /**
          * PruneItem
          * @description One object a prune removes (or would).
          */
@@ -3794,6 +4657,14 @@ export interface components {
             space_reclaimed: number;
         };
         /**
+         * ReadAllResult
+         * @description How many notifications a mark-all-read changed.
+         */
+        ReadAllResult: {
+            /** Marked */
+            marked: number;
+        };
+        /**
          * RecheckRead
          * @description The outcome of re-checking custom domains (DNS) and certificates.
          */
@@ -3820,6 +4691,22 @@ export interface components {
         RecoveryCodes: {
             /** Recovery Codes */
             recovery_codes: string[];
+        };
+        /**
+         * ReplacedImageRead
+         * @description An image an update replaced, kept 7 days for a rollback, then pruned.
+         */
+        ReplacedImageRead: {
+            /** Image Id */
+            image_id: string;
+            /** Instance */
+            instance: string;
+            /** Prune After */
+            prune_after: string;
+            /** Ref */
+            ref: string;
+            /** Replaced At */
+            replaced_at: string;
         };
         /**
          * RepositoryCheckRead
@@ -4304,6 +5191,12 @@ export interface components {
             username: string;
         };
         /**
+         * Severity
+         * @description How urgent a notification is.
+         * @enum {string}
+         */
+        Severity: "info" | "warning" | "error";
+        /**
          * SnapshotRead
          * @description One backup of an instance.
          */
@@ -4492,6 +5385,17 @@ export interface components {
             updates?: string[];
         };
         /**
+         * TestResult
+         * @description The outcome of sending a test notification through one channel.
+         */
+        TestResult: {
+            /** Error */
+            error?: string | null;
+            kind: components["schemas"]["ChannelKind"];
+            /** Ok */
+            ok: boolean;
+        };
+        /**
          * TextRead
          * @description A text file opened for editing.
          */
@@ -4528,7 +5432,7 @@ export interface components {
          * @description Where the certificates of the base's names come from.
          * @enum {string}
          */
-        TlsMode: "internal" | "acme";
+        TlsMode: "internal" | "acme" | "dns01";
         /**
          * TokenCreate
          * @description A new API token.
@@ -4573,6 +5477,32 @@ export interface components {
             last_used: string | null;
             /** Name */
             name: string;
+        };
+        /**
+         * TopRead
+         * @description What runs now: the host (admins) and every sampled instance, busiest first.
+         */
+        TopRead: {
+            /**
+             * At
+             * @description Unix time of the latest round.
+             */
+            at: number | null;
+            /**
+             * Disk At
+             * @description When disk use was last measured.
+             */
+            disk_at?: number | null;
+            /**
+             * Enabled
+             * @description The history sampler runs (STACKHUB_METRICS_HISTORY).
+             */
+            enabled: boolean;
+            host?: components["schemas"]["HostNow"] | null;
+            /** Instances */
+            instances: components["schemas"]["InstanceNow"][];
+            /** Interval */
+            interval: number;
         };
         /**
          * TotpEnrolment
@@ -4807,6 +5737,81 @@ export interface components {
             scheme: string;
             /** Service */
             service: string;
+        };
+        /**
+         * WebhookSettings
+         * @description Deliver every notification as a signed JSON POST.
+         */
+        WebhookSettings: {
+            /**
+             * Enabled
+             * @default true
+             */
+            enabled: boolean;
+            /**
+             * Rotate Secret
+             * @description Make a new signing secret (one is made the first time anyway); the answer shows it once.
+             * @default false
+             */
+            rotate_secret: boolean;
+            /**
+             * Url
+             * @description An http:// or https:// URL (no user:password part).
+             */
+            url: string;
+        };
+        /**
+         * WildcardAccepted
+         * @description The answer to a wildcard request: the operation obtaining it.
+         */
+        WildcardAccepted: {
+            /** Base */
+            base: string;
+            operation: components["schemas"]["OperationRead"];
+        };
+        /**
+         * WildcardRead
+         * @description The wildcard certificate of the base.
+         */
+        WildcardRead: {
+            /** @description Whether a name under the base reaches this box, as last checked (after obtaining it). */
+            dns?: components["schemas"]["DnsCheck"] | null;
+            /**
+             * Error
+             * @description The last renewal's error.
+             */
+            error?: string | null;
+            /** Expires At */
+            expires_at?: string | null;
+            /** Expires In Days */
+            expires_in_days?: number | null;
+            /** Issuer */
+            issuer?: string | null;
+            /** Names */
+            names: string[];
+            /**
+             * Records
+             * @description The records to create at the DNS provider so the names reach this box (StackHub does not create them itself).
+             */
+            records?: components["schemas"]["DnsRecord"][];
+            /**
+             * Renew From
+             * @description When the daily check renews it (30 days before expiry).
+             */
+            renew_from?: string | null;
+            /** Warning */
+            warning?: string | null;
+        };
+        /**
+         * WildcardRequest
+         * @description Use `base` with one wildcard certificate obtained by DNS-01 through the provider.
+         */
+        WildcardRequest: {
+            /**
+             * Base
+             * @description e.g. box.example.com
+             */
+            base: string;
         };
         /**
          * PruneRequest
@@ -7584,6 +8589,348 @@ export interface operations {
             };
         };
     };
+    get_provider_api_gateway_dns_provider_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProviderRead"];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    set_provider_api_gateway_dns_provider_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ProviderRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProviderRead"];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    remove_provider_api_gateway_dns_provider_delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    provider_kinds_api_gateway_dns_providers_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProviderKindRead"][];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    wildcard_api_gateway_wildcard_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WildcardRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WildcardAccepted"];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    renew_wildcard_api_gateway_wildcard_renew_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WildcardAccepted"];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     health_api_health_get: {
         parameters: {
             query?: never;
@@ -7855,6 +9202,246 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Accepted"];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_auto_update_api_instances__name__auto_update_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AutoUpdateRead"];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    set_auto_update_api_instances__name__auto_update_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AutoUpdateRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AutoUpdateRead"];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    run_auto_update_api_instances__name__auto_update_run_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Accepted"];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    clone_api_instances__name__clone_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CloneRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CloneAccepted"];
                 };
             };
             /** @description Not signed in, or the credential is no longer valid */
@@ -9549,6 +11136,593 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["KeptDataRead"];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    history_api_metrics_history_get: {
+        parameters: {
+            query: {
+                /** @description host (admins) or instance */
+                scope: "host" | "instance";
+                /** @description The instance (scope instance) */
+                name?: string;
+                range?: "1h" | "24h" | "7d" | "90d";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HistoryRead"];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    top_api_metrics_top_get: {
+        parameters: {
+            query?: {
+                sort?: "cpu" | "memory" | "disk" | "name";
+                limit?: number | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TopRead"];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_notifications_api_notifications_get: {
+        parameters: {
+            query?: {
+                /** @description Only unread ones. */
+                unread?: boolean;
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotificationList"];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_channels_api_notifications_channels_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChannelRead"][];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    set_email_api_notifications_channels_email_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EmailSettings"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChannelRead"];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    set_webhook_api_notifications_channels_webhook_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookSettings"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChannelRead"];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    remove_channel_api_notifications_channels__kind__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description webhook or email */
+                kind: components["schemas"]["ChannelKind"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    test_channel_api_notifications_channels__kind__test_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description webhook or email */
+                kind: components["schemas"]["ChannelKind"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TestResult"];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    read_all_api_notifications_read_all_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReadAllResult"];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    read_one_api_notifications__ident__read_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ident: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotificationRead"];
                 };
             };
             /** @description Not signed in, or the credential is no longer valid */
@@ -11975,6 +14149,120 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UpdateRead"][];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    prune_images_api_updates_prune_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: string;
+                    };
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    replaced_images_api_updates_replaced_images_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReplacedImageRead"][];
                 };
             };
             /** @description Not signed in, or the credential is no longer valid */

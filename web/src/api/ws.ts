@@ -6,7 +6,7 @@
  */
 import { ref, type Ref } from 'vue'
 
-export type Topic = 'operation' | 'instance' | 'metrics' | 'engine'
+export type Topic = 'operation' | 'instance' | 'metrics' | 'engine' | 'notification'
 
 export interface WsEvent<T = Record<string, unknown>> {
   topic: Topic

@@ -16,14 +16,18 @@ Mapping (see docs/store-formats.md):
   ``UMBREL_ROOT`` -> ``${APP_DATA_DIR}/umbrel`` (shared storage stays inside the instance);
   ``APP_HIDDEN_SERVICE`` empty (no Tor); ``NETWORK_IP`` ``172.16.0.0``.
 - ``exports.sh`` is read as data when it holds only ``export NAME="value"`` lines (values may use
-  ``${EXPORTS_APP_DIR}``, earlier exports and the variables above); otherwise it is not used,
-  which blocks the install only if the compose file needs variables nobody else supplies.
+  ``${EXPORTS_APP_DIR}``, earlier exports and the variables above); otherwise (at most 64 KiB)
+  it is carried in the app's ``scripts`` and run in StackHub's store-script sandbox at install
+  (apps/scripts.py), the names it visibly exports being placeholders until then; it blocks the
+  install only if the compose file needs variables nobody supplies, not even visibly.
 - files under ``data/`` (seeds) and ``*.template`` files become the app's ``files``, written
   into the instance's data folder when it is created (never over existing files); a template's
   variables are filled from the instance's values, as Umbrel's envsubst would. Only UTF-8 text
   files of at most 64 KiB (512 KiB per app) are carried.
+- ``hooks/pre-start`` (UTF-8, at most 64 KiB) is carried in ``scripts`` too and run in the
+  sandbox before the project starts (never on the host).
 - problems: ``torOnly``, ``disabled``, a ``dependencies`` entry that `installed` does not
-  report, install/start hooks (``hooks/pre-install``, ``post-install``, ``pre-start``,
+  report, the other install/start hooks (``hooks/pre-install``, ``post-install``,
   ``post-start``: never executed), a mounted seed or template that is binary or too large,
   required variables nobody supplies, ``build:``, no image.
   Notes: other hooks, Umbrel's login in front of the app (``PROXY_AUTH_ADD``), default
@@ -63,6 +67,9 @@ EXPORTS_FILE = "exports.sh"
 STORE_FILE = "umbrel-app-store.yml"
 PROXY = "app_proxy"
 BLOCKING_HOOKS = frozenset({"pre-install", "post-install", "pre-start", "post-start"})
+SANDBOXED_HOOKS = frozenset({"pre-start"})
+"""Hooks StackHub runs in its store-script sandbox (adapters/sandbox.py, apps/scripts.py)."""
+MAX_SCRIPT_BYTES = 64 * 1024
 MAX_SEED_FILES = 1000
 MAX_SEED_BYTES = 64 * 1024  # per file copied into an instance (text only)
 MAX_SEED_TOTAL = 512 * 1024  # per app
@@ -70,6 +77,8 @@ MAX_SEED_TOTAL = 512 * 1024  # per app
 _EXPORT = re.compile(r"^export\s+([A-Za-z_][A-Za-z0-9_]*)=(.*)$")
 _PLAIN = re.compile(r"^[A-Za-z0-9_./:@%+,={}\-$]*$")
 _IPV4 = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
+_EXPORTED = re.compile(r"(?:^|[ \t;&|(])export[ \t]+([A-Za-z_][A-Za-z0-9_]*)(?=[= \t;]|$)",
+                       re.MULTILINE)
 
 Installed = Callable[[str], bool]
 
@@ -136,6 +145,34 @@ def parse_exports(text: str) -> dict[str, str] | None:
     return values
 
 
+def exported_names(text: str) -> list[str]:
+    """Return the names a shell script exports (``export A=...``, ``export A``), in order.
+
+    A static scan: what the sandbox run really exports is read back at install; this only
+    tells the reader which variables the script is expected to supply.
+    """
+    names: list[str] = []
+    for line in text.splitlines():
+        if line.lstrip().startswith("#"):
+            continue
+        for match in _EXPORTED.finditer(line):
+            if match.group(1) not in names:
+                names.append(match.group(1))
+    return names
+
+
+def plain_exports(text: str) -> dict[str, str]:
+    """Return the plain top-level ``export NAME=value`` lines of a script that has logic."""
+    values: dict[str, str] = {}
+    for line in text.splitlines():
+        match = _EXPORT.match(line.strip())
+        if match and line[:1] not in (" ", "\t"):
+            value = _shell_value(match.group(2))
+            if value is not None and "$" not in value:  # shell variables may be local
+                values[match.group(1)] = value
+    return values
+
+
 # ---------------------------------------------------------------------------------------------
 # the reader
 
@@ -151,6 +188,8 @@ class _Reader:
         self.services = common.services_of(compose)
         self.exports: dict[str, str] = {}
         self.exports_ok = True
+        self.scripts: dict[str, str] = {}  # run in the sandbox at install (apps/scripts.py)
+        self.script_vars: list[str] = []
         self.dependencies: list[str] = []
         self.texts: dict[str, str | None] = {}  # seed and template files: text, None if unusable
         self.files: list[AppFile] = []
@@ -207,6 +246,11 @@ class _Reader:
         parsed = parse_exports(text)
         if parsed is None:
             self.exports_ok = False
+            if len(text.encode()) <= MAX_SCRIPT_BYTES:
+                self.scripts[EXPORTS_FILE] = text
+                self.script_vars = exported_names(text)
+                self.exports = {n: v for n, v in plain_exports(text).items()
+                                if n in self.script_vars}
             return
         self.exports = parsed
 
@@ -377,7 +421,13 @@ class _Reader:
 
     def files_needed(self, files: frozenset[str], hooks: frozenset[str]) -> None:
         for hook in sorted(hooks):
-            if hook in BLOCKING_HOOKS:
+            if hook in SANDBOXED_HOOKS and f"hooks/{hook}" in self.scripts:
+                self.draft.note(f"the {hook} hook runs in StackHub's store-script sandbox (no "
+                                "network, no Docker, only this app's folder)")
+            elif hook in SANDBOXED_HOOKS:
+                self.draft.problem(f"the {hook} hook is not a UTF-8 text file of at most "
+                                   f"{MAX_SCRIPT_BYTES} bytes; StackHub cannot run it")
+            elif hook in BLOCKING_HOOKS:
                 self.draft.problem(f"the app relies on a {hook} hook; StackHub never runs "
                                    "store scripts")
             else:
@@ -464,14 +514,21 @@ class _Reader:
         common.check_services(self.compose, self.draft,
                               shipped=frozenset(f.path for f in self.files))
         if not self.exports_ok:
+            for name in self.script_vars:
+                if not self.draft.taken(name) and not common.reserved(name):
+                    self.draft.derived[name] = ""  # filled by the sandbox run at install
             unknown = sorted(n for n in common.referenced(self.compose)
                              if not self.draft.taken(n))
-            if unknown:
-                self.draft.problem("exports.sh contains shell logic, which StackHub does not "
-                                   "run, and the app needs variables it may set: "
-                                   + ", ".join(unknown))
+            if EXPORTS_FILE not in self.scripts:
+                self.draft.problem(f"exports.sh is larger than {MAX_SCRIPT_BYTES} bytes; "
+                                   "StackHub does not run it")
+            elif unknown:
+                self.draft.problem("the app needs variables its exports.sh does not visibly "
+                                   "export: " + ", ".join(unknown))
             else:
-                self.draft.note("exports.sh contains shell logic and was not run")
+                self.draft.note("exports.sh computes values: it runs in StackHub's "
+                                "store-script sandbox at install, and what it exports is read "
+                                "back as data")
         common.check_unknown_vars(self.compose, self.draft, origin="Umbrel")
         return web
 
@@ -493,7 +550,8 @@ def parse_app(manifest_text: str | bytes, compose_text: str | bytes, *,
               exports_text: str | bytes | None = None, hooks: frozenset[str] = frozenset(),
               files: frozenset[str] = frozenset(), folder_name: str | None = None,
               store: str | None = None, installed: Installed = lambda _: False,
-              file_texts: dict[str, str | None] | None = None) -> AppDefinition:
+              file_texts: dict[str, str | None] | None = None,
+              hook_texts: dict[str, str] | None = None) -> AppDefinition:
     """Build an AppDefinition from one Umbrel app.
 
     `files` are the relative names in its folder; `file_texts` the contents of its seed and
@@ -509,6 +567,9 @@ def parse_app(manifest_text: str | bytes, compose_text: str | bytes, *,
         raise Invalid(f"{MANIFEST_FILE} has no name")
     reader = _Reader(manifest, compose, app_id)
     reader.texts = dict(file_texts or {})
+    for hook, text in (hook_texts or {}).items():
+        if hook in SANDBOXED_HOOKS and hook in hooks:
+            reader.scripts[f"hooks/{hook}"] = text
     if folder_name is not None and folder_name != app_id:
         reader.draft.note(f"the manifest id {app_id!r} differs from its folder {folder_name!r}")
     if exports_text is not None:
@@ -534,7 +595,7 @@ def parse_app(manifest_text: str | bytes, compose_text: str | bytes, *,
         author=str(manifest["developer"]) if manifest.get("developer") else None,
         main=web, parameters=list(draft.params.values()), derived=draft.derived,
         compose=compose, files=reader.files, problems=draft.problems, notes=draft.notes,
-        dependencies=reader.dependencies)
+        dependencies=reader.dependencies, scripts=reader.scripts)
 
 
 def _file_texts(folder: Path, names: frozenset[str]) -> dict[str, str | None]:
@@ -618,7 +679,19 @@ def read_app_dir(folder: Path, *, store: str | None = None,
                      exports_text=common.read_optional(folder, EXPORTS_FILE), hooks=hooks,
                      files=files | frozenset(env_texts), folder_name=folder.name, store=store,
                      installed=installed,
-                     file_texts={**_file_texts(folder, files), **env_texts})
+                     file_texts={**_file_texts(folder, files), **env_texts},
+                     hook_texts=_hook_texts(hooks_dir, hooks))
+
+
+def _hook_texts(hooks_dir: Path, hooks: frozenset[str]) -> dict[str, str]:
+    """Read the hooks StackHub runs in its sandbox, as UTF-8 text within the size limit."""
+    texts: dict[str, str] = {}
+    for hook in sorted(hooks & SANDBOXED_HOOKS):
+        try:
+            texts[hook] = common.read_file(hooks_dir, hook, limit=MAX_SCRIPT_BYTES).decode()
+        except (Invalid, UnicodeDecodeError):
+            continue
+    return texts
 
 
 def read_store_meta(root: Path) -> dict[str, str] | None:

@@ -196,14 +196,38 @@ def test_parse_exports(text: str, expected: dict[str, str] | None) -> None:
     assert umbrel.parse_exports(text) == expected
 
 
-def test_exports_with_shell_logic_block_only_when_needed() -> None:
+def test_exports_with_shell_logic_are_carried_for_the_sandbox() -> None:
     app = read("fixture-scripted")
-    assert any("APP_FIXTURE_SCRIPTED_MODE" in p and "shell logic" in p for p in app.problems)
+    assert app.installable, app.problems
+    exports = (STORE / "fixture-scripted" / "exports.sh").read_text()
+    assert app.scripts == {"exports.sh": exports}
+    # the plain line is a default; the computed one a placeholder the sandbox run fills
+    assert app.derived["APP_FIXTURE_SCRIPTED_PORT"] == "9000"
+    assert app.derived["APP_FIXTURE_SCRIPTED_MODE"] == ""
+    assert any("store-script sandbox" in n for n in app.notes)
     text = (STORE / "fixture-scripted" / "umbrel-app.yml").read_text()
-    quiet = umbrel.parse_app(text, "services:\n  web:\n    image: example/x:1\n",
+    needy = umbrel.parse_app(text, "services:\n  web:\n    image: example/x:1\n"
+                             "    environment: {X: '${APP_OTHER}'}\n",
                              exports_text="if true; then export A=1; fi\n")
-    assert quiet.installable
-    assert any("shell logic and was not run" in n for n in quiet.notes)
+    assert any("does not visibly export: APP_OTHER" in p for p in needy.problems)
+    huge = umbrel.parse_app(text, "services:\n  web:\n    image: example/x:1\n",
+                            exports_text="if true; then export A=1; fi\n" + "#" * 70000)
+    assert any("larger than" in p for p in huge.problems) and not huge.scripts
+
+
+def test_pre_start_hook_is_carried_others_still_block(tmp_path: Path) -> None:
+    app = tmp_path / "hooky"
+    (app / "hooks").mkdir(parents=True)
+    (app / "umbrel-app.yml").write_text("manifestVersion: 1\nid: hooky\nname: H\nport: 80\n")
+    (app / "docker-compose.yml").write_text("services:\n  web:\n    image: example/x:1\n")
+    (app / "hooks" / "pre-start").write_text("#!/bin/bash\nmkdir -p \"$APP_DATA_DIR/x\"\n")
+    read_ok = umbrel.read_app_dir(app)
+    assert read_ok.installable and list(read_ok.scripts) == ["hooks/pre-start"]
+    (app / "hooks" / "pre-start").write_bytes(b"\xff\xfe binary")
+    assert any("pre-start hook is not a UTF-8" in p for p in umbrel.read_app_dir(app).problems)
+    (app / "hooks" / "pre-start").unlink()
+    (app / "hooks" / "post-start").write_text("#!/bin/bash\n")
+    assert any("post-start hook" in p for p in umbrel.read_app_dir(app).problems)
 
 
 # -- what cannot be honoured -----------------------------------------------------------------------

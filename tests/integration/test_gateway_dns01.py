@@ -1,0 +1,201 @@
+"""A wildcard for the base by DNS-01: real lego (exec provider), Pebble, challtestsrv, Caddy.
+
+lego's exec provider runs a small script this module writes, which publishes the challenge
+TXT record through challtestsrv's ``/set-txt`` (the DNS Pebble asks). The base is switched
+only once the wildcard is there, and its names are served with it through Caddy, loaded
+inline: Caddy obtains nothing by HTTP-01 for them.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import ssl
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.integration.conftest import FIXTURE_APPS, Server, free_port
+from tests.integration.gateway_env import AcmeLab, running_lab
+
+pytestmark = pytest.mark.integration
+BASE = "box.test"
+SECRET_HINT = "hook-secret-7f3a9c"
+
+
+def app_source() -> dict[str, str]:
+    """The web-app fixture, serving its GREETING."""
+    folder = FIXTURE_APPS / "web-app"
+    compose = (folder / "compose.yaml").read_text().replace(
+        "    image: stackhub-test/web:1\n",
+        "    image: stackhub-test/web:1\n    command: [\"sh\", \"-c\", \"echo '${GREETING}' "
+        ">/www/index.html && exec httpd -f -p 80 -h /www\"]\n")
+    assert "command:" in compose
+    return {"kind": "app", "manifest": (folder / "stackhub-app.yaml").read_text(),
+            "compose": compose}
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AcmeLab]:
+    """Pebble and its DNS for this module (the gateway lab of gateway_env)."""
+    yield from running_lab(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def hooks(lab: AcmeLab, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """lego exec scripts: one publishing through challtestsrv, one refusing."""
+    folder = tmp_path_factory.mktemp("hooks")
+    good = folder / "challtestsrv-hook.sh"
+    good.write_text(
+        "#!/bin/sh\n# lego exec provider: $1 present|cleanup, $2 the FQDN, $3 the value\n"
+        "set -e\n"
+        f"api=http://127.0.0.1:{lab.mgmt_port}\n"
+        "case \"$1\" in\n"
+        "  present) curl -sf -X POST -d \"{\\\"host\\\":\\\"$2\\\",\\\"value\\\":\\\"$3\\\"}\""
+        " \"$api/set-txt\" ;;\n"
+        "  cleanup) curl -sf -X POST -d \"{\\\"host\\\":\\\"$2\\\"}\" \"$api/clear-txt\" ;;\n"
+        "esac\n")
+    bad = folder / f"refusing-hook-{SECRET_HINT}.sh"
+    bad.write_text("#!/bin/sh\necho \"denied: the API token is not valid\" >&2\n"
+                   "echo \"called as $0\" >&2\nexit 3\n")
+    for path in (good, bad):
+        path.chmod(0o755)
+    return {"good": good, "bad": bad}
+
+
+@pytest.fixture(scope="module")
+def srv(lab: AcmeLab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A server with the gateway on the lab's ports and one instance, web; no base yet."""
+    # renewal is due 100 years before expiry: Pebble's certificates live years, not weeks
+    env = {**lab.env(), "STACKHUB_DNS01_PROPAGATION_CHECK": "0",
+           "STACKHUB_DNS01_RENEW_DAYS": "36500"}
+    server = Server(tmp_path_factory.mktemp("dns01") / "data", extra_env=env)
+    server.start()
+    try:
+        answer = server.api("POST", "/api/instances", json={
+            "source": app_source(), "name": "web",
+            "values": {"WEB_PORT": str(free_port()), "GREETING": "hello from web"}})
+        assert answer.status_code == 202, answer.text
+        assert server.wait_operation(answer.json()["operation"]["id"])["state"] == "succeeded"
+        yield server
+    finally:
+        server.stop()
+        server.cleanup_engine()
+
+
+def provider(srv: Server, script: Path) -> None:
+    result = srv.cli("domain", "provider", "set", "exec", "--env", f"EXEC_PATH={script}",
+                     "--env", "EXEC_SEQUENCE_INTERVAL=1", "--env", "EXEC_POLLING_INTERVAL=1",
+                     "--env", "EXEC_PROPAGATION_TIMEOUT=30", "--json")
+    assert result.returncode == 0, result.stderr + result.stdout
+    shown = json.loads(result.stdout)
+    assert shown["kind"] == "exec" and "EXEC_PATH" in shown["keys"]
+    assert str(script) not in result.stdout  # keys only, never values
+
+
+def fetch(lab: AcmeLab, host: str, path: str = "/") -> httpx.Response:
+    """GET https://host/path through the gateway on 127.0.0.1, trusting only Pebble's roots."""
+    context = ssl.create_default_context(cafile=str(lab.bundle))
+    with httpx.Client(verify=context, timeout=30) as client:
+        return client.get(f"https://127.0.0.1:{lab.https_port}{path}", headers={"Host": host},
+                          extensions={"sni_hostname": host})
+
+
+def served(lab: AcmeLab, host: str) -> dict[str, Any]:
+    """Return the certificate the gateway serves for `host` (verified with Pebble's roots)."""
+    context = ssl.create_default_context(cafile=str(lab.bundle))
+    with socket.create_connection(("127.0.0.1", lab.https_port), timeout=10) as raw, \
+            context.wrap_socket(raw, server_hostname=host) as tls:
+        return dict(tls.getpeercert() or {})
+
+
+def served_names(lab: AcmeLab, host: str) -> tuple[tuple[str, str], ...]:
+    """Return the subjectAltName of the certificate the gateway serves for `host`."""
+    return tuple(served(lab, host)["subjectAltName"])
+
+
+def wildcard_ops(srv: Server) -> list[dict[str, Any]]:
+    items = srv.api("GET", "/api/operations", params={"kind": "wildcard"}).json()["items"]
+    return list(items)
+
+
+def test_a_refusing_provider_fails_clearly_and_changes_nothing(srv: Server, lab: AcmeLab,
+                                                               hooks: dict[str, Path]) -> None:
+    provider(srv, hooks["bad"])
+    result = srv.cli("domain", "base", BASE, "--tls", "dns01")
+    assert result.returncode == 1
+    assert "refused to create the challenge TXT record" in result.stderr
+    assert "denied: the API token is not valid" in result.stderr
+    assert "nothing was changed" in result.stderr
+    op = wildcard_ops(srv)[0]
+    assert op["state"] == "failed" and op["instance"] == "@gateway"
+    journal = json.dumps(srv.api("GET", f"/api/operations/{op['id']}").json())
+    assert SECRET_HINT not in journal  # EXEC_PATH's value is masked in lego's output
+    assert "***" in journal
+    base = srv.api("GET", "/api/domains/base").json()
+    assert (base["base"], base["tls"]) == (None, None)
+    assert srv.api("GET", "/api/domains").json() == []
+
+
+def test_a_base_without_a_provider_is_refused(srv: Server) -> None:
+    renew = srv.cli("domain", "renew")
+    assert renew.returncode == 1 and "has no DNS-01 wildcard" in renew.stderr
+    srv.cli("domain", "provider", "remove")
+    answer = srv.api("POST", "/api/gateway/wildcard", json={"base": BASE})
+    assert answer.status_code == 422
+    assert "no DNS provider is set" in answer.json()["error"]["message"]
+    assert srv.api("GET", "/api/domains/base").json()["base"] is None
+
+
+def test_wildcard_by_dns01_serves_apps_over_https(srv: Server, lab: AcmeLab,
+                                                  hooks: dict[str, Path]) -> None:
+    provider(srv, hooks["good"])
+    result = srv.cli("domain", "base", BASE, "--tls", "dns01", "--json", timeout=300)
+    assert result.returncode == 0, result.stderr + result.stdout
+    out = json.loads(result.stdout)
+    assert out["operation"]["state"] == "succeeded"
+    wildcard = out["read"]["wildcard"]
+    assert sorted(wildcard["names"]) == sorted([f"*.{BASE}", BASE])
+    assert wildcard["issuer"].startswith("Pebble") and wildcard["expires_at"]
+    assert {"type": "A", "name": f"*.{BASE}", "value": "127.0.0.1"} in wildcard["records"]
+    steps = srv.api("GET", f"/api/operations/{out['operation']['id']}").json()["steps"]
+    assert [s["name"] for s in steps] == ["challenge", "load", "serve", "records"]
+    # the *.<base> record checked through the same DNS (challtestsrv answers 127.0.0.1)
+    assert wildcard["dns"]["ok"] is True
+    assert wildcard["dns"]["domain"] == f"stackhub-wildcard-check.{BASE}"
+
+    deadline = time.monotonic() + 15  # the app's own start (a 502 page until it answers)
+    while (answer := fetch(lab, f"web.{BASE}")).status_code == 502 and \
+            time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert (answer.status_code, answer.text.strip()) == (200, "hello from web"), answer.text
+    assert fetch(lab, f"console.{BASE}", "/api/health").json()["status"] == "ok"
+    listed = {d["name"]: d for d in srv.api("GET", "/api/domains").json()}
+    web = listed[f"web.{BASE}"]
+    assert (web["tls"], web["state"]) == ("dns01", "active")
+    assert web["issuer"].startswith("Pebble") and web["expires_in_days"] > 30
+    # no HTTP-01, no certificate managed by Caddy for the base's names: only the wildcard
+    storage = srv.data_dir / "gateway"
+    assert not list(storage.rglob(f"web.{BASE}.crt"))
+    assert ("DNS", f"*.{BASE}") in served_names(lab, f"web.{BASE}")
+    mode = (srv.data_dir / "secrets" / "dns-provider.json").stat().st_mode & 0o777
+    assert mode == 0o600
+    assert (srv.data_dir / "secrets" / "lego").stat().st_mode & 0o777 == 0o700
+
+
+def test_renewal_runs_lego_renew_and_the_gateway_serves_the_new_certificate(
+        srv: Server, lab: AcmeLab) -> None:
+    before = served(lab, f"web.{BASE}")["serialNumber"]
+    result = srv.cli("domain", "renew", "--json", timeout=300)
+    assert result.returncode == 0, result.stderr + result.stdout
+    op = json.loads(result.stdout)["operation"]
+    assert op["state"] == "succeeded"
+    after = served(lab, f"web.{BASE}")
+    assert after["serialNumber"] != before  # loaded inline: Caddy serves the renewed one
+    assert ("DNS", f"*.{BASE}") in after["subjectAltName"]
+    assert fetch(lab, f"web.{BASE}").text.strip() == "hello from web"
+    assert srv.api("GET", "/api/domains/base").json()["wildcard"]["error"] is None
