@@ -19,6 +19,7 @@ class Kind(StrEnum):
     DISK_FULL = "disk_full"
     APP_UNHEALTHY = "app_unhealthy"
     ENGINE_UNREACHABLE = "engine_unreachable"
+    AUTO_UPDATE = "auto_update"
     TEST = "test"
 
 

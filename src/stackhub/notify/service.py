@@ -40,7 +40,10 @@ TOPIC = "notification"
 KEY = "notifications"
 QUIET_RESOLUTIONS = {Kind.UPDATE_AVAILABLE, Kind.TEST}  # resolving these is not delivered
 INSTANCE_PREFIXES = ("update:", "update_failed:", "backup_failed:", "backup_missing:",
-                     "unhealthy:")
+                     "unhealthy:", "auto_update:")
+# automatic update results worth telling (up-to-date is not news)
+AUTO_RESULTS = {"updated": Severity.INFO, "skipped": Severity.INFO,
+                "rolled-back": Severity.ERROR, "failed": Severity.ERROR}
 
 __all__ = ["Kind", "Notice", "NotifyService", "Severity"]
 
@@ -178,6 +181,9 @@ class NotifyService:
             elif event.kind == "up":
                 self.resolve("engine")
             return
+        if event.topic == "auto-update":
+            self._auto_update(event)
+            return
         if event.topic != "operation" or event.kind != "finished":
             return
         kind, state = event.data.get("op_kind"), event.data.get("state")
@@ -201,10 +207,25 @@ class NotifyService:
             for prefix in INSTANCE_PREFIXES:
                 self.resolve(prefix + name)
 
+    def _auto_update(self, event: Event) -> None:
+        """Tell each automatic update's result (updated, held back, rolled back, failed)."""
+        name = str(event.data.get("instance") or event.key)
+        result = str(event.data.get("result") or "")
+        severity = AUTO_RESULTS.get(result)
+        if severity is None:
+            return
+        self.notify(Notice(Kind.AUTO_UPDATE, f"auto_update:{name}", {
+            "instance": name, "result": result,
+            "message": str(event.data.get("message") or "")[:500]},
+            f"/apps/{name}", severity, instance=name, renotify=True))
+        if result == "updated":
+            self.resolve(f"update_failed:{name}")
+            self.resolve(f"update:{name}")
+
     def start(self) -> None:
         """Follow the bus and start delivering (the server's lifespan)."""
         self.deliveries.start()
-        self._sub = self.bus.subscribe(lambda e: e.topic == "engine" or (
+        self._sub = self.bus.subscribe(lambda e: e.topic in ("engine", "auto-update") or (
             e.topic == "operation" and e.kind == "finished"))
         self._listener = asyncio.create_task(self._listen(self._sub), name="notify-listener")
 

@@ -16,6 +16,7 @@ TEMPLATES: dict[Kind, str] = {
     Kind.DISK_FULL: "The disk holding {path} is {percent}% full",
     Kind.APP_UNHEALTHY: "{instance} has been {status} for {minutes} min",
     Kind.ENGINE_UNREACHABLE: "The Docker engine is unreachable: {error}",
+    Kind.AUTO_UPDATE: "Automatic update of {instance}: {result}. {message}",
     Kind.TEST: "A test notification from StackHub",
 }
 

@@ -129,6 +129,28 @@ def test_bus_events_raise_and_resolve(service: NotifyService) -> None:
     assert all(n.resolved for n in service.listing(ADMIN).items)
 
 
+def test_each_automatic_update_result_is_told(service: NotifyService) -> None:
+    def result(name: str, outcome: str, message: str) -> None:
+        service.handle(Event("auto-update", name, outcome,
+                             {"instance": name, "result": outcome, "message": message}))
+
+    result("blog", "up-to-date", "blog is up to date (1.0)")  # not news
+    assert service.listing(ADMIN).items == []
+    service.handle(Event("operation", "blog", "finished",
+                         {"op_kind": "update", "state": "failed", "instance": "blog",
+                          "error": "rolled back"}))
+    result("blog", "updated", "blog: auto-digest")
+    result("wiki", "skipped", "not updated automatically: version 2.0 is available")
+    result("shop", "rolled-back", "health check failed, rolled back to 1.0")
+    found = {(n.kind, n.instance): n for n in service.listing(ADMIN).items}
+    assert found[(Kind.AUTO_UPDATE, "blog")].severity == "info"
+    assert found[(Kind.UPDATE_FAILED, "blog")].resolved  # the good update closes the failure
+    assert "version 2.0" in found[(Kind.AUTO_UPDATE, "wiki")].params["message"]
+    shop = found[(Kind.AUTO_UPDATE, "shop")]
+    assert shop.severity == "error" and shop.link == "/apps/shop" and not shop.read
+    assert "rolled back" in shop.text
+
+
 async def test_changes_are_published_without_content(service: NotifyService) -> None:
     service.bus.bind(asyncio.get_running_loop())
     sub = service.bus.subscribe(lambda e: e.topic == "notification")

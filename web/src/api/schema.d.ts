@@ -3998,7 +3998,7 @@ export interface components {
          * @description What a notification is about (the console renders its text from kind + params).
          * @enum {string}
          */
-        Kind: "update_available" | "update_failed" | "backup_failed" | "backup_missing" | "certificate_expiring" | "disk_full" | "app_unhealthy" | "engine_unreachable" | "test";
+        Kind: "update_available" | "update_failed" | "backup_failed" | "backup_missing" | "certificate_expiring" | "disk_full" | "app_unhealthy" | "engine_unreachable" | "auto_update" | "test";
         /**
          * Level
          * @description How bad a check's finding is.
