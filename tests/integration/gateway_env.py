@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.conftest import free_port
+from tests.integration.conftest import FIXTURE_APPS, free_port
 
 
 def _openssl(*args: str, cwd: Path) -> None:
@@ -134,3 +134,17 @@ def running_lab(factory: pytest.TempPathFactory) -> Iterator[AcmeLab]:
         yield lab
     finally:
         lab.stop()
+
+
+GREETING_PAGE = "echo '${GREETING}' >/www/index.html && exec httpd -f -p 80 -h /www"
+
+
+def web_app_source(script: str = GREETING_PAGE) -> dict[str, str]:
+    """The web-app fixture with its container running `script` (by default: serve GREETING)."""
+    folder = FIXTURE_APPS / "web-app"
+    compose = (folder / "compose.yaml").read_text().replace(
+        "    image: stackhub-test/web:1\n",
+        f"    image: stackhub-test/web:1\n    command: [\"sh\", \"-c\", {json.dumps(script)}]\n")
+    assert "command:" in compose
+    return {"kind": "app", "manifest": (folder / "stackhub-app.yaml").read_text(),
+            "compose": compose}

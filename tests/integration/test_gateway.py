@@ -22,23 +22,11 @@ import psutil
 import pytest
 from websockets.sync.client import connect
 
-from tests.integration.conftest import FIXTURE_APPS, Server, free_port
-from tests.integration.gateway_env import AcmeLab, running_lab
+from tests.integration.conftest import Server, free_port
+from tests.integration.gateway_env import AcmeLab, running_lab, web_app_source
 
 pytestmark = pytest.mark.integration
 BASE = "home.lan"
-
-
-def app_source() -> dict[str, str]:
-    """The web-app fixture, serving its GREETING (so each instance answers differently)."""
-    folder = FIXTURE_APPS / "web-app"
-    compose = (folder / "compose.yaml").read_text().replace(
-        "    image: stackhub-test/web:1\n",
-        "    image: stackhub-test/web:1\n    command: [\"sh\", \"-c\", \"echo '${GREETING}' "
-        ">/www/index.html && exec httpd -f -p 80 -h /www\"]\n")
-    assert "command:" in compose
-    return {"kind": "app", "manifest": (folder / "stackhub-app.yaml").read_text(),
-            "compose": compose}
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +44,7 @@ def gw(lab: AcmeLab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve
         ops = []
         for name in ("web", "other"):
             answer = srv.api("POST", "/api/instances", json={
-                "source": app_source(), "name": name,
+                "source": web_app_source(), "name": name,
                 "values": {"WEB_PORT": str(free_port()), "GREETING": f"hello from {name}"}})
             assert answer.status_code == 202, answer.text
             ops.append(answer.json()["operation"]["id"])

@@ -19,24 +19,12 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.conftest import FIXTURE_APPS, Server, free_port
-from tests.integration.gateway_env import AcmeLab, running_lab
+from tests.integration.conftest import Server, free_port
+from tests.integration.gateway_env import AcmeLab, running_lab, web_app_source
 
 pytestmark = pytest.mark.integration
 BASE = "box.test"
 SECRET_HINT = "hook-secret-7f3a9c"
-
-
-def app_source() -> dict[str, str]:
-    """The web-app fixture, serving its GREETING."""
-    folder = FIXTURE_APPS / "web-app"
-    compose = (folder / "compose.yaml").read_text().replace(
-        "    image: stackhub-test/web:1\n",
-        "    image: stackhub-test/web:1\n    command: [\"sh\", \"-c\", \"echo '${GREETING}' "
-        ">/www/index.html && exec httpd -f -p 80 -h /www\"]\n")
-    assert "command:" in compose
-    return {"kind": "app", "manifest": (folder / "stackhub-app.yaml").read_text(),
-            "compose": compose}
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +65,7 @@ def srv(lab: AcmeLab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serv
     server.start()
     try:
         answer = server.api("POST", "/api/instances", json={
-            "source": app_source(), "name": "web",
+            "source": web_app_source(), "name": "web",
             "values": {"WEB_PORT": str(free_port()), "GREETING": "hello from web"}})
         assert answer.status_code == 202, answer.text
         assert server.wait_operation(answer.json()["operation"]["id"])["state"] == "succeeded"

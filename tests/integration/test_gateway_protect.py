@@ -17,8 +17,8 @@ from urllib.parse import quote, urlsplit
 import httpx
 import pytest
 
-from tests.integration.conftest import FIXTURE_APPS, Server, free_port
-from tests.integration.gateway_env import AcmeLab, running_lab
+from tests.integration.conftest import Server, free_port
+from tests.integration.gateway_env import AcmeLab, running_lab, web_app_source
 
 pytestmark = pytest.mark.integration
 BASE = "home.lan"
@@ -26,17 +26,6 @@ PASSWORD = "correct horse battery staple 9"
 SCRIPT = ("mkdir -p /www/cgi-bin && printf '#!/bin/sh\\necho Content-Type: text/plain\\necho\\n"
           "echo \"user=$$HTTP_REMOTE_USER groups=$$HTTP_REMOTE_GROUPS cookie=$$HTTP_COOKIE\"\\n'"
           " >/www/cgi-bin/who && chmod +x /www/cgi-bin/who && exec httpd -f -p 80 -h /www")
-
-
-def who_source() -> dict[str, str]:
-    """The web-app fixture with a CGI script echoing what the app receives."""
-    folder = FIXTURE_APPS / "web-app"
-    compose = (folder / "compose.yaml").read_text().replace(
-        "    image: stackhub-test/web:1\n",
-        f"    image: stackhub-test/web:1\n    command: [\"sh\", \"-c\", {json.dumps(SCRIPT)}]\n")
-    assert "command:" in compose
-    return {"kind": "app", "manifest": (folder / "stackhub-app.yaml").read_text(),
-            "compose": compose}
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +40,7 @@ def gw(lab: AcmeLab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve
     srv.start()
     try:
         answer = srv.api("POST", "/api/instances", json={
-            "source": who_source(), "name": "who",
+            "source": web_app_source(SCRIPT), "name": "who",
             "values": {"WEB_PORT": str(free_port()), "GREETING": "hi"}})
         assert answer.status_code == 202, answer.text
         assert srv.wait_operation(answer.json()["operation"]["id"])["state"] == "succeeded"
