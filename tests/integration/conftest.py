@@ -22,6 +22,8 @@ from tests.leftovers import mark_install, sweep
 REPO = Path(__file__).resolve().parents[2]
 FIXTURE_APPS = REPO / "tests" / "fixtures" / "apps"
 STACKHUB = [sys.executable, "-m", "stackhub"]
+# s for a server to answer: ~2 s on a quiet 2-core box, 15-30 s seen when suites ran in parallel
+START_WAIT = float(os.environ.get("STACKHUB_TEST_START_WAIT", "90"))
 
 
 def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -86,7 +88,7 @@ class Server:
             self.proc = subprocess.Popen([*STACKHUB, "serve", "--port", str(self.port)],
                                          env=env, stdout=log, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + START_WAIT
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise AssertionError(f"server exited early: {self.log.read_text()[-2000:]}")
