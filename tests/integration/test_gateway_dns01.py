@@ -187,3 +187,35 @@ def test_renewal_runs_lego_renew_and_the_gateway_serves_the_new_certificate(
     assert ("DNS", f"*.{BASE}") in after["subjectAltName"]
     assert fetch(lab, f"web.{BASE}").text.strip() == "hello from web"
     assert srv.api("GET", "/api/domains/base").json()["wildcard"]["error"] is None
+
+
+def test_a_killed_renewal_is_interrupted_and_the_next_check_converges(
+        srv: Server, lab: AcmeLab, tmp_path: Path) -> None:
+    """The crash scenario of the `wildcard` kind (tests/integration/test_crash_kinds.py): the
+    renewal check at start (due at once with this module's 36500 days) is killed at its
+    challenge step; after the restart the op reads interrupted and the next check renews."""
+    before = served(lab, f"web.{BASE}")["serialNumber"]
+    marker = tmp_path / "paused"
+    srv.stop()
+    srv.start(STACKHUB_FAULT_PAUSE="wildcard-challenge", STACKHUB_FAULT_MARKER=str(marker))
+    deadline = time.monotonic() + 60
+    while not marker.exists():
+        assert time.monotonic() < deadline, "the renewal never reached its challenge step"
+        time.sleep(0.1)
+    killed = wildcard_ops(srv)[0]
+    assert killed["state"] == "running", killed
+    srv.kill9()
+    srv.start()
+    found = {op["id"]: op for op in wildcard_ops(srv)}[killed["id"]]
+    assert (found["state"], found["instance"]) == ("interrupted", "@gateway"), found
+    assert "StackHub stopped" in found["error"]
+    assert srv.api("GET", "/api/domains/base").json()["tls"] == "dns01"  # nothing undone
+    deadline = time.monotonic() + 240
+    while served(lab, f"web.{BASE}")["serialNumber"] == before:
+        assert time.monotonic() < deadline, wildcard_ops(srv)[:2]
+        time.sleep(1)
+    while (newest := wildcard_ops(srv)[0])["state"] == "running":  # serve, records: after load
+        assert time.monotonic() < deadline, newest
+        time.sleep(0.5)
+    assert newest["state"] == "succeeded" and newest["id"] != killed["id"], newest
+    assert fetch(lab, f"web.{BASE}").text.strip() == "hello from web"

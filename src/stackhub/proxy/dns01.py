@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from stackhub import faults
 from stackhub.adapters import lego
 from stackhub.apps.models import OperationRead
 from stackhub.errors import (
@@ -125,6 +126,7 @@ class WildcardFlows:
     async def issue(self, run: Run, base: str, *, renew: bool) -> None:
         """Run lego, then switch the base to it (or re-load the renewed certificate)."""
         run.step("challenge", 10.0)
+        await faults.checkpoint("wildcard-challenge")
         request, credentials, kind = self._request(base, renew=renew)
         try:
             outcome = await lego.run(request, credentials, roots=self.proxy.settings.acme_roots,
