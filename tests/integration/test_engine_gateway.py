@@ -14,9 +14,9 @@ import httpx
 import pytest
 
 from tests.integration.conftest import free_port
-from tests.integration.gateway_env import AcmeLab, running_lab
+from tests.integration.gateway_env import AcmeLab, running_lab, web_app_source
 from tests.integration.second_engine import PatientServer, SecondEngine, second_engine
-from tests.integration.test_gateway import BASE, app_source, fetch, internal_root
+from tests.integration.test_gateway import BASE, fetch, internal_root
 from tests.integration.test_outage import until
 
 pytestmark = pytest.mark.integration
@@ -46,7 +46,7 @@ def test_an_app_behind_the_gateway_answers_again_after_the_engine_restarts(
     srv.start()
     try:
         accepted = srv.api("POST", "/api/instances", json={
-            "source": app_source(), "name": "web",
+            "source": web_app_source(), "name": "web",
             "values": {"WEB_PORT": str(free_port()), "GREETING": "hello from web"}})
         assert accepted.status_code == 202, accepted.text
         assert srv.wait_operation(accepted.json()["operation"]["id"])["state"] == "succeeded"
