@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
 import subprocess
@@ -25,7 +26,18 @@ def mark_install(data_dir: Path) -> str:
         return path.read_text().strip()
     data_dir.mkdir(parents=True, exist_ok=True)
     value = f"{PREFIX}{secrets.token_hex(5)}"
-    path.write_text(value + "\n")
+    # durable, as the server writes it: the power-loss test copies the disk without a sync
+    temp = path.with_name(".install-id.tmp")
+    with temp.open("w") as handle:
+        handle.write(value + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    temp.rename(path)
+    folder = os.open(data_dir, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
     return value
 
 
