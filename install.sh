@@ -362,8 +362,37 @@ ensure_venv() {
   fi
 }
 
+# The database records the StackHub version that last ran on it (src/stackhub/state/
+# versioning.py): a wheel older than that is refused before anything is installed (that server
+# would refuse to start on the database anyway, after replacing the newer one).
+db_version() {
+  local db="$DATA_DIR/stackhub.db" py
+  [ -f "$db" ] || return 0
+  py="$(command -v python3 || true)"
+  [ -n "$py" ] || return 0
+  "$py" - "$db" 2>/dev/null <<'PYEOF' || true
+import sqlite3, sys
+try:
+    conn = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True)
+    row = conn.execute("SELECT value FROM stackhub_meta WHERE key = 'version'").fetchone()
+    print(row[0] if row else "")
+except sqlite3.Error:
+    pass
+PYEOF
+}
+refuse_downgrade() {
+  local wheel="$1" have want
+  want="$(basename "$wheel" | cut -d- -f2)"
+  have="$(db_version)"
+  if [ -z "$have" ] || [ "$have" = "$want" ]; then return 0; fi
+  if [ "$(printf '%s\n%s\n' "$want" "$have" | sort -V | tail -n1)" = "$have" ]; then
+    die "$DATA_DIR/stackhub.db was last used by StackHub $have; $(basename "$wheel") is the older $want, which cannot run on it. Nothing was installed. Install StackHub $have or later (--wheel FILE), or restore a system backup made with $want into an empty data root"
+  fi
+}
+
 install_stackhub() {
   local wheel="$1" sum stamp="$PREFIX/.installed-wheel"
+  refuse_downgrade "$wheel"
   # the digest of the wheel's RECORD (every file's hash): a rebuilt but identical wheel matches
   sum="$("$VENV/bin/python" -c 'import hashlib, sys, zipfile
 z = zipfile.ZipFile(sys.argv[1])

@@ -5,7 +5,8 @@ seeded as bench/scale.py does: no containers) and the official store synced. For
 endpoint (instance list, instance details, catalog search, health) Debian's `wrk` runs with
 200 connections and 2 threads for `--duration` seconds (default 60) and reports requests/s,
 p50 and p99 latency, errors (socket errors, timeouts, non-2xx/3xx answers) and the server's
-resident memory before, right after, and `--settle` seconds after each run. The endpoint
+resident memory before, right after, and `--settle` seconds after each run, and the server's
+CPU time per request (what a request costs whatever the machine's load). The endpoint
 `conditional` (in `--endpoints`) loads the list the way a client holding the body asks:
 `If-None-Match` with the current ETag (304s). The install prints its journaled steps, so the
 time spent before the operation exists (the request, the plan) shows apart from its steps.
@@ -41,6 +42,7 @@ from scale import (  # bench/ is not a package: its folder is on sys.path
     COMPOSE,
     BenchServer,
     bench_root,
+    cpu_s,
     rss_mb,
     seed_records,
     sync_stores,
@@ -94,20 +96,22 @@ def wrk(url: str, headers: dict[str, str], duration: int, connections: int) -> d
 
 def timed_install(server: BenchServer, name: str) -> tuple[float, str]:
     """Install a tiny app on the real engine; return the seconds until it succeeded, and its
-    journaled steps with their durations (where the time went)."""
+    journaled steps with their durations (where the time went), the first being how long the
+    request took to be answered (the plan: before the operation exists)."""
     with httpx.Client(base_url=server.url, headers=server.auth(), timeout=120) as client:
         began = time.perf_counter()
         answer = client.post("/api/instances", json={
             "source": {"kind": "compose", "compose": COMPOSE}, "name": name})
         answer.raise_for_status()
+        answered = time.perf_counter() - began
         op_id = answer.json()["operation"]["id"]
         while True:
             op = client.get(f"/api/operations/{op_id}").json()
             if op["state"] != "running":
                 if op["state"] != "succeeded":
                     raise SystemExit(f"install of {name} ended {op['state']}: {op['error']}")
-                steps = ", ".join(f"{step['name']} {step['duration'] or 0:.2f}"
-                                  for step in op.get("steps", []))
+                steps = f"request answered {answered:.2f}; " + ", ".join(
+                    f"{step['name']} {step['duration'] or 0:.2f}" for step in op.get("steps", []))
                 return time.perf_counter() - began, steps
             if time.perf_counter() - began > 300:
                 raise SystemExit(f"install of {name} did not finish in 300 s")
@@ -157,15 +161,17 @@ def main() -> None:
             print(f"(catalog search 'web' finds {len(found)} apps)", flush=True)
             for key in args.endpoints.split(","):
                 path, headers = targets[key]
-                before = rss_mb(server.pid)
+                before, cpu_before = rss_mb(server.pid), cpu_s(server.pid)
                 row = wrk(server.url + path, headers, args.duration, args.connections)
-                after = rss_mb(server.pid)
+                after, cpu = rss_mb(server.pid), cpu_s(server.pid) - cpu_before
+                per = cpu / max(1, row.get("requests", 0)) * 1000
                 time.sleep(args.settle)
                 settled = rss_mb(server.pid)
                 print(f"{key:11} {path}: {row.get('rps', 0):.0f} req/s, p50 "
                       f"{row.get('p50', 0):.1f} ms, p99 {row.get('p99', 0):.1f} ms, errors "
                       f"{row['errors']} (timeouts {row['timeouts']}, non-2xx/3xx "
-                      f"{row['non2xx']}) | RSS {before:.1f} -> {after:.1f} MB, "
+                      f"{row['non2xx']}) | server CPU {cpu:.1f} s = {per:.3f} ms per request | RSS "
+                      f"{before:.1f} -> {after:.1f} MB, "
                       f"{settled:.1f} MB {args.settle:.0f} s later", flush=True)
             if args.install_during:
                 quiet, quiet_steps = timed_install(server, "load-quiet")

@@ -5,12 +5,18 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 
-import uvicorn
+# httpx imports its command-line tool (rich, click, pygments: 3.5 MB resident) whenever those
+# are installed, as they are for StackHub's CLI; the server never uses it (issue 18, part 4)
+sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]  # a failed import
 
-from stackhub import fsutil
-from stackhub.api.app import create_app
-from stackhub.config import Paths
+import uvicorn  # noqa: E402
+
+from stackhub import fsutil  # noqa: E402
+from stackhub.api.app import create_app  # noqa: E402
+from stackhub.config import Paths  # noqa: E402
+from stackhub.state import versioning  # noqa: E402
 
 
 def serve(paths: Paths, *, host: str, port: int, public_host: str | None = None) -> None:
@@ -18,6 +24,10 @@ def serve(paths: Paths, *, host: str, port: int, public_host: str | None = None)
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     paths.ensure()
+    try:  # a database a newer StackHub used: say so plainly, not as a start-up traceback
+        versioning.check_file(paths.db)
+    except versioning.NewerDatabase as err:
+        raise SystemExit(f"StackHub refuses to start: {err.message}") from None
     local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
     url = f"http://{local}:{port}"
     fsutil.write_atomic(paths.server_info, json.dumps({"url": url, "pid": os.getpid()}),

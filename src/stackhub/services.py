@@ -41,6 +41,7 @@ from stackhub.operations.journal import Journal
 from stackhub.operations.runner import Run, Runner
 from stackhub.proxy.dns01 import WildcardFlows
 from stackhub.proxy.flows import DomainFlows
+from stackhub.proxy.publish import RecordPublisher
 from stackhub.proxy.records import DomainRecords
 from stackhub.proxy.service import ProxyService
 from stackhub.state.db import Database
@@ -93,6 +94,7 @@ class Services:
     proxy: ProxyService
     domains: DomainFlows
     wildcard: WildcardFlows
+    dns_records: RecordPublisher
     backups: BackupService
     terminals: Terminals
     settings: InstanceSettings
@@ -117,18 +119,18 @@ class PreUpdateSnapshots:
     async def take(self, run: Run, name: str) -> str:
         """Back up the (stopped) instance, tagged kind=pre-update; return the snapshot id."""
         repo = await self.backups.ready(self.backups.repos.handle(None))
-        await self.backups.flows.backup(run, repo, kind="pre-update", stop=False)
-        found = await self.backups.restic.snapshots(repo, tags=["stackhub", f"instance={name}",
-                                                             "kind=pre-update"])
-        if not found:
+        taken: list[str] = []  # the id restic reports: no second restic run to list snapshots
+        await self.backups.flows.backup(run, repo, kind="pre-update", stop=False,
+                                        done=taken.append)
+        if not taken:
             raise NotFound(f"the pre-update snapshot of {name!r} is not in the repository")
-        return max(found, key=lambda s: s.time).id
+        return taken[-1]
 
     async def put_back(self, run: Run, name: str, snapshot: str) -> None:
         """Restore a snapshot over the instance: definition, values, folders, volumes."""
         repo = await self.backups.ready(self.backups.repos.handle(None))
         found = await self.backups.restic.snapshots(repo, tags=["stackhub", f"instance={name}"])
-        snap = next((s for s in found if s.id == snapshot), None)
+        snap = next((s for s in found if snapshot and s.id.startswith(snapshot)), None)
         if snap is None:
             raise NotFound(f"snapshot {snapshot[:8]} of {name!r} is not in the repository")
         size = check_paths(await self.backups.restic.ls(repo, snap.id), name)
@@ -193,6 +195,7 @@ def build(paths: Paths, *, engine: Engine | None = None, compose: Compose | None
                          bus=bus)
     domains = DomainFlows(proxy=proxy, runner=runner)
     wildcard = WildcardFlows(proxy=proxy, runner=runner)  # DNS-01 wildcard, daily renewal
+    dns_records = RecordPublisher(proxy=proxy)  # records at the DNS provider, public IP
     repos = Repositories(db, paths)
     repos.ensure_default()
     restic = ResticCli()
@@ -223,7 +226,7 @@ def build(paths: Paths, *, engine: Engine | None = None, compose: Compose | None
                     catalog=catalog, records=records, status=status, runner=runner, flows=flows,
                     apps=apps,
                     admin_digest=token_digest(token), auth=auth, proxy=proxy, domains=domains,
-                    wildcard=wildcard,
+                    wildcard=wildcard, dns_records=dns_records,
                     backups=backups, terminals=Terminals(apps=apps), settings=settings,
                     updates=updates, kept=kept, notify=notify, notify_watch=notify_watch,
                     metrics_history=metrics_history(paths, db, engine, status),

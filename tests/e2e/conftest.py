@@ -184,7 +184,7 @@ def remove_instances(srv: Server) -> None:
         srv.api("DELETE", f"/api/instances/{item['name']}", params={"purge": "true"})
     deadline = time.monotonic() + 60
     while srv.api("GET", "/api/instances").json() and time.monotonic() < deadline:
-        time.sleep(0.5)
+        time.sleep(0.2)
 
 
 def wait_operation(srv: Server, op_id: str, seconds: float = 120) -> dict[str, Any]:
@@ -195,7 +195,7 @@ def wait_operation(srv: Server, op_id: str, seconds: float = 120) -> dict[str, A
         if op["state"] != "running":
             return op
         assert time.monotonic() < deadline, f"operation {op_id} still runs: {op}"
-        time.sleep(0.3)
+        time.sleep(0.1)
 
 
 def ensure_instance(srv: Server, name: str, source: dict[str, Any],

@@ -1,6 +1,8 @@
 """The DNS provider form in Settings → Domains, in a real browser: a missing key refused with
 nothing stored, credentials saved write-only (the page and the API show which keys are set,
-never a value), providers this lego lacks marked, removal; at 1440 px in English and at
+never a value), providers this lego lacks offered through lexicon, the DNS records StackHub
+keeps (a sync whose public address page does not answer fails clearly), removal; at 1440 px
+in English and at
 375 px in Chinese (no sideways scrolling); then a base with a wildcard by DNS-01 chosen in the
 form, its operation followed to the end, the record check and a renewal.
 
@@ -46,7 +48,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AcmeLab]:
 @pytest.fixture(scope="module")
 def dns_server(lab: AcmeLab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     env = {**lab.env(), "STACKHUB_GATEWAY": "", "STACKHUB_DNS01_PROPAGATION_CHECK": "0",
-           "STACKHUB_DNS01_RENEW_DAYS": "36500"}
+           "STACKHUB_DNS01_RENEW_DAYS": "36500",
+           "STACKHUB_PUBLIC_IP_URL": "http://127.0.0.1:9/"}  # nothing answers there
     with own_server(tmp_path_factory, "dns-provider", USER, store=False, env=env) as srv:
         yield srv
 
@@ -73,10 +76,10 @@ def test_1_provider_form_desktop_english(open_page: Any, dns_server: Server,
     card = page.locator(t("dns-provider"))
     expect(card).to_contain_text("DNS provider")
     expect(page.locator(t("dns-provider-current"))).to_have_count(0)
-    # Debian's lego lacks Cloudflare: offered, but marked and not selectable
+    # Debian's lego lacks Cloudflare: offered through lego's exec provider and lexicon
     page.click(t("dns-provider-kind"))
     cloudflare = page.locator(".n-base-select-option", has_text="Cloudflare")
-    expect(cloudflare).to_contain_text("not in the installed lego")
+    expect(cloudflare).to_contain_text("through lexicon")
     page.locator(".n-base-select-option", has_text="Amazon Route 53").click()
     # bad input: a required key missing, a clear error, nothing stored
     page.fill(key("AWS_ACCESS_KEY_ID"), "AKIAE2ETEST")
@@ -98,6 +101,14 @@ def test_1_provider_form_desktop_english(open_page: Any, dns_server: Server,
     assert SECRET not in page.content()
     # without a base the wildcard cannot be asked for
     expect(page.locator(t("dns-provider-wildcard"))).to_be_disabled()
+    # Route 53 records are kept by StackHub; the public address page does not answer here
+    records = page.locator(t("dns-records"))
+    expect(records).to_contain_text("StackHub writes these records")
+    expect(records).to_contain_text("not learnt yet")
+    page.click(t("dns-records-sync"))
+    expect(card.locator(".n-alert").first).to_contain_text("cannot learn the public address")
+    expect(page.locator(t("dns-records-error"))).to_contain_text("http://127.0.0.1:9/")
+    assert SECRET not in page.content()
     page.wait_for_timeout(300)
     page.screenshot(path=str(shots / "dns-provider-1440-en.png"), full_page=True)
     assert not errors, errors
@@ -110,6 +121,7 @@ def test_2_phone_chinese_then_remove(open_page: Any, dns_server: Server, shots: 
     expect(card).to_contain_text("DNS 服务商")
     expect(page.locator(t("dns-provider-current"))).to_contain_text("已设置")
     expect(card).to_contain_text("通配符证书")
+    expect(page.locator(t("dns-records"))).to_contain_text("StackHub 维护的 DNS 记录")
     page.wait_for_timeout(300)
     no_sideways_scroll(page)
     page.screenshot(path=str(shots / "dns-provider-375-zh.png"), full_page=True)

@@ -133,14 +133,15 @@ def test_2_app_page_custom_domain_with_live_progress(open_page: Any, domain_serv
     expect(shop.locator(t("domain-check-result"))).to_contain_text("DNS reaches this box")
     # the sign-in in front of the app
     card.locator(t("domain-protect")).click()
-    expect(card.locator(t("domain-protect-note"))).to_contain_text("not behind it")
+    # its web port is published on 127.0.0.1 only while protected (the page says so)
+    expect(card.locator(t("domain-protect-local"))).to_contain_text("127.0.0.1")
     expect(shop.locator(t("domain-protected"))).to_be_visible()
     read = domain_server.api("GET", f"/api/instances/{NAME}/protection").json()
-    assert read["protected"] is True
+    assert read["protected"] is True and read["local_port"] is not None
     page.wait_for_timeout(300)
     page.screenshot(path=str(shots / "domains-app-1440-en.png"), full_page=True)
     card.locator(t("domain-protect")).click()
-    expect(card.locator(t("domain-protect-note"))).to_have_count(0)
+    expect(card.locator(t("domain-protect-local"))).to_have_count(0)
     shop.locator(t("domain-remove")).click()
     expect(card.locator(t("domain-shop.e2e.test"))).to_have_count(0)
     names = [d["name"] for d in domain_server.api("GET", "/api/domains").json()]

@@ -145,7 +145,7 @@ class Server:
                 last = response.json()
                 if last["status"] in wanted:
                     return last
-            time.sleep(0.25)
+            time.sleep(0.1)
         raise AssertionError(f"{name} never reached {wanted}; last: {last}")
 
     def wait_operation(self, op_id: str, timeout: float = 120) -> dict[str, Any]:
@@ -154,7 +154,7 @@ class Server:
             op = self.api("GET", f"/api/operations/{op_id}").json()
             if op["state"] != "running":
                 return dict(op)
-            time.sleep(0.2)
+            time.sleep(0.1)
         raise AssertionError(f"operation {op_id} still running")
 
     def cleanup_engine(self) -> None:

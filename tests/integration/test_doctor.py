@@ -5,11 +5,13 @@ does not exist, which the real adapter meets exactly as a stopped engine)."""
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 from pathlib import Path
 
 from tests.integration.conftest import STACKHUB, Server, free_port
+from tests.integration.second_engine import second_engine
 
 
 def doctor(*args: str, env: dict[str, str]) -> tuple[int, dict[str, dict[str, str]]]:
@@ -57,3 +59,41 @@ def test_broken_setup_names_each_problem(server: Server, tmp_path: Path) -> None
     assert checks["server"]["message"].endswith(f"not answering at http://127.0.0.1:{port}")
     assert checks["database"]["level"] == "ok"
     assert checks[""]["errors"] >= 4
+
+
+def test_a_stopped_engine_read_only_root_and_taken_port_are_each_named(tmp_path: Path) -> None:
+    """A real engine (a private dockerd, never the shared one) checked up, then stopped."""
+    data = tmp_path / "data"
+    data.mkdir(mode=0o700)
+    port = free_port()
+    base = {k: v for k, v in os.environ.items() if not k.startswith("STACKHUB_")}
+    args = ("--port", str(port), "--data-dir", str(data))
+    with second_engine() as engine:
+        env = {**base, **engine.env}
+        code, up = doctor(*args, env=env)
+        assert up["engine"]["level"] in ("ok", "warning"), up["engine"]
+        assert up["engine"]["message"].startswith("Docker ")
+        assert up["engine.storage"]["message"].startswith("storage driver ")
+        assert up["engine.cgroup"]["message"].startswith("cgroup v")
+        assert "free in" in up["engine.space"]["message"]
+        assert up["data_root"]["level"] == "ok"
+        engine.stop()
+        engine.wait_stopped()
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", port))
+            taken.listen()
+            data.chmod(0o500)
+            try:
+                code, down = doctor(*args, env=env)
+            finally:
+                data.chmod(0o700)
+    assert code == 1
+    assert down["engine"]["level"] == "error" and "not reachable" in down["engine"]["message"]
+    assert down["engine"]["fix"] in ("sudo systemctl start docker", "sudo service docker start")
+    assert "engine.storage" not in down
+    assert down["data_root"]["level"] == "error"
+    assert down["data_root"]["fix"] == f"sudo chmod u+rwx {data}"
+    assert down["port"]["level"] == "error"
+    assert down["port"]["message"] == f"port {port} is taken by another program"
+    assert down["server"]["level"] == "error" and down["service"]["level"] == "error"
+    assert int(down[""]["errors"]) >= 5

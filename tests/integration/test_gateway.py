@@ -162,6 +162,35 @@ def test_apex_domain_by_a_record(gw: Server, lab: AcmeLab) -> None:
     assert fetch(lab, "apex.test", lab.bundle).text.strip() == "hello from other"
 
 
+def test_a_domain_whose_dns_moves_away_is_flagged_and_recovers(gw: Server,
+                                                                lab: AcmeLab) -> None:
+    lab.dns("add-a", host="moving.test.", addresses=["127.0.0.1"])
+    accepted = gw.api("POST", "/api/domains", json={"instance": "other",
+                                                    "domain": "moving.test"})
+    assert accepted.status_code == 202, accepted.text
+    assert gw.wait_operation(accepted.json()["operation"]["id"])["state"] == "succeeded"
+    try:
+        lab.dns("clear-a", host="moving.test.")  # moved elsewhere
+        lab.dns("add-a", host="moving.test.", addresses=["198.51.100.9"])
+        result = gw.cli("domain", "recheck", "--json")  # what the periodic re-check runs
+        assert result.returncode == 1, result.stderr + result.stdout  # 1: something dangles
+        assert "moving.test" in json.loads(result.stdout)["dangling"]
+        moved = {d["name"]: d for d in domains(gw, "other")}["moving.test"]
+        assert moved["state"] == "dangling"
+        assert "DNS no longer reaches this box" in moved["error"]
+        assert "moving.test. A 127.0.0.1" in moved["error"]  # the record to put back
+        lab.dns("clear-a", host="moving.test.")
+        lab.dns("add-a", host="moving.test.", addresses=["127.0.0.1"])
+        again = gw.cli("domain", "recheck", "--json")
+        assert again.returncode == 0 and "moving.test" not in json.loads(again.stdout)[
+            "dangling"]
+        back = {d["name"]: d for d in domains(gw, "other")}["moving.test"]
+        assert back["state"] == "active" and back["error"] is None
+    finally:
+        gw.cli("domain", "remove", "other", "moving.test")
+        lab.dns("clear-a", host="moving.test.")
+
+
 def test_a_wrong_record_is_refused_with_the_record_to_create(gw: Server, lab: AcmeLab) -> None:
     lab.dns("add-a", host="wrong.example.test.", addresses=["10.9.8.7"])
     result = gw.cli("domain", "add", "web", "wrong.example.test")

@@ -8,6 +8,7 @@ headers and cookies it receives, so the tests see exactly what the app gets. Req
 from __future__ import annotations
 
 import json
+import socket
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 import httpx
+import psutil
 import pytest
 
 from tests.integration.conftest import Server, free_port
@@ -117,13 +119,51 @@ def follow_sign_in(browser: Browser, answer: httpx.Response) -> httpx.Response:
     return answer
 
 
+def host_address() -> str:
+    """Return one of this machine's addresses other machines could use (not loopback)."""
+    for entries in psutil.net_if_addrs().values():
+        for entry in entries:
+            if entry.family == socket.AF_INET and not entry.address.startswith("127."):
+                return str(entry.address)
+    pytest.fail("this machine has no non-loopback IPv4 address")
+
+
+def direct(address: str, port: int) -> int | None:
+    """GET http://address:port/ straight to the app; its status, or None if nothing answers."""
+    try:
+        return httpx.get(f"http://{address}:{port}/cgi-bin/who", timeout=5).status_code
+    except httpx.TransportError:
+        return None
+
+
+def test_protect_closes_the_app_port_to_other_machines(gw: Server, lab: AcmeLab,
+                                                       root: Path) -> None:
+    port = gw.api("GET", "/api/instances/who").json()["ports"][0]["host_port"]
+    address = host_address()
+    assert direct(address, port) == 200  # before: anyone reaching the box gets the app
+    result = gw.cli("app", "protect", "who", "--json")
+    assert result.returncode == 0, result.stderr
+    read = json.loads(result.stdout)
+    assert read["protected"] is True and read["local_port"] == port and read["warning"] is None
+    assert direct(address, port) is None  # published on 127.0.0.1 only now
+    assert direct("127.0.0.1", port) == 200  # where the gateway reaches it
+    anonymous = Browser(lab, root).request("GET", app_url(lab))
+    assert anonymous.status_code == 302  # the gateway still asks for the sign-in
+    shown = gw.cli("app", "protect", "who")
+    assert shown.returncode == 0 and "127.0.0.1 only" in shown.stdout
+    off = gw.cli("app", "protect", "who", "--off", "--json")
+    assert off.returncode == 0, off.stderr
+    assert json.loads(off.stdout)["local_port"] is None
+    assert direct(address, port) == 200  # restored on all interfaces
+
+
 def test_protect_needs_sign_in_and_passes_the_signed_in_user(gw: Server, lab: AcmeLab,
                                                              root: Path) -> None:
     result = gw.cli("app", "protect", "who", "--json")
     assert result.returncode == 0, result.stderr
     read = json.loads(result.stdout)
     assert read["protected"] is True and f"who.{BASE}" in read["hosts"]
-    assert "not behind it" in read["warning"]  # the app's own port is named honestly
+    assert read["local_port"] is not None and read["warning"] is None
 
     browser = Browser(lab, root)
     # unauthenticated, even claiming an identity: sent to the console's sign-in

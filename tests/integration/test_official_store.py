@@ -11,6 +11,7 @@ import shutil
 import socket
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
@@ -42,6 +43,8 @@ CATEGORIES = {"media", "productivity", "developer", "home-automation", "network"
               "storage", "photos", "finance", "utilities", "monitoring", "communication", "ai"}
 ARCHITECTURES = {"amd64", "arm64", "arm"}
 LOCALES = ("en", "zh-CN")
+# `compose config` runs at once (each mostly waits on the CLI's start; 95 in a row took ~60 s)
+COMPOSE_WORKERS = 4
 DATA_ROOT = Path("/var/lib/stackhub")
 VAR = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)[^}]*\}|(?<!\$)\$([A-Za-z_][A-Za-z0-9_]*)")
 # Long-running services must restart; one-shot helpers (none today) would be listed here.
@@ -114,6 +117,43 @@ def _render_and_check(folder: Path, tmp_path: Path
 def docker_compose() -> None:
     if shutil.which("docker") is None:
         pytest.fail("the docker CLI is not installed")
+
+
+Checked = tuple[AppDefinition, dict[str, str], dict[str, Any], str]
+
+
+@pytest.fixture(scope="module")
+def rendered(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+             docker_compose: None) -> dict[Path, Checked | BaseException]:
+    """Render and `compose config` every app folder this run's tests ask for, concurrently.
+
+    Each folder's result (or the error it raised) is kept, and its own test reads it back, so a
+    failure still names the app.
+    """
+    asked = {item.callspec.params["folder"] for item in request.session.items
+             if isinstance(item, pytest.Function) and item.module is request.module
+             and item.originalname in ("test_renders_and_compose_accepts_it",
+                                       "test_examples_render_too")}
+    folders = [folder for folder in [*APP_DIRS, *EXAMPLE_DIRS] if folder in asked]
+    root = tmp_path_factory.mktemp("rendered")
+
+    def check(indexed: tuple[int, Path]) -> Checked | BaseException:
+        index, folder = indexed
+        try:
+            return _render_and_check(folder, root / f"{index}-{folder.name}")
+        except Exception as err:  # handed to the app's own test, which raises it
+            return err
+
+    with ThreadPoolExecutor(COMPOSE_WORKERS) as pool:
+        return dict(zip(folders, pool.map(check, enumerate(folders)), strict=True))
+
+
+def _checked(rendered: dict[Path, Checked | BaseException], folder: Path) -> Checked:
+    """Return one folder's render and `compose config` result, or raise its error."""
+    result = rendered[folder]
+    if isinstance(result, BaseException):
+        raise result
+    return result
 
 
 def test_store_has_at_least_30_apps() -> None:
@@ -192,9 +232,9 @@ def test_compose_template_follows_the_rules(folder: Path) -> None:
 
 
 @pytest.mark.parametrize("folder", APP_DIRS, ids=_ids(APP_DIRS))
-def test_renders_and_compose_accepts_it(folder: Path, tmp_path: Path,
-                                        docker_compose: None) -> None:
-    app, values, resolved, data_dir = _render_and_check(folder, tmp_path)
+def test_renders_and_compose_accepts_it(
+        folder: Path, rendered: dict[Path, Checked | BaseException]) -> None:
+    app, values, resolved, data_dir = _checked(rendered, folder)
     found = risk.analyse(ResolvedProject.parse(resolved), allowed_roots=[data_dir],
                          protected_roots=[str(DATA_ROOT)])
     assert {r.code for r in found} == EXPECTED_RISKS.get(app.id, set()), found
@@ -221,8 +261,9 @@ def test_every_example_is_checked() -> None:
 
 
 @pytest.mark.parametrize("folder", EXAMPLE_DIRS, ids=_ids(EXAMPLE_DIRS))
-def test_examples_render_too(folder: Path, tmp_path: Path, docker_compose: None) -> None:
-    app, _, resolved, _ = _render_and_check(folder, tmp_path)
+def test_examples_render_too(folder: Path,
+                             rendered: dict[Path, Checked | BaseException]) -> None:
+    app, _, resolved, _ = _checked(rendered, folder)
     found = risk.analyse(ResolvedProject.parse(resolved), allowed_roots=[str(DATA_ROOT)],
                          protected_roots=[])
     assert not found
@@ -259,7 +300,7 @@ def test_two_tier_example_runs_on_the_engine(tmp_path: Path, docker_compose: Non
         while time.monotonic() < deadline and "backend says" not in page:
             with contextlib.suppress(httpx.HTTPError):
                 page = httpx.get(f"http://127.0.0.1:{port}/", timeout=2).text
-            time.sleep(0.5)
+            time.sleep(0.2)
         assert "backend says: tiers talk at" in page, page
         token_dir = data_dir / "backend" / values["SHARED_TOKEN"]
         assert (token_dir / "status.txt").is_file()

@@ -240,8 +240,9 @@ def test_install_from_stores_and_update_flag(api: TestClient, tmp_path: Path,
         write_app(source, "hello", version="1.2.0")
         synced = api.post("/api/stores/lab/sync").json()
         assert synced["updates"] == [names[0]]
-        assert api.get(f"/api/instances/{names[0]}").json()["update_available"] == "1.2.0"
-        assert api.get(f"/api/instances/{names[1]}").json()["update_available"] is None
+        flagged = api.get(f"/api/instances/{names[0]}").json()
+        assert (flagged["update_available"], flagged["latest_version"]) == (True, "1.2.0")
+        assert api.get(f"/api/instances/{names[1]}").json()["update_available"] is False
 
         # removing a store leaves its instances running with their own definition
         assert api.delete("/api/stores/lab").status_code == 204

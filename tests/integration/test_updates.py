@@ -215,6 +215,7 @@ def test_a_database_major_change_is_never_applied_without_consent(server: Server
     checked = json.loads(server.cli("app", "check-updates", "--json").stdout)
     mine = next(c for c in checked if c["instance"] == name)
     assert mine["update_available"] and "major version" in (mine["blocked"] or ""), mine
+    assert mine["blocked_code"] == "database_major"
     refused = server.cli("app", "update", name, "--yes")
     assert refused.returncode != 0
     assert "postgres:15 -> stackhub-test/postgres:16" in refused.stderr + refused.stdout

@@ -8,6 +8,7 @@ Importing ``a.b.c`` also runs ``a/__init__`` and ``a/b/__init__``, so those coun
 from __future__ import annotations
 
 import ast
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -80,6 +81,12 @@ def import_graph(root: Path) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
         edges -= {".".join(own[:i]) for i in range(1, len(own) + 1)}  # its own packages
         graph[name] = edges
     return direct, graph
+
+
+@functools.cache
+def package_graph() -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+    """Return `import_graph(PACKAGE)`, built once for the tests that read it (parsing is slow)."""
+    return import_graph(PACKAGE)
 
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -156,13 +163,13 @@ def domain_violations(direct: dict[str, set[str]]) -> list[str]:
 
 
 def test_the_package_has_no_import_circle() -> None:
-    _, graph = import_graph(PACKAGE)
+    _, graph = package_graph()
     assert len(graph) > 50  # the walk found the package
     assert cycles(graph) == []
 
 
 def test_domains_meet_only_at_each_others_service_and_models() -> None:
-    direct, _ = import_graph(PACKAGE)
+    direct, _ = package_graph()
     assert "stackhub.catalog.service" in direct["stackhub.apps.planner"]  # the walk sees imports
     assert domain_violations(direct) == []
 
@@ -240,7 +247,7 @@ def layer_violations(direct: dict[str, set[str]]) -> list[str]:
 
 
 def test_only_views_reach_up_and_adapters_never_do() -> None:
-    direct, _ = import_graph(PACKAGE)
+    direct, _ = package_graph()
     assert "stackhub.api.deps" in direct["stackhub.apps.views"]  # the walk sees these imports
     assert layer_violations(direct) == []
     wrong = {"stackhub.apps.service": {"stackhub.api.deps"},

@@ -61,3 +61,35 @@ def test_systemd_accepts_the_unit(tmp_path: Path) -> None:
     done = subprocess.run([analyze, "verify", str(path)], capture_output=True, text=True,
                           timeout=60, check=False)
     assert done.returncode == 0 and "stackhub.service" not in done.stderr, done.stderr
+
+
+def refuse(data: Path, wheel: str) -> subprocess.CompletedProcess[str]:
+    """Run install.sh's own refuse_downgrade (with db_version, log and die) on a data root."""
+    script = ('for f in db_version refuse_downgrade; do '
+              'eval "$(sed -n "/^$f() {/,/^}/p" "$1")"; done; '
+              'eval "$(grep -E "^(log|die)\\(\\)" "$1")"; DATA_DIR="$2"; refuse_downgrade "$3"; '
+              'echo passed')
+    return subprocess.run(["bash", "-c", script, "bash", str(INSTALL), str(data), wheel],
+                          capture_output=True, text=True, check=False, timeout=30)
+
+
+def test_an_older_wheel_than_the_database_is_refused(tmp_path: Path) -> None:
+    import sqlite3
+
+    data = tmp_path / "data"
+    data.mkdir()
+    assert refuse(data, "/w/stackhub-0.1.0-py3-none-any.whl").stdout.strip() == "passed"
+    with sqlite3.connect(data / "stackhub.db") as conn:
+        conn.execute("CREATE TABLE stackhub_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        conn.execute("INSERT INTO stackhub_meta VALUES ('version', '0.2.0')")
+    conn.close()
+    before = (data / "stackhub.db").read_bytes()
+    older = refuse(data, "/w/stackhub-0.1.0-py3-none-any.whl")
+    assert older.returncode == 1 and "passed" not in older.stdout
+    assert ("stackhub.db was last used by StackHub 0.2.0; stackhub-0.1.0-py3-none-any.whl is "
+            "the older 0.1.0") in older.stderr
+    assert "Nothing was installed" in older.stderr
+    assert (data / "stackhub.db").read_bytes() == before
+    for same_or_newer in ("0.2.0", "0.2.0.post1", "0.10.0"):
+        done = refuse(data, f"/w/stackhub-{same_or_newer}-py3-none-any.whl")
+        assert done.stdout.strip() == "passed", (same_or_newer, done.stderr)

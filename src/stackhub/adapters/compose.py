@@ -17,6 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
+from stackhub import yamlsafe
 from stackhub.errors import (
     Conflict,
     EngineError,
@@ -28,6 +29,10 @@ from stackhub.errors import (
 
 COMPOSE_FILE = "compose.yaml"
 ENV_FILE = ".env"
+LOOPBACK_FILE = "loopback.json"
+"""Marker of a project whose web port is published on 127.0.0.1 only ({"service", "port"})."""
+LOOPBACK_OVERRIDE = "compose.loopback.yaml"
+"""The override written from the marker and the current compose file at each compose call."""
 _ENV_PASSED = ("PATH", "HOME", "DOCKER_HOST", "DOCKER_CONFIG", "DOCKER_CERT_PATH",
                "DOCKER_TLS_VERIFY", "XDG_RUNTIME_DIR")
 
@@ -372,7 +377,11 @@ class ComposeCli:
         args = ["--ansi", "never", "--progress", "plain", "-p", project]
         if project_dir is not None:
             args += ["--project-directory", str(project_dir), "-f",
-                     str(project_dir / COMPOSE_FILE), "--env-file", str(project_dir / ENV_FILE)]
+                     str(project_dir / COMPOSE_FILE)]
+            override = write_loopback_override(project_dir)
+            if override is not None:
+                args += ["-f", str(override)]
+            args += ["--env-file", str(project_dir / ENV_FILE)]
         return args
 
     async def _spawn(self, args: list[str], *, stderr: int,
@@ -420,11 +429,36 @@ class ComposeCli:
         return out.strip()
 
     async def config(self, project: str, project_dir: Path) -> ResolvedProject:
-        """Validate and resolve a project; return its canonical model."""
-        out = await self._run([*self._project_args(project, project_dir), "config", "--format",
-                               "json"], action="compose config", timeout=60,
-                              invalid_is_input=True, short=True)
-        return ResolvedProject.parse(json.loads(out))
+        """Validate and resolve a project; return its canonical model.
+
+        The child runs in one worker thread, not through the event loop's pipes: under 200
+        busy connections each loop turn is long, and a child's pipes and exit take many turns
+        (an install's plan waited 40 s, issue 18 part 3); one hand-off takes two.
+        """
+        args = [*self._project_args(project, project_dir), "config", "--format", "json"]
+        return await asyncio.to_thread(self._config_blocking, args)
+
+    def _config_blocking(self, args: list[str]) -> ResolvedProject:
+        env = {k: v for k, v in os.environ.items() if k in _ENV_PASSED}
+        env["GOGC"] = os.environ.get("GOGC", "400")  # a short run: see _spawn
+        pact = death_pact()
+        if pact and shutil.which(self.argv[0]) is None:
+            raise EngineUnavailable("Docker Compose v2 is not installed")
+        try:  # the pact or hook ties the child to this worker thread, alive while we wait
+            done = subprocess.run(
+                [*pact, *self.argv, *args], stdin=subprocess.DEVNULL, capture_output=True,
+                env=env, timeout=60, check=False, preexec_fn=None if pact else _die_with_parent)
+        except FileNotFoundError as err:
+            raise EngineUnavailable("Docker Compose v2 is not installed") from err
+        except subprocess.TimeoutExpired as err:  # run() killed the child
+            raise TimeoutError("compose config did not finish in 60 s") from err
+        if done.returncode != 0:
+            message = done.stderr.decode(errors="replace")
+            if "cannot connect" not in message.lower():
+                tail = " ".join(message.strip().splitlines()[-3:])[-600:]
+                raise Invalid(f"the compose file is invalid: {tail}")
+            raise _translate(message, "compose config")
+        return ResolvedProject.parse(json.loads(done.stdout.decode(errors="replace")))
 
     async def up(self, project: str, project_dir: Path, *, timeout: int = 600) -> None:
         """Create and start the project's containers (dependency conditions included).
@@ -473,3 +507,64 @@ class ComposeCli:
                 with contextlib.suppress(ProcessLookupError):
                     proc.kill()
             await proc.wait()
+
+
+def _loopback_port(entry: Any, target: int) -> Any:
+    """Return a ``ports`` entry bound to 127.0.0.1 if it publishes container port `target`."""
+    if isinstance(entry, dict):
+        if str(entry.get("target")) == str(target):
+            return {**entry, "host_ip": "127.0.0.1"}
+        return entry
+    text = str(entry)
+    body, slash, protocol = text.partition("/")
+    parts = body.rsplit(":", 2) if not body.startswith("[") else [body]
+    if len(parts) < 2 or parts[-1] != str(target):
+        return entry  # another port, a bare container port (random host port), a range
+    long: dict[str, Any] = {"target": target, "published": parts[-2], "host_ip": "127.0.0.1"}
+    if slash:
+        long["protocol"] = protocol
+    return long
+
+
+def loopback_override(compose: Mapping[str, Any], service: str, target: int) -> str | None:
+    """Return an override publishing `service`'s port `target` on 127.0.0.1 only, or None.
+
+    The service's whole ``ports`` list is restated (``!override``: Compose would otherwise
+    add the entry beside the original one), taken from the current compose file, so a port
+    changed later in the settings is followed; ``${VAR}`` stays for Compose to fill.
+    """
+    services = compose.get("services")
+    spec = services.get(service) if isinstance(services, dict) else None
+    ports = spec.get("ports") if isinstance(spec, dict) else None
+    if not isinstance(ports, list) or not ports:
+        return None
+    bound = [_loopback_port(p, target) for p in ports]
+    if bound == ports:
+        return None
+    lines = ["services:", f"  {json.dumps(service)}:", "    ports: !override"]
+    lines += [f"      - {json.dumps(p)}" for p in bound]
+    return "\n".join(lines) + "\n"
+
+
+def write_loopback_override(project_dir: Path) -> Path | None:
+    """Write the project's loopback override from its marker; return its path, or None."""
+    marker, override = project_dir / LOOPBACK_FILE, project_dir / LOOPBACK_OVERRIDE
+    try:
+        wanted = json.loads(marker.read_text())
+        service, target = str(wanted["service"]), int(wanted["port"])
+        compose = yamlsafe.load_mapping((project_dir / COMPOSE_FILE).read_bytes(),
+                                        what="instance compose file")
+    except (OSError, ValueError, KeyError, TypeError, StackHubError):
+        with contextlib.suppress(OSError):
+            override.unlink()
+        return None
+    text = loopback_override(compose, service, target)
+    if text is None:
+        with contextlib.suppress(OSError):
+            override.unlink()
+        return None
+    with contextlib.suppress(OSError):
+        if override.read_text() == text:
+            return override
+    override.write_text(text)
+    return override

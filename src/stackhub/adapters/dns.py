@@ -10,10 +10,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Protocol
 
-import dns.exception
-import dns.name
-import dns.resolver
-
+# dnspython (2.3 MB resident) loads when a resolver is first made (issue 18, part 4)
 from stackhub.errors import Invalid
 
 TIMEOUT = 5.0
@@ -56,6 +53,8 @@ class DnsResolver:
 
     def __init__(self, server: str | None = None) -> None:
         """Use `server` (``HOST[:PORT]``), else $STACKHUB_DNS_RESOLVER, else the system's."""
+        import dns.resolver
+
         text = server if server is not None else os.environ.get("STACKHUB_DNS_RESOLVER", "")
         if text.strip():
             host, port = _server(text.strip())
@@ -68,6 +67,9 @@ class DnsResolver:
         self.resolver.timeout = TIMEOUT
 
     def _records(self, name: str, rtype: str) -> tuple[list[str], str | None]:
+        import dns.exception
+        import dns.resolver
+
         try:
             answer = self.resolver.resolve(name, rtype, search=False)
         except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):

@@ -289,6 +289,33 @@ class EngineExec:
             return 0
         return await asyncio.to_thread(kill_tree, state.pid)
 
+    async def run(self, container: str, cmd: list[str], *, timeout: float,
+                  keep: int = 4096) -> tuple[int | None, str]:
+        """Run `cmd` (an argument list) in a running container without a TTY, stdin closed.
+
+        Return its exit code (None if the engine did not record one) and the last `keep`
+        bytes of its output. On timeout the process is killed and TimeoutError raised.
+        """
+        exec_id = await self.create(container, cmd, tty=False)
+        stream = await self.start(exec_id, tty=False)
+        tail = bytearray()
+
+        async def drain() -> None:
+            while (chunk := await stream.read()) is not None:
+                tail.extend(chunk[1])
+                del tail[:-keep]
+
+        try:
+            stream.close_stdin()
+            await asyncio.wait_for(drain(), timeout)
+        except BaseException:
+            with contextlib.suppress(NotFound, EngineError, EngineUnavailable):
+                await self.kill(exec_id)
+            raise
+        finally:
+            await stream.close()
+        return await self.wait_exit(exec_id), tail.decode(errors="replace")
+
 
 def _stat(pid: int) -> tuple[int, int] | None:
     """Return (parent pid, session id) of a live process, or None if it is gone (or a zombie)."""

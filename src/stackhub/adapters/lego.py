@@ -19,8 +19,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from cryptography import x509
-
 from stackhub.adapters.compose import _die_with_parent, death_pact
 from stackhub.errors import (
     CaRefused,
@@ -154,11 +152,15 @@ def arguments(request: Request) -> list[str]:
 
 
 def environment(credentials: Mapping[str, str], *, roots: tuple[str, ...] = (),
-                home: Path) -> dict[str, str]:
-    """Return lego's whole environment: a fixed PATH, HOME, the CA roots, the credentials."""
+                home: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Return lego's whole environment: a fixed PATH, HOME, the CA roots, the credentials.
+
+    `extra` holds settings that are not secret (the exec hook's path, kind and zone).
+    """
     env = {"PATH": SAFE_PATH, "HOME": str(home), "LANG": "C.UTF-8"}
     if roots:
         env["LEGO_CA_CERTIFICATES"] = os.pathsep.join(roots)
+    env.update(extra or {})
     env.update(credentials)
     return env
 
@@ -248,7 +250,8 @@ class Outcome:
 
 
 async def run(request: Request, credentials: Mapping[str, str], *, roots: tuple[str, ...] = (),
-              timeout: float = 600.0, program: str | None = None) -> Outcome:
+              timeout: float = 600.0, program: str | None = None,
+              extra: Mapping[str, str] | None = None) -> Outcome:
     """Run lego for `request` with the credentials in its environment only; return its output.
 
     Raises GatewayUnavailable when lego is missing or does not finish in `timeout` seconds.
@@ -266,7 +269,7 @@ async def run(request: Request, credentials: Mapping[str, str], *, roots: tuple[
         proc = await asyncio.create_subprocess_exec(
             *pact, program, *arguments(request), stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-            env=environment(credentials, roots=roots, home=request.path),
+            env=environment(credentials, roots=roots, home=request.path, extra=extra),
             cwd=str(request.path), preexec_fn=None if pact else _die_with_parent)
     except OSError as err:
         raise GatewayUnavailable(f"cannot run {program}: {err}") from err
@@ -304,6 +307,8 @@ def read(path: Path, base: str) -> Pair | None:
     crt, key = files(path, base)
     try:
         chain, secret = crt.read_text(), key.read_text()
+        from cryptography import x509  # 7.7 MB resident: only once there is a certificate
+
         leaf = x509.load_pem_x509_certificate(chain.encode())
     except (OSError, ValueError):
         return None

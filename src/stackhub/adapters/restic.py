@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
@@ -148,7 +149,8 @@ class Restic(Protocol):
     async def init(self, repo: Repository) -> None: ...
     async def open(self, repo: Repository) -> None: ...
     async def backup(self, repo: Repository, paths: list[str], *, cwd: Path, tags: list[str],
-                     host: str, report: Report | None = None) -> BackupSummary: ...
+                     host: str, report: Report | None = None,
+                     excludes: Sequence[Path] = ()) -> BackupSummary: ...
     async def snapshots(self, repo: Repository, *, tags: list[str] | None = None
                         ) -> list[Snapshot]: ...
     async def ls(self, repo: Repository, snapshot: str) -> list[Node]: ...
@@ -156,6 +158,7 @@ class Restic(Protocol):
                    limit: int = 4 << 20) -> bytes: ...
     async def restore(self, repo: Repository, snapshot: str, target: Path) -> None: ...
     async def check(self, repo: Repository, *, read_data_subset: str | None = None) -> str: ...
+    async def find_packs(self, repo: Repository, packs: list[str]) -> list[str]: ...
     async def forget(self, repo: Repository, snapshot_ids: list[str]) -> None: ...
     async def forget_plan(self, repo: Repository, *, tags: list[str], host: str,
                           keep: Mapping[str, int]) -> ForgetPlan: ...
@@ -286,8 +289,12 @@ class ResticCli:
 
     async def _run(self, repo: Repository, args: list[str], *, action: str,
                    cwd: Path | None = None, on_line: Callable[[str], None] | None = None,
-                   timeout: float = TIMEOUT, locks: bool = True) -> str:
-        """Run one command under the repository's lock; clear a stale lock once and retry."""
+                   timeout: float = TIMEOUT, locks: bool = True,
+                   keep_err: list[str] | None = None) -> str:
+        """Run one command under the repository's lock; clear a stale lock once and retry.
+
+        `keep_err`, if given, receives the failed run's standard error.
+        """
         async with self._lock(repo):
             code, out, err = await self._once(repo, args, cwd=cwd, on_line=on_line,
                                               timeout=timeout)
@@ -298,6 +305,8 @@ class ResticCli:
                 code, out, err = await self._once(repo, args, cwd=cwd, on_line=on_line,
                                                   timeout=timeout)
         if code != 0:
+            if keep_err is not None:
+                keep_err.append(err)
             raise translate(err, repo, action)
         return out
 
@@ -320,10 +329,18 @@ class ResticCli:
                         locks=False, timeout=300)
 
     async def backup(self, repo: Repository, paths: list[str], *, cwd: Path, tags: list[str],
-                     host: str, report: Report | None = None) -> BackupSummary:
-        """Back up `paths` (relative to `cwd`, so snapshots hold relative trees)."""
+                     host: str, report: Report | None = None,
+                     excludes: Sequence[Path] = ()) -> BackupSummary:
+        """Back up `paths` (relative to `cwd`, so snapshots hold relative trees).
+
+        `excludes` are absolute paths left out (matched exactly: glob characters refused).
+        """
         if not paths or any(p.startswith("-") or p.startswith("/") for p in paths):
             raise Invalid("backup paths must be relative and may not start with '-'")
+        for path in excludes:
+            if not path.is_absolute() or any(c in str(path) for c in "*?[]\\\0"):
+                raise Invalid(f"backup exclude {str(path)!r} must be an absolute path without "
+                              "glob characters")
         found: list[BackupSummary] = []
 
         def line(text: str) -> None:
@@ -336,6 +353,8 @@ class ResticCli:
         args = ["backup", "--json", "--host", host]
         for tag in tags:
             args += ["--tag", tag]
+        for path in excludes:
+            args += ["--exclude", str(path)]
         await self._run(repo, [*args, "--", *paths], action="the backup", cwd=cwd,
                         on_line=line)
         if not found:
@@ -387,11 +406,38 @@ class ResticCli:
                         action="the restore")
 
     async def check(self, repo: Repository, *, read_data_subset: str | None = None) -> str:
-        """Check the repository's structure (and a share of its data); return restic's text."""
+        """Check the repository's structure (and a share of its data); return restic's text.
+
+        A repository with errors raises RepositoryError whose details hold `output` (restic's
+        full report) and `packs` (ids of damaged pack files it names).
+        """
         args = ["check"]
         if read_data_subset:
             args.append(f"--read-data-subset={read_data_subset}")
-        return await self._run(repo, args, action="checking the repository")
+        report: list[str] = []
+        try:
+            await self._run(repo, args, action="checking the repository",
+                            on_line=report.append, keep_err=report)
+        except RepositoryError as err:
+            text = "".join(report)
+            err.details.update(output=text[-8000:], packs=damaged_packs(text))
+            raise
+        return "".join(report)
+
+    async def find_packs(self, repo: Repository, packs: list[str]) -> list[str]:
+        """Return the ids of the snapshots holding any blob of these pack files."""
+        ids = [p for p in packs if len(p) == 64 and all(c in "0123456789abcdef" for c in p)]
+        if not ids:
+            return []
+        out = await self._run(repo, ["find", "--json", "--pack", "--", *ids],
+                              action="finding the snapshots of damaged packs", timeout=1800)
+        found: list[str] = []
+        for item in _json_list(out, "find results"):
+            for entry in item if isinstance(item, list) else [item]:
+                snap = entry.get("snapshot") if isinstance(entry, dict) else None
+                if isinstance(snap, str) and snap not in found:
+                    found.append(snap)
+        return found
 
     async def forget(self, repo: Repository, snapshot_ids: list[str]) -> None:
         """Forget exactly these snapshots by id and prune (never by tag or policy)."""
@@ -432,6 +478,18 @@ class ResticCli:
                 from err
         return ForgetPlan(keep=[s for g in groups for s in g.keep],
                           remove=[s for g in groups for s in g.remove])
+
+
+_PACK = re.compile(r"(?i)\bpack(?: id does not match, want)? ([0-9a-f]{64})\b")
+
+
+def damaged_packs(report: str) -> list[str]:
+    """Return the pack ids `restic check` names as damaged, in order, once each."""
+    found: list[str] = []
+    for match in _PACK.finditer(report):
+        if match.group(1) not in found:
+            found.append(match.group(1))
+    return found
 
 
 def _ref(snapshot: str) -> str:

@@ -132,8 +132,11 @@ class VolumeCopier:
                 self._call("removing a helper container",
                            lambda: api.remove_container(ident, force=True))
 
-    def export(self, volume: str, dest: Path, image: str) -> int:
-        """Write the volume's content as a tar (entries under `v/`) to `dest`; return bytes."""
+    def export(self, volume: str, dest: Path, image: str, *, digest: Any = None) -> int:
+        """Write the volume's content as a tar (entries under `v/`) to `dest`; return bytes.
+
+        `digest` (a hashlib object), if given, is fed every byte written.
+        """
         api = self._api()
         written = 0
         with self._helper(volume, image, read_only=True) as ident:
@@ -142,6 +145,8 @@ class VolumeCopier:
             with dest.open("wb") as out:
                 for chunk in stream:
                     out.write(chunk)
+                    if digest is not None:
+                        digest.update(chunk)
                     written += len(chunk)
         return written
 

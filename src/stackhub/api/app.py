@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from stackhub import __doc__ as product
 from stackhub.api import errors, security, web, ws
 from stackhub.api.deps import PUBLIC_ROUTES, ServicesDep, authorize
+from stackhub.api.fastpath import FastReads
 from stackhub.api.limits import BodyLimit
 from stackhub.apps import docker_run_views, kept_views, settings_views
 from stackhub.apps import views as apps_views
@@ -29,13 +30,14 @@ from stackhub.errors import StackHubError
 from stackhub.notify import views as notify_views
 from stackhub.proxy import views as proxy_views
 from stackhub.services import Services, build
-from stackhub.system import engine_views, history_views
+from stackhub.system import engine_views, history_views, version_views
 from stackhub.system import views as system_views
 from stackhub.tools import files_views, terminals_views
 from stackhub.updates import auto_views
 from stackhub.updates import views as updates_views
 from stackhub.updates.prune import start_pruning, stop_pruning
 from stackhub.updates.service import start_checks, stop_checks
+from stackhub.version import installed
 
 log = logging.getLogger("stackhub")
 PUBLIC_PATHS = {path for _, path in PUBLIC_ROUTES}
@@ -63,7 +65,7 @@ async def health(services: ServicesDep) -> Health:
     """Say whether the server is up and the engine reachable (no authentication)."""
     state = services.status.engine_state()
     return Health(status="ok", engine=state.engine, engine_error=state.error,
-                  engine_since=state.since, version="0.1.0")
+                  engine_since=state.since, version=installed())
 
 
 def create_app(paths: Paths, *, services: Services | None = None,
@@ -108,8 +110,9 @@ def create_app(paths: Paths, *, services: Services | None = None,
             await svc.status.stop()
             await svc.runner.shutdown()
 
-    app = FastAPI(title="StackHub", description=product, version="0.1.0", lifespan=lifespan,
+    app = FastAPI(title="StackHub", description=product, version=installed(), lifespan=lifespan,
                   openapi_url=None, docs_url=None, redoc_url=None)
+    app.add_middleware(FastReads, health=health)  # innermost: hot reads skip routing
     errors.install(app)
     security.install(app)
     app.add_middleware(BodyLimit)  # outermost: nothing reads an oversized body
@@ -128,6 +131,7 @@ def create_app(paths: Paths, *, services: Services | None = None,
     api.include_router(kept_views.router)
     api.include_router(catalog_views.router)
     api.include_router(system_views.router)
+    api.include_router(version_views.router)
     api.include_router(proxy_views.router)
     api.include_router(backup_views.router)
     api.include_router(settings_views.router)

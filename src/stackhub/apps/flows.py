@@ -253,7 +253,8 @@ class Flows:
             installed=sorted({r.app_ref.rsplit("/", 1)[-1] for r in self.records.all()}),
             containers=[c.name for c in self.status.containers(run.op.instance)],
             addresses=store_scripts.host_addresses(),
-            protected=frozenset(PLATFORM_VARS) | frozenset(record.parameters))
+            protected=frozenset(PLATFORM_VARS) | frozenset(record.parameters)
+            | _names(record.definition.get("exposes")) | _names(record.definition.get("imports")))
         runner = store_scripts.ScriptRunner(sandbox_engine, secrets_dir=self.paths.secrets,
                                             work_dir=self.paths.root / "sandbox", image=image,
                                             limits=limits_from_env())
@@ -272,12 +273,15 @@ class Flows:
         merged = {**env, **outcome.exports}
         fsutil.write_atomic(env_path, env_file_text(merged), mode=0o600)
         data_dir = str(self.paths.instance_data(run.op.instance))
-        roots = {"allowed_roots": [data_dir], "protected_roots": [str(self.paths.root)]}
+        allowed, protected = [data_dir], [str(self.paths.root)]
         try:
             after = await self.compose.config(project, folder)
             _no_links_in_binds(after, Path(data_dir))
-            known = {r.model_dump_json() for r in risk.analyse(before, **roots)}
-            added = [r for r in risk.analyse(after, **roots) if r.model_dump_json() not in known]
+            known = {r.model_dump_json() for r in risk.analyse(
+                before, allowed_roots=allowed, protected_roots=protected)}
+            added = [r for r in risk.analyse(after, allowed_roots=allowed,
+                                             protected_roots=protected)
+                     if r.model_dump_json() not in known]
             if added:
                 raise ScriptFailed("the values the app's store scripts exported make the "
                                    "project riskier than the plan that was accepted: "
@@ -454,3 +458,8 @@ def _no_links_in_binds(resolved: ResolvedProject, data_dir: Path) -> None:
                     raise ScriptFailed(f"service {name}: the app's store scripts made "
                                        f"{current} a link; StackHub does not mount through "
                                        "links in data folders")
+
+
+def _names(value: object) -> frozenset[str]:
+    """Return the keys of a stored definition's mapping field (none if it is not one)."""
+    return frozenset(str(k) for k in value) if isinstance(value, dict) else frozenset()

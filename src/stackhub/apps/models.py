@@ -111,6 +111,10 @@ class PlanRead(BaseModel):
         default_factory=dict, description="The IPv4 subnet(s) of each network the project "
         "creates, by network name (`default` included): chosen by StackHub from its pool, or "
         "set by the app.")
+    dependencies: dict[str, str] = Field(
+        default_factory=dict, description="The installed instance each dependency (Umbrel's "
+        "`dependencies`) is served by, by app id: the app receives its exported values and "
+        "joins its link network.")
 
 
 class EngineState(BaseModel):
@@ -169,8 +173,9 @@ class InstanceRead(BaseModel):
                                             "containers; while the engine is unreachable, the "
                                             "last ones seen, with state \"unknown\".")
     error: str | None = None
-    update_available: str | None = Field(default=None, description="The newer version found "
-                                         "(a label; null when none is known)")
+    update_available: bool = Field(default=False, description="Whether an update is known "
+                                   "(a newer store version or a new image digest; see "
+                                   "latest_version and update_kind)")
     latest_version: str | None = Field(default=None, description="The version an update "
                                        "would install (the same one for a digest update)")
     update_kind: str | None = Field(default=None, description="version or digest")

@@ -13,7 +13,7 @@ from pathlib import Path
 from stackhub import fsutil, labels, yamlsafe
 from stackhub.adapters.compose import COMPOSE_FILE, ENV_FILE, Compose, ResolvedProject
 from stackhub.adapters.engine import Engine
-from stackhub.apps import params, risk
+from stackhub.apps import deps, params, risk
 from stackhub.apps.models import (
     AppDirSource,
     CatalogSource,
@@ -50,6 +50,7 @@ class Plan:
     secrets: set[str] = field(default_factory=set)
     subnets: Subnets = field(default_factory=dict)
     reuses_data: bool = False
+    dependencies: dict[str, str] = field(default_factory=dict)
 
     @property
     def images(self) -> list[str]:
@@ -82,7 +83,7 @@ class Plan:
                         notes=self.app.notes + self.rendered.notes, problems=self.app.problems,
                         compose_file=self.compose_text(), env_file=self.env_text(),
                         values=self.values, subnets=self.subnets,
-                        reuses_data=self.reuses_data)
+                        reuses_data=self.reuses_data, dependencies=self.dependencies)
 
     def write(self, folder: Path) -> None:
         """Write the project files (compose file and 0600 env file) into `folder`."""
@@ -226,6 +227,7 @@ class Planner:
         instance = check_name(request.name or default_name(app.id))
         if not replacing and self.records.find(instance) is not None:
             raise AlreadyExists(f"an instance named {instance!r} already exists")
+        providers = deps.providers(app, self.records.all(), exclude=instance)
         if kept is None:
             kept = self.kept_values(instance)
         allocator = PortAllocator(self._held_ports(instance))
@@ -235,6 +237,8 @@ class Planner:
         rendered = render(app, instance=instance, values=values, platform=platform,
                           data_dir=data_dir, install=self.install)
         self._with_exports(instance, rendered, values, platform)
+        dep_roots = deps.wire(app, rendered, providers, paths=self.paths, values=values,
+                              platform=platform)
         project = labels.project_name(instance)
         with tempfile.TemporaryDirectory(prefix="stackhub-plan-") as tmp:
             draft = Plan(app=app, instance=instance, values=values, rendered=rendered,
@@ -244,14 +248,17 @@ class Planner:
         ports = published_ports(resolved)
         allocator.check_published((p.host_port, p.protocol, p.service) for p in ports)
         secret_names = params.secret_names(app.parameters)
-        risks = risk.analyse(resolved, allowed_roots=[str(data_dir)],
-                             protected_roots=[str(self.paths.root)])
+        risks = risk.analyse(resolved, allowed_roots=[str(data_dir), *dep_roots],
+                             protected_roots=[str(self.paths.root)],
+                             allowed_networks=frozenset(deps.link_network(p)
+                                                        for p in providers.values()))
         digest = risk.digest(resolved, [values[n] for n in secret_names if values.get(n)])
         subnets = self._subnets(instance, rendered, hold=hold)  # last: nothing raises after
         return Plan(app=app, instance=instance, values=values, rendered=rendered,
                     resolved=resolved, ports=ports, risks=risks, digest=digest,
                     secrets=secret_names, subnets=subnets,
-                    reuses_data=not replacing and data_dir.is_dir())
+                    reuses_data=not replacing and data_dir.is_dir(),
+                    dependencies={d: p.name for d, p in providers.items()})
 
     def keep_subnets(self, conn: sqlite3.Connection, plan: Plan) -> None:
         """Store a held plan's subnets in its install's transaction (the instance row's)."""
@@ -273,6 +280,10 @@ class Planner:
         rendered = render(app, instance=instance, values=values, platform=platform,
                           data_dir=data_dir, install=self.install)
         self._with_exports(instance, rendered, values, platform)
+        if app.dependencies:
+            deps.wire(app, rendered, deps.providers(app, self.records.all(), exclude=instance,
+                                                    strict=False),
+                      paths=self.paths, values=values, platform=platform)
         subnets = self._subnets(instance, rendered, save=True)
         return Plan(app=app, instance=instance, values=values, rendered=rendered,
                     resolved=ResolvedProject(), ports=[], risks=[], digest="", subnets=subnets)

@@ -86,8 +86,13 @@ def _path_risk(source: str, allowed: list[str], protected: list[str]) -> tuple[s
 
 
 def analyse(resolved: ResolvedProject, *, allowed_roots: list[str],
-            protected_roots: list[str]) -> list[Risk]:
-    """List every risky option of `resolved` (output of ``compose config``)."""
+            protected_roots: list[str], allowed_networks: frozenset[str] = frozenset(),
+            ) -> list[Risk]:
+    """List every risky option of `resolved` (output of ``compose config``).
+
+    `allowed_networks`: existing networks StackHub itself joins the project to (the link
+    networks of its dependencies, apps/deps.py), not a risk.
+    """
     risks: list[Risk] = []
     named = resolved.volumes
     for name, service in resolved.services.items():
@@ -124,7 +129,7 @@ def analyse(resolved: ResolvedProject, *, allowed_roots: list[str],
                         "app does not own")
         for network in service.networks:
             net = resolved.networks.get(network)
-            if net is not None and net.external:
+            if net is not None and net.external and net.name not in allowed_networks:
                 add("external_network", f"joins existing network {net.name}")
         for opt in service.security_opt:
             if "unconfined" in opt or "no-new-privileges:false" in opt:

@@ -6,12 +6,13 @@ import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
 from stackhub import faults, fsutil, labels, yamlsafe
 from stackhub.adapters.compose import COMPOSE_FILE, Compose
-from stackhub.apps import risk
+from stackhub.apps import deps, risk
 from stackhub.apps.flows import INSTALL, LIFECYCLE, REMOVE, Flows
 from stackhub.apps.models import (
     Accepted,
@@ -229,10 +230,13 @@ class AppsService:
         """Refuse to remove the last instance of an app other instances need (naming them)."""
         app_id = record.app_ref.rsplit("/", 1)[-1]
         others = [r for r in self.records.all() if r.name != record.name]
-        if any(r.app_ref.rsplit("/", 1)[-1] == app_id for r in others):
+        linked = deps.link_users(self.paths, record, others)  # joined to this very instance
+        if any(r.app_ref.rsplit("/", 1)[-1] == app_id for r in others) and not linked:
             return  # another instance of the same app still serves them
-        needing = sorted(r.name for r in others
-                         if app_id in (r.definition.get("dependencies") or []))
+        needing = sorted(set(linked) | {r.name for r in others
+                                        if app_id in (r.definition.get("dependencies") or [])
+                                        and not any(o.app_ref.rsplit("/", 1)[-1] == app_id
+                                                    for o in others)})
         if needing:
             raise Conflict(f"{', '.join(needing)} need {app_id!r} installed: remove "
                            f"{'it' if len(needing) == 1 else 'them'} first",
@@ -268,20 +272,20 @@ class AppsService:
                                       state=c.state if engine else "unknown",
                                       health=c.health if engine else None, image=c.image)
                         for c in containers],
-            error=record.error, **{"update_available": record.update_available,
-                                   **self._update_of(record)},
+            error=record.error, **self._update_of(record),
             created_at=record.created_at, updated_at=record.updated_at)
 
-    def _update_of(self, record: InstanceRecord) -> dict[str, str | None]:
+    def _update_of(self, record: InstanceRecord) -> dict[str, Any]:
         """The update known for an instance: a newer store version, else a new digest."""
         if record.update_available:
-            return {"latest_version": record.update_available, "update_kind": "version"}
+            return {"update_available": True, "latest_version": record.update_available,
+                    "update_kind": "version"}
         settings: InstanceSettings | None = getattr(self, "settings", None)
         found = settings.revisions.digest_update(record.name) if settings else None
         if found:
-            return {"latest_version": record.version, "update_kind": "digest",
-                    "update_available": f"{record.version} (new image)"}
-        return {"latest_version": None, "update_kind": None}
+            return {"update_available": True, "latest_version": record.version,
+                    "update_kind": "digest"}
+        return {"update_available": False, "latest_version": None, "update_kind": None}
 
     def all(self) -> list[InstanceRead]:
         """Return every instance."""

@@ -6,10 +6,12 @@ import hashlib
 import hmac
 import secrets
 import time
+from typing import TYPE_CHECKING
 
-import pyotp
-import segno
+if TYPE_CHECKING:
+    import pyotp
 
+# pyotp and segno load on first use: a server nobody enrols holds neither (issue 18, part 4)
 ISSUER = "StackHub"
 STEP = 30
 WINDOW = 1
@@ -17,18 +19,28 @@ RECOVERY_COUNT = 10
 _RECOVERY_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
 
 
+def _totp(secret: str) -> pyotp.TOTP:
+    import pyotp
+
+    return pyotp.TOTP(secret, interval=STEP)
+
+
 def new_secret() -> str:
     """Return a random base32 secret (160 bits)."""
+    import pyotp
+
     return pyotp.random_base32(32)
 
 
 def otpauth_uri(secret: str, account: str) -> str:
     """Return the ``otpauth://`` URI an authenticator app reads."""
-    return pyotp.TOTP(secret, interval=STEP).provisioning_uri(name=account, issuer_name=ISSUER)
+    return _totp(secret).provisioning_uri(name=account, issuer_name=ISSUER)
 
 
 def qr_svg(uri: str) -> str:
     """Render the URI as an inline SVG QR code."""
+    import segno
+
     return str(segno.make(uri, error="m").svg_inline(scale=4, border=2))
 
 
@@ -44,7 +56,7 @@ def match_step(secret: str, code: str, *, after: int, now: float | None = None) 
     cleaned = code.replace(" ", "")
     if not is_totp_code(cleaned):
         return None
-    otp = pyotp.TOTP(secret, interval=STEP)
+    otp = _totp(secret)
     current = int((time.time() if now is None else now) // STEP)
     for step in (current - WINDOW, current, current + WINDOW):
         if step > after and hmac.compare_digest(otp.generate_otp(step).encode(),
@@ -55,7 +67,7 @@ def match_step(secret: str, code: str, *, after: int, now: float | None = None) 
 
 def code_at(secret: str, when: float) -> str:
     """Return the code for a moment (for tests and the CLI's self-check)."""
-    return pyotp.TOTP(secret, interval=STEP).at(int(when))
+    return _totp(secret).at(int(when))
 
 
 def new_recovery_codes() -> list[str]:

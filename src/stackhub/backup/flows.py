@@ -4,7 +4,11 @@ A backup stops the instance (if it runs), writes its definition and its named vo
 tar files, read through helper containers) into a staging folder, runs one `restic backup`
 of `instances/<name>`, `appdata/<name>` and the staging folder (relative to the data root,
 so a snapshot's tree is the same on any machine), and starts the instance again, whatever
-happened. A restore fetches the snapshot into a fresh folder, takes the instance down,
+happened. An app whose definition has a `backup` section (catalog/backup_spec.py) and runs is
+not stopped: its dump command runs in its service (an exec, argument list) and the paths and
+volumes it skips are left out. The volume tars stay in the staging folder between backups and
+one is replaced only when its content changed, so restic skips unchanged volumes by their
+metadata. A restore fetches the snapshot into a fresh folder, takes the instance down,
 moves the live folders and volumes aside, swaps the restored ones in and starts it; any
 failure (or a crash, at the next start) puts the old data back.
 """
@@ -14,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import hashlib
 import json
 import logging
 import os
@@ -24,13 +29,17 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from stackhub import faults, fsutil, labels, yamlsafe
 from stackhub.adapters.compose import COMPOSE_FILE, Compose
 from stackhub.adapters.engine import Engine
+from stackhub.adapters.exec import EngineExec
 from stackhub.adapters.restic import BackupProgress, Node, Repository, Restic, Snapshot
 from stackhub.adapters.volumes import VolumeCopier, VolumeInfo
 from stackhub.apps.models import InstanceStatus, OperationRead, PortMapping
 from stackhub.apps.service import AppsService
+from stackhub.catalog.models import BackupSpec
 from stackhub.config import Paths
 from stackhub.errors import EngineError, Invalid, NotFound, StackHubError, StorageFull
 from stackhub.operations.runner import OperationKind, Outcome, Run, Runner, register
@@ -116,6 +125,14 @@ def _move(src: Path, dest: Path) -> None:
         shutil.move(str(src), str(dest))
 
 
+def _drop(entry: Path) -> None:
+    """Remove a file, link or folder tree (links never followed)."""
+    if entry.is_dir() and not entry.is_symlink():
+        fsutil.remove_tree_inside(entry, entry.parent)
+    else:
+        entry.unlink()
+
+
 def tree_size(folder: Path) -> int:
     """Sum the sizes of the files below `folder` (links not followed)."""
     return _tree_size(folder)
@@ -161,8 +178,9 @@ class BackupFlows:
 
     def __init__(self, *, paths: Paths, records: Records, engine: Engine, compose: Compose,
                  apps: AppsService, runner: Runner, restic: Restic,
-                 volumes: VolumeCopier) -> None:
+                 volumes: VolumeCopier, execs: EngineExec | None = None) -> None:
         """Keep the collaborators; register the after-crash hooks with the runner."""
+        self.execs = execs or EngineExec()
         self.paths = paths
         self.engine = engine
         self.records = records
@@ -227,10 +245,90 @@ class BackupFlows:
         await self.apps.refresh()
 
     # -- backup -------------------------------------------------------------------------------
+    @staticmethod
+    def hot_spec(record: InstanceRecord) -> BackupSpec | None:
+        """Return the app's hot-backup section (None: stop mode), Invalid if unreadable."""
+        raw = (record.definition or {}).get("backup")
+        if not raw:
+            return None
+        try:
+            return BackupSpec.model_validate(raw)
+        except ValidationError as err:
+            raise Invalid(f"the app's backup section cannot be read: {err}") from err
+
+    async def _dump(self, name: str, spec: BackupSpec) -> None:
+        """Run the app's dump command in its running service; EngineError if it fails."""
+        found = [c for c in await asyncio.to_thread(self.engine.containers)
+                 if c.instance == name and c.service == spec.service and c.state == "running"]
+        if not found:
+            raise EngineError(f"the hot backup needs service {spec.service!r} running to run "
+                              "its dump command, and it is not; start the instance and retry "
+                              "(nothing was backed up)", details={"reason": "dump_failed"})
+        try:
+            code, output = await self.execs.run(found[0].id, list(spec.dump),
+                                                timeout=float(spec.timeout))
+        except TimeoutError as err:
+            raise EngineError(f"the dump command in service {spec.service!r} ran longer than "
+                              f"{spec.timeout} s and was stopped; nothing was backed up (the "
+                              "instance keeps running)",
+                              details={"reason": "dump_failed", "timeout": spec.timeout}) \
+                from err
+        if code != 0:
+            tail = " ".join(output.strip().splitlines()[-3:])[-400:] or "no output"
+            raise EngineError(f"the dump command in service {spec.service!r} failed (exit code "
+                              f"{code}): {tail}; nothing was backed up (the instance keeps "
+                              "running)", details={"reason": "dump_failed", "exit_code": code})
+
+    async def _export_volumes(self, name: str, stage: Path, volumes: list[VolumeInfo]) -> None:
+        """Export each volume as a tar into the staging folder, kept from the last backup.
+
+        A tar whose content (sha256) did not change since the last backup is left untouched,
+        so restic skips it by its unchanged metadata instead of reading it again.
+        """
+        image = self._images(self.paths.instance_dir(name))[0]
+        folder = stage / "volumes"
+        for info in volumes:
+            if not info.key.replace("-", "").replace("_", "").replace(".", "").isalnum():
+                raise Invalid(f"volume key {info.key!r} cannot be used as a file name")
+            tar, mark = folder / f"{info.key}.tar", folder / f"{info.key}.sha256"
+            fresh = folder / f"{info.key}.tar.new"
+            digest = hashlib.sha256()
+            await asyncio.to_thread(self.volumes.export, info.name, fresh, image,
+                                    digest=digest)
+            same = tar.is_file() and not tar.is_symlink() and mark.is_file() and \
+                mark.read_text().strip() == digest.hexdigest()
+            if same:
+                fresh.unlink()
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    mark.unlink()  # a crash between the two renames then forces a new export
+                fresh.rename(tar)
+                fsutil.write_atomic(mark, digest.hexdigest() + "\n", mode=0o600)
+
+    def _keep_stage(self, name: str, volumes: list[VolumeInfo]) -> Path:
+        """Prepare the staging folder, keeping the volume tars of the last backup only."""
+        stage = self.stage(name)
+        wanted = {f"{v.key}{ext}" for v in volumes for ext in (".tar", ".sha256")}
+        if stage.is_symlink() or not (stage / "volumes").is_dir() or \
+                (stage / "volumes").is_symlink():
+            self._fresh(stage)
+            (stage / "volumes").mkdir()
+            return stage
+        for entry in list(stage.iterdir()):
+            if entry.name != "volumes":
+                _drop(entry)
+        for entry in list((stage / "volumes").iterdir()):
+            if entry.name not in wanted or entry.is_symlink() or not entry.is_file():
+                _drop(entry)
+        self.base.chmod(0o700)
+        return stage
+
     async def backup(self, run: Run, repo: Repository, *, kind: str = "manual",
                      stop: bool = True, done: Callable[[str], None] | None = None) -> Outcome:
-        """Back up one instance: stop it, copy definition, folders and volumes, start it.
+        """Back up one instance: stop it (or run its dump), copy everything, start it.
 
+        An app whose definition has a `backup` section and that runs is not stopped: its dump
+        command runs in its service first, and the paths and volumes it skips are left out.
         `done` gets the new snapshot's id once restic has written it.
         """
         name = run.op.instance
@@ -239,44 +337,52 @@ class BackupFlows:
         if not (folder / COMPOSE_FILE).is_file():
             raise NotFound(f"instance {name!r} has no project files to back up; retry its "
                            "install first")
-        stage = self.stage(name)
+        spec = self.hot_spec(record)
         run.step("prepare", 2.0)
-        self._fresh(stage)
-        (stage / "volumes").mkdir()
         was_running = await self._running(name)
+        hot = spec if spec is not None and was_running else None
+        volumes = await asyncio.to_thread(self.volumes.volumes_of, labels.project_name(name))
+        if hot is not None:
+            volumes = [v for v in volumes if v.key not in hot.skip_volumes]
+        stage = self._keep_stage(name, volumes)
         stopped = False
+        ok = False
         try:
-            if stop and was_running:
+            if hot is not None:
+                run.step("dump", 5.0)
+                await self._dump(name, hot)
+            elif stop and was_running:
                 run.step("stop", 5.0, engine=True)
                 stopped = True  # a stop that fails half-way still needs the start
                 await self.compose.lifecycle("stop", labels.project_name(name), folder)
             await faults.checkpoint("backup-stopped")
-            volumes = await asyncio.to_thread(self.volumes.volumes_of, labels.project_name(name))
             if volumes:
                 run.step("volumes", 10.0, engine=True)
-                image = self._images(folder)[0]
-                for info in volumes:
-                    if not info.key.replace("-", "").replace("_", "").replace(".", "").isalnum():
-                        raise Invalid(f"volume key {info.key!r} cannot be used as a file name")
-                    await asyncio.to_thread(self.volumes.export, info.name,
-                                            stage / "volumes" / f"{info.key}.tar", image)
+                await self._export_volumes(name, stage, volumes)
             fsutil.write_atomic(stage / DEFINITION,
                                 json.dumps(definition_of(record, volumes), indent=2), mode=0o600)
             paths = [f"instances/{name}", f"backups/stage/{name}"]
-            if self.paths.instance_data(name).is_dir():
+            data = self.paths.instance_data(name)
+            if data.is_dir():
                 paths.insert(1, f"appdata/{name}")
+            excludes = [data / p for p in hot.skip] if hot is not None else []
             size = sum(_tree_size(self.paths.root / p) for p in paths)
             run.step("snapshot", 20.0, engine=stopped)
             summary = await self.restic.backup(
                 repo, paths, cwd=self.paths.root, tags=tags_of(record, kind, size), host=HOST,
-                report=self._reporter(run))
+                report=self._reporter(run), excludes=excludes)
             run.emit("progress", step="snapshot", progress=90.0, percent=100.0,
-                     snapshot=summary.snapshot_id, bytes_added=summary.data_added)
+                     snapshot=summary.snapshot_id, bytes_added=summary.data_added,
+                     mode="hot" if hot is not None else "stop")
             if done is not None:
                 done(summary.snapshot_id)
+            ok = True
         finally:
             with contextlib.suppress(StackHubError, OSError):
-                fsutil.remove_tree_inside(stage, stage.parent)
+                for partial in (stage / "volumes").glob("*.new"):
+                    partial.unlink()
+                if not ok:
+                    fsutil.remove_tree_inside(stage, stage.parent)
             if stopped:
                 run.step("start", 92.0, engine=True)
                 await self._start(name)  # raises only after the backup's own error, if any
@@ -491,6 +597,7 @@ class BackupFlows:
                         raise Invalid(f"the snapshot lacks the content of volume {info.key!r}")
                     await asyncio.to_thread(self.volumes.create, fresh)
                     await asyncio.to_thread(self.volumes.load, fresh.name, tar, image)
+            await faults.checkpoint("restore-as-placed")
             run.step("start", 80.0, engine=True)
             await self.apps.up(new)
         except BaseException:

@@ -63,6 +63,10 @@ class CheckRead(BaseModel):
     name: str
     ok: bool
     output: str
+    damaged_packs: list[str] = Field(default_factory=list, description=(
+        "Ids of pack files the check found damaged (read with --read-data-subset)."))
+    damaged_snapshots: list[SnapshotRead] = Field(default_factory=list, description=(
+        "Snapshots holding data of a damaged pack: they cannot be restored whole."))
 
 
 class BackupRequest(BaseModel):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import sqlite3
 import uuid
 from collections.abc import Callable
@@ -60,6 +61,7 @@ from stackhub.errors import (
 from stackhub.operations.runner import Outcome, Run, Runner
 from stackhub.state.instances import InstanceRecord, Records
 
+log = logging.getLogger(__name__)
 BUSY = {InstanceStatus.INSTALLING, InstanceStatus.REMOVING}
 
 
@@ -130,8 +132,28 @@ class BackupService:
         except RepositoryError as err:
             if err.details.get("reason") in ("wrong_password", "unreachable"):
                 raise
-            return CheckRead(name=name, ok=False, output=err.message)
+            packs = [str(p) for p in err.details.get("packs") or []]
+            damaged = await self._damaged(repo, packs)
+            text = str(err.details.get("output") or "").strip()[-4000:] or err.message
+            if damaged:
+                text += ("\nSnapshots with data in damaged packs (not restorable whole): " +
+                         ", ".join(f"{s.short_id} ({s.instance or 'stackhub'}, {s.time[:19]})"
+                                   for s in damaged))
+            return CheckRead(name=name, ok=False, output=text, damaged_packs=packs,
+                             damaged_snapshots=damaged)
         return CheckRead(name=name, ok=True, output=output.strip()[-4000:])
+
+    async def _damaged(self, repo: Repository, packs: list[str]) -> list[SnapshotRead]:
+        """Return the snapshots holding blobs of damaged packs (empty if that cannot be told)."""
+        if not packs:
+            return []
+        try:
+            ids = set(await self.restic.find_packs(repo, packs))
+            found = await self.restic.snapshots(repo)
+        except StackHubError as err:
+            log.warning("cannot tell which snapshots damaged packs affect: %s", err)
+            return []
+        return [snapshot_read(s, repo.name) for s in reversed(found) if s.id in ids]
 
     def remove_repository(self, name: str) -> None:
         """Forget a repository (its snapshots stay where they are)."""
@@ -340,7 +362,9 @@ class BackupService:
         result = await self.check(name, subset=subset)
         self.store.checked(name, result.ok, result.output, self.clock())
         if not result.ok:
-            self._alert("backup.check", name, False, {"output": result.output[-500:]})
+            self._alert("backup.check", name, False, {
+                "output": result.output[-500:],
+                "damaged_snapshots": [s.id for s in result.damaged_snapshots]})
         return result
 
     def check_due(self, name: str) -> bool:
@@ -438,9 +462,10 @@ class BackupService:
             raise Conflict(f"snapshot {snap.short_id} is a backup of {record.app_ref}, but "
                            f"{name!r} is {existing.app_ref}; remove the instance first or "
                            "restore it under another name")
-        risks, digest = await self._snapshot_risks(repo, snap, name, nodes, record)
-        self._consent(risks, await self._live_risks(name), digest, request.accept_risks,
-                      f"snapshot {snap.short_id}")
+        # the live project's analysis (a `compose config`) runs while restic reads the snapshot
+        (risks, digest), live = await asyncio.gather(
+            self._snapshot_risks(repo, snap, name, nodes, record), self._live_risks(name))
+        self._consent(risks, live, digest, request.accept_risks, f"snapshot {snap.short_id}")
         plan = RestorePlan(repo=repo, snapshot=snap, source=name, definition=definition,
                            record=record, existed=existing is not None, size=size)
         self._claimable(name)

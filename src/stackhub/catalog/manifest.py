@@ -6,7 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from stackhub.catalog.models import APP_ID, LocalizedText, Parameter, WebEntry
+from stackhub.catalog.backup_spec import BackupSpec
+from stackhub.catalog.models import APP_ID, LocalizedText, Parameter, UpdateRules, WebEntry
 
 MANIFEST_FILE = "stackhub-app.yaml"
 COMPOSE_FILE = "compose.yaml"
@@ -33,6 +34,14 @@ class Manifest(BaseModel):
     architectures: list[str] = Field(default_factory=list, description="Empty means any.")
     main: WebEntry | None = Field(default=None, description="The web UI's service and port.")
     parameters: list[Parameter] = Field(default_factory=list)
+    backup: BackupSpec | None = Field(default=None, description=(
+        "Hot backup: which service runs which dump command (an argument list), and which "
+        "paths and volumes a backup then skips; the app is not stopped."))
+    release_notes: LocalizedText = Field(default_factory=dict, description="What changed in "
+                                         "this version, Markdown by locale.")
+    update: UpdateRules | None = Field(default=None, description="Upgrade-path rules, e.g. "
+                                       "`{min_from: 1.4.0}`: installs older than that must "
+                                       "update to it first.")
 
     @field_validator("id")
     @classmethod

@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from stackhub.catalog.backup_spec import BackupSpec as BackupSpec  # re-exported for other domains
 from stackhub.platform import PLATFORM_VARS, RESERVED_PREFIXES
 
 LocalizedText = dict[str, str]
@@ -136,6 +137,23 @@ class AppFile(BaseModel):
         return path
 
 
+class UpdateRules(BaseModel):
+    """Upgrade-path rules an app declares for updates to its version."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    min_from: str | None = Field(default=None, min_length=1, max_length=64, description=(
+        "The oldest installed version this version can be updated from; an older one must "
+        "first be updated to this version (e.g. `1.4.0`)."))
+
+    @field_validator("min_from")
+    @classmethod
+    def _has_numbers(cls, value: str | None) -> str | None:
+        if value is not None and not re.search(r"\d", value):
+            raise ValueError("min_from must be a version with numbers, such as 1.4.0")
+        return value
+
+
 class AppDefinition(BaseModel):
     """An app as StackHub understands it, whatever format it came from."""
 
@@ -163,9 +181,24 @@ class AppDefinition(BaseModel):
     derived: dict[str, str] = Field(default_factory=dict)
     compose: dict[str, Any]
     files: list[AppFile] = Field(default_factory=list)
+    imports: dict[str, str] = Field(default_factory=dict, description="Variables a "
+                                    "dependency exports that this app uses, as name -> that "
+                                    "app's id; filled at plan time from its installed "
+                                    "instance.")
+    exposes: dict[str, str] = Field(default_factory=dict, description="Variables naming one "
+                                    "of this app's containers (Umbrel's fixed IPs), as name -> "
+                                    "service; dependents get that service's name on the "
+                                    "app's link network.")
     scripts: dict[str, str] = Field(default_factory=dict, description="Store scripts StackHub "
                                     "runs in its sandbox at install, by name (Umbrel's "
                                     "`exports.sh` with logic, `hooks/pre-start`).")
+    release_notes: LocalizedText = Field(default_factory=dict, description="What changed in "
+                                         "this version, Markdown by locale (Umbrel's "
+                                         "`releaseNotes`, CasaOS's `release_notes`).")
+    update: UpdateRules | None = Field(default=None, description="Upgrade-path rules for "
+                                       "updates to this version.")
+    backup: BackupSpec | None = Field(default=None, description="Hot backup: the dump "
+                                      "command run inside a service instead of a stop.")
     problems: list[str] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
 

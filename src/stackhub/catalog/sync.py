@@ -31,7 +31,7 @@ from stackhub.state.db import Database, now
 
 log = logging.getLogger("stackhub.catalog")
 SYNC_TIMEOUT = 300.0
-INDEX_VERSION = 3  # bump when readers change what they produce: forces a re-index
+INDEX_VERSION = 4  # bump when readers change what they produce: forces a re-index
 FEATURED_FILE = "featured-apps.json"
 MAX_FEATURED_BYTES = 64 * 1024
 ICON_NAMES = ("icon.png", "icon.svg", "icon.jpg", "icon.webp", "logo.png", "logo.svg",

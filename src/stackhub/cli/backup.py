@@ -50,7 +50,10 @@ def _finish(op: dict[str, Any], as_json: bool, done: str) -> None:
 @app.command("create")
 def create_cmd(name: Annotated[str, typer.Argument(help="The instance to back up.")],
                repo: RepoOpt = None, as_json: JsonOpt = False) -> None:
-    """Back up NAME (stopped for the copy, started again) and wait for it to finish."""
+    """Back up NAME (stopped for the copy, started again) and wait for it to finish.
+
+    An app that declares a hot backup is not stopped: its dump command runs in its service.
+    """
     client = Client()
     body = {"repository": repo} if repo else None
     try:
@@ -395,6 +398,10 @@ def repo_check_cmd(name: str, subset: Annotated[str | None, typer.Option(
         console.print(escape(result["output"]), highlight=False)
         console.print("[green]✔[/] no errors found" if result["ok"] else
                       "[bold red]the repository has errors[/]")
+        for snap in result.get("damaged_snapshots") or []:
+            err_console.print(f"damaged: snapshot {snap['short_id']} of "
+                              f"{escape(snap['instance'] or 'StackHub')} ({snap['time'][:19]}) "
+                              "cannot be restored whole", highlight=False)
     if not result["ok"]:
         raise SystemExit(1)
 

@@ -29,7 +29,8 @@ def doctor(as_json: Annotated[bool, typer.Option("--json", help="Print JSON for 
                     "$STACKHUB_PORT or 8420).")] = None,
            data_dir: Annotated[Path | None, typer.Option(
                "--data-dir", help="Data root (default: $STACKHUB_DATA_DIR).")] = None) -> None:
-    """Check the engine, Compose, Caddy, restic, the data root, the port, DNS and the server.
+    """Check the engine, Compose, Caddy, restic, the data root, the port, DNS, the clock, the
+    server and its service.
 
     Exits 1 when a check finds an error.
     """

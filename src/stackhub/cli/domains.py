@@ -225,7 +225,9 @@ def protect_cmd(name: Annotated[str, typer.Argument(help="The app (instance).")]
     """Put StackHub's sign-in (with 2FA) in front of an app's gateway names (--off: remove it).
 
     Only signed-in users who may see the app (admins, members granted it) reach it; the app
-    gets Remote-User and Remote-Groups headers.
+    gets Remote-User and Remote-Groups headers. While protected, the app's web port is
+    published on 127.0.0.1 only (its container is recreated), so http://HOST:PORT cannot
+    bypass the sign-in from other machines; --off publishes it on all interfaces again.
     """
     try:
         read = Client().request("PUT", f"/api/instances/{name}/protection",
@@ -238,8 +240,12 @@ def protect_cmd(name: Annotated[str, typer.Argument(help="The app (instance).")]
     if read["protected"]:
         console.print(f"[green]✔[/] {escape(name)} is behind StackHub's sign-in: "
                       f"{escape(', '.join(read['hosts']) or 'no gateway name yet')}")
+        if read.get("local_port"):
+            console.print(f"  its port {read['local_port']} now answers on 127.0.0.1 only: "
+                          "other machines go through the gateway's sign-in")
     else:
-        console.print(f"{escape(name)} is no longer behind StackHub's sign-in")
+        console.print(f"{escape(name)} is no longer behind StackHub's sign-in; its web port is "
+                      "published on all interfaces again")
     if read["warning"]:
         err_console.print(f"[bold yellow]Note:[/] {escape(read['warning'])}", highlight=False)
 
@@ -344,9 +350,12 @@ def _print_provider(read: dict[str, Any]) -> None:
     if read["kind"] is None:
         console.print("No DNS provider (stackhub domain provider set KIND --env KEY=VALUE).")
         return
-    console.print(f"DNS provider: [bold]{escape(read['kind'])}[/] (lego: {read['lego']}); "
+    via = " through lego's exec provider and lexicon" if read.get("via_exec") else ""
+    console.print(f"DNS provider: [bold]{escape(read['kind'])}[/] (lego: {read['lego']}{via}); "
                   f"keys set: {escape(', '.join(read['keys']))}"
-                  + (f"; CA account {escape(read['email'])}" if read["email"] else ""))
+                  + (f"; CA account {escape(read['email'])}" if read["email"] else "")
+                  + (f"; zone {escape(read['zone'])}" if read.get("zone") else "")
+                  + ("; StackHub manages the DNS records" if read.get("records") else ""))
 
 
 @provider_app.command("set")
@@ -358,11 +367,14 @@ def provider_set_cmd(kind: Annotated[str, typer.Argument(
                          "(repeat).")] = None,
                      email: Annotated[str | None, typer.Option(
                          "--email", help="The account email at the CA.")] = None,
+                     zone: Annotated[str | None, typer.Option(
+                         "--zone", help="The DNS zone the provider manages (default: the "
+                         "base domain's last two labels).")] = None,
                      as_json: JsonOpt = False) -> None:
     """Set the DNS provider and its credentials (stored 0600; never shown again)."""
     try:
         read = Client().request("PUT", "/api/gateway/dns-provider", json={
-            "kind": kind, "env": _pairs(env or []), "email": email})
+            "kind": kind, "env": _pairs(env or []), "email": email, "zone": zone})
     except ClientError as err:
         fail(err, as_json=as_json)
     if as_json:
@@ -399,7 +411,7 @@ def provider_remove_cmd(as_json: JsonOpt = False) -> None:
 
 @provider_app.command("kinds")
 def provider_kinds_cmd(as_json: JsonOpt = False) -> None:
-    """List the DNS providers, their keys, and whether the installed lego has them."""
+    """List the DNS providers, their keys, whether DNS-01 works here and who manages records."""
     try:
         items = Client().request("GET", "/api/gateway/dns-providers")
     except ClientError as err:
@@ -407,9 +419,43 @@ def provider_kinds_cmd(as_json: JsonOpt = False) -> None:
     if as_json:
         emit_json(items)
         return
-    rows = table("KIND", "PROVIDER", "NEEDS", "IN THIS LEGO")
+    rows = table("KIND", "PROVIDER", "NEEDS", "DNS-01", "RECORDS")
     for item in items:
+        dns01 = ("via exec" if item.get("via_exec") else "yes") if item["available"] else "no"
         rows.add_row(item["kind"], escape(item["title"]),
-                     " or ".join("+".join(g) for g in item["required"]),
-                     "yes" if item["available"] else "no")
+                     " or ".join("+".join(g) for g in item["required"]), dns01,
+                     "yes" if item.get("records") else "no")
     console.print(rows)
+
+
+def _print_records(read: dict[str, Any]) -> None:
+    if not read["managed"]:
+        console.print("StackHub does not manage DNS records: set a provider it can write with "
+                      "(stackhub domain provider kinds, column RECORDS).")
+        return
+    console.print(f"Zone [bold]{escape(read['zone'] or '?')}[/]; public address "
+                  f"{escape(read['public_ip'] or 'not learnt yet')} (from "
+                  f"{escape(read['source'])})")
+    rows = table("NAME", "TYPE", "CONTENT", "PUBLISHED")
+    for item in read["records"]:
+        rows.add_row(escape(item["name"]), item["type"], escape(item["content"]),
+                     "yes" if item["published"] else "no")
+    console.print(rows)
+    if read["error"]:
+        console.print(f"[red]Last error:[/] {escape(read['error'])}")
+
+
+@app.command("records")
+def records_cmd(sync: Annotated[bool, typer.Option(
+                    "--sync", help="Learn the public address and write the records now.")]
+                = False, as_json: JsonOpt = False) -> None:
+    """Show (or --sync) the DNS records StackHub keeps at the DNS provider."""
+    try:
+        read = Client().request("POST" if sync else "GET",
+                                "/api/gateway/dns-records" + ("/sync" if sync else ""))
+    except ClientError as err:
+        fail(err, as_json=as_json)
+    if as_json:
+        emit_json(read)
+    else:
+        _print_records(read)

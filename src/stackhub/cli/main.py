@@ -25,6 +25,7 @@ GROUPS = {  # first word -> (module, its Typer); "" holds top-level commands (lo
     "engine": ("stackhub.cli.engine", "app"),
     "notifications": ("stackhub.cli.notifications", "app"),
     "top": ("stackhub.cli.top", "app"),
+    "version": ("stackhub.cli.version", "app"),
     "": ("stackhub.cli.auth", "app"),
     "user": ("stackhub.cli.auth", "user_app"),
     "token": ("stackhub.cli.auth", "token_app"),

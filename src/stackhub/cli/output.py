@@ -62,6 +62,18 @@ def table(*columns: str) -> Table:
     return Table(*columns)
 
 
+def print_columns(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    """Print rows as plain aligned columns (like `docker ps`), never truncated.
+
+    For long listings: rich's table measures and wraps every cell (0.3 s of CPU for 250 rows).
+    """
+    widths = [max([len(column), *(len(row[i]) for row in rows)])
+              for i, column in enumerate(columns)]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+             .rstrip() for row in [columns, *rows]]
+    sys.stdout.write("\n".join(lines) + "\n")
+
+
 def emit_json(data: Any) -> None:
     """Print data as JSON on stdout."""
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")

@@ -1,4 +1,4 @@
-"""``stackhub app settings|set|revisions|check-updates|update|rollback``: settings after
+"""``stackhub app settings|set|revisions|check-updates|updates|update|rollback``: settings after
 install and safe updates (registered into the ``app`` group by cli/apps.py)."""
 
 from __future__ import annotations
@@ -122,6 +122,28 @@ def revisions_cmd(name: str, as_json: JsonOpt = False) -> None:
     console.print(rows)
 
 
+def _notes(item: dict[str, Any]) -> str | None:
+    """An update's release notes in English (else the first language given)."""
+    notes = item.get("release_notes") or {}
+    return notes.get("en") or next(iter(notes.values()), None)
+
+
+def _print_updates(items: list[dict[str, Any]]) -> None:
+    rows = table("NAME", "VERSION", "UPDATE", "NOTE")
+    for item in items:
+        what = (f"{item['update_kind']}: {item['latest_version']}" if item["update_available"]
+                else "up to date")
+        rows.add_row(item["instance"], item["current_version"], what,
+                     item.get("blocked") or "; ".join(item.get("errors") or []))
+    console.print(rows)
+    for item in items:
+        notes = _notes(item) if item["update_available"] else None
+        if notes:
+            console.print(f"\n[bold]{escape(item['instance'])} -> "
+                          f"{escape(str(item['latest_version']))}: release notes[/]")
+            console.print(escape(notes), highlight=False)
+
+
 def check_updates_cmd(as_json: JsonOpt = False) -> None:
     """Look for new versions in the stores and new image digests behind the same tags."""
     try:
@@ -131,13 +153,22 @@ def check_updates_cmd(as_json: JsonOpt = False) -> None:
     if as_json:
         emit_json(items)
         return
-    rows = table("NAME", "VERSION", "UPDATE", "NOTE")
-    for item in items:
-        what = (f"{item['update_kind']}: {item['latest_version']}" if item["update_available"]
-                else "up to date")
-        rows.add_row(item["instance"], item["current_version"], what,
-                     item.get("blocked") or "; ".join(item.get("errors") or []))
-    console.print(rows)
+    _print_updates(items)
+
+
+def updates_cmd(as_json: JsonOpt = False) -> None:
+    """List the updates the last check found (with release notes); no registry is asked."""
+    try:
+        items = Client().request("GET", "/api/updates")
+    except ClientError as err:
+        fail(err, as_json=as_json)
+    if as_json:
+        emit_json(items)
+        return
+    if not items:
+        console.print("No updates known; run `stackhub app check-updates` to look again.")
+        return
+    _print_updates(items)
 
 
 def update_cmd(name: str, yes: YesOpt = False, as_json: JsonOpt = False,
@@ -157,6 +188,11 @@ def update_cmd(name: str, yes: YesOpt = False, as_json: JsonOpt = False,
             what = (f"{info['update_kind']} update to {info['latest_version']}"
                     if info["update_available"] else "re-apply (nothing newer known)")
             console.print(f"{name} {info['current_version']}: {what}")
+            if info.get("blocked"):
+                err_console.print(f"[bold yellow]Note:[/] {escape(info['blocked'])}")
+            if info["update_available"] and _notes(info):
+                console.print("[bold]Release notes[/]")
+                console.print(escape(_notes(info) or ""), highlight=False)
         _confirm(f"Update {name}? It stops while a snapshot is taken.", yes or as_json)
         body = {"force": force, "allow_database_major": allow_database_major,
                 "stability": stability}
@@ -164,7 +200,7 @@ def update_cmd(name: str, yes: YesOpt = False, as_json: JsonOpt = False,
             "POST", f"/api/instances/{name}/update", json=body), quiet=as_json)
     except ClientError as err:
         fail(err, as_json=as_json)
-    _end(op, as_json, f"{name} updated")
+    _end(op, as_json, f"{name} updated", {"update": info})
 
 
 def rollback_cmd(name: str, yes: YesOpt = False, as_json: JsonOpt = False) -> None:
@@ -188,6 +224,7 @@ def register(app: typer.Typer) -> None:
     app.command("set")(set_cmd)
     app.command("revisions")(revisions_cmd)
     app.command("check-updates")(check_updates_cmd)
+    app.command("updates")(updates_cmd)
     app.command("update")(update_cmd)
     app.command("rollback")(rollback_cmd)
     from stackhub.cli.auto_updates import auto_update_cmd, replaced_images_cmd

@@ -107,7 +107,7 @@ class Watcher:
                 updates.add(key)
                 self.service.notify(Notice(
                     Kind.UPDATE_AVAILABLE, key, {"instance": inst.name,
-                                                 "version": inst.update_available},
+                                                 "version": inst.latest_version or ""},
                     f"/apps/{inst.name}", Severity.INFO, instance=inst.name, renotify=True))
             key = f"unhealthy:{inst.name}"
             if inst.status in UNHEALTHY:

@@ -31,7 +31,7 @@ from stackhub.errors import (
     StackHubError,
 )
 from stackhub.operations.runner import OperationKind, Run, Runner, register
-from stackhub.proxy import names
+from stackhub.proxy import dnshook, names, providers
 from stackhub.proxy.models import TlsMode, WildcardAccepted
 from stackhub.proxy.service import BASE_KEY, TLS_KEY, ProxyService
 
@@ -87,7 +87,12 @@ class WildcardFlows:
         self.clock = clock
         proxy.periodic.append(self._renewals)
 
-    def _request(self, base: str, *, renew: bool) -> tuple[lego.Request, dict[str, str], str]:
+    def _request(self, base: str, *,
+                 renew: bool) -> tuple[lego.Request, dict[str, str], str, dict[str, str]]:
+        """Return lego's request, the credentials, the kind and the (not secret) extra env.
+
+        A kind this lego lacks runs through its exec provider and StackHub's lexicon hook.
+        """
         provider = self.proxy.providers.get()
         if provider is None:
             raise Invalid("no DNS provider is set: set one first (stackhub domain provider set "
@@ -97,12 +102,18 @@ class WildcardFlows:
             raise Invalid("the CA needs an account email: give --email to `stackhub domain "
                           "provider set`, or set STACKHUB_ACME_EMAIL")
         resolver = self.proxy.settings.resolver
+        extra: dict[str, str] = {}
+        name = provider.kind.lego
+        if providers.through_exec(provider.kind):
+            name = "exec"
+            extra = dnshook.settings(provider.kind.kind, provider.zone_for(base),
+                                     dnshook.script(self.proxy.lego_path))
         request = lego.Request(base=base, email=email, ca=self.proxy.settings.acme_ca,
-                               path=self.proxy.lego_path, provider=provider.kind.lego,
+                               path=self.proxy.lego_path, provider=name,
                                resolvers=(resolver,) if resolver else (),
                                propagation_check=self.settings.propagation_check, renew=renew,
                                renew_days=self.settings.renew_days)
-        return request, provider.env, provider.kind.kind
+        return request, provider.env, provider.kind.kind, extra
 
     async def obtain(self, base: str) -> WildcardAccepted:
         """Check the request, then start the operation that obtains the wildcard for `base`."""
@@ -127,10 +138,10 @@ class WildcardFlows:
         """Run lego, then switch the base to it (or re-load the renewed certificate)."""
         run.step("challenge", 10.0)
         await faults.checkpoint("wildcard-challenge")
-        request, credentials, kind = self._request(base, renew=renew)
+        request, credentials, kind, extra = self._request(base, renew=renew)
         try:
             outcome = await lego.run(request, credentials, roots=self.proxy.settings.acme_roots,
-                                     timeout=self.settings.timeout)
+                                     timeout=self.settings.timeout, extra=extra)
         except TimeoutError as err:
             raise CaRefused(f"lego did not finish within {self.settings.timeout:.0f} s "
                             "(the DNS provider or the CA does not answer)") from err
@@ -149,7 +160,7 @@ class WildcardFlows:
         if self.proxy.enabled() and self.proxy.gateway.running:
             run.step("serve", 90.0)
             await self._wait_served(f"{names.CONSOLE}.{base}")
-        run.step("records", 95.0)  # not fatal: StackHub does not create the records itself
+        run.step("records", 95.0)  # not fatal: records are the user's, or proxy/publish.py's
         check = await self.proxy.check_wildcard(base)
         if not check.ok:
             log.warning("gateway: %s: %s", check.problem, check.fix)

@@ -161,6 +161,9 @@ class ProtectionRead(BaseModel):
     hosts: list[str] = Field(description="The gateway names the sign-in guards.")
     warning: str | None = Field(default=None, description="What the sign-in does not cover "
                                 "(e.g. no gateway name yet; the app's own port).")
+    local_port: int | None = Field(default=None, description="The app's web port, now "
+                                   "published on 127.0.0.1 only (not reachable from other "
+                                   "machines without the gateway's sign-in).")
 
 
 class RecheckRead(BaseModel):
@@ -181,8 +184,12 @@ class ProviderKindRead(BaseModel):
     title: str
     required: list[list[str]] = Field(description="One of these sets of keys must be given.")
     keys: list[str] = Field(description="Every key the provider accepts.")
-    available: bool = Field(description="Whether the installed lego has this provider "
-                            "(Debian's build lacks some).")
+    available: bool = Field(description="Whether DNS-01 works with this provider here (in "
+                            "the installed lego, or through its exec provider and lexicon).")
+    via_exec: bool = Field(default=False, description="DNS-01 runs through lego's exec "
+                           "provider and StackHub's lexicon hook (this lego lacks it).")
+    records: bool = Field(default=False, description="StackHub can create and update DNS "
+                          "records with this provider (dns-lexicon).")
 
 
 class ProviderRequest(BaseModel):
@@ -194,6 +201,8 @@ class ProviderRequest(BaseModel):
                                 "(e.g. CF_DNS_API_TOKEN); stored 0600, never shown again.")
     email: str | None = Field(default=None, max_length=320, description="The account email "
                               "at the CA (default: STACKHUB_ACME_EMAIL).")
+    zone: str | None = Field(default=None, max_length=253, description="The DNS zone the "
+                             "provider manages (default: the base domain's last two labels).")
 
 
 class ProviderRead(BaseModel):
@@ -204,6 +213,11 @@ class ProviderRead(BaseModel):
     keys: list[str]
     email: str | None
     updated_at: str | None
+    zone: str | None = Field(default=None, description="The DNS zone the provider manages.")
+    records: bool = Field(default=False, description="StackHub creates and updates DNS "
+                          "records with this provider (dns-lexicon).")
+    via_exec: bool = Field(default=False, description="DNS-01 runs through lego's exec "
+                           "provider and StackHub's lexicon hook.")
 
 
 class WildcardRequest(BaseModel):
@@ -236,3 +250,26 @@ class WildcardAccepted(BaseModel):
     operation: OperationRead
     base: str
 BaseRead.model_rebuild()
+
+
+class PublishedRecord(BaseModel):
+    """One DNS record StackHub keeps at the DNS provider."""
+
+    name: str
+    type: str = Field(description="A, AAAA or CNAME.")
+    content: str
+    published: bool = Field(description="Whether the provider has it as shown (last sync).")
+
+
+class RecordsRead(BaseModel):
+    """The DNS records StackHub manages at the provider, and the box's public address."""
+
+    managed: bool = Field(description="Whether the DNS provider lets StackHub manage records.")
+    zone: str | None
+    public_ip: str | None = Field(description="The public address last learnt.")
+    source: str = Field(description="Where the public address is learnt "
+                        "(STACKHUB_PUBLIC_IP_URL).")
+    checked_at: str | None
+    synced_at: str | None
+    records: list[PublishedRecord]
+    error: str | None

@@ -1,7 +1,8 @@
 """DNS provider credentials: validated, kept 0600 under the data root's secrets/, never shown.
 
 One provider per box (the one managing the base domain's zone). Values reach lego only
-through its environment (adapters/lego.py); the API and the CLI see which keys are set.
+through its environment (adapters/lego.py) and lexicon only through its Python API
+(adapters/dnsrecords.py); the API and the CLI see which keys are set.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from stackhub.adapters import lego
+from stackhub.adapters import dnsrecords, lego
 from stackhub.errors import Invalid, NotFound
 from stackhub.fsutil import write_atomic, write_error
+from stackhub.proxy import names
 from stackhub.proxy.models import ProviderKindRead, ProviderRead
 from stackhub.state.db import now
 
@@ -31,6 +33,27 @@ class Provider:
     env: dict[str, str]
     email: str | None
     updated_at: str
+    zone: str | None = None
+    """The DNS zone the provider manages (records and challenges are written there)."""
+
+    def zone_for(self, name: str) -> str:
+        """Return the zone to write `name`'s records in (the set zone, else its last 2 labels)."""
+        return self.zone or ".".join(name.split(".")[-2:])
+
+
+def through_exec(kind: lego.ProviderKind, program: str | None = None) -> bool:
+    """Tell whether DNS-01 for `kind` runs through lego's exec provider and lexicon.
+
+    True when the installed lego lacks the provider (Debian's 4.9.1: cloudflare, alidns,
+    tencentcloud, dnspod) but has ``exec``, and lexicon manages the kind's records.
+    """
+    return (not lego.supported(kind, program) and dnsrecords.manages(kind.kind)
+            and lego.supported(lego.KINDS["exec"], program))
+
+
+def usable(kind: lego.ProviderKind) -> bool:
+    """Tell whether DNS-01 works with `kind` here (in lego, or through exec and lexicon)."""
+    return lego.supported(kind) or through_exec(kind)
 
 
 def kind_of(name: str) -> lego.ProviderKind:
@@ -88,28 +111,33 @@ class ProviderStore:
             return Provider(kind=kind_of(str(data["kind"])),
                             env={str(k): str(v) for k, v in dict(data["env"]).items()},
                             email=data.get("email") or None,
-                            updated_at=str(data.get("updated_at", "")))
+                            updated_at=str(data.get("updated_at", "")),
+                            zone=data.get("zone") or None)
         except FileNotFoundError:
             return None
         except (OSError, ValueError, KeyError, TypeError, Invalid) as err:
             raise Invalid(f"the DNS provider file {self.path} is unreadable ({err}): set the "
                           "provider again") from err
 
-    def set(self, kind: str, env: dict[str, str], email: str | None) -> Provider:
+    def set(self, kind: str, env: dict[str, str], email: str | None,
+            zone: str | None = None) -> Provider:
         """Validate and store the provider (replacing any other); nothing is written if bad."""
         found = kind_of(kind)
         clean = check_credentials(found, env)
         if email is not None and email != "" and not EMAIL.fullmatch(email):
             raise Invalid("the email address for the CA is not valid")
-        if not lego.supported(found):
+        zone = names.normalise(zone, what="DNS zone") if zone else None
+        if not usable(found):
             raise Invalid(f"the installed lego ({lego.binary() or 'missing'}) was built "
                           f"without the {found.lego} provider (Debian's lego 4.9.1 lacks "
-                          "cloudflare, alidns, tencentcloud and dnspod): install lego from "
+                          "cloudflare, alidns, tencentcloud and dnspod, which StackHub then "
+                          "runs through lego's exec provider): install lego from "
                           "https://github.com/go-acme/lego/releases and set STACKHUB_LEGO_BIN,"
                           " or use rfc2136, route53, pdns, httpreq or exec")
-        provider = Provider(kind=found, env=clean, email=email or None, updated_at=now())
+        provider = Provider(kind=found, env=clean, email=email or None, updated_at=now(),
+                            zone=zone)
         data = {"kind": found.kind, "env": clean, "email": provider.email,
-                "updated_at": provider.updated_at}
+                "updated_at": provider.updated_at, "zone": zone}
         try:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             write_atomic(self.path, json.dumps(data), mode=0o600)
@@ -131,12 +159,15 @@ def read(provider: Provider | None) -> ProviderRead:
         return ProviderRead(kind=None, lego=None, keys=[], email=None, updated_at=None)
     return ProviderRead(kind=provider.kind.kind, lego=provider.kind.lego,
                         keys=sorted(provider.env), email=provider.email,
-                        updated_at=provider.updated_at)
+                        updated_at=provider.updated_at, zone=provider.zone,
+                        records=dnsrecords.manages(provider.kind.kind),
+                        via_exec=through_exec(provider.kind))
 
 
 def kinds() -> list[ProviderKindRead]:
-    """Return every provider kind, its keys and whether the installed lego has it."""
+    """Return every provider kind, its keys and whether DNS-01 and records work with it."""
     return [ProviderKindRead(kind=k.kind, lego=k.lego, title=k.title,
                              required=[list(g) for g in k.required], keys=list(k.variables()),
-                             available=lego.supported(k))
+                             available=usable(k), via_exec=through_exec(k),
+                             records=dnsrecords.manages(k.kind))
             for k in lego.KINDS.values()]

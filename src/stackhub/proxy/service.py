@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from cryptography import x509
 
-from stackhub.adapters import caddy, lego
+from stackhub import fsutil
+from stackhub.adapters import caddy, compose, lego
 from stackhub.adapters.dns import DnsResolver, Resolver
 from stackhub.apps.models import InstanceRead, InstanceStatus
 from stackhub.apps.service import AppsService
@@ -191,6 +191,8 @@ def read_certificate(storage: Path, host: str) -> Certificate | None:
     """Return the latest-expiring certificate Caddy stores for `host`, or None."""
     best: Certificate | None = None
     for path in storage.glob(f"certificates/*/{host}/{host}.crt"):
+        from cryptography import x509  # 7.7 MB resident: only once there is a certificate
+
         with contextlib.suppress(OSError, ValueError):
             cert = x509.load_pem_x509_certificate(path.read_bytes())
             names_ = [a.value for a in cert.issuer if a.oid in (
@@ -265,6 +267,8 @@ class ProxyService:
         self.wildcard_dns: DnsCheck | None = None
         self.periodic: list[Callable[[], Coroutine[Any, Any, None]]] = []
         """More loops to run while the server runs (the wildcard's daily renewal check)."""
+        self.sleep: Callable[[float], Coroutine[Any, Any, None]] = asyncio.sleep
+        """How the re-check loop waits (a fake clock's in tests)."""
 
     # -- settings ---------------------------------------------------------------------------
     @property
@@ -724,22 +728,75 @@ class ProxyService:
         if on and not hosts:
             warning = (f"{instance} has no gateway name yet: set a base domain or add a "
                        "custom domain; the sign-in guards only names the gateway serves")
-        elif on:
-            warning = ("the sign-in guards the gateway's names; the app's own port on this "
-                       "box (http://HOST:PORT) is not behind it: keep it firewalled")
-        return ProtectionRead(instance=instance, protected=on, hosts=hosts, warning=warning)
+        local = self._loopback_port(instance)
+        if on and local is None and hosts:
+            warning = ("the sign-in guards the gateway's names; the app publishes no web port "
+                       "StackHub could limit to this box")
+        return ProtectionRead(instance=instance, protected=on, hosts=hosts, warning=warning,
+                              local_port=local)
+
+    def _loopback_port(self, instance: str) -> int | None:
+        """Return the host port published on 127.0.0.1 only for `instance`, or None."""
+        marker = self.paths.instance_dir(instance) / compose.LOOPBACK_FILE
+        if not marker.is_file():
+            return None
+        inst = self.apps.get(instance)
+        main = inst.main
+        for mapping in inst.ports:
+            if main and mapping.service == main.service and \
+                    mapping.container_port == main.port and mapping.protocol == "tcp":
+                return mapping.host_port
+        return None
+
+    async def _publish_locally(self, instance: str, on: bool) -> None:
+        """Publish the app's web port on 127.0.0.1 only (on) or on all interfaces (off).
+
+        A marker in the project folder makes every compose call add an override binding the
+        main web port to 127.0.0.1 (adapters/compose.py); ``compose up`` then recreates only
+        that service. The gateway reaches the app on 127.0.0.1:PORT either way.
+        """
+        inst = self.apps.get(instance)
+        marker = self.paths.instance_dir(instance) / compose.LOOPBACK_FILE
+        if inst.main is None or marker.is_file() == on:
+            return
+        if on:
+            fsutil.write_atomic(marker, json.dumps({"service": inst.main.service,
+                                                    "port": inst.main.port}), mode=0o600)
+        else:
+            marker.unlink()
+        if inst.status == InstanceStatus.STOPPED:
+            return  # applied at the next start
+        try:
+            await self.apps.up(instance)
+        except StackHubError:
+            if on:
+                marker.unlink(missing_ok=True)
+            else:
+                fsutil.write_atomic(marker, json.dumps({"service": inst.main.service,
+                                                        "port": inst.main.port}), mode=0o600)
+            raise
 
     async def protect(self, instance: str, on: bool) -> ProtectionRead:
-        """Put an instance behind the sign-in (or take it out) and load the config."""
+        """Put an instance behind the sign-in (or take it out) and load the config.
+
+        When on, the app's web port is published on 127.0.0.1 only, so the sign-in cannot be
+        bypassed at http://HOST:PORT; off publishes it on all interfaces again.
+        """
         self.apps.get(instance)
+        if self.runner.busy(instance):
+            raise Conflict(f"instance {instance!r} is busy; wait for its operation to finish")
         before = instance in self.records.protected()
         self.records.set_protected(instance, on)
-        if self.enabled() and self.gateway.available() is None:
-            try:
+        try:
+            if self.enabled() and self.gateway.available() is None:
                 await self.apply()
-            except StackHubError:
-                self.records.set_protected(instance, before)
-                raise
+            await self._publish_locally(instance, on)
+        except StackHubError:
+            self.records.set_protected(instance, before)
+            with contextlib.suppress(StackHubError):
+                if self.enabled() and self.gateway.available() is None:
+                    await self.apply()
+            raise
         return self.protection(instance)
 
     # -- re-checks: dangling domains, expiring certificates --------------------------------
@@ -783,7 +840,7 @@ class ProxyService:
 
     async def _rechecks(self) -> None:
         while True:
-            await asyncio.sleep(self.settings.recheck)
+            await self.sleep(self.settings.recheck)
             if not self.records.all():
                 continue
             try:

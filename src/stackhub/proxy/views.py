@@ -31,6 +31,7 @@ from stackhub.proxy.models import (
     ProviderRead,
     ProviderRequest,
     RecheckRead,
+    RecordsRead,
     WildcardAccepted,
     WildcardRequest,
 )
@@ -247,8 +248,9 @@ async def set_provider(request: ProviderRequest, services: ServicesDep,
     Bad input (unknown kind, a key the provider does not read, a missing key, a newline in a
     value) is refused with nothing stored.
     """
-    stored = services.proxy.providers.set(request.kind, request.env, request.email)
-    audit("domain.provider", stored.kind.kind, keys=sorted(stored.env))
+    stored = services.proxy.providers.set(request.kind, request.env, request.email,
+                                          request.zone)
+    audit("domain.provider", stored.kind.kind, keys=sorted(stored.env), zone=stored.zone)
     return providers.read(stored)
 
 
@@ -285,3 +287,24 @@ async def renew_wildcard(services: ServicesDep, audit: AuditDep) -> WildcardAcce
     accepted = services.wildcard.renew_now()
     audit("domain.wildcard", accepted.base, operation=accepted.operation.id, renew=True)
     return accepted
+
+
+@router.get("/gateway/dns-records", response_model=RecordsRead,
+            summary="Show the DNS records StackHub manages")
+async def dns_records(services: ServicesDep) -> RecordsRead:
+    """Return the records StackHub keeps at the DNS provider and the box's public address."""
+    return services.dns_records.read()
+
+
+@router.post("/gateway/dns-records/sync", response_model=RecordsRead,
+             summary="Write the DNS records now")
+async def sync_dns_records(services: ServicesDep, audit: AuditDep) -> RecordsRead:
+    """Learn the public address, then create or update the records at the provider now.
+
+    409 when no provider that StackHub can write records with is set; 503 when the public
+    address cannot be learnt or the provider refuses (the reason is kept in ``error``).
+    """
+    read = await services.dns_records.sync()
+    audit("domain.records", read.zone or "", public_ip=read.public_ip,
+          records=len(read.records))
+    return read

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from stackhub.errors import StorageFull
+from stackhub.state import versioning
 from stackhub.state.migrations import MIGRATIONS
 
 
@@ -84,12 +85,15 @@ class Database:
     def migrate(self) -> int:
         """Apply pending migrations; return the schema version."""
         with self.transaction() as conn:
+            # a database a newer StackHub used is refused before anything changes
+            versioning.refuse_newer(conn, self.path, schema=len(MIGRATIONS))
             version = int(conn.execute("PRAGMA user_version").fetchone()[0])
             for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
                 for statement in script.split(";"):
                     if statement.strip():
                         conn.execute(statement)
                 conn.execute(f"PRAGMA user_version={number}")
+            versioning.record(conn, at=now(), before=version)
             return len(MIGRATIONS)
 
     def close(self) -> None:

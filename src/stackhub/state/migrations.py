@@ -381,4 +381,12 @@ MIGRATIONS: list[str] = [
     ) WITHOUT ROWID;
     CREATE INDEX metric_rollups_age ON metric_rollups(resolution, at)
     """,
+    # install (issue 15): the StackHub version that last ran on this database, so an older
+    # StackHub refuses to start on it (state/versioning.py)
+    """
+    CREATE TABLE stackhub_meta (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    )
+    """,
 ]

@@ -1,4 +1,5 @@
-"""``stackhub doctor``: check the engine, the tools, the data root, the port, DNS and the server.
+"""``stackhub doctor``: check the engine, the tools, the data root, the port, DNS, the clock,
+the server and its service.
 
 Each check is a function returning `Check` results (ok, warning or error, with the exact command
 that fixes a problem). Everything outside the process goes through `Probes`, so tests swap in
@@ -9,6 +10,7 @@ the server is down.
 from __future__ import annotations
 
 import contextlib
+import email.utils
 import json
 import os
 import shutil
@@ -18,6 +20,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -42,6 +45,11 @@ REGISTRY_HOST = "registry-1.docker.io"
 DNS_TIMEOUT = 5.0
 COMMAND_TIMEOUT = 20.0
 UNIT_FILE = Path("/etc/systemd/system/stackhub.service")
+# the clock is compared with an HTTP server's Date header (any URL answers with one, even a 401)
+CLOCK_SOURCE_ENV = "STACKHUB_CLOCK_SOURCE"
+CLOCK_SOURCE = "https://registry-1.docker.io/v2/"
+CLOCK_WARNING = 10.0  # s: two-factor codes (30 s steps) start to fail beyond this
+CLOCK_ERROR = 120.0  # s: certificates, ACME and signed requests fail
 
 
 class Level(StrEnum):
@@ -127,6 +135,39 @@ def _systemd() -> bool:
     return Path("/run/systemd/system").is_dir()
 
 
+def _clock_offset(url: str) -> float:
+    """Return how far the `url` server's clock (its Date header) is ahead of ours, in s."""
+    request = urllib.request.Request(url, method="HEAD")  # noqa: S310 - an http(s) URL
+    started = time.time()
+    try:
+        with urllib.request.urlopen(request, timeout=DNS_TIMEOUT) as answer:  # noqa: S310
+            date = answer.headers.get("Date")
+    except urllib.error.HTTPError as err:  # a 401 or 405 still carries the server's Date
+        date = err.headers.get("Date")
+    except (OSError, ValueError) as err:
+        raise OSError(str(getattr(err, "reason", err))) from err
+    ended = time.time()
+    if not date:
+        raise OSError(f"{url} answered without a Date header")
+    try:
+        remote = email.utils.parsedate_to_datetime(date).timestamp()
+    except (TypeError, ValueError) as err:
+        raise OSError(f"{url} sent an unreadable Date header {date!r}") from err
+    # Date is whole seconds, truncated: on average half a second behind the true time
+    return remote + 0.5 - (started + ended) / 2
+
+
+def _pid_alive(pid: int) -> bool:
+    """Tell whether process `pid` exists."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 @dataclass
 class Probes:
     """Everything the checks ask the machine (replaced by fakes in tests)."""
@@ -141,6 +182,9 @@ class Probes:
     health: Callable[[str], bool] = _health
     systemd: Callable[[], bool] = _systemd
     euid: Callable[[], int] = os.geteuid
+    clock_offset: Callable[[str], float] = _clock_offset
+    unit_installed: Callable[[], bool] = UNIT_FILE.exists
+    pid_alive: Callable[[int], bool] = _pid_alive
 
 
 def local_probes() -> Probes:
@@ -360,6 +404,76 @@ def check_server(url: str, *, in_server: bool, data_dir: Path, port: int,
                   f"answering at {url}", fix=fix)], False
 
 
+def clock_source() -> str:
+    """Return the URL whose Date header the clock is compared with."""
+    return os.environ.get(CLOCK_SOURCE_ENV, "").strip() or CLOCK_SOURCE
+
+
+def check_clock(source: str, probes: Probes) -> list[Check]:
+    """Check the clock against an HTTP server's Date header (skew breaks 2FA, TLS, ACME)."""
+    fix = ("sudo timedatectl set-ntp true" if probes.systemd()
+           else "sudo apt-get install -y chrony && sudo service chrony start")
+    try:
+        offset = probes.clock_offset(source)
+    except OSError as err:
+        return [Check(name="clock", level=Level.WARNING,
+                      message=f"cannot compare the clock with {source} ({err}); set "
+                              f"{CLOCK_SOURCE_ENV} to a reachable http(s) URL",
+                      fix=f"curl -sI {source} | grep -i '^date:'; date -u")]
+    way = "behind" if offset > 0 else "ahead of"
+    text = f"the clock is {abs(offset):.0f} s {way} {source}"
+    if abs(offset) >= CLOCK_ERROR:
+        return [Check(name="clock", level=Level.ERROR, message=f"{text}: certificates, "
+                      "two-factor codes and backups to cloud storage fail", fix=fix)]
+    if abs(offset) >= CLOCK_WARNING:
+        return [Check(name="clock", level=Level.WARNING, message=f"{text}: two-factor codes "
+                      "may be refused", fix=fix)]
+    return [Check(name="clock", level=Level.OK,
+                  message=f"the clock is within {CLOCK_WARNING:.0f} s of {source} "
+                          f"({offset:+.1f} s)")]
+
+
+def check_service(root: Path, *, server_up: bool, probes: Probes) -> list[Check]:
+    """Check StackHub's own service: the systemd unit, or install.sh's supervisor."""
+    if probes.systemd() and probes.unit_installed():
+        _, active = probes.run(["systemctl", "is-active", "stackhub.service"])
+        _, enabled = probes.run(["systemctl", "is-enabled", "stackhub.service"])
+        if active.strip() != "active":
+            return [Check(name="service", level=Level.ERROR,
+                          message=f"stackhub.service is {active.strip() or 'not active'}",
+                          fix="sudo systemctl enable --now stackhub.service; "
+                              "journalctl -u stackhub -n 50")]
+        if enabled.strip() != "enabled":
+            state = enabled.strip() or "not enabled"
+            return [Check(name="service", level=Level.WARNING,
+                          message=f"stackhub.service runs but is {state}: it will not start "
+                                  "after a reboot",
+                          fix="sudo systemctl enable stackhub.service")]
+        return [Check(name="service", level=Level.OK,
+                      message="stackhub.service is active and enabled")]
+    pidfile = root / "stackhub.pid"
+    try:
+        pid = int(pidfile.read_text().strip())
+    except (OSError, ValueError):
+        pid = 0
+    if pid and probes.pid_alive(pid):
+        return [Check(name="service", level=Level.OK,
+                      message=f"the supervisor install.sh started runs (pid {pid})")]
+    if pid:
+        return [Check(name="service", level=Level.ERROR,
+                      message=f"the supervisor install.sh started (pid {pid}, {pidfile}) is "
+                              "gone: StackHub is not restarted if it stops",
+                      fix="sudo bash install.sh  # starts it again, changes nothing else")]
+    if os.environ.get("STACKHUB_CONTAINER") == "1":
+        return [Check(name="service", level=Level.OK, message="runs as a container (the "
+                      "engine's restart policy restarts it)")]
+    level = Level.WARNING if server_up else Level.ERROR
+    return [Check(name="service", level=level,
+                  message="StackHub is not installed as a service: it does not start after a "
+                          "reboot or restart after a crash",
+                  fix="sudo bash install.sh  # a systemd unit, or a supervisor without systemd")]
+
+
 def server_address(paths: Paths, port: int | None = None) -> str:
     """Return the server's URL: on `port`, else as server.json records it, else the default."""
     if port is None:
@@ -377,7 +491,7 @@ def port_of(url: str) -> int:
 
 
 def run_doctor(root: Path, *, url: str, in_server: bool, probes: Probes | None = None,
-               dns_host: str = REGISTRY_HOST) -> DoctorReport:
+               dns_host: str = REGISTRY_HOST, clock: str | None = None) -> DoctorReport:
     """Run every check and count the errors and warnings."""
     probes = probes or local_probes()
     port = port_of(url)
@@ -387,7 +501,8 @@ def run_doctor(root: Path, *, url: str, in_server: bool, probes: Probes | None =
               *check_tool("caddy", "HTTPS for app domains", probes),
               *check_tool("restic", "backups", probes), *check_data_root(root, probes),
               *check_port(port, server_up=server_up, probes=probes),
-              *check_dns(dns_host, probes), *server]
+              *check_dns(dns_host, probes), *check_clock(clock or clock_source(), probes),
+              *server, *check_service(root, server_up=server_up, probes=probes)]
     return DoctorReport(checks=checks, errors=_count(checks, Level.ERROR),
                         warnings=_count(checks, Level.WARNING),
                         ran_on="server" if in_server else "local")

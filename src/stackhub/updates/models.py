@@ -22,8 +22,16 @@ class UpdateRead(BaseModel):
     latest_version: str | None = None
     update_kind: str | None = Field(default=None, description="version or digest")
     images: list[ImageUpdate] = Field(default_factory=list)
+    release_notes: dict[str, str] = Field(default_factory=dict, description="What the new "
+                                          "version changes, Markdown by locale, when the "
+                                          "store gives it (version updates only)")
+    min_from: str | None = Field(default=None, description="The oldest version the new one "
+                                 "can be updated from, if the app declares one")
+    blocked_code: str | None = Field(default=None, description="What holds it back: "
+                                     "`min_from` or `database_major`")
     blocked: str | None = Field(default=None, description="Why it is not applied "
-                                "automatically (a database image's major version changes)")
+                                "automatically (a database image's major version changes) or "
+                                "cannot be applied (an intermediate version is required)")
     errors: list[str] = Field(default_factory=list, description="Images that could not be "
                               "checked, with the reason")
 

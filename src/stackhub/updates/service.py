@@ -140,14 +140,30 @@ class UpdatesService:
         rows = self.db.query("SELECT * FROM instance_updates WHERE instance = ?", (name,))
         images = [ImageUpdate(**i) for i in json.loads(rows[0]["images"])] if rows else []
         if record.update_available:
-            return UpdateRead(instance=name, current_version=record.version,
+            read = UpdateRead(instance=name, current_version=record.version,
                               update_available=True, latest_version=record.update_available,
                               update_kind="version", images=images)
+            app = self._catalog_app(name)
+            if app is not None and app.version == record.update_available:
+                read.release_notes = dict(app.release_notes)
+                read.min_from = app.update.min_from if app.update else None
+                changes = database_major_changes(record.definition.get("compose") or {},
+                                                 app.model_dump(mode="json")["compose"])
+                rule = path_rule(app, name, record.version)
+                read.blocked = rule or _blocked(changes)
+                read.blocked_code = "min_from" if rule else (
+                    "database_major" if changes else None)
+            return read
         if rows:
             return UpdateRead(instance=name, current_version=record.version,
                               update_available=True, latest_version=rows[0]["latest_version"],
                               update_kind=rows[0]["kind"], images=images)
         return UpdateRead(instance=name, current_version=record.version, update_available=False)
+
+    def available(self) -> list[UpdateRead]:
+        """Every instance with a known update (from the last check; no registry is asked)."""
+        found = [self.read(r.name) for r in self.apps.records.all()]
+        return [f for f in found if f.update_available]
 
     async def check(self, name: str | None = None) -> list[UpdateRead]:
         """Look for newer versions in the catalog and new digests behind the same tags."""
@@ -170,10 +186,6 @@ class UpdatesService:
                                   json.dumps([i.model_dump() for i in images]), now()))
             read = self.read(item)
             read.errors = errors
-            if app is not None and read.update_kind == "version":
-                changes = database_major_changes(record.definition.get("compose") or {},
-                                                 app.model_dump(mode="json")["compose"])
-                read.blocked = _blocked(changes)
             out.append(read)
         return out
 
@@ -223,18 +235,27 @@ class UpdatesService:
         current = settings_app(record.definition, name)
         app = self._catalog_app(name)
         target = current
+        older: str | None = None
         if (app is not None and app.version != record.version) or (
                 app is not None and app.revision != record.revision):
             assert app is not None
-            if not self._newer(app, record.version, record.revision):
-                raise Conflict(f"the store offers {app.ref} {app.version}, which is not newer "
-                               f"than the installed {record.version}: StackHub never downgrades "
-                               "by accident (restore a backup to go back)")
-            target = app
+            if self._newer(app, record.version, record.revision):
+                target = app
+            else:  # only the installed definition's own images may still be updated
+                older = (f"the store offers {app.ref} {app.version}, which is not newer than "
+                         f"the installed {record.version}: StackHub never downgrades by "
+                         "accident (restore a backup to go back); nothing was changed")
+        if target is not current:
+            rule = path_rule(target, name, record.version)
+            if rule:
+                raise Conflict(rule, details={"min_from": target.update.min_from
+                                              if target.update else None,
+                                              "current": record.version,
+                                              "latest": target.version})
         digests = self.read(name).update_kind == "digest"
         if target is current and not digests and not request.force:
-            raise Conflict(f"{name} is up to date ({record.version}); run `stackhub app "
-                           "check-updates` first, or pass force to pull its images again")
+            raise Conflict(older or f"{name} is up to date ({record.version}); run `stackhub "
+                           "app check-updates` first, or pass force to pull its images again")
         changes = database_major_changes(record.definition.get("compose") or {},
                                          target.model_dump(mode="json")["compose"])
         if changes and not request.allow_database_major:
@@ -311,6 +332,19 @@ async def stop_checks(task: asyncio.Task[None] | None) -> None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
+
+
+def path_rule(app: AppDefinition, name: str, current: str) -> str | None:
+    """Why `app` cannot be applied over `current` (its declared min_from), or None."""
+    minimum = app.update.min_from if app.update else None
+    if not minimum:
+        return None
+    need, have = version_key(minimum), version_key(current)
+    if need is not None and have is not None and have >= need:
+        return None
+    return (f"{app.ref} {app.version} can only be reached from {minimum} or later, and "
+            f"{name} runs {current}: first update it to the intermediate version {minimum}, "
+            f"then to {app.version}; nothing was changed")
 
 
 def _blocked(changes: list[str]) -> str | None:

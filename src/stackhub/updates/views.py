@@ -46,6 +46,13 @@ async def check_all(services: ServicesDep) -> list[UpdateRead]:
     return await services.updates.check()
 
 
+@router.get("/updates", response_model=list[UpdateRead], summary="List known updates")
+async def list_updates(services: ServicesDep) -> list[UpdateRead]:
+    """Every instance with an update the last check found, with release notes (no registry
+    is asked)."""
+    return services.updates.available()
+
+
 @router.get("/instances/{name}/update", response_model=UpdateRead,
             summary="Show an instance's known update")
 async def get_update(name: NamePath, services: ServicesDep) -> UpdateRead:

@@ -114,8 +114,8 @@ def test_a_database_change_made_elsewhere_is_seen(client: TestClient, auth: dict
     after = client.get("/api/instances/alpha",
                        headers={**auth, "If-None-Match": before.headers["etag"]})
     assert after.status_code == 200
-    assert after.json()["update_available"] == "9.9"
-    assert before.json()["update_available"] is None
+    assert (after.json()["update_available"], after.json()["latest_version"]) == (True, "9.9")
+    assert before.json()["update_available"] is False
 
 
 def test_details_have_their_own_etag(client: TestClient, auth: dict[str, str]) -> None:

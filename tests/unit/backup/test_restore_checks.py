@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -44,7 +45,8 @@ class FakeRestic:
         return None
 
     async def backup(self, repo: Repository, paths: list[str], *, cwd: Path, tags: list[str],
-                     host: str, report: Report | None = None) -> BackupSummary:
+                     host: str, report: Report | None = None,
+                     excludes: Sequence[Path] = ()) -> BackupSummary:
         raise AssertionError("no backup expected")
 
     async def snapshots(self, repo: Repository, *,
@@ -65,6 +67,9 @@ class FakeRestic:
 
     async def check(self, repo: Repository, *, read_data_subset: str | None = None) -> str:
         return ""
+
+    async def find_packs(self, repo: Repository, packs: list[str]) -> list[str]:
+        raise AssertionError("no find expected")
 
     async def forget(self, repo: Repository, snapshot_ids: list[str]) -> None:
         raise AssertionError("no forget expected")

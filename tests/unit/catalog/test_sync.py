@@ -240,7 +240,7 @@ def test_installing_a_dependency_refreshes_problems(tmp_path: Path) -> None:
     catalog.sync_store("umbrel")
     summary = catalog.list()[0]
     assert summary.format == "umbrel" and not summary.installable
-    assert summary.problems == ["needs the app 'bitcoin' installed first"]
+    assert summary.problems == ["needs the app 'bitcoin', which this store does not offer"]
     before = snapshots(tmp_path, "umbrel")
 
     add_instance(catalog, "btc", "other/bitcoin", "27.0", 1)

@@ -163,7 +163,9 @@ def instance(name: str, status: InstanceStatus = InstanceStatus.RUNNING,
              update: str | None = None) -> InstanceRead:
     return InstanceRead(name=name, app="local/blog", store="local", format="stackhub",
                         version="1.0", status=status, main=None, ports=[], urls=[],
-                        parameters={}, update_available=update, created_at="", updated_at="")
+                        parameters={}, update_available=update is not None,
+                        latest_version=update, update_kind="version" if update else None,
+                        created_at="", updated_at="")
 
 
 def backup_status(name: str, health: BackupHealth, **changes: Any) -> BackupStatusRead:

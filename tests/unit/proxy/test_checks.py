@@ -14,6 +14,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from stackhub.adapters.compose import LOOPBACK_FILE
 from stackhub.adapters.dns import Answer
 from stackhub.errors import NotFound
 from stackhub.proxy.models import DomainState
@@ -149,6 +150,45 @@ async def test_the_periodic_recheck_runs_by_itself(live: Services,
     assert proxy.last_recheck.dangling == ["shop.example.org"]
 
 
+async def test_dangling_domains_are_flagged_on_a_fake_clock(live: Services,
+                                                             proxy: ProxyService) -> None:
+    await proxy.stop()
+    proxy.settings = GatewaySettings(http_port=8080, https_port=8443, recheck=6 * 3600.0,
+                                     addresses=("203.0.113.7",))
+    clock = [0.0]
+
+    async def fake_sleep(seconds: float) -> None:
+        clock[0] += seconds  # the fake clock jumps; the loop gives way once
+        await asyncio.sleep(0)
+
+    proxy.sleep = fake_sleep
+    await install(live, "web", 18391)
+    await proxy.set_base("box.example.com", "auto")
+    resolver = proxy.resolver
+    assert isinstance(resolver, FakeResolver)
+    resolver.answers["shop.example.org"] = Answer(cnames=("web.box.example.com",),
+                                                  addresses=("203.0.113.7",))
+    proxy.records.put("shop.example.org", "web", DomainState.ACTIVE.value)
+    await proxy.start()
+    for _ in range(500):  # real time only bounds the wait; the period is the fake clock's
+        if proxy.last_recheck is not None:
+            break
+        await asyncio.sleep(0.01)
+    assert proxy.last_recheck is not None and proxy.last_recheck.dangling == []
+    assert clock[0] >= 6 * 3600.0  # the first re-check came after one period
+    resolver.answers["shop.example.org"] = Answer(addresses=("198.51.100.9",))  # DNS moved
+    first = proxy.last_recheck
+    for _ in range(500):
+        if proxy.last_recheck is not first:
+            break
+        await asyncio.sleep(0.01)
+    assert proxy.last_recheck is not first and proxy.last_recheck is not None
+    assert proxy.last_recheck.dangling == ["shop.example.org"]
+    assert clock[0] >= 12 * 3600.0
+    assert proxy.records.find("shop.example.org").state == "dangling"  # type: ignore[union-attr]
+    await proxy.stop()
+
+
 async def test_protection_is_kept_and_guards_the_routes(live: Services,
                                                         proxy: ProxyService) -> None:
     await install(live, "web", 18381)
@@ -158,7 +198,10 @@ async def test_protection_is_kept_and_guards_the_routes(live: Services,
     assert proxy.protection("web").protected is False
     read = await proxy.protect("web", True)
     assert read.protected and read.hosts == ["web.home.lan"]
-    assert read.warning is not None and "not behind it" in read.warning
+    # the web port is published on 127.0.0.1 only: a marker the compose adapter reads
+    assert read.warning is None and read.local_port == 18381
+    marker = live.paths.instance_dir("web") / LOOPBACK_FILE
+    assert json.loads(marker.read_text()) == {"service": "web", "port": 80}
     assert proxy.protected_hosts() == {"web.home.lan": "web"}
     gateway = proxy.gateway
     assert isinstance(gateway, FakeGateway)
@@ -166,5 +209,6 @@ async def test_protection_is_kept_and_guards_the_routes(live: Services,
     uri = route["handle"][0]["routes"][1]["handle"][0]["rewrite"]["uri"]
     assert uri == f"/api/auth/forward?token={proxy.ask_token}"
     assert [d.protected for d in proxy.domains("web")] == [True]
-    assert (await proxy.protect("web", False)).protected is False
+    off = await proxy.protect("web", False)
+    assert off.protected is False and off.local_port is None and not marker.exists()
     assert proxy.protected_hosts() == {}

@@ -103,10 +103,13 @@ def test_a_provider_this_lego_lacks_is_refused(tmp_path: Path,
     fake.write_bytes(b"\x7fELF... providers/dns/exec.NewDNSProvider ...")
     monkeypatch.setenv("STACKHUB_LEGO_BIN", str(fake))
     store = providers.ProviderStore(tmp_path)
-    with pytest.raises(Invalid, match="built without the cloudflare provider"):
-        store.set("cloudflare", {"CF_DNS_API_TOKEN": SECRET}, None)
+    with pytest.raises(Invalid, match="built without the httpreq provider"):
+        store.set("httpreq", {"HTTPREQ_ENDPOINT": "http://127.0.0.1:9/"}, None)
     assert not store.path.exists()
-    assert [k.kind for k in providers.kinds() if k.available] == ["exec"]
+    # the providers lexicon drives run through lego's exec provider (tests/unit/proxy/
+    # test_dnsrecords.py); httpreq has no record API, so it is not available here
+    assert [k.kind for k in providers.kinds() if k.available and not k.via_exec] == ["exec"]
+    assert not {"httpreq"} & {k.kind for k in providers.kinds() if k.available}
 
 
 LOG = "2026/12/03 06:22:57 "

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,8 @@ def healthy(**overrides: Any) -> Probes:
     def run(argv: list[str]) -> tuple[int, str]:
         if argv[-2:] == ["version", "--short"]:
             return 0, "v2.29.0"
+        if argv[0] == "systemctl":
+            return 0, {"is-active": "active", "is-enabled": "enabled"}[argv[1]]
         return 0, {"/usr/bin/caddy": "v2.6.2 h1:abc", "/usr/bin/restic": "restic 0.16.4"}[
             argv[0]]
 
@@ -43,7 +45,8 @@ def healthy(**overrides: Any) -> Probes:
         compose_argv=lambda: ["/usr/libexec/docker/cli-plugins/docker-compose"], run=run,
         which=lambda name: f"/usr/bin/{name}", free_bytes=lambda path: 50 * GIB,
         resolve=lambda host: ["192.0.2.1"], port_in_use=lambda port: False,
-        health=lambda url: False, systemd=lambda: True)
+        health=lambda url: False, systemd=lambda: True, clock_offset=lambda url: 0.4,
+        unit_installed=lambda: True, pid_alive=lambda pid: False)
     for name, value in overrides.items():
         setattr(probes, name, value)
     return probes
@@ -168,6 +171,88 @@ def test_port_taken_server_down_and_dns(root: Path) -> None:
     up = by_name(run(root, healthy(port_in_use=lambda port: True, health=lambda url: True),
                      in_server=False))
     assert up["port"].level is Level.OK and up["server"].level is Level.OK
+
+
+def test_clock_skew_is_measured_against_the_source(root: Path) -> None:
+    asked: list[str] = []
+
+    def offset(seconds: float) -> Callable[[str], float]:
+        def measure(url: str) -> float:
+            asked.append(url)
+            return seconds
+        return measure
+
+    ok = by_name(doctor.run_doctor(root, url="http://127.0.0.1:8420", in_server=True,
+                                   probes=healthy(clock_offset=offset(3.2)),
+                                   clock="http://clock.test/"))["clock"]
+    assert ok.level is Level.OK and asked == ["http://clock.test/"]
+    assert ok.message == "the clock is within 10 s of http://clock.test/ (+3.2 s)"
+    warn = by_name(run(root, healthy(clock_offset=offset(-45))))["clock"]
+    assert warn.level is Level.WARNING and "45 s ahead of" in warn.message
+    assert warn.fix == "sudo timedatectl set-ntp true"
+    error = by_name(run(root, healthy(clock_offset=offset(600), systemd=lambda: False)))
+    assert error["clock"].level is Level.ERROR and "600 s behind" in error["clock"].message
+    assert "chrony" in str(error["clock"].fix)
+
+    def unreachable(url: str) -> float:
+        raise OSError("Connection refused")
+
+    down = by_name(run(root, healthy(clock_offset=unreachable)))["clock"]
+    assert down.level is Level.WARNING and "Connection refused" in down.message
+    assert doctor.CLOCK_SOURCE_ENV in down.message
+
+
+def test_clock_offset_reads_a_date_header() -> None:
+    """The real probe against a local HTTP server whose Date header is an hour ahead."""
+    import email.utils
+    import threading
+    import time
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    class Ahead(BaseHTTPRequestHandler):
+        def do_HEAD(self) -> None:
+            self.send_response(401)  # sends Date from date_time_string below
+            self.end_headers()
+
+        def date_time_string(self, timestamp: float | None = None) -> str:
+            return email.utils.formatdate(time.time() + 3600, usegmt=True)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Ahead)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        offset = doctor._clock_offset(f"http://127.0.0.1:{server.server_port}/")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert 3598 < offset < 3602
+    with pytest.raises(OSError):
+        doctor._clock_offset("http://127.0.0.1:1/")
+
+
+def test_service_unit_and_supervisor(root: Path) -> None:
+    def systemctl(active: str, enabled: str) -> Callable[[list[str]], tuple[int, str]]:
+        return lambda argv: (3, {"is-active": active, "is-enabled": enabled}[argv[1]]) \
+            if argv[0] == "systemctl" else (0, "v2.29.0")
+
+    checks = by_name(run(root, healthy()))
+    assert checks["service"].message == "stackhub.service is active and enabled"
+    failed = by_name(run(root, healthy(run=systemctl("failed", "enabled"))))["service"]
+    assert failed.level is Level.ERROR and failed.message == "stackhub.service is failed"
+    assert failed.fix is not None and "systemctl enable --now" in failed.fix
+    disabled = by_name(run(root, healthy(run=systemctl("active", "disabled"))))["service"]
+    assert disabled.level is Level.WARNING and "not start after a reboot" in disabled.message
+
+    no_unit = healthy(systemd=lambda: False, unit_installed=lambda: False)
+    by_hand = by_name(run(root, no_unit))["service"]
+    assert by_hand.level is Level.WARNING and "not installed as a service" in by_hand.message
+    (root / "stackhub.pid").write_text("4242\n")
+    gone = by_name(run(root, no_unit))["service"]
+    assert gone.level is Level.ERROR and "(pid 4242" in gone.message
+    no_unit.pid_alive = lambda pid: pid == 4242
+    assert by_name(run(root, no_unit))["service"].level is Level.OK
 
 
 def test_text_lines_show_fixes_for_problems_only(root: Path) -> None:

@@ -861,6 +861,49 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/gateway/dns-records": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Show the DNS records StackHub manages
+         * @description Return the records StackHub keeps at the DNS provider and the box's public address.
+         */
+        get: operations["dns_records_api_gateway_dns_records_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/gateway/dns-records/sync": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Write the DNS records now
+         * @description Learn the public address, then create or update the records at the provider now.
+         *
+         *     409 when no provider that StackHub can write records with is set; 503 when the public
+         *     address cannot be learnt or the provider refuses (the reason is kept in ``error``).
+         */
+        post: operations["sync_dns_records_api_gateway_dns_records_sync_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/gateway/wildcard": {
         parameters: {
             query?: never;
@@ -2149,6 +2192,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/system/version": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * StackHub's version and updates
+         * @description Return the running version, the last upgrade, and the newest release of the source.
+         */
+        get: operations["version_api_system_version_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/system/volumes": {
         parameters: {
             query?: never;
@@ -2424,6 +2487,27 @@ export interface paths {
          * @description Revoke one of your API tokens.
          */
         delete: operations["revoke_token_api_tokens__token_id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/updates": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List known updates
+         * @description Every instance with an update the last check found, with release notes (no registry
+         *     is asked).
+         */
+        get: operations["list_updates_api_updates_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -2986,6 +3070,16 @@ export interface components {
          * @description The result of `restic check` on a repository.
          */
         CheckRead: {
+            /**
+             * Damaged Packs
+             * @description Ids of pack files the check found damaged (read with --read-data-subset).
+             */
+            damaged_packs?: string[];
+            /**
+             * Damaged Snapshots
+             * @description Snapshots holding data of a damaged pack: they cannot be restored whole.
+             */
+            damaged_snapshots?: components["schemas"]["SnapshotRead"][];
             /** Name */
             name: string;
             /** Ok */
@@ -3926,9 +4020,10 @@ export interface components {
             store: string | null;
             /**
              * Update Available
-             * @description The newer version found (a label; null when none is known)
+             * @description Whether an update is known (a newer store version or a new image digest; see latest_version and update_kind)
+             * @default false
              */
-            update_available?: string | null;
+            update_available: boolean;
             /**
              * Update Kind
              * @description version or digest
@@ -4383,6 +4478,13 @@ export interface components {
             app: string;
             /** Compose File */
             compose_file: string;
+            /**
+             * Dependencies
+             * @description The installed instance each dependency (Umbrel's `dependencies`) is served by, by app id: the app receives its exported values and joins its link network.
+             */
+            dependencies?: {
+                [key: string]: string;
+            };
             /** Digest */
             digest: string;
             /** Env File */
@@ -4491,6 +4593,11 @@ export interface components {
             hosts: string[];
             /** Instance */
             instance: string;
+            /**
+             * Local Port
+             * @description The app's web port, now published on 127.0.0.1 only (not reachable from other machines without the gateway's sign-in).
+             */
+            local_port?: number | null;
             /** Protected */
             protected: boolean;
             /**
@@ -4517,7 +4624,7 @@ export interface components {
         ProviderKindRead: {
             /**
              * Available
-             * @description Whether the installed lego has this provider (Debian's build lacks some).
+             * @description Whether DNS-01 works with this provider here (in the installed lego, or through its exec provider and lexicon).
              */
             available: boolean;
             /**
@@ -4533,12 +4640,24 @@ export interface components {
              */
             lego: string;
             /**
+             * Records
+             * @description StackHub can create and update DNS records with this provider (dns-lexicon).
+             * @default false
+             */
+            records: boolean;
+            /**
              * Required
              * @description One of these sets of keys must be given.
              */
             required: string[][];
             /** Title */
             title: string;
+            /**
+             * Via Exec
+             * @description DNS-01 runs through lego's exec provider and StackHub's lexicon hook (this lego lacks it).
+             * @default false
+             */
+            via_exec: boolean;
         };
         /**
          * ProviderRead
@@ -4553,8 +4672,25 @@ export interface components {
             kind: string | null;
             /** Lego */
             lego: string | null;
+            /**
+             * Records
+             * @description StackHub creates and updates DNS records with this provider (dns-lexicon).
+             * @default false
+             */
+            records: boolean;
             /** Updated At */
             updated_at: string | null;
+            /**
+             * Via Exec
+             * @description DNS-01 runs through lego's exec provider and StackHub's lexicon hook.
+             * @default false
+             */
+            via_exec: boolean;
+            /**
+             * Zone
+             * @description The DNS zone the provider manages.
+             */
+            zone?: string | null;
         };
         /**
          * ProviderRequest
@@ -4578,6 +4714,11 @@ export interface components {
              * @description cloudflare, alidns, tencentcloud, dnspod, route53, rfc2136, pdns, httpreq or exec.
              */
             kind: string;
+            /**
+             * Zone
+             * @description The DNS zone the provider manages (default: the base domain's last two labels).
+             */
+            zone?: string | null;
         };
         /**
          * PruneItem
@@ -4657,6 +4798,26 @@ export interface components {
             space_reclaimed: number;
         };
         /**
+         * PublishedRecord
+         * @description One DNS record StackHub keeps at the DNS provider.
+         */
+        PublishedRecord: {
+            /** Content */
+            content: string;
+            /** Name */
+            name: string;
+            /**
+             * Published
+             * @description Whether the provider has it as shown (last sync).
+             */
+            published: boolean;
+            /**
+             * Type
+             * @description A, AAAA or CNAME.
+             */
+            type: string;
+        };
+        /**
          * ReadAllResult
          * @description How many notifications a mark-all-read changed.
          */
@@ -4685,12 +4846,64 @@ export interface components {
             expiring: string[];
         };
         /**
+         * RecordsRead
+         * @description The DNS records StackHub manages at the provider, and the box's public address.
+         */
+        RecordsRead: {
+            /** Checked At */
+            checked_at: string | null;
+            /** Error */
+            error: string | null;
+            /**
+             * Managed
+             * @description Whether the DNS provider lets StackHub manage records.
+             */
+            managed: boolean;
+            /**
+             * Public Ip
+             * @description The public address last learnt.
+             */
+            public_ip: string | null;
+            /** Records */
+            records: components["schemas"]["PublishedRecord"][];
+            /**
+             * Source
+             * @description Where the public address is learnt (STACKHUB_PUBLIC_IP_URL).
+             */
+            source: string;
+            /** Synced At */
+            synced_at: string | null;
+            /** Zone */
+            zone: string | null;
+        };
+        /**
          * RecoveryCodes
          * @description Single-use recovery codes, shown once.
          */
         RecoveryCodes: {
             /** Recovery Codes */
             recovery_codes: string[];
+        };
+        /**
+         * Release
+         * @description A StackHub release as the release source describes it.
+         */
+        Release: {
+            /**
+             * Notes
+             * @description What changed, in a sentence or two.
+             */
+            notes?: string | null;
+            /**
+             * Url
+             * @description Where to get it (a wheel or a page).
+             */
+            url?: string | null;
+            /**
+             * Version
+             * @description Its version, e.g. 0.2.0.
+             */
+            version: string;
         };
         /**
          * ReplacedImageRead
@@ -5553,9 +5766,14 @@ export interface components {
         UpdateRead: {
             /**
              * Blocked
-             * @description Why it is not applied automatically (a database image's major version changes)
+             * @description Why it is not applied automatically (a database image's major version changes) or cannot be applied (an intermediate version is required)
              */
             blocked?: string | null;
+            /**
+             * Blocked Code
+             * @description What holds it back: `min_from` or `database_major`
+             */
+            blocked_code?: string | null;
             /** Current Version */
             current_version: string;
             /**
@@ -5569,6 +5787,18 @@ export interface components {
             instance: string;
             /** Latest Version */
             latest_version?: string | null;
+            /**
+             * Min From
+             * @description The oldest version the new one can be updated from, if the app declares one
+             */
+            min_from?: string | null;
+            /**
+             * Release Notes
+             * @description What the new version changes, Markdown by locale, when the store gives it (version updates only)
+             */
+            release_notes?: {
+                [key: string]: string;
+            };
             /** Update Available */
             update_available: boolean;
             /**
@@ -5672,6 +5902,54 @@ export interface components {
             new: string;
             /** Old */
             old: string;
+        };
+        /**
+         * VersionRead
+         * @description StackHub's own version and whether a newer release is available.
+         */
+        VersionRead: {
+            /**
+             * Checked At
+             * @description When the source was read.
+             */
+            checked_at?: string | null;
+            /**
+             * Error
+             * @description Why the source could not be read.
+             */
+            error?: string | null;
+            /** @description The newest release the source names. */
+            latest?: components["schemas"]["Release"] | null;
+            /**
+             * Previous Version
+             * @description The version that ran on this database before the last upgrade (``schema N`` when that one recorded no version).
+             */
+            previous_version?: string | null;
+            /**
+             * Schema Version
+             * @description The database schema this StackHub runs.
+             */
+            schema_version: number;
+            /**
+             * Source
+             * @description The configured release source (STACKHUB_RELEASE_SOURCE); None: no check is made.
+             */
+            source: string | null;
+            /**
+             * Update Available
+             * @description The source names a newer release.
+             */
+            update_available: boolean;
+            /**
+             * Upgraded At
+             * @description When the last upgrade ran.
+             */
+            upgraded_at?: string | null;
+            /**
+             * Version
+             * @description The running StackHub's version.
+             */
+            version: string;
         };
         /**
          * VolumeView
@@ -8775,6 +9053,118 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ProviderKindRead"][];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    dns_records_api_gateway_dns_records_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RecordsRead"];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    sync_dns_records_api_gateway_dns_records_sync_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RecordsRead"];
                 };
             };
             /** @description Not signed in, or the credential is no longer valid */
@@ -13100,6 +13490,65 @@ export interface operations {
             };
         };
     };
+    version_api_system_version_get: {
+        parameters: {
+            query?: {
+                /** @description Read the release source now instead of the 6-hour cache. */
+                refresh?: boolean;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VersionRead"];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     list_volumes_api_system_volumes_get: {
         parameters: {
             query?: never;
@@ -14094,6 +14543,62 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_updates_api_updates_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UpdateRead"][];
+                };
             };
             /** @description Not signed in, or the credential is no longer valid */
             401: {

@@ -359,6 +359,7 @@ def parse_app(compose_text: str | bytes, *, folder_name: str | None = None,
             common.image_tag(reader.services[main].get("image")) or "latest"),
         title=title, tagline=locales(meta.get("tagline")),
         description=locales(meta.get("description")),
+        release_notes=locales(meta.get("release_notes")),
         category=[str(c) for c in category] if isinstance(category, list) else (
             [str(category)] if category else []),
         icon=icon, screenshots=screenshots,

@@ -167,7 +167,46 @@ def scan_store(store_root: Path, store: str, *, arch: str,
     if len(folders) > MAX_APPS:
         entries.append(StoreEntry(root, error=f"the store has {len(folders)} apps; only the "
                                               f"first {MAX_APPS} were read"))
+    check_dependencies([e.app for e in entries if e.app is not None], installed)
     return fmt, entries
+
+
+CYCLE = "its dependencies form a cycle: "
+
+
+def check_dependencies(apps: list[AppDefinition], installed: Installed) -> None:
+    """Mark apps whose dependencies (transitively) the store lacks or cannot install.
+
+    An installed dependency is fine whatever the store says; a cycle is refused.
+    """
+    by_id = {app.id: app for app in apps}
+    verdict: dict[str, str | None] = {}  # app id -> why it cannot be installed, or None
+
+    def blocked(app_id: str, path: tuple[str, ...]) -> str | None:
+        if app_id in verdict:
+            return verdict[app_id]
+        if app_id in path:
+            return CYCLE + " -> ".join((*path, app_id))
+        app = by_id[app_id]
+        why = "it has problems" if app.problems else None
+        for dep in app.dependencies:
+            if why is not None:
+                break
+            if installed(dep):
+                continue
+            if dep not in by_id:
+                why = f"needs the app {dep!r}, which this store does not offer"
+            elif (inner := blocked(dep, (*path, app_id))) is not None:
+                why = inner if inner.startswith(CYCLE) else (
+                    f"needs the app {dep!r}, which cannot be installed")
+        verdict[app_id] = why
+        return why
+
+    for app in apps:
+        if not app.problems and app.dependencies:
+            why = blocked(app.id, ())
+            if why is not None:
+                app.problems.append(why)
 
 
 def read_store(store_root: Path, store: str, *, arch: str,

@@ -15,7 +15,9 @@ Mapping (see docs/store-formats.md):
 - Runtipi's variables: ``APP_DATA_DIR`` is native; ``APP_HOST`` becomes a ``host`` parameter
   (default ``localhost``: the address users reach the server at) when the app uses it or
   ``APP_DOMAIN``/``LOCAL_DOMAIN``; ``APP_DOMAIN`` = ``${APP_HOST}:${APP_PORT}``,
-  ``APP_PROTOCOL`` = ``http``, ``APP_EXPOSED`` = ``false``, ``LOCAL_DOMAIN`` = ``${APP_HOST}``.
+  ``APP_PROTOCOL`` = ``http``, ``APP_EXPOSED`` = ``false``, ``LOCAL_DOMAIN`` = ``${APP_HOST}``,
+  ``ROOT_FOLDER_HOST`` (Runtipi's own folder, whose ``media/`` apps share) =
+  ``${APP_DATA_DIR}/runtipi``: nothing outside the instance, as CasaOS's ``/DATA`` folders.
 - problems: ``available: false``, ``supported_architectures`` without this host's, a required
   form field of an unknown type, an invalid field variable name, ``build:``, no image.
   Notes: ``deprecated``, ``force_expose``, ``uid``/``gid`` ownership, anything else ignored.
@@ -406,10 +408,14 @@ def _platform(compose: dict[str, Any], draft: Draft) -> None:
             help={"en": "The host name or IP address users reach this server at; the app "
                         "uses it to build its own links."}))
     defaults = {"APP_DOMAIN": "${APP_HOST}:${APP_PORT}", "APP_PROTOCOL": "http",
-                "APP_EXPOSED": "false", "LOCAL_DOMAIN": "${APP_HOST}"}
+                "APP_EXPOSED": "false", "LOCAL_DOMAIN": "${APP_HOST}",
+                "ROOT_FOLDER_HOST": "${APP_DATA_DIR}/runtipi"}
     for name, template in defaults.items():
         if name in refs and not draft.taken(name):
             draft.derived[name] = template
+    if "ROOT_FOLDER_HOST" in draft.derived:
+        draft.note("Runtipi's root folder (ROOT_FOLDER_HOST, with its shared media folder) is "
+                   "kept inside this instance's data directory")
 
 
 def _meta_int(value: object) -> int | None:

@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from stackhub import yamlsafe
+from stackhub.catalog.backup_spec import check_against
 from stackhub.catalog.manifest import COMPOSE_FILE, MANIFEST_FILE, Manifest
 from stackhub.catalog.models import AppDefinition, AppFormat
 from stackhub.catalog.readers import common
@@ -39,6 +40,8 @@ def parse_app(manifest_text: str | bytes, compose_text: str | bytes, *,
         raise Invalid("compose template has no services")
     if manifest.main and manifest.main.service not in services:
         raise Invalid(f"main service {manifest.main.service!r} is not in the compose template")
+    if manifest.backup is not None:
+        check_against(manifest.backup, compose)
     data = manifest.model_dump(exclude={"format"})
     return AppDefinition(**data, compose=compose, store=store, format=AppFormat.STACKHUB)
 

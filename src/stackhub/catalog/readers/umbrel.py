@@ -26,10 +26,17 @@ Mapping (see docs/store-formats.md):
   files of at most 64 KiB (512 KiB per app) are carried.
 - ``hooks/pre-start`` (UTF-8, at most 64 KiB) is carried in ``scripts`` too and run in the
   sandbox before the project starts (never on the host).
-- problems: ``torOnly``, ``disabled``, a ``dependencies`` entry that `installed` does not
-  report, the other install/start hooks (``hooks/pre-install``, ``post-install``,
-  ``post-start``: never executed), a mounted seed or template that is binary or too large,
-  required variables nobody supplies, ``build:``, no image.
+- ``dependencies`` are installed first (the planner refuses until they are; the CLI's
+  ``--with-deps`` installs them); the ``APP_<DEP>_*`` variables the app uses become
+  ``imports``, filled at plan time from the dependency's instance. Services whose fixed IP an
+  export names (``ipv4_address: $APP_X_NODE_IP``) join the app's own ``stackhub_link``
+  network with their Umbrel container names as aliases (``exposes``); a dependent joins that
+  network and gets the alias in place of the IP. detect.py marks an app whose dependency the
+  store lacks or cannot install.
+- problems: ``torOnly``, ``disabled``, the other install/start hooks (``hooks/pre-install``,
+  ``post-install``, ``post-start``: never executed), a mounted seed or template that is
+  binary or too large, required variables nobody supplies (Umbrel's Tor proxy variables:
+  "needs Tor"), ``build:``, no image.
   Notes: other hooks, Umbrel's login in front of the app (``PROXY_AUTH_ADD``), default
   credentials, permissions, seed files not carried, template variables nobody sets.
 """
@@ -66,18 +73,26 @@ COMPOSE_FILE = "docker-compose.yml"
 EXPORTS_FILE = "exports.sh"
 STORE_FILE = "umbrel-app-store.yml"
 PROXY = "app_proxy"
+LINK_NETWORK = "stackhub_link"
+"""The network an app's dependents join (apps/planner.py names it for them)."""
 BLOCKING_HOOKS = frozenset({"pre-install", "post-install", "pre-start", "post-start"})
 SANDBOXED_HOOKS = frozenset({"pre-start"})
 """Hooks StackHub runs in its store-script sandbox (adapters/sandbox.py, apps/scripts.py)."""
 MAX_SCRIPT_BYTES = 64 * 1024
+TOR_VARS = frozenset({"TOR_PROXY_IP", "TOR_PROXY_PORT", "TOR_PASSWORD"})
+"""Umbrel's system Tor proxy: StackHub runs no Tor, so an app needing these needs Tor."""
 MAX_SEED_FILES = 1000
 MAX_SEED_BYTES = 64 * 1024  # per file copied into an instance (text only)
 MAX_SEED_TOTAL = 512 * 1024  # per app
 
+KNOWN_IN_EXPORTS = frozenset({"EXPORTS_APP_DIR", "EXPORTS_APP_ID", "APP_DATA_DIR", "APP_ID",
+                              "UMBREL_ROOT", "DEVICE_HOSTNAME", "DEVICE_DOMAIN_NAME"})
+"""Variables an ``exports.sh`` line may use and still be read as data at plan time."""
 _EXPORT = re.compile(r"^export\s+([A-Za-z_][A-Za-z0-9_]*)=(.*)$")
 _PLAIN = re.compile(r"^[A-Za-z0-9_./:@%+,={}\-$]*$")
 _IPV4 = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
-_EXPORTED = re.compile(r"(?:^|[ \t;&|(])export[ \t]+([A-Za-z_][A-Za-z0-9_]*)(?=[= \t;]|$)",
+_SCRIPT_VAR = re.compile(r"\$\{?(APP_[A-Z0-9_]+)")
+_EXPORTED = re.compile(r"(?:^|[ \t;&|(\"'])export[ \t]+([A-Za-z_][A-Za-z0-9_]*)(?=[= \t;]|$)",
                        re.MULTILINE)
 
 Installed = Callable[[str], bool]
@@ -162,13 +177,20 @@ def exported_names(text: str) -> list[str]:
 
 
 def plain_exports(text: str) -> dict[str, str]:
-    """Return the plain top-level ``export NAME=value`` lines of a script that has logic."""
+    """Return the plain top-level ``export NAME=value`` lines of a script that has logic.
+
+    Values may use the platform's variables and earlier such exports (``${EXPORTS_APP_DIR}``
+    and the like), so a folder or port a script exports is known at plan time; the sandbox
+    run at install supplies the final values.
+    """
     values: dict[str, str] = {}
     for line in text.splitlines():
         match = _EXPORT.match(line.strip())
         if match and line[:1] not in (" ", "\t"):
             value = _shell_value(match.group(2))
-            if value is not None and "$" not in value:  # shell variables may be local
+            # shell variables may be local: only the platform's and earlier exports are known
+            if value is not None and all(ref.name in KNOWN_IN_EXPORTS or ref.name in values
+                                         for ref in common.var_names(value)):
                 values[match.group(1)] = value
     return values
 
@@ -191,6 +213,8 @@ class _Reader:
         self.scripts: dict[str, str] = {}  # run in the sandbox at install (apps/scripts.py)
         self.script_vars: list[str] = []
         self.dependencies: list[str] = []
+        self.imports: dict[str, str] = {}  # dependency variable -> that app's id
+        self.exposes: dict[str, str] = {}  # address variable -> this app's service
         self.texts: dict[str, str | None] = {}  # seed and template files: text, None if unusable
         self.files: list[AppFile] = []
 
@@ -229,7 +253,8 @@ class _Reader:
                             "uses it to build its own links."}))
         fixed = {"DEVICE_DOMAIN_NAME": "${DEVICE_HOSTNAME}", "APP_DOMAIN": "${DEVICE_HOSTNAME}",
                  "APP_VERSION": version.replace("$", ""), "UMBREL_ROOT": "${APP_DATA_DIR}/umbrel",
-                 "APP_HIDDEN_SERVICE": "", "NETWORK_IP": "172.16.0.0"}
+                 "APP_HIDDEN_SERVICE": "", "NETWORK_IP": "172.16.0.0",
+                 "TOR_DATA_DIR": "${APP_DATA_DIR}/umbrel/tor/data"}
         for name, template in fixed.items():
             if name in used:
                 self.draft.derived[name] = template
@@ -289,6 +314,46 @@ class _Reader:
         if ref is not None and ref.name in self.exports:
             return self.exports[ref.name]
         return text.strip()
+
+    def link_addresses(self) -> None:
+        """Put the services whose fixed IP an export names on the app's link network.
+
+        Umbrel apps reach a dependency's containers at fixed IPs on one network shared by every
+        app. StackHub gives each such app its own ``stackhub_link`` network instead, joined
+        only by those services (with their Umbrel container names as aliases) and by the
+        instances that depend on it: a dependent reaches its dependencies and nothing else.
+        """
+        for name, service in self.services.items():
+            networks = service.get("networks")
+            if not isinstance(networks, dict):
+                continue
+            for spec in networks.values():
+                raw = spec.get("ipv4_address") if isinstance(spec, dict) else None
+                if not isinstance(raw, str) or not raw.strip():
+                    continue
+                ref = common.only_var(raw.strip())
+                if ref is not None and ref.name in self.script_vars:
+                    self.exposes.setdefault(ref.name, name)
+                address = self.resolve_text(raw)
+                for var, value in self.exports.items():
+                    if value == address:
+                        self.exposes.setdefault(var, name)
+        if not self.exposes:
+            return
+        top = self.compose.get("networks")
+        top = top if isinstance(top, dict) else {}
+        top[LINK_NETWORK] = {}
+        self.compose["networks"] = top
+        for service_name in sorted(set(self.exposes.values())):
+            service = self.services[service_name]
+            networks = common.service_networks(service)
+            if networks is None:
+                continue
+            networks[LINK_NETWORK] = {"aliases": [f"{self.app_id}_{service_name}_1"]}
+            service["networks"] = networks
+        self.draft.note("apps that depend on this one reach "
+                        + ", ".join(sorted(set(self.exposes.values())))
+                        + " on its own link network (not Umbrel's network shared by all apps)")
 
     def unpin_addresses(self) -> None:
         pinned = False
@@ -394,18 +459,19 @@ class _Reader:
         deps = manifest.get("dependencies")
         self.dependencies = [d for d in deps if isinstance(d, str)] if isinstance(deps, list) \
             else []
-        used = common.referenced(self.compose)
-        for dep in deps if isinstance(deps, list) else []:
-            if not isinstance(dep, str):
-                continue
-            if not installed(dep):
-                self.draft.problem(f"needs the app {dep!r} installed first")
-                continue
+        used = set(common.referenced(self.compose))
+        for text in [*self.scripts.values(),
+                     *(t for n, t in self.texts.items() if n.endswith(".template") and t)]:
+            used.update(_SCRIPT_VAR.findall(text))
+        for dep in self.dependencies:
             prefix = f"APP_{common.env_slug(dep)}_"
-            wired = sorted(n for n in used if n.startswith(prefix) and n not in self.exports)
-            if wired:
-                self.draft.problem(f"needs values exported by {dep} ({', '.join(wired)}); "
-                                   "StackHub does not connect apps to each other")
+            wired = sorted(n for n in used if n.startswith(prefix) and n not in self.exports
+                           and not common.reserved(n))
+            for name in wired:
+                self.imports.setdefault(name, dep)
+            state = "installed" if installed(dep) else "installed first (StackHub offers to)"
+            self.draft.note(f"needs the app {dep!r} {state}" + (
+                f"; it receives {', '.join(wired)} from it" if wired else ""))
         version = str(manifest.get("manifestVersion", "1"))
         if not version.startswith("1"):
             self.draft.note(f"manifestVersion {version} is newer than StackHub knows")
@@ -504,10 +570,14 @@ class _Reader:
         default_port = common.port_number(raw_port)
         path = str(self.manifest.get("path") or "/")
         web = self.main(default_port, path if path.startswith("/") else "/" + path)
+        self.link_addresses()
         self.unpin_addresses()
         for name, service in self.services.items():
             common.add_aliases(service, [f"{self.app_id}_{name}_1"])
         common.alias_container_names(self.compose)
+        for name in self.imports:
+            if not self.draft.taken(name):
+                self.draft.derived[name] = ""  # filled at plan time from the dependency
         common.parametrize_ports(self.compose, self.draft, PortPlan(resolve=self.literal))
         self.files_needed(files, hooks)
         self.ship_env_files()
@@ -522,6 +592,9 @@ class _Reader:
             if EXPORTS_FILE not in self.scripts:
                 self.draft.problem(f"exports.sh is larger than {MAX_SCRIPT_BYTES} bytes; "
                                    "StackHub does not run it")
+            elif tor := [n for n in unknown if n in TOR_VARS]:
+                self.draft.problem("needs Tor: it uses Umbrel's Tor proxy ("
+                                   + ", ".join(tor) + "), which StackHub does not run")
             elif unknown:
                 self.draft.problem("the app needs variables its exports.sh does not visibly "
                                    "export: " + ", ".join(unknown))
@@ -587,6 +660,7 @@ def parse_app(manifest_text: str | bytes, compose_text: str | bytes, *,
         id=app_id, store=store, format=AppFormat.UMBREL, name=name.strip(), version=version,
         title={"en": name.strip()}, tagline=_text(manifest.get("tagline")),
         description=_text(manifest.get("description")),
+        release_notes=_text(manifest.get("releaseNotes")),
         category=[str(category)] if isinstance(category, str) and category else [],
         icon=str(icon) if isinstance(icon, str) and icon else local_icon,
         screenshots=[str(g) for g in gallery if isinstance(g, str)] if isinstance(
@@ -595,7 +669,8 @@ def parse_app(manifest_text: str | bytes, compose_text: str | bytes, *,
         author=str(manifest["developer"]) if manifest.get("developer") else None,
         main=web, parameters=list(draft.params.values()), derived=draft.derived,
         compose=compose, files=reader.files, problems=draft.problems, notes=draft.notes,
-        dependencies=reader.dependencies, scripts=reader.scripts)
+        dependencies=reader.dependencies, scripts=reader.scripts, imports=reader.imports,
+        exposes=reader.exposes)
 
 
 def _file_texts(folder: Path, names: frozenset[str]) -> dict[str, str | None]:

@@ -327,3 +327,15 @@ def test_compose_settings_cannot_be_form_fields() -> None:
 @pytest.mark.parametrize("value", [None, "yesterday", True, -5, 10**15, 1.5e20])
 def test_an_unusable_updated_at_is_no_date(value: object) -> None:
     assert runtipi._epoch_ms(value) is None
+
+
+def test_runtipis_root_folder_stays_inside_the_instance() -> None:
+    config = json.dumps({"id": "rooted", "name": "Rooted", "port": 8080, "available": True,
+                         "tipi_version": 1, "version": "1"})
+    compose = ("services:\n  rooted:\n    image: example/rooted:1\n    ports:\n"
+               "      - ${APP_PORT}:80\n    volumes:\n      - ${ROOT_FOLDER_HOST}:/backups\n"
+               "      - ${ROOT_FOLDER_HOST}/media/data/books:/books\n")
+    app = runtipi.parse_app(config, compose_yaml=compose, arch="amd64")
+    assert app.installable, app.problems
+    assert app.derived["ROOT_FOLDER_HOST"] == "${APP_DATA_DIR}/runtipi"
+    assert any("ROOT_FOLDER_HOST" in n and "inside" in n for n in app.notes)

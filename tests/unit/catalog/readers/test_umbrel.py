@@ -16,7 +16,7 @@ from stackhub.catalog.models import (
     SecretEncoding,
     WebEntry,
 )
-from stackhub.catalog.readers import umbrel
+from stackhub.catalog.readers import detect, umbrel
 from stackhub.errors import Invalid, TooLarge
 
 STORE = Path(__file__).resolve().parents[3] / "fixtures" / "stores" / "umbrel"
@@ -238,19 +238,67 @@ def test_tor_only_and_disabled_are_problems() -> None:
     assert any("disabled" in p for p in read("fixture-off").problems)
 
 
-def test_missing_dependency_is_a_problem_unless_installed() -> None:
+def test_a_dependency_is_noted_and_checked_against_the_store() -> None:
     missing = read("fixture-addon")
-    assert missing.problems == ["needs the app 'fixture-notes' installed first"]
-    present = read("fixture-addon", installed=frozenset({"fixture-notes"}))
+    assert missing.installable, missing.problems  # the planner installs dependencies first
+    assert missing.dependencies == ["fixture-notes"]  # removal of fixture-notes checks these
+    assert any("needs the app 'fixture-notes' installed first" in n for n in missing.notes)
+    detect.check_dependencies([missing], lambda _: False)
+    assert missing.problems == ["needs the app 'fixture-notes', which this store does not "
+                                "offer"]
+    present = read("fixture-addon")
+    detect.check_dependencies([present], frozenset({"fixture-notes"}).__contains__)
     assert present.installable
-    assert present.dependencies == ["fixture-notes"]  # removal of fixture-notes checks these
 
 
-def test_values_exported_by_a_dependency_cannot_be_wired() -> None:
-    missing = read("fixture-wallet")
-    assert missing.problems == ["needs the app 'fixture-node' installed first"]
-    present = read("fixture-wallet", installed=frozenset({"fixture-node"}))
-    assert any("APP_FIXTURE_NODE_RPC_PORT" in p for p in present.problems)
+def test_a_dependency_that_cannot_be_installed_blocks_its_dependents() -> None:
+    node, wallet, off = read("fixture-node"), read("fixture-wallet"), read("fixture-off")
+    detect.check_dependencies([node, wallet], lambda _: False)
+    assert node.installable and wallet.installable
+    node.problems.append("the store has disabled this app")
+    wallet = read("fixture-wallet")
+    detect.check_dependencies([node, wallet, off], lambda _: False)
+    assert wallet.problems == ["needs the app 'fixture-node', which cannot be installed"]
+    loop_a, loop_b = read("fixture-addon"), read("fixture-wallet")
+    loop_a.id, loop_a.dependencies = "fixture-node", ["fixture-wallet"]
+    detect.check_dependencies([loop_a, loop_b], lambda _: False)
+    assert any("cycle" in p for p in loop_a.problems + loop_b.problems)
+
+
+def test_values_exported_by_a_dependency_are_imports() -> None:
+    wallet = read("fixture-wallet")
+    assert wallet.installable, wallet.problems
+    assert wallet.imports == {"APP_FIXTURE_NODE_RPC_PORT": "fixture-node"}
+    assert wallet.derived["APP_FIXTURE_NODE_RPC_PORT"] == ""  # filled at plan time
+    assert any("receives APP_FIXTURE_NODE_RPC_PORT" in n for n in wallet.notes)
+
+
+def test_services_at_exported_addresses_join_the_link_network() -> None:
+    node = read("fixture-node")
+    assert node.exposes == {"APP_FIXTURE_NODE_IP": "server", "APP_FIXTURE_NODE_NODE_IP": "node"}
+    assert node.compose["networks"][umbrel.LINK_NETWORK] == {}
+    services = node.compose["services"]
+    assert services["node"]["networks"][umbrel.LINK_NETWORK] == {
+        "aliases": ["fixture-node_node_1"]}
+    assert "ipv4_address" not in services["node"]["networks"]["default"]
+    assert node.derived["APP_FIXTURE_NODE_NODE_IP"] == "node"  # its own services: by name
+
+
+def test_umbrels_tor_proxy_is_a_needs_tor_problem() -> None:
+    text = "manifestVersion: 1\nid: torry\nname: T\nport: 80\n"
+    compose = ("services:\n  web:\n    image: example/x:1\n    environment:\n"
+               "      P: ${TOR_PROXY_IP}:${TOR_PROXY_PORT}\n    volumes:\n"
+               "      - ${TOR_DATA_DIR}:/tor\n")
+    app = umbrel.parse_app(text, compose, exports_text="if true; then export A=1; fi\n")
+    assert app.problems == ["needs Tor: it uses Umbrel's Tor proxy (TOR_PROXY_IP, "
+                            "TOR_PROXY_PORT), which StackHub does not run"]
+    assert app.derived["TOR_DATA_DIR"] == "${APP_DATA_DIR}/umbrel/tor/data"
+
+
+def test_exports_written_through_an_env_file_are_seen() -> None:
+    script = ('echo "export APP_X_RPC_USER=\'u\'" >> "$F"\n'
+              "echo \"export APP_X_RPC_PASS='p'\" >> \"$F\"\nsource \"$F\"\n")
+    assert umbrel.exported_names(script) == ["APP_X_RPC_USER", "APP_X_RPC_PASS"]
 
 
 def test_hooks_templates_and_seed_files() -> None:

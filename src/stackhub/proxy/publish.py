@@ -1,0 +1,196 @@
+"""DNS records StackHub keeps at the DNS provider: the base's wildcard, custom domains, the IP.
+
+With a provider lexicon can drive (adapters/dnsrecords.py), StackHub writes ``<base>`` and
+``*.<base>`` (A or AAAA) to the box's public address, and each custom domain inside the
+provider's zone (a CNAME to the app's automatic name, or an A record at the zone's apex).
+The public address is learnt from STACKHUB_PUBLIC_IP_URL (a page answering with the bare
+address) every STACKHUB_PUBLIC_IP_EVERY seconds; a change rewrites the records. Only records
+that differ from what was last written are sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import httpx
+
+from stackhub.adapters import dnsrecords
+from stackhub.errors import Conflict, GatewayUnavailable, StackHubError
+from stackhub.proxy import names
+from stackhub.proxy.models import DomainState, PublishedRecord, RecordsRead
+from stackhub.proxy.providers import Provider
+from stackhub.proxy.service import ProxyService
+
+log = logging.getLogger("stackhub.gateway")
+SOURCE = "https://api.ipify.org"
+EVERY = 300.0
+
+
+@dataclass(frozen=True)
+class PublishSettings:
+    """Where and how often the public address is learnt (STACKHUB_PUBLIC_IP_*)."""
+
+    source: str = SOURCE
+    every: float = EVERY
+    fixed: str | None = None
+    """STACKHUB_PUBLIC_IP: use this address, never ask `source`."""
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> PublishSettings:
+        """Read STACKHUB_PUBLIC_IP_URL, STACKHUB_PUBLIC_IP_EVERY and STACKHUB_PUBLIC_IP."""
+        env = dict(os.environ) if env is None else env
+        every = env.get("STACKHUB_PUBLIC_IP_EVERY", "").strip()
+        return cls(source=env.get("STACKHUB_PUBLIC_IP_URL", "").strip() or SOURCE,
+                   every=max(float(every), 1.0) if every.replace(".", "", 1).isdigit()
+                   else EVERY,
+                   fixed=env.get("STACKHUB_PUBLIC_IP", "").strip() or None)
+
+
+def parse_address(text: str, source: str) -> str:
+    """Return the address a source answered (the first word), or raise GatewayUnavailable."""
+    word = (text.strip().split() or [""])[0][:64]
+    try:
+        return str(ipaddress.ip_address(word))
+    except ValueError as err:
+        raise GatewayUnavailable(f"{source} did not answer with an IP address "
+                                 f"({word[:40]!r})") from err
+
+
+async def fetch_address(source: str, timeout: float = 10.0) -> str:
+    """Ask `source` for the box's public address."""
+    try:
+        async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client:
+            answer = await client.get(source)
+            answer.raise_for_status()
+    except httpx.HTTPError as err:
+        raise GatewayUnavailable(f"cannot learn the public address from {source}: "
+                                 f"{err or type(err).__name__}") from err
+    return parse_address(answer.text, source)
+
+
+Key = tuple[str, str]
+
+
+def wanted(*, zone: str, base: str | None, address: str,
+           domains: list[tuple[str, str]]) -> dict[Key, str]:
+    """Return the records StackHub keeps in `zone`: {(name, type): content}.
+
+    `domains` are (custom domain, instance) pairs; those outside the zone are the user's to
+    point (StackHub shows the record to create).
+    """
+    kind = "AAAA" if ipaddress.ip_address(address).version == 6 else "A"
+    found: dict[Key, str] = {}
+    if base is not None and names.under(base, zone):
+        found[(base, kind)] = address
+        found[(f"*.{base}", kind)] = address
+    for domain, instance in domains:
+        if not names.under(domain, zone):
+            continue
+        if domain == zone or base is None:
+            found[(domain, kind)] = address  # no CNAME at a zone's apex
+        else:
+            found[(domain, "CNAME")] = f"{instance}.{base}"
+    return found
+
+
+class RecordPublisher:
+    """Keep the wanted records at the provider; re-learn the public address periodically."""
+
+    def __init__(self, *, proxy: ProxyService, settings: PublishSettings | None = None,
+                 fetch: Callable[[str], Awaitable[str]] = fetch_address,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        """Keep the collaborators; have the proxy run the address check."""
+        self.proxy = proxy
+        self.settings = settings or PublishSettings.from_env()
+        self.fetch = fetch
+        self.clock = clock
+        self.address: str | None = None
+        self.published: dict[Key, str] = {}
+        self.checked_at: str | None = None
+        self.synced_at: str | None = None
+        self.error: str | None = None
+        self._lock = asyncio.Lock()
+        proxy.periodic.append(self._loop)
+
+    def _provider(self) -> Provider | None:
+        provider = self.proxy.providers.get()
+        return provider if provider and dnsrecords.manages(provider.kind.kind) else None
+
+    def _zone(self, provider: Provider) -> str:
+        base = self.proxy.base()[0]
+        return provider.zone or provider.zone_for(base or "")
+
+    def _wanted(self, provider: Provider, address: str) -> dict[Key, str]:
+        known = {i.name for i in self.proxy.apps.all()}
+        domains = [(r.name, r.instance) for r in self.proxy.records.all()
+                   if r.state != DomainState.FAILED.value and r.instance in known]
+        return wanted(zone=self._zone(provider), base=self.proxy.base()[0], address=address,
+                      domains=domains)
+
+    def read(self) -> RecordsRead:
+        """Return the managed records, the public address and the last error."""
+        provider = self._provider()
+        records: list[PublishedRecord] = []
+        if provider is not None and self.address is not None:
+            records = [PublishedRecord(name=n, type=t, content=c,
+                                       published=self.published.get((n, t)) == c)
+                       for (n, t), c in sorted(self._wanted(provider, self.address).items())]
+        return RecordsRead(managed=provider is not None,
+                           zone=self._zone(provider) if provider else None,
+                           public_ip=self.address,
+                           source="STACKHUB_PUBLIC_IP" if self.settings.fixed
+                           else self.settings.source,
+                           checked_at=self.checked_at, synced_at=self.synced_at,
+                           records=records, error=self.error)
+
+    async def learn(self) -> str:
+        """Learn the public address now (STACKHUB_PUBLIC_IP, else the source URL)."""
+        address = parse_address(self.settings.fixed, "STACKHUB_PUBLIC_IP") \
+            if self.settings.fixed else await self.fetch(self.settings.source)
+        if address != self.address and self.address is not None:
+            log.info("gateway: the public address changed from %s to %s", self.address,
+                     address)
+        self.address = address
+        self.checked_at = self.clock().isoformat()
+        return address
+
+    async def sync(self) -> RecordsRead:
+        """Learn the address, then write the records that differ and delete stale ones."""
+        provider = self._provider()
+        if provider is None:
+            raise Conflict("no DNS provider that StackHub can write records with is set: use "
+                           f"one of {', '.join(sorted(dnsrecords.PROVIDERS))} (stackhub "
+                           "domain provider set)")
+        async with self._lock:
+            try:
+                address = await self.learn()
+                zone = dnsrecords.Zone(provider.kind.kind, provider.env, self._zone(provider))
+                want = self._wanted(provider, address)
+                for key, content in sorted(want.items()):
+                    if self.published.get(key) != content:
+                        await dnsrecords.replace(zone, key[0], key[1], (content,))
+                        self.published[key] = content
+                for key in sorted(set(self.published) - set(want)):
+                    await dnsrecords.delete(zone, key[0], key[1])
+                    del self.published[key]
+            except StackHubError as err:
+                self.error = err.message
+                raise
+            self.error = None
+            self.synced_at = self.clock().isoformat()
+        return self.read()
+
+    async def _loop(self) -> None:
+        while True:
+            if self._provider() is not None:
+                try:
+                    await self.sync()
+                except Exception as err:  # keep checking whatever happens
+                    log.warning("gateway: DNS records: %s", getattr(err, "message", err))
+            await asyncio.sleep(self.settings.every)
