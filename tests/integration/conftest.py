@@ -200,3 +200,28 @@ def http_text(port: int, timeout: float = 20, path: str = "/") -> str:
             error = err
             time.sleep(0.2)
     raise AssertionError(f"port {port} never answered: {error}")
+
+
+@pytest.fixture(scope="session")
+def wheel_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Build this checkout's wheel once per session (test_wheel, test_installer, test_upgrade).
+
+    Returns the wheel and pip constraints pinning the development venv's dependency versions.
+    """
+    base = tmp_path_factory.mktemp("wheel")
+    started = time.monotonic()
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("STACKHUB_", "PYTHON", "VIRTUAL_ENV"))}
+    built = subprocess.run(["bash", str(REPO / "scripts" / "build-wheel"), str(base / "dist")],
+                           capture_output=True, text=True, timeout=600,
+                           env={**env, "PYTHONUNBUFFERED": "1", "STACKHUB_SKIP_WEB_BUILD": "1"})
+    assert built.returncode == 0, built.stderr[-3000:]
+    wheel = Path(built.stdout.strip().splitlines()[-1])
+    print(f"wheel built in {time.monotonic() - started:.1f} s")
+    # the same dependency versions as the development venv, from pip's cache or the mirror
+    frozen = subprocess.run([sys.executable, "-m", "pip", "freeze", "--exclude-editable"],
+                            capture_output=True, text=True, check=True).stdout
+    constraints = base / "constraints.txt"
+    constraints.write_text("".join(line + "\n" for line in frozen.splitlines()
+                                   if not line.lower().startswith("stackhub")))
+    return wheel, constraints

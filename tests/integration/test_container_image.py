@@ -1,8 +1,9 @@
 """Container mode (issue 15, item 4): the image scripts/build-image makes runs StackHub against
 the host's engine, and an app's bind folder is a host path under the data root.
 
-The image is built once per recipe (its label; a second run reuses it) from a Debian root made
-with debootstrap, no registry pull. The data root is a temp folder mounted at the same path
+The image is built once per recipe (its label; a second run reuses it) from the Debian 12 root
+made with mmdebstrap (scripts/build-image's cached base root, which test_installer.py shares), no
+registry pull. The data root is a temp folder mounted at the same path
 inside and outside, as the documented `docker run` does with /var/lib/stackhub.
 """
 

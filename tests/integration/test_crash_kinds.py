@@ -76,6 +76,11 @@ SCENARIOS = {
                        ("remove", "crash.example.test"), "running", group="domain",
                        body=(("instance", "{name}"), ("domain", "crash.example.test")),
                        acme=True),
+    # protect (issue 11): killed after the choice is recorded and the routes loaded, before
+    # the web port is limited to 127.0.0.1; the after-crash hook publishes it as recorded
+    "protect": Scenario("protect-before-publish", (),
+                        ("PUT", "/api/instances/{name}/protection"), ("protect",), "running",
+                        body=(("protected", "true"),)),
 }
 
 
@@ -136,6 +141,9 @@ def test_kill_during_each_kind(kind: str, crash_server: Server, tmp_path: Path,
     last = ops[0]
     assert (last["kind"], last["state"]) == (kind, "interrupted"), last
     assert "StackHub stopped" in last["error"]
+    if kind == "protect":  # the after-crash hook limits the web port as recorded
+        wait_for((crash_server.data_dir / "instances" / name / "loopback.json").is_file,
+                 what="the after-crash hook's loopback marker")
     listed = crash_server.cli("op", "list", "--instance", name, "--json")
     assert listed.returncode == 0, listed.stderr
     assert f'"{last["id"]}"' in listed.stdout

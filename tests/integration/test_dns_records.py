@@ -34,6 +34,7 @@ from tests.integration.gateway_env import AcmeLab, running_lab
 pytestmark = pytest.mark.integration
 ZONE = "box.test"
 KEY = "stackhub-h6"
+READONLY = "stackhub-h6-ro"  # a key named knows but grants no update
 
 
 class Named:
@@ -42,6 +43,7 @@ class Named:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.secret = base64.b64encode(secrets.token_bytes(32)).decode()
+        self.ro_secret = base64.b64encode(secrets.token_bytes(32)).decode()
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -52,6 +54,7 @@ class Named:
             f"@ IN NS ns.{ZONE}.\nns IN A 127.0.0.1\n")
         (f / "named.conf").write_text(
             f'key "{KEY}" {{ algorithm hmac-sha256; secret "{self.secret}"; }};\n'
+            f'key "{READONLY}" {{ algorithm hmac-sha256; secret "{self.ro_secret}"; }};\n'
             f'options {{ directory "{f}"; listen-on port 53 {{ 127.0.0.1; }}; '
             f'listen-on-v6 {{ none; }}; recursion no; pid-file "{f}/named.pid"; '
             'dnssec-validation no; };\ncontrols { };\n'
@@ -76,9 +79,9 @@ class Named:
             self.proc.terminate()
             self.proc.wait(10)
 
-    def env(self, secret: str | None = None) -> dict[str, str]:
+    def env(self, secret: str | None = None, key: str = KEY) -> dict[str, str]:
         """The rfc2136 provider's credentials (lego's variable names)."""
-        return {"RFC2136_NAMESERVER": "127.0.0.1", "RFC2136_TSIG_KEY": KEY,
+        return {"RFC2136_NAMESERVER": "127.0.0.1", "RFC2136_TSIG_KEY": key,
                 "RFC2136_TSIG_SECRET": secret or self.secret,
                 "RFC2136_TSIG_ALGORITHM": "hmac-sha256."}
 
@@ -142,6 +145,30 @@ def test_bad_credentials_and_names_are_refused_and_change_nothing(named: Named) 
     with pytest.raises(Invalid, match="record type MX is not managed"):
         asyncio.run(dnsrecords.replace(zone, f"bad.{ZONE}", "MX", ("10 mail.box.test.",)))
     assert named.lookup(f"bad.{ZONE}", "TXT") == []
+
+
+def test_updates_the_name_server_refuses_fail_with_its_answer(named: Named) -> None:
+    """A signed update answered REFUSED or NOTAUTH is an error, not a silent success."""
+    denied = dnsrecords.Zone("rfc2136", named.env(named.ro_secret, key=READONLY), ZONE)
+    with pytest.raises(DnsProviderRefused, match=r"refused setting TXT denied\.box\.test: .*"
+                       r"answered the update of zone box\.test with REFUSED") as caught:
+        asyncio.run(dnsrecords.replace(denied, f"denied.{ZONE}", "TXT", ("denied-value",)))
+    assert "update-policy" in caught.value.message
+    assert named.ro_secret not in caught.value.message
+    with pytest.raises(DnsProviderRefused, match="with REFUSED"):
+        asyncio.run(dnsrecords.add(denied, f"_acme-challenge.{ZONE}", "TXT", "v"))
+    with pytest.raises(DnsProviderRefused, match="with REFUSED"):
+        asyncio.run(dnsrecords.delete(denied, f"ns.{ZONE}", "A"))
+    assert named.lookup(f"denied.{ZONE}", "TXT") == []  # (the wildcard answers A queries)
+    assert named.lookup(f"ns.{ZONE}", "A") == ["127.0.0.1"]  # nothing deleted
+    elsewhere = dnsrecords.Zone("rfc2136", named.env(), "other.test")  # not served there
+    with pytest.raises(DnsProviderRefused, match=r"zone other\.test with NOTAUTH"):
+        asyncio.run(dnsrecords.replace(elsewhere, "www.other.test", "A", ("203.0.113.9",)))
+    zone = dnsrecords.Zone("rfc2136", named.env(), ZONE)  # the granted key still works
+    asyncio.run(dnsrecords.replace(zone, f"granted.{ZONE}", "TXT", ("granted-value",)))
+    assert named.lookup(f"granted.{ZONE}", "TXT") == ['"granted-value"']
+    asyncio.run(dnsrecords.delete(zone, f"granted.{ZONE}", "TXT"))
+    assert named.lookup(f"granted.{ZONE}", "TXT") == []
 
 
 def test_the_lego_exec_hook_presents_and_cleans_up_the_challenge(named: Named,
@@ -245,6 +272,21 @@ def test_the_server_keeps_the_base_records_on_the_public_address(
         assert {(r["name"], r["type"], r["content"], r["published"])
                 for r in read["records"]} == {(ZONE, "A", "203.0.113.11", True),
                                               (f"*.{ZONE}", "A", "203.0.113.11", True)}
+        # restarted, the server still knows the records it wrote: a new base replaces the
+        # old base's records, which are deleted at the name server, not forgotten
+        server.kill9()
+        server.start()
+        shown = json.loads(server.cli("domain", "records", "--json").stdout)
+        rebased = server.cli("domain", "base", f"home.{ZONE}", "--tls", "internal", "--json")
+        assert rebased.returncode == 0, rebased.stderr + rebased.stdout
+        _wait_for(named, f"web.home.{ZONE}", "A", ["203.0.113.11"])
+        _wait_for(named, f"home.{ZONE}", "A", ["203.0.113.11"])
+        _wait_for(named, ZONE, "A", [])
+        _wait_for(named, f"anything.{ZONE}", "A", [])
+        read = json.loads(server.cli("domain", "records", "--json").stdout)
+        assert {(r["name"], r["published"]) for r in read["records"]} == {
+            (f"home.{ZONE}", True), (f"*.home.{ZONE}", True)}
+        assert shown["managed"] is True
     finally:
         server.stop()
         server.cleanup_engine()

@@ -3,7 +3,9 @@
 lego's exec provider runs a small script this module writes, which publishes the challenge
 TXT record through challtestsrv's ``/set-txt`` (the DNS Pebble asks). The base is switched
 only once the wildcard is there, and its names are served with it through Caddy, loaded
-inline: Caddy obtains nothing by HTTP-01 for them.
+inline: Caddy obtains nothing by HTTP-01 for them. The script's own file name is full of shell
+syntax and it logs the argv it gets: lego must run it as one program with three arguments,
+and names with shell syntax are refused before lego runs (nothing may reach a shell).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import json
 import socket
 import ssl
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +28,7 @@ from tests.integration.gateway_env import AcmeLab, running_lab, web_app_source
 pytestmark = pytest.mark.integration
 BASE = "box.test"
 SECRET_HINT = "hook-secret-7f3a9c"
+HOSTILE = "hook;touch pwned-1 $(touch pwned-2)`touch pwned-3`|touch pwned-4 'x\" && touch pwned-5"
 
 
 @pytest.fixture(scope="module")
@@ -37,22 +41,32 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AcmeLab]:
 def hooks(lab: AcmeLab, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """lego exec scripts: one publishing through challtestsrv, one refusing."""
     folder = tmp_path_factory.mktemp("hooks")
-    good = folder / "challtestsrv-hook.sh"
+    # a file name a shell would split into several commands (each touching a pwned-* file)
+    good = folder / (HOSTILE + ".py")
     good.write_text(
-        "#!/bin/sh\n# lego exec provider: $1 present|cleanup, $2 the FQDN, $3 the value\n"
-        "set -e\n"
-        f"api=http://127.0.0.1:{lab.mgmt_port}\n"
-        "case \"$1\" in\n"
-        "  present) curl -sf -X POST -d \"{\\\"host\\\":\\\"$2\\\",\\\"value\\\":\\\"$3\\\"}\""
-        " \"$api/set-txt\" ;;\n"
-        "  cleanup) curl -sf -X POST -d \"{\\\"host\\\":\\\"$2\\\"}\" \"$api/clear-txt\" ;;\n"
-        "esac\n")
+        f"#!{sys.executable}\n"
+        "# lego exec provider: argv[1] present|cleanup, argv[2] the FQDN, argv[3] the value\n"
+        "import json, sys, urllib.request\n"
+        f"with open({str(folder / 'argv.jsonl')!r}, 'a') as log:\n"
+        "    log.write(json.dumps(sys.argv) + '\\n')\n"
+        "action, fqdn, value = sys.argv[1:]\n"
+        "body = {'host': fqdn, 'value': value} if action == 'present' else {'host': fqdn}\n"
+        f"url = 'http://127.0.0.1:{lab.mgmt_port}/' + "
+        "('set-txt' if action == 'present' else 'clear-txt')\n"
+        "urllib.request.urlopen(urllib.request.Request(url, data=json.dumps(body).encode(),"
+        " method='POST'), timeout=10)\n")
     bad = folder / f"refusing-hook-{SECRET_HINT}.sh"
     bad.write_text("#!/bin/sh\necho \"denied: the API token is not valid\" >&2\n"
                    "echo \"called as $0\" >&2\nexit 3\n")
     for path in (good, bad):
         path.chmod(0o755)
-    return {"good": good, "bad": bad}
+    return {"good": good, "bad": bad, "folder": folder}
+
+
+def pwned(srv: Server, hooks: dict[str, Path]) -> list[Path]:
+    """Files a shell would have made (in lego's working folder, the data root, the hooks')."""
+    return [*srv.data_dir.rglob("pwned-*"), *hooks["folder"].rglob("pwned-*"),
+            *Path.cwd().glob("pwned-*")]
 
 
 @pytest.fixture(scope="module")
@@ -129,6 +143,22 @@ def test_a_refusing_provider_fails_clearly_and_changes_nothing(srv: Server, lab:
     assert srv.api("GET", "/api/domains").json() == []
 
 
+@pytest.mark.parametrize("base", ["$(touch pwned-6).box.test", "x;touch pwned-7.box.test",
+                                  "`touch pwned-8`.box.test", "-x.box.test",
+                                  "a|b.box.test", "box.test --server=http://evil.test"])
+def test_names_with_shell_syntax_are_refused_before_lego_runs(
+        srv: Server, hooks: dict[str, Path], base: str) -> None:
+    before = len(wildcard_ops(srv))
+    result = srv.cli("domain", "base", "--tls", "dns01", "--", base)
+    assert result.returncode != 0
+    assert "is not a valid base domain" in result.stderr + result.stdout
+    answer = srv.api("POST", "/api/gateway/wildcard", json={"base": base})
+    assert answer.status_code == 422, answer.text
+    assert len(wildcard_ops(srv)) == before  # no operation, no lego run
+    assert srv.api("GET", "/api/domains/base").json()["base"] is None
+    assert pwned(srv, hooks) == []
+
+
 def test_a_base_without_a_provider_is_refused(srv: Server) -> None:
     renew = srv.cli("domain", "renew")
     assert renew.returncode == 1 and "has no DNS-01 wildcard" in renew.stderr
@@ -172,6 +202,13 @@ def test_wildcard_by_dns01_serves_apps_over_https(srv: Server, lab: AcmeLab,
     assert ("DNS", f"*.{BASE}") in served_names(lab, f"web.{BASE}")
     mode = (srv.data_dir / "secrets" / "dns-provider.json").stat().st_mode & 0o777
     assert mode == 0o600
+    # lego ran the hook (a name full of shell syntax) as one program, three arguments each
+    calls = [json.loads(line) for line in (hooks["folder"] / "argv.jsonl").read_text()
+             .splitlines()]
+    assert calls and all(c[0] == str(hooks["good"]) and len(c) == 4 for c in calls), calls
+    assert {(c[1], c[2]) for c in calls} == {("present", f"_acme-challenge.{BASE}."),
+                                           ("cleanup", f"_acme-challenge.{BASE}.")}
+    assert pwned(srv, hooks) == []
     assert (srv.data_dir / "secrets" / "lego").stat().st_mode & 0o777 == 0o700
 
 

@@ -145,6 +145,15 @@ def test_protect_closes_the_app_port_to_other_machines(gw: Server, lab: AcmeLab,
     assert result.returncode == 0, result.stderr
     read = json.loads(result.stdout)
     assert read["protected"] is True and read["local_port"] == port and read["warning"] is None
+    # an operation on the runner: journaled with its steps, in the activity list and audit
+    op = gw.api("GET", f"/api/operations/{read['operation']}").json()
+    assert (op["kind"], op["instance"], op["state"]) == ("protect", "who", "succeeded")
+    assert [s["name"] for s in op["steps"]] == ["route", "publish"]
+    listed = gw.cli("op", "list", "--instance", "who", "--json")
+    assert read["operation"] in listed.stdout
+    audit = [e for e in gw.api("GET", "/api/audit").json()
+             if e["action"] == "app.protect"]
+    assert audit[0]["details"] == {"protected": True, "operation": read["operation"]}
     assert direct(address, port) is None  # published on 127.0.0.1 only now
     assert direct("127.0.0.1", port) == 200  # where the gateway reaches it
     anonymous = Browser(lab, root).request("GET", app_url(lab))
@@ -257,9 +266,12 @@ def test_forward_endpoint_needs_the_gateway_token(gw: Server) -> None:
 
 
 def test_protect_off_and_bad_input(gw: Server, lab: AcmeLab, root: Path) -> None:
+    before = gw.api("GET", "/api/operations", params={"kind": "protect"}).json()["items"]
     missing = gw.cli("app", "protect", "nope", "--json")
     assert missing.returncode == 1 and "nope" in missing.stdout + missing.stderr
     assert gw.api("PUT", "/api/instances/who/protection", json={}).status_code == 422
+    after = gw.api("GET", "/api/operations", params={"kind": "protect"}).json()["items"]
+    assert after == before  # refused before anything is journaled
     off = gw.cli("app", "protect", "who", "--off", "--json")
     assert off.returncode == 0 and json.loads(off.stdout)["protected"] is False
     browser = Browser(lab, root)

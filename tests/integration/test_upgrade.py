@@ -93,8 +93,10 @@ def _stage_checkout(target: Path, version: str | None = None) -> Path:
 
 
 @pytest.fixture(scope="module")
-def wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Build the OLD (a past commit), NEW (this tree, newer version) and DOWN (this tree)."""
+def wheels(tmp_path_factory: pytest.TempPathFactory,
+           wheel_file: tuple[Path, Path]) -> dict[str, Path]:
+    """Build OLD (a past commit) and NEW (this tree, newer version); DOWN is this tree's wheel
+    (the session's, tests/integration/conftest.py)."""
     base = tmp_path_factory.mktemp("upgrade-wheels")
     found = subprocess.run(["git", "-C", str(REPO), "cat-file", "-e", f"{UPGRADE_FROM}^{{commit}}"],
                            capture_output=True, check=False)
@@ -109,7 +111,7 @@ def wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     assert archive.wait(60) == 0
     return {"old": _build(old_tree, base / "old"),
             "new": _build(_stage_checkout(base / "new-src", NEWER), base / "new"),
-            "down": _build(_stage_checkout(base / "down-src"), base / "down")}
+            "down": wheel_file[0]}
 
 
 @pytest.fixture(scope="module")

@@ -28,26 +28,6 @@ def _clean_env(**extra: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def wheel_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """Build the wheel once; return it and pip constraints pinning the dev venv's versions."""
-    base = tmp_path_factory.mktemp("wheel")
-    started = time.monotonic()
-    built = subprocess.run(["bash", str(REPO / "scripts" / "build-wheel"), str(base / "dist")],
-                           capture_output=True, text=True, timeout=600,
-                           env=_clean_env(STACKHUB_SKIP_WEB_BUILD="1"))
-    assert built.returncode == 0, built.stderr[-3000:]
-    wheel = Path(built.stdout.strip().splitlines()[-1])
-    print(f"wheel built in {time.monotonic() - started:.1f} s")
-    # the same dependency versions as the development venv, from pip's cache or the mirror
-    frozen = subprocess.run([sys.executable, "-m", "pip", "freeze", "--exclude-editable"],
-                            capture_output=True, text=True, check=True).stdout
-    constraints = base / "constraints.txt"
-    constraints.write_text("".join(line + "\n" for line in frozen.splitlines()
-                                   if not line.lower().startswith("stackhub")))
-    return wheel, constraints
-
-
-@pytest.fixture(scope="session")
 def wheel_venv(wheel_file: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Install the wheel into a fresh venv outside the checkout.
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -148,6 +149,50 @@ def _client(zone: Zone) -> Any:
     return client
 
 
+class UpdateRefused(Exception):
+    """The name server answered an RFC 2136 update with an error code (lexicon ignores it)."""
+
+
+def _checked(ops: Any) -> Any:
+    """Make lexicon's ddns provider check each update's response code.
+
+    lexicon sends the update and ignores the answer, so REFUSED (the key may not change that
+    name), NOTAUTH (the server is not authoritative for the zone) or SERVFAIL read as
+    success; every other provider talks HTTP and raises on its own.
+    """
+    import dns.opcode
+    import dns.rcode
+
+    provider = ops.provider
+    send = provider._run_query
+
+    def run(message: Any) -> Any:
+        answer = send(message)
+        code = answer.rcode()
+        if message.opcode() == dns.opcode.UPDATE and code != dns.rcode.NOERROR:
+            raise UpdateRefused(f"the name server answered the update of zone "
+                                f"{provider.zone} with {dns.rcode.to_text(code)}"
+                                f"{_HINTS.get(dns.rcode.to_text(code), '')}")
+        return answer
+
+    provider._run_query = run
+    return ops
+
+
+_HINTS = {"REFUSED": " (the TSIG key may not change this name: check the zone's "
+                     "update-policy or allow-update)",
+          "NOTAUTH": " (the server is not authoritative for this zone, or the TSIG key is "
+                     "not accepted)",
+          "NOTZONE": " (the name is not in this zone)"}
+
+
+@contextmanager
+def _open(zone: Zone) -> Iterator[Any]:
+    """Open lexicon's client; its ddns operations check each update's answer."""
+    with _client(zone) as ops:
+        yield _checked(ops) if zone.kind == "rfc2136" else ops
+
+
 def _fqdn(name: str) -> str:
     return name.rstrip(".")
 
@@ -172,19 +217,19 @@ def content_for(kind: str, rtype: str, content: str) -> str:
 
 
 def _replace(zone: Zone, name: str, rtype: str, contents: tuple[str, ...]) -> None:
-    with _client(zone) as ops:
+    with _open(zone) as ops:
         ops.delete_record(None, rtype, _fqdn(name), None)
         for content in contents:
             ops.create_record(rtype, _fqdn(name), content_for(zone.kind, rtype, content))
 
 
 def _add(zone: Zone, name: str, rtype: str, content: str) -> None:
-    with _client(zone) as ops:
+    with _open(zone) as ops:
         ops.create_record(rtype, _fqdn(name), content)
 
 
 def _delete(zone: Zone, name: str, rtype: str, content: str | None) -> None:
-    with _client(zone) as ops:
+    with _open(zone) as ops:
         ops.delete_record(None, rtype, _fqdn(name), content)
 
 

@@ -246,6 +246,9 @@ def protect_cmd(name: Annotated[str, typer.Argument(help="The app (instance).")]
     else:
         console.print(f"{escape(name)} is no longer behind StackHub's sign-in; its web port is "
                       "published on all interfaces again")
+    if read.get("operation"):
+        console.print(f"  operation {escape(read['operation'])} (stackhub op list)",
+                      highlight=False)
     if read["warning"]:
         err_console.print(f"[bold yellow]Note:[/] {escape(read['warning'])}", highlight=False)
 

@@ -164,6 +164,8 @@ class ProtectionRead(BaseModel):
     local_port: int | None = Field(default=None, description="The app's web port, now "
                                    "published on 127.0.0.1 only (not reachable from other "
                                    "machines without the gateway's sign-in).")
+    operation: str | None = Field(default=None, description="The `protect` operation that "
+                                  "made this change (in the activity list); None when read.")
 
 
 class RecheckRead(BaseModel):

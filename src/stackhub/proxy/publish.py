@@ -5,7 +5,9 @@ With a provider lexicon can drive (adapters/dnsrecords.py), StackHub writes ``<b
 provider's zone (a CNAME to the app's automatic name, or an A record at the zone's apex).
 The public address is learnt from STACKHUB_PUBLIC_IP_URL (a page answering with the bare
 address) every STACKHUB_PUBLIC_IP_EVERY seconds; a change rewrites the records. Only records
-that differ from what was last written are sent.
+that differ from what was last written are sent. What was written is kept in the table
+``dns_published`` (a row is saved before the write and marked written after it), so after a
+restart StackHub still updates, and deletes when no longer wanted, the records it created.
 """
 
 from __future__ import annotations
@@ -111,7 +113,6 @@ class RecordPublisher:
         self.fetch = fetch
         self.clock = clock
         self.address: str | None = None
-        self.published: dict[Key, str] = {}
         self.checked_at: str | None = None
         self.synced_at: str | None = None
         self.error: str | None = None
@@ -133,13 +134,19 @@ class RecordPublisher:
         return wanted(zone=self._zone(provider), base=self.proxy.base()[0], address=address,
                       domains=domains)
 
+    def published(self, zone: str) -> dict[Key, str]:
+        """Return the records of `zone` known written at the provider: {(name, type): content}."""
+        return {(n, t): content for (z, n, t), (content, written)
+                in self.proxy.records.dns_published().items() if z == zone and written}
+
     def read(self) -> RecordsRead:
         """Return the managed records, the public address and the last error."""
         provider = self._provider()
         records: list[PublishedRecord] = []
         if provider is not None and self.address is not None:
+            done = self.published(self._zone(provider))
             records = [PublishedRecord(name=n, type=t, content=c,
-                                       published=self.published.get((n, t)) == c)
+                                       published=done.get((n, t)) == c)
                        for (n, t), c in sorted(self._wanted(provider, self.address).items())]
         return RecordsRead(managed=provider is not None,
                            zone=self._zone(provider) if provider else None,
@@ -170,21 +177,41 @@ class RecordPublisher:
         async with self._lock:
             try:
                 address = await self.learn()
-                zone = dnsrecords.Zone(provider.kind.kind, provider.env, self._zone(provider))
-                want = self._wanted(provider, address)
-                for key, content in sorted(want.items()):
-                    if self.published.get(key) != content:
-                        await dnsrecords.replace(zone, key[0], key[1], (content,))
-                        self.published[key] = content
-                for key in sorted(set(self.published) - set(want)):
-                    await dnsrecords.delete(zone, key[0], key[1])
-                    del self.published[key]
+                left = await self._write(provider, self._wanted(provider, address))
             except StackHubError as err:
                 self.error = err.message
                 raise
-            self.error = None
+            self.error = left
             self.synced_at = self.clock().isoformat()
         return self.read()
+
+    async def _write(self, provider: Provider, want: dict[Key, str]) -> str | None:
+        """Send what differs from the table, delete what is no longer wanted.
+
+        Returns why records left in another zone (an earlier provider's) stay, or None.
+        """
+        rows, name = self.proxy.records, self._zone(provider)
+        zone = dnsrecords.Zone(provider.kind.kind, provider.env, name)
+        known = rows.dns_published()
+        for (rname, rtype), content in sorted(want.items()):
+            if known.get((name, rname, rtype)) != (content, True):
+                rows.set_dns_published(name, rname, rtype, content, written=False)
+                await dnsrecords.replace(zone, rname, rtype, (content,))
+                rows.set_dns_published(name, rname, rtype, content, written=True)
+        left: list[str] = []
+        for zname, rname, rtype in sorted(set(known) - {(name, *k) for k in want}):
+            try:
+                await dnsrecords.delete(zone if zname == name else dnsrecords.Zone(
+                    provider.kind.kind, provider.env, zname), rname, rtype)
+            except StackHubError as err:
+                if zname == name:
+                    raise
+                log.warning("gateway: DNS records: %s", err.message)
+                left.append(f"{rtype} {rname} (zone {zname}): {err.message}")
+                continue
+            rows.drop_dns_published(zname, rname, rtype)
+        return ("StackHub could not delete records it wrote in a zone it no longer manages: "
+                + "; ".join(left))[:600] if left else None
 
     async def _loop(self) -> None:
         while True:

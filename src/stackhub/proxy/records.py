@@ -1,4 +1,4 @@
-"""Read and write the proxy domain's tables: custom domains and the gateway's settings."""
+"""Read and write the proxy domain's tables: custom domains, gateway settings, DNS records."""
 
 from __future__ import annotations
 
@@ -82,6 +82,29 @@ class DomainRecords:
                 conn.execute("INSERT INTO gateway_settings (key, value) VALUES (?, ?) "
                              "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                              (key, value))
+
+    # -- DNS records written at the provider (proxy/publish.py) ---------------------------
+    def dns_published(self) -> dict[tuple[str, str, str], tuple[str, bool]]:
+        """Return {(zone, name, type): (content, written)} of the records StackHub wrote."""
+        return {(str(r["zone"]), str(r["name"]), str(r["type"])):
+                (str(r["content"]), bool(r["written"]))
+                for r in self.db.query("SELECT * FROM dns_published")}
+
+    def set_dns_published(self, zone: str, name: str, rtype: str, content: str, *,
+                          written: bool) -> None:
+        """Remember a record about to be written (written=False) or written at the provider."""
+        with self.db.transaction() as conn:
+            conn.execute("INSERT INTO dns_published (zone, name, type, content, written, "
+                         "updated_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(zone, name, type) "
+                         "DO UPDATE SET content = excluded.content, written = excluded.written,"
+                         " updated_at = excluded.updated_at",
+                         (zone, name, rtype, content, int(written), now()))
+
+    def drop_dns_published(self, zone: str, name: str, rtype: str) -> None:
+        """Forget a record deleted at the provider."""
+        with self.db.transaction() as conn:
+            conn.execute("DELETE FROM dns_published WHERE zone = ? AND name = ? AND type = ?",
+                         (zone, name, rtype))
 
     # -- protection (forward auth) ----------------------------------------------------------
     def protected(self) -> set[str]:

@@ -24,10 +24,10 @@ from typing import Any
 
 import psutil
 
-from stackhub import fsutil
+from stackhub import faults, fsutil
 from stackhub.adapters import caddy, compose, lego
 from stackhub.adapters.dns import DnsResolver, Resolver
-from stackhub.apps.models import InstanceRead, InstanceStatus
+from stackhub.apps.models import InstanceRead, InstanceStatus, OperationRead
 from stackhub.apps.service import AppsService
 from stackhub.config import Paths
 from stackhub.errors import (
@@ -39,7 +39,7 @@ from stackhub.errors import (
     StackHubError,
 )
 from stackhub.events import EventBus, Subscription
-from stackhub.operations.runner import Runner
+from stackhub.operations.runner import OperationKind, Outcome, Run, Runner, Undo, register
 from stackhub.proxy import names, providers
 from stackhub.proxy.models import (
     BaseRead,
@@ -70,6 +70,10 @@ RECHECK = 6 * 3600.0
 FORWARD_PATH = "/api/auth/forward"
 WILDCARD_PROBE = "stackhub-wildcard-check"
 """The name under a DNS-01 base looked up to check its ``*.<base>`` record."""
+PROTECT = register(OperationKind("protect", "changing the app's sign-in", None, None, None,
+                                 hint="run `stackhub app protect NAME` again (`--off` to take "
+                                 "the sign-in away)"))
+"""Put an app behind the sign-in or take it out (steps route, publish); status unchanged."""
 
 
 def _flag(value: str) -> bool | None:
@@ -260,6 +264,7 @@ class ProxyService:
         self.loads = 0
         self._hosts: dict[str, str] | None = None
         self.last_recheck: RecheckRead | None = None
+        runner.after_crash(PROTECT.name, self._protect_after_crash)
         self.providers = providers.ProviderStore(paths.secrets)
         self.lego_path = paths.secrets / "lego"
         """lego's folder (0700): the CA account and the wildcard certificates."""
@@ -777,27 +782,45 @@ class ProxyService:
             raise
 
     async def protect(self, instance: str, on: bool) -> ProtectionRead:
-        """Put an instance behind the sign-in (or take it out) and load the config.
+        """Put an instance behind the sign-in (or take it out): a `protect` operation.
 
         When on, the app's web port is published on 127.0.0.1 only, so the sign-in cannot be
-        bypassed at http://HOST:PORT; off publishes it on all interfaces again.
+        bypassed at http://HOST:PORT; off publishes it on all interfaces again. The call waits
+        for the operation (journaled, with steps and events); a failure puts everything back.
         """
         self.apps.get(instance)
-        if self.runner.busy(instance):
-            raise Conflict(f"instance {instance!r} is busy; wait for its operation to finish")
+        op = self.runner.begin(PROTECT, instance)  # 409 while another operation runs
         before = instance in self.records.protected()
+        await self.runner.run(op, lambda run: self._protect(run, instance, on),
+                              undo=self._protect_undo(instance, before))
+        return self.protection(instance).model_copy(update={"operation": op.id})
+
+    async def _protect(self, run: Run, instance: str, on: bool) -> Outcome:
+        """Record the choice and load the routes, then publish the web port accordingly."""
+        run.step("route", 20.0)
         self.records.set_protected(instance, on)
+        if self.enabled() and self.gateway.available() is None:
+            await self.apply()
+        await faults.checkpoint("protect-before-publish")
+        run.step("publish", 60.0)
+        await self._publish_locally(instance, on)
+        return None
+
+    def _protect_undo(self, instance: str, before: bool) -> Undo:
+        def undo(_run: Run, _err: StackHubError) -> bool:
+            self.records.set_protected(instance, before)  # the port: _publish_locally's own
+            self.schedule()
+            return False
+        return undo
+
+    async def _protect_after_crash(self, op: OperationRead) -> None:
+        """Make the web port's publishing agree with the recorded choice after a crash."""
         try:
-            if self.enabled() and self.gateway.available() is None:
-                await self.apply()
-            await self._publish_locally(instance, on)
-        except StackHubError:
-            self.records.set_protected(instance, before)
-            with contextlib.suppress(StackHubError):
-                if self.enabled() and self.gateway.available() is None:
-                    await self.apply()
-            raise
-        return self.protection(instance)
+            self.apps.get(op.instance)
+        except NotFound:
+            return
+        self.schedule()
+        await self._publish_locally(op.instance, op.instance in self.records.protected())
 
     # -- re-checks: dangling domains, expiring certificates --------------------------------
     async def recheck(self) -> RecheckRead:

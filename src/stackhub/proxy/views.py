@@ -163,10 +163,11 @@ async def set_protection(name: str, request: ProtectionRequest, services: Servic
 
     Only signed-in users who may see the app (admins, members granted it) get through; the
     app receives ``Remote-User`` and ``Remote-Groups`` (whatever a client sends under those
-    names is deleted first).
+    names is deleted first). A `protect` operation (steps route, publish; in the activity
+    list); the answer comes when it has finished, and names it.
     """
     read = await services.proxy.protect(check_name(name), request.protected)
-    audit("app.protect", name, protected=request.protected)
+    audit("app.protect", name, protected=request.protected, operation=read.operation)
     return read
 
 

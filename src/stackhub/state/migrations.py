@@ -389,4 +389,17 @@ MIGRATIONS: list[str] = [
         value TEXT NOT NULL
     )
     """,
+    # gateway (issue 11): the DNS records StackHub wrote at the provider (proxy/publish.py),
+    # so a restart still updates or deletes them; written = 0 while a write may be under way
+    """
+    CREATE TABLE dns_published (
+        zone TEXT NOT NULL,
+        name TEXT NOT NULL,
+        type TEXT NOT NULL,
+        content TEXT NOT NULL,
+        written INTEGER NOT NULL DEFAULT 0,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (zone, name, type)
+    )
+    """,
 ]

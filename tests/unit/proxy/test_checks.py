@@ -16,9 +16,16 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from stackhub.adapters.compose import LOOPBACK_FILE
 from stackhub.adapters.dns import Answer
-from stackhub.errors import NotFound
+from stackhub.errors import Conflict, EngineError, NotFound
+from stackhub.operations.models import OperationState
 from stackhub.proxy.models import DomainState
-from stackhub.proxy.service import GatewaySettings, ProxyService, expiry, read_certificate
+from stackhub.proxy.service import (
+    PROTECT,
+    GatewaySettings,
+    ProxyService,
+    expiry,
+    read_certificate,
+)
 from stackhub.services import Services
 from tests.unit.proxy.test_service import FakeGateway, FakeResolver, install
 
@@ -212,3 +219,30 @@ async def test_protection_is_kept_and_guards_the_routes(live: Services,
     off = await proxy.protect("web", False)
     assert off.protected is False and off.local_port is None and not marker.exists()
     assert proxy.protected_hosts() == {}
+
+
+async def test_protect_is_an_operation_and_a_failure_puts_everything_back(
+        live: Services, proxy: ProxyService, monkeypatch: pytest.MonkeyPatch) -> None:
+    await install(live, "web", 18382)
+    read = await proxy.protect("web", True)
+    op = live.runner.journal.operation(str(read.operation))
+    assert (op.kind, op.instance, op.state) == ("protect", "web", "succeeded")
+    assert [s.name for s in op.steps] == ["route", "publish"]
+    marker = live.paths.instance_dir("web") / LOOPBACK_FILE
+    held = live.runner.begin(PROTECT, "web")  # busy with another operation: 409
+    with pytest.raises(Conflict):
+        await proxy.protect("web", False)
+    assert live.runner.journal.operations("web")[0].id == held.id  # nothing journaled
+    live.runner.release(held)
+    live.runner.journal.finish(held.id, OperationState.SUCCEEDED, instance_status=None)
+
+    async def refuse(name: str) -> None:
+        raise EngineError("compose up failed: port is already allocated")
+
+    monkeypatch.setattr(live.apps, "up", refuse)
+    with pytest.raises(EngineError):
+        await proxy.protect("web", False)
+    failed = live.runner.journal.operations("web")[0]
+    assert (failed.kind, failed.state) == ("protect", "failed")
+    assert "port is already allocated" in str(failed.error)
+    assert proxy.protection("web").protected is True and marker.is_file()  # all put back

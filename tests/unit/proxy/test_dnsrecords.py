@@ -195,6 +195,71 @@ async def test_records_follow_the_public_address_and_the_domains(
     assert SECRET not in read.model_dump_json()
 
 
+async def test_written_records_are_remembered_across_a_restart(
+        live: Services, proxy: ProxyService, monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> None:
+    """A new publisher (a restarted server) reads what was written from the database."""
+    fake = FakeProvider()
+    monkeypatch.setattr(dnsrecords, "replace", fake.replace)
+    monkeypatch.setattr(dnsrecords, "delete", fake.delete)
+    fake_lego = tmp_path / "lego"
+    fake_lego.write_bytes(b"providers/dns/exec.New")
+    monkeypatch.setenv("STACKHUB_LEGO_BIN", str(fake_lego))
+    proxy.providers.set("cloudflare", {"CF_DNS_API_TOKEN": SECRET}, None, "example.com")
+    proxy.records.set_setting(BASE_KEY, "box.example.com")
+
+    async def fetch(source: str) -> str:
+        return "203.0.113.7"
+
+    def publisher() -> RecordPublisher:
+        return RecordPublisher(proxy=proxy, settings=PublishSettings(source="http://ip.test/"),
+                               fetch=fetch)
+
+    await publisher().sync()
+    assert len(fake.calls) == 2
+    assert proxy.records.dns_published() == {
+        ("example.com", "box.example.com", "A"): ("203.0.113.7", True),
+        ("example.com", "*.box.example.com", "A"): ("203.0.113.7", True)}
+    fake.calls.clear()
+    restarted = publisher()
+    read = await restarted.sync()
+    assert fake.calls == [] and all(r.published for r in read.records)  # nothing re-sent
+    # a write cut short (saved, never marked written) is sent again; a base changed while
+    # stopped leaves the old names, which the restarted server deletes
+    proxy.records.set_dns_published("example.com", "box.example.com", "A", "203.0.113.7",
+                                    written=False)
+    proxy.records.set_setting(BASE_KEY, "home.example.com")
+    await publisher().sync()
+    assert sorted(fake.calls) == [
+        ("delete", "*.box.example.com", "A", ()), ("delete", "box.example.com", "A", ()),
+        ("replace", "*.home.example.com", "A", ("203.0.113.7",)),
+        ("replace", "home.example.com", "A", ("203.0.113.7",))]
+    assert set(proxy.records.dns_published()) == {("example.com", "home.example.com", "A"),
+                                                  ("example.com", "*.home.example.com", "A")}
+    # a refused delete keeps the row, so the next sync tries again
+    fake.calls.clear()
+    proxy.records.set_setting(BASE_KEY, None)
+
+    async def refuse(*_: object, **__: object) -> None:
+        raise DnsProviderRefused("the DNS provider (cloudflare) refused: 403")
+
+    monkeypatch.setattr(dnsrecords, "delete", refuse)
+    with pytest.raises(DnsProviderRefused):
+        await publisher().sync()
+    assert len(proxy.records.dns_published()) == 2
+    monkeypatch.setattr(dnsrecords, "delete", fake.delete)
+    await publisher().sync()
+    assert proxy.records.dns_published() == {} and len(fake.calls) == 2
+    # records left in a zone the provider no longer manages: tried, kept, reported, no raise
+    proxy.records.set_dns_published("old.example", "box.old.example", "A", "203.0.113.7",
+                                    written=True)
+    monkeypatch.setattr(dnsrecords, "delete", refuse)
+    read = await publisher().sync()
+    assert read.error is not None and "zone old.example" in read.error
+    assert SECRET not in read.error
+    assert list(proxy.records.dns_published()) == [("old.example", "box.old.example", "A")]
+
+
 def test_dns01_runs_through_lego_exec_and_lexicon_when_lego_lacks_the_provider(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fake = tmp_path / "lego"
