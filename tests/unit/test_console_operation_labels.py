@@ -1,4 +1,4 @@
-"""Every operation kind and every step name the server records has a label in both console languages."""
+"""Every operation kind and step name the server records has a label in both console languages."""
 
 from __future__ import annotations
 

@@ -18,10 +18,16 @@ from pathlib import Path
 from typing import Any
 
 from stackhub import faults, fsutil, labels, yamlsafe
-from stackhub.adapters.compose import COMPOSE_FILE, ENV_FILE, Compose, ResolvedProject
+from stackhub.adapters.compose import (
+    COMPOSE_FILE,
+    ENV_FILE,
+    Compose,
+    ComposeCli,
+    ResolvedProject,
+)
 from stackhub.adapters.engine import Engine, PullProgress
 from stackhub.adapters.sandbox import SandboxEngine, ensure_image, limits_from_env
-from stackhub.apps import risk
+from stackhub.apps import hookproxy, risk
 from stackhub.apps import scripts as store_scripts
 from stackhub.apps.kept import KeptData
 from stackhub.apps.models import InstanceStatus
@@ -210,6 +216,8 @@ class Flows:
             state = derive(InstanceStatus.RUNNING, self.status.containers(run.op.instance))
             if state not in (InstanceStatus.RUNNING, InstanceStatus.STARTING):
                 raise EngineError(f"the app's containers are {state.value} after start")
+            await self._post_hooks(run, folder, (store_scripts.POST_INSTALL,
+                                                 store_scripts.POST_START))
         except StackHubError as err:
             await self._halt(run.op.instance, folder, err)
             raise
@@ -218,9 +226,11 @@ class Flows:
     async def _scripts(self, run: Run, folder: Path, *, hook_only: bool = False) -> None:
         """Run the app's store scripts in the sandbox; write what they export into ``.env``.
 
-        Before anything reaches the engine. Exports may only add values (never change the
-        platform's or the parameters'), and the project is analysed again afterwards: a value
-        that makes it riskier than the plan the admin saw fails the install.
+        Before anything reaches the engine, but for a pre-start hook's own requests through
+        the compose proxy, served only after a first run of ``exports.sh`` alone was checked.
+        Exports may only add values (never change the platform's or the parameters'), and the
+        project is analysed again afterwards: a value that makes it riskier than the plan the
+        admin saw fails the install (and stops what the hook started).
         """
         record = self.records.find(run.op.instance)
         texts = record.definition.get("scripts") if record is not None else None
@@ -229,6 +239,8 @@ class Flows:
         scripts = {str(k): str(v) for k, v in texts.items()}
         if hook_only and store_scripts.PRE_START not in scripts:
             return
+        if store_scripts.EXPORTS not in scripts and store_scripts.PRE_START not in scripts:
+            return  # only hooks that run after the start (_post_hooks)
         if self.sandbox is None:
             raise ScriptFailed("this app needs its store scripts run, and StackHub has no "
                                "sandbox engine here")
@@ -258,18 +270,63 @@ class Flows:
         runner = store_scripts.ScriptRunner(sandbox_engine, secrets_dir=self.paths.secrets,
                                             work_dir=self.paths.root / "sandbox", image=image,
                                             limits=limits_from_env())
-        mode = "hook" if store_scripts.PRE_START in scripts else "exports"
-        outcome = await asyncio.to_thread(runner.run, scripts, ctx, mode=mode)
-        if outcome.log:
-            run.emit("log", step="scripts", text=outcome.log[-4000:])
-            for line in outcome.log.splitlines():
-                if line.startswith("stackhub: warning:"):
+        project = labels.project_name(run.op.instance)
+        before = await self.compose.config(project, folder)  # the accepted plan's values
+        proxy = self._proxy(run, folder, app_id) if store_scripts.PRE_START in scripts else None
+        if proxy is None:
+            mode = "hook" if store_scripts.PRE_START in scripts else "exports"
+            outcome = await asyncio.to_thread(runner.run, scripts, ctx, mode=mode)
+            await self._apply(run, folder, env, before, outcome)
+            return
+        # Two runs, so the hook's proxy never starts anything before a check: exports first,
+        # checked and written; then the hook, whose `up`/`exec` act on the project with those
+        # checked values; then what the exports give after the hook, checked again.
+        first = await asyncio.to_thread(runner.run, scripts, ctx, mode="exports")
+        await self._apply(run, folder, env, before, first)
+        await self._pull(run, self._project_images(self._project(folder)))
+        try:
+            outcome = await asyncio.to_thread(runner.run, scripts, ctx, mode="hook",
+                                              proxy=proxy)
+            await self._apply(run, folder, env, before, outcome, proxy_log=proxy.log)
+        except StackHubError as err:
+            if proxy.acted:
+                run.step("scripts", 2.0, engine=True)
+                await self._halt(run.op.instance, folder, err)
+            raise
+        if proxy.acted:
+            run.step("scripts", 2.0, engine=True)
+
+    def _proxy(self, run: Run, folder: Path, app_id: str) -> hookproxy.HookProxy | None:
+        """Return the compose proxy of one instance's hooks (None without a real Compose)."""
+        if not isinstance(self.compose, ComposeCli):
+            return None
+        services = frozenset(str(s) for s in (self._project(folder).get("services") or {}))
+        return hookproxy.HookProxy(
+            hookproxy.Scope(app_id=app_id, instance=run.op.instance, services=services),
+            compose_argv=self.compose.argv, project=labels.project_name(run.op.instance),
+            project_dir=folder)
+
+    async def _apply(self, run: Run, folder: Path, env: dict[str, str], before: ResolvedProject,
+                     outcome: store_scripts.ScriptOutcome, *,
+                     proxy_log: list[str] | None = None) -> None:
+        """Write what the scripts exported into ``.env`` unless it is riskier than `before`."""
+        text = "\n".join([*(proxy_log or []), outcome.log]).strip()
+        if proxy_log:
+            store_scripts.append_log(folder / store_scripts.HOOKS_LOG,
+                                     f"hooks/pre-start ({run.op.kind} {run.op.id})\n{text}")
+            proxy_log.clear()
+        if text:
+            run.emit("log", step="scripts", text=text[-4000:])
+            for line in text.splitlines():
+                if line.startswith(("stackhub: warning:", "stackhub: proxy refused")):
                     log.warning("%s: %s", run.op.instance, line[len("stackhub: "):])
+                elif line.startswith("stackhub: proxy:"):
+                    log.info("%s: %s", run.op.instance, line[len("stackhub: "):])
         if outcome.skipped:
             log.warning("%s: exported values not used: %s", run.op.instance,
                         "; ".join(outcome.skipped[:10]))
         project = labels.project_name(run.op.instance)
-        before = await self.compose.config(project, folder)
+        env_path = folder / ENV_FILE
         merged = {**env, **outcome.exports}
         fsutil.write_atomic(env_path, env_file_text(merged), mode=0o600)
         data_dir = str(self.paths.instance_data(run.op.instance))
@@ -291,6 +348,59 @@ class Flows:
             raise
         # kept (0600) for settings changes, updates and retries, which render the project again
         store_scripts.dump_exports(folder / "exports.json", outcome.exports)
+
+    async def _post_hooks(self, run: Run, folder: Path, hooks: tuple[str, ...]) -> None:
+        """Run the app's post-install/post-start hooks in the sandbox, with the compose proxy.
+
+        Only after StackHub started the project from the accepted, risk-checked files: the
+        proxy (apps/hookproxy.py) then lets a hook run commands in, or start and stop, its own
+        app's services and nothing else, every request in the operation's log. A failing hook
+        is a warning, as on Umbrel; what it exports is not read back.
+        """
+        record = self.records.find(run.op.instance)
+        texts = record.definition.get("scripts") if record is not None else None
+        if record is None or not isinstance(texts, dict):
+            return
+        scripts = {str(k): str(v) for k, v in texts.items()}
+        todo = [h for h in hooks if h in scripts]
+        if not todo or self.sandbox is None or not isinstance(self.compose, ComposeCli):
+            if todo:
+                log.warning("%s: %s not run: no sandbox or compose proxy here",
+                            run.op.instance, ", ".join(todo))
+            return
+        run.step("hooks", 97.0)
+        image = await asyncio.to_thread(ensure_image, self.sandbox)
+        env = parse_env_file_text((folder / ENV_FILE).read_text())
+        app_id = str(record.definition.get("id") or record.app_ref.rsplit("/", 1)[-1])
+        proxy = self._proxy(run, folder, app_id)
+        assert proxy is not None  # a ComposeCli, checked above
+        await asyncio.to_thread(self.status.refresh)
+        ctx = store_scripts.ScriptContext(
+            instance=run.op.instance, app_id=app_id,
+            data_dir=self.paths.instance_data(run.op.instance), env=env,
+            installed=sorted({r.app_ref.rsplit("/", 1)[-1] for r in self.records.all()}),
+            containers=[c.name for c in self.status.containers(run.op.instance)],
+            addresses=store_scripts.host_addresses())
+        runner = store_scripts.ScriptRunner(self.sandbox, secrets_dir=self.paths.secrets,
+                                            work_dir=self.paths.root / "sandbox", image=image,
+                                            limits=limits_from_env())
+        for hook in todo:
+            try:
+                outcome = await asyncio.to_thread(runner.run, scripts, ctx,
+                                                  mode=hook.removeprefix("hooks/"), proxy=proxy)
+                text = outcome.log
+            except ScriptFailed as err:
+                text = f"{err.message}\nstackhub: warning: {hook} did not finish (the app " \
+                       "keeps running, as on Umbrel)"
+                log.warning("%s: %s", run.op.instance, err.message.splitlines()[0])
+            text = "\n".join([f"{hook} ({run.op.kind} {run.op.id})", *proxy.log,
+                              text.strip()]).strip()
+            proxy.log.clear()
+            for line in text.splitlines():
+                if line.startswith("stackhub: proxy"):
+                    log.info("%s: %s", run.op.instance, line[len("stackhub: "):])
+            store_scripts.append_log(folder / store_scripts.HOOKS_LOG, text)
+            run.emit("log", step="hooks", text=text[-4000:])
 
     async def _halt(self, instance: str, folder: Path, err: StackHubError) -> None:
         """Stop the containers of a failed install (data and containers kept, logs readable).
@@ -353,6 +463,9 @@ class Flows:
         await self.compose.lifecycle(verb, labels.project_name(run.op.instance),
                                      self.paths.instance_dir(run.op.instance))
         await asyncio.to_thread(self.status.refresh)
+        if verb in ("start", "restart"):
+            await self._post_hooks(run, self.paths.instance_dir(run.op.instance),
+                                   (store_scripts.POST_START,))
         prior = run.prior_status
         if prior in (InstanceStatus.FAILED, InstanceStatus.INTERRUPTED):
             return InstanceStatus(prior)

@@ -16,7 +16,10 @@ Emulations (on the sandbox's PATH and at ``$UMBREL_ROOT/scripts/app``): ``derive
 seed in ``secrets/``; the seed itself never enters the sandbox), ``hostname -I`` (the box's
 addresses, given), ``app ls-installed`` (given), ``app compose <id> ... up ... tor`` (no-op),
 ``docker ps -f name=...`` (only this app's containers, given). Anything else of ``app`` or
-``docker`` is refused with a clear message.
+``docker`` is refused with a clear message, except in hook runs given the compose proxy
+(after the exported values were checked), where ``app compose``/``app start|stop|restart``/
+``docker exec`` go to StackHub, which answers outside the sandbox, for the app's own services
+only (apps/hookproxy.py).
 """
 
 from __future__ import annotations
@@ -30,16 +33,25 @@ import secrets
 import shutil
 import socket
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from stackhub import fsutil
+from stackhub.adapters import sandbox_proxy
 from stackhub.adapters.sandbox import Limits, Mount, RunResult, RunSpec, SandboxEngine
 from stackhub.errors import ScriptFailed
 from stackhub.platform import RESERVED_PREFIXES
 
 EXPORTS = "exports.sh"
 PRE_START = "hooks/pre-start"
+POST_INSTALL = "hooks/post-install"
+POST_START = "hooks/post-start"
+HOOKS = (PRE_START, POST_INSTALL, POST_START)
+PROXY_CLIENT = "stackhub-proxy"
+HOOKS_LOG = "hooks.log"
+"""The instance's log of post-install/post-start hook runs and their proxied requests."""
+HOOKS_LOG_LIMIT = 256 * 1024
 SEED_FILE = "umbrel-seed"
 STAGE = "/stackhub"
 MAX_VARS = 2000
@@ -183,7 +195,7 @@ mode="$1"
 # Umbrel keeps an app's store files in its data folder (app-data/<id>): hooks find their
 # folder from their own path, so the scripts are copied there, as Umbrel has them.
 cd "$APP_DATA_DIR" || exit 97
-for f in exports.sh hooks/pre-start; do
+for f in exports.sh hooks/pre-start hooks/post-install hooks/post-start; do
   if [ -f "/stackhub/app/$f" ]; then
     mkdir -p "$(dirname "$APP_DATA_DIR/$f")" && cp "/stackhub/app/$f" "$APP_DATA_DIR/$f" || exit 97
   fi
@@ -205,6 +217,15 @@ if [ "$mode" = hook ] && [ -f /stackhub/app/hooks/pre-start ]; then
     echo "stackhub: warning: hooks/pre-start exited with $? (the app starts anyway, as on Umbrel)"
   cd "$APP_DATA_DIR" || exit 97
   stackhub_exports || { echo "stackhub: exports.sh failed after the hook (exit $?)"; exit 98; }
+fi
+if [ "$mode" = post-install ] || [ "$mode" = post-start ]; then
+  # After StackHub started the accepted project: what the hook exports is not read back.
+  if [ -f "/stackhub/app/hooks/$mode" ]; then
+    echo "stackhub: running hooks/$mode"
+    bash "$APP_DATA_DIR/hooks/$mode" || \
+      echo "stackhub: warning: hooks/$mode exited with $? (the app keeps running, as on Umbrel)"
+  fi
+  exit 0
 fi
 env -0 >&3
 """
@@ -234,19 +255,32 @@ case "${1:-}" in
     if [[ " $* " == *" up "* && " $* " == *" tor"* ]]; then
       echo "app compose: StackHub does not run Tor; skipped: $*" >&2; exit 0
     fi
-    # Refused rather than faked: a hook that starts a service then waits for it would only
-    # wait until the time limit (StackHub starts the whole project right after the hook).
-    echo "app compose $*: refused; StackHub's sandbox cannot control containers" >&2; exit 1 ;;
-  *) echo "app ${1:-}: refused; StackHub's sandbox supports 'app ls-installed' and" \
-       "'app compose <id> up tor' (a no-op)" >&2; exit 1 ;;
+    # Served by StackHub outside the sandbox (its own app only) when the run has the proxy
+    # (hook runs, after the exported values were checked); refused otherwise.
+    if [ -S /stackhub-proxy/sock ]; then
+      exec python3 /stackhub/bin/stackhub-proxy app compose "$@"
+    fi
+    echo "app compose $*: refused; no compose proxy in this sandbox run (StackHub starts" \
+         "the whole project after the scripts)" >&2; exit 1 ;;
+  start|stop|restart)
+    if [ -S /stackhub-proxy/sock ]; then exec python3 /stackhub/bin/stackhub-proxy app "$@"; fi
+    echo "app $*: refused; no compose proxy in this sandbox run" >&2
+    exit 1 ;;
+  *) echo "app ${1:-}: refused; StackHub's sandbox supports 'app ls-installed'," \
+       "'app compose <id> up tor' (a no-op) and, after the app started, 'app compose <id>" \
+       "exec|run|up|start|stop|restart' on its own services" >&2; exit 1 ;;
 esac
 """
 
 _DOCKER = r"""#!/bin/bash
 # StackHub's docker: only 'docker ps -f name=X' over this app's own containers (given as data).
+if [ "${1:-}" = exec ] && [ -S /stackhub-proxy/sock ]; then
+  exec python3 /stackhub/bin/stackhub-proxy docker "$@"
+fi
 if [ "${1:-}" != ps ]; then
   echo "docker $*: refused; StackHub's store-script sandbox has no Docker (only" \
-       "'docker ps -f name=...' of the app's own containers)" >&2; exit 1
+       "'docker ps -f name=...' of the app's own containers, and 'docker exec' in them" \
+       "after the app started)" >&2; exit 1
 fi
 shift; filter=""
 while [ $# -gt 0 ]; do
@@ -270,7 +304,37 @@ while IFS= read -r name; do
 done </stackhub/data/containers
 """
 
-EMULATIONS = {"derive_entropy": _DERIVE, "hostname": _HOSTNAME, "app": _APP, "docker": _DOCKER}
+_PROXY = r"""#!/usr/bin/python3
+# StackHub's compose proxy client: sends the argument list (and stdin for exec/run, at most
+# 1 MiB) to StackHub outside the sandbox, which checks it and answers; prints the reply.
+import base64, json, os, socket, sys
+argv = sys.argv[1:]
+data = b""
+if any(a in ("exec", "run") for a in argv[:4]) and not os.isatty(0):
+    data = sys.stdin.buffer.read(1024 * 1024 + 1)
+conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+conn.connect("/stackhub-proxy/sock")
+conn.sendall(json.dumps({"argv": argv, "stdin": base64.b64encode(data).decode()}).encode()
+             + b"\n")
+buf = b""
+while True:
+    chunk = conn.recv(65536)
+    if not chunk:
+        break
+    buf += chunk
+try:
+    reply = json.loads(buf)
+except ValueError:
+    sys.stderr.write("stackhub: the compose proxy did not answer\n")
+    sys.exit(125)
+sys.stdout.buffer.write(base64.b64decode(reply["stdout"]))
+sys.stdout.flush()
+sys.stderr.buffer.write(base64.b64decode(reply["stderr"]))
+sys.exit(int(reply["code"]))
+"""
+
+EMULATIONS = {"derive_entropy": _DERIVE, "hostname": _HOSTNAME, "app": _APP, "docker": _DOCKER,
+              PROXY_CLIENT: _PROXY}
 
 
 class ScriptRunner:
@@ -295,7 +359,7 @@ class ScriptRunner:
             (bin_dir / name).write_text(text)
             (bin_dir / name).chmod(0o700)  # root in the sandbox (DAC_OVERRIDE) reads the rest
         for name, text in scripts.items():
-            if name in (EXPORTS, PRE_START):
+            if name == EXPORTS or name in HOOKS:
                 (app_dir / name).write_text(text)
         key = instance_key(load_seed(self.secrets_dir), ctx.instance, ctx.app_id)
         (data / "key").write_text(key)
@@ -303,30 +367,47 @@ class ScriptRunner:
         (data / "installed").write_text("".join(a + "\n" for a in ctx.installed))
         (data / "containers").write_text("".join(c + "\n" for c in ctx.containers))
 
-    def spec(self, folder: Path, ctx: ScriptContext, mode: str) -> RunSpec:
-        """Return the sandbox run of `mode` ("exports" or "hook") for a staged folder."""
+    def spec(self, folder: Path, ctx: ScriptContext, mode: str,
+             proxy_folder: Path | None = None) -> RunSpec:
+        """Return the sandbox run of `mode` for a staged folder (and the proxy's socket).
+
+        Modes: "exports", "hook" (pre-start), "post-install", "post-start".
+        """
         data_dir = str(ctx.data_dir)
         umbrel_root = f"{data_dir}/umbrel"
         env = {**ctx.env, "APP_DATA_DIR": data_dir, "APP_ID": ctx.app_id,
                "UMBREL_ROOT": umbrel_root, "LANG": "C.UTF-8",
                "HOME": "/tmp"}  # noqa: S108 - the sandbox's own tmpfs
         env = {k: v for k, v in env.items() if "\0" not in v and "=" not in k}
+        mounts = [Mount(str(folder), STAGE), Mount(data_dir, data_dir, writable=True),
+                  Mount(str(folder / "bin"), f"{umbrel_root}/scripts")]
+        if proxy_folder is not None:
+            mounts.append(Mount(str(proxy_folder), sandbox_proxy.TARGET))
         return RunSpec(command=["/bin/bash", f"{STAGE}/driver", mode], env=env,
-                       mounts=[Mount(str(folder), STAGE),
-                               Mount(data_dir, data_dir, writable=True),
-                               Mount(str(folder / "bin"), f"{umbrel_root}/scripts")],
+                       mounts=mounts,
                        workdir="/", limits=self.limits,
                        labels={"org.stackhub.sandbox.instance": ctx.instance})
 
-    def run(self, scripts: dict[str, str], ctx: ScriptContext, *, mode: str) -> ScriptOutcome:
-        """Run the scripts once; raise ScriptFailed (with the log) if they fail or hit a limit."""
+    def run(self, scripts: dict[str, str], ctx: ScriptContext, *, mode: str,
+            proxy: sandbox_proxy.Handler | None = None) -> ScriptOutcome:
+        """Run the scripts once; raise ScriptFailed (with the log) if they fail or hit a limit.
+
+        With a `proxy`, the run's ``app compose``/``docker exec`` requests are answered by it,
+        outside the sandbox (apps/hookproxy.py), over a unix socket bound read-only.
+        """
         self.work_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         folder = Path(tempfile.mkdtemp(prefix="sandbox-", dir=self.work_dir))
         try:
             ctx.data_dir.mkdir(parents=True, exist_ok=True)
             fsutil.make_folders_inside(ctx.data_dir, "umbrel/scripts", owner=None)
             self.stage(folder, scripts, ctx)
-            result = self.engine.run_limited(self.image, self.spec(folder, ctx, mode))
+            if proxy is None:
+                result = self.engine.run_limited(self.image, self.spec(folder, ctx, mode))
+            else:
+                deadline = time.monotonic() + self.limits.timeout
+                with sandbox_proxy.ProxyServer(proxy, deadline=deadline) as server:
+                    result = self.engine.run_limited(
+                        self.image, self.spec(folder, ctx, mode, server.folder))
         finally:
             shutil.rmtree(folder, ignore_errors=True)
         return outcome(result, ctx, self.limits)
@@ -358,6 +439,13 @@ def outcome(result: RunResult, ctx: ScriptContext, limits: Limits) -> ScriptOutc
             skipped.append(f"{name}: StackHub sets it; a script may not change it")
             del exports[name]
     return ScriptOutcome(exports=exports, log=log, skipped=skipped)
+
+
+def append_log(path: Path, text: str) -> None:
+    """Add a hook run's output to the instance's hooks log (0600), keeping its last 256 KiB."""
+    old = path.read_bytes()[-HOOKS_LOG_LIMIT:] if path.is_file() else b""
+    new = (old + text.encode() + b"\n")[-HOOKS_LOG_LIMIT:]
+    fsutil.write_atomic(path, new, mode=0o600)
 
 
 def dump_exports(path: Path, exports: dict[str, str]) -> None:

@@ -50,6 +50,26 @@ def check_limits(root: Path, *, max_files: int = MAX_FILES, max_bytes: int = MAX
             raise TooLarge(f"the store is larger than {max_bytes} bytes")
 
 
+def stat_fingerprint(root: Path, *, max_files: int = MAX_FILES,
+                     max_bytes: int = MAX_BYTES) -> str:
+    """Fingerprint a tree by its files' paths and metadata, within the limits, reading nothing.
+
+    Path, size, inode, device, mtime and ctime of every file the content hash covers: any write
+    or rename changes the ctime (which no one can set back), so an equal fingerprint means the
+    content hash is unchanged, as git's index assumes. Raises TooLarge as check_limits does.
+    """
+    digest = hashlib.sha256()
+    size = 0
+    for relative, _, info in walk_files(root, max_files=max_files):
+        size += info.st_size
+        if size > max_bytes:
+            raise TooLarge(f"the store is larger than {max_bytes} bytes")
+        digest.update(relative.encode("utf-8", "surrogateescape") + b"\x00" + (
+            f"{info.st_size} {info.st_ino} {info.st_dev} {info.st_mtime_ns} "
+            f"{info.st_ctime_ns}\n").encode())
+    return "stat:" + digest.hexdigest()
+
+
 def copy_tree(source: Path, dest: Path, *, max_files: int = MAX_FILES,
               max_bytes: int = MAX_BYTES) -> str:
     """Copy regular files and folders of `source` into `dest` (links and VCS folders skipped)

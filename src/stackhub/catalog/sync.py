@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -13,6 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from stackhub import fsutil
 from stackhub.adapters.fetch import MAX_DOWNLOAD, Fetcher, check_url, extract
 from stackhub.adapters.git import Git
 from stackhub.catalog.index import IndexEntry, flag_updates, replace_store
@@ -25,13 +27,14 @@ from stackhub.catalog.snapshot import (
     copy_tree,
     remove_vcs,
     safe_file,
+    stat_fingerprint,
 )
 from stackhub.errors import Invalid, NotFound, StackHubError, StoreError
 from stackhub.state.db import Database, now
 
 log = logging.getLogger("stackhub.catalog")
 SYNC_TIMEOUT = 300.0
-INDEX_VERSION = 4  # bump when readers change what they produce: forces a re-index
+INDEX_VERSION = 5  # bump when readers change what they produce: forces a re-index
 FEATURED_FILE = "featured-apps.json"
 MAX_FEATURED_BYTES = 64 * 1024
 ICON_NAMES = ("icon.png", "icon.svg", "icon.jpg", "icon.webp", "logo.png", "logo.svg",
@@ -119,11 +122,27 @@ def _stage(ctx: SyncContext, row: StoreRow, tree: Path, *, force: bool) -> str |
     if not row.trusted:
         raise Invalid("a directory store must be added as local by an admin")
     source = Path(row.source)
+    # files' metadata as last hashed: equal means unchanged without reading 200 MB again
+    marker = ctx.stores_dir / f".stat-{row.name}"
+    seen = stat_fingerprint(source, max_bytes=row.max_bytes)
     if not force and ctx.snapshot_dir(row) and row.revision:
-        check_limits(source, max_bytes=row.max_bytes)
+        with contextlib.suppress(OSError):
+            if marker.read_text() == f"{row.revision} {seen}":
+                return None
         if content_hash(source) == row.revision:
+            _remember(marker, f"{row.revision} {seen}")
             return None  # hashing in place is cheaper than copying unchanged content
-    return copy_tree(source, tree, max_bytes=row.max_bytes)
+    revision = copy_tree(source, tree, max_bytes=row.max_bytes)
+    # the metadata seen before the copy: a file changed meanwhile differs next time and is hashed
+    _remember(marker, f"{revision} {seen}")
+    return revision
+
+
+def _remember(marker: Path, text: str) -> None:
+    """Keep a directory store's last fingerprint (a cache: losing it costs one content hash)."""
+    with contextlib.suppress(OSError):
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        fsutil.write_atomic(marker, text, mode=0o600)
 
 
 def _asset(tree: Path, folder: Path | None, ref: str | None) -> str | None:

@@ -24,8 +24,10 @@ Mapping (see docs/store-formats.md):
   into the instance's data folder when it is created (never over existing files); a template's
   variables are filled from the instance's values, as Umbrel's envsubst would. Only UTF-8 text
   files of at most 64 KiB (512 KiB per app) are carried.
-- ``hooks/pre-start`` (UTF-8, at most 64 KiB) is carried in ``scripts`` too and run in the
-  sandbox before the project starts (never on the host).
+- ``hooks/pre-start`` (UTF-8, at most 256 KiB) is carried in ``scripts`` too and run in the
+  sandbox before the project starts (never on the host); ``hooks/post-install`` and
+  ``post-start`` likewise, after StackHub started the accepted project, with the compose
+  proxy (apps/hookproxy.py: commands in the app's own services only).
 - ``dependencies`` are installed first (the planner refuses until they are; the CLI's
   ``--with-deps`` installs them); the ``APP_<DEP>_*`` variables the app uses become
   ``imports``, filled at plan time from the dependency's instance. Services whose fixed IP an
@@ -33,10 +35,10 @@ Mapping (see docs/store-formats.md):
   network with their Umbrel container names as aliases (``exposes``); a dependent joins that
   network and gets the alias in place of the IP. detect.py marks an app whose dependency the
   store lacks or cannot install.
-- problems: ``torOnly``, ``disabled``, the other install/start hooks (``hooks/pre-install``,
-  ``post-install``, ``post-start``: never executed), a mounted seed or template that is
-  binary or too large, required variables nobody supplies (Umbrel's Tor proxy variables:
-  "needs Tor"), ``build:``, no image.
+- problems: ``torOnly``, ``disabled``, ``hooks/pre-install`` (never executed: the store's
+  two edit the host's DNS settings or read its memory and kill the installer), a mounted
+  seed or template that is binary or too large, required variables nobody supplies
+  (Umbrel's Tor proxy variables: "needs Tor"), ``build:``, no image.
   Notes: other hooks, Umbrel's login in front of the app (``PROXY_AUTH_ADD``), default
   credentials, permissions, seed files not carried, template variables nobody sets.
 """
@@ -76,9 +78,11 @@ PROXY = "app_proxy"
 LINK_NETWORK = "stackhub_link"
 """The network an app's dependents join (apps/planner.py names it for them)."""
 BLOCKING_HOOKS = frozenset({"pre-install", "post-install", "pre-start", "post-start"})
-SANDBOXED_HOOKS = frozenset({"pre-start"})
+SANDBOXED_HOOKS = frozenset({"pre-start", "post-install", "post-start"})
 """Hooks StackHub runs in its store-script sandbox (adapters/sandbox.py, apps/scripts.py)."""
 MAX_SCRIPT_BYTES = 64 * 1024
+MAX_HOOK_BYTES = 256 * 1024
+"""A hook may carry more (snowflake's pre-start writes a 117 KiB page with inline CSS)."""
 TOR_VARS = frozenset({"TOR_PROXY_IP", "TOR_PROXY_PORT", "TOR_PASSWORD"})
 """Umbrel's system Tor proxy: StackHub runs no Tor, so an app needing these needs Tor."""
 MAX_SEED_FILES = 1000
@@ -489,13 +493,16 @@ class _Reader:
         for hook in sorted(hooks):
             if hook in SANDBOXED_HOOKS and f"hooks/{hook}" in self.scripts:
                 self.draft.note(f"the {hook} hook runs in StackHub's store-script sandbox (no "
-                                "network, no Docker, only this app's folder)")
+                                "network, no Docker, only this app's folder" + (
+                                    "; commands in its own containers go through StackHub)"
+                                    if hook != "pre-start" else ")"))
             elif hook in SANDBOXED_HOOKS:
                 self.draft.problem(f"the {hook} hook is not a UTF-8 text file of at most "
-                                   f"{MAX_SCRIPT_BYTES} bytes; StackHub cannot run it")
+                                   f"{MAX_HOOK_BYTES} bytes; StackHub cannot run it")
             elif hook in BLOCKING_HOOKS:
-                self.draft.problem(f"the app relies on a {hook} hook; StackHub never runs "
-                                   "store scripts")
+                self.draft.problem(f"the app relies on a {hook} hook, which StackHub does not "
+                                   "run: the store's pre-install hooks change the host (DNS "
+                                   "settings) or check its memory and stop the installer")
             else:
                 self.draft.note(f"the {hook} hook is not run (StackHub never runs store "
                                 "scripts)")
@@ -759,11 +766,11 @@ def read_app_dir(folder: Path, *, store: str | None = None,
 
 
 def _hook_texts(hooks_dir: Path, hooks: frozenset[str]) -> dict[str, str]:
-    """Read the hooks StackHub runs in its sandbox, as UTF-8 text within the size limit."""
+    """Read the hooks StackHub runs in its sandbox, as UTF-8 text of at most MAX_HOOK_BYTES."""
     texts: dict[str, str] = {}
     for hook in sorted(hooks & SANDBOXED_HOOKS):
         try:
-            texts[hook] = common.read_file(hooks_dir, hook, limit=MAX_SCRIPT_BYTES).decode()
+            texts[hook] = common.read_file(hooks_dir, hook, limit=MAX_HOOK_BYTES).decode()
         except (Invalid, UnicodeDecodeError):
             continue
     return texts

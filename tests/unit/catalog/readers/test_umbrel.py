@@ -215,7 +215,7 @@ def test_exports_with_shell_logic_are_carried_for_the_sandbox() -> None:
     assert any("larger than" in p for p in huge.problems) and not huge.scripts
 
 
-def test_pre_start_hook_is_carried_others_still_block(tmp_path: Path) -> None:
+def test_start_and_install_hooks_are_carried_pre_install_still_blocks(tmp_path: Path) -> None:
     app = tmp_path / "hooky"
     (app / "hooks").mkdir(parents=True)
     (app / "umbrel-app.yml").write_text("manifestVersion: 1\nid: hooky\nname: H\nport: 80\n")
@@ -227,7 +227,28 @@ def test_pre_start_hook_is_carried_others_still_block(tmp_path: Path) -> None:
     assert any("pre-start hook is not a UTF-8" in p for p in umbrel.read_app_dir(app).problems)
     (app / "hooks" / "pre-start").unlink()
     (app / "hooks" / "post-start").write_text("#!/bin/bash\n")
-    assert any("post-start hook" in p for p in umbrel.read_app_dir(app).problems)
+    (app / "hooks" / "post-install").write_text("#!/bin/bash\n")
+    after = umbrel.read_app_dir(app)
+    assert after.installable and sorted(after.scripts) == ["hooks/post-install",
+                                                           "hooks/post-start"]
+    assert any("post-start hook runs in StackHub's store-script sandbox" in n
+               for n in after.notes)
+    (app / "hooks" / "pre-install").write_text("#!/bin/bash\n")
+    assert any("pre-install hook" in p for p in umbrel.read_app_dir(app).problems)
+
+
+def test_a_long_hook_is_carried_up_to_its_limit(tmp_path: Path) -> None:
+    app = tmp_path / "snowy"
+    (app / "hooks").mkdir(parents=True)
+    (app / "umbrel-app.yml").write_text("manifestVersion: 1\nid: snowy\nname: S\nport: 80\n")
+    (app / "docker-compose.yml").write_text("services:\n  web:\n    image: example/x:1\n")
+    page = "cat > \"$APP_DATA_DIR/index.html\" <<'EOF'\n" + "<p>x</p>\n" * 15_000 + "EOF\n"
+    (app / "hooks" / "pre-start").write_text(page)  # ~120 KiB, as snowflake's
+    assert umbrel.read_app_dir(app).scripts["hooks/pre-start"] == page
+    (app / "hooks" / "pre-start").write_text(page * 3)
+    too_long = umbrel.read_app_dir(app)
+    assert not too_long.installable and "hooks/pre-start" not in too_long.scripts
+    assert any(f"at most {umbrel.MAX_HOOK_BYTES} bytes" in p for p in too_long.problems)
 
 
 # -- what cannot be honoured -----------------------------------------------------------------------
