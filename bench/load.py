@@ -6,7 +6,9 @@ endpoint (instance list, instance details, catalog search, health) Debian's `wrk
 200 connections and 2 threads for `--duration` seconds (default 60) and reports requests/s,
 p50 and p99 latency, errors (socket errors, timeouts, non-2xx/3xx answers) and the server's
 resident memory before, right after, and `--settle` seconds after each run, and the server's
-CPU time per request (what a request costs whatever the machine's load). The endpoint
+CPU time per request (what a request costs whatever the machine's load), how long its event
+loop thread waited runnable for a CPU during the run (schedstat), and the host's TCP
+listen-queue overflows/drops over the run (nstat's TcpExtListenOverflows/ListenDrops). The endpoint
 `conditional` (in `--endpoints`) loads the list the way a client holding the body asks:
 `If-None-Match` with the current ETag (304s). The install prints its journaled steps, so the
 time spent before the operation exists (the request, the plan) shows apart from its steps.
@@ -94,6 +96,25 @@ def wrk(url: str, headers: dict[str, str], duration: int, connections: int) -> d
     return {**parse_wrk(done.stdout), "raw": done.stdout}
 
 
+def listen_drops() -> int:
+    """The host's TCP listen-queue overflows and drops so far (/proc/net/netstat; the whole
+    host: a connection refused or delayed at accept shows here)."""
+    lines = Path("/proc/net/netstat").read_text().splitlines()
+    for names, values in zip(lines[::2], lines[1::2], strict=False):
+        if names.startswith("TcpExt:"):
+            row = dict(zip(names.split()[1:], values.split()[1:], strict=False))
+            return int(row.get("ListenOverflows", 0)) + int(row.get("ListenDrops", 0))
+    return 0
+
+
+def loop_wait(pid: int) -> float:
+    """Seconds the server's main thread (the event loop) spent runnable but waiting for a CPU
+    (schedstat's run-queue time): a loop that waits here cannot answer whatever a request
+    costs."""
+    fields = Path(f"/proc/{pid}/task/{pid}/schedstat").read_text().split()
+    return int(fields[1]) / 1e9
+
+
 def timed_install(server: BenchServer, name: str) -> tuple[float, str]:
     """Install a tiny app on the real engine; return the seconds until it succeeded, and its
     journaled steps with their durations (where the time went), the first being how long the
@@ -162,15 +183,18 @@ def main() -> None:
             for key in args.endpoints.split(","):
                 path, headers = targets[key]
                 before, cpu_before = rss_mb(server.pid), cpu_s(server.pid)
+                drops, waited = listen_drops(), loop_wait(server.pid)
                 row = wrk(server.url + path, headers, args.duration, args.connections)
                 after, cpu = rss_mb(server.pid), cpu_s(server.pid) - cpu_before
+                drops, waited = listen_drops() - drops, loop_wait(server.pid) - waited
                 per = cpu / max(1, row.get("requests", 0)) * 1000
                 time.sleep(args.settle)
                 settled = rss_mb(server.pid)
                 print(f"{key:11} {path}: {row.get('rps', 0):.0f} req/s, p50 "
                       f"{row.get('p50', 0):.1f} ms, p99 {row.get('p99', 0):.1f} ms, errors "
                       f"{row['errors']} (timeouts {row['timeouts']}, non-2xx/3xx "
-                      f"{row['non2xx']}) | server CPU {cpu:.1f} s = {per:.3f} ms per request | RSS "
+                      f"{row['non2xx']}) | server CPU {cpu:.1f} s = {per:.3f} ms per request, "
+                      f"loop waiting for a CPU {waited:.1f} s | host listen drops {drops} | RSS "
                       f"{before:.1f} -> {after:.1f} MB, "
                       f"{settled:.1f} MB {args.settle:.0f} s later", flush=True)
             if args.install_during:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import os
 import re
 import socket
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -387,6 +390,9 @@ class EngineInfo(_Record):
                    root_dir=str(raw.get("DockerRootDir") or ""))
 
 
+DEPENDS_ON = "com.docker.compose.depends_on"
+
+
 def _unix_socket(base_url: str | None) -> str | None:
     """Return the engine's unix socket path, or None when it is reached another way (tcp, TLS)."""
     url = base_url or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
@@ -422,6 +428,56 @@ def _raw_ping(path: str, timeout: float) -> None:
                                 f"(ping answered {status})")
 
 
+EVENTS_READ_TIMEOUT = 60.0
+"""Seconds a raw event window may wait for a read (the SDK client's timeout; pings tell a hung
+engine apart much sooner)."""
+
+
+def _raw_events(path: str, since: float, until: float,
+                filters: Mapping[str, list[str]]) -> Iterator[dict[str, Any]]:
+    """Yield the engine's events of one since/until window over a fresh unix socket.
+
+    The idle server reads one window a second: through docker-py's requests stack that cost
+    ~2.5 ms of CPU each (~0.25 % of a core), here ~0.3 ms. An HTTP/1.0 request gets a plain
+    body, one JSON event a line, closed by the engine at `until`.
+    """
+    query = urllib.parse.urlencode({"since": f"{since:.6f}", "until": f"{until:.6f}",
+                                    "filters": json.dumps(dict(filters))})
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+            conn.settimeout(EVENTS_READ_TIMEOUT)
+            conn.connect(path)
+            conn.sendall(f"GET /events?{query} HTTP/1.0\r\nHost: docker\r\n\r\n".encode())
+            buffer = b""
+            head: bytes | None = None
+            while True:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    break
+                buffer += chunk
+                if head is None:
+                    if b"\r\n\r\n" not in buffer:
+                        continue
+                    head, buffer = buffer.split(b"\r\n\r\n", 1)
+                    status = head.split(b"\r\n", 1)[0].decode("latin-1", "replace")
+                    if status[9:12] != "200":
+                        raise EngineError(f"the engine refused the event stream: {status}")
+                *lines, buffer = buffer.split(b"\n")
+                yield from (json.loads(line) for line in lines if line.strip())
+    except (ConnectionRefusedError, FileNotFoundError) as err:
+        raise EngineUnavailable("lost the connection to the Docker engine; is dockerd "
+                                "running?") from err
+    except (OSError, ValueError) as err:  # reset, timeout, a body that is not JSON lines
+        raise EngineUnavailable("lost the engine's event stream") from err
+    if head is None:
+        raise EngineUnavailable("lost the engine's event stream (no answer)")
+    if buffer.strip():
+        try:
+            yield json.loads(buffer)
+        except ValueError as err:
+            raise EngineUnavailable("lost the engine's event stream") from err
+
+
 class DockerEngine:
     """The Docker Engine adapter, negotiating the API version with the daemon."""
 
@@ -440,6 +496,7 @@ class DockerEngine:
         self._probe_timeout = 0.0
         self._lock = threading.Lock()
         self._probe_lock = threading.Lock()  # not _lock: version negotiation may hold that
+        self._rootless: bool | None = None  # asked once (local_volume_path)
 
     def _api(self) -> Any:
         with self._lock:
@@ -590,11 +647,19 @@ class DockerEngine:
         """Yield container events of StackHub's containers until `stop` is set.
 
         Events are read in short since/until windows so a stop takes effect within `window`,
-        and so is an engine going away: a stopping dockerd keeps open streams open.
+        and so is an engine going away: a stopping dockerd keeps open streams open. On a unix
+        socket each window is one raw request (`_raw_events`); otherwise through docker-py.
         """
-        api = self._api()
         since = time.time()
         filters = {"type": ["container"], "label": self._managed}
+        socket_path = _unix_socket(self._base_url)
+        if socket_path is not None:
+            while not stop.is_set():
+                until = time.time() + window
+                yield from _raw_events(socket_path, since, until, filters)
+                since = until
+            return
+        api = self._api()
         while not stop.is_set():
             until = time.time() + window
             stream = self._call(functools.partial(
@@ -683,6 +748,64 @@ class DockerEngine:
         raw = self._call(api.df) or {}
         return {str(v["Name"]): int((v.get("UsageData") or {}).get("Size", -1))
                 for v in raw.get("Volumes") or [] if v.get("Name")}
+
+    def local_volume_path(self, name: str) -> Path | None:
+        """Return where a named volume's files are, when StackHub may read them in place.
+
+        Only for a local-driver volume without options (no bind or NFS mount behind it) of an
+        engine on this machine's unix socket that is not rootless, with StackHub running as
+        root and the folder present; None otherwise (then volumes go through a helper).
+        """
+        if _unix_socket(self._base_url) is None or os.geteuid() != 0:
+            return None
+        api = self._api()
+        if self._rootless is None:
+            options = self._call(api.info).get("SecurityOptions") or []
+            self._rootless = any("rootless" in str(o) for o in options)
+        if self._rootless:
+            return None
+        raw = self._call(lambda: api.inspect_volume(name))
+        if (raw.get("Driver") or "local") != "local" or raw.get("Options"):
+            return None
+        path = Path(str(raw.get("Mountpoint") or ""))
+        if not path.is_absolute() or path.is_symlink() or not path.is_dir():
+            return None
+        return path
+
+    def stop_project(self, project: str) -> int:
+        """Stop a Compose project's running containers through the API, as `compose stop` does.
+
+        Services are stopped dependents first (from Compose's `depends_on` label), the
+        containers of one level in parallel, each with its own stop timeout (the service's
+        `stop_grace_period`); returns how many were stopped. Saves starting a Compose process.
+        """
+        api = self._api()
+        raw = self._call(lambda: api.containers(filters={"label": [
+            f"{labels.COMPOSE_PROJECT}={project}", *self._managed]}))
+        needs: dict[str, set[str]] = {}
+        ids: dict[str, list[str]] = {}
+        for item in raw or []:
+            tags = item.get("Labels") or {}
+            service = str(tags.get(labels.COMPOSE_SERVICE) or item["Id"])
+            ids.setdefault(service, []).append(str(item["Id"]))
+            needs.setdefault(service, set()).update(
+                d.split(":", 1)[0] for d in str(tags.get(DEPENDS_ON) or "").split(",") if d)
+        left = set(ids)
+        while left:
+            level = {s for s in left if not any(s in needs[o] for o in left - {s})} or left
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                done = [pool.submit(self._stop_one, api, ref) for s in level for ref in ids[s]]
+                for future in done:
+                    future.result()
+            left -= level
+        return sum(len(v) for v in ids.values())
+
+    def _stop_one(self, api: Any, ref: str) -> None:
+        """Stop one container with its own stop timeout; one already gone is fine."""
+        with contextlib.suppress(NotFound):
+            config = self._call(lambda: api.inspect_container(ref)).get("Config") or {}
+            grace = config.get("StopTimeout")
+            self._call(lambda: api.stop(ref, timeout=int(grace) if grace is not None else 10))
 
     # -- the store-script sandbox (adapters/sandbox.py) ------------------------------------
 
