@@ -10,6 +10,7 @@ import logging
 import os
 import socket
 import sys
+from collections.abc import Callable
 from types import FrameType
 
 # httpx imports its command-line tool (rich, click, pygments: 3.5 MB resident) whenever those
@@ -46,6 +47,9 @@ def serve(paths: Paths, *, host: str, port: int, public_host: str | None = None)
     config = uvicorn.Config(app, host=host, port=port, log_level="info", access_log=False,
                             proxy_headers=False, server_header=False)
     server = _Server(config)
+    # uvicorn re-raises SIGTERM/SIGINT after its shutdown, which ends the process before any
+    # `finally` below runs: the file goes when the shutdown ends (and on any other way out)
+    server.on_shutdown = lambda: paths.server_info.unlink(missing_ok=True)
     try:
         server.run()
     except KeyboardInterrupt:  # as uvicorn.run
@@ -71,6 +75,16 @@ class _Server(uvicorn.Server):
     (issue 18, parts 3 and 4; issue 15 item 6)."""
 
     _woken: asyncio.Future[None] | None = None
+    on_shutdown: Callable[[], None] | None = None
+    """Called once uvicorn's shutdown is done (before it re-raises a captured signal)."""
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """uvicorn's shutdown, then `on_shutdown`."""
+        try:
+            await super().shutdown(sockets=sockets)
+        finally:
+            if self.on_shutdown is not None:
+                self.on_shutdown()
 
     async def main_loop(self) -> None:
         """uvicorn's loop of ticks, one a second; a signal ends the wait at once. After a burst
