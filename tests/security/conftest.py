@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,11 @@ MEMBER = ("bob", "bob-has-a-long-password")
 @pytest.fixture(autouse=True)
 def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Keep every test away from the real data root, token and host ports."""
+    isolate(tmp_path, monkeypatch)
+
+
+def isolate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Point the data root, store and config at ``tmp_path``; every host port looks free."""
     monkeypatch.setenv("STACKHUB_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("STACKHUB_OFFICIAL_STORE", str(tmp_path / "no-official-store"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
@@ -94,10 +100,10 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
-    """A started app on a fresh data root, with no admin yet (setup pending)."""
-    paths = Paths(tmp_path / "data")
+@contextmanager
+def running(root: Path) -> Iterator[Server]:
+    """Start an app on a fresh data root ``root``, with no admin yet (setup pending)."""
+    paths = Paths(root)
     engine = FakeEngine()
     engine.allow_pull(IMAGE, 50.0)
     services = build(paths, engine=engine, compose=FakeCompose(engine), public_host="host.test")
@@ -107,11 +113,23 @@ def server(tmp_path: Path) -> Iterator[Server]:
     services.db.close()
 
 
-@pytest.fixture
-def ready(server: Server) -> Server:
-    """The app after setup: admin alice and member bob exist."""
+def set_up(server: Server) -> Server:
+    """Finish the setup: admin alice and member bob exist."""
     response = server.new_client().post("/api/auth/setup", json={
         "setup_token": server.setup_token, "username": ADMIN[0], "password": ADMIN[1]})
     assert response.status_code == 201, response.text
     server.create_user(*MEMBER)
     return server
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    """A started app on a fresh data root, with no admin yet (setup pending)."""
+    with running(tmp_path / "data") as started:
+        yield started
+
+
+@pytest.fixture
+def ready(server: Server) -> Server:
+    """The app after setup: admin alice and member bob exist."""
+    return set_up(server)

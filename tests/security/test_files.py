@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
+import stat
 import zipfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -19,18 +22,56 @@ from fastapi.testclient import TestClient
 from stackhub.tools import files
 from stackhub.tools.files import Root
 
-from .conftest import MEMBER, Server, bearer
+from .conftest import MEMBER, Server, bearer, isolate, running, set_up
 from .test_members import install
 
 NAME = "filesec"
 SENTINEL = b"outside-must-stay-untouched"
 
 
+@dataclass(frozen=True)
+class Installed:
+    """The module's one app with the instance installed, and its data folder as installed."""
+
+    server: Server
+    folder: os.stat_result | None  # the data folder right after the install (None: absent)
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
+    """One app, its admin, member and instance for the whole module (set up once, not per test)."""
+    base = tmp_path_factory.mktemp("files")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        isolate(base, monkeypatch)
+        with running(base / "data") as server:
+            set_up(server)
+            install(server, NAME, 18201)
+            data = server.paths.instance_data(NAME)
+            yield Installed(server, os.stat(data) if data.exists() else None)
+
+
+def as_installed(state: Installed) -> Path:
+    """Put the data folder back as the install left it (contents, trash, owner, mode)."""
+    data = state.server.paths.instance_data(NAME)
+    if data.is_symlink():
+        data.unlink()
+    elif data.exists():
+        shutil.rmtree(data)  # links inside are removed, never followed
+    if state.folder is not None:
+        data.mkdir()
+        os.chown(data, state.folder.st_uid, state.folder.st_gid)
+        os.chmod(data, stat.S_IMODE(state.folder.st_mode))
+    return data
+
+
 @pytest.fixture
-def box(ready: Server, tmp_path: Path) -> Iterator[tuple[Server, TestClient, Path, Path]]:
+def box(installed: Installed, tmp_path: Path) -> Iterator[tuple[Server, TestClient, Path, Path]]:
     """An instance whose data folder holds links to / , /etc and an outside folder."""
-    install(ready, NAME, 18201)
-    data = ready.paths.instance_data(NAME)
+    ready = installed.server
+    data = as_installed(installed)
+    ungranted = ready.client.put(f"/api/users/{MEMBER[0]}/instances", json={"instances": []},
+                                 headers=ready.admin_headers())
+    assert ungranted.status_code == 200, ungranted.text  # as created: no instance granted
     data.mkdir(exist_ok=True)
     outside = tmp_path / "outside"
     outside.mkdir()
