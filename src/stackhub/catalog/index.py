@@ -215,6 +215,7 @@ SUMMARY_COLUMNS = ("a.store, a.app, a.name, a.format, a.version, a.revision, a.t
                    "a.tagline, a.categories, a.installable, a.problems, a.icon, "
                    "a.featured, a.updated_at, "
                    "s.revision AS store_revision, s.index_key")
+KEY_COLUMNS = "a.store, a.app, s.index_key"
 
 
 def _fts_phrase(term: str) -> str:
@@ -229,8 +230,13 @@ def _like(term: str) -> str:
 def query_apps(db: Database, *, store: str | None = None, category: str | None = None,
                installable: bool | None = None, text: str | None = None,
                featured: bool | None = None, recent: bool = False,
-               limit: int = 1000) -> list[sqlite3.Row]:
-    """Return index rows matching the filters, best match first when searching."""
+               limit: int = 1000, columns: str = SUMMARY_COLUMNS) -> list[sqlite3.Row]:
+    """Return index rows matching the filters, best match first when searching.
+
+    `columns` is SUMMARY_COLUMNS (rows for `summary`) or KEY_COLUMNS (keys for `Listing`).
+    """
+    if columns not in (SUMMARY_COLUMNS, KEY_COLUMNS):
+        raise ValueError("columns must be SUMMARY_COLUMNS or KEY_COLUMNS")
     where: list[str] = []
     params: list[Any] = []
     if store:
@@ -251,7 +257,7 @@ def query_apps(db: Database, *, store: str | None = None, category: str | None =
     terms = (text or "").split()[:MAX_TERMS]
     if not terms:
         # only constant SQL fragments are interpolated; values go through parameters
-        sql = (f"SELECT {SUMMARY_COLUMNS} FROM catalog_apps a JOIN stores s ON s.name = a.store"  # noqa: S608
+        sql = (f"SELECT {columns} FROM catalog_apps a JOIN stores s ON s.name = a.store"  # noqa: S608
                f"{' WHERE ' + ' AND '.join(where) if where else ''} "
                f"ORDER BY {'a.updated_at DESC, ' if recent else ''}s.position, a.store, a.app "
                "LIMIT ?")
@@ -272,7 +278,7 @@ def query_apps(db: Database, *, store: str | None = None, category: str | None =
         params.append(" AND ".join(_fts_phrase(t) for t in long_terms))
         rank = "bm25(catalog_fts, 0, 0, 10.0, 4.0, 1.0)"
     rank_params = [_like(short[0])] * 2 if short and not long_terms else []
-    sql = (f"SELECT {SUMMARY_COLUMNS}, {rank} AS rank FROM catalog_fts f "  # noqa: S608
+    sql = (f"SELECT {columns}, {rank} AS rank FROM catalog_fts f "  # noqa: S608
            "JOIN catalog_apps a ON a.store = f.store AND a.app = f.app "
            "JOIN stores s ON s.name = a.store WHERE " + " AND ".join(where) +
            " ORDER BY rank, s.position, a.store, a.app LIMIT ?")

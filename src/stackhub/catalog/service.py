@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from stackhub.adapters.fetch import Fetcher, HttpFetcher, check_url
 from stackhub.adapters.git import Git, GitCli, check_branch
 from stackhub.catalog import index
+from stackhub.catalog.listing import Listing
 from stackhub.catalog.models import (
     APP_ID,
     AppDefinition,
@@ -102,6 +103,7 @@ class Catalog:
                                timeout=timeout)
         self._locks: dict[str, threading.Lock] = {}
         self._cards = index.Cards()
+        self._listing = Listing(db)
         for leftover in stores_dir.glob(".sync-*") if stores_dir.is_dir() else []:
             # staging of a sync cut short by a crash or shutdown
             shutil.rmtree(leftover, ignore_errors=True)
@@ -297,7 +299,13 @@ class Catalog:
 
         `recent` keeps apps with a known change date, newest first.
         """
-        rows = index.query_apps(self.db, store=store, category=category,
-                                installable=installable, text=query, featured=featured,
-                                recent=recent, limit=limit)
+        filters: dict[str, Any] = dict(store=store, category=category, installable=installable,
+                                       text=query, featured=featured, recent=recent,
+                                       limit=limit)
+        keys = index.query_apps(self.db, columns=index.KEY_COLUMNS, **filters)
+        found = self._listing.entries(keys, locale)
+        if found is not None:
+            return found
+        # a store was re-indexed between the two reads: build this answer from full rows
+        rows = index.query_apps(self.db, **filters)
         return [index.summary(r, locale, self._cards) for r in rows]
