@@ -4,7 +4,8 @@ A server runs on a fresh data root with one app holding about 100 MB (by default
 in its bind folder (a few large random files, many small ones) and a random file in a named
 volume. In the same run, for each round:
 
-- first: `stackhub backup create` (stop, export the volume, one `restic backup`, start) into
+- first: `stackhub backup create` (stop, one `restic backup` reading the volume in place, or
+  exporting it through a helper first on engines where it cannot, start) into
   a fresh repository, and raw `restic backup` of the same trees (the instance's folder, its
   appdata folder, the volume's folder read directly as root) into another fresh repository;
 - incremental: 1% of the bytes changed (a slice of each large file rewritten), both again;
@@ -12,6 +13,7 @@ volume. In the same run, for each round:
   swap folders and the volume, start) and raw `restic restore latest` into an empty folder.
 
 Each figure is the median of `--rounds` (default 3) and printed with its ratio to raw restic
+and its CPU time (the CLI's, the server's and their children's: restic, compose; not dockerd's)
 (the issue's target: at most 1.10), plus the downtime of a stop-mode backup of the unchanged
 app (from its `stop` step to the end of its `start` step; target under 5 s). `--hot` gives
 the app a `backup` section (dump command `sync` in its service), so every backup is a hot one
@@ -22,8 +24,10 @@ the app a `backup` section (dump command `sync` in its service), so every backup
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -67,11 +71,32 @@ volumes:
 """
 
 
+SERVER: list[int] = []  # the bench's server process, whose CPU counts with the CLI's
+CPU: list[float] = []  # CPU seconds of each `run`, in order (bench's children + server's)
+
+
+def cpu_now() -> float:
+    """CPU seconds used so far by this bench's waited-for children and by the server.
+
+    The server's share includes its own waited-for children (restic, compose); work done
+    inside dockerd (helper containers, container stops and starts) is not counted.
+    """
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    total = used.ru_utime + used.ru_stime
+    for pid in SERVER:
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def run(cmd: list[str], env: dict[str, str], **kwargs: Any) -> float:
-    """Run a command, fail loudly, return its wall time."""
+    """Run a command, fail loudly, return its wall time (its CPU time goes to `CPU`)."""
+    cpu = cpu_now()
     start = time.perf_counter()
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False, **kwargs)
     elapsed = time.perf_counter() - start
+    CPU.append(cpu_now() - cpu)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(cmd[:6])}... failed: {done.stderr[-2000:]}"
                          f"{done.stdout[-500:]}")
@@ -152,9 +177,17 @@ def main() -> None:
     env = {**os.environ, "STACKHUB_DATA_DIR": str(data), "STACKHUB_URL": f"http://127.0.0.1:{port}"}
     server = subprocess.Popen([*CLI, "serve", "--port", str(port)], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    SERVER.append(server.pid)
     figures: dict[str, list[float]] = {k: [] for k in (
         "hub_first", "raw_first", "hub_incr", "raw_incr", "hub_restore", "raw_restore",
         "downtime", "unchanged")}
+    cpus: dict[str, list[float]] = {k: [] for k in figures}
+
+    def timed(key: str, cmd: list[str]) -> float:
+        figures[key].append(run(cmd, env))
+        cpus[key].append(CPU[-1])
+        return figures[key][-1]
+
     try:
         deadline = time.monotonic() + 90  # a loaded host starts the server slowly
         while True:
@@ -195,23 +228,19 @@ def main() -> None:
             restic = ["restic", "--repo", str(raw_repo), "--password-file", str(password),
                       "--no-cache"]
             run([*restic, "init"], env)
-            figures["hub_first"].append(run([*CLI, "backup", "create", NAME, "--repo", hub_repo],
-                                            env))
-            figures["raw_first"].append(run([*restic, "backup", "-q", *trees], env))
+            timed("hub_first", [*CLI, "backup", "create", NAME, "--repo", hub_repo])
+            timed("raw_first", [*restic, "backup", "-q", *trees])
             change(large, 0.01)
-            figures["hub_incr"].append(run([*CLI, "backup", "create", NAME, "--repo", hub_repo],
-                                           env))
-            figures["raw_incr"].append(run([*restic, "backup", "-q", *trees], env))
-            unchanged = run([*CLI, "backup", "create", NAME, "--repo", hub_repo], env)
-            figures["unchanged"].append(unchanged)
+            timed("hub_incr", [*CLI, "backup", "create", NAME, "--repo", hub_repo])
+            timed("raw_incr", [*restic, "backup", "-q", *trees])
+            unchanged = timed("unchanged", [*CLI, "backup", "create", NAME, "--repo", hub_repo])
             figures["downtime"].append(downtime(env["STACKHUB_URL"], token))
-            figures["hub_restore"].append(run([*CLI, "backup", "restore", NAME, "latest", "--repo",
-                                               hub_repo, "--yes"], env))
+            timed("hub_restore", [*CLI, "backup", "restore", NAME, "latest", "--repo", hub_repo,
+                                  "--yes"])
             print(f"  steps (s): backup: {steps(env['STACKHUB_URL'], token, 'backup')}; "
                   f"restore: {steps(env['STACKHUB_URL'], token, 'restore')}", flush=True)
             target = root / f"raw-restore-{index}"
-            figures["raw_restore"].append(run([*restic, "restore", "latest", "--target",
-                                               str(target)], env))
+            timed("raw_restore", [*restic, "restore", "latest", "--target", str(target)])
             shutil.rmtree(target, ignore_errors=True)
             print(f"round {index + 1}: first {figures['hub_first'][-1]:.2f} s vs restic "
                   f"{figures['raw_first'][-1]:.2f} s; incremental {figures['hub_incr'][-1]:.2f} s "
@@ -219,10 +248,14 @@ def main() -> None:
                   f"vs {figures['raw_restore'][-1]:.2f} s; unchanged backup {unchanged:.2f} s, "
                   f"downtime {figures['downtime'][-1]:.2f} s", flush=True)
         med = {k: statistics.median(v) for k, v in figures.items()}
+        cpu = {k: statistics.median(v) for k, v in cpus.items() if v}
         print(json.dumps({k: round(v, 3) for k, v in med.items()}))
+        print(json.dumps({f"cpu_{k}": round(v, 3) for k, v in cpu.items()}))
         for what in ("first", "incr", "restore"):
             print(f"{what}: stackhub {med[f'hub_{what}']:.2f} s, restic {med[f'raw_{what}']:.2f} s,"
-                  f" ratio {med[f'hub_{what}'] / med[f'raw_{what}']:.2f} (target <= 1.10)")
+                  f" ratio {med[f'hub_{what}'] / med[f'raw_{what}']:.2f} (target <= 1.10); CPU "
+                  f"{cpu[f'hub_{what}']:.2f} s vs {cpu[f'raw_{what}']:.2f} s")
+        print(f"load average at the end: {os.getloadavg()}")
         print(f"downtime of a {'hot' if args.hot else 'stop-mode'} backup of the unchanged app: "
               f"{med['downtime']:.2f} s (target < 5 s); unchanged backup "
               f"{med['unchanged']:.2f} s")

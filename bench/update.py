@@ -35,7 +35,7 @@ from datetime import datetime
 from pathlib import Path
 
 import httpx
-from backup import fill, run  # bench/backup.py: the data filler and the timed runner
+from backup import CPU, SERVER, cpu_now, fill, run  # bench/backup.py: filler, timed runner
 
 CLI = [sys.executable, "-m", "stackhub"]
 REGISTRY = os.environ.get("STACKHUB_TEST_REGISTRY", "127.0.0.1:5000")
@@ -116,8 +116,11 @@ def main() -> None:
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     raw = root / "raw"
     compose = ["docker", "compose", "--project-directory", str(raw), "-p", "rawupd"]
+    SERVER.append(server.pid)
     hub_times: list[float] = []
     raw_times: list[float] = []
+    hub_cpu: list[float] = []
+    raw_cpu: list[float] = []
     try:
         deadline = time.monotonic() + 90  # a loaded host starts the server slowly
         while True:
@@ -158,8 +161,11 @@ def main() -> None:
             run([*CLI, "store", "sync", "bench"], env)
             hub_times.append(run([*CLI, "app", "update", NAME, "--yes", "--stability", "0"],
                                  env))
+            hub_cpu.append(CPU[-1])
             raw_steps: dict[str, float] = {}
+            before = cpu_now()
             raw_times.append(raw_update(raw, image, restic, env, raw_steps))
+            raw_cpu.append(cpu_now() - before)
             print(f"round {index + 1} (-> {image.rsplit('/', 1)[1]}): stackhub "
                   f"{hub_times[-1]:.2f} s, raw {raw_times[-1]:.2f} s, ratio "
                   f"{hub_times[-1] / raw_times[-1]:.2f}; stackhub steps (s): "
@@ -168,7 +174,10 @@ def main() -> None:
         hub, raw_med = statistics.median(hub_times), statistics.median(raw_times)
         print(json.dumps({"stackhub": round(hub, 3), "raw": round(raw_med, 3),
                           "ratio": round(hub / raw_med, 3), "mb": args.mb,
-                          "rounds": args.rounds}))
+                          "rounds": args.rounds,
+                          "cpu_stackhub": round(statistics.median(hub_cpu), 3),
+                          "cpu_raw": round(statistics.median(raw_cpu), 3),
+                          "load": os.getloadavg()}))
         print(f"update with {args.mb} MB of data: stackhub {hub:.2f} s, raw steps {raw_med:.2f} s,"
               f" ratio {hub / raw_med:.2f} (target <= 1.15 plus the stability window, here 0)")
     finally:

@@ -2,12 +2,17 @@
 
 The console must be built first (scripts/build-web; scripts/test does it). Screenshots go to
 artifacts/screenshots/ (CI keeps that folder).
+
+A module with a server of its own (`own_server`) defines `signed_in` (`sign_in`) and gets
+`open_page` from here; its `errors`/`console` lists and `PIN_LOCALE` flag tune it. Wait for a
+condition, never a fixed time; click a button that sends a POST, PUT or DELETE with
+`click_until` (a network change can drop it before it leaves). Check robustness with
+tests/e2e/churn.sh running beside the suite.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import socket
 import subprocess
@@ -277,18 +282,20 @@ def click_until(page: Any, target: str, done: Any, *, timeout_ms: float = 30_000
 
 def signed_in_state(browser: Any, url: str, user: str, password: str,
                     viewport: dict[str, int], wait_ms: int) -> dict[str, Any]:
-    """Sign in once through the console and return the browser state (cookies) to reuse."""
+    """Sign in once and return the browser state (cookies) to reuse.
+
+    It posts the sign-in form's request from the context itself (its cookie jar, its user
+    agent) rather than loading the console: the sign-in page has tests of its own
+    (test_console.py, test_console_defects.py), and each load of it is seconds on a busy host.
+    """
     ctx = browser.new_context(viewport=viewport, locale="en-US")
     try:
-        page = ctx.new_page()
-        page.set_default_timeout(wait_ms)
-        page.goto(f"{url}/login")
-        page.fill('[data-test="login-username"]', user)
-        page.fill('[data-test="login-password"]', password)
-        click_until(page, '[data-test="login-submit"]', lambda: "/login" not in page.url,
-                    timeout_ms=wait_ms)
-        page.wait_for_url(re.compile(r"/$"))
+        answer = ctx.request.post(f"{url}/api/auth/login", timeout=wait_ms,
+                                  data={"username": user, "password": password})
+        assert answer.ok, answer.text()
+        assert answer.json()["totp_required"] is False, answer.text()
         state: dict[str, Any] = ctx.storage_state()
+        assert {c["name"] for c in state["cookies"]} >= {"stackhub_session", "stackhub_csrf"}, state
         return state
     finally:
         ctx.close()
@@ -382,6 +389,19 @@ def page_factory(browser: Any, state: dict[str, Any] | None, request: pytest.Fix
     finally:
         for ctx in contexts:
             ctx.close()
+
+
+@pytest.fixture
+def open_page(browser: Any, signed_in: dict[str, Any], request: pytest.FixtureRequest,
+              shots: Path) -> Iterator[Callable[..., Any]]:
+    """`page_factory` for a module with a `signed_in` fixture: a module's `errors` list gets its
+    pages' script errors, its `console` list their console errors, and `PIN_LOCALE = True`
+    stores the console language as a user's choice would."""
+    module = request.module
+    yield from page_factory(browser, signed_in, request, shots,
+                            errors=getattr(module, "errors", None),
+                            console=getattr(module, "console", None),
+                            pin_locale=getattr(module, "PIN_LOCALE", False))
 
 
 def no_sideways_scroll(page: Any, width: int = PHONE["width"]) -> None:

@@ -24,7 +24,6 @@ from tests.e2e.conftest import (
     install_and_wait,
     no_sideways_scroll,
     own_server,
-    page_factory,
     sign_in,
     t,
     wait_operation,
@@ -64,16 +63,8 @@ def signed_in(browser: Any, activity_server: Server) -> dict[str, Any]:
     return sign_in(browser, activity_server, USER)
 
 
-@pytest.fixture
-def open_page(browser: Any, signed_in: dict[str, Any], request: pytest.FixtureRequest,
-              shots: Path) -> Iterator[Any]:
-    """Open a page at a size and in a language; screenshot it if the test fails."""
-    yield from page_factory(browser, signed_in, request, shots, errors=errors)
-
-
 def shot(page: Any, shots: Path, name: str) -> None:
-    page.wait_for_timeout(300)  # let transitions settle
-    page.screenshot(path=str(shots / f"{name}.png"))
+    page.screenshot(path=str(shots / f"{name}.png"), animations="disabled")
 
 
 def row(page: Any, instance: str, kind: str) -> Any:

@@ -24,7 +24,6 @@ from tests.e2e.conftest import (
     ensure_instance,
     no_sideways_scroll,
     own_server,
-    page_factory,
     sign_in,
     t,
 )
@@ -47,12 +46,6 @@ def backup_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 @pytest.fixture(scope="module")
 def signed_in(browser: Any, backup_server: Server) -> dict[str, Any]:
     return sign_in(browser, backup_server, USER)
-
-
-@pytest.fixture
-def open_page(browser: Any, signed_in: dict[str, Any], request: pytest.FixtureRequest,
-              shots: Path) -> Iterator[Any]:
-    yield from page_factory(browser, signed_in, request, shots, errors=errors)
 
 
 def test_1_backups_page_backup_restore_and_schedule(open_page: Any, backup_server: Server,
@@ -111,8 +104,7 @@ def test_1_backups_page_backup_restore_and_schedule(open_page: Any, backup_serve
     expect(progress).to_contain_text("Done", timeout=120_000)
     assert not marker.exists()  # the data is the backup's again
     assert srv.api("GET", f"/api/instances/{NAME}").json()["status"] == "running"
-    page.wait_for_timeout(300)
-    page.screenshot(path=str(shots / "backups-1440-en.png"), full_page=True)
+    page.screenshot(path=str(shots / "backups-1440-en.png"), full_page=True, animations="disabled")
     assert not errors, errors
 
 

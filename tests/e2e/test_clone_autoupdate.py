@@ -22,7 +22,6 @@ from tests.e2e.conftest import (
     ensure_instance,
     no_sideways_scroll,
     own_server,
-    page_factory,
     sign_in,
     t,
     wait_operation,
@@ -30,6 +29,7 @@ from tests.e2e.conftest import (
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 USER = "cloner"
+PIN_LOCALE = True  # open_page stores the console language as a user would
 NAME = "cl-e2e"
 COPY = "cl-e2e-copy"
 expect.set_options(timeout=WAIT)
@@ -45,12 +45,6 @@ def clone_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 @pytest.fixture(scope="module")
 def signed_in(browser: Any, clone_server: Server) -> dict[str, Any]:
     return sign_in(browser, clone_server, USER)
-
-
-@pytest.fixture
-def open_page(browser: Any, signed_in: dict[str, Any], request: pytest.FixtureRequest,
-              shots: Path) -> Iterator[Any]:
-    yield from page_factory(browser, signed_in, request, shots, pin_locale=True)
 
 
 @pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["375", "1440"])

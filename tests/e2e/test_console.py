@@ -147,8 +147,7 @@ def t(name: str) -> str:
 
 
 def shot(page: Any, shots: Path, name: str, *, full: bool = False) -> None:
-    page.wait_for_timeout(250)  # let transitions settle
-    page.screenshot(path=str(shots / f"{name}.png"), full_page=full)
+    page.screenshot(path=str(shots / f"{name}.png"), full_page=full, animations="disabled")
 
 
 def test_setup_creates_the_first_admin(browser: Any, tmp_path_factory: pytest.TempPathFactory,
@@ -243,11 +242,17 @@ def test_sign_out(browser: Any, admin: Server) -> None:
 def test_dashboard_shows_live_metrics(page: Any, admin: Server, shots: Path) -> None:
     for item in admin.api("GET", "/api/instances").json():  # an empty dashboard first
         remove_instance(admin, item["name"])
+    samples: list[str] = []  # metric samples pushed over the websocket
+    page.on("websocket", lambda ws: ws.on(
+        "framereceived", lambda frame: samples.append(frame) if '"cpu"' in str(frame) else None))
     page.goto(admin.url)
     page.wait_for_selector(t("metrics"))
     expect(page.locator(t("metric-value"))).to_have_count(4)
     page.wait_for_selector('[data-test="live-state"].open')
-    page.wait_for_timeout(4500)  # two more samples over the websocket: charts move
+    seen, deadline = len(samples), time.monotonic() + WAIT / 1000
+    while len(samples) < seen + 2:  # two more samples over the websocket: charts move
+        assert time.monotonic() < deadline, f"{len(samples) - seen} samples in {WAIT} ms"
+        page.wait_for_timeout(100)
     values = page.locator(t("metric-value")).all_inner_texts()
     assert all(re.search(r"\d", v) for v in values), values
     expect(page.locator(t("empty"))).to_be_visible()  # nothing installed

@@ -23,10 +23,10 @@ from tests.e2e.conftest import (
     STORE_APP,
     WAIT,
     Server,
+    click_until,
     free_port,
     install_and_wait,
     own_server,
-    page_factory,
     sign_in,
     t,
     wait_operation,
@@ -84,16 +84,8 @@ def signed_in(browser: Any, srv: Server) -> dict[str, Any]:
     return sign_in(browser, srv, USER)
 
 
-@pytest.fixture
-def open_page(browser: Any, signed_in: dict[str, Any], request: pytest.FixtureRequest,
-              shots: Path) -> Iterator[Any]:
-    """Open a page at a size and in a language (signed in unless told); screenshot failures."""
-    yield from page_factory(browser, signed_in, request, shots, errors=errors, console=console)
-
-
 def shot(page: Any, shots: Path, name: str, *, full: bool = False) -> None:
-    page.wait_for_timeout(300)  # let transitions settle
-    page.screenshot(path=str(shots / f"{name}.png"), full_page=full)
+    page.screenshot(path=str(shots / f"{name}.png"), full_page=full, animations="disabled")
 
 
 def english_in(text: str) -> bool:
@@ -537,15 +529,13 @@ def test_10_add_store_needs_trust_and_counts_right(open_page: Any, srv: Server, 
     page.click(t("store-add"))
     page.fill(t("store-name"), name)
     page.fill(t("store-source"), str(folder))
-    page.click(t("store-save"))
-    page.wait_for_timeout(1500)
+    click_until(page, t("store-save"), page.locator(t("store-trust-required")))  # it answered
     stores = [item["name"] for item in srv.api("GET", "/api/stores").json()]
     assert name not in stores, "a local folder was added without the trust flag"
-    expect(page.locator(t("store-trust-required"))).to_be_visible()
     shot(page, shots, f"57-store-trust-{locale[:2]}")
     page.click(t("store-trust"))
-    page.click(t("store-save"))
     toast = page.locator(".n-message")
+    click_until(page, t("store-save"), toast.filter(has_text=name))
     if zh(locale):
         expect(toast).to_contain_text(f"应用商店 {name} 已添加")
         expect(toast).to_contain_text("1 个应用")

@@ -22,7 +22,6 @@ from tests.e2e.conftest import (
     free_port,
     no_sideways_scroll,
     own_server,
-    page_factory,
     remove_instance,
     sign_in,
     t,
@@ -30,6 +29,7 @@ from tests.e2e.conftest import (
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 USER = "depender"
+PIN_LOCALE = True  # open_page stores the console language as a user would
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "deps"
 expect.set_options(timeout=WAIT)
 
@@ -57,12 +57,6 @@ def deps_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 @pytest.fixture(scope="module")
 def signed_in(browser: Any, deps_server: Server) -> dict[str, Any]:
     return sign_in(browser, deps_server, USER)
-
-
-@pytest.fixture
-def open_page(browser: Any, signed_in: dict[str, Any], request: pytest.FixtureRequest,
-              shots: Path) -> Iterator[Any]:
-    yield from page_factory(browser, signed_in, request, shots, pin_locale=True)
 
 
 @pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["375", "1440"])

@@ -27,7 +27,6 @@ from tests.e2e.conftest import (
     Server,
     no_sideways_scroll,
     own_server,
-    page_factory,
     sign_in,
     t,
 )
@@ -57,12 +56,6 @@ def dns_server(lab: AcmeLab, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 @pytest.fixture(scope="module")
 def signed_in(browser: Any, dns_server: Server) -> dict[str, Any]:
     return sign_in(browser, dns_server, USER)
-
-
-@pytest.fixture
-def open_page(browser: Any, signed_in: dict[str, Any], request: pytest.FixtureRequest,
-              shots: Path) -> Iterator[Any]:
-    yield from page_factory(browser, signed_in, request, shots, errors=errors)
 
 
 def key(name: str) -> str:
@@ -109,8 +102,8 @@ def test_1_provider_form_desktop_english(open_page: Any, dns_server: Server,
     expect(card.locator(".n-alert").first).to_contain_text("cannot learn the public address")
     expect(page.locator(t("dns-records-error"))).to_contain_text("http://127.0.0.1:9/")
     assert SECRET not in page.content()
-    page.wait_for_timeout(300)
-    page.screenshot(path=str(shots / "dns-provider-1440-en.png"), full_page=True)
+    page.screenshot(path=str(shots / "dns-provider-1440-en.png"), full_page=True,
+                    animations="disabled")
     assert not errors, errors
 
 

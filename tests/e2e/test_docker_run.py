@@ -22,13 +22,13 @@ from tests.e2e.conftest import (
     WAIT,
     Server,
     own_server,
-    page_factory,
     sign_in,
     t,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 USER = "runner"
+PIN_LOCALE = True  # open_page stores the console language as a user would
 expect.set_options(timeout=WAIT)
 
 
@@ -41,12 +41,6 @@ def run_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 @pytest.fixture(scope="module")
 def signed_in(browser: Any, run_server: Server) -> dict[str, Any]:
     return sign_in(browser, run_server, USER)
-
-
-@pytest.fixture
-def open_page(browser: Any, signed_in: dict[str, Any], request: pytest.FixtureRequest,
-              shots: Path) -> Iterator[Any]:
-    yield from page_factory(browser, signed_in, request, shots, pin_locale=True)
 
 
 @pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["375", "1440"])

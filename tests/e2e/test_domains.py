@@ -25,7 +25,6 @@ from tests.e2e.conftest import (
     ensure_instance,
     no_sideways_scroll,
     own_server,
-    page_factory,
     sign_in,
     t,
 )
@@ -56,12 +55,6 @@ def domain_server(lab: AcmeLab, tmp_path_factory: pytest.TempPathFactory) -> Ite
 @pytest.fixture(scope="module")
 def signed_in(browser: Any, domain_server: Server) -> dict[str, Any]:
     return sign_in(browser, domain_server, USER)
-
-
-@pytest.fixture
-def open_page(browser: Any, signed_in: dict[str, Any], request: pytest.FixtureRequest,
-              shots: Path) -> Iterator[Any]:
-    yield from page_factory(browser, signed_in, request, shots, errors=errors)
 
 
 def test_1_settings_set_the_base_and_get_the_lan_root(open_page: Any, domain_server: Server,
@@ -96,8 +89,8 @@ def test_1_settings_set_the_base_and_get_the_lan_root(open_page: Any, domain_ser
     expect(table).to_contain_text(f"{NAME}.{BASE}")
     page.click(t("domains-recheck"))
     expect(page.locator(t("domains-recheck-result"))).to_contain_text("0 dangling")
-    page.wait_for_timeout(300)
-    page.screenshot(path=str(shots / "domains-settings-1440-en.png"), full_page=True)
+    page.screenshot(path=str(shots / "domains-settings-1440-en.png"), full_page=True,
+                    animations="disabled")
     assert not errors, errors
 
 
@@ -138,8 +131,8 @@ def test_2_app_page_custom_domain_with_live_progress(open_page: Any, domain_serv
     expect(shop.locator(t("domain-protected"))).to_be_visible()
     read = domain_server.api("GET", f"/api/instances/{NAME}/protection").json()
     assert read["protected"] is True and read["local_port"] is not None
-    page.wait_for_timeout(300)
-    page.screenshot(path=str(shots / "domains-app-1440-en.png"), full_page=True)
+    page.screenshot(path=str(shots / "domains-app-1440-en.png"), full_page=True,
+                    animations="disabled")
     card.locator(t("domain-protect")).click()
     expect(card.locator(t("domain-protect-local"))).to_have_count(0)
     shop.locator(t("domain-remove")).click()

@@ -23,7 +23,6 @@ from tests.e2e.conftest import (
     ensure_instance,
     no_sideways_scroll,
     own_server,
-    page_factory,
     sign_in,
     t,
 )
@@ -64,12 +63,6 @@ def signed_in(browser: Any, banner_server: Server) -> dict[str, Any]:
     return sign_in(browser, banner_server, USER)
 
 
-@pytest.fixture
-def open_page(browser: Any, signed_in: dict[str, Any], request: pytest.FixtureRequest,
-              shots: Path) -> Iterator[Any]:
-    yield from page_factory(browser, signed_in, request, shots, errors=errors)
-
-
 def test_the_banner_follows_the_engine_in_both_languages_and_sizes(
         open_page: Any, banner_server: Server, engine: SecondEngine, shots: Path) -> None:
     pages: dict[tuple[str, int], Any] = {}
@@ -97,8 +90,8 @@ def test_the_banner_follows_the_engine_in_both_languages_and_sizes(
             assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width
             if width == PHONE["width"]:
                 no_sideways_scroll(page)
-            page.wait_for_timeout(300)
-            page.screenshot(path=str(shots / f"40-engine-down-{locale}-{width}.png"))
+            page.screenshot(path=str(shots / f"40-engine-down-{locale}-{width}.png"),
+                            animations="disabled")
         # a page opened during the outage shows it at once too
         fresh = pages[("en-US", DESKTOP["width"])]
         fresh.goto(f"{banner_server.url}/activity")

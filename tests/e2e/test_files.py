@@ -29,7 +29,6 @@ from tests.e2e.conftest import (
     Server,
     ensure_instance,
     own_server,
-    page_factory,
     sign_in,
     t,
 )
@@ -60,11 +59,6 @@ def files_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 def signed_in(browser: Any, files_server: Server) -> dict[str, Any]:
     return sign_in(browser, files_server, USER)
 
-
-@pytest.fixture
-def open_page(browser: Any, signed_in: dict[str, Any], request: pytest.FixtureRequest,
-              shots: Path) -> Iterator[Any]:
-    yield from page_factory(browser, signed_in, request, shots, errors=errors)
     assert not errors, errors
 
 

@@ -27,13 +27,13 @@ from tests.e2e.conftest import (
     Server,
     no_sideways_scroll,
     own_server,
-    page_factory,
     sign_in,
     t,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 USER = "healer"
+PIN_LOCALE = True  # open_page stores the console language as a user would
 expect.set_options(timeout=WAIT)
 
 
@@ -72,12 +72,6 @@ def health_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 @pytest.fixture(scope="module")
 def signed_in(browser: Any, health_server: Server) -> dict[str, Any]:
     return sign_in(browser, health_server, USER)
-
-
-@pytest.fixture
-def open_page(browser: Any, signed_in: dict[str, Any], request: pytest.FixtureRequest,
-              shots: Path) -> Iterator[Any]:
-    yield from page_factory(browser, signed_in, request, shots, pin_locale=True)
 
 
 @pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["375", "1440"])

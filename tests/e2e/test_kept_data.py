@@ -24,7 +24,6 @@ from tests.e2e.conftest import (
     Server,
     ensure_instance,
     own_server,
-    page_factory,
     sign_in,
     t,
     wait_operation,
@@ -32,6 +31,7 @@ from tests.e2e.conftest import (
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 USER = "keeper2"
+PIN_LOCALE = True  # open_page stores the console language as a user would
 NAME = "kept-e2e"
 expect.set_options(timeout=WAIT)
 
@@ -50,12 +50,6 @@ def kept_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 @pytest.fixture(scope="module")
 def signed_in(browser: Any, kept_server: Server) -> dict[str, Any]:
     return sign_in(browser, kept_server, USER)
-
-
-@pytest.fixture
-def open_page(browser: Any, signed_in: dict[str, Any], request: pytest.FixtureRequest,
-              shots: Path) -> Iterator[Any]:
-    yield from page_factory(browser, signed_in, request, shots, pin_locale=True)
 
 
 @pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["375", "1440"])

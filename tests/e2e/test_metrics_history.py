@@ -24,13 +24,13 @@ from tests.e2e.conftest import (
     ensure_instance,
     no_sideways_scroll,
     own_server,
-    page_factory,
     sign_in,
     t,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 USER = "charts"
+PIN_LOCALE = True  # open_page stores the console language as a user would
 NAME = "metrics-e2e"
 COMPOSE = f"""services:
   web:
@@ -57,12 +57,6 @@ def metrics_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]
 @pytest.fixture(scope="module")
 def signed_in(browser: Any, metrics_server: Server) -> dict[str, Any]:
     return sign_in(browser, metrics_server, USER)
-
-
-@pytest.fixture
-def open_page(browser: Any, signed_in: dict[str, Any], request: pytest.FixtureRequest,
-              shots: Path) -> Iterator[Any]:
-    yield from page_factory(browser, signed_in, request, shots, pin_locale=True)
 
 
 @pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["375", "1440"])

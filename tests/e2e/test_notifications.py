@@ -27,7 +27,6 @@ from tests.e2e.conftest import (
     Server,
     no_sideways_scroll,
     own_server,
-    page_factory,
     remove_instance,
     sign_in,
     t,
@@ -36,6 +35,7 @@ from tests.e2e.conftest import (
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 USER = "belladmin"
+PIN_LOCALE = True  # open_page stores the console language as a user would
 NAME = "bell-e2e"
 IMAGE = os.environ.get("STACKHUB_TEST_IMAGE", "stackhub-test/web:1")
 COMPOSE = f"services:\n  web:\n    image: {IMAGE}\n    stop_grace_period: 1s\n"
@@ -73,12 +73,6 @@ def bell_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 @pytest.fixture(scope="module")
 def signed_in(browser: Any, bell_server: Server) -> dict[str, Any]:
     return sign_in(browser, bell_server, USER)
-
-
-@pytest.fixture
-def open_page(browser: Any, signed_in: dict[str, Any], request: pytest.FixtureRequest,
-              shots: Path) -> Iterator[Any]:
-    yield from page_factory(browser, signed_in, request, shots, pin_locale=True)
 
 
 @pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["375", "1440"])

@@ -25,7 +25,6 @@ from tests.e2e.conftest import (
     docker,
     ensure_instance,
     own_server,
-    page_factory,
     sign_in,
     t,
 )
@@ -48,12 +47,6 @@ def settings_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server
 @pytest.fixture(scope="module")
 def signed_in(browser: Any, settings_server: Server) -> dict[str, Any]:
     return sign_in(browser, settings_server, USER)
-
-
-@pytest.fixture
-def open_page(browser: Any, signed_in: dict[str, Any], request: pytest.FixtureRequest,
-              shots: Path) -> Iterator[Any]:
-    yield from page_factory(browser, signed_in, request, shots, errors=errors)
 
 
 def greeting_in_container() -> str:

@@ -20,7 +20,6 @@ from tests.e2e.conftest import (
     WAIT,
     Server,
     own_server,
-    page_factory,
     sign_in,
     t,
 )
@@ -28,6 +27,7 @@ from tests.unit.catalog.storekit import write_app
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 USER = "browser"
+PIN_LOCALE = True  # open_page stores the console language as a user would
 expect.set_options(timeout=WAIT)
 
 
@@ -50,12 +50,6 @@ def rows_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 @pytest.fixture(scope="module")
 def signed_in(browser: Any, rows_server: Server) -> dict[str, Any]:
     return sign_in(browser, rows_server, USER)
-
-
-@pytest.fixture
-def open_page(browser: Any, signed_in: dict[str, Any], request: pytest.FixtureRequest,
-              shots: Path) -> Iterator[Any]:
-    yield from page_factory(browser, signed_in, request, shots, pin_locale=True)
 
 
 @pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["375", "1440"])

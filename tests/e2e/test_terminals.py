@@ -17,13 +17,13 @@ from tests.e2e.conftest import (
     Server,
     ensure_instance,
     own_server,
-    page_factory,
     sign_in,
     t,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 USER = "operator"
+PIN_LOCALE = True  # open_page stores the console language as a user would
 NAME = "term-web"
 COMPOSE = """\
 services:
@@ -52,12 +52,6 @@ def term_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 @pytest.fixture(scope="module")
 def signed_in(browser: Any, term_server: Server) -> dict[str, Any]:
     return sign_in(browser, term_server, USER)
-
-
-@pytest.fixture
-def open_page(browser: Any, signed_in: dict[str, Any], request: pytest.FixtureRequest,
-              shots: Path) -> Iterator[Any]:
-    yield from page_factory(browser, signed_in, request, shots, pin_locale=True)
 
 
 def type_line(page: Any, text: str) -> None:

@@ -25,13 +25,13 @@ from tests.e2e.conftest import (
     free_port,
     no_sideways_scroll,
     own_server,
-    page_factory,
     sign_in,
     t,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 USER = "updater"
+PIN_LOCALE = True  # open_page stores the console language as a user would
 STORE = "upde2e"
 NEW_IMAGE = IMAGE.rsplit(":", 1)[0] + ":2"
 NOTES = {"en": "Adds **sharing** of notes.", "zh-CN": "新增笔记**分享**功能。"}
@@ -77,12 +77,6 @@ def update_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 @pytest.fixture(scope="module")
 def signed_in(browser: Any, update_server: Server) -> dict[str, Any]:
     return sign_in(browser, update_server, USER)
-
-
-@pytest.fixture
-def open_page(browser: Any, signed_in: dict[str, Any], request: pytest.FixtureRequest,
-              shots: Path) -> Iterator[Any]:
-    yield from page_factory(browser, signed_in, request, shots, pin_locale=True)
 
 
 @pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["375", "1440"])

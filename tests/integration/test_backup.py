@@ -149,8 +149,14 @@ def test_backup_change_restore_is_byte_identical(keeper: tuple[Server, str]) -> 
     assert snap["app"] == srv.api("GET", f"/api/instances/{name}").json()["app"]
     assert snap["size"] and snap["size"] > 2_000_000
     ops = srv.api("GET", "/api/operations", params={"instance": name, "kind": "backup"}).json()
-    assert [s["name"] for s in ops["items"][0]["steps"]][:4] == ["prepare", "stop", "volumes",
-                                                                  "snapshot"]
+    # by default the volume goes through a read-only helper container (never the engine's
+    # folders): an export step and a staged tar, no path in the definition
+    assert [s["name"] for s in ops["items"][0]["steps"]] == ["prepare", "stop", "volumes",
+                                                             "snapshot", "start"]
+    stage = srv.data_dir / "backups" / "stage" / name
+    assert (stage / "volumes" / "db.tar").is_file()
+    placed = json.loads((stage / "definition.json").read_text())["volumes"]
+    assert [v.get("path") for v in placed] == [None]
 
     mangle(srv, name)
     assert tree(data) != before and volume_tree(volume) != before_volume
@@ -174,6 +180,53 @@ def test_backup_change_restore_is_byte_identical(keeper: tuple[Server, str]) -> 
     assert volume_tree(volume) == before_volume
     values = json.loads((srv.data_dir / "instances" / name / "values.json").read_text())
     assert len(values["ADMIN_TOKEN"]) == 24  # the generated secret came back
+
+
+def mountpoint(volume: str) -> str:
+    """Return where the engine keeps a volume's files."""
+    return docker("volume", "inspect", "-f", "{{.Mountpoint}}", volume).stdout.strip()
+
+
+def test_helper_and_in_place_snapshots_restore_under_either_mode(
+        keeper: tuple[Server, str]) -> None:
+    """A volume exported through a helper (remote or rootless engines, older backups) and one
+    read in place both restore byte-identical, whichever way the restoring server works."""
+    srv, name = keeper
+    volume = f"stackhub-{name}_db"
+    data = srv.data_dir / "appdata" / name
+    before, before_volume = tree(data), volume_tree(volume)
+    srv.stop()
+    srv.start(STACKHUB_BACKUP_VOLUMES="helper")
+    made = srv.cli("backup", "create", name)
+    assert made.returncode == 0, made.stderr + made.stdout
+    ops = srv.api("GET", "/api/operations", params={"instance": name, "kind": "backup"}).json()
+    assert "volumes" in [s["name"] for s in ops["items"][0]["steps"]]
+    assert (srv.data_dir / "backups" / "stage" / name / "volumes" / "db.tar").is_file()
+    helper_snap = cli_json(srv, "backup", "list", name)[0]
+
+    srv.stop()
+    srv.start(STACKHUB_BACKUP_VOLUMES="in-place")
+    mangle(srv, name)
+    restored = srv.cli("backup", "restore", name, helper_snap["short_id"], "--yes")
+    assert restored.returncode == 0, restored.stderr + restored.stdout
+    assert srv.wait_status(name, {"running"})["status"] == "running"
+    assert (tree(data), volume_tree(volume)) == (before, before_volume)
+
+    made = srv.cli("backup", "create", name)  # read in place (opted in above)
+    assert made.returncode == 0, made.stderr + made.stdout
+    placed = json.loads((srv.data_dir / "backups" / "stage" / name / "definition.json")
+                        .read_text())["volumes"]
+    assert [v.get("path") for v in placed] == [mountpoint(volume)]
+    placed_snap = cli_json(srv, "backup", "list", name)[0]
+    assert placed_snap["id"] != helper_snap["id"]
+    srv.stop()
+    srv.start(STACKHUB_BACKUP_VOLUMES="helper")
+    mangle(srv, name)
+    restored = srv.cli("backup", "restore", name, placed_snap["short_id"], "--yes")
+    assert restored.returncode == 0, restored.stderr + restored.stdout
+    assert srv.wait_status(name, {"running"})["status"] == "running"
+    assert (tree(data), volume_tree(volume)) == (before, before_volume)
+    assert not list((srv.data_dir / "backups" / "work").glob("*"))
 
 
 def wait_gone(srv: Server, name: str) -> None:
@@ -565,3 +618,38 @@ def test_system_backup_brings_stackhub_back_on_a_fresh_data_root(
     finally:
         fresh.stop()
         fresh.cleanup_engine()
+
+
+def test_the_engine_stops_a_project_dependents_first(tmp_path: Path) -> None:
+    """A backup's stop goes through the engine API: dependents before what they depend on,
+    each container with its own grace period, only this project's running containers."""
+    from stackhub.adapters.engine import DockerEngine
+
+    project = f"h3stop{os.getpid()}"
+    (tmp_path / "compose.yaml").write_text(f"""\
+services:
+  db:
+    image: {IMAGE}
+    command: ["sleep", "100000"]
+    stop_grace_period: 1s
+    labels: {{io.stackhub.managed: "true"}}
+  web:
+    image: {IMAGE}
+    command: ["sleep", "100000"]
+    stop_grace_period: 1s
+    depends_on: [db]
+    labels: {{io.stackhub.managed: "true"}}
+""")
+    compose = ["compose", "-p", project, "--project-directory", str(tmp_path)]
+    docker(*compose, "up", "-d")
+    try:
+        assert DockerEngine().stop_project(project) == 2
+        finished = {}
+        for service in ("db", "web"):
+            state = json.loads(docker("inspect", f"{project}-{service}-1").stdout)[0]["State"]
+            assert state["Status"] == "exited"
+            finished[service] = state["FinishedAt"]
+        assert finished["web"] < finished["db"]  # `sleep` ignores SIGTERM: 1 s grace each
+        assert DockerEngine().stop_project(project) == 0  # nothing running: nothing to do
+    finally:
+        docker(*compose, "down", "-v", "--timeout", "1", check=False)

@@ -106,7 +106,8 @@ def test_hot_backup_runs_the_dump_skips_live_files_and_never_stops_the_app(hot: 
     assert "c.txt" not in volume_tree(f"stackhub-{copy}_cache")
     assert "c.txt" in volume_tree(f"stackhub-{NAME}_cache")  # the original is untouched
 
-    # a second, unchanged backup keeps the volume's staged tar (restic skips it)
+    # a second, unchanged backup keeps the volume's staged tar (restic skips it); the skipped
+    # volume is never exported
     tar = srv.data_dir / "backups" / "stage" / NAME / "volumes" / "db.tar"
     first = tar.stat()
     again = srv.cli("backup", "create", NAME)

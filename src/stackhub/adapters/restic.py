@@ -157,6 +157,8 @@ class Restic(Protocol):
     async def dump(self, repo: Repository, snapshot: str, path: str, *,
                    limit: int = 4 << 20) -> bytes: ...
     async def restore(self, repo: Repository, snapshot: str, target: Path) -> None: ...
+    async def extract(self, repo: Repository, snapshot: str, paths: list[str],
+                      target: Path) -> None: ...
     async def check(self, repo: Repository, *, read_data_subset: str | None = None) -> str: ...
     async def find_packs(self, repo: Repository, packs: list[str]) -> list[str]: ...
     async def forget(self, repo: Repository, snapshot_ids: list[str]) -> None: ...
@@ -333,10 +335,13 @@ class ResticCli:
                      excludes: Sequence[Path] = ()) -> BackupSummary:
         """Back up `paths` (relative to `cwd`, so snapshots hold relative trees).
 
+        An absolute path (a volume's folder read in place) is held at its full path.
         `excludes` are absolute paths left out (matched exactly: glob characters refused).
         """
-        if not paths or any(p.startswith("-") or p.startswith("/") for p in paths):
-            raise Invalid("backup paths must be relative and may not start with '-'")
+        if not paths or any(not p or p.startswith("-") or "\0" in p or
+                            (p.startswith("/") and p != os.path.normpath(p)) for p in paths):
+            raise Invalid("backup paths must be relative or normalised absolute paths and may "
+                          "not start with '-'")
         for path in excludes:
             if not path.is_absolute() or any(c in str(path) for c in "*?[]\\\0"):
                 raise Invalid(f"backup exclude {str(path)!r} must be an absolute path without "
@@ -404,6 +409,25 @@ class ResticCli:
             raise Invalid(f"restore target {target} is not empty")
         await self._run(repo, ["restore", "--target", str(target), "--", _ref(snapshot)],
                         action="the restore")
+
+    async def extract(self, repo: Repository, snapshot: str, paths: list[str],
+                      target: Path) -> None:
+        """Restore only these files of a snapshot (absolute paths in it) into empty `target`.
+
+        One restic run for several small files, where `dump` needs one each; a path the
+        snapshot lacks is simply not written.
+        """
+        if not paths or any(not p.startswith("/") or any(c in p for c in "*?[]\\\0") or
+                            p != os.path.normpath(p) for p in paths):
+            raise Invalid("files to extract must be normalised absolute paths without glob "
+                          "characters")
+        if target.exists() and any(target.iterdir()):
+            raise Invalid(f"restore target {target} is not empty")
+        args = ["restore", "--target", str(target)]
+        for path in paths:
+            args += ["--include", path]
+        await self._run(repo, [*args, "--", _ref(snapshot)],
+                        action="reading files from the snapshot", timeout=600)
 
     async def check(self, repo: Repository, *, read_data_subset: str | None = None) -> str:
         """Check the repository's structure (and a share of its data); return restic's text.

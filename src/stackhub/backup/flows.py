@@ -1,11 +1,16 @@
 """The steps of backups and restores, run as operations on the apps domain's runner.
 
-A backup stops the instance (if it runs), writes its definition and its named volumes (as
-tar files, read through helper containers) into a staging folder, runs one `restic backup`
-of `instances/<name>`, `appdata/<name>` and the staging folder (relative to the data root,
-so a snapshot's tree is the same on any machine), and starts the instance again, whatever
-happened. An app whose definition has a `backup` section (catalog/backup_spec.py) and runs is
-not stopped: its dump command runs in its service (an exec, argument list) and the paths and
+A backup stops the instance (if it runs; through the engine's API when the adapter offers
+`stop_project`), writes its definition into a staging folder, runs
+one `restic backup` of `instances/<name>`, `appdata/<name>` and the staging folder (relative
+to the data root, so a snapshot's tree is the same on any machine) plus its named volumes,
+and starts the instance again, whatever happened. A volume of the local driver on a local,
+rootful engine (StackHub running as root) may be read in place by restic when
+`STACKHUB_BACKUP_VOLUMES=in-place` opts in, at its folder's full path
+(`<engine root>/volumes/<volume>/_data`, named in the definition); by default, and for any
+other volume, it is exported as a tar through a helper container into the staging folder.
+An app whose definition has a `backup` section (catalog/backup_spec.py) and runs is not stopped:
+its dump command runs in its service (an exec, argument list) and the paths and
 volumes it skips are left out. The volume tars stay in the staging folder between backups and
 one is replaced only when its content changed, so restic skips unchanged volumes by their
 metadata. A restore fetches the snapshot into a fresh folder, takes the instance down,
@@ -22,7 +27,11 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
+import stat
+import subprocess
+import tarfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -64,11 +73,36 @@ def tags_of(record: InstanceRecord, kind: str, size: int) -> list[str]:
             f"version={record.version}", f"kind={kind}", f"size={size}"]
 
 
-def definition_of(record: InstanceRecord, volumes: list[VolumeInfo]) -> dict[str, Any]:
-    """Return what a snapshot says about its instance (secrets included: the repo is encrypted)."""
+def definition_of(record: InstanceRecord, volumes: list[VolumeInfo],
+                  places: dict[str, Path] | None = None) -> dict[str, Any]:
+    """Return what a snapshot says about its instance (secrets included: the repo is encrypted).
+
+    `places` maps the volumes read in place to their folder (its path in the snapshot).
+    """
     data = asdict(record)
     data["ports"] = [p.model_dump() for p in record.ports]
-    return {"format": FORMAT, "instance": data, "volumes": [v.model_dump() for v in volumes]}
+    found = places or {}
+    return {"format": FORMAT, "instance": data, "volumes": [
+        {**v.model_dump(), **({"path": str(found[v.name])} if v.name in found else {})}
+        for v in volumes]}
+
+
+def volume_root(source: str) -> re.Pattern[str]:
+    """Match where a volume of instance `source` read in place sits in its snapshot."""
+    return re.compile(r"(?:/[^/\0]+)*/volumes/" + re.escape(labels.project_name(source) + "_") +
+                      r"[^/\0]+/_data")
+
+
+def volume_place(raw: dict[str, Any], source: str) -> str | None:
+    """Return the snapshot path of a volume read in place (None: a tar); Invalid if odd."""
+    place = raw.get("path")
+    if place is None:
+        return None
+    if not isinstance(place, str) or not volume_root(source).fullmatch(place) or \
+            any(p in (".", "..") for p in place.split("/")):
+        raise Invalid(f"the snapshot names {place!r} as a volume's folder, which is not a "
+                      "volume of this instance")
+    return place
 
 
 def record_of(definition: dict[str, Any], name: str) -> InstanceRecord:
@@ -85,12 +119,19 @@ def record_of(definition: dict[str, Any], name: str) -> InstanceRecord:
 def check_paths(nodes: list[Node], source: str) -> int:
     """Refuse a snapshot with paths outside the instance's folders; return its bytes.
 
-    Only `/instances/<source>`, `/appdata/<source>` and `/backups/stage/<source>` (and their
-    parents) may appear, without `..`; links are allowed only inside appdata (restored as
-    links, never followed), devices nowhere.
+    Only `/instances/<source>`, `/appdata/<source>`, `/backups/stage/<source>` and the folders
+    of the instance's volumes read in place (`.../volumes/stackhub-<source>_<key>/_data`),
+    and their parents, may appear, without `..`; links are allowed only inside appdata and
+    volumes (restored as links, never followed), devices nowhere.
     """
-    allowed = (f"/instances/{source}", f"/appdata/{source}", f"/backups/stage/{source}")
+    pattern = volume_root(source)
+    volumes = [n.path for n in nodes if n.type == "dir" and pattern.fullmatch(n.path)]
+    allowed = (f"/instances/{source}", f"/appdata/{source}", f"/backups/stage/{source}",
+               *volumes)
     parents = {"/instances", "/appdata", "/backups", "/backups/stage"}
+    for base in volumes:
+        steps = base.split("/")
+        parents.update("/".join(steps[:i]) for i in range(2, len(steps)))
     total = 0
     for node in nodes:
         path = node.path
@@ -106,7 +147,8 @@ def check_paths(nodes: list[Node], source: str) -> int:
         if root is None:
             raise Invalid(f"the snapshot holds {path!r}, outside the instance's folders "
                           f"(only {', '.join(allowed)}): refusing to restore it")
-        kinds = {"dir", "file", "symlink"} if root.startswith("/appdata/") else {"dir", "file"}
+        kinds = {"dir", "file", "symlink", "fifo", "socket"} if root in volumes else \
+            {"dir", "file", "symlink"} if root == f"/appdata/{source}" else {"dir", "file"}
         if node.type not in kinds:
             raise Invalid(f"the snapshot holds {path!r} as a {node.type}, which StackHub does "
                           "not restore there")
@@ -131,6 +173,51 @@ def _drop(entry: Path) -> None:
         fsutil.remove_tree_inside(entry, entry.parent)
     else:
         entry.unlink()
+
+
+def in_place() -> bool:
+    """Tell whether volumes may be read and written where the engine keeps them.
+
+    Off by default: volumes go through a helper container that mounts them read-only (any
+    volume driver, later Swarm), never through the engine's own folders (issue 12's design).
+    `STACKHUB_BACKUP_VOLUMES=in-place` opts in on a local rootful engine: faster (restic skips
+    unchanged files, no tar), at the cost of depending on the engine's on-disk layout.
+    """
+    return os.environ.get("STACKHUB_BACKUP_VOLUMES", "").strip().lower() == "in-place" and \
+        os.environ.get("STACKHUB_CONTAINER") != "1"
+
+
+def _move_into(src: Path, dest: Path) -> None:
+    """Move a folder into an empty volume folder, with its owner and mode.
+
+    On one file system the folder replaces the empty one in one rename (atomic: a roll-back
+    run twice finds it either aside or in place, never half moved); across file systems its
+    entries are copied with `cp -a` (owners, modes, times and links kept, never followed).
+    """
+    if any(dest.iterdir()):
+        raise FileExistsError(errno.EEXIST, "the volume's folder is not empty", str(dest))
+    with contextlib.suppress(OSError):
+        src.rename(dest)  # replaces the empty folder
+        return
+    info = src.lstat()
+    entries = sorted(src.iterdir())
+    try:
+        for entry in entries:
+            entry.rename(dest / entry.name)
+    except OSError as err:
+        if err.errno != errno.EXDEV:
+            raise
+        subprocess.run(["cp", "-a", "--", f"{src}/.", f"{dest}/"], check=True,
+                       capture_output=True)
+    os.chown(dest, info.st_uid, info.st_gid)
+    dest.chmod(stat.S_IMODE(info.st_mode))
+    os.utime(dest, ns=(info.st_atime_ns, info.st_mtime_ns))
+
+
+def _pack(folder: Path, dest: Path) -> None:
+    """Write a folder as a tar with entries under `v/`, as a volume export has them."""
+    with tarfile.open(dest, "w") as out:
+        out.add(str(folder), arcname="v")
 
 
 def tree_size(folder: Path) -> int:
@@ -234,10 +321,20 @@ class BackupFlows:
         """
         folder = self.paths.instance_dir(name)
         if (folder / COMPOSE_FILE).is_file():
-            await self.compose.lifecycle("stop", labels.project_name(name), folder)
+            await self._stop(name)
         for container in await asyncio.to_thread(self.engine.containers):
             if container.instance == name:
                 await asyncio.to_thread(self.engine.remove_container, container.id, force=True)
+
+    async def _stop(self, name: str) -> None:
+        """Stop the instance's containers: through the engine's API when the adapter can
+        (dependents first, each with its grace period, like `compose stop`), else Compose."""
+        stop = getattr(self.engine, "stop_project", None)
+        if stop is not None:
+            await asyncio.to_thread(stop, labels.project_name(name))
+        else:
+            await self.compose.lifecycle("stop", labels.project_name(name),
+                                         self.paths.instance_dir(name))
 
     async def _start(self, name: str) -> None:
         await self.compose.lifecycle("start", labels.project_name(name),
@@ -305,6 +402,23 @@ class BackupFlows:
                 fresh.rename(tar)
                 fsutil.write_atomic(mark, digest.hexdigest() + "\n", mode=0o600)
 
+    async def _places(self, name: str, volumes: list[VolumeInfo]) -> dict[str, Path]:
+        """Map the volumes restic may read in place to their folders (the others: tars).
+
+        Only folders a restore will accept (`volume_root`) are read in place; only with
+        `STACKHUB_BACKUP_VOLUMES=in-place`, never when StackHub runs in a container.
+        """
+        where = getattr(self.engine, "local_volume_path", None)
+        if where is None or not in_place():
+            return {}
+        found: dict[str, Path] = {}
+        for info in volumes:
+            path = await asyncio.to_thread(where, info.name)
+            if path is not None and volume_root(name).fullmatch(str(path)) and \
+                    str(path) == os.path.normpath(path):
+                found[info.name] = path
+        return found
+
     def _keep_stage(self, name: str, volumes: list[VolumeInfo]) -> Path:
         """Prepare the staging folder, keeping the volume tars of the last backup only."""
         stage = self.stage(name)
@@ -344,7 +458,9 @@ class BackupFlows:
         volumes = await asyncio.to_thread(self.volumes.volumes_of, labels.project_name(name))
         if hot is not None:
             volumes = [v for v in volumes if v.key not in hot.skip_volumes]
-        stage = self._keep_stage(name, volumes)
+        places = await self._places(name, volumes)
+        tarred = [v for v in volumes if v.name not in places]
+        stage = self._keep_stage(name, tarred)
         stopped = False
         ok = False
         try:
@@ -354,17 +470,18 @@ class BackupFlows:
             elif stop and was_running:
                 run.step("stop", 5.0, engine=True)
                 stopped = True  # a stop that fails half-way still needs the start
-                await self.compose.lifecycle("stop", labels.project_name(name), folder)
+                await self._stop(name)
             await faults.checkpoint("backup-stopped")
-            if volumes:
+            if tarred:
                 run.step("volumes", 10.0, engine=True)
-                await self._export_volumes(name, stage, volumes)
-            fsutil.write_atomic(stage / DEFINITION,
-                                json.dumps(definition_of(record, volumes), indent=2), mode=0o600)
+                await self._export_volumes(name, stage, tarred)
+            fsutil.write_atomic(stage / DEFINITION, json.dumps(
+                definition_of(record, volumes, places), indent=2), mode=0o600)
             paths = [f"instances/{name}", f"backups/stage/{name}"]
             data = self.paths.instance_data(name)
             if data.is_dir():
                 paths.insert(1, f"appdata/{name}")
+            paths += [str(places[v.name]) for v in volumes if v.name in places]
             excludes = [data / p for p in hot.skip] if hot is not None else []
             size = sum(_tree_size(self.paths.root / p) for p in paths)
             run.step("snapshot", 20.0, engine=stopped)
@@ -496,23 +613,71 @@ class BackupFlows:
                 _move(live, aside / key)
             if fresh.is_dir() and not fresh.is_symlink():
                 _move(fresh, live)
-        tars = restored / "backups" / "stage" / plan.source / "volumes"
-        infos = [VolumeInfo.model_validate(v) for v in plan.definition.get("volumes", [])]
-        if not infos:
+        raws = [v for v in plan.definition.get("volumes", []) if isinstance(v, dict)]
+        if not raws:
             return
         image = await self._image_for(name)
         (aside / "volumes").mkdir(exist_ok=True)
-        for info in infos:
-            tar = tars / f"{info.key}.tar"
-            if tar.is_symlink() or not tar.is_file():
-                raise Invalid(f"the snapshot lacks the content of volume {info.key!r}")
+        for raw in raws:
+            info = VolumeInfo.model_validate(raw)
+            content = self._content(restored, plan.source, info, raw)
             if await asyncio.to_thread(self.volumes.exists, info.name):
-                await asyncio.to_thread(self.volumes.export, info.name,
-                                        aside / "volumes" / f"{info.key}.tar", image)
-                fsutil.write_atomic(aside / "volumes" / f"{info.key}.json", info.model_dump_json())
+                await self._put_aside(info, aside / "volumes", image)
                 await asyncio.to_thread(self.volumes.remove, info.name)
             await asyncio.to_thread(self.volumes.create, info)
-            await asyncio.to_thread(self.volumes.load, info.name, tar, image)
+            await self._load(info.name, content, image)
+
+    async def _local(self, volume: str) -> Path | None:
+        """Return a volume's folder when StackHub may use it in place (else None)."""
+        where = getattr(self.engine, "local_volume_path", None) if in_place() else None
+        return await asyncio.to_thread(where, volume) if where is not None else None
+
+    async def _put_aside(self, info: VolumeInfo, saved: Path, image: str) -> None:
+        """Keep a live volume's content aside for a roll-back: its folder renamed (one atomic
+        rename, when local and on the data disk) or a tar exported through a helper.
+
+        `<key>.json` is written first: a roll-back finding it without `<key>` or `<key>.tar`
+        knows nothing was moved and leaves the volume as it is.
+        """
+        live = await self._local(info.name)
+        meta = saved / f"{info.key}.json"
+        if live is not None and live.stat().st_dev == saved.stat().st_dev:
+            fsutil.write_atomic(meta, info.model_dump_json())
+            try:
+                live.rename(saved / info.key)
+                return
+            except OSError as err:  # another mount of the same disk: nothing was moved
+                if err.errno != errno.EXDEV:
+                    raise
+                meta.unlink()
+        await asyncio.to_thread(self.volumes.export, info.name, saved / f"{info.key}.tar", image)
+        fsutil.write_atomic(meta, info.model_dump_json())
+
+    @staticmethod
+    def _content(restored: Path, source: str, info: VolumeInfo, raw: dict[str, Any]) -> Path:
+        """Return a volume's content in a restored snapshot: its folder (read in place) or tar."""
+        place = volume_place(raw, source)
+        found = restored / place.lstrip("/") if place is not None else \
+            restored / "backups" / "stage" / source / "volumes" / f"{info.key}.tar"
+        if found.is_symlink() or not (found.is_dir() if place is not None else found.is_file()):
+            raise Invalid(f"the snapshot lacks the content of volume {info.key!r}")
+        return found
+
+    async def _load(self, volume: str, content: Path, image: str) -> None:
+        """Fill a fresh volume from a restored folder or tar.
+
+        A folder is moved into the volume when the engine keeps it here (local driver, local
+        rootful engine), otherwise packed as a tar and loaded through a helper container.
+        """
+        if content.is_dir():
+            dest = await self._local(volume)
+            if dest is not None:
+                await asyncio.to_thread(_move_into, content, dest)
+                return
+            packed = content.parent / f"{content.name}.tar"
+            await asyncio.to_thread(_pack, content, packed)
+            content = packed
+        await asyncio.to_thread(self.volumes.load, volume, content, image)
 
     async def _image_for(self, name: str) -> str:
         """Return an image for helper containers: the instance's first, pulled if missing."""
@@ -542,11 +707,15 @@ class BackupFlows:
         saved = aside / "volumes"
         for meta in sorted(saved.glob("*.json")) if saved.is_dir() else []:
             info = VolumeInfo.model_validate_json(meta.read_text())
+            tar, kept = meta.with_suffix(".tar"), meta.with_suffix("")
+            content = tar if tar.is_file() and not tar.is_symlink() else \
+                kept if kept.is_dir() and not kept.is_symlink() else None
+            if content is None:
+                continue  # nothing was moved aside, or the folder is back in its volume
             if await asyncio.to_thread(self.volumes.exists, info.name):
                 await asyncio.to_thread(self.volumes.remove, info.name)
             await asyncio.to_thread(self.volumes.create, info)
-            await asyncio.to_thread(self.volumes.load, info.name, meta.with_suffix(".tar"),
-                                    await self._image_for(name))
+            await self._load(info.name, content, await self._image_for(name))
         if phase.get("record"):
             self.records.replace(record_of({"instance": phase["record"]}, name))
         if phase.get("existed") and (folder / COMPOSE_FILE).is_file():
@@ -588,15 +757,14 @@ class BackupFlows:
             else:
                 self.paths.instance_data(new).mkdir(parents=True)
             self.apps.write_project(copy.plan)
-            tars = restored / "backups" / "stage" / copy.source / "volumes"
             if copy.volumes:
                 image = await self._image_for(new)
+                raws = self._restored_volumes(restored, copy.source)
                 for info, fresh in copy.volumes:
-                    tar = tars / f"{info.key}.tar"
-                    if tar.is_symlink() or not tar.is_file():
-                        raise Invalid(f"the snapshot lacks the content of volume {info.key!r}")
+                    content = self._content(restored, copy.source, info,
+                                            raws.get(info.name, {}))
                     await asyncio.to_thread(self.volumes.create, fresh)
-                    await asyncio.to_thread(self.volumes.load, fresh.name, tar, image)
+                    await self._load(fresh.name, content, image)
             await faults.checkpoint("restore-as-placed")
             run.step("start", 80.0, engine=True)
             await self.apps.up(new)
@@ -610,6 +778,18 @@ class BackupFlows:
         self.records.set_status(new, InstanceStatus.RUNNING.value)
         await self.apps.refresh()
         return None
+
+    @staticmethod
+    def _restored_volumes(restored: Path, source: str) -> dict[str, dict[str, Any]]:
+        """Map volume names to their entries in a restored snapshot's definition."""
+        path = restored / "backups" / "stage" / source / DEFINITION
+        try:
+            raw = json.loads(path.read_bytes()) if path.is_file() and \
+                not path.is_symlink() else {}
+        except ValueError as err:
+            raise Invalid(f"the snapshot's definition is not JSON ({err})") from err
+        volumes = raw.get("volumes") if isinstance(raw, dict) else None
+        return {str(v.get("name")): v for v in volumes or [] if isinstance(v, dict)}
 
     async def _drop_copy(self, new: str, volumes: list[str]) -> None:
         """Remove what a restore as `new` made: containers, networks, volumes, folders."""

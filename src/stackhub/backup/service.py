@@ -63,6 +63,7 @@ from stackhub.state.instances import InstanceRecord, Records
 
 log = logging.getLogger(__name__)
 BUSY = {InstanceStatus.INSTALLING, InstanceStatus.REMOVING}
+FILE_LIMIT = 4 << 20
 
 
 def snapshot_read(snap: Snapshot, repository: str) -> SnapshotRead:
@@ -385,8 +386,44 @@ class BackupService:
                 ok=last[1] if last else True, next_check_at=iso(base + CHECK_EVERY)))
         return found
 
-    async def _definition(self, repo: Repository, snap: Snapshot, name: str) -> dict[str, Any]:
-        raw = await self.restic.dump(repo, snap.id, f"/backups/stage/{name}/{DEFINITION}")
+    async def _files(self, repo: Repository, snap: Snapshot, name: str,
+                     nodes: list[Node]) -> dict[str, bytes]:
+        """Read the snapshot's definition, compose file and `.env` with one restic run.
+
+        Keys are the file names; a file the snapshot lacks is left out. Files above 4 MB
+        (by the snapshot's own listing) are refused before anything is read.
+        """
+        wanted = {f"/backups/stage/{name}/{DEFINITION}": DEFINITION,
+                  f"/instances/{name}/{COMPOSE_FILE}": COMPOSE_FILE,
+                  f"/instances/{name}/{ENV_FILE}": ENV_FILE}
+        present = [n for n in nodes if n.type == "file" and n.path in wanted]
+        for node in present:
+            if node.size > FILE_LIMIT:
+                raise Invalid(f"{node.path} in the snapshot is larger than {FILE_LIMIT} bytes")
+        if not present:
+            return {}
+        folder = self.flows.base / f"check-{uuid.uuid4().hex}"
+        folder.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        folder.mkdir(mode=0o700)
+        try:
+            await self.restic.extract(repo, snap.id, [n.path for n in present], folder)
+            found: dict[str, bytes] = {}
+            for node in present:
+                path = folder / node.path.lstrip("/")
+                if path.is_file() and not path.is_symlink() and \
+                        path.stat().st_size <= FILE_LIMIT:
+                    found[wanted[node.path]] = path.read_bytes()
+            return found
+        finally:
+            with contextlib.suppress(StackHubError, OSError):
+                fsutil.remove_tree_inside(folder, folder.parent)
+
+    @staticmethod
+    def _parse_definition(raw: bytes | None) -> dict[str, Any]:
+        """Decode a snapshot's definition (Invalid when missing or unreadable)."""
+        if raw is None:
+            raise Invalid("the snapshot holds no instance definition; it is not a StackHub "
+                          "backup of this instance")
         try:
             definition = json.loads(raw)
         except ValueError as err:
@@ -407,19 +444,16 @@ class BackupService:
             return set()  # unreadable now: every risk of the snapshot needs consent
         return {(r.code, r.service, r.detail) for r in risks}
 
-    async def _snapshot_risks(self, repo: Repository, snap: Snapshot, name: str,
-                              nodes: list[Node], record: InstanceRecord) -> tuple[Any, str]:
+    async def _snapshot_risks(self, snap: Snapshot, name: str, files: dict[str, bytes],
+                              record: InstanceRecord) -> tuple[Any, str]:
         """Analyse the project files a snapshot would bring back, as instance `name`'s."""
         folder = self.flows.base / f"check-{uuid.uuid4().hex}"
         folder.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         folder.mkdir(mode=0o700)
         try:
-            present = {n.path for n in nodes if n.type == "file"}
             for file in (COMPOSE_FILE, ENV_FILE):
-                path = f"/instances/{name}/{file}"
-                if path in present:
-                    fsutil.write_atomic(folder / file, await self.restic.dump(
-                        repo, snap.id, path), mode=0o600)
+                if file in files:
+                    fsutil.write_atomic(folder / file, files[file], mode=0o600)
             if not (folder / COMPOSE_FILE).is_file():
                 raise Invalid(f"snapshot {snap.short_id} holds no {COMPOSE_FILE} of {name!r}")
             return await self.flows.apps.analyse(name, folder, secret_values(record))
@@ -455,16 +489,17 @@ class BackupService:
         nodes = await self.restic.ls(repo, snap.id)
         size = check_paths(nodes, name)
         self.flows.space_check(size)
-        definition = await self._definition(repo, snap, name)
+        # the live project's analysis (a `compose config`) runs while restic reads the files
+        files, live = await asyncio.gather(self._files(repo, snap, name, nodes),
+                                           self._live_risks(name))
+        definition = self._parse_definition(files.get(DEFINITION))
         record = record_of(definition, name)
         existing = self.records.find(name)
         if existing is not None and existing.app_ref != record.app_ref:
             raise Conflict(f"snapshot {snap.short_id} is a backup of {record.app_ref}, but "
                            f"{name!r} is {existing.app_ref}; remove the instance first or "
                            "restore it under another name")
-        # the live project's analysis (a `compose config`) runs while restic reads the snapshot
-        (risks, digest), live = await asyncio.gather(
-            self._snapshot_risks(repo, snap, name, nodes, record), self._live_risks(name))
+        risks, digest = await self._snapshot_risks(snap, name, files, record)
         self._consent(risks, live, digest, request.accept_risks, f"snapshot {snap.short_id}")
         plan = RestorePlan(repo=repo, snapshot=snap, source=name, definition=definition,
                            record=record, existed=existing is not None, size=size)
@@ -500,9 +535,11 @@ class BackupService:
         self.runner.check_engine(RESTORE)
         repo = await self.ready(self.repos.handle(request.repository))
         snap = await self._snapshot(repo, name, snapshot)
-        size = check_paths(await self.restic.ls(repo, snap.id), name)
+        nodes = await self.restic.ls(repo, snap.id)
+        size = check_paths(nodes, name)
         self.flows.space_check(size)
-        definition = await self._definition(repo, snap, name)
+        definition = self._parse_definition((await self._files(repo, snap, name, nodes)).get(
+            DEFINITION))
         record = record_of(definition, name)
         volumes = self.flows.copied_volumes(definition, name, new)
         for _info, made in volumes:

@@ -110,6 +110,11 @@ class UpdateFlows:
         return ids
 
     async def _stop(self, name: str) -> None:
+        """Stop the app: through the engine's API when the adapter can, else Compose."""
+        stop = getattr(self.apps.flows.engine, "stop_project", None)
+        if stop is not None:
+            await asyncio.to_thread(stop, labels.project_name(name))
+            return
         folder = self.apps.paths.instance_dir(name)
         await self.apps.compose.lifecycle("stop", labels.project_name(name), folder)
 

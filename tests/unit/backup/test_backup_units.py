@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -16,8 +19,17 @@ from stackhub.adapters.restic import (
     parse_backup_line,
     translate,
 )
+from stackhub.adapters.volumes import VolumeInfo
 from stackhub.apps.models import PortMapping
-from stackhub.backup.flows import check_paths, definition_of, record_of, tags_of
+from stackhub.backup.flows import (
+    _move_into,
+    _pack,
+    check_paths,
+    definition_of,
+    record_of,
+    tags_of,
+    volume_place,
+)
 from stackhub.backup.models import RepositoryCreate, RepositoryKind
 from stackhub.backup.repos import Repositories, kind_of_url
 from stackhub.config import Paths
@@ -98,6 +110,51 @@ def test_snapshot_paths_stay_inside_the_instance() -> None:
             check_paths([*good, bad], "web")
 
 
+def test_volumes_read_in_place_are_allowed_only_at_their_own_folders() -> None:
+    root = "/srv/engine/volumes/stackhub-web_db/_data"
+    good = [_node("/instances/web/compose.yaml", size=10), _node("/srv", "dir"),
+            _node("/srv/engine", "dir"), _node("/srv/engine/volumes", "dir"),
+            _node("/srv/engine/volumes/stackhub-web_db", "dir"), _node(root, "dir"),
+            _node(f"{root}/pg/base", "dir"), _node(f"{root}/pg/base/1", size=7),
+            _node(f"{root}/link", "symlink", 0), _node(f"{root}/pg/.s.PGSQL", "socket", 0)]
+    assert check_paths(good, "web") == 17
+    for bad in (_node("/srv/engine/volumes/stackhub-web_db/other"),  # beside the folder
+                _node("/srv/engine/volumes/stackhub-blog_db/_data/x"),  # another instance's
+                _node("/srv/engine/x"), _node("/srv", "file"), _node(f"{root}/dev", "dev"),
+                _node(f"{root}/../../x")):
+        with pytest.raises(Invalid):
+            check_paths([*good, bad], "web")
+    # another instance's volume folder is not a root of this one
+    with pytest.raises(Invalid, match="outside"):
+        check_paths([_node("/v/volumes/stackhub-blog_db/_data", "dir"),
+                     _node("/v/volumes/stackhub-blog_db/_data/x")], "web")
+
+
+def test_volume_places_in_definitions_are_checked() -> None:
+    assert volume_place({"name": "stackhub-web_db"}, "web") is None  # a tar (older backups)
+    assert volume_place({"path": "/var/lib/docker/volumes/stackhub-web_db/_data"}, "web") == \
+        "/var/lib/docker/volumes/stackhub-web_db/_data"
+    for bad in ("/etc", "/var/lib/docker/volumes/stackhub-blog_db/_data", "relative/_data",
+                "/x/../volumes/stackhub-web_db/_data", 7):
+        with pytest.raises(Invalid):
+            volume_place({"path": bad}, "web")
+
+
+def test_definitions_name_the_folders_of_volumes_read_in_place() -> None:
+    record = InstanceRecord(
+        name="web", app_ref="official/web", store="official", format="stackhub", version="1.2",
+        revision=3, status="running", main_service="web", main_port=80, main_path="/",
+        ports=[], parameters={}, secret_names=[], definition={"id": "web"}, error=None,
+        update_available=None, created_at="t", updated_at="t")
+    tarred = VolumeInfo(name="stackhub-web_cache", key="cache")
+    placed = VolumeInfo(name="stackhub-web_db", key="db")
+    found = definition_of(record, [tarred, placed],
+                          {placed.name: Path("/var/lib/docker/volumes/stackhub-web_db/_data")})
+    assert [v.get("path") for v in found["volumes"]] == [
+        None, "/var/lib/docker/volumes/stackhub-web_db/_data"]
+    assert VolumeInfo.model_validate(found["volumes"][1]) == placed
+
+
 def test_definition_round_trip_and_tags() -> None:
     record = InstanceRecord(
         name="web", app_ref="official/web", store="official", format="stackhub", version="1.2",
@@ -145,3 +202,35 @@ def test_repositories_keep_secrets_in_private_files(tmp_path: Path) -> None:
     repos.forget("s3")
     assert not (paths.secrets / "backup" / "s3.password").exists()
     assert [r.name for r in repos.all()] == ["local"]
+
+
+def test_a_folder_moves_into_an_empty_volume_folder_whole(tmp_path: Path) -> None:
+    src, dest = tmp_path / "restored" / "_data", tmp_path / "volume" / "_data"
+    (src / "d").mkdir(parents=True)
+    (src / "d" / "f").write_text("x")
+    (src / "l").symlink_to("d/f")
+    src.chmod(0o700)
+    os.chown(src, 999, 998)
+    dest.mkdir(parents=True)
+    _move_into(src, dest)
+    assert not src.exists()
+    assert (dest / "d" / "f").read_text() == "x" and os.readlink(dest / "l") == "d/f"
+    st = dest.stat()
+    assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (0o700, 999, 998)
+    with pytest.raises(OSError):  # never over a volume that holds data
+        (tmp_path / "other").mkdir()
+        _move_into(tmp_path / "other", dest)
+
+
+def test_a_folder_packs_as_a_volume_tar(tmp_path: Path) -> None:
+    src = tmp_path / "_data"
+    (src / "d").mkdir(parents=True)
+    (src / "d" / "f").write_text("x")
+    os.chown(src / "d" / "f", 33, 34)
+    (src / "l").symlink_to("/etc/passwd")
+    _pack(src, tmp_path / "v.tar")
+    with tarfile.open(tmp_path / "v.tar") as tar:
+        members = {m.name: m for m in tar.getmembers()}
+    assert set(members) == {"v", "v/d", "v/d/f", "v/l"}
+    assert (members["v/d/f"].uid, members["v/d/f"].gid) == (33, 34)
+    assert members["v/l"].issym() and members["v/l"].linkname == "/etc/passwd"

@@ -34,6 +34,7 @@ class FakeRestic:
     def __init__(self, nodes: list[Node], definition: dict[str, object]) -> None:
         self.nodes = nodes
         self.definition = definition
+        self.extracted: list[list[str]] = []
 
     async def version(self) -> str:
         return "restic 0.14.0"
@@ -65,6 +66,13 @@ class FakeRestic:
     async def restore(self, repo: Repository, snapshot: str, target: Path) -> None:
         raise AssertionError("no restore expected")
 
+    async def extract(self, repo: Repository, snapshot: str, paths: list[str],
+                      target: Path) -> None:
+        self.extracted.append(list(paths))
+        for path in paths:
+            (target / path.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+            (target / path.lstrip("/")).write_text(json.dumps(self.definition))
+
     async def check(self, repo: Repository, *, read_data_subset: str | None = None) -> str:
         return ""
 
@@ -75,7 +83,8 @@ class FakeRestic:
         raise AssertionError("no forget expected")
 
 
-GOOD = [Node(path="/instances/web/compose.yaml", type="file", size=10)]
+GOOD = [Node(path="/instances/web/compose.yaml", type="file", size=10),
+        Node(path="/backups/stage/web/definition.json", type="file", size=10)]
 
 
 def _wire(live: Services, nodes: list[Node], app: str = "official/web") -> None:
@@ -98,6 +107,9 @@ def _journal(live: Services) -> int:
     ([Node(path="/appdata/web/../../etc", type="dir")], "latest", Invalid, "will not"),
     (GOOD, "cd" * 4, NotFound, "no snapshot"),
     (GOOD, "xyz", Invalid, "snapshot id"),
+    (GOOD[:1], "latest", Invalid, "holds no instance definition"),
+    ([GOOD[0], Node(path=GOOD[1].path, type="file", size=5 << 20)], "latest", Invalid,
+     "larger than"),
     ([Node(path="/appdata/web/huge", type="file", size=1 << 60)], "latest", StorageFull,
      "free"),
 ])
@@ -118,6 +130,10 @@ async def test_a_snapshot_of_another_app_is_refused(live: Services) -> None:
     with pytest.raises(Conflict, match="is a backup of official/web"):
         await live.backups.restore("web", "latest", RestoreRequest())
     assert _journal(live) == 0
+    # one restic run reads the definition and the project files, not one `dump` each
+    fake = live.backups.restic
+    assert isinstance(fake, FakeRestic)
+    assert fake.extracted == [[n.path for n in GOOD]]
 
 
 async def test_a_snapshot_of_another_instance_is_refused(live: Services) -> None:

@@ -1335,7 +1335,8 @@ export interface paths {
          *
          *     Only signed-in users who may see the app (admins, members granted it) get through; the
          *     app receives ``Remote-User`` and ``Remote-Groups`` (whatever a client sends under those
-         *     names is deleted first).
+         *     names is deleted first). A `protect` operation (steps route, publish; in the activity
+         *     list); the answer comes when it has finished, and names it.
          */
         put: operations["set_protection_api_instances__name__protection_put"];
         post?: never;
@@ -4598,6 +4599,11 @@ export interface components {
              * @description The app's web port, now published on 127.0.0.1 only (not reachable from other machines without the gateway's sign-in).
              */
             local_port?: number | null;
+            /**
+             * Operation
+             * @description The `protect` operation that made this change (in the activity list); None when read.
+             */
+            operation?: string | null;
             /** Protected */
             protected: boolean;
             /**
