@@ -27,7 +27,7 @@ const failed = op({ id: 'bad', instance: 'shop', state: 'failed', step: 'pull', 
   steps: [{ name: 'pull', started_at: at(0), finished_at: at(2), duration: 2 }] })
 const running = op({ id: 'run', kind: 'restart', state: 'running', step: 'restart', progress: 10, finished_at: null,
   duration: null, steps: [{ name: 'restart', started_at: at(1), finished_at: null, duration: null }] })
-const future = op({ id: 'new', kind: 'backup', steps: [{ name: 'snapshot', started_at: at(0), finished_at: at(10), duration: 10 }] })
+const future = op({ id: 'new', kind: 'defragment', steps: [{ name: 'snapshot', started_at: at(0), finished_at: at(10), duration: 10 }] })
 
 async function chinese() {
   i18n.global.setLocaleMessage('zh-CN', (await import('@/i18n/locales/zh-CN.json')).default)
@@ -119,7 +119,7 @@ describe('operation-list', () => {
     expect(rows[1]!.find('[data-test="operation-duration"]').text()).toBe('10s')
     expect(rows[0]!.text()).toContain('In progress')
     expect(rows[0]!.find('[data-test="operation-duration"]').text()).toMatch(/so far$/)
-    expect(rows[3]!.text()).toContain('backup') // a kind from a newer server: its raw name
+    expect(rows[3]!.text()).toContain('defragment') // a kind from a newer server: its raw name
     expect(rows[2]!.text()).toContain('could not pull image')
     expect(rows[2]!.text()).not.toContain('manifest unknown') // the first line only
     // an instance that still exists links to its page; a removed one does not
