@@ -83,9 +83,11 @@ def parse_wrk(out: str) -> dict[str, Any]:
     return row
 
 
-def wrk(url: str, headers: dict[str, str], duration: int, connections: int) -> dict[str, Any]:
-    """Run wrk once; return its parsed figures and raw output."""
-    args = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--timeout", "10s",
+def wrk(url: str, headers: dict[str, str], duration: int, connections: int,
+        cpu: int | None = None) -> dict[str, Any]:
+    """Run wrk once (on one CPU if `cpu` is given); return its parsed figures and raw output."""
+    pin = ["taskset", "-c", str(cpu)] if cpu is not None else []
+    args = [*pin, "wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--timeout", "10s",
             "--latency"]
     for name, value in headers.items():
         args += ["-H", f"{name}: {value}"]
@@ -150,6 +152,9 @@ def main() -> None:
                         help="which of list,conditional,details,search,health to load")
     parser.add_argument("--install-during", action="store_true")
     parser.add_argument("--port", type=int, default=18795)
+    parser.add_argument("--pin", action="store_true",
+                        help="server (all threads) on CPU 0, wrk on CPU 1: a client off the box "
+                             "instead of wrk and the server fighting over the same cores")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install -y wrk")
@@ -162,6 +167,10 @@ def main() -> None:
         install = ""
         try:
             server.start(expect=args.instances)
+            if args.pin:
+                subprocess.run(["taskset", "-a", "-cp", "0", str(server.pid)], check=True,
+                               capture_output=True)
+                print("pinned: server on CPU 0, wrk on CPU 1", flush=True)
             install = server.install_id()
             sync_stores(server)
             time.sleep(3)
@@ -184,7 +193,8 @@ def main() -> None:
                 path, headers = targets[key]
                 before, cpu_before = rss_mb(server.pid), cpu_s(server.pid)
                 drops, waited = listen_drops(), loop_wait(server.pid)
-                row = wrk(server.url + path, headers, args.duration, args.connections)
+                row = wrk(server.url + path, headers, args.duration, args.connections,
+                          1 if args.pin else None)
                 after, cpu = rss_mb(server.pid), cpu_s(server.pid) - cpu_before
                 drops, waited = listen_drops() - drops, loop_wait(server.pid) - waited
                 per = cpu / max(1, row.get("requests", 0)) * 1000
@@ -201,7 +211,8 @@ def main() -> None:
                 quiet, quiet_steps = timed_install(server, "load-quiet")
                 result: dict[str, Any] = {}
                 runner = threading.Thread(target=lambda: result.update(wrk(
-                    server.url + "/api/instances", auth, args.duration, args.connections)))
+                    server.url + "/api/instances", auth, args.duration, args.connections,
+                    1 if args.pin else None)))
                 runner.start()
                 time.sleep(min(5.0, args.duration / 4))
                 loaded, loaded_steps = timed_install(server, "load-busy")
