@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 
 from stackhub.adapters import caddy
 
@@ -199,13 +200,98 @@ async def serve_time(gateway: caddy.CaddyGateway, https: int, http: int,
             await asyncio.sleep(0.01)
 
 
+def _cpu(pid: int) -> float:
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
+
+
+async def _handshake(port: int, name: str, context: ssl.SSLContext) -> bool:
+    """Tell whether a TLS handshake for `name` succeeds (its certificate exists)."""
+    try:
+        _, writer = await asyncio.open_connection("127.0.0.1", port, ssl=context,
+                                                  server_hostname=name)
+    except (OSError, ssl.SSLError):
+        return False
+    writer.close()
+    return True
+
+
+async def route_change(gateway: caddy.CaddyGateway, https: int, http: int,
+                       upstreams: dict[str, str], extra: int) -> dict[str, float]:
+    """Add route r<extra-1> to `extra - 1` loaded ones; return the phases in ms (and CPU)."""
+    assert gateway.process is not None and gateway.process.proc is not None
+    pid = gateway.process.proc.pid
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    new = f"r{extra - 1}.bench.lan"
+    started, own_cpu, caddy_cpu = time.perf_counter(), time.process_time(), _cpu(pid)
+    config = caddy.render(spec_for(gateway, https, http, upstreams, extra=extra))
+    rendered, own_render = time.perf_counter(), time.process_time()
+    await gateway.load(config)
+    loaded, own_load, caddy_load = time.perf_counter(), time.process_time(), _cpu(pid)
+    while not await _handshake(https, new, context):
+        if time.perf_counter() - started > 30:
+            raise SystemExit(f"{new} had no certificate within 30 s")
+        await asyncio.sleep(0.005)
+    shaken = time.perf_counter()
+    async with httpx.AsyncClient(verify=context, timeout=5) as client:
+        while (await client.get(f"https://127.0.0.1:{https}/", headers={"Host": new},
+                                extensions={"sni_hostname": new})).status_code != 200:
+            await asyncio.sleep(0.005)
+    served, caddy_end = time.perf_counter(), _cpu(pid)
+    return {"render": (rendered - started) * 1000, "render_cpu": (own_render - own_cpu) * 1000,
+            "load": (loaded - rendered) * 1000, "load_own_cpu": (own_load - own_render) * 1000,
+            "load_caddy_cpu": (caddy_load - caddy_cpu) * 1000,
+            "to_handshake": (shaken - loaded) * 1000, "to_200": (served - shaken) * 1000,
+            "total": (served - started) * 1000, "caddy_cpu_total": (caddy_end - caddy_cpu) * 1000}
+
+
+async def route_only(repeat: int, home: Path, binary: str, upstreams: dict[str, str],
+                     https: int, http: int) -> None:
+    """Measure only the route change, `repeat` times, phase by phase (no wrk, no app)."""
+    gateway = caddy.CaddyGateway(home / "gateway", binary=binary)
+
+    async def reapply() -> None:
+        return None
+
+    await gateway.start(reapply)
+    try:
+        await gateway.load(caddy.render(spec_for(gateway, https, http, upstreams, extra=50)))
+        await asyncio.sleep(2.0)  # the 50 names' internal certificates issued
+        runs = []
+        for i in range(repeat):
+            figures = await route_change(gateway, https, http, upstreams, extra=51 + i)
+            runs.append(figures)
+            print("  " + "  ".join(f"{k} {v:.0f}" for k, v in figures.items()), flush=True)
+        print(f"\nroute added to {50}+ loaded, medians of {repeat} (ms):")
+        for key in runs[0]:
+            print(f"  {key:<16} {statistics.median(r[key] for r in runs):8.1f}")
+    finally:
+        await gateway.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--route-only", type=int, default=0, metavar="N",
+                        help="only measure adding a route to 50, N times, phase by phase")
     options = parser.parse_args()
     binary = caddy.caddy_binary()
+    if binary is not None and options.route_only:
+        home = Path(tempfile.mkdtemp(prefix="stackhub-bench-gw-"))
+        only_port, only_proc = start_fast(home, binary)
+        try:
+            asyncio.run(route_only(options.route_only, home, binary,
+                                   {"fast": f"127.0.0.1:{only_port}"}, free_port(),
+                                   free_port()))
+        finally:
+            only_proc.terminate()
+            only_proc.wait(10)
+            shutil.rmtree(home, ignore_errors=True)
+        return
     if binary is None or shutil.which("wrk") is None:
         raise SystemExit("needs caddy and wrk (apt-get install -y caddy wrk)")
     home = Path(tempfile.mkdtemp(prefix="stackhub-bench-gw-"))

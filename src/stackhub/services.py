@@ -19,6 +19,7 @@ from stackhub.adapters.restic import ResticCli
 from stackhub.adapters.volumes import VolumeCopier
 from stackhub.apps.flows import Flows
 from stackhub.apps.kept import KeptData
+from stackhub.apps.loopback import project_files
 from stackhub.apps.planner import Planner
 from stackhub.apps.revisions import Revisions
 from stackhub.apps.service import AppsService
@@ -173,7 +174,7 @@ def build(paths: Paths, *, engine: Engine | None = None, compose: Compose | None
     db = Database(paths.db)
     bus = EventBus()
     engine = engine or DockerEngine(install=install)
-    compose = compose or ComposeCli()
+    compose = compose or ComposeCli(files=project_files)
     catalog = Catalog(db, paths.stores)
     records = Records(db)
     status = StatusCache(engine, bus)

@@ -257,10 +257,13 @@ class CaddyAdmin:
         self.socket = socket
 
     def _client(self, timeout: float) -> httpx.AsyncClient:
-        # Host must be empty: Caddy 2.6 answers 403 "host not allowed" to localhost on a socket
-        return httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(uds=str(self.socket)),
+        # Host must be empty: Caddy 2.6 answers 403 "host not allowed" to localhost on a socket.
+        # Plain HTTP on a unix socket: verify=False skips building a TLS context from the CA
+        # bundle (60 ms CPU per call, most of a route change's own cost); no proxy applies.
+        return httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(uds=str(self.socket),
+                                                                    verify=False),
                                  base_url=ADMIN_URL, headers={"Host": ""},
-                                 timeout=timeout)
+                                 timeout=timeout, trust_env=False)
 
     async def _call(self, method: str, path: str, *, body: object = None,
                     timeout: float = 10.0, answered: bool = False) -> httpx.Response:

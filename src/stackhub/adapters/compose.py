@@ -11,13 +11,12 @@ import os
 import shutil
 import signal
 import subprocess
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
-from stackhub import yamlsafe
 from stackhub.errors import (
     Conflict,
     EngineError,
@@ -29,10 +28,6 @@ from stackhub.errors import (
 
 COMPOSE_FILE = "compose.yaml"
 ENV_FILE = ".env"
-LOOPBACK_FILE = "loopback.json"
-"""Marker of a project whose web port is published on 127.0.0.1 only ({"service", "port"})."""
-LOOPBACK_OVERRIDE = "compose.loopback.yaml"
-"""The override written from the marker and the current compose file at each compose call."""
 _ENV_PASSED = ("PATH", "HOME", "DOCKER_HOST", "DOCKER_CONFIG", "DOCKER_CERT_PATH",
                "DOCKER_TLS_VERIFY", "XDG_RUNTIME_DIR")
 
@@ -362,9 +357,15 @@ class Compose(Protocol):
 class ComposeCli:
     """The Compose v2 adapter: one method per verb, one project per call."""
 
-    def __init__(self, argv: list[str] | None = None) -> None:
-        """Use `argv` as the compose command, or find one lazily."""
+    def __init__(self, argv: list[str] | None = None, *,
+                 files: Callable[[Path], list[Path]] | None = None) -> None:
+        """Use `argv` as the compose command (or find one lazily) and `files` for a project.
+
+        `files(project_dir)` returns the compose files a project is run with, in order (the
+        apps layer adds its overrides there, apps/loopback.py); by default compose.yaml only.
+        """
         self._argv = argv
+        self._files = files
 
     @property
     def argv(self) -> list[str]:
@@ -376,11 +377,10 @@ class ComposeCli:
     def _project_args(self, project: str, project_dir: Path | None) -> list[str]:
         args = ["--ansi", "never", "--progress", "plain", "-p", project]
         if project_dir is not None:
-            args += ["--project-directory", str(project_dir), "-f",
-                     str(project_dir / COMPOSE_FILE)]
-            override = write_loopback_override(project_dir)
-            if override is not None:
-                args += ["-f", str(override)]
+            files = self._files(project_dir) if self._files else [project_dir / COMPOSE_FILE]
+            args += ["--project-directory", str(project_dir)]
+            for file in files:
+                args += ["-f", str(file)]
             args += ["--env-file", str(project_dir / ENV_FILE)]
         return args
 
@@ -507,64 +507,3 @@ class ComposeCli:
                 with contextlib.suppress(ProcessLookupError):
                     proc.kill()
             await proc.wait()
-
-
-def _loopback_port(entry: Any, target: int) -> Any:
-    """Return a ``ports`` entry bound to 127.0.0.1 if it publishes container port `target`."""
-    if isinstance(entry, dict):
-        if str(entry.get("target")) == str(target):
-            return {**entry, "host_ip": "127.0.0.1"}
-        return entry
-    text = str(entry)
-    body, slash, protocol = text.partition("/")
-    parts = body.rsplit(":", 2) if not body.startswith("[") else [body]
-    if len(parts) < 2 or parts[-1] != str(target):
-        return entry  # another port, a bare container port (random host port), a range
-    long: dict[str, Any] = {"target": target, "published": parts[-2], "host_ip": "127.0.0.1"}
-    if slash:
-        long["protocol"] = protocol
-    return long
-
-
-def loopback_override(compose: Mapping[str, Any], service: str, target: int) -> str | None:
-    """Return an override publishing `service`'s port `target` on 127.0.0.1 only, or None.
-
-    The service's whole ``ports`` list is restated (``!override``: Compose would otherwise
-    add the entry beside the original one), taken from the current compose file, so a port
-    changed later in the settings is followed; ``${VAR}`` stays for Compose to fill.
-    """
-    services = compose.get("services")
-    spec = services.get(service) if isinstance(services, dict) else None
-    ports = spec.get("ports") if isinstance(spec, dict) else None
-    if not isinstance(ports, list) or not ports:
-        return None
-    bound = [_loopback_port(p, target) for p in ports]
-    if bound == ports:
-        return None
-    lines = ["services:", f"  {json.dumps(service)}:", "    ports: !override"]
-    lines += [f"      - {json.dumps(p)}" for p in bound]
-    return "\n".join(lines) + "\n"
-
-
-def write_loopback_override(project_dir: Path) -> Path | None:
-    """Write the project's loopback override from its marker; return its path, or None."""
-    marker, override = project_dir / LOOPBACK_FILE, project_dir / LOOPBACK_OVERRIDE
-    try:
-        wanted = json.loads(marker.read_text())
-        service, target = str(wanted["service"]), int(wanted["port"])
-        compose = yamlsafe.load_mapping((project_dir / COMPOSE_FILE).read_bytes(),
-                                        what="instance compose file")
-    except (OSError, ValueError, KeyError, TypeError, StackHubError):
-        with contextlib.suppress(OSError):
-            override.unlink()
-        return None
-    text = loopback_override(compose, service, target)
-    if text is None:
-        with contextlib.suppress(OSError):
-            override.unlink()
-        return None
-    with contextlib.suppress(OSError):
-        if override.read_text() == text:
-            return override
-    override.write_text(text)
-    return override

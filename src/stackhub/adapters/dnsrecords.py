@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -137,7 +138,28 @@ class Zone:
                 provider: {**opts, "domain": self.zone}}
 
 
+_ENDPOINTS = ("AWS_ENDPOINT_URL_ROUTE_53", "AWS_ENDPOINT_URL")
+_told: set[str] = set()
+
+
+def route53_endpoint() -> str | None:
+    """Return the Route 53 endpoint boto3 takes from the server's environment, if not AWS.
+
+    Only the environment StackHub runs in sets it (a provider credential set accepts only the
+    kind's own variables): meant for a Route 53-compatible test server. It is logged once.
+    """
+    found = next((os.environ[k] for k in _ENDPOINTS if os.environ.get(k)), None)
+    if found is not None and found not in _told:
+        _told.add(found)
+        log.warning("gateway: DNS records go to the Route 53 endpoint %s (from %s in the "
+                    "server's environment), not AWS", found[:200],
+                    next(k for k in _ENDPOINTS if os.environ.get(k)))
+    return found
+
+
 def _client(zone: Zone) -> Any:
+    if zone.kind == "route53":
+        route53_endpoint()
     # imported on use: lexicon (requests, tldextract, bs4) is slow to import
     from lexicon.client import Client
     from lexicon.config import ConfigResolver, DictConfigSource
@@ -218,7 +240,9 @@ def content_for(kind: str, rtype: str, content: str) -> str:
 
 def _replace(zone: Zone, name: str, rtype: str, contents: tuple[str, ...]) -> None:
     with _open(zone) as ops:
-        ops.delete_record(None, rtype, _fqdn(name), None)
+        # only delete what exists: route53 (and others) raise when nothing matches
+        if zone.kind == "rfc2136" or ops.list_records(rtype, _fqdn(name)):
+            ops.delete_record(None, rtype, _fqdn(name), None)
         for content in contents:
             ops.create_record(rtype, _fqdn(name), content_for(zone.kind, rtype, content))
 
@@ -242,9 +266,29 @@ async def _call(zone: Zone, what: str, fn: Callable[[], None], timeout: float) -
         raise DnsProviderRefused(f"the DNS provider ({zone.kind}) did not answer within "
                                  f"{timeout:.0f} s while {what}") from err
     except Exception as err:  # lexicon and the providers' HTTP libraries raise anything
-        text = mask(f"{type(err).__name__}: {err}", zone.env)[:300]
+        text = mask(f"{type(err).__name__}: {err}{_detail(err)}", zone.env)[:400]
         raise DnsProviderRefused(f"the DNS provider ({zone.kind}) refused {what}: "
                                  f"{text}") from err
+
+
+def _detail(err: Exception) -> str:
+    """Return what an HTTP error's answer says beyond its text (a refused key, above all)."""
+    answer = getattr(err, "response", None)
+    status = None
+    detail = ""
+    if isinstance(answer, dict):  # botocore's ClientError (route53)
+        status = answer.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        error = answer.get("Error") or {}
+        if not error.get("Code"):  # some endpoints answer <Errors><Error>: botocore misses it
+            error = (answer.get("Errors") or {}).get("Error") or {}
+        if error.get("Code") and error["Code"] not in str(err):
+            detail = f" ({error['Code']}: {str(error.get('Message', ''))[:160]})"
+    else:
+        status = getattr(answer, "status_code", None)  # requests' HTTPError
+    if status in (401, 403):
+        detail += (f"; HTTP {status}: the provider did not accept the credentials (check the "
+                   "key, its secret and that it may change this zone)")
+    return detail
 
 
 async def replace(zone: Zone, name: str, rtype: str, contents: tuple[str, ...], *,

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from stackhub.adapters.compose import COMPOSE_FILE, ENV_FILE, death_pact, write_loopback_override
+from stackhub.adapters.compose import COMPOSE_FILE, ENV_FILE, death_pact
 
 SOCKET_NAME = "sock"
 TARGET = "/stackhub-proxy"
@@ -145,16 +145,15 @@ def refused(message: str) -> Reply:
 
 
 def compose_call(compose_argv: list[str], project: str, project_dir: Path, args: list[str], *,
-                 stdin: bytes, timeout: float) -> Reply:
+                 stdin: bytes, timeout: float, project_files: list[Path] | None = None) -> Reply:
     """Run one compose command on StackHub's own project files (an argument list, no shell).
 
-    The project, its file and env file are always StackHub's own: the caller only chooses the
-    verb and its checked arguments.
+    The project, its files (`project_files`, by default compose.yaml) and env file are always
+    StackHub's own: the caller only chooses the verb and its checked arguments.
     """
-    files = ["-f", str(project_dir / COMPOSE_FILE)]
-    override = write_loopback_override(project_dir)
-    if override is not None:
-        files += ["-f", str(override)]
+    files: list[str] = []
+    for file in project_files or [project_dir / COMPOSE_FILE]:
+        files += ["-f", str(file)]
     command = [*death_pact(), *compose_argv, "--ansi", "never", "--progress", "plain", "-p",
                project, "--project-directory", str(project_dir), *files, "--env-file",
                str(project_dir / ENV_FILE), *args]

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stackhub.adapters.sandbox_proxy import Reply, compose_call, refused
+from stackhub.apps.loopback import project_files
 
 CALL_TIMEOUT = 300.0
 """Seconds one request may take (and never more than the sandbox run has left)."""
@@ -216,6 +217,7 @@ class HookProxy:
             stdin = b""
         self.acted = True
         reply = compose_call(self.compose_argv, self.project, self.project_dir, call.args(),
-                             stdin=stdin, timeout=min(CALL_TIMEOUT, left - 0.5))
+                             stdin=stdin, timeout=min(CALL_TIMEOUT, left - 0.5),
+                             project_files=project_files(self.project_dir))
         self.log.append(f"stackhub: proxy: {call.describe()} -> exit {reply.code}")
         return reply

@@ -25,8 +25,9 @@ from typing import Any
 import psutil
 
 from stackhub import faults, fsutil
-from stackhub.adapters import caddy, compose, lego
+from stackhub.adapters import caddy, lego
 from stackhub.adapters.dns import DnsResolver, Resolver
+from stackhub.apps import loopback
 from stackhub.apps.models import InstanceRead, InstanceStatus, OperationRead
 from stackhub.apps.service import AppsService
 from stackhub.config import Paths
@@ -742,7 +743,7 @@ class ProxyService:
 
     def _loopback_port(self, instance: str) -> int | None:
         """Return the host port published on 127.0.0.1 only for `instance`, or None."""
-        marker = self.paths.instance_dir(instance) / compose.LOOPBACK_FILE
+        marker = self.paths.instance_dir(instance) / loopback.LOOPBACK_FILE
         if not marker.is_file():
             return None
         inst = self.apps.get(instance)
@@ -757,11 +758,11 @@ class ProxyService:
         """Publish the app's web port on 127.0.0.1 only (on) or on all interfaces (off).
 
         A marker in the project folder makes every compose call add an override binding the
-        main web port to 127.0.0.1 (adapters/compose.py); ``compose up`` then recreates only
+        main web port to 127.0.0.1 (apps/loopback.py); ``compose up`` then recreates only
         that service. The gateway reaches the app on 127.0.0.1:PORT either way.
         """
         inst = self.apps.get(instance)
-        marker = self.paths.instance_dir(instance) / compose.LOOPBACK_FILE
+        marker = self.paths.instance_dir(instance) / loopback.LOOPBACK_FILE
         if inst.main is None or marker.is_file() == on:
             return
         if on:

@@ -1,52 +1,28 @@
-"""The loopback override: a protected app's web port published on 127.0.0.1 only."""
+"""The Compose adapter runs a project with the files it is given and decides nothing itself."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from stackhub.adapters.compose import (
-    LOOPBACK_FILE,
-    LOOPBACK_OVERRIDE,
-    ComposeCli,
-    loopback_override,
-    write_loopback_override,
-)
-from stackhub.yamlsafe import load_mapping
-
-COMPOSE = {"services": {"web": {"image": "x", "ports": [
-    "${WEB_PORT}:80", "0.0.0.0:9000:9000/udp", {"target": 443, "published": "8443"}]},
-    "db": {"image": "y"}}}
+from stackhub.adapters.compose import ComposeCli
 
 
-def test_only_the_web_port_is_bound_to_loopback() -> None:
-    text = loopback_override(COMPOSE, "web", 80)
-    assert text is not None and "ports: !override" in text
-    body = text.replace(" !override", "")
-    ports = load_mapping(body, what="override")["services"]["web"]["ports"]
-    assert ports == [{"target": 80, "published": "${WEB_PORT}", "host_ip": "127.0.0.1"},
-                     "0.0.0.0:9000:9000/udp", {"target": 443, "published": "8443"}]
-    long = loopback_override(COMPOSE, "web", 443)
-    assert long is not None and '"host_ip": "127.0.0.1"' in long and "${WEB_PORT}:80" in long
-    assert loopback_override(COMPOSE, "db", 80) is None  # no ports
-    assert loopback_override(COMPOSE, "nope", 80) is None
-    assert loopback_override({"services": {"web": {"ports": ["80"]}}}, "web", 80) is None
-    tcp = loopback_override({"services": {"web": {"ports": ["8080:80/tcp"]}}}, "web", 80)
-    assert tcp is not None and '"protocol": "tcp"' in tcp
+def _files(args: list[str]) -> list[str]:
+    return [args[i + 1] for i, a in enumerate(args) if a == "-f"]
 
 
-def test_the_override_follows_the_marker(tmp_path: Path) -> None:
-    (tmp_path / "compose.yaml").write_text(json.dumps(COMPOSE))
-    cli = ComposeCli(["docker", "compose"])
-    assert write_loopback_override(tmp_path) is None
-    assert "-f" in cli._project_args("p", tmp_path)
-    assert str(tmp_path / LOOPBACK_OVERRIDE) not in cli._project_args("p", tmp_path)
-    (tmp_path / LOOPBACK_FILE).write_text(json.dumps({"service": "web", "port": 80}))
-    args = cli._project_args("p", tmp_path)
-    assert args[args.index(str(tmp_path / LOOPBACK_OVERRIDE)) - 1] == "-f"
-    assert args.index(str(tmp_path / "compose.yaml")) < args.index(
-        str(tmp_path / LOOPBACK_OVERRIDE))
-    assert "127.0.0.1" in (tmp_path / LOOPBACK_OVERRIDE).read_text()
-    (tmp_path / LOOPBACK_FILE).write_text("{broken")
-    assert write_loopback_override(tmp_path) is None
-    assert not (tmp_path / LOOPBACK_OVERRIDE).exists()  # a bad marker binds nothing
+def test_default_is_the_compose_file_only_marker_ignored(tmp_path: Path) -> None:
+    (tmp_path / "compose.yaml").write_text("services: {web: {image: x, ports: ['8080:80']}}\n")
+    (tmp_path / "loopback.json").write_text(json.dumps({"service": "web", "port": 80}))
+    args = ComposeCli(["docker", "compose"])._project_args("p", tmp_path)
+    assert _files(args) == [str(tmp_path / "compose.yaml")]
+    assert not (tmp_path / "compose.loopback.yaml").exists()  # the adapter wrote nothing
+    assert args[args.index("--env-file") + 1] == str(tmp_path / ".env")
+
+
+def test_given_files_are_passed_in_order(tmp_path: Path) -> None:
+    given = [tmp_path / "compose.yaml", tmp_path / "extra.yaml"]
+    cli = ComposeCli(["docker", "compose"], files=lambda folder: given)
+    assert _files(cli._project_args("p", tmp_path)) == [str(f) for f in given]
+    assert "-f" not in cli._project_args("p", None)  # down by project name: no files

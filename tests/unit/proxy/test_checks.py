@@ -14,8 +14,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from stackhub.adapters.compose import LOOPBACK_FILE
 from stackhub.adapters.dns import Answer
+from stackhub.apps.loopback import LOOPBACK_FILE
 from stackhub.errors import Conflict, EngineError, NotFound
 from stackhub.operations.models import OperationState
 from stackhub.proxy.models import DomainState

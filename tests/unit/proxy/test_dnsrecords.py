@@ -2,7 +2,8 @@
 
 Cloud providers (Cloudflare, Aliyun, Tencent Cloud, DNSPod, Route 53) cannot be reached from
 the test machine: their credentials' mapping to lexicon is tested here; the records really
-written are tested against BIND in tests/integration/test_dns_records.py.
+written are tested against BIND in tests/integration/test_dns_records.py and moto's Route 53
+in tests/integration/test_dns_route53.py.
 """
 
 from __future__ import annotations
@@ -296,3 +297,38 @@ def test_the_hook_refuses_bad_calls(capsys: pytest.CaptureFixture[str]) -> None:
         "CF_DNS_API_TOKEN": SECRET}) == 1
     out = capsys.readouterr().out
     assert "not in the zone example.com" in out and SECRET not in out
+
+
+class _Refused(Exception):
+    """Shaped like botocore's ClientError: a `response` dict."""
+
+    def __init__(self, response: dict[str, object]) -> None:
+        super().__init__("An error occurred () when calling the ListHostedZonesByName operation")
+        self.response = response
+
+
+def test_a_refused_key_is_named_in_the_error() -> None:
+    moto_shape = _Refused({"Error": {"Code": ""}, "Errors": {"Error": {
+        "Code": "InvalidClientTokenId", "Message": "The security token is invalid."}},
+        "ResponseMetadata": {"HTTPStatusCode": 403}})
+    detail = dnsrecords._detail(moto_shape)
+    assert "InvalidClientTokenId: The security token is invalid." in detail
+    assert "HTTP 403: the provider did not accept the credentials" in detail
+    assert dnsrecords._detail(ValueError("No record found")) == ""
+    server_error = _Refused({"Error": {"Code": "Throttling", "Message": "slow down"},
+                             "ResponseMetadata": {"HTTPStatusCode": 400}})
+    assert dnsrecords._detail(server_error) == " (Throttling: slow down)"
+
+
+def test_a_route53_endpoint_from_the_environment_is_logged_once(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.delenv("AWS_ENDPOINT_URL_ROUTE_53", raising=False)
+    assert dnsrecords.route53_endpoint() is None
+    monkeypatch.setenv("AWS_ENDPOINT_URL_ROUTE_53", "http://127.0.0.1:4566")
+    with caplog.at_level("WARNING", logger="stackhub.gateway"):
+        assert dnsrecords.route53_endpoint() == "http://127.0.0.1:4566"
+        assert dnsrecords.route53_endpoint() == "http://127.0.0.1:4566"
+    told = [r.getMessage() for r in caplog.records if "Route 53 endpoint" in r.getMessage()]
+    assert told == ["gateway: DNS records go to the Route 53 endpoint http://127.0.0.1:4566 "
+                    "(from AWS_ENDPOINT_URL_ROUTE_53 in the server's environment), not AWS"]
