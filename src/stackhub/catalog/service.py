@@ -31,7 +31,7 @@ from stackhub.catalog.models import (
 from stackhub.catalog.readers import common
 from stackhub.catalog.readers.compose import parse_compose
 from stackhub.catalog.readers.stackhub import parse_app
-from stackhub.catalog.snapshot import MAX_BYTES, safe_file
+from stackhub.catalog.snapshot import IMAGE_SUFFIXES, MAX_BYTES, safe_file
 from stackhub.catalog.sync import SYNC_TIMEOUT, SyncContext, git_url, load, sync_store
 from stackhub.errors import AlreadyExists, Invalid, NotFound, StoreError, TooLarge
 from stackhub.fsutil import remove_tree_inside
@@ -42,7 +42,6 @@ STORE_NAME = APP_ID
 MAX_ASSET = 5 * 1024 * 1024
 OFFICIAL = "official"
 ARCHIVE_SUFFIXES = (".zip", ".tar.gz", ".tgz", ".tar")
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".webp", ".svg", ".ico", ".avif"})
 
 
 def official_store_path() -> Path:
@@ -182,6 +181,7 @@ class Catalog:
                 index.drop_store(conn, name)
                 conn.execute("DELETE FROM stores WHERE name = ?", (name,))
             remove_tree_inside(self.ctx.stores_dir / name, self.ctx.stores_dir)
+            (self.ctx.stores_dir / f".stat-{name}").unlink(missing_ok=True)  # sync.py's marker
 
     # sync
 

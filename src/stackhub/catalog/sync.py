@@ -27,6 +27,7 @@ from stackhub.catalog.snapshot import (
     copy_tree,
     remove_vcs,
     safe_file,
+    safe_file_in,
     stat_fingerprint,
 )
 from stackhub.errors import Invalid, NotFound, StackHubError, StoreError
@@ -124,16 +125,17 @@ def _stage(ctx: SyncContext, row: StoreRow, tree: Path, *, force: bool) -> str |
     source = Path(row.source)
     # files' metadata as last hashed: equal means unchanged without reading 200 MB again
     marker = ctx.stores_dir / f".stat-{row.name}"
-    seen = stat_fingerprint(source, max_bytes=row.max_bytes)
-    if not force and ctx.snapshot_dir(row) and row.revision:
+    if not force and ctx.snapshot_dir(row) and row.revision:  # else copy_tree checks the limits
+        seen = stat_fingerprint(source, max_bytes=row.max_bytes)
         with contextlib.suppress(OSError):
             if marker.read_text() == f"{row.revision} {seen}":
                 return None
         if content_hash(source) == row.revision:
             _remember(marker, f"{row.revision} {seen}")
             return None  # hashing in place is cheaper than copying unchanged content
-    revision = copy_tree(source, tree, max_bytes=row.max_bytes)
-    # the metadata seen before the copy: a file changed meanwhile differs next time and is hashed
+    # each file's metadata from before it was read (or after it was linked): a file changed
+    # meanwhile differs next time and is hashed
+    revision, seen = copy_tree(source, tree, max_bytes=row.max_bytes)
     _remember(marker, f"{revision} {seen}")
     return revision
 
@@ -146,7 +148,10 @@ def _remember(marker: Path, text: str) -> None:
 
 
 def _asset(tree: Path, folder: Path | None, ref: str | None) -> str | None:
-    """Return an asset as a path relative to the snapshot, or an external https URL."""
+    """Return an asset as a path relative to the snapshot, or an external https URL.
+
+    `tree` and `folder` are resolved already (read_entries): no link is followed below them.
+    """
     if not ref:
         return None
     if ref.startswith(("https://", "http://")):
@@ -154,9 +159,9 @@ def _asset(tree: Path, folder: Path | None, ref: str | None) -> str | None:
         local = _asset(tree, folder, name) if folder and name else None
         return local or (ref if ref.startswith("https://") else None)
     for base in ([folder] if folder else []) + [tree]:
-        path = safe_file(base, ref)
+        path = safe_file_in(base, ref)
         if path is not None:
-            return path.relative_to(tree.resolve()).as_posix()
+            return path.relative_to(tree).as_posix()
     return None
 
 
@@ -166,6 +171,7 @@ def read_entries(tree: Path, store: str, *, arch: str,
     root, _ = locate_store_root(tree)
     _, scanned = scan_store(tree, store, arch=arch, installed=lambda app: app in installed)
     featured = featured_ids(root)
+    tree_real = tree.resolve(strict=True)
     entries: list[IndexEntry] = []
     errors: list[str] = []
     for item in scanned:
@@ -173,12 +179,15 @@ def read_entries(tree: Path, store: str, *, arch: str,
             where = "store" if item.folder == root else item.folder.name
             errors.append(f"{where}: {item.error or 'unreadable'}")
             continue
-        app, folder = item.app, item.folder
-        icon = _asset(tree, folder, app.icon)
+        app = item.app
+        folder: Path | None = item.folder.resolve()
+        if folder is not None and not folder.is_relative_to(tree_real):
+            folder = None  # reached through a link out of the tree: only the tree's paths count
+        icon = _asset(tree_real, folder, app.icon)
         if icon is None:
             icon = next((found for name in ICON_NAMES
-                         if (found := _asset(tree, folder, name))), None)
-        shots = [s for s in (_asset(tree, folder, ref) for ref in app.screenshots) if s]
+                         if (found := _asset(tree_real, folder, name))), None)
+        shots = [s for s in (_asset(tree_real, folder, ref) for ref in app.screenshots) if s]
         entries.append(IndexEntry(app=app, icon=icon, screenshots=shots,
                                   featured=app.id.lower() in featured))
     return root, entries, errors

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,6 +20,8 @@ DEADLINE = 3600.0
 POLL_INTERVAL = 0.5
 STREAM_SILENCE = 30.0
 """The server pings every 5 s; this much silence means the connection is gone: poll instead."""
+_CONTROL = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[@-_]|[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+"""Terminal escape sequences and control characters, dropped from printed log lines."""
 
 
 class Bars:
@@ -31,7 +34,12 @@ class Bars:
         self.images: dict[str, TaskID] = {}
 
     def update(self, kind: str, data: dict[str, Any]) -> None:
-        """Move the bars for one event line."""
+        """Move the bars for one event line; print a `log` event's text above them."""
+        if kind == "log" and not self.progress.disable:
+            for line in str(data.get("text", "")).splitlines():
+                # store scripts and hooks write it: no terminal escapes, no rich markup
+                self.progress.console.print(_CONTROL.sub("", line.rstrip()), markup=False,
+                                            highlight=False, emoji=False)
         if kind == "pull":
             image = str(data["image"])
             if image not in self.images:

@@ -626,7 +626,7 @@ def _text(value: object) -> dict[str, str]:
         value).strip() else {}
 
 
-def parse_app(manifest_text: str | bytes, compose_text: str | bytes, *,
+def parse_app(manifest_text: str | bytes, compose_text: str | bytes | dict[str, Any], *,
               exports_text: str | bytes | None = None, hooks: frozenset[str] = frozenset(),
               files: frozenset[str] = frozenset(), folder_name: str | None = None,
               store: str | None = None, installed: Installed = lambda _: False,
@@ -634,11 +634,13 @@ def parse_app(manifest_text: str | bytes, compose_text: str | bytes, *,
               hook_texts: dict[str, str] | None = None) -> AppDefinition:
     """Build an AppDefinition from one Umbrel app.
 
-    `files` are the relative names in its folder; `file_texts` the contents of its seed and
-    template files (None where a file is binary or too large).
+    `compose_text` may come parsed already (by yamlsafe, as read_app_dir does); `files` are the
+    relative names in its folder; `file_texts` the contents of its seed and template files (None
+    where a file is binary or too large).
     """
     manifest = yamlsafe.load_mapping(manifest_text, what=MANIFEST_FILE)
-    compose = yamlsafe.load_mapping(compose_text, what=COMPOSE_FILE)
+    compose = compose_text if isinstance(compose_text, dict) else yamlsafe.load_mapping(
+        compose_text, what=COMPOSE_FILE)
     app_id = manifest.get("id")
     if not isinstance(app_id, str) or not APP_ID.match(app_id):
         raise Invalid(f"{MANIFEST_FILE} has no valid id")
@@ -694,11 +696,10 @@ def _file_texts(folder: Path, names: frozenset[str]) -> dict[str, str | None]:
     return texts
 
 
-def _env_file_texts(folder: Path, compose_raw: bytes) -> dict[str, str | None]:
-    """Read the env files the compose file names in the app's folder (None if unusable)."""
-    try:
-        compose = yamlsafe.load_mapping(compose_raw, what=COMPOSE_FILE)
-    except (Invalid, TooLarge):
+def _env_file_texts(folder: Path, compose: dict[str, Any] | None) -> dict[str, str | None]:
+    """Read the env files the (parsed) compose file names in the app's folder (None if
+    unusable)."""
+    if compose is None:
         return {}  # parse_app reports the compose file itself
     services = compose.get("services")
     texts: dict[str, str | None] = {}
@@ -755,8 +756,12 @@ def read_app_dir(folder: Path, *, store: str | None = None,
         hooks = frozenset(p.name for p in hooks_dir.iterdir()) if hooks_dir.is_dir() else (
             frozenset({"hooks"}))
     files = _folder_files(folder)
-    compose = common.read_file(folder, COMPOSE_FILE)
-    env_texts = _env_file_texts(folder, compose)
+    compose_raw = common.read_file(folder, COMPOSE_FILE)
+    try:  # parsed once, here: the env files it names are read before parse_app
+        compose: bytes | dict[str, Any] = yamlsafe.load_mapping(compose_raw, what=COMPOSE_FILE)
+    except (Invalid, TooLarge):
+        compose = compose_raw  # parse_app raises the same error for it
+    env_texts = _env_file_texts(folder, compose if isinstance(compose, dict) else None)
     return parse_app(common.read_file(folder, MANIFEST_FILE), compose,
                      exports_text=common.read_optional(folder, EXPORTS_FILE), hooks=hooks,
                      files=files | frozenset(env_texts), folder_name=folder.name, store=store,
