@@ -177,10 +177,51 @@ port_user() {
   fi
 }
 stackhub_answers() { curl -fs -o /dev/null --max-time 2 "$HEALTH" 2>/dev/null; }
-# port_is_ours PORT WHO: the StackHub server (or its Caddy gateway) holds the port
+# pid_listens PID PORT: a listening TCP socket on PORT is PID's (one of its fds), or, where its
+# fds cannot be read (a container without CAP_SYS_PTRACE), its (non-root) user's. No ss needed.
+pid_listens() {
+  local pid="$1" hex uid owner inode
+  hex="$(printf '%04X' "$2")"
+  uid="$(awk '/^Uid:/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)"
+  while read -r owner inode; do
+    [ -n "$(find "/proc/$pid/fd" -lname "socket:\[$inode\]" -print -quit 2>/dev/null)" ] \
+      && return 0
+    [ -n "$uid" ] && [ "$uid" != 0 ] && [ "$owner" = "$uid" ] && return 0
+  done < <(awk -v p=":$hex" '$2 ~ p"$" && $4 == "0A" {print $8, $10}' /proc/net/tcp \
+    /proc/net/tcp6 2>/dev/null)
+  return 1
+}
+# The Debian caddy package enables caddy.service, which serves its stock Caddyfile's welcome
+# page on port 80; StackHub runs its own Caddy as the gateway, so that service is stopped and
+# disabled (disable_packaged_caddy). A Caddyfile the admin changed is theirs: left alone.
+packaged_caddy() {
+  [ "$(fact_systemd)" = yes ] && have systemctl && have dpkg-query || return 1
+  local stock
+  stock="$(dpkg-query -W -f='${Conffiles}\n' caddy 2>/dev/null \
+    | awk '$1 == "/etc/caddy/Caddyfile" {print $2}')"
+  [ -n "$stock" ] && [ "$(md5sum /etc/caddy/Caddyfile 2>/dev/null | cut -d' ' -f1)" = "$stock" ]
+}
+disable_packaged_caddy() {
+  packaged_caddy || return 0
+  if systemctl is-enabled --quiet caddy.service 2>/dev/null \
+      || systemctl is-active --quiet caddy.service 2>/dev/null; then
+    log "stopping and disabling the caddy package's own caddy.service (its stock Caddyfile holds port 80; StackHub runs its own Caddy as the gateway)"
+    systemctl disable --now caddy.service >&2 || die "systemctl disable --now caddy.service failed"
+    ACTED=1
+  fi
+}
+# port_is_ours PORT WHO: the StackHub server (or its Caddy gateway) holds the port, or the
+# caddy package's own service (install.sh stops it)
 port_is_ours() {
   local port="$1" who="$2" pid
   if [ "$port" = "$PORT" ] && stackhub_answers; then return 0; fi
+  if [ "$port" != "$PORT" ] && packaged_caddy; then
+    pid="$(systemctl show -p MainPID --value caddy.service 2>/dev/null || true)"
+    if [ -n "$pid" ] && [ "$pid" != 0 ] && pid_listens "$pid" "$port"; then
+      log "port $port: held by the caddy package's own caddy.service, which install.sh stops"
+      return 0
+    fi
+  fi
   pid="$(printf '%s' "$who" | sed -n 's/.*(pid \([0-9]*\)).*/\1/p')"
   [ -n "$pid" ] || return 1
   # the gateway: a caddy whose parent is the StackHub server, or whose config is in the data root
@@ -278,8 +319,12 @@ install_packages() {
       want+=(python3.11 python3.11-venv)  # Ubuntu 22.04: 3.10 is the default python3
     fi
   fi
-  apt-get update -q >&2
+  # the package lists are fetched only when something is to be looked up or installed: a run
+  # with every package present needs no network and leaves /var/lib/apt/lists alone
+  local updated=0
   for p in "${optional[@]}"; do
+    if pkg_installed "$p"; then want+=("$p"); continue; fi
+    [ "$updated" = 1 ] || { apt-get update -q >&2; updated=1; }
     if apt_has "$p"; then want+=("$p"); else log "WARNING: no $p package here: $([ "$p" = lego ] && echo "no DNS-01 wildcard certificates" || echo "HTTPS for app domains stays off") (stackhub doctor says so)"; fi
   done
   for p in "${want[@]}"; do pkg_installed "$p" || missing+=("$p"); done
@@ -287,6 +332,7 @@ install_packages() {
     log "packages present: ${want[*]}"
     return
   fi
+  [ "$updated" = 1 ] || apt-get update -q >&2
   log "installing: ${missing[*]}"
   ACTED=1
   local policy_added=0
@@ -513,6 +559,13 @@ start_service() {
   if [ "$(fact_systemd)" = yes ]; then
     local new
     new="$(unit_text)"
+    # a server supervised by an earlier run without systemd (a container or WSL that has it
+    # now) holds the port: the unit's server could not bind it and would restart forever
+    if [ -n "$(supervisor_pid)" ]; then
+      stop_supervised
+      ACTED=1
+    fi
+    rm -f "$PREFIX/bin/stackhub-supervise"
     mkdir -p "$UNIT_DIR"
     if [ "$(cat "$UNIT" 2>/dev/null || true)" != "$new" ]; then
       printf '%s\n' "$new" >"$UNIT"
@@ -556,7 +609,11 @@ wait_for_api() {
     stackhub_answers && return 0
     sleep 0.5
   done
-  tail -n 30 "$LOGFILE" >&2 2>/dev/null || true
+  if [ "$(fact_systemd)" = yes ]; then
+    journalctl -u stackhub.service -n 30 --no-pager >&2 2>/dev/null || true
+  else
+    tail -n 30 "$LOGFILE" >&2 2>/dev/null || true
+  fi
   die "StackHub does not answer on $HEALTH after 60 s (journalctl -u stackhub, or $LOGFILE)"
 }
 
@@ -647,6 +704,7 @@ ACTED=0     # anything at all was installed, written or started (0: the run was 
 if [ "$PACKAGES" = 1 ]; then
   install_packages
 fi
+disable_packaged_caddy
 pick_python >/dev/null || die "no Python >= 3.11 with venv: install python3.11 and python3.11-venv (or set PYTHON=/path/to/python3.11) and run install.sh again"
 have docker || die "the docker command is missing: install docker.io (or run without --no-packages)"
 ensure_venv

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 from pathlib import Path
 
@@ -195,3 +196,30 @@ def test_the_pools_are_configured_before_the_engine_starts() -> None:
                                              "start_engine", "install_compose"}]
     assert steps == ["install_stackhub", "configure_engine_pools", "start_engine",
                      "install_compose"]
+
+
+def test_pid_listens_finds_the_process_holding_a_port(tmp_path: Path) -> None:
+    """The check that names the caddy package's own service on 80 reads /proc, not ss."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        script = (f'source "{INSTALL}"; pid_listens {os.getpid()} {port} && echo mine; '
+                  f'pid_listens 1 {port} || echo not-pid-1; '
+                  f'pid_listens {os.getpid()} 1 || echo not-port-1')
+        base = {k: v for k, v in os.environ.items() if not k.startswith("STACKHUB_")}
+        done = subprocess.run(["bash", "-c", script], capture_output=True, text=True,
+                              timeout=60, env={**base, "STACKHUB_INSTALL_LIB": "1"},
+                              stdin=subprocess.DEVNULL, check=False, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["mine", "not-pid-1", "not-port-1"]
+
+
+def test_the_caddy_package_service_is_stopped_before_stackhub_starts() -> None:
+    """Its stock Caddyfile holds port 80, which StackHub's own Caddy gateway needs."""
+    main = INSTALL.read_text().split("# ---------------------------------------------------"
+                                     "--------------- main", 1)[1]
+    steps = [line.split()[0] for line in main.splitlines()
+             if line and line.split()[0] in {"install_packages", "disable_packaged_caddy",
+                                             "start_service"}]
+    assert steps == ["install_packages", "disable_packaged_caddy", "start_service"]
