@@ -162,6 +162,7 @@ def main() -> None:
             hub_times.append(run([*CLI, "app", "update", NAME, "--yes", "--stability", "0"],
                                  env))
             hub_cpu.append(CPU[-1])
+            steps = steps_of(url, token, hub_times[-1])
             raw_steps: dict[str, float] = {}
             before = cpu_now()
             raw_times.append(raw_update(raw, image, restic, env, raw_steps))
@@ -169,7 +170,7 @@ def main() -> None:
             print(f"round {index + 1} (-> {image.rsplit('/', 1)[1]}): stackhub "
                   f"{hub_times[-1]:.2f} s, raw {raw_times[-1]:.2f} s, ratio "
                   f"{hub_times[-1] / raw_times[-1]:.2f}; stackhub steps (s): "
-                  f"{steps_of(url, token)}; raw steps (s): "
+                  f"{steps}; raw steps (s): "
                   + ", ".join(f"{k} {v:.2f}" for k, v in raw_steps.items()), flush=True)
         hub, raw_med = statistics.median(hub_times), statistics.median(raw_times)
         print(json.dumps({"stackhub": round(hub, 3), "raw": round(raw_med, 3),
@@ -189,8 +190,9 @@ def main() -> None:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def steps_of(url: str, token: str) -> str:
-    """StackHub's step times of the last update of the bench app."""
+def steps_of(url: str, token: str, wall: float) -> str:
+    """StackHub's step times of the last update of the bench app, then the time of the CLI's
+    `wall` spent outside the operation (CLI start, preview, preflight, result)."""
     ops = httpx.get(f"{url}/api/operations", params={"instance": NAME, "kind": "update"},
                     headers={"Authorization": f"Bearer {token}"}, timeout=30).json()
     op = ops["items"][0]
@@ -200,8 +202,9 @@ def steps_of(url: str, token: str) -> str:
 
     marks = [(s["name"], at(s["started_at"])) for s in op["steps"]] + [
         ("end", at(op["finished_at"]))]
+    outside = wall - (marks[-1][1] - at(op["started_at"]))
     return ", ".join(f"{name} {marks[i + 1][1] - start:.2f}"
-                     for i, (name, start) in enumerate(marks[:-1]))
+                     for i, (name, start) in enumerate(marks[:-1])) + f"; outside {outside:.2f}"
 
 
 if __name__ == "__main__":

@@ -131,6 +131,9 @@ def test_update_rolls_back_bad_versions_and_applies_a_good_one(server: Server,
     assert mine_listed["update_kind"] == "version"
     good = server.cli("app", "update", name, "--yes", "--stability", STABILITY)
     assert good.returncode == 0, good.stdout + good.stderr
+    # with --yes the preview prints once the update started, still before the result
+    said = " ".join(good.stdout.split())
+    assert said.index(f"{name} 1.0.0: version update to 2.0.0") < said.index(f"{name} updated")
     updated = instance(server, name)
     assert (updated["version"], updated["status"]) == ("2.0.0", "running")
     assert not updated["update_available"]
@@ -219,6 +222,7 @@ def test_a_database_major_change_is_never_applied_without_consent(server: Server
     refused = server.cli("app", "update", name, "--yes")
     assert refused.returncode != 0
     assert "postgres:15 -> stackhub-test/postgres:16" in refused.stderr + refused.stdout
+    assert "1.0.0: version update to 2.0.0" in refused.stdout  # the preview, though refused
     assert "--allow-database-major" in refused.stderr + refused.stdout
     ops = server.api("GET", "/api/operations", params={"instance": name}).json()["items"]
     assert [o["kind"] for o in ops] == ["install"]

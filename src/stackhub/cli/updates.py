@@ -182,25 +182,42 @@ def update_cmd(name: str, yes: YesOpt = False, as_json: JsonOpt = False,
                ) -> None:
     """Update NAME safely: snapshot first, rolled back automatically on any failure."""
     client = Client()
+    info: dict[str, Any] = {}
+    shown: list[bool] = []
+
+    def preview(_accepted: object = None) -> None:
+        if info and not as_json and not shown:
+            shown.append(True)
+            _preview(name, info)
+
     try:
-        info = client.request("GET", f"/api/instances/{name}/update")
-        if not as_json:
-            what = (f"{info['update_kind']} update to {info['latest_version']}"
-                    if info["update_available"] else "re-apply (nothing newer known)")
-            console.print(f"{name} {info['current_version']}: {what}")
-            if info.get("blocked"):
-                err_console.print(f"[bold yellow]Note:[/] {escape(info['blocked'])}")
-            if info["update_available"] and _notes(info):
-                console.print("[bold]Release notes[/]")
-                console.print(escape(_notes(info) or ""), highlight=False)
+        info.update(client.request("GET", f"/api/instances/{name}/update"))
+        if not (yes or as_json):  # read before the question
+            preview()
         _confirm(f"Update {name}? It stops while a snapshot is taken.", yes or as_json)
         body = {"force": force, "allow_database_major": allow_database_major,
                 "stability": stability}
+        # with --yes the preview prints once the update has started, so rich loads and
+        # renders while the server works instead of before the request (same output, order)
         _, op, _ = run_operation(client, lambda: client.request(
-            "POST", f"/api/instances/{name}/update", json=body), quiet=as_json)
+            "POST", f"/api/instances/{name}/update", json=body), quiet=as_json,
+            announce=preview)
     except ClientError as err:
+        preview()  # a refused update still shows what it was about
         fail(err, as_json=as_json)
     _end(op, as_json, f"{name} updated", {"update": info})
+
+
+def _preview(name: str, info: dict[str, Any]) -> None:
+    """Print what an update will do: versions, a blocking note, the release notes."""
+    what = (f"{info['update_kind']} update to {info['latest_version']}"
+            if info["update_available"] else "re-apply (nothing newer known)")
+    console.print(f"{name} {info['current_version']}: {what}")
+    if info.get("blocked"):
+        err_console.print(f"[bold yellow]Note:[/] {escape(info['blocked'])}")
+    if info["update_available"] and _notes(info):
+        console.print("[bold]Release notes[/]")
+        console.print(escape(_notes(info) or ""), highlight=False)
 
 
 def rollback_cmd(name: str, yes: YesOpt = False, as_json: JsonOpt = False) -> None:

@@ -109,6 +109,22 @@ class UpdateFlows:
                 ids[image] = self.images.local(image)[0]
         return ids
 
+    async def _pull(self, run: Run, images: list[str]) -> None:
+        """Pull the images side by side (the app still runs); raise the first failure once
+        every pull has ended."""
+        done = [0]
+
+        async def one(image: str) -> None:
+            await asyncio.to_thread(self.apps.flows.engine.pull, image, lambda _p: None)
+            done[0] += 1
+            run.emit("progress", step="pull", progress=5.0 + 25.0 * done[0] / len(images),
+                     image=image)
+
+        results = await asyncio.gather(*(one(i) for i in images), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
     async def _stop(self, name: str) -> None:
         """Stop the app: through the engine's API when the adapter can, else Compose."""
         stop = getattr(self.apps.flows.engine, "stop_project", None)
@@ -178,12 +194,9 @@ class UpdateFlows:
         old_images = self.apps.flows._project_images(self.apps.flows._project(folder))
         new_images = self.apps.flows._project_images(json.loads(json.dumps(
             draft.plan.rendered.compose)))
+        run.step("pull", 5.0)  # from here: reading the old image ids is the engine's time too
         kept = await asyncio.to_thread(self._image_ids, old_images)
-        run.step("pull", 5.0)
-        for index, image in enumerate(new_images):
-            await asyncio.to_thread(self.apps.flows.engine.pull, image, lambda _p: None)
-            run.emit("progress", step="pull", progress=5.0 + 25.0 * (index + 1) / len(
-                new_images), image=image)
+        await self._pull(run, new_images)
         await faults.checkpoint("update-pulled")
         was_running = run.prior_status in (InstanceStatus.RUNNING.value,
                                            InstanceStatus.STARTING.value,

@@ -260,9 +260,14 @@ class UpdatesService:
                                          target.model_dump(mode="json")["compose"])
         if changes and not request.allow_database_major:
             raise Conflict(_blocked(changes) or "", details={"changes": changes})
-        self._space(name)
+        # the disk check walks the data folder: in a thread, beside the draft's compose runs
+        # (a full disk is still the error reported when both fail, as when it ran first)
+        space = asyncio.ensure_future(asyncio.to_thread(self._space, name))
         kept = dict(record.parameters)
-        draft = await settings.draft(name, target, {}, kept)
+        try:
+            draft = await settings.draft(name, target, {}, kept)
+        finally:
+            await space
         if draft.needs_consent:
             raise Conflict("the new version asks for risky options the installed one did not: "
                            "review them with `stackhub app plan`, then reinstall",
