@@ -14,13 +14,22 @@ straight and through the gateway in the same run, rounds interleaved:
 For each, wrk (``apt-get install -y wrk``) measures: straight to the port (HTTP), through the
 gateway over HTTPS (what browsers use; the internal CA, ``Host`` set to the app's name), and
 through the gateway over plain HTTP (an extra listener of the bench only, to separate TLS from
-proxying). The figures: requests/s, p50 and p99 latency, throughput ratio gateway/direct and
-added p99. Then: 50 routes loaded, one more added with one ``POST /load``, and the time until
-the new name answers over HTTPS.
+proxying), and for ``fast`` through a bare Caddy proxy (one ``reverse_proxy`` handler, nothing of
+StackHub's config: Caddy's own cost). The figures: requests/s, p50 and p99 latency,
+throughput ratio gateway/direct and added p99. Then: 50 routes loaded, one more added with
+one ``POST /load``, and the time until the new name answers over HTTPS.
+
+Direct is plain HTTP (an app's port has no TLS); gateway HTTPS is TLS termination + proxying.
+Each run also prints the CPU time (user + system) per request of the gateway, the upstreams
+and, for ``app``, the container's httpd and its port's docker-proxy. ``--pin`` puts wrk on
+CPU 1 and the servers on CPU 0 for every run (direct and gateway alike); ``--targets app-ip``
+adds the app dialled at its container address (no docker-proxy); ``--transport`` sets a
+reverse_proxy transport on the app routes (experiments only).
 
 Targets from issue 11: gateway throughput >= 80 % of direct, added p99 < 2 ms; adding a
 domain to a box with 50 routes: one reload, under 1 s to serve.
-Run: .venv/bin/python bench/gateway.py [--seconds 10] [--rounds 2] [--connections 32]
+Run: .venv/bin/python bench/gateway.py [--seconds 10] [--rounds 2] [--connections 32] [--pin]
+     [--targets app,fast,app-ip] [--skip-reload] [--transport JSON] [--route-only N]
 """
 
 from __future__ import annotations
@@ -28,6 +37,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import re
 import secrets
 import shutil
@@ -36,7 +46,7 @@ import statistics
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +74,9 @@ class Figures:
     p50_ms: float
     p99_ms: float
     errors: int
+    requests: int = 0
+    cpu_us: dict[str, float] = field(default_factory=dict)
+    """CPU time (user + system) per request of each measured process, in microseconds."""
 
 
 UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
@@ -76,24 +89,27 @@ def _ms(text: str) -> float:
     return float(found.group(1)) * UNITS[found.group(2)]
 
 
-def wrk(url: str, *, host: str | None, seconds: int, connections: int) -> Figures:
-    """Run wrk once and parse requests/s, p50, p99 and errors."""
-    args = ["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{seconds}s",
+def wrk(url: str, *, host: str | None, seconds: int, connections: int,
+        cpu: int | None = None) -> Figures:
+    """Run wrk once (on CPU `cpu` if given) and parse requests/s, p50, p99 and errors."""
+    pin = ["taskset", "-c", str(cpu)] if cpu is not None else []
+    args = [*pin, "wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{seconds}s",
             "--latency", url]
     if host:
-        args[1:1] = ["-H", f"Host: {host}"]
+        args[len(pin) + 1:len(pin) + 1] = ["-H", f"Host: {host}"]
     out = subprocess.run(args, capture_output=True, text=True, check=True,
                          timeout=seconds + 60).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p50 = _ms(re.search(r"\s50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
     p99 = _ms(re.search(r"\s99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     errors = 0
     for pattern in (r"Non-2xx or 3xx responses: (\d+)",
                     r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)"):
         found = re.search(pattern, out)
         if found:
             errors += sum(int(g) for g in found.groups())
-    return Figures(rps, p50, p99, errors)
+    return Figures(rps, p50, p99, errors, requests)
 
 
 def docker(*args: str) -> str:
@@ -127,13 +143,17 @@ def start_app(name: str) -> tuple[int, str]:
     raise SystemExit("the app container did not answer")
 
 
-def start_fast(home: Path, binary: str) -> tuple[int, subprocess.Popen[bytes]]:
-    """A second Caddy answering a fixed body on loopback."""
+def start_fast(home: Path, binary: str,
+               upstream: str | None = None) -> tuple[int, subprocess.Popen[bytes]]:
+    """A second Caddy answering a fixed body on loopback (or a bare proxy to `upstream`)."""
     port = free_port()
+    handler: dict[str, Any] = {"handler": "static_response", "body": "hello\n"}
+    if upstream is not None:  # one reverse_proxy handler, nothing of StackHub's config
+        handler = {"handler": "reverse_proxy", "upstreams": [{"dial": upstream}]}
     config = {"admin": {"disabled": True}, "apps": {"http": {"servers": {"fast": {
         "listen": [f"127.0.0.1:{port}"], "automatic_https": {"disable": True},
-        "routes": [{"handle": [{"handler": "static_response", "body": "hello\n"}]}]}}}}}
-    path = home / "fast.json"
+        "routes": [{"handle": [handler]}]}}}}}
+    path = home / ("bare.json" if upstream else "fast.json")
     path.write_text(json.dumps(config))
     proc = subprocess.Popen([binary, "run", "--config", str(path)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, env={"HOME": str(home),
@@ -200,9 +220,18 @@ async def serve_time(gateway: caddy.CaddyGateway, https: int, http: int,
             await asyncio.sleep(0.01)
 
 
+def _app_pids(name: str, port: int) -> dict[str, int]:
+    """Return the app container's httpd and its port's docker-proxy, as seen from the host."""
+    pids = {"app": int(docker("inspect", "-f", "{{.State.Pid}}", name))}
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        if proc.info["name"] == "docker-proxy" and str(port) in (proc.info["cmdline"] or []):
+            pids["docker-proxy"] = proc.pid
+    return pids
+
+
 def _cpu(pid: int) -> float:
-    times = psutil.Process(pid).cpu_times()
-    return float(times.user + times.system)
+    times = psutil.Process(pid).cpu_times()  # children: busybox httpd forks per connection
+    return float(times.user + times.system + times.children_user + times.children_system)
 
 
 async def _handshake(port: int, name: str, context: ssl.SSLContext) -> bool:
@@ -276,6 +305,16 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--pin", action="store_true",
+                        help="wrk on CPU 1; the gateway, the upstreams and the app on CPU 0")
+    parser.add_argument("--targets", default="app,fast",
+                        help="upstreams to measure, comma-separated: app, fast, app-ip (the "
+                             "app dialled at its container address instead of the published "
+                             "port)")
+    parser.add_argument("--skip-reload", action="store_true",
+                        help="skip the 50-routes reload figure")
+    parser.add_argument("--transport", default="",
+                        help="experiment: a reverse_proxy transport (JSON) set on app routes")
     parser.add_argument("--route-only", type=int, default=0, metavar="N",
                         help="only measure adding a route to 50, N times, phase by phase")
     options = parser.parse_args()
@@ -297,17 +336,26 @@ def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="stackhub-bench-gw-"))
     name = f"stackhub-bench-gw-{secrets.token_hex(3)}"
     fast_proc: subprocess.Popen[bytes] | None = None
+    bare_proc: subprocess.Popen[bytes] | None = None
     network = None
     try:
         app_port, network = start_app(name)
         fast_port, fast_proc = start_fast(home, binary)
         upstreams = {"app": f"127.0.0.1:{app_port}", "fast": f"127.0.0.1:{fast_port}"}
+        if "app-ip" in options.targets.split(","):  # the container's own address, no proxy
+            address = docker("inspect", "-f",
+                             "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", name)
+            upstreams["app-ip"] = f"{address}:80"
         https, http, plain = free_port(), free_port(), free_port()
-        asyncio.run(run(options, home, binary, upstreams, https, http, plain))
+        bare_port, bare_proc = start_fast(home, binary, upstreams["fast"])
+        asyncio.run(run(options, home, binary, upstreams, https, http, plain,
+                        {"fast": fast_proc.pid, "bare": bare_proc.pid,
+                         **_app_pids(name, app_port)}, name, bare_port))
     finally:
-        if fast_proc is not None:
-            fast_proc.terminate()
-            fast_proc.wait(10)
+        for proc in (fast_proc, bare_proc):
+            if proc is not None:
+                proc.terminate()
+                proc.wait(10)
         subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)
         if network:
             subprocess.run(["docker", "network", "rm", network], capture_output=True,
@@ -315,8 +363,31 @@ def main() -> None:
         shutil.rmtree(home, ignore_errors=True)
 
 
+def pin(pids: dict[str, int], container: str | None) -> None:
+    """Put the servers (all their threads) and the app container on CPU 0."""
+    for pid in pids.values():
+        subprocess.run(["taskset", "-a", "-cp", "0", str(pid)], check=True,
+                       capture_output=True)
+    if container:
+        docker("update", "--cpuset-cpus", "0", container)
+
+
+def patch(config: dict[str, Any], transport: dict[str, Any] | None) -> dict[str, Any]:
+    """Apply the bench's experiment (an upstream transport on every app route)."""
+    if transport is None:
+        return config
+    for route in config["apps"]["http"]["servers"][caddy.SERVER]["routes"]:
+        for handler in route.get("handle", []):
+            for step in handler.get("routes", []):
+                for inner in step.get("handle", []):
+                    if inner.get("handler") == "reverse_proxy" and "transport" not in inner:
+                        inner["transport"] = transport
+    return config
+
+
 async def run(options: argparse.Namespace, home: Path, binary: str, upstreams: dict[str, str],
-              https: int, http: int, plain: int) -> None:
+              https: int, http: int, plain: int, procs: dict[str, int],
+              container: str | None, bare: int) -> None:
     gateway = caddy.CaddyGateway(home / "gateway", binary=binary)
 
     async def reapply() -> None:
@@ -324,44 +395,73 @@ async def run(options: argparse.Namespace, home: Path, binary: str, upstreams: d
 
     await gateway.start(reapply)
     try:
-        await gateway.load(with_plain(caddy.render(spec_for(gateway, https, http, upstreams)),
-                                      plain))
+        assert gateway.process is not None and gateway.process.proc is not None
+        procs = {"gateway": gateway.process.proc.pid, **procs}
+        if options.pin:
+            pin(procs, container)
+            print("pinned: gateway, upstreams and app on CPU 0, wrk on CPU 1", flush=True)
+        transport = json.loads(options.transport) if options.transport else None
+        await gateway.load(patch(with_plain(caddy.render(spec_for(gateway, https, http,
+                                                                  upstreams)), plain),
+                                 transport))
         await asyncio.sleep(1.0)  # internal certificates issued
+        print(f"load average at start: {' '.join(f'{v:.1f}' for v in os.getloadavg())}",
+              flush=True)
         results: dict[str, list[Figures]] = {}
+        targets = [t for t in upstreams if t in options.targets.split(",")]
         for _ in range(options.rounds):
-            for target, up in upstreams.items():
+            for target in targets:
+                up = upstreams[target]
                 host = f"{target}.bench.lan"
-                for label, url, header in (
-                        ("direct", f"http://{up}/", None),
-                        ("gateway-https", f"https://localhost:{https}/", host),
-                        ("gateway-http", f"http://127.0.0.1:{plain}/", host)):
+                modes = [("direct", f"http://{up}/", None),
+                         ("gateway-https", f"https://localhost:{https}/", host),
+                         ("gateway-http", f"http://127.0.0.1:{plain}/", host)]
+                if target == "fast":  # Caddy's own proxy cost, without StackHub's config
+                    modes.append(("bare-proxy-http", f"http://127.0.0.1:{bare}/", None))
+                for label, url, header in modes:
+                    before = {k: _cpu(pid) for k, pid in procs.items()}
                     figures = await asyncio.to_thread(
                         wrk, url, host=header, seconds=options.seconds,
-                        connections=options.connections)
+                        connections=options.connections, cpu=1 if options.pin else None)
+                    count = max(figures.requests, 1)
+                    figures.cpu_us = {k: (_cpu(pid) - before[k]) * 1e6 / count
+                                      for k, pid in procs.items()}
                     results.setdefault(f"{target}/{label}", []).append(figures)
+                    cpu = " ".join(f"{k} {v:.0f}" for k, v in figures.cpu_us.items())
                     print(f"  {target:<5} {label:<14} {figures.rps:>9.0f} req/s  p50 "
                           f"{figures.p50_ms:6.2f} ms  p99 {figures.p99_ms:6.2f} ms  errors "
-                          f"{figures.errors}", flush=True)
-        print("\nmedians over rounds (same run):")
-        for target in upstreams:
+                          f"{figures.errors}  CPU us/req: {cpu}", flush=True)
+        print(f"load average at end: {' '.join(f'{v:.1f}' for v in os.getloadavg())}")
+        print("\nmedians over rounds (same run; CPU = user + system per request, us):")
+        for target in targets:
             direct = results[f"{target}/direct"]
             d_rps = statistics.median(f.rps for f in direct)
             d_p50 = statistics.median(f.p50_ms for f in direct)
             d_p99 = statistics.median(f.p99_ms for f in direct)
-            print(f"{target}: direct {d_rps:.0f} req/s, p50 {d_p50:.2f} ms, p99 {d_p99:.2f} ms")
-            for label in ("gateway-https", "gateway-http"):
-                runs = results[f"{target}/{label}"]
+            print(f"{target}: direct {d_rps:.0f} req/s, p50 {d_p50:.2f} ms, p99 {d_p99:.2f} ms; "
+                  f"CPU {_cpu_text(direct)}")
+            for label in ("gateway-https", "gateway-http", "bare-proxy-http"):
+                runs = results.get(f"{target}/{label}", [])
+                if not runs:
+                    continue
                 rps = statistics.median(f.rps for f in runs)
                 p50 = statistics.median(f.p50_ms for f in runs)
                 p99 = statistics.median(f.p99_ms for f in runs)
                 print(f"  {label}: {rps:.0f} req/s = {rps / d_rps:.0%} of direct; p50 "
                       f"{p50:.2f} ms (added {p50 - d_p50:+.2f}); p99 {p99:.2f} ms (added "
-                      f"{p99 - d_p99:+.2f}); errors {sum(f.errors for f in runs)}")
-        loaded, serving = await serve_time(gateway, https, http, upstreams)
-        print(f"\n50 routes + 1 added: one POST /load took {loaded * 1000:.0f} ms; the new name "
-              f"served over HTTPS {serving * 1000:.0f} ms after the load began")
+                      f"{p99 - d_p99:+.2f}); errors {sum(f.errors for f in runs)}; "
+                      f"CPU {_cpu_text(runs)}")
+        if not options.skip_reload:
+            loaded, serving = await serve_time(gateway, https, http, upstreams)
+            print(f"\n50 routes + 1 added: one POST /load took {loaded * 1000:.0f} ms; the new "
+                  f"name served over HTTPS {serving * 1000:.0f} ms after the load began")
     finally:
         await gateway.stop()
+
+
+def _cpu_text(runs: list[Figures]) -> str:
+    return ", ".join(f"{k} {statistics.median(f.cpu_us[k] for f in runs):.0f}"
+                     for k in runs[0].cpu_us)
 
 
 if __name__ == "__main__":
