@@ -19,6 +19,9 @@ sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]  # a faile
 # uvicorn imports watchfiles (0.6 MB) for --reload, which `stackhub serve` never uses; without it
 # uvicorn falls back to its stat-based reloader, never started either
 sys.modules.setdefault("watchfiles", None)  # type: ignore[arg-type]
+# FastAPI imports pydantic.v1 (1.5 MB resident) only to refuse v1 models, which StackHub has
+# none of; its check treats a failed import as "not a v1 model"
+sys.modules.setdefault("pydantic.v1", None)  # type: ignore[arg-type]
 
 import uvicorn  # noqa: E402
 
@@ -65,9 +68,11 @@ TICK = 1.0
 second, ~0.1 % of a core; its only per-tick work, the Date header, changes once a second)."""
 QUIET_TICKS = 10
 """Ticks without a request after which memory freed by a burst is given back to the system."""
-SETTLE_AFTER = 1000
+SETTLE_AFTER = 1
 """Requests since the last trim that make a quiet spell worth one (a collection of what is not
-frozen and a `malloc_trim`: a few milliseconds)."""
+frozen and a `malloc_trim`: 0.1 to 0.5 ms of CPU once start-up's objects are frozen). Any
+request will do: a store sync or a console's first load leaves ~1.3 MB of freed heap that a
+trim gives back (issue 18 part 4), and a server busy all the time never goes quiet for it."""
 
 
 class _Server(uvicorn.Server):

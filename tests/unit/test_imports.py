@@ -253,3 +253,37 @@ def test_only_views_reach_up_and_adapters_never_do() -> None:
     wrong = {"stackhub.apps.service": {"stackhub.api.deps"},
              "stackhub.adapters.engine": {"stackhub.apps.models"}}
     assert len(layer_violations(wrong)) == 2
+
+
+# -- what the server process loads (issue 18 part 4: idle memory) -------------------------------
+
+SERVE_PROBE = """
+import json, sys
+from stackhub.cli.main import command_tree
+command_tree("serve")  # what `stackhub serve` builds before it imports the server
+import stackhub.server
+print(json.dumps(sorted(name for name, module in sys.modules.items() if module is not None)))
+"""
+
+NOT_AT_START = ("docker", "requests", "urllib3", "charset_normalizer", "pydantic.v1",
+                "cryptography.x509", "dns.resolver", "pyotp", "segno", "argon2", "rich",
+                "watchfiles", "httpx._main")
+"""Packages `stackhub serve` must not import to start: each is loaded by the first request
+that needs it (docs/performance.md, "Scale and load": ~15 MB resident together)."""
+
+
+def test_the_server_starts_without_the_heavy_packages_it_needs_later() -> None:
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", SERVE_PROBE], capture_output=True, text=True,
+                          check=True, timeout=120)
+    loaded = set(json.loads(done.stdout))
+    assert {"stackhub.server", "stackhub.api.app", "stackhub.adapters.engine", "fastapi",
+            "uvicorn"} <= loaded  # the probe did import the server
+    assert sorted(name for name in loaded
+                  if name in NOT_AT_START or name.startswith(tuple(f"{p}." for p in NOT_AT_START))
+                  ) == []
+    assert sorted(name for name in loaded if name.startswith("stackhub.cli.")) == [
+        "stackhub.cli.main"]  # no client command group

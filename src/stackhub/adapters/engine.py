@@ -14,17 +14,23 @@ import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-import docker
-import docker.errors
-import requests.exceptions
-from docker.utils import kwargs_from_env
 from pydantic import BaseModel, ConfigDict, Field
 
 from stackhub import labels
 from stackhub.adapters import sandbox
+from stackhub.adapters.lazy import LazyModule
 from stackhub.errors import Conflict, EngineError, EngineUnavailable, ImagePullFailed, NotFound
+
+if TYPE_CHECKING:
+    import docker
+    import docker.errors
+    import docker.utils
+    import requests.exceptions
+else:  # imported on first use: an idle server on a unix socket never needs them (lazy.py)
+    docker = LazyModule("docker")
+    requests = LazyModule("requests")
 
 
 class PublishedPort(BaseModel):
@@ -478,6 +484,56 @@ def _raw_events(path: str, since: float, until: float,
             raise EngineUnavailable("lost the engine's event stream") from err
 
 
+RAW_READ_TIMEOUT = 60.0
+"""Seconds a raw read may wait for the engine (the SDK client's timeout)."""
+
+
+def _raw_get(path: str, target: str, params: Mapping[str, str]) -> Any:
+    """``GET target?params`` over a fresh unix socket; return the answer's JSON.
+
+    The idle server's engine reads (the status cache's container list, the network and volume
+    inventory, the disk sampler's ``/system/df``) go this way, so a server on a unix socket
+    loads no docker-py (with requests: ~6 MB resident). Same requests and answers as the SDK's:
+    an unversioned path is the engine's own API version, which is what ``version="auto"``
+    negotiates; errors read as `DockerEngine._call` words them.
+    """
+    query = f"?{urllib.parse.urlencode(params)}" if params else ""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.settimeout(RAW_READ_TIMEOUT)
+        try:
+            conn.connect(path)
+        except OSError as err:
+            raise EngineUnavailable("the Docker engine is not reachable; is dockerd running? "
+                                    f"({_short(err)})") from err
+        chunks: list[bytes] = []
+        try:
+            conn.sendall(f"GET {target}{query} HTTP/1.0\r\nHost: docker\r\n\r\n".encode())
+            while chunk := conn.recv(65536):  # HTTP/1.0: the engine closes after the body
+                chunks.append(chunk)
+        except TimeoutError as err:  # a hung (e.g. SIGSTOPped) dockerd
+            raise EngineUnavailable("the Docker engine does not answer; is dockerd hung?") \
+                from err
+        except OSError as err:
+            raise EngineUnavailable("lost the connection to the Docker engine; is dockerd "
+                                    "running?") from err
+    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+    status = head.split(b"\r\n", 1)[0].decode("latin-1", "replace")
+    if not status.startswith("HTTP/1."):
+        raise EngineUnavailable("lost the connection to the Docker engine; is dockerd running?")
+    try:
+        answer = json.loads(body) if body.strip() else None
+    except ValueError:
+        answer = None
+    if status[9:12].startswith("2") and (answer is not None or not body.strip()):
+        return answer
+    message = (str(answer.get("message") or "") if isinstance(answer, dict) else "") \
+        or body.decode("utf-8", "replace").strip() or status
+    message = message.splitlines()[0][:300]
+    if status[9:12] == "404":
+        raise NotFound(message)
+    raise EngineError(f"the engine refused: {message}")
+
+
 class DockerEngine:
     """The Docker Engine adapter, negotiating the API version with the daemon."""
 
@@ -554,7 +610,7 @@ class DockerEngine:
         with self._probe_lock:
             if self._probe is None or self._probe_timeout != timeout:
                 kwargs: dict[str, Any] = ({"base_url": self._base_url} if self._base_url
-                                          else dict(kwargs_from_env()))
+                                          else dict(docker.utils.kwargs_from_env()))
                 make: Any = docker.APIClient  # its stub wants an int timeout; requests takes floats
                 try:
                     self._probe = make(version=PROBE_API, timeout=timeout, **kwargs)
@@ -613,23 +669,34 @@ class DockerEngine:
         report(PullProgress(image=ref, percent=100.0, status="done",
                             layers_done=len(tally.done), layers_total=len(tally.done)))
 
+    def _read(self, target: str, params: Mapping[str, str], sdk: Callable[[Any], Any]) -> Any:
+        """GET `target` raw on a unix socket (`_raw_get`), else ``sdk(api)`` through docker-py."""
+        socket_path = _unix_socket(self._base_url)
+        if socket_path is not None:
+            return _raw_get(socket_path, target, params)
+        api = self._api()
+        return self._call(lambda: sdk(api))
+
     def containers(self, *, managed_only: bool = True) -> list[ContainerInfo]:
         """List containers (all states), by default only StackHub's."""
-        api = self._api()
         filters = {"label": self._managed} if managed_only else {}
-        raw = self._call(lambda: api.containers(all=True, filters=filters))
+        params = {"all": "1", **({"filters": json.dumps(filters)} if filters else {})}
+        raw = self._read("/containers/json", params,
+                         lambda api: api.containers(all=True, filters=filters))
         return [_container(item) for item in raw]
 
     def managed_networks(self) -> list[tuple[str, str | None]]:
         """List StackHub's networks as (name, instance)."""
-        api = self._api()
-        raw = self._call(lambda: api.networks(filters={"label": self._managed}))
+        filters = {"label": self._managed}
+        raw = self._read("/networks", {"filters": json.dumps(filters)},
+                         lambda api: api.networks(filters=filters))
         return [(n["Name"], (n.get("Labels") or {}).get(labels.INSTANCE)) for n in raw]
 
     def managed_volumes(self) -> list[tuple[str, str | None]]:
         """List StackHub's volumes as (name, instance)."""
-        api = self._api()
-        raw = self._call(lambda: api.volumes(filters={"label": self._managed}))
+        filters = {"label": self._managed}
+        raw = self._read("/volumes", {"filters": json.dumps(filters)},
+                         lambda api: api.volumes(filters=filters))
         return [(v["Name"], (v.get("Labels") or {}).get(labels.INSTANCE))
                 for v in (raw or {}).get("Volumes") or []]
 
@@ -744,8 +811,7 @@ class DockerEngine:
 
     def volume_sizes(self) -> dict[str, int]:
         """Map volume names to their size in bytes (the engine's disk usage; -1 unknown)."""
-        api = self._api()
-        raw = self._call(api.df) or {}
+        raw = self._read("/system/df", {}, lambda api: api.df()) or {}
         return {str(v["Name"]): int((v.get("UsageData") or {}).get("Size", -1))
                 for v in raw.get("Volumes") or [] if v.get("Name")}
 

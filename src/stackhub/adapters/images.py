@@ -4,13 +4,18 @@ not count as a pull), the local image's repo digests, and re-tagging an image id
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import docker
-import docker.errors
-import requests
-
+from stackhub.adapters.lazy import LazyModule
 from stackhub.errors import EngineError, EngineUnavailable, NotFound
+
+if TYPE_CHECKING:
+    import docker
+    import docker.errors
+    import requests
+else:  # imported on first use (lazy.py): an idle server never calls this adapter
+    docker = LazyModule("docker")
+    requests = LazyModule("requests")
 
 
 class ImageDigests:

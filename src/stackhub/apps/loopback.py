@@ -18,10 +18,9 @@ from typing import Any
 
 from stackhub import yamlsafe
 from stackhub.adapters.compose import COMPOSE_FILE
+from stackhub.apps.models import LOOPBACK_FILE
 from stackhub.errors import StackHubError
 
-LOOPBACK_FILE = "loopback.json"
-"""Marker of a project whose web port is published on 127.0.0.1 only ({"service", "port"})."""
 LOOPBACK_OVERRIDE = "compose.loopback.yaml"
 """The override written from the marker and the current compose file."""
 

@@ -29,6 +29,9 @@ __all__ = [
 NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,38}[a-z0-9]$|^[a-z0-9]$"
 _NAME = re.compile(NAME_PATTERN)
 
+LOOPBACK_FILE = "loopback.json"
+"""Marker of a project whose web port is published on 127.0.0.1 only ({"service", "port"})."""
+
 
 def check_name(name: str) -> str:
     """Accept an instance name only if it is a short DNS-style label."""

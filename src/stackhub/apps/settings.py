@@ -235,9 +235,19 @@ class InstanceSettings:
         plan = await asyncio.to_thread(self.planner._replan, name, app, values)
         project = labels.project_name(name)
         folder = self.paths.instance_dir(name)
-        with tempfile.TemporaryDirectory(prefix="stackhub-settings-") as tmp:
-            plan.write(Path(tmp))
-            plan.resolved = await self.compose.config(project, Path(tmp))
+        # the current project resolves beside the draft (two compose runs at once, not in turn)
+        running = asyncio.ensure_future(self.compose.config(project, folder)) \
+            if (folder / COMPOSE_FILE).is_file() else None
+        try:
+            with tempfile.TemporaryDirectory(prefix="stackhub-settings-") as tmp:
+                plan.write(Path(tmp))
+                plan.resolved = await self.compose.config(project, Path(tmp))
+            current = await running if running is not None else None
+        except BaseException:
+            if running is not None:
+                running.cancel()
+                await asyncio.gather(running, return_exceptions=True)
+            raise
         plan.ports = published_ports(plan.resolved)
         allocator.check_published((p.host_port, p.protocol, p.service) for p in plan.ports)
         plan.secrets = params.secret_names(app.parameters)
@@ -250,10 +260,9 @@ class InstanceSettings:
         old_compose = old_env = ""
         before: dict[str, str] = {}
         old_risks: list[risk.Risk] = []
-        if (folder / COMPOSE_FILE).is_file():
+        if current is not None:
             old_compose = (folder / COMPOSE_FILE).read_text()
             old_env = (folder / ENV_FILE).read_text() if (folder / ENV_FILE).is_file() else ""
-            current = await self.compose.config(project, folder)
             before = _services(current)
             old_risks = risk.analyse(current, allowed_roots=[str(data_dir)],
                                      protected_roots=[str(self.paths.root)])

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import secrets
 from functools import cache
-
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
+from typing import TYPE_CHECKING
 
 from stackhub.errors import Invalid
 
-# OWASP's argon2id baseline (19 MiB, 2 passes): about 20 ms here, cheap enough for a panel,
-# costly for an offline attacker; hashes made with other parameters are upgraded at sign-in.
-HASHER = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)
+if TYPE_CHECKING:
+    from argon2 import PasswordHasher
+
 MIN_LENGTH = 10
 MAX_LENGTH = 1024
 COMMON = frozenset({
@@ -34,30 +32,46 @@ def check_policy(password: str, *, username: str) -> None:
         raise Invalid("this password is too easy to guess; choose a longer, less common one")
 
 
+@cache
+def hasher() -> PasswordHasher:
+    """The argon2id hasher, made (and argon2 imported: 0.4 MB) at the first password use.
+
+    OWASP's argon2id baseline (19 MiB, 2 passes): about 20 ms here, cheap enough for a panel,
+    costly for an offline attacker; hashes made with other parameters are upgraded at sign-in.
+    """
+    from argon2 import PasswordHasher
+
+    return PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)
+
+
 def hash_password(password: str) -> str:
     """Return an argon2id hash of the password."""
-    return HASHER.hash(password)
+    return hasher().hash(password)
 
 
 def verify(stored: str, password: str) -> bool:
     """Say whether the password matches the stored hash."""
+    from argon2.exceptions import InvalidHashError, VerificationError
+
     try:
-        return HASHER.verify(stored, password)
+        return hasher().verify(stored, password)
     except (VerificationError, InvalidHashError):
         return False
 
 
 def needs_rehash(stored: str) -> bool:
     """Say whether a hash was made with weaker parameters than today's."""
+    from argon2.exceptions import InvalidHashError
+
     try:
-        return HASHER.check_needs_rehash(stored)
+        return hasher().check_needs_rehash(stored)
     except InvalidHashError:
         return True
 
 
 @cache
 def _dummy_hash() -> str:
-    return HASHER.hash(secrets.token_urlsafe(16))
+    return hasher().hash(secrets.token_urlsafe(16))
 
 
 def burn(password: str) -> None:

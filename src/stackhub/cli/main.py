@@ -36,16 +36,24 @@ def command_tree(first_word: str | None = None) -> typer.Typer:
     """Build the command tree; when `first_word` names a group, only that group.
 
     Importing and building every group costs ~15 ms per start on a small machine, paid by
-    every command (docs/performance.md). Any other first word (``serve``, ``login``,
-    ``--help``, a typo) gets the whole tree, so help and errors are unchanged.
+    every command (docs/performance.md). ``serve`` gets no group at all (the server process
+    keeps what it imports: ~2 MB). Any other first word (``login``, ``--help``, a typo) gets
+    the whole tree, so help and errors are unchanged.
     """
     tree = typer.Typer(help=HELP, no_args_is_help=True, pretty_exceptions_enable=False)
     tree.command()(serve)  # with a group beside it, typer keeps the tree a group
+    if first_word == "serve":  # the server needs no client command (typer's groups: ~2 MB)
+        tree.callback()(_group)  # a callback keeps it a group as well
+        return tree
     only = first_word if first_word and first_word in GROUPS else None
     for name, (module, attribute) in GROUPS.items():
         if only in (None, name):
             tree.add_typer(getattr(importlib.import_module(module), attribute), name=name or None)
     return tree
+
+
+def _group() -> None:
+    """StackHub: install and run self-hosted apps."""
 
 
 def __getattr__(name: str) -> typer.Typer:

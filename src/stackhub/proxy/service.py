@@ -27,8 +27,7 @@ import psutil
 from stackhub import faults, fsutil
 from stackhub.adapters import caddy, lego
 from stackhub.adapters.dns import DnsResolver, Resolver
-from stackhub.apps import loopback
-from stackhub.apps.models import InstanceRead, InstanceStatus, OperationRead
+from stackhub.apps.models import LOOPBACK_FILE, InstanceRead, InstanceStatus, OperationRead
 from stackhub.apps.service import AppsService
 from stackhub.config import Paths
 from stackhub.errors import (
@@ -743,7 +742,7 @@ class ProxyService:
 
     def _loopback_port(self, instance: str) -> int | None:
         """Return the host port published on 127.0.0.1 only for `instance`, or None."""
-        marker = self.paths.instance_dir(instance) / loopback.LOOPBACK_FILE
+        marker = self.paths.instance_dir(instance) / LOOPBACK_FILE
         if not marker.is_file():
             return None
         inst = self.apps.get(instance)
@@ -762,7 +761,7 @@ class ProxyService:
         that service. The gateway reaches the app on 127.0.0.1:PORT either way.
         """
         inst = self.apps.get(instance)
-        marker = self.paths.instance_dir(instance) / loopback.LOOPBACK_FILE
+        marker = self.paths.instance_dir(instance) / LOOPBACK_FILE
         if inst.main is None or marker.is_file() == on:
             return
         if on:

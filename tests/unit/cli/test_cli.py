@@ -334,8 +334,21 @@ def test_a_group_command_builds_only_its_group() -> None:
     assert {"serve", "app", "store", "catalog", "user", "token", "login", "logout",
             "audit"} <= set(whole)
     assert sorted(get_command(command_tree("app")).commands) == ["app", "serve"]  # type: ignore[attr-defined]
-    for word in ("login", "serve", "--help", "apps"):  # not a group: everything, as before
+    # the server process builds no client command (issue 18 part 4); `serve --help` and its
+    # errors read the same (test_serve_help_and_errors_read_as_with_the_whole_tree)
+    assert sorted(get_command(command_tree("serve")).commands) == ["serve"]  # type: ignore[attr-defined]
+    for word in ("login", "--help", "apps"):  # not a group: everything, as before
         assert set(get_command(command_tree(word)).commands) == set(whole)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("args", [["serve", "--help"], ["serve", "--bogus"], ["serve", "extra"]])
+def test_serve_help_and_errors_read_as_with_the_whole_tree(args: list[str]) -> None:
+    from stackhub.cli.main import command_tree
+
+    alone = runner.invoke(command_tree("serve"), args, prog_name="stackhub")
+    whole = runner.invoke(command_tree(), args, prog_name="stackhub")
+    assert (alone.exit_code, alone.output) == (whole.exit_code, whole.output)
+    assert "stackhub serve" in alone.output
 
 
 INSTALL_PROBE = """
