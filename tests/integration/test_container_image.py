@@ -1,9 +1,9 @@
 """Container mode (issue 15, item 4): the image scripts/build-image makes runs StackHub against
 the host's engine, and an app's bind folder is a host path under the data root.
 
-The image is built once per recipe (its label; a second run reuses it) from the Debian 12 root
-made with mmdebstrap (scripts/build-image's cached base root, which test_installer.py shares), no
-registry pull. The data root is a temp folder mounted at the same path
+The image is built from the session's wheel, once per recipe (its label; a second run reuses
+it), from the Debian 12 root made with mmdebstrap (scripts/build-image's cached base root, which
+test_installer.py shares), no registry pull. The data root is a temp folder mounted at the same path
 inside and outside, as the documented `docker run` does with /var/lib/stackhub.
 """
 
@@ -51,10 +51,11 @@ services:
 
 
 @pytest.fixture(scope="module")
-def image() -> str:
-    """Build the image (or reuse the one with the same recipe label)."""
+def image(wheel_file: tuple[Path, Path]) -> str:
+    """Build the image from the session's wheel (or reuse the one with the same recipe label)."""
     started = time.monotonic()
-    built = subprocess.run(["bash", str(REPO / "scripts" / "build-image"), "--tag", TAG],
+    built = subprocess.run(["bash", str(REPO / "scripts" / "build-image"), "--tag", TAG,
+                            "--wheel", str(wheel_file[0])],
                            capture_output=True, text=True, timeout=1800, check=False,
                            env={**os.environ, "STACKHUB_SKIP_WEB_BUILD": "1"})
     assert built.returncode == 0, built.stderr[-3000:]

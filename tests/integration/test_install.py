@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,9 +16,30 @@ from tests.integration.conftest import (
     free_port,
     http_text,
     instance_containers,
+    running_server,
 )
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def server(module_server: Server) -> Server:
+    """The module's shared server: its tests install under names of their own."""
+    return module_server
+
+
+@pytest.fixture(scope="module")
+def refusals(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A shared server nothing is installed on: its tests check a refusal left no trace."""
+    with running_server(tmp_path_factory.mktemp("refusals") / "data") as srv:
+        yield srv
+
+
+@pytest.fixture
+def fresh(tmp_path: Path) -> Iterator[Server]:
+    """A server of its own, for a test that checks the whole list is empty at the end."""
+    with running_server(tmp_path / "data") as srv:
+        yield srv
 
 
 def write_compose(tmp_path: Path, body: str) -> Path:
@@ -26,7 +48,7 @@ def write_compose(tmp_path: Path, body: str) -> Path:
     return path
 
 
-def test_custom_compose_full_lifecycle(server: Server, tmp_path: Path) -> None:
+def test_custom_compose_full_lifecycle(fresh: Server, tmp_path: Path) -> None:
     port = free_port()
     compose = write_compose(tmp_path, f"""
 services:
@@ -37,12 +59,12 @@ services:
     volumes: ["./site:/site"]
     stop_grace_period: 1s
 """)
-    result = server.cli("app", "install", str(compose), "--name", "t-blog", "--yes")
+    result = fresh.cli("app", "install", str(compose), "--name", "t-blog", "--yes")
     assert result.returncode == 0, result.stderr + result.stdout
     assert "t-blog is running" in result.stdout
     assert http_text(port) == "hello\n"
 
-    listed = json.loads(server.cli("app", "list", "--json").stdout)
+    listed = json.loads(fresh.cli("app", "list", "--json").stdout)
     assert [(i["name"], i["status"]) for i in listed] == [("t-blog", "running")]
     assert listed[0]["ports"] == [{"service": "web", "host_port": port, "container_port": 80,
                                    "protocol": "tcp"}]
@@ -53,28 +75,28 @@ services:
     assert any(p["Name"] == "stackhub-t-blog" for p in projects)
     assert [c["Names"] for c in instance_containers("t-blog")] == ["stackhub-t-blog-web-1"]
     # the relative bind went into the instance's own data dir
-    assert (server.data_dir / "appdata" / "t-blog" / "site").is_dir()
-    env_file = server.data_dir / "instances" / "t-blog" / ".env"
+    assert (fresh.data_dir / "appdata" / "t-blog" / "site").is_dir()
+    env_file = fresh.data_dir / "instances" / "t-blog" / ".env"
     assert oct(env_file.stat().st_mode & 0o777) == "0o600"
 
-    assert server.cli("app", "stop", "t-blog").returncode == 0
-    assert server.wait_status("t-blog", {"stopped"})["status"] == "stopped"
-    assert server.cli("app", "start", "t-blog").returncode == 0
-    server.wait_status("t-blog", {"running"})
-    assert server.cli("app", "restart", "t-blog").returncode == 0
-    server.wait_status("t-blog", {"running"})
+    assert fresh.cli("app", "stop", "t-blog").returncode == 0
+    assert fresh.wait_status("t-blog", {"stopped"})["status"] == "stopped"
+    assert fresh.cli("app", "start", "t-blog").returncode == 0
+    fresh.wait_status("t-blog", {"running"})
+    assert fresh.cli("app", "restart", "t-blog").returncode == 0
+    fresh.wait_status("t-blog", {"running"})
 
-    logs = server.api("GET", "/api/instances/t-blog/logs", params={"tail": 10})
+    logs = fresh.api("GET", "/api/instances/t-blog/logs", params={"tail": 10})
     assert logs.status_code == 200
     lines = [line for line in logs.text.splitlines() if "t-blog-says-hello" in line]
     assert len(lines) >= 2, logs.text  # one per start: install, start and restart
     assert all("web-1" in line for line in lines), lines  # each line names its container
 
-    removed = server.cli("app", "remove", "t-blog", "--yes")
+    removed = fresh.cli("app", "remove", "t-blog", "--yes")
     assert removed.returncode == 0, removed.stderr
     assert instance_containers("t-blog") == []
-    assert (server.data_dir / "appdata" / "t-blog").is_dir(), "data is kept by default"
-    assert json.loads(server.cli("app", "list", "--json").stdout) == []
+    assert (fresh.data_dir / "appdata" / "t-blog").is_dir(), "data is kept by default"
+    assert json.loads(fresh.cli("app", "list", "--json").stdout) == []
 
 
 def test_logs_follow_and_tail(server: Server, tmp_path: Path) -> None:
@@ -89,10 +111,14 @@ services:
     server.wait_status("t-logs", {"running"})
     import time
 
-    time.sleep(1.5)
-    tail = server.cli("app", "logs", "t-logs", "--tail", "2")
-    assert tail.returncode == 0
-    lines = [ln for ln in tail.stdout.splitlines() if "line-" in ln]
+    deadline = time.monotonic() + 30
+    while True:  # until the talker has printed at least two lines (one every 0.2 s)
+        tail = server.cli("app", "logs", "t-logs", "--tail", "2")
+        assert tail.returncode == 0
+        lines = [ln for ln in tail.stdout.splitlines() if "line-" in ln]
+        if len(lines) >= 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     assert len(lines) == 2
     import subprocess
 
@@ -209,19 +235,19 @@ services:
     assert instance_containers("t-clash") == []
 
 
-def test_image_that_cannot_be_pulled(server: Server, tmp_path: Path) -> None:
+def test_image_that_cannot_be_pulled(refusals: Server, tmp_path: Path) -> None:
     compose = write_compose(tmp_path, """
 services:
   web:
     image: 127.0.0.1:5000/stackhub-test/does-not-exist:9
 """)
-    result = server.cli("app", "install", str(compose), "--name", "t-nopull", "--yes")
+    result = refusals.cli("app", "install", str(compose), "--name", "t-nopull", "--yes")
     assert result.returncode == 1
     assert "could not pull image 127.0.0.1:5000/stackhub-test/does-not-exist:9" in result.stderr
-    assert server.api("GET", "/api/instances/t-nopull").status_code == 404
-    assert not (server.data_dir / "instances" / "t-nopull").exists()
-    assert not (server.data_dir / "appdata" / "t-nopull").exists()
-    ops = server.api("GET", "/api/operations", params={"instance": "t-nopull"}).json()["items"]
+    assert refusals.api("GET", "/api/instances/t-nopull").status_code == 404
+    assert not (refusals.data_dir / "instances" / "t-nopull").exists()
+    assert not (refusals.data_dir / "appdata" / "t-nopull").exists()
+    ops = refusals.api("GET", "/api/operations", params={"instance": "t-nopull"}).json()["items"]
     assert ops[0]["state"] == "failed"
 
 
@@ -233,27 +259,27 @@ services:
      + "services: {}\n", "alias bomb"),
     ("services:\n  web:\n    build: .\n", "prebuilt images only"),
 ])
-def test_bad_compose_is_refused(server: Server, tmp_path: Path, body: str, message: str) -> None:
+def test_bad_compose_is_refused(refusals: Server, tmp_path: Path, body: str, message: str) -> None:
     compose = write_compose(tmp_path, body)
-    result = server.cli("app", "install", str(compose), "--name", "t-bad", "--yes")
+    result = refusals.cli("app", "install", str(compose), "--name", "t-bad", "--yes")
     assert result.returncode == 1
     assert message in result.stderr.replace("\n", " ")
-    assert not (server.data_dir / "instances" / "t-bad").exists()
+    assert not (refusals.data_dir / "instances" / "t-bad").exists()
 
 
-def test_oversized_compose_is_refused(server: Server, tmp_path: Path) -> None:
+def test_oversized_compose_is_refused(refusals: Server, tmp_path: Path) -> None:
     compose = write_compose(tmp_path, "x: " + "a" * (600 * 1024) + "\n")
-    result = server.cli("app", "install", str(compose), "--name", "t-big", "--yes")
+    result = refusals.cli("app", "install", str(compose), "--name", "t-big", "--yes")
     assert result.returncode == 1
     assert "larger than" in result.stderr
 
 
 @pytest.mark.parametrize("name", ["../etc", "a;reboot", "-rf", "UPPER", "a" * 41, "x y", "é"])
-def test_hostile_instance_names(server: Server, name: str) -> None:
-    result = server.cli("app", "install", str(FIXTURE_APPS / "web-app"), "--name", name, "--yes")
+def test_hostile_instance_names(refusals: Server, name: str) -> None:
+    result = refusals.cli("app", "install", str(FIXTURE_APPS / "web-app"), "--name", name, "--yes")
     assert result.returncode == 1
     assert "is not allowed" in result.stderr
-    assert sorted(p.name for p in (server.data_dir / "instances").iterdir()) == []
+    assert sorted(p.name for p in (refusals.data_dir / "instances").iterdir()) == []
 
 
 def test_duplicate_name_unknown_app_and_bad_parameters(server: Server) -> None:
@@ -272,14 +298,14 @@ def test_duplicate_name_unknown_app_and_bad_parameters(server: Server) -> None:
     assert server.api("GET", "/api/instances/t-badparam").status_code == 404
 
 
-def test_plan_writes_project_without_touching_engine(server: Server, tmp_path: Path) -> None:
+def test_plan_writes_project_without_touching_engine(refusals: Server, tmp_path: Path) -> None:
     before = docker("ps", "-aq").stdout
     out = tmp_path / "plan"
-    result = server.cli("app", "plan", str(FIXTURE_APPS / "web-app"), "--name", "t-plan",
+    result = refusals.cli("app", "plan", str(FIXTURE_APPS / "web-app"), "--name", "t-plan",
                         "--set", "MOTD=it's $HOME \\ \"q\" ${X}", "--output", str(out))
     assert result.returncode == 0, result.stderr
     assert docker("ps", "-aq").stdout == before
-    assert not (server.data_dir / "instances" / "t-plan").exists()
+    assert not (refusals.data_dir / "instances" / "t-plan").exists()
     # the rendered project is a plain compose project: compose itself reads the literal value
     config = docker("compose", "--project-directory", str(out), "-f", str(out / "compose.yaml"),
                     "--env-file", str(out / ".env"), "config", "--format", "json")

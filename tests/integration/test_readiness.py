@@ -12,6 +12,12 @@ from tests.integration.conftest import Server, instance_containers
 pytestmark = pytest.mark.integration
 
 
+@pytest.fixture(scope="module")
+def server(module_server: Server) -> Server:
+    """The module's shared server: each test installs under a name of its own."""
+    return module_server
+
+
 def install(server: Server, tmp_path: Path, name: str, body: str) -> tuple[int, dict[str, object]]:
     path = tmp_path / f"{name}.yaml"
     path.write_text(body)

@@ -58,9 +58,10 @@ def _env(container: str) -> dict[str, str]:
     return dict(item.partition("=")[::2] for item in raw)
 
 
-@pytest.fixture
-def srv(server: Server) -> Iterator[Server]:
-    yield server
+@pytest.fixture(scope="module")
+def srv(module_server: Server) -> Iterator[Server]:
+    """The module's shared server: each test installs under a name of its own."""
+    yield module_server
 
 
 def test_settings_change_recreates_only_the_changed_service(srv: Server) -> None:

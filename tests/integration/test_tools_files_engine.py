@@ -42,6 +42,12 @@ def install(server: Server, name: str, image: str) -> None:
     assert op["state"] == "succeeded", op
 
 
+@pytest.fixture(scope="module")
+def server(module_server: Server) -> Server:
+    """The module's shared server: each test installs under a name of its own."""
+    return module_server
+
+
 @pytest.fixture
 def unique(tmp_path: Path) -> Iterator[str]:
     name = f"shtools{uuid.uuid4().hex[:8]}"

@@ -2,7 +2,8 @@
 
 Three wheels, all installed into one fresh venv outside the checkout, one after the other:
 an OLD one built from commit UPGRADE_FROM of this repository (``git archive``, no change to the
-checkout), this tree as a NEW release (its version plus ``.post1``), and this tree as it is (an
+checkout; kept in OLD_CACHE by commit, so later sessions reuse it), this tree as a NEW release
+(the session's wheel restamped with its version plus ``.post1``), and this tree as it is (an
 older version than NEW, with the refusal). OLD runs an instance, a member, a store and a
 setting; NEW must keep them all with the instance's containers untouched; then the older
 wheel must refuse to start on NEW's database, naming both versions, and change nothing.
@@ -10,15 +11,16 @@ wheel must refuse to start on NEW's database, naming both versions, and change n
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
-import re
-import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import tomllib
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -57,6 +59,8 @@ services:
 """
 CURRENT = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
 NEWER = f"{CURRENT}.post1"
+# OLD's wheel never changes (a fixed commit): built once per machine, not once per session
+OLD_CACHE = Path(os.environ.get("STACKHUB_TEST_CACHE", "/var/tmp/stackhub-test-cache"))
 
 
 def _clean_env(**extra: str) -> dict[str, str]:
@@ -76,32 +80,44 @@ def _build(tree: Path, out: Path) -> Path:
     return next(out.glob("stackhub-*.whl"))
 
 
-def _stage_checkout(target: Path, version: str | None = None) -> Path:
-    """Copy what a wheel is built from out of this checkout; optionally set another version."""
-    target.mkdir(parents=True)
-    for name in ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md"):
-        shutil.copy2(REPO / name, target / name)
-    for name in ("src", "store"):
-        shutil.copytree(REPO / name, target / name,
-                        ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    if version is not None:
-        project = target / "pyproject.toml"
-        text = project.read_text()
-        project.write_text(re.sub(r'(?m)^version = "[^"]+"', f'version = "{version}"', text,
-                                  count=1))
+def _restamp(wheel: Path, version: str, out: Path) -> Path:
+    """Copy a built wheel under another version: metadata, dist-info folder and RECORD."""
+    name, old = wheel.name.split("-")[:2]
+    before, after = f"{name}-{old}.dist-info/", f"{name}-{version}.dist-info/"
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / wheel.name.replace(f"-{old}-", f"-{version}-", 1)
+    record: list[str] = []
+    with zipfile.ZipFile(wheel) as source, \
+            zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as copy:
+        for item in source.infolist():
+            path = item.filename.replace(before, after, 1)
+            if path == after + "RECORD":
+                continue
+            data = source.read(item)
+            if path == after + "METADATA":
+                data = data.replace(f"\nVersion: {old}\n".encode(),
+                                    f"\nVersion: {version}\n".encode(), 1)
+                assert f"Version: {version}".encode() in data
+            copy.writestr(path, data)
+            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
+            record.append(f"{path},sha256={digest.decode()},{len(data)}")
+        record.append(f"{after}RECORD,,")
+        copy.writestr(after + "RECORD", "\n".join(record) + "\n")
     return target
 
 
-@pytest.fixture(scope="module")
-def wheels(tmp_path_factory: pytest.TempPathFactory,
-           wheel_file: tuple[Path, Path]) -> dict[str, Path]:
-    """Build OLD (a past commit) and NEW (this tree, newer version); DOWN is this tree's wheel
-    (the session's, tests/integration/conftest.py)."""
-    base = tmp_path_factory.mktemp("upgrade-wheels")
-    found = subprocess.run(["git", "-C", str(REPO), "cat-file", "-e", f"{UPGRADE_FROM}^{{commit}}"],
-                           capture_output=True, check=False)
+def _old_wheel(base: Path) -> Path:
+    """OLD's wheel from the cache, or built from ``git archive UPGRADE_FROM`` and cached."""
+    found = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--verify",
+                            f"{UPGRADE_FROM}^{{commit}}"], capture_output=True, text=True,
+                           check=False)
     assert found.returncode == 0, (f"commit {UPGRADE_FROM} is not in this clone (a shallow "
                                    "clone? fetch with --unshallow)")
+    python = f"py{sys.version_info.major}{sys.version_info.minor}"
+    cached = OLD_CACHE / f"upgrade-old-{found.stdout.strip()}-{python}"
+    wheels = sorted(cached.glob("stackhub-*.whl"))
+    if wheels:
+        return wheels[0]
     old_tree = base / "old-src"
     old_tree.mkdir()
     archive = subprocess.Popen(["git", "-C", str(REPO), "archive", UPGRADE_FROM],
@@ -109,9 +125,29 @@ def wheels(tmp_path_factory: pytest.TempPathFactory,
     subprocess.run(["tar", "-x", "-C", str(old_tree)], stdin=archive.stdout, check=True,
                    timeout=300)
     assert archive.wait(60) == 0
-    return {"old": _build(old_tree, base / "old"),
-            "new": _build(_stage_checkout(base / "new-src", NEWER), base / "new"),
-            "down": wheel_file[0]}
+    built = _build(old_tree, base / "old")
+    OLD_CACHE.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=OLD_CACHE, prefix=".building-"))
+    (staging / built.name).write_bytes(built.read_bytes())
+    try:
+        staging.rename(cached)  # atomic: a parallel session's copy may have won the race
+    except OSError:
+        (staging / built.name).unlink()
+        staging.rmdir()
+    return built
+
+
+@pytest.fixture(scope="module")
+def wheels(tmp_path_factory: pytest.TempPathFactory,
+           wheel_file: tuple[Path, Path]) -> dict[str, Path]:
+    """OLD (a past commit), NEW (this tree's wheel, restamped newer) and DOWN (this tree's
+    wheel: the session's, tests/integration/conftest.py)."""
+    base = tmp_path_factory.mktemp("upgrade-wheels")
+    started = time.monotonic()
+    built = {"old": _old_wheel(base), "new": _restamp(wheel_file[0], NEWER, base / "new"),
+             "down": wheel_file[0]}
+    print(f"upgrade wheels ready in {time.monotonic() - started:.1f} s")
+    return built
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +160,7 @@ def venv(tmp_path_factory: pytest.TempPathFactory, wheels: dict[str, Path]) -> P
     constraints.write_text("".join(line + "\n" for line in frozen.splitlines()
                                    if not line.lower().startswith("stackhub")))
     venv = base / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=600)
     _pip(venv, "install", "-q", "-c", str(constraints), str(wheels["old"]))
     return venv
 

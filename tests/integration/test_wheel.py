@@ -38,7 +38,7 @@ def wheel_venv(wheel_file: tuple[Path, Path], tmp_path_factory: pytest.TempPathF
     base = tmp_path_factory.mktemp("opt")
     started = time.monotonic()
     venv = base / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=600)
     installed = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q",
                                 "-c", str(constraints), str(wheel)], capture_output=True,
                                text=True, timeout=900, cwd=base, env=_clean_env())
