@@ -4,8 +4,10 @@ A server runs on a fresh data root with one app holding about 100 MB (by default
 in its bind folder (a few large random files, many small ones) and a random file in a named
 volume. In the same run, for each round:
 
-- first: `stackhub backup create` (stop, one `restic backup` reading the volume in place, or
-  exporting it through a helper first on engines where it cannot, start) into
+- first: `stackhub backup create` (stop, the volume copied into the staging folder by a
+  helper container that mounts it read-only, changed files only; with
+  `STACKHUB_BACKUP_VOLUMES=tar` exported whole as a tar instead, the earlier default; one
+  `restic backup`, start) into
   a fresh repository, and raw `restic backup` of the same trees (the instance's folder, its
   appdata folder, the volume's folder read directly as root) into another fresh repository;
 - incremental: 1% of the bytes changed (a slice of each large file rewritten), both again;
@@ -19,6 +21,8 @@ app (from its `stop` step to the end of its `start` step; target under 5 s). `--
 the app a `backup` section (dump command `sync` in its service), so every backup is a hot one
 (no stop: downtime 0). Run:
 .venv/bin/python bench/backup.py [--mb 100] [--rounds 3] [--hot]
+(the server inherits the environment: `STACKHUB_BACKUP_VOLUMES=tar` or `=in-place` compares
+the other ways of reading volumes; the load average is printed at the start and the end).
 """
 
 from __future__ import annotations
@@ -171,6 +175,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--hot", action="store_true", help="declare a hot backup (no stop)")
     args = parser.parse_args()
+    print(f"load average at the start: {os.getloadavg()}; volumes: "
+          f"{os.environ.get('STACKHUB_BACKUP_VOLUMES') or 'stage (default)'}", flush=True)
     root = Path(tempfile.mkdtemp(prefix="stackhub-bench-backup-"))
     data = root / "data"
     port = 18766

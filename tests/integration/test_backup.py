@@ -149,14 +149,15 @@ def test_backup_change_restore_is_byte_identical(keeper: tuple[Server, str]) -> 
     assert snap["app"] == srv.api("GET", f"/api/instances/{name}").json()["app"]
     assert snap["size"] and snap["size"] > 2_000_000
     ops = srv.api("GET", "/api/operations", params={"instance": name, "kind": "backup"}).json()
-    # by default the volume goes through a read-only helper container (never the engine's
-    # folders): an export step and a staged tar, no path in the definition
+    # by default the volume goes through a helper container that mounts it read-only (never
+    # the engine's folders) and copies it into a staging folder: no path in the definition
     assert [s["name"] for s in ops["items"][0]["steps"]] == ["prepare", "stop", "volumes",
                                                              "snapshot", "start"]
     stage = srv.data_dir / "backups" / "stage" / name
-    assert (stage / "volumes" / "db.tar").is_file()
+    assert tree(Path(mountpoint(volume))) == tree(stage / "volumes" / "db")  # owners, modes
+    assert not (stage / "volumes" / "db.tar").exists()
     placed = json.loads((stage / "definition.json").read_text())["volumes"]
-    assert [v.get("path") for v in placed] == [None]
+    assert [(v.get("path"), v.get("copy")) for v in placed] == [(None, "folder")]
 
     mangle(srv, name)
     assert tree(data) != before and volume_tree(volume) != before_volume
@@ -189,12 +190,20 @@ def mountpoint(volume: str) -> str:
 
 def test_helper_and_in_place_snapshots_restore_under_either_mode(
         keeper: tuple[Server, str]) -> None:
-    """A volume exported through a helper (remote or rootless engines, older backups) and one
-    read in place both restore byte-identical, whichever way the restoring server works."""
+    """A volume exported whole as a tar (remote or rootless engines, earlier versions' layout),
+    one staged as a folder (the default) and one read in place all restore byte-identical,
+    whichever way the restoring server works."""
     srv, name = keeper
     volume = f"stackhub-{name}_db"
     data = srv.data_dir / "appdata" / name
     before, before_volume = tree(data), volume_tree(volume)
+    made = srv.cli("backup", "create", name)  # the default: a staged folder
+    assert made.returncode == 0, made.stderr + made.stdout
+    stage = srv.data_dir / "backups" / "stage" / name
+    staged = json.loads((stage / "definition.json").read_text())["volumes"]
+    assert [v.get("copy") for v in staged] == ["folder"]  # not a silent fall-back to the tar
+    assert (stage / "volumes" / "db").is_dir() and not (stage / "volumes" / "db.tar").exists()
+    staged_snap = cli_json(srv, "backup", "list", name)[0]
     srv.stop()
     srv.start(STACKHUB_BACKUP_VOLUMES="helper")
     made = srv.cli("backup", "create", name)
@@ -202,15 +211,17 @@ def test_helper_and_in_place_snapshots_restore_under_either_mode(
     ops = srv.api("GET", "/api/operations", params={"instance": name, "kind": "backup"}).json()
     assert "volumes" in [s["name"] for s in ops["items"][0]["steps"]]
     assert (srv.data_dir / "backups" / "stage" / name / "volumes" / "db.tar").is_file()
+    assert not (srv.data_dir / "backups" / "stage" / name / "volumes" / "db").exists()
     helper_snap = cli_json(srv, "backup", "list", name)[0]
 
     srv.stop()
     srv.start(STACKHUB_BACKUP_VOLUMES="in-place")
-    mangle(srv, name)
-    restored = srv.cli("backup", "restore", name, helper_snap["short_id"], "--yes")
-    assert restored.returncode == 0, restored.stderr + restored.stdout
-    assert srv.wait_status(name, {"running"})["status"] == "running"
-    assert (tree(data), volume_tree(volume)) == (before, before_volume)
+    for snap in (helper_snap, staged_snap):
+        mangle(srv, name)
+        restored = srv.cli("backup", "restore", name, snap["short_id"], "--yes")
+        assert restored.returncode == 0, restored.stderr + restored.stdout
+        assert srv.wait_status(name, {"running"})["status"] == "running"
+        assert (tree(data), volume_tree(volume)) == (before, before_volume)
 
     made = srv.cli("backup", "create", name)  # read in place (opted in above)
     assert made.returncode == 0, made.stderr + made.stdout

@@ -3,7 +3,9 @@
 A restore as a new instance killed after its data was placed leaves no half-made copy and the
 next try works; a full repository disk fails the backup clearly (the app runs again, no
 snapshot); a data disk that fills up during a restore's fetch fails it clearly and leaves the
-live data as it was. Full disks are small tmpfs mounts (needs root, as the engine tests do).
+live data as it was; a data disk too small for the volumes' staging copy fails the backup
+clearly, and a backup killed after that copy starts the app again and the next one works.
+Full disks are small tmpfs mounts (needs root, as the engine tests do).
 """
 
 from __future__ import annotations
@@ -162,3 +164,53 @@ def test_a_corrupted_pack_is_reported_with_the_snapshots_it_damages(server: Serv
     text = server.cli("backup", "repo", "check", "local", "--read-data-subset", "100%")
     assert text.returncode == 1
     assert f"damaged: snapshot {snap['short_id']} of {name}" in text.stderr + text.stdout
+
+
+def test_a_data_disk_too_small_for_the_staging_copy_fails_the_backup_clearly(
+        server: Server) -> None:
+    """The volumes' staging copy needs about their size free; a full disk says so."""
+    name = "h3-full-stage"
+    install(server, name)
+    seed(server, name)  # 2 MB in the volume
+    stage = server.data_dir / "backups" / "stage"
+    with small_disk(stage, "1m"):
+        result = server.cli("backup", "create", name, "--json")
+        assert result.returncode == 1, result.stdout + result.stderr
+        op = json.loads(result.stdout)["operation"]
+        assert op["state"] == "failed"
+        assert "no space left" in op["error"] and "staging copy" in op["error"], op["error"]
+        assert server.wait_status(name, {"running"})["status"] == "running"
+        assert cli_json(server, "backup", "list", name) == []
+        assert not (stage / name).exists()  # the partial copy is gone
+    ok = server.cli("backup", "create", name)
+    assert ok.returncode == 0, ok.stderr + ok.stdout
+
+
+def test_a_backup_killed_after_the_staging_copy_starts_the_app_and_the_next_one_works(
+        crash_server: Server, tmp_path: Path) -> None:
+    from tests.integration.test_crash import wait_for
+    from tests.integration.test_crash_kinds import _send
+
+    name = "h3-killed-stage"
+    marker = tmp_path / "paused"
+    crash_server.start(STACKHUB_FAULT_PAUSE="backup-staged", STACKHUB_FAULT_MARKER=str(marker))
+    install(crash_server, name)
+    seed(crash_server, name)
+    volume = f"stackhub-{name}_db"
+    before = volume_tree(volume)
+    _send(crash_server, "POST", f"/api/backups/instances/{name}", None)
+    wait_for(marker.exists, what="the backup to copy the volume")
+    assert (crash_server.data_dir / "backups" / "stage" / name / "volumes" / "db").is_dir()
+    crash_server.kill9()
+    crash_server.start()
+    assert crash_server.wait_status(name, {"running"})["status"] == "running"
+    assert not (crash_server.data_dir / "backups" / "stage" / name).exists()
+    assert not docker("ps", "-aq", "--filter", "label=io.stackhub.helper", "--filter",
+                      f"volume={volume}").stdout.strip()  # the copy's helper is gone
+    made = crash_server.cli("backup", "create", name)
+    assert made.returncode == 0, made.stderr + made.stdout
+    mangle(crash_server, name)
+    restored = crash_server.cli("backup", "restore", name, "latest", "--yes")
+    assert restored.returncode == 0, restored.stderr + restored.stdout
+    assert crash_server.wait_status(name, {"running"})["status"] == "running"
+    assert volume_tree(volume) == before

@@ -106,14 +106,16 @@ def test_hot_backup_runs_the_dump_skips_live_files_and_never_stops_the_app(hot: 
     assert "c.txt" not in volume_tree(f"stackhub-{copy}_cache")
     assert "c.txt" in volume_tree(f"stackhub-{NAME}_cache")  # the original is untouched
 
-    # a second, unchanged backup keeps the volume's staged tar (restic skips it); the skipped
-    # volume is never exported
-    tar = srv.data_dir / "backups" / "stage" / NAME / "volumes" / "db.tar"
-    first = tar.stat()
+    # a second, unchanged backup keeps the volume's staged files untouched (restic skips them
+    # by their metadata); the skipped volume is never copied
+    staged = srv.data_dir / "backups" / "stage" / NAME / "volumes" / "db"
+    first = {p.name: (p.lstat().st_ino, p.lstat().st_ctime_ns) for p in staged.rglob("*")}
+    assert "v.txt" in first
     again = srv.cli("backup", "create", NAME)
     assert again.returncode == 0, again.stderr + again.stdout
-    assert (tar.stat().st_ino, tar.stat().st_mtime_ns) == (first.st_ino, first.st_mtime_ns)
-    assert not (tar.parent / "cache.tar").exists()
+    assert {p.name: (p.lstat().st_ino, p.lstat().st_ctime_ns) for p in staged.rglob("*")} == \
+        first
+    assert not (staged.parent / "cache").exists() and not (staged.parent / "cache.tar").exists()
     assert len(cli_json(srv, "backup", "list", NAME)) == 2
 
 

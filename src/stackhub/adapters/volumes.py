@@ -1,30 +1,44 @@
-"""Copy named volumes to and from tar files through short-lived helper containers.
+"""Copy named volumes to and from tar files or staging folders through helper containers.
 
 A helper container is created (never started) from an image already present, with the
 volume mounted at /v (read-only for an export); the engine streams the volume's content as
 a tar (`GET /containers/{id}/archive`) or unpacks one into it (`PUT .../archive`), so
 owners, modes and links are kept exactly, nothing on the host is written from a
 container's tar, and StackHub never reads /var/lib/docker. Works for any volume driver.
+`mirror` instead runs StackHub's own copy script in a helper (started, no network) that mounts
+the volumes read-only and a staging folder read-write, copying only the files that changed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import secrets
+import tarfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-import docker
-import docker.errors
-import requests
 from pydantic import BaseModel, ConfigDict, Field
 
 from stackhub import labels
-from stackhub.errors import EngineError, EngineUnavailable, NotFound, StackHubError
+from stackhub.adapters.lazy import LazyModule
+from stackhub.errors import EngineError, EngineUnavailable, NotFound, StackHubError, StorageFull
+
+if TYPE_CHECKING:
+    import docker
+    import docker.errors
+    import requests
+else:  # imported on first use (lazy.py): an idle server never calls this adapter
+    docker = LazyModule("docker")
+    requests = LazyModule("requests")
 
 MOUNT = "/v"
+STAGE = "/s"
+MIRROR_CAPS = ["CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID"]
+MIRROR_TIMEOUT = 6 * 3600
+NO_SPACE, UNSUPPORTED = 28, 3
 HELPER = f"{labels.PREFIX}.helper"
 CHUNK = 1 << 20
 
@@ -39,6 +53,10 @@ class VolumeInfo(BaseModel):
     driver: str = "local"
     labels: dict[str, str] = Field(default_factory=dict)
     options: dict[str, str] = Field(default_factory=dict)
+
+
+class MirrorUnsupported(StackHubError):
+    """The volume holds an entry the staging copy cannot make (a device node)."""
 
 
 def _short(err: Exception) -> str:
@@ -150,6 +168,88 @@ class VolumeCopier:
                     written += len(chunk)
         return written
 
+    def can_mirror(self) -> bool:
+        """Tell whether a helper may bind this machine's folders: the engine is on a local
+        unix socket, not rootless, and StackHub runs as root outside a container."""
+        if os.environ.get("STACKHUB_CONTAINER") == "1" or os.geteuid() != 0:
+            return False
+        api = self._api()
+        if not str(getattr(api, "base_url", "")).startswith("http+docker://"):
+            return False  # docker-py's name for a unix socket; tcp or ssh: another machine
+        options = self._call("asking the engine", api.info).get("SecurityOptions") or []
+        return not any("rootless" in str(o) for o in options)
+
+    def image_present(self, image: str) -> bool:
+        """Tell whether the engine holds `image`."""
+        api = self._api()
+        try:
+            self._call("inspecting an image", lambda: api.inspect_image(image))
+        except NotFound:
+            return False
+        return True
+
+    def start_mirror(self, volumes: list[tuple[str, str]], stage: Path, image: str,
+                     script: str) -> str:
+        """Start `script` (mirror_tool's text, `--wait`) in a helper that mounts each
+        (volume, key) read-only at `/v/<key>` and `stage` read-write at `/s`; return its id.
+
+        The helper runs as root with no network, a read-only root, `no-new-privileges` and
+        only the capabilities a faithful copy needs; it copies once `stage/+go` appears
+        (`finish_mirror`). Remove it with `drop_helper` in any case.
+        """
+        api = self._api()
+        tags = {labels.MANAGED: "true", HELPER: "backup"}
+        if self._install:
+            tags[labels.INSTALL] = self._install
+        binds: dict[str, dict[str, str]] = {name: {"bind": f"{MOUNT}/{key}", "mode": "ro"}
+                                            for name, key in volumes}
+        binds[str(stage)] = {"bind": STAGE, "mode": "rw"}
+        config = api.create_host_config(
+            binds=binds, network_mode="none", read_only=True,
+            cap_drop=["ALL"], cap_add=MIRROR_CAPS, security_opt=["no-new-privileges"])
+        created = self._call("creating a helper container", lambda: api.create_container(
+            image, entrypoint=["python3"], command=["-I", "-c", script, "--wait",
+                                                    *[k for _n, k in volumes]],
+            name=f"stackhub-helper-{secrets.token_hex(5)}", user="0:0", host_config=config,
+            labels=tags, network_disabled=True))
+        ident = str(created["Id"])
+        try:
+            self._call("starting a helper container", lambda: api.start(ident))
+        except BaseException:
+            self.drop_helper(ident)
+            raise
+        return ident
+
+    def finish_mirror(self, ident: str, go: Path) -> str:
+        """Tell a started mirror helper to copy (write `go`), wait for it; return its output.
+
+        StorageFull on exit code 28, MirrorUnsupported on 3, EngineError on any other failure.
+        """
+        api = self._api()
+        go.write_text("go\n")
+        code = int(self._call("waiting for a helper container",
+                              lambda: api.wait(ident, timeout=MIRROR_TIMEOUT))
+                   .get("StatusCode", 1))
+        out: str = self._call("reading a helper's output", lambda: api.logs(
+            ident, stdout=True, stderr=True, tail=20)).decode(errors="replace").strip()
+        if code == NO_SPACE:
+            raise StorageFull(f"no space left on the data disk for the volumes' staging copy "
+                              f"({out[-300:]}); the copy needs about as much free space as "
+                              "the volumes hold: free some space and try again")
+        if code == UNSUPPORTED:
+            raise MirrorUnsupported(out[-300:])
+        if code != 0:
+            raise EngineError(f"the helper copying volumes into the staging folder failed "
+                              f"(exit code {code}): {out[-300:]}")
+        return out
+
+    def drop_helper(self, ident: str) -> None:
+        """Remove a helper container (running or not); errors are ignored."""
+        api = self._api()
+        with contextlib.suppress(StackHubError, docker.errors.DockerException):
+            self._call("removing a helper container",
+                       lambda: api.remove_container(ident, force=True))
+
     def create(self, info: VolumeInfo, name: str | None = None) -> None:
         """Create a volume like `info` (same driver, options and labels), under `name`."""
         api = self._api()
@@ -170,6 +270,37 @@ class VolumeCopier:
                             lambda: api.put_archive(ident, "/", _Reader(handle)))
             if not ok:
                 raise EngineError(f"the engine did not unpack the archive into volume {volume}")
+
+    def load_folder(self, volume: str, folder: Path, image: str) -> None:
+        """Fill a (fresh) volume from a host folder: packed as a tar (entries under `v/`,
+        owners, modes, times and links kept, never followed) while the engine unpacks it."""
+        api = self._api()
+        read_fd, write_fd = os.pipe()
+        failed: list[BaseException] = []
+
+        def pack() -> None:
+            try:
+                with os.fdopen(write_fd, "wb", buffering=CHUNK) as pipe, \
+                        tarfile.open(fileobj=pipe, mode="w|", bufsize=CHUNK) as out:
+                    out.add(str(folder), arcname=MOUNT.strip("/"))
+            except BaseException as err:  # handed to the caller below
+                failed.append(err)
+
+        packer = threading.Thread(target=pack, name="volume-pack", daemon=True)
+        with open(read_fd, "rb", buffering=0) as source:
+            packer.start()
+            try:
+                with self._helper(volume, image, read_only=False) as ident:
+                    ok = self._call(f"writing volume {volume}",
+                                    lambda: api.put_archive(ident, "/", _Reader(source)))
+            finally:
+                source.close()  # a writer blocked on a full pipe gets EPIPE and ends
+                packer.join()
+        if failed:
+            raise EngineError(f"cannot pack folder {folder} for volume {volume}: "
+                              f"{failed[0]}") from failed[0]
+        if not ok:
+            raise EngineError(f"the engine did not unpack the archive into volume {volume}")
 
     def remove_helpers(self) -> int:
         """Remove helper containers a crash left behind; return how many."""

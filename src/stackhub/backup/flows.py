@@ -8,14 +8,19 @@ and starts the instance again, whatever happened. A volume of the local driver o
 rootful engine (StackHub running as root) may be read in place by restic when
 `STACKHUB_BACKUP_VOLUMES=in-place` opts in, at its folder's full path
 (`<engine root>/volumes/<volume>/_data`, named in the definition); by default, and for any
-other volume, it is exported as a tar through a helper container into the staging folder.
+other volume, a helper container that mounts it read-only copies it into the staging folder
+(`volumes/<key>/`, kept between backups: only files whose size or time changed are copied,
+so restic skips the rest by their metadata). Where that helper cannot run (no sandbox image,
+remote or rootless engine, StackHub in a container, a device node in the volume) or with
+`STACKHUB_BACKUP_VOLUMES=tar`, the volume is exported whole as a tar (`volumes/<key>.tar`,
+the layout of earlier versions, which restores as before).
 An app whose definition has a `backup` section (catalog/backup_spec.py) and runs is not stopped:
 its dump command runs in its service (an exec, argument list) and the paths and
-volumes it skips are left out. The volume tars stay in the staging folder between backups and
-one is replaced only when its content changed, so restic skips unchanged volumes by their
-metadata. A restore fetches the snapshot into a fresh folder, takes the instance down,
-moves the live folders and volumes aside, swaps the restored ones in and starts it; any
-failure (or a crash, at the next start) puts the old data back.
+volumes it skips are left out. Volume tars also stay in the staging folder between backups
+and one is replaced only when its content changed. A restore fetches the snapshot into a
+fresh folder, takes the instance down, moves the live folders and volumes aside, swaps the
+restored ones in and starts it; any failure (or a crash, at the next start) puts the old data
+back.
 """
 
 from __future__ import annotations
@@ -45,7 +50,7 @@ from stackhub.adapters.compose import COMPOSE_FILE, Compose
 from stackhub.adapters.engine import Engine
 from stackhub.adapters.exec import EngineExec
 from stackhub.adapters.restic import BackupProgress, Node, Repository, Restic, Snapshot
-from stackhub.adapters.volumes import VolumeCopier, VolumeInfo
+from stackhub.adapters.volumes import MirrorUnsupported, VolumeCopier, VolumeInfo
 from stackhub.apps.models import InstanceStatus, OperationRead, PortMapping
 from stackhub.apps.service import AppsService
 from stackhub.catalog.models import BackupSpec
@@ -74,17 +79,29 @@ def tags_of(record: InstanceRecord, kind: str, size: int) -> list[str]:
 
 
 def definition_of(record: InstanceRecord, volumes: list[VolumeInfo],
-                  places: dict[str, Path] | None = None) -> dict[str, Any]:
+                  places: dict[str, Path] | None = None,
+                  staged: set[str] | None = None) -> dict[str, Any]:
     """Return what a snapshot says about its instance (secrets included: the repo is encrypted).
 
-    `places` maps the volumes read in place to their folder (its path in the snapshot).
+    `places` maps the volumes read in place to their folder (its path in the snapshot);
+    `staged` names the volumes copied as folders into the staging folder (`"copy": "folder"`,
+    at `backups/stage/<name>/volumes/<key>`); any other volume is a tar there (`<key>.tar`).
     """
     data = asdict(record)
     data["ports"] = [p.model_dump() for p in record.ports]
-    found = places or {}
+    found, copied = places or {}, staged or set()
     return {"format": FORMAT, "instance": data, "volumes": [
-        {**v.model_dump(), **({"path": str(found[v.name])} if v.name in found else {})}
+        {**v.model_dump(), **({"path": str(found[v.name])} if v.name in found else {}),
+         **({"copy": "folder"} if v.name in copied else {})}
         for v in volumes]}
+
+
+def check_key(key: str) -> str:
+    """Return a volume key usable as a file name in the staging folder (else Invalid)."""
+    if not key or not key.replace("-", "").replace("_", "").replace(".", "").isalnum() or \
+            key.startswith("."):
+        raise Invalid(f"volume key {key!r} cannot be used as a file name")
+    return key
 
 
 def volume_root(source: str) -> re.Pattern[str]:
@@ -122,12 +139,15 @@ def check_paths(nodes: list[Node], source: str) -> int:
     Only `/instances/<source>`, `/appdata/<source>`, `/backups/stage/<source>` and the folders
     of the instance's volumes read in place (`.../volumes/stackhub-<source>_<key>/_data`),
     and their parents, may appear, without `..`; links are allowed only inside appdata and
-    volumes (restored as links, never followed), devices nowhere.
+    volumes (read in place or staged as folders, `/backups/stage/<source>/volumes/<key>`;
+    restored as links, never followed), devices nowhere.
     """
     pattern = volume_root(source)
-    volumes = [n.path for n in nodes if n.type == "dir" and pattern.fullmatch(n.path)]
-    allowed = (f"/instances/{source}", f"/appdata/{source}", f"/backups/stage/{source}",
-               *volumes)
+    staged = re.compile(re.escape(f"/backups/stage/{source}/volumes/") + r"[A-Za-z0-9_.-]+")
+    volumes = [n.path for n in nodes if n.type == "dir" and (
+        pattern.fullmatch(n.path) or staged.fullmatch(n.path))]
+    allowed = (*volumes, f"/instances/{source}", f"/appdata/{source}",
+               f"/backups/stage/{source}")
     parents = {"/instances", "/appdata", "/backups", "/backups/stage"}
     for base in volumes:
         steps = base.split("/")
@@ -173,6 +193,16 @@ def _drop(entry: Path) -> None:
         fsutil.remove_tree_inside(entry, entry.parent)
     else:
         entry.unlink()
+
+
+def volume_mode() -> str:
+    """Return how volumes are copied: `stage` (default), `tar` or `in-place`.
+
+    `STACKHUB_BACKUP_VOLUMES=tar` (or `helper`, its older name) exports each volume whole as
+    a tar through a helper on every backup, the layout of earlier versions.
+    """
+    raw = os.environ.get("STACKHUB_BACKUP_VOLUMES", "").strip().lower()
+    return "in-place" if in_place() else "tar" if raw in ("tar", "helper") else "stage"
 
 
 def in_place() -> bool:
@@ -385,8 +415,7 @@ class BackupFlows:
         image = self._images(self.paths.instance_dir(name))[0]
         folder = stage / "volumes"
         for info in volumes:
-            if not info.key.replace("-", "").replace("_", "").replace(".", "").isalnum():
-                raise Invalid(f"volume key {info.key!r} cannot be used as a file name")
+            check_key(info.key)
             tar, mark = folder / f"{info.key}.tar", folder / f"{info.key}.sha256"
             fresh = folder / f"{info.key}.tar.new"
             digest = hashlib.sha256()
@@ -419,10 +448,13 @@ class BackupFlows:
                 found[info.name] = path
         return found
 
-    def _keep_stage(self, name: str, volumes: list[VolumeInfo]) -> Path:
-        """Prepare the staging folder, keeping the volume tars of the last backup only."""
+    def _keep_stage(self, name: str, volumes: list[VolumeInfo],
+                    staged: list[VolumeInfo] | None = None) -> Path:
+        """Prepare the staging folder, keeping the last backup's volume tars (`volumes`) and
+        folder copies (`staged`) of these volumes only."""
         stage = self.stage(name)
         wanted = {f"{v.key}{ext}" for v in volumes for ext in (".tar", ".sha256")}
+        folders = {check_key(v.key) for v in staged or []}
         if stage.is_symlink() or not (stage / "volumes").is_dir() or \
                 (stage / "volumes").is_symlink():
             self._fresh(stage)
@@ -432,10 +464,56 @@ class BackupFlows:
             if entry.name != "volumes":
                 _drop(entry)
         for entry in list((stage / "volumes").iterdir()):
-            if entry.name not in wanted or entry.is_symlink() or not entry.is_file():
+            kept = entry.is_dir() if entry.name in folders else \
+                entry.is_file() if entry.name in wanted else False
+            if entry.is_symlink() or not kept:
                 _drop(entry)
         self.base.chmod(0o700)
         return stage
+
+    async def _mirror_image(self, volumes: list[VolumeInfo]) -> str | None:
+        """Return the image for the staging copy of volumes, or None to export tars.
+
+        The copy needs StackHub's own helper image (the store scripts' sandbox: Debian with
+        python3), already built, and a helper that may bind the staging folder (local
+        rootful engine, StackHub as root outside a container); `STACKHUB_BACKUP_VOLUMES=tar`
+        turns it off.
+        """
+        if not volumes or volume_mode() != "stage":
+            return None
+        from stackhub.adapters.sandbox import image_ref
+
+        image = image_ref()
+        try:
+            ok = await asyncio.to_thread(self.volumes.can_mirror) and \
+                await asyncio.to_thread(self.volumes.image_present, image)
+        except StackHubError as err:
+            log.info("volumes exported as tars: %s", err)
+            return None
+        return image if ok else None
+
+    async def _start_mirror(self, stage: Path, volumes: list[VolumeInfo], image: str) -> str:
+        """Start the helper that copies the volumes into `stage/volumes/<key>` once told to
+        (before the app stops: its start is then not downtime); return its id."""
+        from stackhub.backup import mirror_tool
+
+        with contextlib.suppress(FileNotFoundError):
+            (stage / "volumes" / mirror_tool.GO).unlink()
+        script = Path(mirror_tool.__file__).read_text()
+        return await asyncio.to_thread(self.volumes.start_mirror,
+                                       [(v.name, check_key(v.key)) for v in volumes],
+                                       stage / "volumes", image, script)
+
+    async def _stage_volumes(self, stage: Path, helper: str) -> None:
+        """Let the started helper copy the volumes (changed files only) and wait for it.
+
+        StorageFull if the data disk fills up (the partial copy is removed by the caller).
+        """
+        from stackhub.backup import mirror_tool
+
+        out = await asyncio.to_thread(self.volumes.finish_mirror, helper,
+                                      stage / "volumes" / mirror_tool.GO)
+        log.info("staging copy of the volumes: %s", out[-200:])
 
     async def backup(self, run: Run, repo: Repository, *, kind: str = "manual",
                      stop: bool = True, done: Callable[[str], None] | None = None) -> Outcome:
@@ -460,9 +538,18 @@ class BackupFlows:
             volumes = [v for v in volumes if v.key not in hot.skip_volumes]
         places = await self._places(name, volumes)
         tarred = [v for v in volumes if v.name not in places]
-        stage = self._keep_stage(name, tarred)
+        image = await self._mirror_image(tarred)
+        staged, tarred = (tarred, []) if image is not None else ([], tarred)
+        stage = self._keep_stage(name, tarred, staged)
         stopped = False
         ok = False
+        helper = None
+        if image is not None and staged:
+            try:
+                helper = await self._start_mirror(stage, staged, image)
+            except StackHubError as err:  # e.g. the image went meanwhile: a tar still works
+                log.warning("volumes exported as tars instead: %s", err.message)
+                staged, tarred = [], staged
         try:
             if hot is not None:
                 run.step("dump", 5.0)
@@ -472,11 +559,21 @@ class BackupFlows:
                 stopped = True  # a stop that fails half-way still needs the start
                 await self._stop(name)
             await faults.checkpoint("backup-stopped")
-            if tarred:
+            if staged or tarred:
                 run.step("volumes", 10.0, engine=True)
+            if helper is not None:
+                try:
+                    await self._stage_volumes(stage, helper)
+                except MirrorUnsupported as err:  # a device node: the tar export takes it
+                    log.warning("volumes exported as tars instead: %s", err.message)
+                    for info in staged:
+                        _drop(stage / "volumes" / info.key)
+                    staged, tarred = [], staged
+                await faults.checkpoint("backup-staged")
+            if tarred:
                 await self._export_volumes(name, stage, tarred)
-            fsutil.write_atomic(stage / DEFINITION, json.dumps(
-                definition_of(record, volumes, places), indent=2), mode=0o600)
+            fsutil.write_atomic(stage / DEFINITION, json.dumps(definition_of(
+                record, volumes, places, {v.name for v in staged}), indent=2), mode=0o600)
             paths = [f"instances/{name}", f"backups/stage/{name}"]
             data = self.paths.instance_data(name)
             if data.is_dir():
@@ -495,14 +592,23 @@ class BackupFlows:
                 done(summary.snapshot_id)
             ok = True
         finally:
+            if helper is not None and not ok:  # it may still wait or copy: gone first
+                await asyncio.to_thread(self.volumes.drop_helper, helper)
             with contextlib.suppress(StackHubError, OSError):
                 for partial in (stage / "volumes").glob("*.new"):
                     partial.unlink()
+                for temp in ("+partial", "+go"):
+                    if (stage / "volumes" / temp).exists():
+                        _drop(stage / "volumes" / temp)
                 if not ok:
                     fsutil.remove_tree_inside(stage, stage.parent)
-            if stopped:
-                run.step("start", 92.0, engine=True)
-                await self._start(name)  # raises only after the backup's own error, if any
+            try:
+                if stopped:
+                    run.step("start", 92.0, engine=True)
+                    await self._start(name)  # raises only after the backup's own error
+            finally:
+                if helper is not None and ok:  # it has ended: removed after the start
+                    await asyncio.to_thread(self.volumes.drop_helper, helper)
         return None
 
     @staticmethod
@@ -528,10 +634,10 @@ class BackupFlows:
             raise EngineError(f"cannot clean up after the backup: {err}") from err
 
     async def _after_backup_crash(self, op: OperationRead) -> None:
+        await asyncio.to_thread(self.volumes.remove_helpers)  # first: a copy may still run
         stage = self.stage(op.instance)
         with contextlib.suppress(StackHubError, OSError):
             fsutil.remove_tree_inside(stage, stage.parent)
-        await asyncio.to_thread(self.volumes.remove_helpers)
         record = self.records.find(op.instance)
         prior = self.runner.journal.prior_status(op.id)
         if record is None or prior not in RUNNING_STATES:
@@ -655,11 +761,14 @@ class BackupFlows:
 
     @staticmethod
     def _content(restored: Path, source: str, info: VolumeInfo, raw: dict[str, Any]) -> Path:
-        """Return a volume's content in a restored snapshot: its folder (read in place) or tar."""
+        """Return a volume's content in a restored snapshot: a folder (read in place, or a
+        staging copy: `"copy": "folder"`) or a tar (earlier versions, `tar` mode)."""
         place = volume_place(raw, source)
+        staged = restored / "backups" / "stage" / source / "volumes"
+        folder = place is not None or raw.get("copy") == "folder"
         found = restored / place.lstrip("/") if place is not None else \
-            restored / "backups" / "stage" / source / "volumes" / f"{info.key}.tar"
-        if found.is_symlink() or not (found.is_dir() if place is not None else found.is_file()):
+            staged / check_key(info.key) if folder else staged / f"{check_key(info.key)}.tar"
+        if found.is_symlink() or not (found.is_dir() if folder else found.is_file()):
             raise Invalid(f"the snapshot lacks the content of volume {info.key!r}")
         return found
 
@@ -667,16 +776,15 @@ class BackupFlows:
         """Fill a fresh volume from a restored folder or tar.
 
         A folder is moved into the volume when the engine keeps it here (local driver, local
-        rootful engine), otherwise packed as a tar and loaded through a helper container.
+        rootful engine), otherwise packed as a tar streamed into a helper container.
         """
         if content.is_dir():
             dest = await self._local(volume)
             if dest is not None:
                 await asyncio.to_thread(_move_into, content, dest)
-                return
-            packed = content.parent / f"{content.name}.tar"
-            await asyncio.to_thread(_pack, content, packed)
-            content = packed
+            else:
+                await asyncio.to_thread(self.volumes.load_folder, volume, content, image)
+            return
         await asyncio.to_thread(self.volumes.load, volume, content, image)
 
     async def _image_for(self, name: str) -> str:

@@ -1,0 +1,173 @@
+"""Mirror volumes into staging folders, copying only changed files (run in a helper container).
+
+Standalone (standard library only): its text runs as `python3 -I -c <text> <key>...` in a helper
+container that mounts each volume read-only at `/v/<key>` and the staging folder read-write at
+`/s`, and makes `/s/<key>` an exact copy of `/v/<key>`: a file whose size and modification time
+match is left alone (so restic skips it by its metadata), others are copied to `/s/+partial`
+then renamed in place; entries gone from the volume go; owners, modes, times, links, hard
+links, fifos and sockets are kept. With `--wait` first it waits for `/s/+go` before copying
+(the helper is started before the app is stopped, so its start is not downtime). Exit codes:
+0 done, 3 an entry it cannot copy (a device), 4 never told to go, 28 no space left, 1 anything
+else (the reason on stderr).
+"""
+
+# ruff: noqa: PTH101, PTH102, PTH104, PTH106, PTH108, PTH115, PTH118, PTH211
+# (plain os calls on str paths: their no-follow flags matter here)
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import stat
+import sys
+import time
+
+PARTIAL = "+partial"
+GO = "+go"
+UNSUPPORTED = 3
+NOT_TOLD = 4
+NO_SPACE = 28
+WAIT = 3600.0
+
+
+class Unsupported(Exception):
+    """An entry the mirror cannot copy (a device node)."""
+
+
+def _drop(path: str) -> None:
+    """Remove a file, link or folder tree (links never followed)."""
+    if stat.S_ISDIR(os.lstat(path).st_mode):
+        shutil.rmtree(path)
+    else:
+        os.unlink(path)
+
+
+def _meta(path: str, src: os.stat_result, have: os.stat_result | None) -> None:
+    """Give `path` the owner, mode and times of `src` where they differ from `have`."""
+    link = stat.S_ISLNK(src.st_mode)
+    if have is None or (have.st_uid, have.st_gid) != (src.st_uid, src.st_gid):
+        os.chown(path, src.st_uid, src.st_gid, follow_symlinks=False)
+        have = None  # a chown clears set-id bits: set the mode again
+    if not link and (have is None or have.st_mode != src.st_mode):
+        os.chmod(path, stat.S_IMODE(src.st_mode))
+    if have is None or have.st_mtime_ns != src.st_mtime_ns:
+        os.utime(path, ns=(src.st_atime_ns, src.st_mtime_ns), follow_symlinks=False)
+
+
+class Mirror:
+    """One run: copies made, links seen (by source inode), temporary folder."""
+
+    def __init__(self, partial: str) -> None:
+        """Remember where partial copies go."""
+        self.partial = partial
+        self.links: dict[tuple[int, int], str] = {}
+        self.copied = 0
+
+    def _copy(self, src: str, dest: str, info: os.stat_result) -> None:
+        temp = os.path.join(self.partial, "file")
+        shutil.copyfile(src, temp, follow_symlinks=False)
+        _meta(temp, info, None)
+        if os.path.lexists(dest) and stat.S_ISDIR(os.lstat(dest).st_mode):
+            shutil.rmtree(dest)
+        os.rename(temp, dest)
+        self.copied += 1
+
+    def _file(self, src: str, dest: str, info: os.stat_result,
+              have: os.stat_result | None) -> None:
+        ident = (info.st_dev, info.st_ino)
+        first = self.links.get(ident) if info.st_nlink > 1 else None
+        if first is not None:  # a hard link to a file copied already
+            if have is not None and os.lstat(first).st_ino == have.st_ino:
+                return
+            if have is not None:
+                _drop(dest)
+            os.link(first, dest)
+            return
+        if info.st_nlink > 1:
+            self.links[ident] = dest  # copies replace by rename: other links keep the old
+        if have is None or have.st_size != info.st_size or \
+                have.st_mtime_ns != info.st_mtime_ns or \
+                (info.st_nlink == 1 and have.st_nlink > 1):  # a link the volume no longer has
+            self._copy(src, dest, info)
+        else:
+            _meta(dest, info, have)
+
+    def sync(self, src: str, dest: str) -> None:
+        """Make folder `dest` hold exactly what folder `src` holds (both exist)."""
+        found = {e.name: e.stat(follow_symlinks=False) for e in os.scandir(src)}
+        present = {e.name: e.stat(follow_symlinks=False) for e in os.scandir(dest)}
+        for name in present.keys() - found.keys():
+            _drop(os.path.join(dest, name))
+        for name in sorted(found):
+            info, have = found[name], present.get(name)
+            s, d = os.path.join(src, name), os.path.join(dest, name)
+            if have is not None and stat.S_IFMT(have.st_mode) != stat.S_IFMT(info.st_mode):
+                _drop(d)
+                have = None
+            kind = stat.S_IFMT(info.st_mode)
+            if kind == stat.S_IFDIR:
+                if have is None:
+                    os.mkdir(d, 0o700)
+                self.sync(s, d)
+                _meta(d, info, os.lstat(d))
+            elif kind == stat.S_IFREG:
+                self._file(s, d, info, have)
+            elif kind == stat.S_IFLNK:
+                target = os.readlink(s)
+                if have is not None and os.readlink(d) != target:
+                    os.unlink(d)
+                    have = None
+                if have is None:
+                    os.symlink(target, d)
+                _meta(d, info, have)
+            elif kind == stat.S_IFIFO:
+                if have is None:
+                    os.mkfifo(d, 0o600)
+                _meta(d, info, have)
+            elif kind == stat.S_IFSOCK:
+                if have is None:
+                    with socket.socket(socket.AF_UNIX) as sock:
+                        sock.bind(d)
+                _meta(d, info, have)
+            else:
+                raise Unsupported(f"{s} is a device node, which the staging copy does not take")
+
+
+def main(args: list[str], volumes: str = "/v", stage: str = "/s") -> int:
+    """Mirror `volumes/<key>` into `stage/<key>` for each key; return the exit code."""
+    partial = os.path.join(stage, PARTIAL)
+    if args[:1] == ["--wait"]:
+        args = args[1:]
+        end = time.monotonic() + WAIT
+        while not os.path.lexists(os.path.join(stage, GO)):
+            if time.monotonic() > end:
+                return NOT_TOLD
+            time.sleep(0.02)
+    try:
+        if os.path.lexists(partial):
+            _drop(partial)
+        os.mkdir(partial, 0o700)
+        copied = 0
+        for key in args:
+            src, dest = os.path.join(volumes, key), os.path.join(stage, key)
+            if os.path.lexists(dest) and not stat.S_ISDIR(os.lstat(dest).st_mode):
+                _drop(dest)
+            if not os.path.lexists(dest):
+                os.mkdir(dest, 0o700)
+            run = Mirror(partial)
+            run.sync(src, dest)
+            _meta(dest, os.lstat(src), os.lstat(dest))
+            copied += run.copied
+        os.rmdir(partial)
+        print(f"copied {copied} files", flush=True)
+        return 0
+    except Unsupported as err:
+        print(str(err), file=sys.stderr, flush=True)
+        return UNSUPPORTED
+    except OSError as err:
+        print(f"{err.strerror or err}: {err.filename or ''}", file=sys.stderr, flush=True)
+        return NO_SPACE if err.errno == 28 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
