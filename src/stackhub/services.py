@@ -118,10 +118,11 @@ class PreUpdateSnapshots:
         self.backups = backups
 
     async def take(self, run: Run, name: str) -> str:
-        """Back up the (stopped) instance, tagged kind=pre-update; return the snapshot id."""
+        """Stop the instance and back it up, tagged kind=pre-update; leave it stopped (also on
+        failure: the update starts the old version); return the snapshot id."""
         repo = await self.backups.ready(self.backups.repos.handle(None))
         taken: list[str] = []  # the id restic reports: no second restic run to list snapshots
-        await self.backups.flows.backup(run, repo, kind="pre-update", stop=False,
+        await self.backups.flows.backup(run, repo, kind="pre-update", stop=True, restart=False,
                                         done=taken.append)
         if not taken:
             raise NotFound(f"the pre-update snapshot of {name!r} is not in the repository")

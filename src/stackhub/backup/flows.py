@@ -516,11 +516,14 @@ class BackupFlows:
         log.info("staging copy of the volumes: %s", out[-200:])
 
     async def backup(self, run: Run, repo: Repository, *, kind: str = "manual",
-                     stop: bool = True, done: Callable[[str], None] | None = None) -> Outcome:
+                     stop: bool = True, restart: bool = True,
+                     done: Callable[[str], None] | None = None) -> Outcome:
         """Back up one instance: stop it (or run its dump), copy everything, start it.
 
         An app whose definition has a `backup` section and that runs is not stopped: its dump
         command runs in its service first, and the paths and volumes it skips are left out.
+        `restart=False` (an update's snapshot): the instance is stopped here, never dumped hot,
+        and left stopped, also on failure (the caller starts what it needs).
         `done` gets the new snapshot's id once restic has written it.
         """
         name = run.op.instance
@@ -532,7 +535,7 @@ class BackupFlows:
         spec = self.hot_spec(record)
         run.step("prepare", 2.0)
         was_running = await self._running(name)
-        hot = spec if spec is not None and was_running else None
+        hot = spec if spec is not None and was_running and restart else None
         volumes = await asyncio.to_thread(self.volumes.volumes_of, labels.project_name(name))
         if hot is not None:
             volumes = [v for v in volumes if v.key not in hot.skip_volumes]
@@ -544,20 +547,24 @@ class BackupFlows:
         stopped = False
         ok = False
         helper = None
-        if image is not None and staged:
-            try:
-                helper = await self._start_mirror(stage, staged, image)
-            except StackHubError as err:  # e.g. the image went meanwhile: a tar still works
-                log.warning("volumes exported as tars instead: %s", err.message)
-                staged, tarred = [], staged
+        # the helper's container starts beside the stop (it copies only once told to go)
+        starting = asyncio.ensure_future(self._start_mirror(stage, staged, image)) \
+            if image is not None and staged else None
         try:
             if hot is not None:
                 run.step("dump", 5.0)
                 await self._dump(name, hot)
-            elif stop and was_running:
+            elif stop and (was_running or not restart):
                 run.step("stop", 5.0, engine=True)
                 stopped = True  # a stop that fails half-way still needs the start
                 await self._stop(name)
+            if starting is not None:
+                try:
+                    helper = await starting
+                except StackHubError as err:  # e.g. the image went meanwhile: a tar still works
+                    log.warning("volumes exported as tars instead: %s", err.message)
+                    staged, tarred = [], staged
+                starting = None
             await faults.checkpoint("backup-stopped")
             if staged or tarred:
                 run.step("volumes", 10.0, engine=True)
@@ -592,6 +599,9 @@ class BackupFlows:
                 done(summary.snapshot_id)
             ok = True
         finally:
+            if starting is not None:  # the stop failed while the helper was starting
+                started = (await asyncio.gather(starting, return_exceptions=True))[0]
+                helper = started if isinstance(started, str) else helper
             if helper is not None and not ok:  # it may still wait or copy: gone first
                 await asyncio.to_thread(self.volumes.drop_helper, helper)
             with contextlib.suppress(StackHubError, OSError):
@@ -603,7 +613,7 @@ class BackupFlows:
                 if not ok:
                     fsutil.remove_tree_inside(stage, stage.parent)
             try:
-                if stopped:
+                if stopped and restart:
                     run.step("start", 92.0, engine=True)
                     await self._start(name)  # raises only after the backup's own error
             finally:

@@ -52,7 +52,9 @@ def stability_default() -> float:
 class Snapshots(Protocol):
     """The backup domain's snapshot and restore, run inside an update's operation."""
 
-    async def take(self, run: Run, name: str) -> str: ...
+    async def take(self, run: Run, name: str) -> str:
+        """Stop the instance, snapshot it and leave it stopped; return the snapshot id."""
+        ...
     async def put_back(self, run: Run, name: str, snapshot: str) -> None: ...
 
 
@@ -125,15 +127,6 @@ class UpdateFlows:
             if isinstance(result, BaseException):
                 raise result
 
-    async def _stop(self, name: str) -> None:
-        """Stop the app: through the engine's API when the adapter can, else Compose."""
-        stop = getattr(self.apps.flows.engine, "stop_project", None)
-        if stop is not None:
-            await asyncio.to_thread(stop, labels.project_name(name))
-            return
-        folder = self.apps.paths.instance_dir(name)
-        await self.apps.compose.lifecycle("stop", labels.project_name(name), folder)
-
     async def _start_old(self, name: str) -> None:
         folder = self.apps.paths.instance_dir(name)
         await self.apps.compose.up(labels.project_name(name), folder)
@@ -202,13 +195,11 @@ class UpdateFlows:
                                            InstanceStatus.STARTING.value,
                                            InstanceStatus.UNHEALTHY.value,
                                            InstanceStatus.PARTIAL.value, None)
-        run.step("stop", 30.0, engine=True)
         state: dict[str, Any] = {"op": run.op.id, "phase": "stopped", "images": kept,
                                  "was_running": was_running, "snapshot": None}
         self.save_state(name, state)
         try:
-            await self._stop(name)
-            run.step("snapshot", 35.0, engine=True)
+            # the snapshot stops the app itself, its volume helper starting beside the stop
             snapshot = await self.snapshots.take(run, name)
         except StackHubError as err:
             with contextlib.suppress(StackHubError):
