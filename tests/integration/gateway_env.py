@@ -11,8 +11,10 @@ import contextlib
 import json
 import shutil
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -148,3 +150,29 @@ def web_app_source(script: str = GREETING_PAGE) -> dict[str, str]:
     assert "command:" in compose
     return {"kind": "app", "manifest": (folder / "stackhub-app.yaml").read_text(),
             "compose": compose}
+
+
+class _Address(BaseHTTPRequestHandler):
+    """Answers GET with the address in `server.address` (a public-IP page)."""
+
+    def do_GET(self) -> None:
+        body = f"{self.server.address}\n".encode()  # type: ignore[attr-defined]
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        """Stay quiet."""
+
+
+def serving_address(address: str) -> Iterator[ThreadingHTTPServer]:
+    """Serve a local 'what is my IP' page answering `address` (change `page.address`)."""
+    page = ThreadingHTTPServer(("127.0.0.1", 0), _Address)
+    page.address = address  # type: ignore[attr-defined]
+    thread = threading.Thread(target=page.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield page
+    finally:
+        page.shutdown()

@@ -16,10 +16,9 @@ import secrets
 import shutil
 import socket
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import dns.resolver
@@ -29,7 +28,7 @@ from stackhub.adapters import dnsrecords
 from stackhub.errors import DnsProviderRefused, Invalid
 from stackhub.proxy import dnshook
 from tests.integration.conftest import Server
-from tests.integration.gateway_env import AcmeLab, running_lab
+from tests.integration.gateway_env import AcmeLab, running_lab, serving_address
 
 pytestmark = pytest.mark.integration
 ZONE = "box.test"
@@ -192,29 +191,10 @@ def test_the_lego_exec_hook_presents_and_cleans_up_the_challenge(named: Named,
     assert base64.b64encode(b"y" * 32).decode() not in refused.stdout + refused.stderr
 
 
-class _Address(BaseHTTPRequestHandler):
-    """Answers GET with the address in `server.address` (a public-IP page)."""
-
-    def do_GET(self) -> None:
-        body = f"{self.server.address}\n".encode()  # type: ignore[attr-defined]
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        """Stay quiet."""
-
-
 @pytest.fixture(scope="module")
 def address_page() -> Iterator[ThreadingHTTPServer]:
     """A local page answering with the box's 'public' address."""
-    page = ThreadingHTTPServer(("127.0.0.1", 0), _Address)
-    page.address = "203.0.113.10"  # type: ignore[attr-defined]
-    thread = threading.Thread(target=page.serve_forever, daemon=True)
-    thread.start()
-    yield page
-    page.shutdown()
+    yield from serving_address("203.0.113.10")
 
 
 @pytest.fixture(scope="module")

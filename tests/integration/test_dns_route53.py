@@ -15,7 +15,6 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from http.server import ThreadingHTTPServer
@@ -29,8 +28,7 @@ import pytest
 from stackhub.adapters import dnsrecords
 from stackhub.errors import DnsProviderRefused
 from tests.integration.conftest import Server, free_port
-from tests.integration.gateway_env import AcmeLab, running_lab, web_app_source
-from tests.integration.test_dns_records import _Address
+from tests.integration.gateway_env import AcmeLab, running_lab, serving_address, web_app_source
 
 pytestmark = pytest.mark.integration
 ZONE = "r53.test"
@@ -114,12 +112,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AcmeLab]:
 @pytest.fixture(scope="module")
 def address_page() -> Iterator[ThreadingHTTPServer]:
     """A local page answering with the box's 'public' address."""
-    page = ThreadingHTTPServer(("127.0.0.1", 0), _Address)
-    page.address = "203.0.113.20"  # type: ignore[attr-defined]
-    thread = threading.Thread(target=page.serve_forever, daemon=True)
-    thread.start()
-    yield page
-    page.shutdown()
+    yield from serving_address("203.0.113.20")
 
 
 def _wait_for(moto: Moto, wanted: dict[tuple[str, str], list[str]],
