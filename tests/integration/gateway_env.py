@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.conftest import FIXTURE_APPS, free_port
+from tests.integration.conftest import FIXTURE_APPS, Server, free_port
 
 
 def _openssl(*args: str, cwd: Path) -> None:
@@ -150,6 +150,21 @@ def web_app_source(script: str = GREETING_PAGE) -> dict[str, str]:
     assert "command:" in compose
     return {"kind": "app", "manifest": (folder / "stackhub-app.yaml").read_text(),
             "compose": compose}
+
+
+def start_web(server: Server, name: str = "web") -> str:
+    """Start installing the web-app fixture as `name` (free port, "hello from NAME"); return
+    the operation's id."""
+    answer = server.api("POST", "/api/instances", json={
+        "source": web_app_source(), "name": name,
+        "values": {"WEB_PORT": str(free_port()), "GREETING": f"hello from {name}"}})
+    assert answer.status_code == 202, answer.text
+    return str(answer.json()["operation"]["id"])
+
+
+def install_web(server: Server, name: str = "web") -> None:
+    """Install the web-app fixture as `name` and wait until it succeeded."""
+    assert server.wait_operation(start_web(server, name))["state"] == "succeeded"
 
 
 class _Address(BaseHTTPRequestHandler):

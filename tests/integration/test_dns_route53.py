@@ -28,7 +28,12 @@ import pytest
 from stackhub.adapters import dnsrecords
 from stackhub.errors import DnsProviderRefused
 from tests.integration.conftest import Server, free_port
-from tests.integration.gateway_env import AcmeLab, running_lab, serving_address, web_app_source
+from tests.integration.gateway_env import (
+    AcmeLab,
+    install_web,
+    running_lab,
+    serving_address,
+)
 
 pytestmark = pytest.mark.integration
 ZONE = "r53.test"
@@ -131,11 +136,7 @@ def test_the_server_keeps_route53_records(moto: Moto, lab: AcmeLab,
     server = Server(tmp_path_factory.mktemp("route53") / "data", extra_env=env)
     server.start()
     try:
-        answer = server.api("POST", "/api/instances", json={
-            "source": web_app_source(), "name": "web",
-            "values": {"WEB_PORT": str(free_port()), "GREETING": "hello from web"}})
-        assert answer.status_code == 202, answer.text
-        assert server.wait_operation(answer.json()["operation"]["id"])["state"] == "succeeded"
+        install_web(server)
         result = server.cli("domain", "provider", "set", "route53", "--zone", ZONE,
                             "--env", f"AWS_ACCESS_KEY_ID={KEY_ID}",
                             "--env", "AWS_SECRET_ACCESS_KEY", "--json",

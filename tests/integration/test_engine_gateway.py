@@ -13,8 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.conftest import free_port
-from tests.integration.gateway_env import AcmeLab, running_lab, web_app_source
+from tests.integration.gateway_env import AcmeLab, install_web, running_lab
 from tests.integration.second_engine import PatientServer, SecondEngine, second_engine
 from tests.integration.test_gateway import BASE, fetch, internal_root
 from tests.integration.test_outage import until
@@ -45,11 +44,7 @@ def test_an_app_behind_the_gateway_answers_again_after_the_engine_restarts(
     srv = PatientServer(tmp_path / "data", extra_env={**lab.env(), **engine2.env})
     srv.start()
     try:
-        accepted = srv.api("POST", "/api/instances", json={
-            "source": web_app_source(), "name": "web",
-            "values": {"WEB_PORT": str(free_port()), "GREETING": "hello from web"}})
-        assert accepted.status_code == 202, accepted.text
-        assert srv.wait_operation(accepted.json()["operation"]["id"])["state"] == "succeeded"
+        install_web(srv)
         result = srv.cli("domain", "base", BASE, **lab.env())
         assert result.returncode == 0, result.stderr + result.stdout
         root = internal_root(srv, tmp_path)

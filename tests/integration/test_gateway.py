@@ -22,8 +22,8 @@ import psutil
 import pytest
 from websockets.sync.client import connect
 
-from tests.integration.conftest import Server, free_port
-from tests.integration.gateway_env import AcmeLab, running_lab, web_app_source
+from tests.integration.conftest import Server
+from tests.integration.gateway_env import AcmeLab, running_lab, start_web
 
 pytestmark = pytest.mark.integration
 BASE = "home.lan"
@@ -41,13 +41,7 @@ def gw(lab: AcmeLab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve
     srv = Server(tmp_path_factory.mktemp("gateway") / "data", extra_env=lab.env())
     srv.start()
     try:
-        ops = []
-        for name in ("web", "other"):
-            answer = srv.api("POST", "/api/instances", json={
-                "source": web_app_source(), "name": name,
-                "values": {"WEB_PORT": str(free_port()), "GREETING": f"hello from {name}"}})
-            assert answer.status_code == 202, answer.text
-            ops.append(answer.json()["operation"]["id"])
+        ops = [start_web(srv, name) for name in ("web", "other")]
         for op in ops:
             assert srv.wait_operation(op)["state"] == "succeeded"
         result = srv.cli("domain", "base", BASE, **lab.env())

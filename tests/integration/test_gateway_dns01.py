@@ -22,8 +22,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.conftest import Server, free_port
-from tests.integration.gateway_env import AcmeLab, running_lab, web_app_source
+from tests.integration.conftest import Server
+from tests.integration.gateway_env import AcmeLab, install_web, running_lab
 
 pytestmark = pytest.mark.integration
 BASE = "box.test"
@@ -78,11 +78,7 @@ def srv(lab: AcmeLab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serv
     server = Server(tmp_path_factory.mktemp("dns01") / "data", extra_env=env)
     server.start()
     try:
-        answer = server.api("POST", "/api/instances", json={
-            "source": web_app_source(), "name": "web",
-            "values": {"WEB_PORT": str(free_port()), "GREETING": "hello from web"}})
-        assert answer.status_code == 202, answer.text
-        assert server.wait_operation(answer.json()["operation"]["id"])["state"] == "succeeded"
+        install_web(server)
         yield server
     finally:
         server.stop()
