@@ -42,6 +42,8 @@ TARGET_SYNC_S = 10.0
 TARGET_RESYNC_S = 0.5
 TARGET_P95_MS = 10.0
 TARGET_INSTALLABLE = 0.90
+DISABLED = "the store has disabled this app"
+"""Umbrel's ``disabled: true`` (catalog/readers/umbrel.py): refused there as here."""
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -139,10 +141,13 @@ def main() -> int:
             installable = [a for a in mine if a.installable]
             share = len(installable) / len(mine) if mine else 0.0
             ok &= share >= TARGET_INSTALLABLE
+            problems = {a.id: catalog.get(a.id).problems for a in mine if not a.installable}
+            enabled = len(mine) - sum(DISABLED in p for p in problems.values())
             print(f"{name}: {len(mine)} listed, {len(installable)} installable "
-                  f"({share:.0%}; target {TARGET_INSTALLABLE:.0%})")
-            counts = collections.Counter(reason(p) for a in mine if not a.installable
-                                         for p in catalog.get(a.id).problems)
+                  f"({share:.1%}; target {TARGET_INSTALLABLE:.0%}); over the {enabled} the "
+                  f"store does not disable: {len(installable) / max(enabled, 1):.1%}")
+            counts = collections.Counter(reason(p) for found in problems.values()
+                                         for p in found)
             for text, count in counts.most_common(8):
                 print(f"    {count:4d}  {text}")
     return 0 if ok else 1

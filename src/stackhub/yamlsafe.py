@@ -81,20 +81,50 @@ for _tag, _pattern, _first in _CORE_RESOLVERS:
     _NoAliasDumper.add_implicit_resolver(_tag, _pattern, list(_first))
 
 
-def _prescan(text: str) -> None:
-    """Count aliases and nesting on the event stream (libyaml when present) before building."""
-    aliases = depth = 0
-    for event in yaml.parse(text, Loader=_Loader):
-        if isinstance(event, yaml.AliasEvent):
+def _check_nodes(root: yaml.Node) -> None:
+    """Count aliases and nesting on the composed node graph, before anything is constructed.
+
+    An alias is a second reference to a node already seen (merge keys included); merges are
+    flattened, and alias bombs expanded, only by the construction this check precedes. The
+    walk is iterative: it never recurses, whatever the nesting.
+    """
+    seen: set[int] = set()
+    aliases = 0
+    stack: list[tuple[yaml.Node, int]] = [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if id(node) in seen:
             aliases += 1
             if aliases > MAX_ALIASES:
                 raise TooLarge(f"YAML uses more than {MAX_ALIASES} aliases")
-        elif isinstance(event, yaml.CollectionStartEvent):
-            depth += 1
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.CollectionNode):
             if depth > MAX_DEPTH:
                 raise TooLarge(f"YAML is nested deeper than {MAX_DEPTH} levels")
-        elif isinstance(event, yaml.CollectionEndEvent):
-            depth -= 1
+            # children pushed reversed: nodes are first reached in document order, i.e. at
+            # their anchor, so the depth is the text's nesting, not a path through aliases
+            items = [i for pair in node.value for i in pair] if isinstance(
+                node, yaml.MappingNode) else list(node.value)
+            stack.extend((item, depth + 1) for item in reversed(items))
+
+
+def _load_checked(text: str) -> Any:
+    """Parse and compose once (libyaml when present), check the nodes, then construct.
+
+    It used to parse every document twice: a scan of the event stream for aliases and
+    nesting, then ``yaml.load`` parsing the text again (libyaml also refuses nesting past its
+    own limit while parsing).
+    """
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_nodes(node)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
 
 
 def check_tree(data: Any, *, what: str = "the document") -> None:
@@ -128,8 +158,7 @@ def load(text: str | bytes, *, what: str = "YAML document", max_bytes: int = MAX
     except UnicodeDecodeError as err:
         raise Invalid(f"{what} is not valid UTF-8") from err
     try:
-        _prescan(decoded)
-        data = yaml.load(decoded, Loader=_Loader)  # noqa: S506 - a safe loader
+        data = _load_checked(decoded)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

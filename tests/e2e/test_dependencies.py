@@ -64,8 +64,10 @@ def signed_in(browser: Any, deps_server: Server) -> dict[str, Any]:
 def test_a_missing_dependency_is_named_with_an_offer(open_page: Any, deps_server: Server,
                                                      shots: Path, viewport: dict[str, int],
                                                      locale: str) -> None:
-    if deps_server.api("GET", "/api/instances/dep-node").status_code == 200:
-        pytest.skip("the dependency is installed already (the install test ran first)")
+    # whatever ran before (the install test, a rerun): start from a box without the dependency
+    remove_instance(deps_server, "dep-client")
+    remove_instance(deps_server, "dep-node")
+    assert deps_server.api("GET", "/api/instances/dep-node").status_code == 404
     page = open_page(viewport, locale)
     page.goto(f"{deps_server.url}/store/dps/dep-client")
     page.click(t("install-button"))

@@ -86,3 +86,35 @@ services:
     data = server.data_dir / "appdata" / "t-enved"
     assert (data / "config" / "prod.env").read_text() == "LEVEL=3\n"
     assert server.cli("app", "remove", "t-enved", "--yes", "--purge").returncode == 0
+
+
+def test_an_env_file_its_pre_start_hook_writes_reaches_the_container(server: Server,
+                                                                    tmp_path: Path) -> None:
+    # as lobe-chat's hook does: the store ships no settings.env, its pre-start hook writes it
+    port = free_port()
+    app = tmp_path / "umbrel-made" / "made"
+    (app / "hooks").mkdir(parents=True)
+    (app / "umbrel-app.yml").write_text(
+        f"manifestVersion: 1\nid: made\nname: Made\nversion: '1.0'\nport: {port}\n")
+    (app / "docker-compose.yml").write_text(f"""
+services:
+  web:
+    image: stackhub-test/web:1
+    ports: ["{port}:80"]
+    env_file:
+      - ${{APP_DATA_DIR}}/settings.env
+    command: ["sh", "-c", "echo $$MODE > /www/env.txt && exec httpd -f -p 80 -h /www"]
+    stop_grace_period: 1s
+""")
+    (app / "hooks" / "pre-start").write_text(
+        '#!/usr/bin/env bash\nset -euo pipefail\nENV_FILE="${APP_DATA_DIR}/settings.env"\n'
+        '[[ -f "${ENV_FILE}" ]] || echo "MODE=made-by-hook" > "${ENV_FILE}"\n')
+    added = server.api("POST", "/api/stores", json={"name": "umbmade", "source":
+                                                     str(app.parent), "local": True})
+    assert added.status_code == 201, added.text
+    shown = server.api("GET", "/api/catalog/apps/umbmade/made").json()
+    assert shown["installable"], shown.get("problems")
+    result = server.cli("app", "install", "umbmade/made", "--name", "t-made", "--yes")
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert http_text(port, path="/env.txt") == "made-by-hook\n"
+    assert server.cli("app", "remove", "t-made", "--yes", "--purge").returncode == 0

@@ -263,11 +263,13 @@ def services_of(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def check_services(compose: dict[str, Any], draft: Draft,
-                   shipped: frozenset[str] = frozenset()) -> None:
+                   shipped: frozenset[str] = frozenset(),
+                   made: frozenset[str] = frozenset()) -> None:
     """Report what StackHub cannot run: builds, missing images, files from the store.
 
     `shipped` lists the files (relative to the app's folder) the instance gets from the store:
     an env file among them is read from the instance's data folder, as the store expects.
+    `made` lists those a store script creates there before the project starts (a note).
     """
     for name, service in services_of(compose).items():
         if "build" in service:
@@ -281,6 +283,9 @@ def check_services(compose: dict[str, Any], draft: Draft,
             if relative is None:
                 draft.problem(f"service {name} reads the env_file {path!r}; StackHub copies "
                               f"env files of the app's own folder ({DATA_DIR_PREFIX}...) only")
+            elif relative in made and relative not in shipped:
+                draft.note(f"service {name} reads the env_file {path}, which the store's "
+                           "pre-start script creates in the sandbox before the project starts")
             elif relative not in shipped and required:
                 draft.problem(f"service {name} reads the env_file {path}, which the store "
                               "does not ship")

@@ -551,6 +551,29 @@ class _Reader:
                         self.ship(relative, text, template=False):
                     shipped.add(relative)
 
+    def made_before_start(self) -> frozenset[str]:
+        """Return the env files (app-folder paths) a carried pre-start script visibly creates.
+
+        ``exports.sh`` and ``hooks/pre-start`` run in the sandbox before the project starts,
+        with the app's data folder writable; a script naming ``${APP_DATA_DIR}/<file>`` (or
+        ``${EXPORTS_APP_DIR}/<file>``) is taken to prepare it (e.g. lobe-chat's hook writes
+        ``settings.env``). A static scan: if the run does not create it, the service starts
+        without it (rendered env files are optional).
+        """
+        texts = [self.scripts[name] for name in (EXPORTS_FILE, "hooks/pre-start")
+                 if name in self.scripts]
+        made: set[str] = set()
+        for service in self.services.values():
+            for path, _ in env_files(service):
+                relative = data_file(path)
+                if relative is None:
+                    continue
+                named = re.compile(r"\$\{?(?:APP_DATA_DIR|EXPORTS_APP_DIR)\}?/"
+                                   + re.escape(relative) + r"(?![\w./-])")
+                if any(named.search(text) for text in texts):
+                    made.add(relative)
+        return frozenset(made)
+
     def ship(self, path: str, text: str, *, template: bool) -> bool:
         """Add a file for the instance's data folder; False if its name cannot be used."""
         try:
@@ -589,19 +612,26 @@ class _Reader:
         self.files_needed(files, hooks)
         self.ship_env_files()
         common.check_services(self.compose, self.draft,
-                              shipped=frozenset(f.path for f in self.files))
+                              shipped=frozenset(f.path for f in self.files),
+                              made=self.made_before_start())
         if not self.exports_ok:
             for name in self.script_vars:
                 if not self.draft.taken(name) and not common.reserved(name):
                     self.draft.derived[name] = ""  # filled by the sandbox run at install
-            unknown = sorted(n for n in common.referenced(self.compose)
-                             if not self.draft.taken(n))
+        # a name whose every use has a default (``${X:-unset}``) is optional, as on Umbrel
+        unknown = sorted(n for n, refs in common.referenced(self.compose).items()
+                         if not self.draft.taken(n)
+                         and not all(ref.op in (":-", "-") for ref in refs))
+        if tor := [n for n in unknown if n in TOR_VARS]:
+            # with or without exports.sh: the app talks to Umbrel's system Tor
+            self.draft.problem("needs Tor: it uses Umbrel's Tor proxy ("
+                               + ", ".join(tor) + "), which StackHub does not run")
+        if not self.exports_ok:
             if EXPORTS_FILE not in self.scripts:
                 self.draft.problem(f"exports.sh is larger than {MAX_SCRIPT_BYTES} bytes; "
                                    "StackHub does not run it")
-            elif tor := [n for n in unknown if n in TOR_VARS]:
-                self.draft.problem("needs Tor: it uses Umbrel's Tor proxy ("
-                                   + ", ".join(tor) + "), which StackHub does not run")
+            elif tor:
+                pass  # said above
             elif unknown:
                 self.draft.problem("the app needs variables its exports.sh does not visibly "
                                    "export: " + ", ".join(unknown))

@@ -314,6 +314,26 @@ def test_umbrels_tor_proxy_is_a_needs_tor_problem() -> None:
     assert app.problems == ["needs Tor: it uses Umbrel's Tor proxy (TOR_PROXY_IP, "
                             "TOR_PROXY_PORT), which StackHub does not run"]
     assert app.derived["TOR_DATA_DIR"] == "${APP_DATA_DIR}/umbrel/tor/data"
+    # the same without exports.sh (robosats, krystal-bull): not a variable "left empty"
+    plain = umbrel.parse_app(text, compose)
+    assert plain.problems == app.problems
+    # an app's own Tor proxy (an address it exports) or a default is not Umbrel's Tor
+    own = umbrel.parse_app(text, compose.replace("${TOR_PROXY_IP}:${TOR_PROXY_PORT}",
+                                                 "${TOR_PROXY_IP:-none}:9050"))
+    assert own.installable, own.problems
+
+
+def test_a_variable_used_only_with_a_default_is_not_required() -> None:
+    text = "manifestVersion: 1\nid: defaulted\nname: D\nport: 80\n"
+    compose = ("services:\n  web:\n    image: example/x:1\n    environment:\n"
+               "      MODE: ${LATER_FLAG:-unset}\n      OTHER: ${LATER_FLAG-x}\n")
+    scripted = "if true; then export A=1; fi\n"
+    app = umbrel.parse_app(text, compose, exports_text=scripted)
+    assert app.installable, app.problems
+    bare = umbrel.parse_app(text, compose + "      BARE: ${LATER_FLAG}\n",
+                            exports_text=scripted)
+    assert bare.problems == ["the app needs variables its exports.sh does not visibly "
+                             "export: LATER_FLAG"]
 
 
 def test_exports_written_through_an_env_file_are_seen() -> None:
@@ -518,3 +538,37 @@ def test_an_env_file_behind_a_folder_link_is_not_read(tmp_path: Path) -> None:
     app = umbrel.read_app_dir(folder, store="umb")
     assert all("stolen" not in f.content for f in app.files)
     assert any("config/prod.env, which the store does not ship" in p for p in app.problems)
+
+
+HOOK_WRITES_ENV = """#!/usr/bin/env bash
+ENV_FILE="${APP_DATA_DIR}/settings.env"
+touch "${ENV_FILE}"
+"""
+
+
+def test_an_env_file_a_pre_start_script_creates_is_a_note(tmp_path: Path) -> None:
+    compose = ("services:\n  web:\n    image: x\n    env_file:\n"
+               "      - ${APP_DATA_DIR}/settings.env\n")
+    folder = tmp_path / "enved"
+    (folder / "hooks").mkdir(parents=True)
+    (folder / "umbrel-app.yml").write_text(UMBREL_MANIFEST)
+    (folder / "docker-compose.yml").write_text(compose)
+    (folder / "hooks" / "pre-start").write_text(HOOK_WRITES_ENV)
+    app = umbrel.read_app_dir(folder, store="umb")
+    assert app.installable, app.problems
+    assert any("settings.env, which the store's pre-start script creates" in n
+               for n in app.notes)
+    assert "hooks/pre-start" in app.scripts and not app.files
+    # naming another file, or only a post-start hook, does not count
+    (folder / "hooks" / "pre-start").write_text(HOOK_WRITES_ENV.replace("settings.env",
+                                                                        "settings.env.bak"))
+    assert any("settings.env, which the store does not ship" in p
+               for p in umbrel.read_app_dir(folder, store="umb").problems)
+    (folder / "hooks" / "pre-start").unlink()
+    (folder / "hooks" / "post-start").write_text(HOOK_WRITES_ENV)
+    assert any("settings.env, which the store does not ship" in p
+               for p in umbrel.read_app_dir(folder, store="umb").problems)
+    (folder / "hooks" / "post-start").unlink()
+    (folder / "exports.sh").write_text(
+        'if true; then touch "${EXPORTS_APP_DIR}/settings.env"; fi\n')
+    assert umbrel.read_app_dir(folder, store="umb").installable
