@@ -7,8 +7,9 @@ endpoint (instance list, instance details, catalog search, health) Debian's `wrk
 p50 and p99 latency, errors (socket errors, timeouts, non-2xx/3xx answers) and the server's
 resident memory before, right after, and `--settle` seconds after each run, and the server's
 CPU time per request (what a request costs whatever the machine's load), how long its event
-loop thread waited runnable for a CPU during the run (schedstat), and the host's TCP
-listen-queue overflows/drops over the run (nstat's TcpExtListenOverflows/ListenDrops). The endpoint
+loop thread waited runnable for a CPU during the run (schedstat), the host's TCP
+listen-queue overflows/drops over the run (nstat's TcpExtListenOverflows/ListenDrops), its TCP
+retransmissions (tail-loss probes and timeouts apart) and the load average after. The endpoint
 `conditional` (in `--endpoints`) loads the list the way a client holding the body asks:
 `If-None-Match` with the current ETag (304s). The install prints its journaled steps, so the
 time spent before the operation exists (the request, the plan) shows apart from its steps.
@@ -109,6 +110,23 @@ def listen_drops() -> int:
     return 0
 
 
+def tcp_retransmits() -> tuple[int, int, int]:
+    """The host's TCP retransmitted segments, tail-loss probes and retransmission timeouts so
+    far (/proc/net/snmp, /proc/net/netstat; the whole host). On loopback nothing is lost: a
+    probe means an answer (or wrk's next request) came >200 ms late, so the peer's delayed
+    ACK fired first; a timeout (RTO: 200 ms, then doubling) would add its own delay."""
+    found = {"RetransSegs": 0, "TCPLossProbes": 0, "TCPTimeouts": 0}
+    for table in ("/proc/net/snmp", "/proc/net/netstat"):
+        lines = Path(table).read_text().splitlines()
+        for names, values in zip(lines[::2], lines[1::2], strict=False):
+            if names.startswith(("Tcp:", "TcpExt:")):
+                row = dict(zip(names.split()[1:], values.split()[1:], strict=False))
+                for key in found:
+                    if key in row:
+                        found[key] = int(row[key])
+    return found["RetransSegs"], found["TCPLossProbes"], found["TCPTimeouts"]
+
+
 def loop_wait(pid: int) -> float:
     """Seconds the server's main thread (the event loop) spent runnable but waiting for a CPU
     (schedstat's run-queue time): a loop that waits here cannot answer whatever a request
@@ -193,10 +211,14 @@ def main() -> None:
                 path, headers = targets[key]
                 before, cpu_before = rss_mb(server.pid), cpu_s(server.pid)
                 drops, waited = listen_drops(), loop_wait(server.pid)
+                resent = tcp_retransmits()
                 row = wrk(server.url + path, headers, args.duration, args.connections,
                           1 if args.pin else None)
                 after, cpu = rss_mb(server.pid), cpu_s(server.pid) - cpu_before
                 drops, waited = listen_drops() - drops, loop_wait(server.pid) - waited
+                after_tcp = tcp_retransmits()
+                resent = (after_tcp[0] - resent[0], after_tcp[1] - resent[1],
+                          after_tcp[2] - resent[2])
                 per = cpu / max(1, row.get("requests", 0)) * 1000
                 time.sleep(args.settle)
                 settled = rss_mb(server.pid)
@@ -204,7 +226,9 @@ def main() -> None:
                       f"{row.get('p50', 0):.1f} ms, p99 {row.get('p99', 0):.1f} ms, errors "
                       f"{row['errors']} (timeouts {row['timeouts']}, non-2xx/3xx "
                       f"{row['non2xx']}) | server CPU {cpu:.1f} s = {per:.3f} ms per request, "
-                      f"loop waiting for a CPU {waited:.1f} s | host listen drops {drops} | RSS "
+                      f"loop waiting for a CPU {waited:.1f} s | host listen drops {drops}, "
+                      f"TCP retransmits {resent[0]} (tail-loss probes {resent[1]}, timeouts "
+                      f"{resent[2]}), load average {os.getloadavg()[0]:.1f} | RSS "
                       f"{before:.1f} -> {after:.1f} MB, "
                       f"{settled:.1f} MB {args.settle:.0f} s later", flush=True)
             if args.install_during:

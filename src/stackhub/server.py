@@ -26,7 +26,7 @@ sys.modules.setdefault("pydantic.v1", None)  # type: ignore[arg-type]
 import uvicorn  # noqa: E402
 
 from stackhub import fsutil  # noqa: E402
-from stackhub.api.app import create_app  # noqa: E402
+from stackhub.api.app import create_app, solve_routes  # noqa: E402
 from stackhub.config import Paths  # noqa: E402
 from stackhub.state import versioning  # noqa: E402
 
@@ -118,14 +118,18 @@ class _Server(uvicorn.Server):
             woken.get_loop().call_soon_threadsafe(_wake, woken)
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        """Start, then freeze what start-up made and give freed heap back to the system.
+        """Start, solve the routes, then freeze what start-up made and give freed heap back.
 
-        Everything alive after start-up (modules, routes, models, services: ~190k objects) is
-        moved out of the collector's generations, so a full collection under load walks only
-        what requests made (one took 0.86 s of wall time under 200 connections before).
+        The routes are solved in a thread once the server answers (the health and hot reads
+        need none of them; a request meanwhile waits at most for its own router). Everything
+        alive after that (modules, routes, models, services: ~190k objects) is moved out of the
+        collector's generations, so a full collection under load walks only what requests made
+        (one took 0.86 s of wall time under 200 connections before); the collector, off since
+        `stackhub serve` began (see `cli.main.serve`), is on again from there.
         """
         await super().startup(sockets=sockets)
         if self.started:
+            await asyncio.to_thread(solve_routes)
             settle_memory()
 
 
@@ -135,9 +139,11 @@ def _wake(woken: asyncio.Future[None]) -> None:
 
 
 def settle_memory() -> None:
-    """Collect, freeze the survivors, and return free heap pages to the system (glibc)."""
+    """Collect, freeze the survivors, return free heap pages to the system (glibc), and turn
+    the collector on (start-up runs without it: ~0.1 s of CPU in collections that free little)."""
     gc.collect()
     gc.freeze()
+    gc.enable()
     trim_memory(collect=False)
 
 

@@ -45,6 +45,38 @@ def test_a_signal_ends_the_tick_wait_and_start_up_freezes_memory(
         gc.unfreeze()
 
 
+def test_start_up_solves_the_routes_off_the_loop_then_turns_the_collector_on(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    solved: list[tuple[int, bool]] = []  # (thread, frozen yet)
+    monkeypatch.setattr(server_module, "solve_routes", lambda: solved.append(
+        (threading.get_ident(), gc.get_freeze_count() > 0)))
+    server = _Server(uvicorn.Config(_app, host="127.0.0.1", port=0, lifespan="off",
+                                    log_level="warning"))
+    loop_thread: list[int] = []
+
+    def run() -> None:
+        loop_thread.append(threading.get_ident())
+        asyncio.run(server.serve())
+
+    gc.unfreeze()
+    gc.disable()  # as `stackhub serve` starts
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while server._woken is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(solved) == 1
+        assert solved[0][0] != loop_thread[0]  # a worker thread, the loop kept answering
+        assert solved[0][1] is False  # solved before start-up's survivors were frozen
+        assert gc.isenabled() and gc.get_freeze_count() > 0
+    finally:
+        server.should_exit = True
+        thread.join(5)
+        gc.enable()
+        gc.unfreeze()
+
+
 def test_settle_memory_is_repeatable() -> None:
     try:
         server_module.settle_memory()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import importlib
 import os
 import sys
@@ -68,6 +69,9 @@ def serve(host: Annotated[str, typer.Option(help="Address to listen on.")] = "12
           data_dir: Annotated[Path | None, typer.Option(
               "--data-dir", help="Data root (default: $STACKHUB_DATA_DIR).")] = None) -> None:
     """Run the StackHub server."""
+    # no cyclic collections while start-up builds its ~190k long-lived objects (imports,
+    # models, routes: ~0.1 s of CPU); server.settle_memory collects, freezes, and turns it on
+    gc.disable()
     from stackhub.server import serve as run
 
     root = (data_dir or default_data_dir()).resolve()
