@@ -7,7 +7,6 @@ import functools
 import json
 import os
 import re
-import socket
 import threading
 import time
 import urllib.parse
@@ -19,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from pydantic import BaseModel, ConfigDict, Field
 
 from stackhub import labels
-from stackhub.adapters import sandbox
+from stackhub.adapters import docker_socket, sandbox
 from stackhub.adapters.lazy import LazyModule
 from stackhub.errors import Conflict, EngineError, EngineUnavailable, ImagePullFailed, NotFound
 
@@ -408,30 +407,18 @@ def _unix_socket(base_url: str | None) -> str | None:
     return None
 
 
+_PING = docker_socket.request("GET", "/_ping")
+
+
 def _raw_ping(path: str, timeout: float) -> None:
     """``GET /_ping`` over a fresh unix socket: a ping every 0.25 s must cost next to nothing.
 
     An HTTP library costs ~2 ms of CPU per ping (over half of the idle server's CPU); this is a
-    connect, one small write and one small read, with `timeout` bounding the whole exchange.
+    connect, one small write and one read, with `timeout` bounding the whole exchange.
     """
-    deadline = time.monotonic() + timeout
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-            conn.settimeout(timeout)
-            conn.connect(path)
-            conn.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
-            conn.settimeout(max(deadline - time.monotonic(), 0.001))
-            head = conn.recv(64)
-    except TimeoutError as err:
-        raise EngineUnavailable(f"the Docker engine does not answer (no reply to a ping within "
-                                f"{timeout:g} s); is dockerd hung?") from err
-    except OSError as err:
-        raise EngineUnavailable("the Docker engine is not reachable; is dockerd running? "
-                                f"({_short(err)})") from err
-    if not head.startswith(b"HTTP/1.") or head[9:12] != b"200":
-        status = head.split(b"\r\n", 1)[0].decode("latin-1", "replace") or "no answer"
-        raise EngineUnavailable("the Docker engine is not reachable; is dockerd running? "
-                                f"(ping answered {status})")
+    code, status = docker_socket.status(docker_socket.first_reply(path, _PING, timeout))
+    if code != 200:
+        raise docker_socket.unreachable(f"ping answered {status or 'no answer'}")
 
 
 EVENTS_READ_TIMEOUT = 60.0
@@ -449,39 +436,23 @@ def _raw_events(path: str, since: float, until: float,
     """
     query = urllib.parse.urlencode({"since": f"{since:.6f}", "until": f"{until:.6f}",
                                     "filters": json.dumps(dict(filters))})
+    head, body = docker_socket.split_head(docker_socket.exchange(
+        path, docker_socket.request("GET", f"/events?{query}"), EVENTS_READ_TIMEOUT))
+    code, status = docker_socket.status(head)
+    if code == 0:
+        raise docker_socket.lost(f"the event stream answered {status[:80]!r}" if status
+                                 else "no answer to the event stream")
+    if code != 200:
+        raise EngineError(f"the engine refused the event stream: {status}")
+    buffer = b""
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-            conn.settimeout(EVENTS_READ_TIMEOUT)
-            conn.connect(path)
-            conn.sendall(f"GET /events?{query} HTTP/1.0\r\nHost: docker\r\n\r\n".encode())
-            buffer = b""
-            head: bytes | None = None
-            while True:
-                chunk = conn.recv(65536)
-                if not chunk:
-                    break
-                buffer += chunk
-                if head is None:
-                    if b"\r\n\r\n" not in buffer:
-                        continue
-                    head, buffer = buffer.split(b"\r\n\r\n", 1)
-                    status = head.split(b"\r\n", 1)[0].decode("latin-1", "replace")
-                    if status[9:12] != "200":
-                        raise EngineError(f"the engine refused the event stream: {status}")
-                *lines, buffer = buffer.split(b"\n")
-                yield from (json.loads(line) for line in lines if line.strip())
-    except (ConnectionRefusedError, FileNotFoundError) as err:
-        raise EngineUnavailable("lost the connection to the Docker engine; is dockerd "
-                                "running?") from err
-    except (OSError, ValueError) as err:  # reset, timeout, a body that is not JSON lines
-        raise EngineUnavailable("lost the engine's event stream") from err
-    if head is None:
-        raise EngineUnavailable("lost the engine's event stream (no answer)")
-    if buffer.strip():
-        try:
+        for chunk in body:  # read as it comes: events are yielded during the window
+            *lines, buffer = (buffer + chunk).split(b"\n")
+            yield from (json.loads(line) for line in lines if line.strip())
+        if buffer.strip():
             yield json.loads(buffer)
-        except ValueError as err:
-            raise EngineUnavailable("lost the engine's event stream") from err
+    except ValueError as err:  # a body that is not JSON lines
+        raise EngineUnavailable("lost the engine's event stream (not JSON lines)") from err
 
 
 RAW_READ_TIMEOUT = 60.0
@@ -498,38 +469,20 @@ def _raw_get(path: str, target: str, params: Mapping[str, str]) -> Any:
     negotiates; errors read as `DockerEngine._call` words them.
     """
     query = f"?{urllib.parse.urlencode(params)}" if params else ""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-        conn.settimeout(RAW_READ_TIMEOUT)
-        try:
-            conn.connect(path)
-        except OSError as err:
-            raise EngineUnavailable("the Docker engine is not reachable; is dockerd running? "
-                                    f"({_short(err)})") from err
-        chunks: list[bytes] = []
-        try:
-            conn.sendall(f"GET {target}{query} HTTP/1.0\r\nHost: docker\r\n\r\n".encode())
-            while chunk := conn.recv(65536):  # HTTP/1.0: the engine closes after the body
-                chunks.append(chunk)
-        except TimeoutError as err:  # a hung (e.g. SIGSTOPped) dockerd
-            raise EngineUnavailable("the Docker engine does not answer; is dockerd hung?") \
-                from err
-        except OSError as err:
-            raise EngineUnavailable("lost the connection to the Docker engine; is dockerd "
-                                    "running?") from err
-    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
-    status = head.split(b"\r\n", 1)[0].decode("latin-1", "replace")
-    if not status.startswith("HTTP/1."):
-        raise EngineUnavailable("lost the connection to the Docker engine; is dockerd running?")
+    answer = b"".join(docker_socket.exchange(  # HTTP/1.0: the engine closes after the body
+        path, docker_socket.request("GET", target + query), RAW_READ_TIMEOUT))
+    head, _, body = answer.partition(b"\r\n\r\n")
+    code, status = docker_socket.status(head)
+    if code == 0:
+        raise docker_socket.lost(f"it answered {status[:80]!r}" if status else "no answer")
     try:
-        answer = json.loads(body) if body.strip() else None
+        data = json.loads(body) if body.strip() else None
     except ValueError:
-        answer = None
-    if status[9:12].startswith("2") and (answer is not None or not body.strip()):
-        return answer
-    message = (str(answer.get("message") or "") if isinstance(answer, dict) else "") \
-        or body.decode("utf-8", "replace").strip() or status
-    message = message.splitlines()[0][:300]
-    if status[9:12] == "404":
+        data = None
+    if 200 <= code < 300 and (data is not None or not body.strip()):
+        return data
+    message = docker_socket.message(body) or status
+    if code == 404:
         raise NotFound(message)
     raise EngineError(f"the engine refused: {message}")
 
@@ -567,9 +520,7 @@ class DockerEngine:
                     # serving open ones, which would hide that it is going away
                     self._client.api.headers["Connection"] = "close"
                 except docker.errors.DockerException as err:
-                    raise EngineUnavailable(
-                        "the Docker engine is not reachable; is dockerd running? "
-                        f"({_short(err)})") from err
+                    raise docker_socket.unreachable(_short(err)) from err
             return self._client.api
 
     def _call(self, fn: Callable[[], Any]) -> Any:
@@ -579,11 +530,9 @@ class DockerEngine:
             raise NotFound(_short(err)) from err
         except (requests.exceptions.ConnectionError, ConnectionError) as err:
             self._client = None
-            raise EngineUnavailable("lost the connection to the Docker engine; is dockerd "
-                                    "running?") from err
+            raise docker_socket.lost() from err
         except requests.exceptions.Timeout as err:  # a hung (e.g. SIGSTOPped) dockerd
-            raise EngineUnavailable("the Docker engine does not answer; is dockerd hung?") \
-                from err
+            raise docker_socket.hung() from err
         except docker.errors.APIError as err:
             raise EngineError(f"the engine refused: {_short(err)}") from err
         except docker.errors.DockerException as err:
@@ -616,20 +565,16 @@ class DockerEngine:
                     self._probe = make(version=PROBE_API, timeout=timeout, **kwargs)
                     self._probe_timeout = timeout
                 except docker.errors.DockerException as err:
-                    raise EngineUnavailable(
-                        "the Docker engine is not reachable; is dockerd running? "
-                        f"({_short(err)})") from err
+                    raise docker_socket.unreachable(_short(err)) from err
                 self._probe.headers["Connection"] = "close"
             client = self._probe
         try:
             client.ping()
         except requests.exceptions.Timeout as err:
-            raise EngineUnavailable(f"the Docker engine does not answer (no reply to a ping "
-                                    f"within {timeout:g} s); is dockerd hung?") from err
+            raise docker_socket.hung(f"no reply within {timeout:g} s") from err
         except (requests.exceptions.RequestException, ConnectionError,
                 docker.errors.DockerException) as err:
-            raise EngineUnavailable("the Docker engine is not reachable; is dockerd running? "
-                                    f"({_short(err)})") from err
+            raise docker_socket.unreachable(_short(err)) from err
 
     def info(self) -> EngineInfo:
         """Return the engine's version, storage driver, cgroup version and root folder."""

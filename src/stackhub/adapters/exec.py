@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from stackhub.adapters import docker_socket
 from stackhub.errors import EngineError, EngineUnavailable, NotFound
 
 DEFAULT_SOCKET = "/var/run/docker.sock"
@@ -118,35 +119,10 @@ class ExecStream:
 
 
 def _parse_head(head: bytes) -> tuple[int, dict[str, str]]:
-    lines = head.decode("latin-1").split("\r\n")
-    parts = lines[0].split(" ", 2)
-    if len(parts) < 2 or not parts[1].isdigit():
-        raise EngineError(f"the engine answered something that is not HTTP: {lines[0][:80]!r}")
-    headers: dict[str, str] = {}
-    for line in lines[1:]:
-        name, _, value = line.partition(":")
-        if name:
-            headers[name.strip().lower()] = value.strip()
-    return int(parts[1]), headers
-
-
-def _dechunk(body: bytes) -> bytes:
-    out = b""
-    while body:
-        size_line, _, rest = body.partition(b"\r\n")
-        size = int(size_line.split(b";")[0] or b"0", 16)
-        if size == 0:
-            break
-        out += rest[:size]
-        body = rest[size + 2:]
-    return out
-
-
-def _message(body: bytes) -> str:
-    try:
-        return str(json.loads(body).get("message", ""))[:300]
-    except (ValueError, AttributeError):
-        return body.decode("utf-8", "replace")[:300]
+    code, status = docker_socket.status(head)
+    if code == 0:
+        raise docker_socket.lost(f"it answered {status[:80]!r}")
+    return code, docker_socket.headers(head)
 
 
 class EngineExec:
@@ -160,15 +136,7 @@ class EngineExec:
         try:
             return await asyncio.open_unix_connection(self.socket, limit=_HEADER_LIMIT)
         except OSError as err:
-            raise EngineUnavailable("the Docker engine is not reachable; is dockerd running? "
-                                    f"({err.strerror or err})") from err
-
-    @staticmethod
-    def _head(method: str, path: str, body: bytes | None, extra: str = "") -> bytes:
-        lines = [f"{method} {path} HTTP/1.1", "Host: docker"]
-        if body is not None:
-            lines += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
-        return ("\r\n".join(lines) + "\r\n" + extra + "\r\n").encode() + (body or b"")
+            raise docker_socket.unreachable(err) from err
 
     async def _request(self, method: str, path: str,
                        payload: dict[str, Any] | None = None) -> tuple[int, dict[str, str], bytes]:
@@ -177,7 +145,8 @@ class EngineExec:
             body = b""
         reader, writer = await self._connect()
         try:
-            writer.write(self._head(method, path, body, "Connection: close\r\n"))
+            writer.write(docker_socket.request(method, path, body=body, version="1.1",
+                                               headers=("Connection: close",)))
             await writer.drain()
             head = await reader.readuntil(b"\r\n\r\n")
             status, headers = _parse_head(head[:-4])
@@ -188,10 +157,10 @@ class EngineExec:
             else:
                 data = await reader.read(_BODY_LIMIT)
                 if headers.get("transfer-encoding", "").lower() == "chunked":
-                    data = _dechunk(data)
+                    data = docker_socket.dechunk(data)
             return status, headers, data
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError) as err:
-            raise EngineUnavailable(f"the engine's answer broke off: {err}") from err
+            raise docker_socket.lost(f"the answer broke off: {err}") from err
         finally:
             writer.close()
             with contextlib.suppress(ConnectionError, OSError):
@@ -199,12 +168,13 @@ class EngineExec:
 
     @staticmethod
     def _raise(status: int, body: bytes, what: str) -> None:
+        message = docker_socket.message(body)
         if status == 404:
-            raise NotFound(f"{what}: {_message(body)}")
+            raise NotFound(f"{what}: {message}")
         if status == 409:
-            raise EngineError(f"{what}: {_message(body)} (is the container running?)")
+            raise EngineError(f"{what}: {message} (is the container running?)")
         if status >= 400:
-            raise EngineError(f"{what}: the engine answered {status}: {_message(body)}")
+            raise EngineError(f"{what}: the engine answered {status}: {message}")
 
     async def exists(self, container: str, path: str) -> bool:
         """Say whether `path` exists in the container's file system (no process started)."""
@@ -232,8 +202,9 @@ class EngineExec:
         body = json.dumps(payload).encode()
         reader, writer = await self._connect()
         try:
-            writer.write(self._head("POST", f"/exec/{exec_id}/start", body,
-                                    "Connection: Upgrade\r\nUpgrade: tcp\r\n"))
+            writer.write(docker_socket.request(
+                "POST", f"/exec/{exec_id}/start", body=body, version="1.1",
+                headers=("Connection: Upgrade", "Upgrade: tcp")))
             await writer.drain()
             head = await reader.readuntil(b"\r\n\r\n")
             status, headers = _parse_head(head[:-4])
@@ -245,7 +216,7 @@ class EngineExec:
                 self._raise(status if status >= 400 else 500, data, "cannot start the command")
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError) as err:
             writer.close()
-            raise EngineUnavailable(f"the engine's answer broke off: {err}") from err
+            raise docker_socket.lost(f"the answer broke off: {err}") from err
         except BaseException:
             writer.close()
             raise

@@ -99,3 +99,27 @@ def test_the_engine_reads_windows_until_stopped(tmp_path: Path) -> None:
     labels = json.loads(urllib.parse.parse_qs(urllib.parse.urlsplit(
         seen[0].decode().split()[1]).query)["filters"][0])["label"]
     assert labels == ["io.stackhub.managed=true", "io.stackhub.install=x"]
+
+
+def test_events_are_yielded_as_they_arrive_not_at_the_close(tmp_path: Path) -> None:
+    path, release = tmp_path / "docker.sock", threading.Event()
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen(1)
+    event = {"Action": "start", "id": "a"}
+
+    def answer() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(4096)
+            conn.sendall(OK + json.dumps(event).encode() + b"\n")
+            release.wait(10)  # the window stays open until the event was read
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    events = _raw_events(str(path), 1.0, 2.0, FILTERS)
+    assert next(events) == event
+    release.set()
+    assert list(events) == []
+    thread.join()
+    server.close()

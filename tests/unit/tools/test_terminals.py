@@ -7,7 +7,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from stackhub.adapters.exec import _dechunk, kill_tree
+from stackhub.adapters.exec import kill_tree
 from stackhub.tools.terminals import Resizer
 
 
@@ -69,6 +69,3 @@ def _sleeps(marks: set[str]) -> list[int]:
                 found.append(int(entry.name))
     return found
 
-
-def test_chunked_bodies_are_joined() -> None:
-    assert _dechunk(b"4\r\nWiki\r\n5;x=1\r\npedia\r\n0\r\n\r\n") == b"Wikipedia"
