@@ -11,8 +11,10 @@ volume. In the same run, for each round:
   a fresh repository, and raw `restic backup` of the same trees (the instance's folder, its
   appdata folder, the volume's folder read directly as root) into another fresh repository;
 - incremental: 1% of the bytes changed (a slice of each large file rewritten), both again;
-- restore: `stackhub backup restore --yes` (fetch into a fresh folder, take the app down,
-  swap folders and the volume, start) and raw `restic restore latest` into an empty folder.
+- restore: `stackhub backup restore --yes` (the app stops while restic fetches the folders
+  into a fresh folder and the staged volume straight into the volume through a helper; then
+  the folders and the volume's entries are swapped by renames and the app starts) and raw
+  `restic restore latest` into an empty folder.
 
 Each figure is the median of `--rounds` (default 3) and printed with its ratio to raw restic
 and its CPU time (the CLI's, the server's and their children's: restic, compose; not dockerd's)

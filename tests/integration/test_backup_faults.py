@@ -114,6 +114,8 @@ def test_a_data_disk_filling_up_during_the_restore_fails_it_and_keeps_the_live_d
     install(server, name)
     seed(server, name)
     data, volume = server.data_dir / "appdata" / name, f"stackhub-{name}_db"
+    # the folders are fetched under backups/work (volumes may go straight into their volume)
+    (data / "state" / "large.bin").write_bytes(b"\1" * 2_000_000)
     saved, saved_volume = tree(data), volume_tree(volume)
     created = server.cli("backup", "create", name)
     assert created.returncode == 0, created.stderr + created.stdout

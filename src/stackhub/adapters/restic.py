@@ -154,11 +154,14 @@ class Restic(Protocol):
     async def snapshots(self, repo: Repository, *, tags: list[str] | None = None
                         ) -> list[Snapshot]: ...
     async def ls(self, repo: Repository, snapshot: str) -> list[Node]: ...
+    async def listing(self, repo: Repository, snapshot: str, *, tags: list[str] | None = None
+                      ) -> tuple[Snapshot | None, list[Node]]: ...
     async def dump(self, repo: Repository, snapshot: str, path: str, *,
                    limit: int = 4 << 20) -> bytes: ...
-    async def restore(self, repo: Repository, snapshot: str, target: Path) -> None: ...
+    async def restore(self, repo: Repository, snapshot: str, target: Path, *,
+                      excludes: Sequence[str] = ()) -> None: ...
     async def extract(self, repo: Repository, snapshot: str, paths: list[str],
-                      target: Path) -> None: ...
+                      target: Path, *, timeout: float = 600) -> None: ...
     async def check(self, repo: Repository, *, read_data_subset: str | None = None) -> str: ...
     async def find_packs(self, repo: Repository, packs: list[str]) -> list[str]: ...
     async def forget(self, repo: Repository, snapshot_ids: list[str]) -> None: ...
@@ -381,17 +384,31 @@ class ResticCli:
 
     async def ls(self, repo: Repository, snapshot: str) -> list[Node]:
         """List every node of a snapshot."""
-        out = await self._run(repo, ["ls", "--json", "--", _ref(snapshot)],
+        return (await self.listing(repo, snapshot))[1]
+
+    async def listing(self, repo: Repository, snapshot: str, *,
+                      tags: list[str] | None = None) -> tuple[Snapshot | None, list[Node]]:
+        """Return a snapshot (None if restic named none) and its nodes, with one restic run.
+
+        `tags` narrow which snapshot `latest` means (all of them must be on it).
+        """
+        args = ["ls", "--json"] + (["--tag", ",".join(tags)] if tags else [])
+        out = await self._run(repo, [*args, "--", _ref(snapshot)],
                               action="listing the snapshot", timeout=1800)
         nodes: list[Node] = []
+        found: Snapshot | None = None
         for item in _json_list(out, "snapshot contents"):
-            if isinstance(item, dict) and item.get("struct_type") == "node":
-                try:
+            if not isinstance(item, dict):
+                continue
+            try:
+                if item.get("struct_type") == "node":
                     nodes.append(Node.model_validate(item))
-                except ValidationError as err:
-                    raise RepositoryError(f"the snapshot lists an unreadable entry: {err}") \
-                        from err
-        return nodes
+                elif item.get("struct_type") == "snapshot" and found is None:
+                    found = Snapshot.model_validate(item)
+            except ValidationError as err:
+                raise RepositoryError(f"the snapshot lists an unreadable entry: {err}") \
+                    from err
+        return found, nodes
 
     async def dump(self, repo: Repository, snapshot: str, path: str, *,
                    limit: int = 4 << 20) -> bytes:
@@ -403,31 +420,34 @@ class ResticCli:
             raise Invalid(f"{path} in the snapshot is larger than {limit} bytes")
         return data
 
-    async def restore(self, repo: Repository, snapshot: str, target: Path) -> None:
-        """Restore a whole snapshot into `target`, which must be an empty folder."""
+    async def restore(self, repo: Repository, snapshot: str, target: Path, *,
+                      excludes: Sequence[str] = ()) -> None:
+        """Restore a snapshot into `target`, which must be an empty folder; `excludes`
+        (normalised absolute paths in the snapshot, no glob characters) are left out."""
         if target.exists() and any(target.iterdir()):
             raise Invalid(f"restore target {target} is not empty")
-        await self._run(repo, ["restore", "--target", str(target), "--", _ref(snapshot)],
-                        action="the restore")
+        args = ["restore", "--target", str(target)]
+        for path in _plain(excludes):
+            args += ["--exclude", path]
+        await self._run(repo, [*args, "--", _ref(snapshot)], action="the restore")
 
     async def extract(self, repo: Repository, snapshot: str, paths: list[str],
-                      target: Path) -> None:
+                      target: Path, *, timeout: float = 600) -> None:
         """Restore only these files of a snapshot (absolute paths in it) into empty `target`.
 
         One restic run for several small files, where `dump` needs one each; a path the
         snapshot lacks is simply not written.
         """
-        if not paths or any(not p.startswith("/") or any(c in p for c in "*?[]\\\0") or
-                            p != os.path.normpath(p) for p in paths):
-            raise Invalid("files to extract must be normalised absolute paths without glob "
-                          "characters")
+        if not paths:
+            raise Invalid("name at least one file to extract")
+        _plain(paths)
         if target.exists() and any(target.iterdir()):
             raise Invalid(f"restore target {target} is not empty")
         args = ["restore", "--target", str(target)]
         for path in paths:
             args += ["--include", path]
         await self._run(repo, [*args, "--", _ref(snapshot)],
-                        action="reading files from the snapshot", timeout=600)
+                        action="reading files from the snapshot", timeout=timeout)
 
     async def check(self, repo: Repository, *, read_data_subset: str | None = None) -> str:
         """Check the repository's structure (and a share of its data); return restic's text.
@@ -514,6 +534,15 @@ def damaged_packs(report: str) -> list[str]:
         if match.group(1) not in found:
             found.append(match.group(1))
     return found
+
+
+def _plain(paths: Sequence[str]) -> Sequence[str]:
+    """Return `paths` if each is a normalised absolute path without glob characters."""
+    if any(not p.startswith("/") or any(c in p for c in "*?[]\\\0") or
+           p != os.path.normpath(p) for p in paths):
+        raise Invalid("paths in a snapshot must be normalised absolute paths without glob "
+                      "characters")
+    return paths
 
 
 def _ref(snapshot: str) -> str:

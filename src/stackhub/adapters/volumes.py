@@ -41,6 +41,7 @@ MIRROR_TIMEOUT = 6 * 3600
 NO_SPACE, UNSUPPORTED = 28, 3
 HELPER = f"{labels.PREFIX}.helper"
 CHUNK = 1 << 20
+HOLD = "import time\nwhile True:\n    time.sleep(3600)\n"
 
 
 class VolumeInfo(BaseModel):
@@ -219,6 +220,40 @@ class VolumeCopier:
             self.drop_helper(ident)
             raise
         return ident
+
+    def start_holder(self, volumes: list[tuple[str, str]], image: str) -> tuple[str, Path]:
+        """Start a helper that mounts each (volume, key) read-write at `/v/<key>` and only
+        waits; return its id and the host path of its `/v` (`/proc/<pid>/root/v`).
+
+        StackHub (root, on the engine's machine: `can_mirror`) then writes the volumes
+        through that path, as the helper sees them, whatever their driver; links found there
+        must never be followed (they resolve against the host's root). No network, a
+        read-only root, no capabilities. Remove it with `drop_helper` in any case.
+        """
+        api = self._api()
+        tags = {labels.MANAGED: "true", HELPER: "backup"}
+        if self._install:
+            tags[labels.INSTALL] = self._install
+        binds = {name: {"bind": f"{MOUNT}/{key}", "mode": "rw"} for name, key in volumes}
+        config = api.create_host_config(
+            binds=binds, network_mode="none", read_only=True, cap_drop=["ALL"],
+            security_opt=["no-new-privileges"])
+        created = self._call("creating a helper container", lambda: api.create_container(
+            image, entrypoint=["python3"], command=["-I", "-c", HOLD],
+            name=f"stackhub-helper-{secrets.token_hex(5)}", host_config=config,
+            labels=tags, network_disabled=True))
+        ident = str(created["Id"])
+        try:
+            self._call("starting a helper container", lambda: api.start(ident))
+            state = self._call("inspecting a helper container",
+                               lambda: api.inspect_container(ident)).get("State") or {}
+            pid = int(state.get("Pid") or 0)
+            if pid <= 0 or not state.get("Running"):
+                raise EngineError("the helper holding the volumes did not stay running")
+            return ident, Path(f"/proc/{pid}/root{MOUNT}")
+        except BaseException:
+            self.drop_helper(ident)
+            raise
 
     def finish_mirror(self, ident: str, go: Path) -> str:
         """Tell a started mirror helper to copy (write `go`), wait for it; return its output.

@@ -20,7 +20,8 @@ volumes it skips are left out. Volume tars also stay in the staging folder betwe
 and one is replaced only when its content changed. A restore fetches the snapshot into a
 fresh folder, takes the instance down, moves the live folders and volumes aside, swaps the
 restored ones in and starts it; any failure (or a crash, at the next start) puts the old data
-back.
+back. Volumes staged as folders are written by restic straight into their volumes (through a
+helper holding them) while the instance stops, and swapped by renames inside each volume.
 """
 
 from __future__ import annotations
@@ -265,6 +266,81 @@ def _tree_size(folder: Path) -> int:
     return total
 
 
+def inside_names(op_id: str) -> dict[str, str]:
+    """Return the hidden folders a restore uses inside a volume (fetched content, aside)."""
+    tag = re.sub(r"[^A-Za-z0-9_-]", "", op_id)[:40] or "op"
+    return {"new": f".stackhub-restore-{tag}-new", "aside": f".stackhub-restore-{tag}-aside"}
+
+
+def _set_root(root: Path, meta: list[int]) -> None:
+    """Give a volume's root folder an owner, mode and times (uid, gid, mode, atime, mtime)."""
+    os.chown(root, meta[0], meta[1], follow_symlinks=False)
+    root.chmod(meta[2])
+    os.utime(root, ns=(meta[3], meta[4]), follow_symlinks=False)
+
+
+def _phase(journal: Path, data: dict[str, Any], phase: str) -> None:
+    data["phase"] = phase
+    fsutil.write_atomic(journal, json.dumps(data))
+
+
+def _swap_inside(root: Path, journal: Path, content: str) -> None:
+    """Move a volume's live entries into its aside folder and the fetched ones up.
+
+    Renames only, inside the volume (held by a helper; `root` reached through it, links
+    never followed); the journal's phase says what a roll-back must undo.
+    """
+    data: dict[str, Any] = json.loads(journal.read_text())
+    fresh, aside = root / data["new"], root / data["aside"]
+    found = fresh / content
+    if found.is_symlink() or not found.is_dir():
+        raise Invalid(f"the snapshot lacks the content of volume {data['volume']['key']!r}")
+    aside.mkdir(mode=0o700)
+    _phase(journal, data, "swapping")
+    for entry in sorted(root.iterdir()):
+        if entry.name not in (fresh.name, aside.name):
+            entry.rename(aside / entry.name)
+    _phase(journal, data, "placing")
+    for entry in sorted(found.iterdir()):
+        entry.rename(root / entry.name)
+    info = found.lstat()
+    _set_root(root, [info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode), info.st_atime_ns,
+                     info.st_mtime_ns])
+    _phase(journal, data, "placed")
+    fsutil.remove_tree_inside(fresh, root)
+
+
+def _undo_inside(root: Path, journal: Path) -> None:
+    """Put a volume's live entries back from its aside folder (may run twice)."""
+    data: dict[str, Any] = json.loads(journal.read_text())
+    fresh, aside = root / data["new"], root / data["aside"]
+    if data["phase"] in ("placing", "placed"):
+        for entry in list(root.iterdir()):  # every old entry is aside: these are fetched ones
+            if entry.name not in (fresh.name, aside.name):
+                _drop(entry)
+    if data["phase"] != "fetching" and aside.is_dir() and not aside.is_symlink():
+        for entry in sorted(aside.iterdir()):
+            if not os.path.lexists(root / entry.name):
+                entry.rename(root / entry.name)
+        fsutil.remove_tree_inside(aside, root)
+    elif data["phase"] == "fetching" and aside.is_dir() and not aside.is_symlink():
+        with contextlib.suppress(OSError):
+            aside.rmdir()  # made just before a crash, still empty
+    if os.path.lexists(fresh):
+        fsutil.remove_tree_inside(fresh, root)
+    _set_root(root, data["root"])
+    journal.unlink()
+
+
+def _clear_inside(root: Path, journal: Path) -> None:
+    """Remove what a finished restore left inside a volume (the old entries, aside)."""
+    data: dict[str, Any] = json.loads(journal.read_text())
+    for key in ("new", "aside"):
+        if os.path.lexists(root / data[key]):
+            fsutil.remove_tree_inside(root / data[key], root)
+    journal.unlink()
+
+
 @dataclass
 class RestorePlan:
     """What a restore needs, checked before it is journaled."""
@@ -306,6 +382,7 @@ class BackupFlows:
         self.runner = runner
         self.restic = restic
         self.volumes = volumes
+        self._emptying: set[asyncio.Future[None]] = set()
         runner.after_crash(BACKUP.name, self.after_backup_crash)
         runner.after_crash(RESTORE.name, self.after_restore_crash)
 
@@ -667,7 +744,166 @@ class BackupFlows:
                               "space and try again (nothing was changed)")
 
     async def restore(self, run: Run, plan: RestorePlan) -> Outcome:
-        """Fetch the snapshot fresh, swap it in (old data kept aside until success), start."""
+        """Fetch the snapshot fresh, swap it in (old data kept aside until success), start.
+
+        Volumes staged as folders are restored straight into their volumes when a helper may
+        hold them (`_restore_inside`); otherwise the whole snapshot is fetched first and the
+        volumes are reloaded through helpers (`_restore_copied`).
+        """
+        inside = await self._inside_plan(plan)
+        if inside is not None:
+            return await self._restore_inside(run, plan, *inside)
+        return await self._restore_copied(run, plan)
+
+    async def _inside_plan(self, plan: RestorePlan) -> tuple[list[VolumeInfo], str] | None:
+        """Return the snapshot's volumes and the helper image when every volume is a staged
+        folder and a helper may hold them on this machine (else None: the copied path)."""
+        raws = [v for v in plan.definition.get("volumes", []) if isinstance(v, dict)]
+        if not raws or len(raws) != len(plan.definition.get("volumes", [])) or \
+                any(r.get("copy") != "folder" or r.get("path") is not None for r in raws):
+            return None
+        infos = [VolumeInfo.model_validate(r) for r in raws]
+        for info in infos:
+            check_key(info.key)
+        if len({i.key for i in infos}) != len(infos):
+            return None
+        image = await self._mirror_image(infos)
+        return (infos, image) if image is not None else None
+
+    async def _halt(self, name: str) -> None:
+        """Stop the instance's containers (kept: its volumes stay, `up` starts them again)."""
+        if (self.paths.instance_dir(name) / COMPOSE_FILE).is_file():
+            await self._stop(name)
+
+    async def _restore_inside(self, run: Run, plan: RestorePlan, infos: list[VolumeInfo],
+                              image: str) -> Outcome:
+        """Restore with each volume's content written by restic straight into its volume.
+
+        The instance stops while restic fetches its folders; a helper holds the volumes (see
+        `VolumeCopier.start_holder`), restic writes each one's content into a fresh hidden
+        folder inside it, then the live entries move into a hidden `aside` folder of the same
+        volume and the fetched ones up in its place (renames only); `aside/inside/<key>.json`
+        records each volume's phase, so a roll-back (or the next start after a crash) puts
+        the old entries back. The asides go once the instance has started.
+        """
+        name = run.op.instance
+        work = self.work(run.op.id)
+        self._fresh(work)
+        restored, state = work / "restored", work / "state.json"
+        journal = work / "aside" / "inside"
+        journal.mkdir(parents=True)
+        old = self.records.find(name) if plan.existed else None
+        volumes = f"/backups/stage/{plan.source}/volumes"
+        helper: str | None = None
+        mount = Path()
+        committed = False
+        fsutil.write_atomic(state, json.dumps({
+            "phase": "fetching", "existed": plan.existed,
+            "record": definition_of(old, [])["instance"] if old else None}))
+        try:
+            run.step("fetch", 5.0, engine=True)
+            run.emit("progress", step="fetch", progress=5.0, bytes_total=plan.size)
+            for info in infos:
+                if not await asyncio.to_thread(self.volumes.exists, info.name):
+                    await asyncio.to_thread(self.volumes.create, info)
+            results = await asyncio.gather(
+                self._halt(name) if plan.existed else asyncio.sleep(0),
+                asyncio.to_thread(self.volumes.start_holder,
+                                  [(i.name, i.key) for i in infos], image),
+                self.restic.restore(plan.repo, plan.snapshot.id, restored,
+                                    excludes=[f"{volumes}/{i.key}" for i in infos]),
+                return_exceptions=True)
+            held = results[1]
+            if isinstance(held, tuple):
+                helper, mount = held
+            for result in results:
+                if isinstance(result, BaseException):
+                    raise result
+            for info in infos:
+                await self._fetch_inside(plan, info, mount / info.key, journal, run.op.id)
+            await faults.checkpoint("restore-fetched")
+            run.step("swap", 55.0, engine=True)
+            self._swap_folders(plan, work)
+            for info in infos:
+                _swap_inside(mount / info.key, journal / f"{info.key}.json",
+                             f"{volumes.lstrip('/')}/{info.key}")
+            self.records.replace(plan.record)
+            await faults.checkpoint("restore-swapped")
+            run.step("start", 80.0, engine=True)
+            await self.apps.up(name, adopt=not plan.existed)
+            state.unlink()  # done: a crash from here on only clears the asides
+            committed = True
+            run.step("clear", 95.0, engine=True)
+            for info in infos:
+                try:
+                    await asyncio.to_thread(_clear_inside, mount / info.key,
+                                            journal / f"{info.key}.json")
+                except (StackHubError, OSError) as err:  # restored all the same
+                    log.warning("%s: the old content of volume %s stays in %s: %s", name,
+                                info.name, inside_names(run.op.id)["aside"], err)
+        except BaseException:
+            if not committed and state.exists():
+                if helper is not None:
+                    await asyncio.to_thread(self.volumes.drop_helper, helper)
+                    helper = None
+                await self._roll_back(name, work)
+            raise
+        finally:
+            if helper is not None:
+                await asyncio.to_thread(self.volumes.drop_helper, helper)
+        await self.apps.refresh()
+        self._discard(work)
+        return InstanceStatus.RUNNING
+
+    def _discard(self, work: Path) -> None:
+        """Move a finished restore's work folder (the old data aside) to `backups/trash` and
+        delete it in the background, so the restore ends without waiting for the deletion;
+        whatever a crash leaves there goes at the next restore."""
+        trash = self.base / "trash"
+        try:
+            trash.mkdir(mode=0o700, exist_ok=True)
+            work.rename(trash / work.name)
+        except OSError:
+            with contextlib.suppress(StackHubError, OSError):
+                fsutil.remove_tree_inside(work, work.parent)
+            return
+
+        def empty() -> None:
+            for entry in list(trash.iterdir()):
+                with contextlib.suppress(StackHubError, OSError):
+                    fsutil.remove_tree_inside(entry, trash)
+
+        task = asyncio.ensure_future(asyncio.to_thread(empty))
+        self._emptying.add(task)
+        task.add_done_callback(self._emptying.discard)
+
+    async def _fetch_inside(self, plan: RestorePlan, info: VolumeInfo, root: Path,
+                            journal: Path, op_id: str) -> None:
+        """Let restic write one volume's content into a fresh hidden folder of the volume."""
+        names = inside_names(op_id)
+        fresh = root / names["new"]
+        info_root = root.lstat()  # before the mkdir changes its times
+        fresh.mkdir(mode=0o700)  # fails on anything already there (never reused)
+        fsutil.write_atomic(journal / f"{info.key}.json", json.dumps({
+            "volume": info.model_dump(), **names, "phase": "fetching",
+            "root": [info_root.st_uid, info_root.st_gid, stat.S_IMODE(info_root.st_mode),
+                     info_root.st_atime_ns, info_root.st_mtime_ns]}))
+        path = f"/backups/stage/{plan.source}/volumes/{info.key}"
+        await self.restic.extract(plan.repo, plan.snapshot.id, [path], fresh,
+                                  timeout=6 * 3600.0)
+
+    def _swap_folders(self, plan: RestorePlan, work: Path) -> None:
+        """Move the live instance and appdata folders aside and the restored ones in."""
+        restored, aside = work / "restored", work / "aside"
+        aside.mkdir(exist_ok=True)
+        for live, fresh, key in self._pairs(plan.record.name, plan.source, restored):
+            if live.exists() or live.is_symlink():
+                _move(live, aside / key)
+            if fresh.is_dir() and not fresh.is_symlink():
+                _move(fresh, live)
+
+    async def _restore_copied(self, run: Run, plan: RestorePlan) -> Outcome:
+        """Fetch the whole snapshot, take the instance down, swap (volumes reloaded), start."""
         name = run.op.instance
         work = self.work(run.op.id)
         self._fresh(work)
@@ -822,6 +1058,10 @@ class BackupFlows:
                 _move(kept, live)
             elif not phase.get("existed") and (live.exists() or live.is_symlink()):
                 _move(live, work / "failed" / key)  # nothing was there before the restore
+        inside = aside / "inside"
+        journals = sorted(inside.glob("*.json")) if inside.is_dir() else []
+        if journals:
+            await self._inside_volumes(journals, _undo_inside)
         saved = aside / "volumes"
         for meta in sorted(saved.glob("*.json")) if saved.is_dir() else []:
             info = VolumeInfo.model_validate_json(meta.read_text())
@@ -839,6 +1079,30 @@ class BackupFlows:
         if phase.get("existed") and (folder / COMPOSE_FILE).is_file():
             await self.compose.up(labels.project_name(name), folder)
         state.unlink()
+
+    async def _inside_volumes(self, journals: list[Path],
+                              action: Callable[[Path, Path], None]) -> None:
+        """Run `action(volume root, journal)` for each journaled volume, through a helper."""
+        from stackhub.adapters.sandbox import image_ref
+
+        infos: list[VolumeInfo] = []
+        for journal in journals:
+            info = VolumeInfo.model_validate(json.loads(journal.read_text())["volume"])
+            check_key(info.key)
+            if await asyncio.to_thread(self.volumes.exists, info.name):
+                infos.append(info)
+            else:
+                journal.unlink()  # the volume is gone: nothing of it to put back
+        if not infos:
+            return
+        helper, mount = await asyncio.to_thread(
+            self.volumes.start_holder, [(i.name, i.key) for i in infos], image_ref())
+        try:
+            for info in infos:
+                await asyncio.to_thread(action, mount / info.key,
+                                        journals[0].parent / f"{info.key}.json")
+        finally:
+            await asyncio.to_thread(self.volumes.drop_helper, helper)
 
     # -- restore as a new instance ------------------------------------------------------------
     @staticmethod
@@ -963,11 +1227,15 @@ class BackupFlows:
         state = work / "state.json"
         record = self.records.find(op.instance)
         prior = self.runner.journal.prior_status(op.id)
+        inside = work / "aside" / "inside"
         if state.is_file():
             await self._roll_back(op.instance, work)
-        elif record is not None and prior in RUNNING_STATES and \
-                not await self._running(op.instance):
-            await self._start(op.instance)
+        else:
+            if inside.is_dir() and any(inside.glob("*.json")):  # restored: clear the asides
+                await self._inside_volumes(sorted(inside.glob("*.json")), _clear_inside)
+            if record is not None and prior in RUNNING_STATES and \
+                    not await self._running(op.instance):
+                await self._start(op.instance)
         if prior is None and record is not None and not (
                 self.paths.instance_dir(op.instance) / COMPOSE_FILE).is_file():
             self.records.delete(op.instance)  # a restore of a gone instance that never swapped

@@ -197,6 +197,21 @@ class BackupService:
             raise Invalid(f"{ref} matches several snapshots; give more digits")
         return matches[0]
 
+    async def _listed(self, repo: Repository, name: str, ref: str) -> tuple[Snapshot, list[Node]]:
+        """Find snapshot `ref` of `name` and list its nodes, with one restic run when the
+        listing names a snapshot of `name` (else as `_snapshot` does, for its messages)."""
+        ref = ref.lower()
+        if ref == "latest" or (len(ref) >= 8 and all(c in "0123456789abcdef" for c in ref)):
+            with contextlib.suppress(StackHubError):  # the slow path says what went wrong
+                tags = ["stackhub", f"instance={name}"]
+                snap, nodes = await self.restic.listing(
+                    repo, ref, tags=tags if ref == "latest" else None)
+                if snap is not None and set(tags) <= set(snap.tags) and \
+                        (ref == "latest" or snap.id.startswith(ref)):
+                    return snap, nodes
+        snap = await self._snapshot(repo, name, ref)
+        return snap, await self.restic.ls(repo, snap.id)
+
     # -- operations ---------------------------------------------------------------------------
     def _claimable(self, name: str) -> None:
         record = self.records.find(name)
@@ -485,21 +500,26 @@ class BackupService:
         self._claimable(name)
         self.runner.check_engine(RESTORE)
         repo = await self.ready(self.repos.handle(request.repository))
-        snap = await self._snapshot(repo, name, snapshot)
-        nodes = await self.restic.ls(repo, snap.id)
-        size = check_paths(nodes, name)
-        self.flows.space_check(size)
-        # the live project's analysis (a `compose config`) runs while restic reads the files
-        files, live = await asyncio.gather(self._files(repo, snap, name, nodes),
-                                           self._live_risks(name))
-        definition = self._parse_definition(files.get(DEFINITION))
-        record = record_of(definition, name)
-        existing = self.records.find(name)
-        if existing is not None and existing.app_ref != record.app_ref:
-            raise Conflict(f"snapshot {snap.short_id} is a backup of {record.app_ref}, but "
-                           f"{name!r} is {existing.app_ref}; remove the instance first or "
-                           "restore it under another name")
-        risks, digest = await self._snapshot_risks(snap, name, files, record)
+        # the live project's analysis (a `compose config`) runs while restic reads the snapshot
+        live_risks = asyncio.ensure_future(self._live_risks(name))
+        try:
+            snap, nodes = await self._listed(repo, name, snapshot)
+            size = check_paths(nodes, name)
+            self.flows.space_check(size)
+            files = await self._files(repo, snap, name, nodes)
+            definition = self._parse_definition(files.get(DEFINITION))
+            record = record_of(definition, name)
+            existing = self.records.find(name)
+            if existing is not None and existing.app_ref != record.app_ref:
+                raise Conflict(f"snapshot {snap.short_id} is a backup of {record.app_ref}, "
+                               f"but {name!r} is {existing.app_ref}; remove the instance first "
+                               "or restore it under another name")
+            risks, digest = await self._snapshot_risks(snap, name, files, record)
+            live = await live_risks
+        finally:
+            if not live_risks.done():
+                live_risks.cancel()
+                await asyncio.gather(live_risks, return_exceptions=True)
         self._consent(risks, live, digest, request.accept_risks, f"snapshot {snap.short_id}")
         plan = RestorePlan(repo=repo, snapshot=snap, source=name, definition=definition,
                            record=record, existed=existing is not None, size=size)

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pytest
 
-from stackhub.adapters.restic import BackupSummary, Node, Report, Repository, Snapshot
+from stackhub.adapters.restic import (
+    BackupSummary,
+    ForgetPlan,
+    Node,
+    Report,
+    Repository,
+    Snapshot,
+)
 from stackhub.apps.models import InstanceStatus
 from stackhub.backup.flows import definition_of
 from stackhub.backup.models import RestoreRequest
@@ -59,15 +66,23 @@ class FakeRestic:
     async def ls(self, repo: Repository, snapshot: str) -> list[Node]:
         return self.nodes
 
+    async def listing(self, repo: Repository, snapshot: str, *, tags: list[str] | None = None
+                      ) -> tuple[Snapshot | None, list[Node]]:
+        found = await self.snapshots(repo, tags=tags)
+        snap = found[0] if found and (snapshot == "latest" or found[0].id.startswith(snapshot)) \
+            else None
+        return snap, self.nodes if snap is not None else []
+
     async def dump(self, repo: Repository, snapshot: str, path: str, *,
                    limit: int = 4 << 20) -> bytes:
         return json.dumps(self.definition).encode()
 
-    async def restore(self, repo: Repository, snapshot: str, target: Path) -> None:
+    async def restore(self, repo: Repository, snapshot: str, target: Path, *,
+                      excludes: Sequence[str] = ()) -> None:
         raise AssertionError("no restore expected")
 
     async def extract(self, repo: Repository, snapshot: str, paths: list[str],
-                      target: Path) -> None:
+                      target: Path, *, timeout: float = 600) -> None:
         self.extracted.append(list(paths))
         for path in paths:
             (target / path.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
@@ -80,6 +95,10 @@ class FakeRestic:
         raise AssertionError("no find expected")
 
     async def forget(self, repo: Repository, snapshot_ids: list[str]) -> None:
+        raise AssertionError("no forget expected")
+
+    async def forget_plan(self, repo: Repository, *, tags: list[str], host: str,
+                          keep: Mapping[str, int]) -> ForgetPlan:
         raise AssertionError("no forget expected")
 
 
