@@ -8,6 +8,11 @@
 #   .venv/bin/pytest tests/e2e
 #   kill %1                              # it removes what it made on exit
 #
+# It churns on the browser suite's own private dockerd (tests/e2e/conftest.py `e2e_engine`), whose
+# DOCKER_HOST the suite writes to /tmp/stackhub-e2e-engine while it runs: it waits up to
+# CHURN_WAIT seconds (default 600) for that file and stops when the suite's engine goes away.
+# A DOCKER_HOST already set names the engine to use instead (no waiting).
+#
 # Every cycle creates a bridge network (its bridge gets an address), starts a short container on
 # it (a veth pair comes and goes), then removes the network: three or four interface changes per
 # cycle, one cycle every CHURN_INTERVAL seconds (default 0.5). Objects are named
@@ -26,10 +31,30 @@ while [ $# -gt 0 ]; do
   esac
 done
 
+engine_file=/tmp/stackhub-e2e-engine
+follow=""
+if [ -z "${DOCKER_HOST:-}" ]; then
+  echo "churn: waiting for the browser suite's engine ($engine_file)" >&2
+  waited=0
+  until [ -s "$engine_file" ]; do
+    if [ "$waited" -ge "${CHURN_WAIT:-600}" ]; then
+      echo "churn: no browser suite engine after ${waited} s" >&2
+      exit 1
+    fi
+    sleep 1
+    waited=$((waited + 1))
+  done
+  follow="$(cat "$engine_file")"
+  export DOCKER_HOST="$follow"
+  echo "churn: on $DOCKER_HOST" >&2
+fi
+
 prefix="stackhub-churn-$$"
 cleanup() {
-  docker ps -aq --filter "label=io.stackhub.churn=$$" | xargs -r docker rm -f >/dev/null 2>&1 || true
-  docker network ls -q --filter "label=io.stackhub.churn=$$" | xargs -r docker network rm >/dev/null 2>&1 || true
+  docker ps -aq --filter "label=io.stackhub.churn=$$" 2>/dev/null \
+    | xargs -r docker rm -f >/dev/null 2>&1 || true
+  docker network ls -q --filter "label=io.stackhub.churn=$$" 2>/dev/null \
+    | xargs -r docker network rm >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 trap 'exit 0' INT TERM
@@ -37,6 +62,10 @@ trap 'exit 0' INT TERM
 start=$(date +%s)
 n=0
 while [ "$seconds" -eq 0 ] || [ $(( $(date +%s) - start )) -lt "$seconds" ]; do
+  if [ -n "$follow" ] && [ "$(cat "$engine_file" 2>/dev/null || true)" != "$follow" ]; then
+    echo "churn: the browser suite's engine is gone; $n cycles" >&2
+    exit 0
+  fi
   n=$((n + 1))
   net="$prefix-$n"
   docker network create --label "io.stackhub.churn=$$" "$net" >/dev/null 2>&1 || true

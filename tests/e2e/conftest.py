@@ -8,6 +8,12 @@ A module with a server of its own (`own_server`) defines `signed_in` (`sign_in`)
 condition, never a fixed time; click a button that sends a POST, PUT or DELETE with
 `click_until` (a network change can drop it before it leaves). Check robustness with
 tests/e2e/churn.sh running beside the suite.
+
+The suite runs on a private dockerd of its own (`e2e_engine`, once per session), never on the
+test engine: scripts/test runs tests/integration on that one at the same time, and it stops that
+engine (test_outage.py). The servers and every docker CLI call here reach the private one
+through DOCKER_HOST; its containers reach the host and the host reaches them (published ports,
+the gateway), but they do not reach each other (tests/integration/second_engine.py).
 """
 
 from __future__ import annotations
@@ -20,14 +26,15 @@ import sys
 import textwrap
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.leftovers import mark_install, sweep
+from tests.integration.second_engine import SecondEngine, second_engine
+from tests.leftovers import mark_install
 
 REPO = Path(__file__).resolve().parents[2]
 DIST = REPO / "web" / "dist" / "index.html"
@@ -48,6 +55,13 @@ NETWORK_CHANGED = "net::ERR_NETWORK_CHANGED"
 NAVIGATION_TRIES = 4
 START_WAIT = float(os.environ.get("STACKHUB_E2E_START_WAIT", "120"))  # s, for a server to answer
 IMAGE = os.environ.get("STACKHUB_TEST_IMAGE", "stackhub-test/web:1")
+# the private engine's address space, clear of the test engine's: StackHub's instance networks
+# (the test engine's servers take 10.231.0.0/16) and the engine's own pools (churn.sh's networks)
+SUBNET_POOL = "10.233.0.0/16"
+ENGINE_POOLS = [{"base": "10.234.0.0/16", "size": 24}]
+ENGINE_FILE = Path("/tmp/stackhub-e2e-engine")  # the running suite's DOCKER_HOST, for churn.sh
+SOURCE_WAIT = 180  # s, for the test engine (test_outage.py may have it stopped) before the copy
+COPY_TRIES = 3
 STORE = "e2e"
 APP = "hello-web"
 STORE_APP = {"kind": "catalog", "ref": f"{STORE}/{APP}"}  # the local store's app, as a source
@@ -413,14 +427,53 @@ def no_sideways_scroll(page: Any, width: int = PHONE["width"]) -> None:
     assert max(inner, default=0) <= 0, f"a scrolling area overflows sideways by {inner}px"
 
 
+def _wait_for_engine(host: str) -> None:
+    """Wait until the engine at `host` answers (the test engine may be restarting)."""
+    deadline = time.monotonic() + SOURCE_WAIT
+    while subprocess.run(["docker", "-H", host, "info", "--format", "{{.ServerVersion}}"],
+                         capture_output=True, check=False, timeout=60).returncode != 0:
+        if time.monotonic() > deadline:
+            pytest.fail(f"the test engine at {host} did not answer within {SOURCE_WAIT} s: "
+                        "run scripts/engine-up")
+        time.sleep(1)
+
+
 @pytest.fixture(scope="session", autouse=True)
-def clean_engine() -> None:
-    """Remove the engine objects a killed earlier run left (fixed instance names would clash)."""
-    sweep()
+def e2e_engine() -> Iterator[SecondEngine]:
+    """The suite's private dockerd, with the test images and the store-script sandbox image
+    copied from the test engine and the same registry mirror; DOCKER_HOST and the instance
+    subnet pool point the whole session at it. Failing to start it fails the suite."""
+    from stackhub.adapters.sandbox import image_ref
+
+    source = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    images = (IMAGE, IMAGE.rsplit(":", 1)[0] + ":2", image_ref())
+    settings: dict[str, object] = {"default-address-pools": ENGINE_POOLS}
+    mirror = os.environ.get("STACKHUB_TEST_MIRROR")
+    if mirror:
+        settings["registry-mirrors"] = [mirror]
+    with ExitStack() as stack:
+        for attempt in range(COPY_TRIES):  # test_outage.py may stop the test engine mid-copy
+            _wait_for_engine(source)
+            try:
+                engine = stack.enter_context(second_engine(images, source=source,
+                                                           settings=settings))
+                break
+            except AssertionError:
+                if attempt == COPY_TRIES - 1:
+                    raise
+        patch = stack.enter_context(pytest.MonkeyPatch.context())
+        patch.setenv("DOCKER_HOST", engine.host)
+        patch.setenv("STACKHUB_SUBNET_POOL", SUBNET_POOL)
+        ENGINE_FILE.write_text(engine.host + "\n")
+        try:
+            yield engine
+        finally:
+            ENGINE_FILE.unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(tmp_path_factory: pytest.TempPathFactory,
+           e2e_engine: SecondEngine) -> Iterator[Server]:
     if not DIST.is_file():
         pytest.fail("the web console is not built: run scripts/build-web (scripts/test does)")
     if not Path(CHROMIUM).exists():

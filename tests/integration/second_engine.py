@@ -9,13 +9,20 @@ the first, or restarted with default-address-pools from the second, deletes the 
 which the test engine's default network needs. The test images are copied into it
 from the test engine (`docker save | docker load`). A server is pointed at it with
 ``DOCKER_HOST`` (the Docker SDK and Compose both read it).
+
+With no iptables rules of its own, traffic between two of its containers crosses the host's
+FORWARD chain (br_netfilter), whose policy the test engine set to DROP: a private engine's
+containers reach the host and the host reaches them (published ports, the gateway), but they
+do not reach each other. The browser suite runs on one (tests/e2e/conftest.py `e2e_engine`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import ipaddress
+import json
 import os
 import shutil
 import signal
@@ -32,6 +39,8 @@ import pytest
 from tests.integration.conftest import Server
 
 IMAGES = ("stackhub-test/web:1",)
+BRIDGE_LOCK = Path("/tmp/stackhub-second-engine-bridge.lock")
+"""Held while a private engine picks and makes its default bridge (engines start concurrently)."""
 
 
 def _alive(pid: int) -> bool:
@@ -45,14 +54,20 @@ def _alive(pid: int) -> bool:
 class SecondEngine:
     """Start, stop (SIGTERM, as a host shutdown), freeze (SIGSTOP) and thaw one private dockerd."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, settings: dict[str, object] | None = None) -> None:
+        """Run in `root`; `settings` are its daemon.json (empty unless given)."""
         self.root = root
+        self.settings = settings or {}
         self.sock = root / "docker.sock"
         self.host = f"unix://{self.sock}"
         self.log = root / "dockerd.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.frozen = False
         self.bridge = "shtb" + hashlib.sha256(str(root).encode()).hexdigest()[:8]
+        # its containers' cgroup parent, from each hierarchy's root: a relative one lands under
+        # dockerd's own cgroup, which on a v1 host can differ per controller (memory apart from
+        # cpuacct), and StackHub's metrics find a container's cgroups by its memory path
+        self.cgroup = f"stackhub-{root.name}"
 
     @staticmethod
     def available() -> str | None:
@@ -87,6 +102,11 @@ class SecondEngine:
         if subprocess.run(["ip", "link", "show", self.bridge], capture_output=True,
                           check=False).returncode == 0:
             return
+        with BRIDGE_LOCK.open("a") as lock:  # two engines starting at once would pick one /24
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            self._add_bridge()
+
+    def _add_bridge(self) -> None:
         routes = subprocess.run(["ip", "-4", "route"], capture_output=True, text=True,
                                 check=True).stdout
         used = [ipaddress.ip_network(line.split()[0]) for line in routes.splitlines()
@@ -106,15 +126,16 @@ class SecondEngine:
         """Start dockerd (again, on the same data root); return the time `docker info` answered."""
         assert self.proc is None or self.proc.poll() is not None, "already running"
         self._make_bridge()
-        # its own empty settings, never /etc/docker/daemon.json: with default-address-pools set
-        # there, a dockerd restarting on a data root deletes the host's docker0 as "stale"
+        # its own settings (empty unless given), never /etc/docker/daemon.json: with
+        # default-address-pools set there, a dockerd restarting on a data root deletes the host's
+        # docker0 as "stale" (this one's default bridge is its own, never docker0)
         config = self.root / "daemon.json"
-        config.write_text("{}\n")
+        config.write_text(json.dumps(self.settings) + "\n")
         argv = ["dockerd", "--config-file", str(config), "--host", self.host,
                 "--data-root", str(self.root / "data"),
                 "--exec-root", str(self.root / "exec"), "--pidfile", str(self.root / "pid"),
                 "--bridge", self.bridge, "--iptables=false", "--ip-masq=false",
-                "--cgroup-parent", f"stackhub-{self.root.name}"]
+                "--cgroup-parent", f"/{self.cgroup}"]
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, start_new_session=True)
@@ -161,10 +182,12 @@ class SecondEngine:
             self.frozen = False
         return time.monotonic()
 
-    def load_images(self, images: tuple[str, ...] = IMAGES) -> None:
-        """Copy images from the test engine into this one."""
+    def load_images(self, images: tuple[str, ...] = IMAGES, source: str | None = None) -> None:
+        """Copy images from the engine at `source` (default: $DOCKER_HOST's, the test engine
+        unless set) into this one."""
+        where = ["-H", source] if source else []
         for image in images:
-            save = subprocess.Popen(["docker", "save", image], stdout=subprocess.PIPE)
+            save = subprocess.Popen(["docker", *where, "save", image], stdout=subprocess.PIPE)
             assert save.stdout is not None
             load = subprocess.run(["docker", "-H", self.host, "load", "-q"], stdin=save.stdout,
                                   capture_output=True, text=True, timeout=120, check=False)
@@ -172,13 +195,15 @@ class SecondEngine:
             assert save.wait(120) == 0 and load.returncode == 0, load.stderr
 
     def close(self) -> None:
-        """Remove every container, stop dockerd, delete its folders."""
+        """Remove every container and network, stop dockerd, delete its folders."""
         if self.proc is not None and self.proc.poll() is None:
             self.thaw()
             with contextlib.suppress(subprocess.SubprocessError):
                 ids = self.docker("ps", "-aq", check=False, timeout=30).stdout.split()
                 if ids:
                     self.docker("rm", "-f", *ids, check=False, timeout=60)
+                # a network's bridge outlives its dockerd (with its subnet's host route)
+                self.docker("network", "prune", "-f", check=False, timeout=60)
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(60)
@@ -201,20 +226,26 @@ class SecondEngine:
         for mount in sorted(mounts, reverse=True):
             subprocess.run(["umount", "-l", mount], check=False, capture_output=True)
         subprocess.run(["ip", "link", "delete", self.bridge], check=False, capture_output=True)
+        cgroups = Path("/sys/fs/cgroup")  # its cgroup parent, in each v1 hierarchy or in v2's
+        for group in [cgroups / self.cgroup, *cgroups.glob(f"*/{self.cgroup}")]:
+            with contextlib.suppress(OSError):  # empty now: its containers' cgroups are gone
+                group.rmdir()
         shutil.rmtree(self.root, ignore_errors=True)
 
 
 @contextlib.contextmanager
-def second_engine() -> Iterator[SecondEngine]:
-    """A running private dockerd holding the test images, removed afterwards."""
+def second_engine(images: tuple[str, ...] = IMAGES, *, source: str | None = None,
+                  settings: dict[str, object] | None = None) -> Iterator[SecondEngine]:
+    """A running private dockerd holding `images` (copied from `source`, see `load_images`)
+    and started with `settings` as its daemon.json, removed afterwards."""
     reason = SecondEngine.available()
     if reason:  # scripts/test runs as root with dockerd installed: never a skip
         pytest.fail(reason)
     # a short path: unix socket paths are limited to 107 bytes
-    engine = SecondEngine(Path(tempfile.mkdtemp(prefix="sh-e2-", dir="/tmp")))
+    engine = SecondEngine(Path(tempfile.mkdtemp(prefix="sh-e2-", dir="/tmp")), settings)
     try:
         engine.start()
-        engine.load_images()
+        engine.load_images(images, source)
         yield engine
     finally:
         engine.close()
