@@ -23,7 +23,9 @@ Direct is plain HTTP (an app's port has no TLS); gateway HTTPS is TLS terminatio
 Each run also prints the CPU time (user + system) per request of the gateway, the upstreams
 and, for ``app``, the container's httpd and its port's docker-proxy. ``--pin`` puts wrk on
 CPU 1 and the servers on CPU 0 for every run (direct and gateway alike); ``--targets app-ip``
-adds the app dialled at its container address (no docker-proxy); ``--transport`` sets a
+adds the app dialled at its container address (no docker-proxy: what StackHub renders with
+``STACKHUB_GATEWAY_DIAL=container``), also compared with ``app`` direct; each mode reaches the
+app on a port of its own (TIME-WAIT, see `APP_PORTS`); ``--transport`` sets a
 reverse_proxy transport on the app routes (experiments only).
 
 Targets from issue 11: gateway throughput >= 80 % of direct, added p99 < 2 ms; adding a
@@ -117,9 +119,18 @@ def docker(*args: str) -> str:
                           timeout=120).stdout.strip()
 
 
-def start_app(name: str) -> tuple[int, str]:
-    """Start the small app container on its own network; return (host port, network)."""
-    port = free_port()
+APP_PORTS = {"app": 80, "app-s": 81, "app-h": 82, "app-ip": 83, "app-ip-s": 84, "app-ip-h": 85}
+"""The app's httpd listens on one container port per (target, mode): busybox closes every
+connection, so each run leaves thousands of TIME-WAIT sockets toward its destination (held
+60 s; the host reuses them only on loopback): one destination per mode keeps a run from
+exhausting the next run's ephemeral ports, which made connect() cost milliseconds of CPU."""
+PUBLISHED = ("app", "app-s", "app-h")
+"""The ports published on 127.0.0.1 through Docker (the others are dialled at the container)."""
+
+
+def start_app(name: str) -> tuple[dict[str, int], str]:
+    """Start the small app container on its own network; return (host ports, network)."""
+    ports = {key: free_port() for key in PUBLISHED}
     network = f"{name}-net"
     for attempt in range(20):
         subnet = f"10.{240 + attempt % 10}.{secrets.randbelow(250)}.0/28"
@@ -130,17 +141,28 @@ def start_app(name: str) -> tuple[int, str]:
             continue
     else:
         raise SystemExit("no free subnet for the bench network")
-    docker("run", "-d", "--name", name, "--network", network, "-p", f"127.0.0.1:{port}:80",
-           IMAGE, "sh", "-c", "echo hello >/www/index.html && exec httpd -f -p 80 -h /www")
+    publish = [arg for key in PUBLISHED
+               for arg in ("-p", f"127.0.0.1:{ports[key]}:{APP_PORTS[key]}")]
+    daemons = " && ".join(f"httpd -p {port} -h /www" for port in APP_PORTS.values())
+    docker("run", "-d", "--name", name, "--network", network, *publish, IMAGE, "sh", "-c",
+           f"echo hello >/www/index.html && {daemons} && exec sleep 1000000")
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/", timeout=1).status_code == 200:
-                return port, network
+            if all(httpx.get(f"http://127.0.0.1:{port}/", timeout=1).status_code == 200
+                   for port in ports.values()):
+                return ports, network
         except httpx.HTTPError:
             pass
         time.sleep(0.2)
     raise SystemExit("the app container did not answer")
+
+
+def time_wait(address: str) -> int:
+    """Count the host's TIME-WAIT sockets toward `address` (host:port)."""
+    out = subprocess.run(["ss", "-Htan", "state", "time-wait", "dst", address],
+                         capture_output=True, text=True, check=False).stdout
+    return len(out.splitlines())
 
 
 def start_fast(home: Path, binary: str,
@@ -220,18 +242,39 @@ async def serve_time(gateway: caddy.CaddyGateway, https: int, http: int,
             await asyncio.sleep(0.01)
 
 
-def _app_pids(name: str, port: int) -> dict[str, int]:
-    """Return the app container's httpd and its port's docker-proxy, as seen from the host."""
-    pids = {"app": int(docker("inspect", "-f", "{{.State.Pid}}", name))}
-    for proc in psutil.process_iter(["name", "cmdline"]):
-        if proc.info["name"] == "docker-proxy" and str(port) in (proc.info["cmdline"] or []):
-            pids["docker-proxy"] = proc.pid
-    return pids
+def _app_pids(name: str, ports: dict[str, int]) -> dict[str, list[int]]:
+    """Return the app container's processes and its ports' docker-proxies, seen from the host."""
+    wanted = {str(port) for port in ports.values()}
+    proxies = [proc.pid for proc in psutil.process_iter(["name", "cmdline"])
+               if proc.info["name"] == "docker-proxy"
+               and wanted & set(proc.info["cmdline"] or [])]
+    return {"app": [-int(docker("inspect", "-f", "{{.State.Pid}}", name))],
+            "docker-proxy": proxies}
 
 
-def _cpu(pid: int) -> float:
-    times = psutil.Process(pid).cpu_times()  # children: busybox httpd forks per connection
+def _container_cpu(pid: int) -> float:
+    """Return the CPU seconds of the whole container whose main process is `pid` (its cgroup:
+    busybox httpd forks one process per connection)."""
+    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        if "cpuacct" in controllers.split(","):
+            usage = Path("/sys/fs/cgroup/cpuacct") / path.lstrip("/") / "cpuacct.usage"
+            return int(usage.read_text()) / 1e9
+    times = psutil.Process(pid).cpu_times()
     return float(times.user + times.system + times.children_user + times.children_system)
+
+
+def _cpu(pids: list[int]) -> float:
+    """Return the CPU time (user + system) of processes; a negative pid names a container."""
+    total = 0.0
+    for pid in pids:
+        if pid < 0:
+            total += _container_cpu(-pid)
+            continue
+        times = psutil.Process(pid).cpu_times()
+        total += float(times.user + times.system + times.children_user +
+                       times.children_system)
+    return total
 
 
 async def _handshake(port: int, name: str, context: ssl.SSLContext) -> bool:
@@ -254,11 +297,11 @@ async def route_change(gateway: caddy.CaddyGateway, https: int, http: int,
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     new = f"r{extra - 1}.bench.lan"
-    started, own_cpu, caddy_cpu = time.perf_counter(), time.process_time(), _cpu(pid)
+    started, own_cpu, caddy_cpu = time.perf_counter(), time.process_time(), _cpu([pid])
     config = caddy.render(spec_for(gateway, https, http, upstreams, extra=extra))
     rendered, own_render = time.perf_counter(), time.process_time()
     await gateway.load(config)
-    loaded, own_load, caddy_load = time.perf_counter(), time.process_time(), _cpu(pid)
+    loaded, own_load, caddy_load = time.perf_counter(), time.process_time(), _cpu([pid])
     while not await _handshake(https, new, context):
         if time.perf_counter() - started > 30:
             raise SystemExit(f"{new} had no certificate within 30 s")
@@ -268,7 +311,7 @@ async def route_change(gateway: caddy.CaddyGateway, https: int, http: int,
         while (await client.get(f"https://127.0.0.1:{https}/", headers={"Host": new},
                                 extensions={"sni_hostname": new})).status_code != 200:
             await asyncio.sleep(0.005)
-    served, caddy_end = time.perf_counter(), _cpu(pid)
+    served, caddy_end = time.perf_counter(), _cpu([pid])
     return {"render": (rendered - started) * 1000, "render_cpu": (own_render - own_cpu) * 1000,
             "load": (loaded - rendered) * 1000, "load_own_cpu": (own_load - own_render) * 1000,
             "load_caddy_cpu": (caddy_load - caddy_cpu) * 1000,
@@ -339,18 +382,21 @@ def main() -> None:
     bare_proc: subprocess.Popen[bytes] | None = None
     network = None
     try:
-        app_port, network = start_app(name)
+        app_ports, network = start_app(name)
         fast_port, fast_proc = start_fast(home, binary)
-        upstreams = {"app": f"127.0.0.1:{app_port}", "fast": f"127.0.0.1:{fast_port}"}
+        upstreams = {key: f"127.0.0.1:{port}" for key, port in app_ports.items()}
+        upstreams["fast"] = f"127.0.0.1:{fast_port}"
+        address = docker("inspect", "-f",
+                         "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", name)
+        behind = {key: f"{address}:{port}" for key, port in APP_PORTS.items()}
         if "app-ip" in options.targets.split(","):  # the container's own address, no proxy
-            address = docker("inspect", "-f",
-                             "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", name)
-            upstreams["app-ip"] = f"{address}:80"
+            upstreams.update({key: dial for key, dial in behind.items()
+                              if key.startswith("app-ip")})
         https, http, plain = free_port(), free_port(), free_port()
         bare_port, bare_proc = start_fast(home, binary, upstreams["fast"])
         asyncio.run(run(options, home, binary, upstreams, https, http, plain,
-                        {"fast": fast_proc.pid, "bare": bare_proc.pid,
-                         **_app_pids(name, app_port)}, name, bare_port))
+                        {"fast": [fast_proc.pid], "bare": [bare_proc.pid],
+                         **_app_pids(name, app_ports)}, name, bare_port, behind))
     finally:
         for proc in (fast_proc, bare_proc):
             if proc is not None:
@@ -363,9 +409,9 @@ def main() -> None:
         shutil.rmtree(home, ignore_errors=True)
 
 
-def pin(pids: dict[str, int], container: str | None) -> None:
+def pin(pids: dict[str, list[int]], container: str | None) -> None:
     """Put the servers (all their threads) and the app container on CPU 0."""
-    for pid in pids.values():
+    for pid in (p for group in pids.values() for p in group if p > 0):
         subprocess.run(["taskset", "-a", "-cp", "0", str(pid)], check=True,
                        capture_output=True)
     if container:
@@ -386,8 +432,10 @@ def patch(config: dict[str, Any], transport: dict[str, Any] | None) -> dict[str,
 
 
 async def run(options: argparse.Namespace, home: Path, binary: str, upstreams: dict[str, str],
-              https: int, http: int, plain: int, procs: dict[str, int],
-              container: str | None, bare: int) -> None:
+              https: int, http: int, plain: int, procs: dict[str, list[int]],
+              container: str | None, bare: int, behind: dict[str, str]) -> None:
+    """Measure every target in every mode, rounds interleaved; `behind` maps an app upstream
+    to the container address its connections finally reach (for the TIME-WAIT count)."""
     gateway = caddy.CaddyGateway(home / "gateway", binary=binary)
 
     async def reapply() -> None:
@@ -396,7 +444,7 @@ async def run(options: argparse.Namespace, home: Path, binary: str, upstreams: d
     await gateway.start(reapply)
     try:
         assert gateway.process is not None and gateway.process.proc is not None
-        procs = {"gateway": gateway.process.proc.pid, **procs}
+        procs = {"gateway": [gateway.process.proc.pid], **procs}
         if options.pin:
             pin(procs, container)
             print("pinned: gateway, upstreams and app on CPU 0, wrk on CPU 1", flush=True)
@@ -412,25 +460,33 @@ async def run(options: argparse.Namespace, home: Path, binary: str, upstreams: d
         for _ in range(options.rounds):
             for target in targets:
                 up = upstreams[target]
-                host = f"{target}.bench.lan"
+                # each gateway mode has its own route (and app port) when the bench made one
+                https_host = f"{target}-s" if f"{target}-s" in upstreams else target
+                http_host = f"{target}-h" if f"{target}-h" in upstreams else target
                 modes = [("direct", f"http://{up}/", None),
-                         ("gateway-https", f"https://localhost:{https}/", host),
-                         ("gateway-http", f"http://127.0.0.1:{plain}/", host)]
+                         ("gateway-https", f"https://localhost:{https}/",
+                          f"{https_host}.bench.lan"),
+                         ("gateway-http", f"http://127.0.0.1:{plain}/", f"{http_host}.bench.lan")]
                 if target == "fast":  # Caddy's own proxy cost, without StackHub's config
                     modes.append(("bare-proxy-http", f"http://127.0.0.1:{bare}/", None))
+                keys = {"direct": target, "gateway-https": https_host,
+                        "gateway-http": http_host}
                 for label, url, header in modes:
-                    before = {k: _cpu(pid) for k, pid in procs.items()}
+                    key = keys.get(label, "")
+                    waiting = time_wait(behind.get(key, upstreams.get(key, up)))
+                    before = {k: _cpu(pids) for k, pids in procs.items()}
                     figures = await asyncio.to_thread(
                         wrk, url, host=header, seconds=options.seconds,
                         connections=options.connections, cpu=1 if options.pin else None)
                     count = max(figures.requests, 1)
-                    figures.cpu_us = {k: (_cpu(pid) - before[k]) * 1e6 / count
-                                      for k, pid in procs.items()}
+                    figures.cpu_us = {k: (_cpu(pids) - before[k]) * 1e6 / count
+                                      for k, pids in procs.items()}
                     results.setdefault(f"{target}/{label}", []).append(figures)
                     cpu = " ".join(f"{k} {v:.0f}" for k, v in figures.cpu_us.items())
                     print(f"  {target:<5} {label:<14} {figures.rps:>9.0f} req/s  p50 "
                           f"{figures.p50_ms:6.2f} ms  p99 {figures.p99_ms:6.2f} ms  errors "
-                          f"{figures.errors}  CPU us/req: {cpu}", flush=True)
+                          f"{figures.errors}  CPU us/req: {cpu}  (TIME-WAIT toward its "
+                          f"upstream before: {waiting})", flush=True)
         print(f"load average at end: {' '.join(f'{v:.1f}' for v in os.getloadavg())}")
         print("\nmedians over rounds (same run; CPU = user + system per request, us):")
         for target in targets:
@@ -451,6 +507,12 @@ async def run(options: argparse.Namespace, home: Path, binary: str, upstreams: d
                       f"{p50:.2f} ms (added {p50 - d_p50:+.2f}); p99 {p99:.2f} ms (added "
                       f"{p99 - d_p99:+.2f}); errors {sum(f.errors for f in runs)}; "
                       f"CPU {_cpu_text(runs)}")
+                published = results.get("app/direct") if target == "app-ip" else None
+                if published:  # what STACKHUB_GATEWAY_DIAL=container gives against the port
+                    p_rps = statistics.median(f.rps for f in published)
+                    p_p99 = statistics.median(f.p99_ms for f in published)
+                    print(f"    against app direct (the published port): {rps / p_rps:.0%} "
+                          f"of its {p_rps:.0f} req/s; p99 added {p99 - p_p99:+.2f} ms")
         if not options.skip_reload:
             loaded, serving = await serve_time(gateway, https, http, upstreams)
             print(f"\n50 routes + 1 added: one POST /load took {loaded * 1000:.0f} ms; the new "

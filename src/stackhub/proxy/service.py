@@ -40,7 +40,7 @@ from stackhub.errors import (
 )
 from stackhub.events import EventBus, Subscription
 from stackhub.operations.runner import OperationKind, Outcome, Run, Runner, Undo, register
-from stackhub.proxy import names, providers
+from stackhub.proxy import dial, names, providers
 from stackhub.proxy.models import (
     BaseRead,
     DnsCheck,
@@ -111,6 +111,9 @@ class GatewaySettings:
     timeout: float = 120.0
     resolver: str | None = None
     recheck: float = RECHECK
+    dial: str = dial.PORT
+    """STACKHUB_GATEWAY_DIAL: ``port`` (the app's published 127.0.0.1 port) or ``container``
+    (its main container's address on its project network: no docker-proxy in the path)."""
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> GatewaySettings:
@@ -133,7 +136,9 @@ class GatewaySettings:
             timeout=float(timeout) if timeout.replace(".", "", 1).isdigit() else 120.0,
             resolver=env.get("STACKHUB_DNS_RESOLVER", "").strip() or None,
             recheck=max(float(recheck), 1.0) if recheck.replace(".", "", 1).isdigit()
-            else RECHECK)
+            else RECHECK,
+            dial=dial.CONTAINER if env.get("STACKHUB_GATEWAY_DIAL", "").strip().lower()
+            == dial.CONTAINER else dial.PORT)
 
 
 def box_addresses(settings: GatewaySettings) -> list[str]:
@@ -263,6 +268,8 @@ class ProxyService:
         self._sub: Subscription | None = None
         self.loads = 0
         self._hosts: dict[str, str] | None = None
+        self._dials: dict[str, str] = {}
+        """Instance -> its main container's ``IP:PORT`` (STACKHUB_GATEWAY_DIAL=container)."""
         self.last_recheck: RecheckRead | None = None
         runner.after_crash(PROTECT.name, self._protect_after_crash)
         self.providers = providers.ProviderStore(paths.secrets)
@@ -495,7 +502,7 @@ class ProxyService:
             hosts += custom.get(inst.name, [])
             acme += custom.get(inst.name, [])
             if hosts:
-                upstream, why = target(inst)
+                upstream, why = target(inst, self._dials.get(inst.name))
                 title = "App stopped" if inst.status == InstanceStatus.STOPPED \
                     else "App unavailable"
                 main = inst.main
@@ -566,7 +573,47 @@ class ProxyService:
                     break
         return message
 
+    async def _address(self, instance: str) -> str | None:
+        """Return the main container's ``IP:PORT`` on its project network, or None."""
+        try:
+            inst = self.apps.get(instance)
+        except StackHubError:
+            return None
+        main = inst.main
+        if main is None or inst.status == InstanceStatus.STOPPED:
+            return None
+        status = self.apps.status
+        box = dial.main_container(status.containers(instance), main.service)
+        if box is None or box.state != "running":
+            return None
+        try:
+            detail = await asyncio.to_thread(status.engine.inspect_container, box.id)
+        except StackHubError as err:
+            log.info("gateway: %s: dialling its published port (%s)", instance, err.message)
+            return None
+        return dial.container_address(detail, box.project, main.port)
+
+    async def _resolve_dials(self) -> None:
+        """Find each app's main container address (STACKHUB_GATEWAY_DIAL=container)."""
+        dials: dict[str, str] = {}
+        if self.settings.dial == dial.CONTAINER:
+            for inst in self.apps.all():
+                try:
+                    address = await self._address(inst.name)
+                except Exception as err:  # never let a lookup stop the load: the port serves
+                    log.warning("gateway: %s: dialling its published port (%s)", inst.name,
+                                err)
+                    continue
+                if address is not None:
+                    dials[inst.name] = address
+        self._dials = dials
+
+    async def _moved(self, instance: str) -> bool:
+        """Tell whether an instance's main container address differs from the loaded one."""
+        return await self._address(instance) != self._dials.get(instance)
+
     async def _load(self) -> None:
+        await self._resolve_dials()
         spec = self.spec()
         await self.gateway.load(caddy.render(spec))
         self._hosts = {h: r.id.removeprefix("app-") for r in spec.routes if r.auth is not None
@@ -598,7 +645,15 @@ class ProxyService:
 
     async def _listen(self, sub: Subscription) -> None:
         while True:
-            await sub.queue.get()
+            event = await sub.queue.get()
+            if event.topic == "instance":  # only a moved main container (new address) counts
+                if self.settings.dial != dial.CONTAINER:
+                    continue
+                try:
+                    if not await self._moved(event.key):
+                        continue
+                except Exception as err:  # keep listening; a load re-checks everything
+                    log.warning("gateway: %s: %s", event.key, err)
             self.schedule()
 
     async def start(self) -> None:
@@ -606,7 +661,8 @@ class ProxyService:
         self._lock = asyncio.Lock()
         self._state = _State()
         self._sub = self.bus.subscribe(
-            lambda e: e.topic == "operation" and e.kind == "finished")
+            lambda e: (e.topic == "operation" and e.kind == "finished")
+            or (e.topic == "instance" and e.kind == "containers"))
         self._tasks = [asyncio.create_task(self._debounce(), name="gateway-debounce"),
                        asyncio.create_task(self._listen(self._sub), name="gateway-listen"),
                        asyncio.create_task(self._rechecks(), name="gateway-recheck"),
@@ -872,8 +928,9 @@ class ProxyService:
                 log.warning("gateway: re-check failed: %s", getattr(err, "message", err))
 
 
-def target(inst: InstanceRead) -> tuple[str | None, str | None]:
-    """Return where requests for an instance go (127.0.0.1:PORT), or why nowhere."""
+def target(inst: InstanceRead, address: str | None = None) -> tuple[str | None, str | None]:
+    """Return where requests for an instance go (127.0.0.1:PORT, or `address`: its main
+    container's IP:PORT), or why nowhere."""
     if inst.status == InstanceStatus.STOPPED:
         return None, f"The app {inst.name} is stopped. Start it in StackHub to use it here."
     main = inst.main
@@ -882,5 +939,5 @@ def target(inst: InstanceRead) -> tuple[str | None, str | None]:
     for mapping in inst.ports:
         if mapping.service == main.service and mapping.container_port == main.port and \
                 mapping.protocol == "tcp":
-            return f"127.0.0.1:{mapping.host_port}", None
+            return address or f"127.0.0.1:{mapping.host_port}", None
     return None, f"The app {inst.name} publishes no port for its web page."
