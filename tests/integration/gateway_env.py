@@ -10,12 +10,14 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
+import ssl
 import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -191,3 +193,23 @@ def serving_address(address: str) -> Iterator[ThreadingHTTPServer]:
         yield page
     finally:
         page.shutdown()
+
+
+def fetch(lab: AcmeLab, host: str, cafile: Path, path: str = "/") -> httpx.Response:
+    """GET https://host/path through the gateway on 127.0.0.1, trusting only `cafile`."""
+    context = ssl.create_default_context(cafile=str(cafile))
+    with httpx.Client(verify=context, timeout=30) as client:
+        return client.get(f"https://127.0.0.1:{lab.https_port}{path}", headers={"Host": host},
+                          extensions={"sni_hostname": host})
+
+
+def eventually(call: Any, timeout: float = 20) -> Any:
+    """Call until it neither fails an assertion nor an HTTP request, or `timeout` passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return call()
+        except (AssertionError, httpx.HTTPError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)

@@ -23,7 +23,7 @@ import pytest
 from websockets.sync.client import connect
 
 from tests.integration.conftest import Server
-from tests.integration.gateway_env import AcmeLab, running_lab, start_web
+from tests.integration.gateway_env import AcmeLab, eventually, fetch, running_lab, start_web
 
 pytestmark = pytest.mark.integration
 BASE = "home.lan"
@@ -59,25 +59,6 @@ def internal_root(srv: Server, folder: Path) -> Path:
     path = folder / "stackhub-ca.pem"
     path.write_text(answer.text)
     return path
-
-
-def fetch(lab: AcmeLab, host: str, cafile: Path, path: str = "/") -> httpx.Response:
-    """GET https://host/path through the gateway on 127.0.0.1, trusting only `cafile`."""
-    context = ssl.create_default_context(cafile=str(cafile))
-    with httpx.Client(verify=context, timeout=30) as client:
-        return client.get(f"https://127.0.0.1:{lab.https_port}{path}", headers={"Host": host},
-                          extensions={"sni_hostname": host})
-
-
-def eventually(call: Any, timeout: float = 20) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return call()
-        except (AssertionError, httpx.HTTPError):
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
 
 
 def domains(srv: Server, *args: str) -> list[dict[str, Any]]:

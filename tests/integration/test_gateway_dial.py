@@ -6,18 +6,15 @@ Real Caddy and Docker: the route of an app dials its main container on its proje
 
 from __future__ import annotations
 
-import ssl
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from tests.integration.conftest import Server
-from tests.integration.gateway_env import AcmeLab, install_web, running_lab
+from tests.integration.gateway_env import AcmeLab, eventually, fetch, install_web, running_lab
 
 pytestmark = pytest.mark.integration
 BASE = "dial.lan"
@@ -71,25 +68,6 @@ def container_address(srv: Server) -> tuple[str, str]:
     return ident, found["stackhub-web_default"]
 
 
-def fetch(srv: Server, lab: AcmeLab, root: Path) -> httpx.Response:
-    context = ssl.create_default_context(cafile=str(root))
-    host = f"web.{BASE}"
-    with httpx.Client(verify=context, timeout=30) as client:
-        return client.get(f"https://127.0.0.1:{lab.https_port}/", headers={"Host": host},
-                          extensions={"sni_hostname": host})
-
-
-def eventually(call: Any, timeout: float = 30) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return call()
-        except (AssertionError, httpx.HTTPError):
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
-
-
 def test_the_route_dials_the_container_and_follows_it(gw: Server, lab: AcmeLab,
                                                      tmp_path: Path) -> None:
     root = tmp_path / "ca.pem"
@@ -97,8 +75,8 @@ def test_the_route_dials_the_container_and_follows_it(gw: Server, lab: AcmeLab,
     assert answer.status_code == 200, answer.text
     root.write_text(answer.text)
     ident, address = container_address(gw)
-    eventually(lambda: assert_dial(gw, f"{address}:80"))
-    served = fetch(gw, lab, root)
+    eventually(lambda: assert_dial(gw, f"{address}:80"), timeout=30)
+    served = fetch(lab, f"web.{BASE}", root)
     assert (served.status_code, served.text.strip()) == (200, "hello from web")
     # the container takes another address: a second container joins its network while it
     # is stopped (taking the next free address), so the restart gets a new one
@@ -110,18 +88,18 @@ def test_the_route_dials_the_container_and_follows_it(gw: Server, lab: AcmeLab,
         subprocess.run(["docker", "start", ident], check=True, capture_output=True)
         _, moved = container_address(gw)
         assert moved != address
-        eventually(lambda: assert_dial(gw, f"{moved}:80"))
-        eventually(lambda: assert_served(gw, lab, root))
+        eventually(lambda: assert_dial(gw, f"{moved}:80"), timeout=30)
+        eventually(lambda: assert_served(gw, lab, root), timeout=30)
     finally:
         subprocess.run(["docker", "rm", "-f", holder.stdout.strip()], capture_output=True,
                        check=False)
     assert gw.cli("app", "stop", "web").returncode == 0
 
     def stopped() -> None:
-        page = fetch(gw, lab, root)
+        page = fetch(lab, f"web.{BASE}", root)
         assert page.status_code == 503 and "web is stopped" in page.text
 
-    eventually(stopped)
+    eventually(stopped, timeout=30)
 
 
 def assert_dial(srv: Server, expected: str) -> None:
@@ -129,5 +107,5 @@ def assert_dial(srv: Server, expected: str) -> None:
 
 
 def assert_served(srv: Server, lab: AcmeLab, root: Path) -> None:
-    answer = fetch(srv, lab, root)
+    answer = fetch(lab, f"web.{BASE}", root)
     assert (answer.status_code, answer.text.strip()) == (200, "hello from web")

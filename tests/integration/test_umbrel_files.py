@@ -55,6 +55,17 @@ def test_seed_files_and_templates_are_in_the_container(server: Server, tmp_path:
     assert http_text(port, path="/index.html") == "edited\n"
 
 
+def install_from_local_store(server: Server, app: Path, store: str, name: str) -> None:
+    """Add `app`'s folder as a local store, check the app is installable, install it as `name`."""
+    added = server.api("POST", "/api/stores", json={"name": store, "source": str(app.parent),
+                                                    "local": True})
+    assert added.status_code == 201, added.text
+    shown = server.api("GET", f"/api/catalog/apps/{store}/{app.name}").json()
+    assert shown["installable"], shown.get("problems")
+    result = server.cli("app", "install", f"{store}/{app.name}", "--name", name, "--yes")
+    assert result.returncode == 0, result.stderr + result.stdout
+
+
 def test_env_files_from_the_apps_folder_reach_the_container(server: Server,
                                                            tmp_path: Path) -> None:
     port = free_port()
@@ -75,13 +86,7 @@ services:
 """)
     (app / "settings.env").write_text("MODE=prod\n")
     (app / "config" / "prod.env").write_text("LEVEL=3\n")
-    added = server.api("POST", "/api/stores", json={"name": "umbenv", "source":
-                                                     str(app.parent), "local": True})
-    assert added.status_code == 201, added.text
-    shown = server.api("GET", "/api/catalog/apps/umbenv/enved").json()
-    assert shown["installable"], shown.get("problems")
-    result = server.cli("app", "install", "umbenv/enved", "--name", "t-enved", "--yes")
-    assert result.returncode == 0, result.stderr + result.stdout
+    install_from_local_store(server, app, "umbenv", "t-enved")
     assert http_text(port, path="/env.txt") == "prod 3\n"
     data = server.data_dir / "appdata" / "t-enved"
     assert (data / "config" / "prod.env").read_text() == "LEVEL=3\n"
@@ -109,12 +114,6 @@ services:
     (app / "hooks" / "pre-start").write_text(
         '#!/usr/bin/env bash\nset -euo pipefail\nENV_FILE="${APP_DATA_DIR}/settings.env"\n'
         '[[ -f "${ENV_FILE}" ]] || echo "MODE=made-by-hook" > "${ENV_FILE}"\n')
-    added = server.api("POST", "/api/stores", json={"name": "umbmade", "source":
-                                                     str(app.parent), "local": True})
-    assert added.status_code == 201, added.text
-    shown = server.api("GET", "/api/catalog/apps/umbmade/made").json()
-    assert shown["installable"], shown.get("problems")
-    result = server.cli("app", "install", "umbmade/made", "--name", "t-made", "--yes")
-    assert result.returncode == 0, result.stderr + result.stdout
+    install_from_local_store(server, app, "umbmade", "t-made")
     assert http_text(port, path="/env.txt") == "made-by-hook\n"
     assert server.cli("app", "remove", "t-made", "--yes", "--purge").returncode == 0
