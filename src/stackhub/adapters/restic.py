@@ -1,10 +1,11 @@
 """The restic adapter: argument lists, `--json` output parsed into typed records and events.
 
 Every call passes the repository password by file (`--password-file`, never argv or stdin),
-S3 keys by environment, and holds an in-process lock per repository, so StackHub never runs
-two restic commands against one repository at once. A lock left by a killed run (restic
-died with the server) is cleared with `restic unlock`, which removes only stale locks, and
-only while this process holds the repository's lock. restic's failures become `errors.py`
+S3 keys by environment, and holds an in-process lock per repository (`repo_lock.py`): plain
+reads (`restore`, `ls`, `snapshots`, `dump`, `find`) may run side by side, any other command
+runs alone. A lock left by a killed run (restic died with the server) is cleared with
+`restic unlock`, which removes only stale locks (a live run's lock is never stale), and only
+while this process holds the repository. restic's failures become `errors.py`
 errors with messages that say what to do.
 """
 
@@ -25,6 +26,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from stackhub.adapters.compose import death_pact
+from stackhub.adapters.repo_lock import RepoLock
 from stackhub.errors import (
     Conflict,
     Invalid,
@@ -238,15 +240,15 @@ def _json_list(out: str, what: str) -> list[Any]:
 
 
 class ResticCli:
-    """The restic adapter: one method per command, one repository lock at a time per repo."""
+    """The restic adapter: one method per command; reads share a repository, others not."""
 
     def __init__(self, binary: str | None = None) -> None:
         """Use `binary` (default: restic on PATH)."""
         self.binary = binary or shutil.which(RESTIC) or RESTIC
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks: dict[str, RepoLock] = {}
 
-    def _lock(self, repo: Repository) -> asyncio.Lock:
-        return self._locks.setdefault(repo.url, asyncio.Lock())
+    def _lock(self, repo: Repository) -> RepoLock:
+        return self._locks.setdefault(repo.url, RepoLock())
 
     def _env(self, repo: Repository) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k in _ENV_PASSED}
@@ -294,18 +296,20 @@ class ResticCli:
 
     async def _run(self, repo: Repository, args: list[str], *, action: str,
                    cwd: Path | None = None, on_line: Callable[[str], None] | None = None,
-                   timeout: float = TIMEOUT, locks: bool = True,
+                   timeout: float = TIMEOUT, locks: bool = True, shared: bool = False,
                    keep_err: list[str] | None = None) -> str:
         """Run one command under the repository's lock; clear a stale lock once and retry.
 
-        `keep_err`, if given, receives the failed run's standard error.
+        `shared` for plain reads, which may run beside each other; `keep_err`, if given,
+        receives the failed run's standard error.
         """
-        async with self._lock(repo):
+        async with self._lock(repo).hold(shared=shared):
             code, out, err = await self._once(repo, args, cwd=cwd, on_line=on_line,
                                               timeout=timeout)
             if code != 0 and locks and "already locked" in err.lower():
-                # no StackHub run holds it (we hold the in-process lock): a killed run's lock
-                # is stale, and `unlock` removes only stale locks (dead PID or > 30 min old)
+                # no StackHub run holds it exclusively (we hold the in-process lock): a killed
+                # run's lock is stale, and `unlock` removes only stale locks (dead PID or
+                # > 30 min old), never the lock of a read running beside this one
                 await self._once(repo, ["unlock"], cwd=None, on_line=None, timeout=120)
                 code, out, err = await self._once(repo, args, cwd=cwd, on_line=on_line,
                                                   timeout=timeout)
@@ -376,7 +380,8 @@ class ResticCli:
         args = ["snapshots", "--json"]
         if tags:
             args += ["--tag", ",".join(tags)]
-        out = await self._run(repo, args, action="listing snapshots", timeout=600)
+        out = await self._run(repo, args, action="listing snapshots", timeout=600,
+                              shared=True)
         try:
             return [Snapshot.model_validate(s) for s in _json_list(out, "snapshots")]
         except ValidationError as err:
@@ -394,7 +399,7 @@ class ResticCli:
         """
         args = ["ls", "--json"] + (["--tag", ",".join(tags)] if tags else [])
         out = await self._run(repo, [*args, "--", _ref(snapshot)],
-                              action="listing the snapshot", timeout=1800)
+                              action="listing the snapshot", timeout=1800, shared=True)
         nodes: list[Node] = []
         found: Snapshot | None = None
         for item in _json_list(out, "snapshot contents"):
@@ -414,7 +419,8 @@ class ResticCli:
                    limit: int = 4 << 20) -> bytes:
         """Return one small file of a snapshot (refused above `limit` bytes)."""
         out = await self._run(repo, ["dump", "--", _ref(snapshot), path],
-                              action=f"reading {path} from the snapshot", timeout=600)
+                              action=f"reading {path} from the snapshot", timeout=600,
+                              shared=True)
         data = out.encode()
         if len(data) > limit:
             raise Invalid(f"{path} in the snapshot is larger than {limit} bytes")
@@ -429,7 +435,8 @@ class ResticCli:
         args = ["restore", "--target", str(target)]
         for path in _plain(excludes):
             args += ["--exclude", path]
-        await self._run(repo, [*args, "--", _ref(snapshot)], action="the restore")
+        await self._run(repo, [*args, "--", _ref(snapshot)], action="the restore",
+                        shared=True)
 
     async def extract(self, repo: Repository, snapshot: str, paths: list[str],
                       target: Path, *, timeout: float = 600) -> None:
@@ -447,7 +454,8 @@ class ResticCli:
         for path in paths:
             args += ["--include", path]
         await self._run(repo, [*args, "--", _ref(snapshot)],
-                        action="reading files from the snapshot", timeout=timeout)
+                        action="reading files from the snapshot", timeout=timeout,
+                        shared=True)
 
     async def check(self, repo: Repository, *, read_data_subset: str | None = None) -> str:
         """Check the repository's structure (and a share of its data); return restic's text.
@@ -474,7 +482,8 @@ class ResticCli:
         if not ids:
             return []
         out = await self._run(repo, ["find", "--json", "--pack", "--", *ids],
-                              action="finding the snapshots of damaged packs", timeout=1800)
+                              action="finding the snapshots of damaged packs", timeout=1800,
+                              shared=True)
         found: list[str] = []
         for item in _json_list(out, "find results"):
             for entry in item if isinstance(item, list) else [item]:

@@ -779,12 +779,13 @@ class BackupFlows:
                               image: str) -> Outcome:
         """Restore with each volume's content written by restic straight into its volume.
 
-        The instance stops while restic fetches its folders; a helper holds the volumes (see
-        `VolumeCopier.start_holder`), restic writes each one's content into a fresh hidden
-        folder inside it, then the live entries move into a hidden `aside` folder of the same
-        volume and the fetched ones up in its place (renames only); `aside/inside/<key>.json`
-        records each volume's phase, so a roll-back (or the next start after a crash) puts
-        the old entries back. The asides go once the instance has started.
+        The instance stops while restic fetches its folders and, beside that run, a helper
+        holds the volumes (see `VolumeCopier.start_holder`) and restic writes each one's
+        content into a fresh hidden folder inside it; then the live entries move into a hidden
+        `aside` folder of the same volume and the fetched ones up in its place (renames only);
+        `aside/inside/<key>.json` records each volume's phase, so a roll-back (or the next
+        start after a crash) puts the old entries back. The asides go once the instance has
+        started.
         """
         name = run.op.instance
         work = self.work(run.op.id)
@@ -806,21 +807,27 @@ class BackupFlows:
             for info in infos:
                 if not await asyncio.to_thread(self.volumes.exists, info.name):
                     await asyncio.to_thread(self.volumes.create, info)
+            held: list[tuple[str, Path]] = []
+
+            async def into_volumes() -> None:
+                # restic reads share the repository: the volumes fill beside the folders
+                held.append(await asyncio.to_thread(
+                    self.volumes.start_holder, [(i.name, i.key) for i in infos], image))
+                for info in infos:
+                    await self._fetch_inside(plan, info, held[0][1] / info.key, journal,
+                                             run.op.id)
+
             results = await asyncio.gather(
                 self._halt(name) if plan.existed else asyncio.sleep(0),
-                asyncio.to_thread(self.volumes.start_holder,
-                                  [(i.name, i.key) for i in infos], image),
+                into_volumes(),
                 self.restic.restore(plan.repo, plan.snapshot.id, restored,
                                     excludes=[f"{volumes}/{i.key}" for i in infos]),
                 return_exceptions=True)
-            held = results[1]
-            if isinstance(held, tuple):
-                helper, mount = held
+            if held:
+                helper, mount = held[0]
             for result in results:
                 if isinstance(result, BaseException):
                     raise result
-            for info in infos:
-                await self._fetch_inside(plan, info, mount / info.key, journal, run.op.id)
             await faults.checkpoint("restore-fetched")
             run.step("swap", 55.0, engine=True)
             self._swap_folders(plan, work)
