@@ -1,16 +1,17 @@
 """Load: wrk with 200 connections against each read endpoint; throughput, latency, memory.
 
-A real `stackhub serve` runs on a fresh data root with N instance records (default 100,
-seeded as bench/scale.py does: no containers) and the official store synced. For each read
-endpoint (instance list, instance details, catalog search, health) Debian's `wrk` runs with
-200 connections and 2 threads for `--duration` seconds (default 60) and reports requests/s,
-p50 and p99 latency, errors (socket errors, timeouts, non-2xx/3xx answers) and the server's
-resident memory before, right after, and `--settle` seconds after each run, and the server's
-CPU time per request (what a request costs whatever the machine's load), how long its event
-loop thread waited runnable for a CPU during the run (schedstat), the host's TCP
-listen-queue overflows/drops over the run (nstat's TcpExtListenOverflows/ListenDrops), its TCP
-retransmissions (tail-loss probes and timeouts apart) and the load average after. The endpoint
-`conditional` (in `--endpoints`) loads the list the way a client holding the body asks:
+A real `stackhub serve` runs on a fresh data root with N instance records (default 100, seeded
+as bench/scale.py does: no containers) and the official store synced. For each read endpoint
+(instance list, instance details, catalog search, health) Debian's `wrk` runs with 200
+connections and 2 threads for `--duration` seconds (default 60) and reports requests/s, p50, p90
+and p99 latency, mean and max, errors (socket errors, timeouts, non-2xx/3xx answers) and the
+server's resident memory before, right after, and `--settle` seconds after each run, and the
+server's CPU time per request (what a request costs whatever the machine's load), how long its
+event loop thread waited runnable for a CPU during the run (schedstat) and how long wrk's own
+threads did (a client starved of CPU reads its answers late: that shows as latency), the host's
+TCP listen-queue overflows/drops over the run (nstat's TcpExtListenOverflows/ListenDrops), its
+TCP retransmissions (tail-loss probes and timeouts apart) and the load average after. The
+endpoint `conditional` (in `--endpoints`) loads the list the way a client holding the body asks:
 `If-None-Match` with the current ETag (304s). The install prints its journaled steps, so the
 time spent before the operation exists (the request, the plan) shows apart from its steps.
 
@@ -20,6 +21,12 @@ runner, the status cache or the event stream (issue 18, part 3).
 
 The issue names no raw-tool baseline for this; its own figures from before the change (100
 instances: 91 requests/s on the list, 1678 requests over 2 s) are the reference.
+wrk's latency figures include its coordinated-omission correction: after the run it adds,
+for every answer slower than twice a connection's mean interval between requests, synthetic
+samples one interval apart below it (what a client sending at a steady rate would have seen),
+so one stall of a few seconds on one connection adds dozens of slow samples. That is why the
+mean can exceed what Little's law allows (connections / throughput) and why p99 moves with
+the longest stalls rather than with the typical request.
 Figures are printed; nothing is asserted. Needs `wrk` (apt-get install -y wrk). Run:
 .venv/bin/python bench/load.py [--instances 100] [--duration 60] [--install-during]
     [--endpoints list,conditional,details,search,health]
@@ -28,6 +35,7 @@ Figures are printed; nothing is asserted. Needs `wrk` (apt-get install -y wrk). 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import shutil
@@ -70,7 +78,9 @@ def parse_wrk(out: str) -> dict[str, Any]:
         row["rps"] = float(found.group(1))
     if found := re.search(r"(\d+) requests in ([\d.]+\w+)", out):
         row["requests"] = int(found.group(1))
-    for label, key in (("50%", "p50"), ("99%", "p99")):
+    if found := re.search(r"Latency\s+(\S+)\s+(\S+)\s+(\S+)", out):
+        row["avg"], row["stdev"], row["max"] = (ms(g) for g in found.groups())
+    for label, key in (("50%", "p50"), ("90%", "p90"), ("99%", "p99")):
         if found := re.search(rf"^\s+{re.escape(label)}\s+(\S+)", out, re.MULTILINE):
             row[key] = ms(found.group(1))
     if found := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), "
@@ -92,11 +102,28 @@ def wrk(url: str, headers: dict[str, str], duration: int, connections: int,
             "--latency"]
     for name, value in headers.items():
         args += ["-H", f"{name}: {value}"]
-    done = subprocess.run([*args, url], capture_output=True, text=True, check=False,
-                          timeout=duration + 60)
-    if done.returncode != 0:
-        raise SystemExit(f"wrk failed: {done.stderr or done.stdout}")
-    return {**parse_wrk(done.stdout), "raw": done.stdout}
+    proc = subprocess.Popen([*args, url], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    waited = 0.0  # wrk's threads' time runnable but waiting for a CPU, last seen
+    deadline = time.monotonic() + duration + 60
+    while proc.poll() is None and time.monotonic() < deadline:
+        waited = max(waited, threads_wait(proc.pid))
+        time.sleep(0.25)
+    out, err = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
+    if proc.returncode != 0:
+        raise SystemExit(f"wrk failed: {err or out}")
+    return {**parse_wrk(out), "raw": out, "client_wait": waited}
+
+
+def threads_wait(pid: int) -> float:
+    """Seconds all threads of a process spent runnable but waiting for a CPU so far (0 once
+    it is gone)."""
+    total = 0
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                total += int((task / "schedstat").read_text().split()[1])
+    return total / 1e9
 
 
 def listen_drops() -> int:
@@ -223,10 +250,13 @@ def main() -> None:
                 time.sleep(args.settle)
                 settled = rss_mb(server.pid)
                 print(f"{key:11} {path}: {row.get('rps', 0):.0f} req/s, p50 "
-                      f"{row.get('p50', 0):.1f} ms, p99 {row.get('p99', 0):.1f} ms, errors "
+                      f"{row.get('p50', 0):.1f} ms, p90 {row.get('p90', 0):.1f} ms, p99 "
+                      f"{row.get('p99', 0):.1f} ms (mean {row.get('avg', 0):.1f}, max "
+                      f"{row.get('max', 0):.0f} ms), errors "
                       f"{row['errors']} (timeouts {row['timeouts']}, non-2xx/3xx "
                       f"{row['non2xx']}) | server CPU {cpu:.1f} s = {per:.3f} ms per request, "
-                      f"loop waiting for a CPU {waited:.1f} s | host listen drops {drops}, "
+                      f"loop waiting for a CPU {waited:.1f} s, wrk's threads "
+                      f"{row['client_wait']:.1f} s | host listen drops {drops}, "
                       f"TCP retransmits {resent[0]} (tail-loss probes {resent[1]}, timeouts "
                       f"{resent[2]}), load average {os.getloadavg()[0]:.1f} | RSS "
                       f"{before:.1f} -> {after:.1f} MB, "
