@@ -24,6 +24,7 @@ from stackhub.backup.models import Every, Retention, ScheduleRequest
 from stackhub.backup.scheduler import BackupScheduler
 from stackhub.backup.schedules import next_run
 from stackhub.errors import Conflict, EngineError, Invalid, NotFound
+from stackhub.operations.models import InstanceStatus
 from stackhub.operations.runner import Run
 from stackhub.services import Services
 from tests.unit.support import create_instance, instance_record
@@ -59,12 +60,14 @@ class Recorder:
                                                     "kind=scheduled"])]
 
     async def backup(self, run: Run, repo: Repository, *, kind: str = "manual",
-                     stop: bool = True, done: Callable[[str], None] | None = None) -> None:
+                     stop: bool = True, restart: bool = True,
+                     done: Callable[[str], None] | None = None) -> InstanceStatus | None:
         self.backups.append((run.op.instance, kind))
         if self.fail:
             raise EngineError(self.fail)
         if done is not None:
             done("a" * 64)
+        return None
 
     async def forget_plan(self, repo: Repository, *, tags: list[str], host: str,
                           keep: dict[str, int]) -> ForgetPlan:
