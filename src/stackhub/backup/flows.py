@@ -39,7 +39,7 @@ import stat
 import subprocess
 import tarfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -270,6 +270,21 @@ def inside_names(op_id: str) -> dict[str, str]:
     """Return the hidden folders a restore uses inside a volume (fetched content, aside)."""
     tag = re.sub(r"[^A-Za-z0-9_-]", "", op_id)[:40] or "op"
     return {"new": f".stackhub-restore-{tag}-new", "aside": f".stackhub-restore-{tag}-aside"}
+
+
+async def together(*steps: Awaitable[Any]) -> None:
+    """Run steps side by side; at the first failure cancel the others, wait for them to end
+    and raise it (also when the caller is cancelled: nothing is left running)."""
+    tasks = [asyncio.ensure_future(step) for step in steps]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    for task in tasks:
+        if not task.cancelled() and task.exception() is not None:
+            raise task.exception()  # type: ignore[misc]
 
 
 def _set_root(root: Path, meta: list[int]) -> None:
@@ -780,12 +795,12 @@ class BackupFlows:
         """Restore with each volume's content written by restic straight into its volume.
 
         The instance stops while restic fetches its folders and, beside that run, a helper
-        holds the volumes (see `VolumeCopier.start_holder`) and restic writes each one's
-        content into a fresh hidden folder inside it; then the live entries move into a hidden
-        `aside` folder of the same volume and the fetched ones up in its place (renames only);
-        `aside/inside/<key>.json` records each volume's phase, so a roll-back (or the next
-        start after a crash) puts the old entries back. The asides go once the instance has
-        started.
+        holds the volumes (see `VolumeCopier.start_holder`) and, once the instance is down,
+        restic writes each one's content into a fresh hidden folder inside it; then the live
+        entries move into a hidden `aside` folder of the same volume and the fetched ones up
+        in its place (renames only); `aside/inside/<key>.json` records each volume's phase,
+        so a roll-back (or the next start after a crash) puts the old entries back. The
+        asides go once the instance has started.
         """
         name = run.op.instance
         work = self.work(run.op.id)
@@ -807,27 +822,22 @@ class BackupFlows:
             for info in infos:
                 if not await asyncio.to_thread(self.volumes.exists, info.name):
                     await asyncio.to_thread(self.volumes.create, info)
-            held: list[tuple[str, Path]] = []
+            halted = asyncio.ensure_future(
+                self._halt(name) if plan.existed else asyncio.sleep(0))
 
             async def into_volumes() -> None:
-                # restic reads share the repository: the volumes fill beside the folders
-                held.append(await asyncio.to_thread(
-                    self.volumes.start_holder, [(i.name, i.key) for i in infos], image))
+                # restic reads share the repository: the volumes fill beside the folders,
+                # once the app is down (nothing written beside a running app)
+                nonlocal helper, mount
+                helper, mount = await asyncio.to_thread(
+                    self.volumes.start_holder, [(i.name, i.key) for i in infos], image)
+                await halted
                 for info in infos:
-                    await self._fetch_inside(plan, info, held[0][1] / info.key, journal,
-                                             run.op.id)
+                    await self._fetch_inside(plan, info, mount / info.key, journal, run.op.id)
 
-            results = await asyncio.gather(
-                self._halt(name) if plan.existed else asyncio.sleep(0),
-                into_volumes(),
-                self.restic.restore(plan.repo, plan.snapshot.id, restored,
-                                    excludes=[f"{volumes}/{i.key}" for i in infos]),
-                return_exceptions=True)
-            if held:
-                helper, mount = held[0]
-            for result in results:
-                if isinstance(result, BaseException):
-                    raise result
+            await together(halted, into_volumes(), self.restic.restore(
+                plan.repo, plan.snapshot.id, restored,
+                excludes=[f"{volumes}/{i.key}" for i in infos]))
             await faults.checkpoint("restore-fetched")
             run.step("swap", 55.0, engine=True)
             self._swap_folders(plan, work)

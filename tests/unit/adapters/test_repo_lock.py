@@ -88,7 +88,7 @@ def _overlap(log: Path) -> bool:
     runs = [json.loads(line) for line in log.read_text().splitlines()]
     assert len(runs) == 2
     (_, s1, e1), (_, s2, e2) = runs
-    return s1 < e2 and s2 < e1
+    return bool(s1 < e2 and s2 < e1)
 
 
 async def test_restic_reads_of_one_repository_run_side_by_side(tmp_path: Path) -> None:
@@ -107,3 +107,20 @@ async def test_a_changing_restic_run_never_overlaps_a_read(tmp_path: Path) -> No
     repo = Repository(name="r", url=str(tmp_path / "repo"), password_file=tmp_path / "pw")
     await asyncio.gather(cli.forget(repo, ["ab" * 32]), cli.snapshots(repo))
     assert not _overlap(log)
+
+
+async def test_a_waiter_granted_and_cancelled_at_once_gives_the_lock_back() -> None:
+    lock = RepoLock()
+    log: list[str] = []
+    first = lock.hold(shared=False)
+    await first.__aenter__()
+    waiter = asyncio.ensure_future(_hold(lock, False, log, "w2", 0.01))
+    await asyncio.sleep(0)  # queued behind the holder
+    await first.__aexit__(None, None, None)  # the lock goes to w2, whose task has not run yet
+    assert lock.held == (0, True)
+    waiter.cancel()  # cancelled before it could start using it
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    assert lock.held == (0, False) and "+w2" not in log
+    async with lock.hold(shared=True):  # free for the next one
+        assert lock.held == (1, False)
