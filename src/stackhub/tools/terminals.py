@@ -57,6 +57,10 @@ class Terminal(Protocol):
     async def end(self) -> None:
         """End the process if it still runs and release everything (idempotent)."""
 
+    def abandon(self) -> None:
+        """End what can be ended without the event loop (its ending task was cancelled and
+        the loop may stop before that task runs: the server going down)."""
+
 
 class Resizer:
     """Apply terminal sizes one at a time, the latest winning (a flood becomes a few calls)."""
@@ -145,6 +149,10 @@ class ContainerTerminal:
                          killed)
         finally:
             await self.stream.close()
+
+    def abandon(self) -> None:
+        """Nothing without the loop: killing the exec is an engine call, and its connection
+        closes with the server (the process may then run on in its container)."""
 
 
 class Terminals:

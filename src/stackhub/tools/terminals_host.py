@@ -138,21 +138,37 @@ class HostTerminal:
             return None
         return code if code >= 0 else 128 - code
 
+    def _hang_up(self) -> None:
+        self._stop_reading()
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGHUP)
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
+
+    def abandon(self) -> None:
+        """Hang up and kill the shell's whole session at once, without the loop."""
+        if not self._ended:
+            self._ended = True
+            self._hang_up()
+        kill_tree(self.proc.pid)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+
     async def end(self) -> None:
         """Hang up the shell's session, kill what remains, close the pty."""
         if self._ended:
             return
         self._ended = True
-        self._stop_reading()
+        self._hang_up()
         pid = self.proc.pid
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGHUP)
-        with contextlib.suppress(OSError):
-            os.close(self.fd)
-        for _ in range(20):
-            if self.proc.poll() is not None:
-                break
-            await asyncio.sleep(0.05)
+        try:
+            for _ in range(20):
+                if self.proc.poll() is not None:
+                    break
+                await asyncio.sleep(0.05)
+        except asyncio.CancelledError:
+            self.abandon()
+            raise
         await asyncio.to_thread(kill_tree, pid)
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)

@@ -174,11 +174,16 @@ _ENDING: set[asyncio.Task[None]] = set()
 
 async def _end(terminal: Terminal) -> None:
     """End the terminal's process even if this task is cancelled (the server stopping, or the
-    connection's task torn down): the ending runs on in its own task."""
+    connection's task torn down): the ending runs on in its own task, and what can be ended
+    without the loop is ended at once (the loop may stop before that task runs)."""
     task = asyncio.ensure_future(terminal.end())
     _ENDING.add(task)
     task.add_done_callback(_ENDING.discard)
-    await asyncio.shield(task)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        terminal.abandon()
+        raise
 
 
 def _grant_check(services: Services, name: str) -> Any:
