@@ -12,6 +12,7 @@ import socket
 import sys
 from collections.abc import Callable
 from types import FrameType
+from typing import Any
 
 # httpx imports its command-line tool (rich, click, pygments: 3.5 MB resident) whenever those
 # are installed, as they are for StackHub's CLI; the server never uses it (issue 18, part 4)
@@ -46,10 +47,7 @@ def serve(paths: Paths, *, host: str, port: int, public_host: str | None = None)
                         mode=0o644)
     app = create_app(paths, public_host=public_host or os.environ.get("STACKHUB_PUBLIC_HOST")
                      or local)
-    # proxy headers are honoured only from configured trusted proxies (api/security.py)
-    config = uvicorn.Config(app, host=host, port=port, log_level="info", access_log=False,
-                            proxy_headers=False, server_header=False)
-    server = _Server(config)
+    server = _Server(server_config(app, host=host, port=port))
     # uvicorn re-raises SIGTERM/SIGINT after its shutdown, which ends the process before any
     # `finally` below runs: the file goes when the shutdown ends (and on any other way out)
     server.on_shutdown = lambda: paths.server_info.unlink(missing_ok=True)
@@ -61,6 +59,20 @@ def serve(paths: Paths, *, host: str, port: int, public_host: str | None = None)
         paths.server_info.unlink(missing_ok=True)
     if not server.started:
         raise SystemExit(3)  # uvicorn's STARTUP_FAILURE, as uvicorn.run exits
+
+
+def server_config(app: Callable[..., Any], *, host: str, port: int) -> uvicorn.Config:
+    """uvicorn's settings for `stackhub serve`.
+
+    The event loop is asyncio's own, not uvloop: libuv (since 1.45) accepts one connection per
+    turn of its loop, so while the loop is busy (200 clients, each turn tens of ms) a burst of
+    new connections waits in the listen queue for seconds, one turn each (issue 18: a run's
+    first 100+ connections answered after 1 to 4.6 s, wrk's p99 of 1-2 s). asyncio's loop
+    accepts the whole queue at once. Proxy headers are honoured only from configured trusted
+    proxies (api/security.py), not by uvicorn.
+    """
+    return uvicorn.Config(app, host=host, port=port, loop="asyncio", log_level="info",
+                          access_log=False, proxy_headers=False, server_header=False)
 
 
 TICK = 1.0
