@@ -7,8 +7,9 @@ install's plan: thread hand-offs, a child's pipes) waited minutes (issue 18, par
 same answers come from ready bytes:
 - `GET /api/health`: the encoded health, rebuilt when the engine's state changes;
 - `GET /api/instances` and `GET /api/instances/{name}`: apps/snapshot.py's bytes and ETags;
-- `GET /api/catalog/apps?...`: the body FastAPI produced for the same query string, kept while
-  the database is unchanged (the catalog index lives only there; 256 queries, 4 MB at most).
+- `GET /api/catalog/apps?...` and `GET /api/operations?...`: the body FastAPI produced for the
+  same path and query string, kept while the database is unchanged (the catalog index and the
+  operations journal live only there; 256 queries, 4 MB at most, both routes together).
 Only the plain success answers (200, or 304 on `If-None-Match`) are given here, after the same
 authentication and role policy as deps.py; anything else (no or bad credentials, a member
 outside MEMBER_ROUTES, an unknown instance, a query FastAPI refuses, another method) passes
@@ -39,8 +40,11 @@ from stackhub.errors import StackHubError
 
 INSTANCES = "/api/instances"
 CATALOG = "/api/catalog/apps"
+OPERATIONS = "/api/operations"
+KEPT_BY_DATABASE = frozenset({CATALOG, OPERATIONS})
+"""Admin reads whose answers depend only on SQLite and the query string (not on the caller)."""
 HEALTH = "/api/health"
-CACHED_QUERIES = 256  # distinct catalog query strings kept per database state
+CACHED_QUERIES = 256  # distinct query strings kept per database state
 CACHED_BYTES = 4 * 1024 * 1024  # and their bodies at most this much in all (memory: part 4)
 
 
@@ -56,9 +60,9 @@ class FastReads:
         self.app = app
         self._health_route = health
         self._health: tuple[object, bytes] | None = None
-        self._catalog_key: object = None
-        self._catalog: dict[bytes, tuple[bytes, str]] = {}
-        self._catalog_bytes = 0
+        self._kept_key: object = None
+        self._kept: dict[bytes, tuple[bytes, str]] = {}
+        self._kept_bytes = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve a hot read, or hand the request on."""
@@ -77,8 +81,8 @@ class FastReads:
             if path == INSTANCES or path.startswith(INSTANCES + "/"):
                 served = await self._instances(scope, send, services, path)
             else:
-                served = path == CATALOG and await self._catalog_apps(scope, receive, send,
-                                                                        services)
+                served = path in KEPT_BY_DATABASE and await self._kept_read(
+                    scope, receive, send, services, path)
             if served:
                 return
         except StackHubError:
@@ -123,25 +127,25 @@ class FastReads:
         await self._send(send, scope, body, etag)
         return True
 
-    async def _catalog_apps(self, scope: Scope, receive: Receive, send: Send,
-                            services: Any) -> bool:
-        principal = _caller(Request(scope), services, ("GET", CATALOG))
+    async def _kept_read(self, scope: Scope, receive: Receive, send: Send, services: Any,
+                         path: str) -> bool:
+        principal = _caller(Request(scope), services, ("GET", path))
         if principal is None:
             return False
         key = services.db.version()
-        if key != self._catalog_key:
-            self._catalog_key, self._catalog, self._catalog_bytes = key, {}, 0
-        query: bytes = scope.get("query_string", b"")
-        found = self._catalog.get(query)
+        if key != self._kept_key:
+            self._kept_key, self._kept, self._kept_bytes = key, {}, 0
+        query = path.encode() + b"?" + scope.get("query_string", b"")
+        found = self._kept.get(query)
         if found is None:
             found = await _capture(self.app, scope, receive, send)
             if found is None:
                 return True  # FastAPI answered (an error, or an uncacheable body)
             size = len(found[0])
-            if services.db.version() == key and len(self._catalog) < CACHED_QUERIES \
-                    and self._catalog_bytes + size <= CACHED_BYTES:
-                self._catalog[query] = found
-                self._catalog_bytes += size
+            if services.db.version() == key and len(self._kept) < CACHED_QUERIES \
+                    and self._kept_bytes + size <= CACHED_BYTES:
+                self._kept[query] = found
+                self._kept_bytes += size
         await self._send(send, scope, *found)
         return True
 

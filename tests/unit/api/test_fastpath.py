@@ -126,10 +126,37 @@ def test_catalog_listings_keep_their_body_and_etag_until_the_database_changes(
     assert fast.get("/api/catalog/apps", headers=member).status_code == 403
     # a change to the database drops the kept bodies (the catalog index lives there)
     reads = fast_reads(fast)
-    assert b"q=web" in reads._catalog
+    assert b"/api/catalog/apps?q=web" in reads._kept
     install(fast, auth, "alpha")
     assert fast.get("/api/catalog/apps", headers=auth).status_code == 200
-    assert list(reads._catalog) == [b""]
+    assert list(reads._kept) == [b"/api/catalog/apps?"]
+
+
+def test_operations_pages_keep_their_body_and_etag_until_the_journal_changes(
+        clients: tuple[TestClient, TestClient], auth: dict[str, str],
+        services: Services) -> None:
+    fast, full = clients
+    install(fast, auth, "alpha")
+    cases = ["/api/operations", "/api/operations?instance=alpha", "/api/operations?limit=1",
+             "/api/operations?kind=install&state=succeeded", "/api/operations?limit=0",
+             "/api/operations?state=nonsense", "/api/operations?kind=Bad!"]
+    for path in cases:
+        assert answer(fast, path, auth)[:2] == answer(full, path, auth)[:2], path
+    first = fast.get("/api/operations", headers=auth)
+    assert [op["kind"] for op in first.json()["items"]] == ["install"]
+    etag = first.headers["etag"]
+    again = fast.get("/api/operations", headers={**auth, "If-None-Match": etag})
+    assert again.status_code == 304 and again.content == b""
+    # admin-only: a member gets FastAPI's own refusal
+    member = member_token(services, ["alpha"])
+    assert answer(fast, "/api/operations", member) == answer(full, "/api/operations", member)
+    assert fast.get("/api/operations", headers=member).status_code == 403
+    # a new operation is a database change: the next page shows it, with a new ETag
+    install(fast, auth, "beta")
+    fresh = fast.get("/api/operations", headers={**auth, "If-None-Match": etag})
+    assert fresh.status_code == 200 and fresh.headers["etag"] != etag
+    assert [op["instance"] for op in fresh.json()["items"]] == ["beta", "alpha"]
+    assert answer(fast, "/api/operations", auth)[:2] == answer(full, "/api/operations", auth)[:2]
 
 
 def fast_reads(client: TestClient) -> FastReads:
