@@ -128,6 +128,13 @@ class ContainerTerminal:
         if self.stream.tty:
             self.resizer.request(rows, cols)
 
+    async def size_now(self, rows: int, cols: int) -> None:
+        """Set the size and wait until the engine applied it (a refusal is only logged)."""
+        try:
+            await self._resize(rows, cols)
+        except StackHubError as err:
+            log.debug("resize failed: %s", err.message)
+
     def close_stdin(self) -> None:
         """Half-close the exec's connection."""
         self.stream.close_stdin()
@@ -222,5 +229,7 @@ class Terminals:
         stream = await self.execs.start(exec_id, tty=start.tty, rows=start.rows, cols=start.cols)
         terminal = ContainerTerminal(self.execs, stream, f"{name}/{service}")
         if start.tty:
-            await terminal.resize(start.rows, start.cols)
+            # the engine applies ConsoleSize only after the process started, so input typed
+            # ahead could meet a 0x0 terminal: the size is set before the client hears "started"
+            await terminal.size_now(start.rows, start.cols)
         return terminal

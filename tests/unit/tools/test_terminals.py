@@ -6,9 +6,12 @@ import asyncio
 import subprocess
 import time
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 from stackhub.adapters.exec import kill_tree
-from stackhub.tools.terminals import Resizer
+from stackhub.tools.terminal_models import ContainerTerminalStart
+from stackhub.tools.terminals import Resizer, Terminals
 
 
 async def test_a_resize_flood_costs_a_few_calls_and_the_last_size_wins() -> None:
@@ -69,3 +72,34 @@ def _sleeps(marks: set[str]) -> list[int]:
                 found.append(int(entry.name))
     return found
 
+
+
+async def test_a_container_terminal_has_its_size_before_it_is_handed_over() -> None:
+    """The engine applies an exec's ConsoleSize only once the process runs, so the size is set
+    (and waited for) before the client hears "started": typed-ahead input never meets 0x0."""
+    calls: list[tuple[str, Any]] = []
+
+    class Execs:
+        async def exists(self, container: str, path: str) -> bool:
+            return path == "/bin/sh"
+
+        async def create(self, container: str, cmd: list[str], *, tty: bool,
+                         env: list[str] | None = None) -> str:
+            return "exec-1"
+
+        async def start(self, exec_id: str, *, tty: bool, rows: int | None = None,
+                        cols: int | None = None) -> Any:
+            calls.append(("start", (rows, cols)))
+            return SimpleNamespace(id=exec_id, tty=tty)
+
+        async def resize(self, exec_id: str, *, rows: int, cols: int) -> None:
+            await asyncio.sleep(0.01)  # an engine round trip
+            calls.append(("resize", (rows, cols)))
+
+    container = SimpleNamespace(state="running", service="web", name="app-web-1")
+    apps = SimpleNamespace(get=lambda name: SimpleNamespace(containers=[container], main=None))
+    terminals = Terminals(apps=apps, execs=Execs(), host_enabled=False)  # type: ignore[arg-type]
+    terminal = await terminals.open_container(
+        "app", ContainerTerminalStart(type="start", rows=30, cols=100))
+    assert calls == [("start", (30, 100)), ("resize", (30, 100))]
+    await terminal.resizer.close()
