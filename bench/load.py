@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -162,11 +163,45 @@ def loop_wait(pid: int) -> float:
     return int(fields[1]) / 1e9
 
 
+def ws_pings(ws: Any, count: int = 20) -> str:
+    """Round trips of `count` websocket pings in a row: p50 and max in ms."""
+    times = []
+    for ident in range(100, 100 + count):
+        sent = time.perf_counter()
+        ws.send(json.dumps({"id": ident, "type": "ping"}))
+        while json.loads(ws.recv(30)).get("id") != ident:
+            pass
+        times.append((time.perf_counter() - sent) * 1000)
+    times.sort()
+    return f"{times[len(times) // 2]:.1f} ms p50, {times[-1]:.1f} ms max"
+
+
 def timed_install(server: BenchServer, name: str) -> tuple[float, str]:
     """Install a tiny app on the real engine; return the seconds until it succeeded, and its
     journaled steps with their durations (where the time went), the first being how long the
-    request took to be answered (the plan: before the operation exists)."""
-    with httpx.Client(base_url=server.url, headers=server.auth(), timeout=120) as client:
+    request took to be answered (the plan: before the operation exists). A websocket
+    subscribed to the install's operation events says when its `finished` event arrived
+    (against the journal's end) and how long 20 pings took afterwards: whether the load starves
+    the websocket."""
+    from websockets.sync.client import connect
+
+    url = server.url.replace("http://", "ws://") + "/api/ws"
+    with httpx.Client(base_url=server.url, headers=server.auth(), timeout=120) as client, \
+            connect(url, additional_headers=server.auth(), open_timeout=30) as ws:
+        assert json.loads(ws.recv(30))["type"] == "auth_ok"
+        ws.send(json.dumps({"id": 1, "type": "subscribe", "topic": "operation", "key": name}))
+        while json.loads(ws.recv(30)).get("type") != "result":
+            pass
+        pushed: dict[str, float] = {}
+
+        def listen() -> None:
+            with contextlib.suppress(Exception):
+                while "finished" not in pushed:
+                    message = json.loads(ws.recv(120))
+                    if message.get("event", {}).get("kind") == "finished":
+                        pushed["finished"] = time.perf_counter()
+        listener = threading.Thread(target=listen, daemon=True)
+        listener.start()
         began = time.perf_counter()
         answer = client.post("/api/instances", json={
             "source": {"kind": "compose", "compose": COMPOSE}, "name": name})
@@ -178,9 +213,16 @@ def timed_install(server: BenchServer, name: str) -> tuple[float, str]:
             if op["state"] != "running":
                 if op["state"] != "succeeded":
                     raise SystemExit(f"install of {name} ended {op['state']}: {op['error']}")
+                ended = time.perf_counter() - began
+                listener.join(30)
                 steps = f"request answered {answered:.2f}; " + ", ".join(
                     f"{step['name']} {step['duration'] or 0:.2f}" for step in op.get("steps", []))
-                return time.perf_counter() - began, steps
+                if "finished" in pushed:
+                    steps += (f"; websocket 'finished' at {pushed['finished'] - began:.2f} s, "
+                              f"then pings {ws_pings(ws)}")
+                else:
+                    steps += "; websocket 'finished' event NOT received"
+                return ended, steps
             if time.perf_counter() - began > 300:
                 raise SystemExit(f"install of {name} did not finish in 300 s")
             time.sleep(0.1)
