@@ -22,9 +22,10 @@ one ``POST /load``, and the time until the new name answers over HTTPS.
 Direct is plain HTTP (an app's port has no TLS); gateway HTTPS is TLS termination + proxying.
 Each run also prints the CPU time (user + system) per request of the gateway, the upstreams
 and, for ``app``, the container's httpd and its port's docker-proxy. ``--pin`` puts wrk on
-CPU 1 and the servers on CPU 0 for every run (direct and gateway alike); ``--targets app-ip``
-adds the app dialled at its container address (no docker-proxy: what StackHub renders with
-``STACKHUB_GATEWAY_DIAL=container``), also compared with ``app`` direct; each mode reaches the
+CPU 1 and the servers on CPU 0 for every run (direct and gateway alike); ``app-ip`` is the
+app dialled at its container address with its published port as the fallback (no docker-proxy:
+what StackHub renders by default), also compared with ``app`` direct, and ``app`` through the
+gateway is ``STACKHUB_GATEWAY_DIAL=port``; each mode reaches the
 app on a port of its own (TIME-WAIT, see `APP_PORTS`); ``--transport`` sets a
 reverse_proxy transport on the app routes (experiments only).
 
@@ -194,7 +195,10 @@ def start_fast(home: Path, binary: str,
 
 def spec_for(gateway: caddy.CaddyGateway, https: int, http: int,
              upstreams: dict[str, str], extra: int = 0) -> caddy.GatewaySpec:
-    routes = [caddy.Route(id=f"app-{name}", hosts=(f"{name}.bench.lan",), upstream=up)
+    # the container-address routes carry the published port as their fallback, as StackHub
+    # renders them by default (`proxy/dial.py`): measured with its config, not a bare dial
+    routes = [caddy.Route(id=f"app-{name}", hosts=(f"{name}.bench.lan",), upstream=up,
+                          fallback=upstreams.get("app") if name.startswith("app-ip") else None)
               for name, up in upstreams.items()]
     # wrk's SNI is the URL's host: `localhost` (it resolves without /etc/hosts) needs a
     # certificate, and Caddy manages certificates for the hosts its routes match
@@ -350,10 +354,10 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--pin", action="store_true",
                         help="wrk on CPU 1; the gateway, the upstreams and the app on CPU 0")
-    parser.add_argument("--targets", default="app,fast",
-                        help="upstreams to measure, comma-separated: app, fast, app-ip (the "
-                             "app dialled at its container address instead of the published "
-                             "port)")
+    parser.add_argument("--targets", default="app,app-ip,fast",
+                        help="upstreams to measure, comma-separated: app (the gateway dials "
+                             "the published port: STACKHUB_GATEWAY_DIAL=port), app-ip (the "
+                             "container address with the port as fallback: the default), fast")
     parser.add_argument("--skip-reload", action="store_true",
                         help="skip the 50-routes reload figure")
     parser.add_argument("--transport", default="",
@@ -508,7 +512,7 @@ async def run(options: argparse.Namespace, home: Path, binary: str, upstreams: d
                       f"{p99 - d_p99:+.2f}); errors {sum(f.errors for f in runs)}; "
                       f"CPU {_cpu_text(runs)}")
                 published = results.get("app/direct") if target == "app-ip" else None
-                if published:  # what STACKHUB_GATEWAY_DIAL=container gives against the port
+                if published:  # StackHub's default dial against the app's published port
                     p_rps = statistics.median(f.rps for f in published)
                     p_p99 = statistics.median(f.p99_ms for f in published)
                     print(f"    against app direct (the published port): {rps / p_rps:.0%} "

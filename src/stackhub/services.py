@@ -195,6 +195,7 @@ def build(paths: Paths, *, engine: Engine | None = None, compose: Compose | None
     auth.prepare_setup()
     proxy = ProxyService(paths=paths, records=DomainRecords(db), apps=apps, runner=runner,
                          bus=bus)
+    subnets.busy = proxy.dialled  # a block the gateway still dials goes to no other app
     domains = DomainFlows(proxy=proxy, runner=runner)
     wildcard = WildcardFlows(proxy=proxy, runner=runner)  # DNS-01 wildcard, daily renewal
     dns_records = RecordPublisher(proxy=proxy)  # records at the DNS provider, public IP

@@ -1,18 +1,27 @@
-"""The gateway dialling apps' containers (STACKHUB_GATEWAY_DIAL=container), end to end.
+"""The gateway dialling apps' containers (the default) or their published ports, end to end.
 
 Real Caddy and Docker: the route of an app dials its main container on its project network
-(no docker-proxy), follows the container when it restarts, and shows the stopped page.
+(no docker-proxy), inside the subnet StackHub gave that network and through that network's own
+bridge on the host, follows the container when it restarts, and shows the stopped page;
+``STACKHUB_GATEWAY_DIAL=port`` keeps the published port.
 """
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
+import json
+import socket
 import subprocess
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 import pytest
 
+from stackhub.adapters import caddy
 from tests.integration.conftest import Server
 from tests.integration.gateway_env import AcmeLab, eventually, fetch, install_web, running_lab
 
@@ -26,11 +35,26 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AcmeLab]:
     yield from running_lab(tmp_path_factory)
 
 
+def test_the_port_setting_keeps_the_published_port(lab: AcmeLab, tmp_path: Path) -> None:
+    srv = Server(tmp_path / "data", extra_env={**lab.env(), "STACKHUB_GATEWAY_DIAL": "port"})
+    srv.start()
+    try:
+        install_web(srv, "plain")  # runs before the module's server (same ports)
+        assert srv.cli("domain", "base", BASE).returncode == 0
+        port = srv.api("GET", "/api/instances/plain").json()["ports"][0]["host_port"]
+        eventually(lambda: assert_dial(srv, f"127.0.0.1:{port}", "plain"), timeout=30)
+        root = tmp_path / "ca.pem"
+        root.write_text(srv.api("GET", "/api/domains/ca").text)
+        eventually(lambda: assert_served(srv, lab, root, "plain"), timeout=30)
+    finally:
+        srv.stop()
+        srv.cleanup_engine()
+
+
 @pytest.fixture(scope="module")
 def gw(lab: AcmeLab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """A server dialling containers, instance web, base dial.lan."""
-    srv = Server(tmp_path_factory.mktemp("gateway-dial") / "data",
-                 extra_env={**lab.env(), "STACKHUB_GATEWAY_DIAL": "container"})
+    """A server with the default dial, instance web, base dial.lan."""
+    srv = Server(tmp_path_factory.mktemp("gateway-dial") / "data", extra_env=lab.env())
     srv.start()
     try:
         install_web(srv)
@@ -42,12 +66,12 @@ def gw(lab: AcmeLab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve
         srv.cleanup_engine()
 
 
-def dialled(srv: Server) -> str:
-    """Return the upstream Caddy dials for web.<base> (read from Caddy's admin socket)."""
+def dialled(srv: Server, name: str = "web") -> str:
+    """Return the upstream Caddy dials for <name>.<base> (read from Caddy's admin socket)."""
     transport = httpx.HTTPTransport(uds=str(srv.data_dir / "gateway" / "admin.sock"))
     with httpx.Client(transport=transport, base_url="http://caddy", headers={"Host": ""},
                       timeout=10) as client:
-        route = client.get("/id/stackhub-app-web").json()
+        route = client.get(f"/id/stackhub-app-{name}").json()
     handler = route["handle"][0]
     assert handler["handler"] == "subroute", route  # not (yet) a page for a stopped app
     proxy = handler["routes"][-1]["handle"][0]
@@ -76,6 +100,14 @@ def test_the_route_dials_the_container_and_follows_it(gw: Server, lab: AcmeLab,
     root.write_text(answer.text)
     ident, address = container_address(gw)
     eventually(lambda: assert_dial(gw, f"{address}:80"), timeout=30)
+    # the address is inside the block StackHub gave the network, behind its own bridge
+    network = json.loads(subprocess.run(["docker", "network", "inspect", "stackhub-web_default"],
+                                        capture_output=True, text=True, check=True).stdout)[0]
+    subnet = ipaddress.ip_network(network["IPAM"]["Config"][0]["Subnet"])
+    assert ipaddress.ip_address(address) in subnet and str(subnet).startswith("10.231."), subnet
+    route = subprocess.run(["ip", "-4", "route", "show", str(subnet)], capture_output=True,
+                           text=True, check=True).stdout
+    assert f"dev br-{network['Id'][:12]}" in route, route
     served = fetch(lab, f"web.{BASE}", root)
     assert (served.status_code, served.text.strip()) == (200, "hello from web")
     # the container takes another address: a second container joins its network while it
@@ -102,10 +134,81 @@ def test_the_route_dials_the_container_and_follows_it(gw: Server, lab: AcmeLab,
     eventually(stopped, timeout=30)
 
 
-def assert_dial(srv: Server, expected: str) -> None:
-    assert dialled(srv) == expected
+def assert_dial(srv: Server, expected: str, name: str = "web") -> None:
+    assert dialled(srv, name) == expected
 
 
-def assert_served(srv: Server, lab: AcmeLab, root: Path) -> None:
-    answer = fetch(lab, f"web.{BASE}", root)
-    assert (answer.status_code, answer.text.strip()) == (200, "hello from web")
+def assert_served(srv: Server, lab: AcmeLab, root: Path, name: str = "web") -> None:
+    answer = fetch(lab, f"{name}.{BASE}", root)
+    assert (answer.status_code, answer.text.strip()) == (200, f"hello from {name}")
+
+
+
+class _Hello(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = b"fallback\n"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        """Stay quiet."""
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_a_stale_container_address_falls_back_to_the_published_port(tmp_path: Path) -> None:
+    """Real Caddy: the first upstream refuses, the same request is served by the fallback."""
+    live = ThreadingHTTPServer(("127.0.0.1", 0), _Hello)
+    threading.Thread(target=live.serve_forever, daemon=True).start()
+    dead, https, http = closed_port(), closed_port(), closed_port()
+    host = "stale.dial.lan"
+
+    async def scenario() -> None:
+        gateway = caddy.CaddyGateway(tmp_path / "gateway")
+
+        async def reapply() -> None:
+            return None
+
+        await gateway.start(reapply)
+        try:
+            route = caddy.Route(id="app-stale", hosts=(host,), upstream=f"127.0.0.1:{dead}",
+                                fallback=f"127.0.0.1:{live.server_address[1]}")
+            await gateway.load(caddy.render(caddy.GatewaySpec(
+                admin=gateway.listen, http_port=http, https_port=https,
+                storage=gateway.storage, routes=(route,), internal=(host,))))
+            answers = []
+            async with httpx.AsyncClient(verify=False, timeout=10) as client:
+                for _ in range(50):  # the internal certificate is being issued
+                    try:
+                        answers.append(await client.get(
+                            f"https://127.0.0.1:{https}/", headers={"Host": host},
+                            extensions={"sni_hostname": host}))
+                        break
+                    except httpx.HTTPError:
+                        await asyncio.sleep(0.1)
+                for _ in range(3):
+                    answers.append(await client.get(f"https://127.0.0.1:{https}/",
+                                                    headers={"Host": host},
+                                                    extensions={"sni_hostname": host}))
+            assert [(a.status_code, a.text) for a in answers] == [(200, "fallback\n")] * 4
+            transport = httpx.AsyncHTTPTransport(uds=gateway.listen.removeprefix("unix/"))
+            async with httpx.AsyncClient(transport=transport, base_url="http://caddy",
+                                         headers={"Host": ""}, timeout=10) as admin:
+                upstreams = {u["address"]: u for u in
+                             (await admin.get("/reverse_proxy/upstreams")).json()}
+            # the refused address failed once and then rested: the later requests went
+            # straight to the port
+            assert upstreams[f"127.0.0.1:{dead}"]["fails"] == 1, upstreams
+        finally:
+            await gateway.stop()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        live.shutdown()

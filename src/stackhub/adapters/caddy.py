@@ -33,6 +33,11 @@ SERVER = "stackhub"
 """The name of StackHub's HTTPS server in Caddy's config (its presence marks our config)."""
 START_TIMEOUT = 10.0
 LOAD_TIMEOUT = 30.0
+FAIL_SECONDS = 10
+"""How long a container address that refused a connection is skipped for the fallback port."""
+DIAL_TIMEOUT = "1s"
+"""Connect timeout to a container address with a fallback (an address nobody holds any more
+on a local bridge fails only after ARP gives up, about 3 s)."""
 ADMIN_URL = "http://caddy-admin"
 """The base URL of admin requests (the socket is the address; the Host header is empty)."""
 
@@ -54,7 +59,8 @@ class Route:
     id: str
     hosts: tuple[str, ...]
     upstream: str | None = None
-    """``127.0.0.1:PORT``; None when the app has no web port or is stopped (`page` answers)."""
+    """``127.0.0.1:PORT`` or the app container's ``IP:PORT``; None when the app has no web
+    port or is stopped (`page` answers)."""
     page: str | None = None
     """The text shown instead of the app (e.g. "app is stopped")."""
     title: str = "App unavailable"
@@ -64,6 +70,9 @@ class Route:
     """The app itself speaks HTTPS (its own certificate is not checked: it is on loopback)."""
     auth: ForwardAuth | None = None
     """Ask StackHub before every request (the app is behind StackHub's sign-in)."""
+    fallback: str | None = None
+    """Dialled when `upstream` fails to connect (the app's published port behind its container
+    address): one retry at once, and the failed address is skipped for `FAIL_SECONDS`."""
 
 
 @dataclass(frozen=True)
@@ -175,8 +184,20 @@ def _route(route: Route) -> dict[str, Any]:
                                                               {"handle": [handler]}]}],
                 "terminal": True}
     proxy: dict[str, Any] = {"handler": "reverse_proxy", "upstreams": [{"dial": route.upstream}]}
+    transport: dict[str, Any] = {}
     if route.tls:
-        proxy["transport"] = {"protocol": "http", "tls": {"insecure_skip_verify": True}}
+        transport = {"protocol": "http", "tls": {"insecure_skip_verify": True}}
+    if route.fallback is not None and route.fallback != route.upstream:
+        # a container address can be stale for a second (the container was recreated): the
+        # first connect failure goes on to the published port, then the address rests
+        proxy["upstreams"].append({"dial": route.fallback})
+        proxy["load_balancing"] = {"selection_policy": {"policy": "first"}, "retries": 1,
+                                   "try_interval": "10ms"}
+        proxy["health_checks"] = {"passive": {"fail_duration": f"{FAIL_SECONDS}s",
+                                              "max_fails": 1}}
+        transport = {"protocol": "http", **transport, "dial_timeout": DIAL_TIMEOUT}
+    if transport:
+        proxy["transport"] = transport
     steps: list[dict[str, Any]] = [{"handle": [proxy]}]
     if route.path not in ("", "/"):
         steps.insert(0, {"match": [{"path": ["/"]}], "terminal": True, "handle": [{

@@ -175,6 +175,7 @@ class NetworkAttachment(_Record):
 
     name: str
     ip_address: str = ""
+    network_id: str = Field("", description="The engine's id of the network.")
 
 
 class ContainerDetailRecord(_Record):
@@ -223,7 +224,8 @@ class ContainerDetailRecord(_Record):
             health=(state.get("Health") or {}).get("Status"),
             labels=_str_map(config.get("Labels")), ports=ports,
             networks=[NetworkAttachment(name=str(name),
-                                        ip_address=str((info or {}).get("IPAddress") or ""))
+                                        ip_address=str((info or {}).get("IPAddress") or ""),
+                                        network_id=str((info or {}).get("NetworkID") or ""))
                       for name, info in sorted((net.get("Networks") or {}).items())],
             mounts=[MountRecord.from_api(m) for m in raw.get("Mounts") or []],
             command=_text_list(config.get("Cmd")),

@@ -19,7 +19,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -189,6 +189,9 @@ class SubnetAllocator:
         self.routes = routes
         self._lock = threading.Lock()
         self._pending: dict[str, tuple[float, Subnets]] = {}
+        self.busy: Callable[[], Mapping[str, Iterable[str]]] = dict
+        """Instance -> container IPs the gateway dials (`ProxyService.dialled`): a block
+        holding one goes to no other instance, even after that instance's rows are gone."""
 
     # -- reading what is taken -------------------------------------------------------------
 
@@ -204,6 +207,10 @@ class SubnetAllocator:
         taken = [_Taken(_net(str(row["subnet"])), f"instance {row['instance']}")
                  for row in self.db.query("SELECT instance, subnet FROM instance_subnets "
                                           "WHERE instance != ?", (instance,))]
+        for name, addresses in self.busy().items():
+            if name != instance:
+                taken += [_Taken(_net(f"{ip}/32"), f"the gateway's route to {name}")
+                          for ip in addresses]
         now = time.monotonic()
         for name, (until, subnets) in list(self._pending.items()):
             if until < now:

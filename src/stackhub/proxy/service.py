@@ -111,9 +111,10 @@ class GatewaySettings:
     timeout: float = 120.0
     resolver: str | None = None
     recheck: float = RECHECK
-    dial: str = dial.PORT
-    """STACKHUB_GATEWAY_DIAL: ``port`` (the app's published 127.0.0.1 port) or ``container``
-    (its main container's address on its project network: no docker-proxy in the path)."""
+    dial: str = dial.CONTAINER
+    """STACKHUB_GATEWAY_DIAL: ``container`` (the default: its main container's address on its
+    project network, no docker-proxy in the path, when `dial` proves it is the app's and
+    reachable) or ``port`` (always the app's published 127.0.0.1 port)."""
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> GatewaySettings:
@@ -137,8 +138,7 @@ class GatewaySettings:
             resolver=env.get("STACKHUB_DNS_RESOLVER", "").strip() or None,
             recheck=max(float(recheck), 1.0) if recheck.replace(".", "", 1).isdigit()
             else RECHECK,
-            dial=dial.CONTAINER if env.get("STACKHUB_GATEWAY_DIAL", "").strip().lower()
-            == dial.CONTAINER else dial.PORT)
+            dial=dial.mode(env.get("STACKHUB_GATEWAY_DIAL", "")))
 
 
 def box_addresses(settings: GatewaySettings) -> list[str]:
@@ -269,7 +269,11 @@ class ProxyService:
         self.loads = 0
         self._hosts: dict[str, str] | None = None
         self._dials: dict[str, str] = {}
-        """Instance -> its main container's ``IP:PORT`` (STACKHUB_GATEWAY_DIAL=container)."""
+        """Instance -> its main container's ``IP:PORT`` for the next load (container dial)."""
+        self._loaded: dict[str, str] = {}
+        """Instance -> the ``IP:PORT`` Caddy was last loaded with (container dial)."""
+        self._why: dict[str, str] = {}
+        """Instance -> why its published port is dialled (logged once per change)."""
         self.last_recheck: RecheckRead | None = None
         runner.after_crash(PROTECT.name, self._protect_after_crash)
         self.providers = providers.ProviderStore(paths.secrets)
@@ -502,7 +506,8 @@ class ProxyService:
             hosts += custom.get(inst.name, [])
             acme += custom.get(inst.name, [])
             if hosts:
-                upstream, why = target(inst, self._dials.get(inst.name))
+                upstream, why = target(inst)
+                address = self._dials.get(inst.name) if upstream else None
                 title = "App stopped" if inst.status == InstanceStatus.STOPPED \
                     else "App unavailable"
                 main = inst.main
@@ -511,7 +516,9 @@ class ProxyService:
                     guard = caddy.ForwardAuth(dial=api,
                                               uri=f"{FORWARD_PATH}?token={self.ask_token}")
                 routes.append(caddy.Route(id=f"app-{inst.name}", hosts=tuple(hosts),
-                                          upstream=upstream, page=why, title=title,
+                                          upstream=address or upstream,
+                                          fallback=upstream if address else None,
+                                          page=why, title=title,
                                           path=main.path if main and SAFE_PATH.fullmatch(
                                               main.path) else "/",
                                           tls=main is not None and main.scheme == "https",
@@ -552,6 +559,7 @@ class ProxyService:
                 if not self.enabled():
                     if self.gateway.running:
                         await self.gateway.stop()
+                    self._dials = self._loaded = {}  # nothing is dialled any more
                     return
                 self._usable()
                 if not self.gateway.running:
@@ -573,14 +581,27 @@ class ProxyService:
                     break
         return message
 
-    async def _address(self, instance: str) -> str | None:
-        """Return the main container's ``IP:PORT`` on its project network, or None."""
+    def dialled(self) -> dict[str, set[str]]:
+        """Return instance -> the container IPs the gateway dials or is about to (allocator)."""
+        loaded, pending = self._loaded, self._dials  # read once: the loop replaces them
+        found: dict[str, set[str]] = {}
+        for dials in (loaded, pending):
+            for instance, address in dials.items():
+                found.setdefault(instance, set()).add(address.rpartition(":")[0])
+        return found
+
+    async def _address(self, instance: str, links: dial.Links) -> str | None:
+        """Return the main container's ``IP:PORT`` when `dial` allows it, else None."""
         try:
             inst = self.apps.get(instance)
         except StackHubError:
             return None
         main = inst.main
+        allocator = self.apps.planner.subnets
         if main is None or inst.status == InstanceStatus.STOPPED:
+            return None
+        if allocator is None:
+            self._port(instance, "no subnet allocator (the engine is not Docker's)")
             return None
         status = self.apps.status
         box = dial.main_container(status.containers(instance), main.service)
@@ -589,33 +610,56 @@ class ProxyService:
         try:
             detail = await asyncio.to_thread(status.engine.inspect_container, box.id)
         except StackHubError as err:
-            log.info("gateway: %s: dialling its published port (%s)", instance, err.message)
+            self._port(instance, err.message)
             return None
-        return dial.container_address(detail, box.project, main.port)
+        owned = await asyncio.to_thread(allocator.stored, instance)
+        address, why = dial.container_address(detail, box.project, main.port, owned=owned,
+                                              links=links)
+        if address is None:
+            self._port(instance, why)
+            return None
+        self._why.pop(instance, None)
+        return address
+
+    def _port(self, instance: str, why: str) -> None:
+        """Log once why an instance's published port is dialled."""
+        if self._why.get(instance) != why:
+            self._why[instance] = why
+            log.info("gateway: %s: dialling its published port (%s)", instance, why)
 
     async def _resolve_dials(self) -> None:
         """Find each app's main container address (STACKHUB_GATEWAY_DIAL=container)."""
         dials: dict[str, str] = {}
         if self.settings.dial == dial.CONTAINER:
-            for inst in self.apps.all():
-                try:
-                    address = await self._address(inst.name)
-                except Exception as err:  # never let a lookup stop the load: the port serves
-                    log.warning("gateway: %s: dialling its published port (%s)", inst.name,
-                                err)
-                    continue
-                if address is not None:
-                    dials[inst.name] = address
+            links = dial.host_links()
+            names_ = [inst.name for inst in self.apps.all()]
+            found = await asyncio.gather(*(self._address(n, links) for n in names_),
+                                         return_exceptions=True)
+            for name, address in zip(names_, found, strict=True):
+                if isinstance(address, BaseException):  # never stop the load: the port serves
+                    log.warning("gateway: %s: dialling its published port (%s)", name, address)
+                elif address is not None:
+                    dials[name] = address
         self._dials = dials
 
     async def _moved(self, instance: str) -> bool:
-        """Tell whether an instance's main container address differs from the loaded one."""
-        return await self._address(instance) != self._dials.get(instance)
+        """Tell whether an instance's main container has a new address worth a load.
+
+        Not while an operation runs on it (its end loads anyway), and not when the container
+        merely went away: the route's fallback (the published port) takes the requests and
+        no other app can take the address (`dialled`). Every load costs: Caddy 2.6 resets a
+        few connections being accepted while it swaps its listeners.
+        """
+        if self.runner.busy(instance):
+            return False
+        address = await self._address(instance, dial.host_links())
+        return address is not None and address != self._dials.get(instance)
 
     async def _load(self) -> None:
         await self._resolve_dials()
         spec = self.spec()
         await self.gateway.load(caddy.render(spec))
+        self._loaded = self._dials
         self._hosts = {h: r.id.removeprefix("app-") for r in spec.routes if r.auth is not None
                        for h in r.hosts}
         self.loads += 1
@@ -928,9 +972,8 @@ class ProxyService:
                 log.warning("gateway: re-check failed: %s", getattr(err, "message", err))
 
 
-def target(inst: InstanceRead, address: str | None = None) -> tuple[str | None, str | None]:
-    """Return where requests for an instance go (127.0.0.1:PORT, or `address`: its main
-    container's IP:PORT), or why nowhere."""
+def target(inst: InstanceRead) -> tuple[str | None, str | None]:
+    """Return where requests for an instance go (127.0.0.1:PORT), or why nowhere."""
     if inst.status == InstanceStatus.STOPPED:
         return None, f"The app {inst.name} is stopped. Start it in StackHub to use it here."
     main = inst.main
@@ -939,5 +982,5 @@ def target(inst: InstanceRead, address: str | None = None) -> tuple[str | None, 
     for mapping in inst.ports:
         if mapping.service == main.service and mapping.container_port == main.port and \
                 mapping.protocol == "tcp":
-            return address or f"127.0.0.1:{mapping.host_port}", None
+            return f"127.0.0.1:{mapping.host_port}", None
     return None, f"The app {inst.name} publishes no port for its web page."

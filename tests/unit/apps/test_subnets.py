@@ -127,6 +127,28 @@ async def test_remove_frees_the_block_and_a_failed_remove_keeps_it(
     assert plan.subnets == {"default": ["10.231.0.0/26"]}, "the freed block is handed out again"
 
 
+async def test_a_block_the_gateway_still_dials_goes_to_no_other_instance(
+        live: Services) -> None:
+    assert allocator(live).busy == live.proxy.dialled  # wired by build_services
+    await install(live, "blog")
+    dialled = {"blog": {"10.231.0.2"}}  # Caddy still holds a route to blog's container
+    allocator(live).busy = lambda: dialled
+    await live.apps.remove("blog", purge=False)
+    await settle(live, "blog")
+    assert allocator(live).stored("blog") == {}
+    plan = await live.apps.plan(plan_request(app_request(name="blog-3")))
+    assert plan.subnets == {"default": ["10.231.0.64/26"]}
+    same = await live.apps.plan(plan_request(app_request(name="blog")))
+    assert same.subnets == {"default": ["10.231.0.0/26"]}, "its own route blocks nothing"
+    custom = TWO_NETWORKS.replace("  back: {}", "  back:\n    ipam:\n      config:\n"
+                                  "        - subnet: 10.231.0.0/28")
+    with pytest.raises(Conflict, match="the gateway's route to blog"):
+        await live.apps.plan(plan_request(compose_request(custom, name="duo")))
+    dialled.clear()  # the gateway loaded a config without the route
+    plan = await live.apps.plan(plan_request(app_request(name="blog-4")))
+    assert plan.subnets == {"default": ["10.231.0.0/26"]}
+
+
 @pytest.mark.parametrize("routes", [[Net("10.231.0.128/26"), Net("0.0.0.0/0")]])
 async def test_blocks_skip_every_engine_network_and_the_hosts_routes(
         live: Services, engine: FakeEngine) -> None:

@@ -131,3 +131,26 @@ def test_a_protected_stopped_app_still_asks_before_its_page() -> None:
     steps = _steps(Route("app-x", ("x.lan",), None, "stopped", auth=guard))
     assert steps[1]["handle"][0]["rewrite"]["uri"] == "/api/auth/forward?token=t"
     assert steps[-1]["handle"][0]["status_code"] == 503
+
+
+def test_a_container_address_falls_back_to_the_published_port() -> None:
+    spec = GatewaySpec(admin="unix//tmp/a.sock", http_port=80, https_port=443,
+                       storage=Path("/tmp/s"), routes=(
+                           Route(id="app-web", hosts=("web.box.lan",), upstream="10.231.0.2:80",
+                                 fallback="127.0.0.1:8080"),
+                           Route(id="app-tls", hosts=("tls.box.lan",), upstream="10.231.0.66:443",
+                                 fallback="127.0.0.1:8443", tls=True),
+                           Route(id="app-port", hosts=("port.box.lan",),
+                                 upstream="127.0.0.1:9090", fallback="127.0.0.1:9090")))
+    found = {r["@id"]: r["handle"][0]["routes"][-1]["handle"][0]
+             for r in render(spec)["apps"]["http"]["servers"][SERVER]["routes"] if "@id" in r}
+    web = found["stackhub-app-web"]
+    assert [u["dial"] for u in web["upstreams"]] == ["10.231.0.2:80", "127.0.0.1:8080"]
+    assert web["load_balancing"] == {"selection_policy": {"policy": "first"}, "retries": 1,
+                                     "try_interval": "10ms"}
+    assert web["health_checks"] == {"passive": {"fail_duration": "10s", "max_fails": 1}}
+    assert web["transport"] == {"protocol": "http", "dial_timeout": "1s"}
+    assert found["stackhub-app-tls"]["transport"] == {
+        "protocol": "http", "tls": {"insecure_skip_verify": True}, "dial_timeout": "1s"}
+    same = found["stackhub-app-port"]  # a fallback equal to the upstream adds nothing
+    assert same["upstreams"] == [{"dial": "127.0.0.1:9090"}] and "load_balancing" not in same
