@@ -33,11 +33,8 @@ SERVER = "stackhub"
 """The name of StackHub's HTTPS server in Caddy's config (its presence marks our config)."""
 START_TIMEOUT = 10.0
 LOAD_TIMEOUT = 30.0
-FAIL_SECONDS = 10
-"""How long a container address that refused a connection is skipped for the fallback port."""
-DIAL_TIMEOUT = "1s"
-"""Connect timeout to a container address with a fallback (an address nobody holds any more
-on a local bridge fails only after ARP gives up, about 3 s)."""
+FAIL_SECONDS = 2
+"""How long a container address whose request failed is skipped for the fallback port."""
 ADMIN_URL = "http://caddy-admin"
 """The base URL of admin requests (the socket is the address; the Host header is empty)."""
 
@@ -195,7 +192,6 @@ def _route(route: Route) -> dict[str, Any]:
                                    "try_interval": "10ms"}
         proxy["health_checks"] = {"passive": {"fail_duration": f"{FAIL_SECONDS}s",
                                               "max_fails": 1}}
-        transport = {"protocol": "http", **transport, "dial_timeout": DIAL_TIMEOUT}
     if transport:
         proxy["transport"] = transport
     steps: list[dict[str, Any]] = [{"handle": [proxy]}]

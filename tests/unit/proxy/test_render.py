@@ -148,9 +148,10 @@ def test_a_container_address_falls_back_to_the_published_port() -> None:
     assert [u["dial"] for u in web["upstreams"]] == ["10.231.0.2:80", "127.0.0.1:8080"]
     assert web["load_balancing"] == {"selection_policy": {"policy": "first"}, "retries": 1,
                                      "try_interval": "10ms"}
-    assert web["health_checks"] == {"passive": {"fail_duration": "10s", "max_fails": 1}}
-    assert web["transport"] == {"protocol": "http", "dial_timeout": "1s"}
-    assert found["stackhub-app-tls"]["transport"] == {
-        "protocol": "http", "tls": {"insecure_skip_verify": True}, "dial_timeout": "1s"}
+    assert web["health_checks"] == {"passive": {"fail_duration": "2s", "max_fails": 1}}
+    assert "transport" not in web  # Caddy's own dial timeout (3 s): a SYN the app dropped
+    assert found["stackhub-app-tls"]["transport"] == {  # is retried at 1 s, not given up
+        "protocol": "http", "tls": {"insecure_skip_verify": True}}
+    assert len(found["stackhub-app-tls"]["upstreams"]) == 2
     same = found["stackhub-app-port"]  # a fallback equal to the upstream adds nothing
     assert same["upstreams"] == [{"dial": "127.0.0.1:9090"}] and "load_balancing" not in same
