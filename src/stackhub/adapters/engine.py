@@ -41,6 +41,20 @@ class PublishedPort(BaseModel):
     protocol: str = "tcp"
 
 
+class _Record(BaseModel):
+    """A read-only record of what the engine reported."""
+
+    model_config = ConfigDict(frozen=True)
+
+
+class NetworkAttachment(_Record):
+    """A network a container is attached to."""
+
+    name: str
+    ip_address: str = ""
+    network_id: str = Field("", description="The engine's id of the network.")
+
+
 class ContainerInfo(BaseModel):
     """What StackHub needs to know about one container."""
 
@@ -55,6 +69,9 @@ class ContainerInfo(BaseModel):
     status: str = ""
     managed: bool = False
     ports: list[PublishedPort] = Field(default_factory=list)
+    networks: list[NetworkAttachment] = Field(default_factory=list, exclude=True)
+    """Its networks with its address on each (the engine's container list has them); kept
+    out of dumps (events, answers): only the gateway's dial reads them."""
 
 
 class PullProgress(BaseModel):
@@ -85,16 +102,18 @@ def _container(raw: dict[str, Any]) -> ContainerInfo:
                          instance=lbl.get(labels.INSTANCE), service=lbl.get(labels.COMPOSE_SERVICE),
                          project=lbl.get(labels.COMPOSE_PROJECT), state=raw.get("State", ""),
                          health=health, status=status, managed=lbl.get(labels.MANAGED) == "true",
-                         ports=ports)
+                         ports=ports, networks=_attachments(raw.get("NetworkSettings")))
+
+
+def _attachments(settings: Any) -> list[NetworkAttachment]:
+    """Read a container's networks (list or inspect answer: ``NetworkSettings.Networks``)."""
+    found = (settings or {}).get("Networks") or {} if isinstance(settings, dict) else {}
+    return [NetworkAttachment(name=str(name), ip_address=str((info or {}).get("IPAddress") or ""),
+                              network_id=str((info or {}).get("NetworkID") or ""))
+            for name, info in sorted(found.items())]
 
 
 # -- typed records of the engine's inventory (the admin's containers view reads them) ---------
-
-
-class _Record(BaseModel):
-    """A read-only record of what the engine reported."""
-
-    model_config = ConfigDict(frozen=True)
 
 
 def _text_list(value: Any) -> list[str]:
@@ -170,14 +189,6 @@ class ContainerRecord(_Record):
             mounts=[MountRecord.from_api(m) for m in raw.get("Mounts") or []])
 
 
-class NetworkAttachment(_Record):
-    """A network a container is attached to."""
-
-    name: str
-    ip_address: str = ""
-    network_id: str = Field("", description="The engine's id of the network.")
-
-
 class ContainerDetailRecord(_Record):
     """The engine's inspection of one container."""
 
@@ -223,10 +234,7 @@ class ContainerDetailRecord(_Record):
             state=str(state.get("Status", "")),
             health=(state.get("Health") or {}).get("Status"),
             labels=_str_map(config.get("Labels")), ports=ports,
-            networks=[NetworkAttachment(name=str(name),
-                                        ip_address=str((info or {}).get("IPAddress") or ""),
-                                        network_id=str((info or {}).get("NetworkID") or ""))
-                      for name, info in sorted((net.get("Networks") or {}).items())],
+            networks=_attachments(net),
             mounts=[MountRecord.from_api(m) for m in raw.get("Mounts") or []],
             command=_text_list(config.get("Cmd")),
             entrypoint=_text_list(config.get("Entrypoint")),

@@ -203,6 +203,15 @@ class SubnetAllocator:
             found.setdefault(str(row["network"]), []).append(str(row["subnet"]))
         return found
 
+    def everyone(self) -> dict[str, Subnets]:
+        """Return the stored subnets of every instance, by instance."""
+        found: dict[str, Subnets] = {}
+        for row in self.db.query("SELECT instance, network, subnet FROM instance_subnets "
+                                 "ORDER BY instance, network, subnet"):
+            found.setdefault(str(row["instance"]), {}).setdefault(
+                str(row["network"]), []).append(str(row["subnet"]))
+        return found
+
     def _others(self, instance: str) -> list[_Taken]:
         taken = [_Taken(_net(str(row["subnet"])), f"instance {row['instance']}")
                  for row in self.db.query("SELECT instance, subnet FROM instance_subnets "

@@ -24,10 +24,11 @@ containers the proxy service looks it up again and loads the config when it move
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Protocol
 
-from stackhub.adapters.engine import ContainerDetailRecord, ContainerInfo
+from stackhub.adapters.engine import ContainerInfo, NetworkAttachment
 
 PORT = "port"
 CONTAINER = "container"
@@ -80,17 +81,27 @@ def main_container(containers: Iterable[ContainerInfo], service: str) -> Contain
     return found[0] if found else None
 
 
-def container_address(detail: ContainerDetailRecord, project: str | None, port: int, *,
+class Attached(Protocol):
+    """A container as the engine lists or inspects it: its state and its networks."""
+
+    @property
+    def state(self) -> str: ...
+
+    @property
+    def networks(self) -> Sequence[NetworkAttachment]: ...
+
+
+def container_address(box: Attached, project: str | None, port: int, *,
                       owned: Mapping[str, list[str]], links: Links) -> tuple[str | None, str]:
     """Return (``IP:PORT`` or None, why) for the container on one of its project's networks.
 
     `owned` is the instance's subnets by network name (as the app names it: ``default``),
     `links` the host's directly connected routes (`host_links`).
     """
-    if not project or detail.state != "running":
+    if not project or box.state != "running":
         return None, "its main container is not running"
     why = "it has no IPv4 address on a network of its own project"
-    for network in sorted(detail.networks, key=lambda n: n.name):
+    for network in sorted(box.networks, key=lambda n: n.name):
         if not network.name.startswith(f"{project}_"):
             continue  # host, bridge, an external network shared with other apps: never
         try:

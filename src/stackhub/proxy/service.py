@@ -590,31 +590,22 @@ class ProxyService:
                 found.setdefault(instance, set()).add(address.rpartition(":")[0])
         return found
 
-    async def _address(self, instance: str, links: dial.Links) -> str | None:
-        """Return the main container's ``IP:PORT`` when `dial` allows it, else None."""
-        try:
-            inst = self.apps.get(instance)
-        except StackHubError:
-            return None
+    def _address(self, inst: InstanceRead, links: dial.Links,
+                 owned: dict[str, list[str]]) -> str | None:
+        """Return the main container's ``IP:PORT`` when `dial` allows it, else None.
+
+        Read from the status cache's container list (the engine lists each container's
+        networks and addresses): a load asks the engine nothing per app.
+        """
         main = inst.main
-        allocator = self.apps.planner.subnets
         if main is None or inst.status == InstanceStatus.STOPPED:
             return None
-        if allocator is None:
-            self._port(instance, "no subnet allocator (the engine is not Docker's)")
-            return None
-        status = self.apps.status
-        box = dial.main_container(status.containers(instance), main.service)
+        box = dial.main_container(self.apps.status.containers(inst.name), main.service)
         if box is None or box.state != "running":
             return None
-        try:
-            detail = await asyncio.to_thread(status.engine.inspect_container, box.id)
-        except StackHubError as err:
-            self._port(instance, err.message)
-            return None
-        owned = await asyncio.to_thread(allocator.stored, instance)
-        address, why = dial.container_address(detail, box.project, main.port, owned=owned,
+        address, why = dial.container_address(box, box.project, main.port, owned=owned,
                                               links=links)
+        instance = inst.name
         if address is None:
             self._port(instance, why)
             return None
@@ -630,16 +621,19 @@ class ProxyService:
     async def _resolve_dials(self) -> None:
         """Find each app's main container address (STACKHUB_GATEWAY_DIAL=container)."""
         dials: dict[str, str] = {}
-        if self.settings.dial == dial.CONTAINER:
-            links = dial.host_links()
-            names_ = [inst.name for inst in self.apps.all()]
-            found = await asyncio.gather(*(self._address(n, links) for n in names_),
-                                         return_exceptions=True)
-            for name, address in zip(names_, found, strict=True):
-                if isinstance(address, BaseException):  # never stop the load: the port serves
-                    log.warning("gateway: %s: dialling its published port (%s)", name, address)
-                elif address is not None:
-                    dials[name] = address
+        allocator = self.apps.planner.subnets
+        if self.settings.dial == dial.CONTAINER and allocator is not None:
+            links = await asyncio.to_thread(dial.host_links)
+            owned = await asyncio.to_thread(allocator.everyone)
+            for inst in self.apps.all():
+                try:
+                    address = self._address(inst, links, owned.get(inst.name, {}))
+                except Exception as err:  # never stop the load: the port serves
+                    log.warning("gateway: %s: dialling its published port (%s)", inst.name,
+                                err)
+                    continue
+                if address is not None:
+                    dials[inst.name] = address
         self._dials = dials
 
     async def _moved(self, instance: str) -> bool:
@@ -650,9 +644,16 @@ class ProxyService:
         no other app can take the address (`dialled`). Every load costs: Caddy 2.6 resets a
         few connections being accepted while it swaps its listeners.
         """
-        if self.runner.busy(instance):
+        allocator = self.apps.planner.subnets
+        if self.runner.busy(instance) or allocator is None:
             return False
-        address = await self._address(instance, dial.host_links())
+        try:
+            inst = self.apps.get(instance)
+        except StackHubError:
+            return False
+        links = await asyncio.to_thread(dial.host_links)
+        owned = await asyncio.to_thread(allocator.stored, instance)
+        address = self._address(inst, links, owned)
         return address is not None and address != self._dials.get(instance)
 
     async def _load(self) -> None:

@@ -34,13 +34,17 @@ def box(service: str, state: str, name: str) -> ContainerInfo:
     return ContainerInfo(id=name, name=name, service=service, state=state)
 
 
-def address(record: ContainerDetailRecord, project: str | None = "stackhub_web", *,
+def address(record: dial.Attached, project: str | None = "stackhub_web", *,
             owned: dict[str, list[str]] = OWNED, links: dial.Links = LINKS) -> str | None:
     return dial.container_address(record, project, 80, owned=owned, links=links)[0]
 
 
 def test_only_a_provably_own_and_reachable_address_is_dialled() -> None:
     assert address(detail(stackhub_web_default="10.1.0.2")) == "10.1.0.2:80"
+    listed = ContainerInfo(id="c1", name="web-1", state="running", networks=[
+        NetworkAttachment(name="stackhub_web_default", ip_address="10.1.0.2", network_id=NET_ID)])
+    assert address(listed) == "10.1.0.2:80"  # the engine's list carries the same facts
+    assert "networks" not in listed.model_dump()  # never in events or answers
     # another project's or a shared network, the default bridge, the host: never
     assert address(detail(shared="10.1.0.3", bridge="172.17.0.2",
                           stackhub_webx_default="10.1.0.4")) is None
@@ -97,6 +101,31 @@ def test_the_setting_defaults_to_the_container() -> None:
         dial.CONTAINER
 
 
+def listing(live: Services, monkeypatch: pytest.MonkeyPatch,
+            address: dict[str, str]) -> list[str]:
+    """List web's container at ``address["ip"]`` on its project network; return the list of
+    containers inspected from now on."""
+    original = live.apps.status.containers
+
+    def containers(name: str) -> list[ContainerInfo]:
+        return [c.model_copy(update={"networks": [
+            NetworkAttachment(name="stackhub-web_default", ip_address=address["ip"],
+                              network_id=NET_ID),
+            NetworkAttachment(name="elsewhere", ip_address="10.231.0.3", network_id=NET_ID)]})
+            if c.service == "web" else c for c in original(name)]
+
+    asked: list[str] = []
+    inspect = live.apps.status.engine.inspect_container
+
+    def inspecting(ref: str) -> ContainerDetailRecord:
+        asked.append(ref)
+        return inspect(ref)
+
+    monkeypatch.setattr(live.apps.status, "containers", containers)
+    monkeypatch.setattr(live.apps.status.engine, "inspect_container", inspecting)
+    return asked
+
+
 async def test_routes_follow_the_main_container_address(
         live: Services, monkeypatch: pytest.MonkeyPatch) -> None:
     svc = live.proxy
@@ -108,13 +137,7 @@ async def test_routes_follow_the_main_container_address(
     assert live.apps.planner.subnets is not None
     live.apps.planner.subnets.routes = list  # the host's own routes play no part here
     address = {"ip": "10.231.0.2"}  # in the block the install gets (10.231.0.0/26)
-    asked: list[str] = []
-
-    def inspect(ref: str) -> ContainerDetailRecord:
-        asked.append(ref)
-        return detail(**{"stackhub-web_default": address["ip"], "elsewhere": "10.231.0.3"})
-
-    monkeypatch.setattr(live.apps.status.engine, "inspect_container", inspect)
+    asked = listing(live, monkeypatch, address)
     monkeypatch.setattr(dial, "host_links", lambda: LINKS | {
         "br-0123456789ab": [ipaddress.IPv4Network("10.231.0.0/26")]})
     await svc.start()
@@ -125,7 +148,6 @@ async def test_routes_follow_the_main_container_address(
         assert project == "stackhub-web", project  # the network name the test relies on
         await svc.set_base("home.lan", "auto")
         assert upstream(routes(gateway.configs[-1])["stackhub-app-web"]) == "10.231.0.2:80"
-        assert asked
         assert svc.dialled() == {"web": {"10.231.0.2"}}
 
         async def loads_with(dialled: str) -> dict[str, Any]:
@@ -141,9 +163,11 @@ async def test_routes_follow_the_main_container_address(
         live.bus.publish(Event("instance", "web", "containers", {}))  # same address
         await asyncio.sleep(0.6)
         assert len(gateway.configs) == count  # an unchanged address loads nothing
+        asked.clear()
         address["ip"] = "10.231.0.5"  # the container was recreated elsewhere
         live.bus.publish(Event("instance", "web", "containers", {}))
         await loads_with("10.231.0.5:80")
+        assert asked == [], "the address comes from the container list, not an inspection"
         proxy = routes(gateway.configs[-1])["stackhub-app-web"]["handle"][0]["routes"][-1]
         assert [u["dial"] for u in proxy["handle"][0]["upstreams"]] == [
             "10.231.0.5:80", "127.0.0.1:18321"]  # the published port if the address is stale
@@ -166,15 +190,21 @@ async def test_routes_follow_the_main_container_address(
         await asyncio.sleep(0.6)
         assert len(gateway.configs) == count
         monkeypatch.undo()
-        monkeypatch.setattr(live.apps.status.engine, "inspect_container", inspect)
+        listing(live, monkeypatch, address)
         monkeypatch.setattr(dial, "host_links", lambda: {
             "br-0123456789ab": [ipaddress.IPv4Network("10.231.0.0/26")]})
         live.bus.publish(Event("instance", "web", "containers", {}))
         await loads_with("10.231.0.6:80")
         await live.apps.lifecycle("web", "stop")
-        await asyncio.sleep(0.6)
-        page = routes(gateway.configs[-1])["stackhub-app-web"]["handle"][0]
-        assert page["status_code"] == 503
+        task = live.runner.tasks.get("web")
+        if task is not None:
+            await asyncio.wait_for(task, 5)
+        for _ in range(100):
+            page = routes(gateway.configs[-1])["stackhub-app-web"]["handle"][0]
+            if page.get("status_code") == 503:
+                break
+            await asyncio.sleep(0.05)
+        assert page.get("status_code") == 503, (live.apps.get("web").status, page)
         assert svc.dialled() == {}
     finally:
         await svc.stop()
@@ -190,8 +220,7 @@ async def test_a_removed_app_stays_dialled_until_the_gateway_loads_without_it(
     live.paths.server_info.write_text(json.dumps({"url": "http://127.0.0.1:8420"}))
     assert live.apps.planner.subnets is not None
     live.apps.planner.subnets.routes = list  # the host's own routes play no part here
-    monkeypatch.setattr(live.apps.status.engine, "inspect_container",
-                        lambda ref: detail(**{"stackhub-web_default": "10.231.0.2"}))
+    listing(live, monkeypatch, {"ip": "10.231.0.2"})
     monkeypatch.setattr(dial, "host_links", lambda: {
         "br-0123456789ab": [ipaddress.IPv4Network("10.231.0.0/26")]})
     await svc.start()
