@@ -26,6 +26,7 @@ from typing import Any
 
 from stackhub import labels
 from stackhub.adapters.engine import Engine
+from stackhub.adapters.routes import ROUTES, read_routes
 from stackhub.config import SUBNET_POOL_ENV, SubnetPool
 from stackhub.errors import Conflict, EngineUnavailable, Invalid
 from stackhub.platform import substitute
@@ -37,7 +38,6 @@ Subnets = dict[str, list[str]]
 """network name (as the app names it: ``default``, ``backend``) -> its IPv4 subnets."""
 OWN_DRIVERS = (None, "", "bridge")
 """Network drivers StackHub gives a subnet to (macvlan, ipvlan... are the app's business)."""
-ROUTES = Path("/proc/net/route")
 HOLD_SECONDS = 120.0
 """How long a plan's held subnets stay reserved if its install is never journaled."""
 
@@ -50,24 +50,7 @@ def _net(text: str) -> Net:
 
 def host_routes(path: Path = ROUTES) -> list[Net]:
     """Return the host's IPv4 routes (the default route left out) from /proc/net/route."""
-    try:
-        lines = path.read_text().splitlines()[1:]
-    except OSError:
-        return []
-    routes: list[Net] = []
-    for line in lines:
-        fields = line.split()
-        if len(fields) < 8:
-            continue
-        try:  # little-endian hex, as the kernel writes them
-            dest = ipaddress.IPv4Address(int(fields[1], 16).to_bytes(4, "little"))
-            mask = ipaddress.IPv4Address(int(fields[7], 16).to_bytes(4, "little"))
-            route = Net(f"{dest}/{mask}", strict=False)
-        except ValueError:
-            continue
-        if route.prefixlen > 0:
-            routes.append(route)
-    return routes
+    return [r.network for r in read_routes(path) if r.network.prefixlen > 0]
 
 
 def _parse(text: str, where: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:

@@ -28,13 +28,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
+from stackhub.adapters import routes
 from stackhub.adapters.engine import ContainerInfo, NetworkAttachment
 
 PORT = "port"
 CONTAINER = "container"
 MODES = (PORT, CONTAINER)
-ROUTES = Path("/proc/net/route")
-RTF_UP, RTF_GATEWAY = 0x1, 0x2
 Net = ipaddress.IPv4Network
 Links = Mapping[str, list[Net]]
 """Host interface -> the IPv4 subnets routed straight onto it (no gateway)."""
@@ -45,27 +44,12 @@ def mode(value: str) -> str:
     return PORT if value.strip().lower() == PORT else CONTAINER
 
 
-def host_links(path: Path = ROUTES) -> dict[str, list[Net]]:
-    """Return the host's directly connected IPv4 routes by interface, from /proc/net/route."""
-    try:
-        lines = path.read_text().splitlines()[1:]
-    except OSError:
-        return {}
+def host_links(path: Path = routes.ROUTES) -> dict[str, list[Net]]:
+    """Return the host's directly connected IPv4 routes by interface (up, no gateway)."""
     links: dict[str, list[Net]] = {}
-    for line in lines:
-        fields = line.split()
-        if len(fields) < 8:
-            continue
-        try:  # little-endian hex, as the kernel writes them
-            flags = int(fields[3], 16)
-            gateway = int(fields[2], 16)
-            dest = ipaddress.IPv4Address(int(fields[1], 16).to_bytes(4, "little"))
-            mask = ipaddress.IPv4Address(int(fields[7], 16).to_bytes(4, "little"))
-            route = Net(f"{dest}/{mask}", strict=False)
-        except ValueError:
-            continue
-        if flags & RTF_UP and not flags & RTF_GATEWAY and gateway == 0 and route.prefixlen:
-            links.setdefault(fields[0], []).append(route)
+    for route in routes.read_routes(path):
+        if route.up and not route.via_gateway and route.network.prefixlen:
+            links.setdefault(route.interface, []).append(route.network)
     return links
 
 
