@@ -17,6 +17,7 @@ from stackhub.adapters.engine import DockerEngine, Engine
 from stackhub.adapters.images import ImageDigests
 from stackhub.adapters.restic import ResticCli
 from stackhub.adapters.volumes import VolumeCopier
+from stackhub.apps.fence import PoolFence
 from stackhub.apps.flows import Flows
 from stackhub.apps.kept import KeptData
 from stackhub.apps.loopback import project_files
@@ -107,6 +108,7 @@ class Services:
     cloner: Cloner
     auto_updates: AutoUpdater
     pruner: ImagePruner
+    fence: PoolFence
 
 
 class PreUpdateSnapshots:
@@ -180,7 +182,8 @@ def build(paths: Paths, *, engine: Engine | None = None, compose: Compose | None
     records = Records(db)
     status = StatusCache(engine, bus)
     runner = Runner(journal=Journal(db), bus=bus, watch=status)
-    subnets = SubnetAllocator(db, engine, subnet_pool())
+    pool = subnet_pool()
+    subnets = SubnetAllocator(db, engine, pool)
     kept = KeptData(db, paths, records, engine, install)
     flows = Flows(paths=paths, records=records, engine=engine, compose=compose, runner=runner,
                   status=status, subnets=subnets, kept=kept,
@@ -233,4 +236,6 @@ def build(paths: Paths, *, engine: Engine | None = None, compose: Compose | None
                     backups=backups, terminals=Terminals(apps=apps), settings=settings,
                     updates=updates, kept=kept, notify=notify, notify_watch=notify_watch,
                     metrics_history=metrics_history(paths, db, engine, status),
-                    cloner=Cloner(backups), auto_updates=auto_updates, pruner=pruner)
+                    cloner=Cloner(backups), auto_updates=auto_updates, pruner=pruner,
+                    fence=PoolFence(bus, pool, enabled=None if isinstance(engine, DockerEngine)
+                                    else False))  # never the host's firewall beside a fake

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
+import os
 import socket
 import subprocess
 import threading
@@ -21,7 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from stackhub.adapters import caddy
+from stackhub.adapters import caddy, firewall
 from tests.integration.conftest import Server
 from tests.integration.gateway_env import AcmeLab, eventually, fetch, install_web, running_lab
 
@@ -212,3 +213,51 @@ def test_a_stale_container_address_falls_back_to_the_published_port(tmp_path: Pa
         asyncio.run(scenario())
     finally:
         live.shutdown()
+
+
+def _sh(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(args), capture_output=True, text=True, check=check, timeout=30)
+
+
+def test_other_machines_reach_app_containers_only_through_published_ports(gw: Server) -> None:
+    """Docker accepts forwarded packets addressed straight to a published container port; a
+    machine on the box's link that routes StackHub's pool through it must not reach the app
+    that way (around the gateway and its sign-in). The other machine: a network namespace."""
+    started = gw.cli("app", "start", "web")  # the test before stopped it
+    assert started.returncode == 0, started.stderr + started.stdout
+    _, address = container_address(gw)
+    port = gw.api("GET", "/api/instances/web").json()["ports"][0]["host_port"]
+    pool = ipaddress.ip_network("10.231.0.0/16")
+    tag = f"{os.getpid() % 100000}"
+    ns, outer, inner = f"shlan{tag}", f"shv{tag}a", f"shv{tag}b"
+    box, other = "192.168.231.1", "192.168.231.2"
+    _sh("ip", "netns", "add", ns)
+    try:
+        _sh("ip", "link", "add", outer, "type", "veth", "peer", "name", inner)
+        _sh("ip", "link", "set", inner, "netns", ns)
+        _sh("ip", "addr", "add", f"{box}/30", "dev", outer)
+        _sh("ip", "link", "set", outer, "up")
+        _sh("ip", "netns", "exec", ns, "ip", "addr", "add", f"{other}/30", "dev", inner)
+        _sh("ip", "netns", "exec", ns, "ip", "link", "set", inner, "up")
+        _sh("ip", "netns", "exec", ns, "ip", "route", "add", str(pool), "via", box)
+
+        def fetch_from_other(url: str) -> subprocess.CompletedProcess[str]:
+            return _sh("ip", "netns", "exec", ns, "busybox", "timeout", "3", "busybox", "wget",
+                       "-q", "-O", "-", url, check=False)
+
+        published = fetch_from_other(f"http://{box}:{port}/")
+        assert published.returncode == 0 and published.stdout.strip() == "hello from web", \
+            published.stderr
+        direct = fetch_from_other(f"http://{address}:80/")
+        assert direct.returncode != 0, direct.stdout  # StackHub's rule dropped it
+        # without the rule, Docker lets it through: what the rule is for
+        drop = ["iptables", "-w", "10", "-D", firewall.CHAIN, *firewall.rule(pool)]
+        _sh(*drop)
+        try:
+            opened = fetch_from_other(f"http://{address}:80/")
+            assert opened.returncode == 0 and opened.stdout.strip() == "hello from web"
+        finally:
+            _sh("iptables", "-w", "10", "-I", firewall.CHAIN, "1", *firewall.rule(pool))
+    finally:
+        _sh("ip", "netns", "del", ns, check=False)
+        _sh("ip", "link", "del", outer, check=False)

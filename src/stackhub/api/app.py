@@ -89,6 +89,7 @@ def create_app(paths: Paths, *, services: Services | None = None,
             log.warning("recovery incomplete: %s", err.message)
         svc.notify.start()  # the bell follows the bus before the engine's first state is known
         await svc.status.start()
+        await svc.fence.start()  # only published ports reach app containers from outside
         store_sync = catalog_schedule.start(svc.catalog)
         await svc.proxy.start()  # the gateway, if enabled (docs/architecture.md, "Gateway")
         backup_rounds = BackupScheduler(svc.backups).start()  # scheduled backups and checks
@@ -108,6 +109,7 @@ def create_app(paths: Paths, *, services: Services | None = None,
             await stop_checks(update_checks)
             await BackupScheduler.stop(backup_rounds)
             await svc.proxy.stop()
+            await svc.fence.stop()
             await catalog_schedule.stop(store_sync)
             await svc.flows.close()  # a reconciliation still waiting for the engine
             await svc.status.stop()
