@@ -13,6 +13,8 @@ from stackhub.errors import Invalid
 DEFAULT_PORT = 8420
 ROOT_DATA_DIR = Path("/var/lib/stackhub")
 SUBNET_POOL_ENV = "STACKHUB_SUBNET_POOL"
+FIREWALL_ENV = "STACKHUB_FIREWALL"
+"""``0`` leaves the host's packet filter alone (no rule for the subnet pool; docs/security.md)."""
 SUBNET_PREFIX_ENV = "STACKHUB_SUBNET_PREFIX"
 DEFAULT_SUBNET_POOL = "10.231.0.0/16"
 DEFAULT_SUBNET_PREFIX = 26
@@ -20,6 +22,12 @@ DEFAULT_SUBNET_PREFIX = 26
 PRIVATE_RANGES = tuple(ipaddress.IPv4Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12",
                                                           "192.168.0.0/16"))
 """RFC 1918: the only ranges StackHub will carve networks from."""
+
+
+def firewall_enabled(env: Mapping[str, str] | None = None) -> bool:
+    """Tell whether STACKHUB_FIREWALL lets the server guard the subnet pool (on unless 0)."""
+    env = os.environ if env is None else env
+    return env.get(FIREWALL_ENV, "").strip().lower() not in ("0", "false", "off", "no")
 
 
 def default_data_dir() -> Path:

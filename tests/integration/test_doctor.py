@@ -28,6 +28,8 @@ def test_healthy_server_checks_itself(server: Server) -> None:
     assert checks["engine"]["level"] == "ok" and checks["compose"]["level"] == "ok"
     assert checks["database"]["message"].endswith("integrity ok")
     assert checks["port"]["message"] == f"port {server.port}: the StackHub server listens there"
+    # the running server put the pool's rule in Docker's DOCKER-USER chain (real iptables)
+    assert checks["firewall"]["level"] == "ok", checks["firewall"]
     assert code == 0, checks
     text = server.cli("doctor")
     assert "0 errors" in text.stdout and text.returncode == 0

@@ -10,14 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 
 from stackhub.adapters.firewall import Firewall
-from stackhub.config import SubnetPool
+from stackhub.config import SubnetPool, firewall_enabled
 from stackhub.events import EventBus, Subscription
 
 log = logging.getLogger(__name__)
-SWITCH = "STACKHUB_FIREWALL"
 
 
 class PoolFence:
@@ -29,8 +27,7 @@ class PoolFence:
         self.bus = bus
         self.pool = pool
         self.firewall = firewall or Firewall()
-        self.enabled = enabled if enabled is not None else \
-            os.environ.get(SWITCH, "").strip() not in ("0", "false", "off", "no")
+        self.enabled = enabled if enabled is not None else firewall_enabled()
         self.reason: str | None = None
         """Why the rule is not in place (None: it is, or the fence is off)."""
         self._task: asyncio.Task[None] | None = None

@@ -23,7 +23,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
@@ -33,9 +33,10 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from stackhub.adapters import firewall
 from stackhub.adapters.compose import find_compose
 from stackhub.adapters.engine import DockerEngine, EngineInfo
-from stackhub.config import DEFAULT_PORT, Paths
+from stackhub.config import DEFAULT_PORT, FIREWALL_ENV, Paths, firewall_enabled, subnet_pool
 from stackhub.errors import StackHubError
 
 GIB = 1024**3
@@ -269,6 +270,33 @@ def check_compose(probes: Probes) -> list[Check]:
     return [Check(name="compose", level=Level.OK, message=f"Compose {version}")]
 
 
+def check_firewall(probes: Probes, env: Mapping[str, str] | None = None) -> list[Check]:
+    """Check the rule keeping app containers reachable from outside only by published ports."""
+    env = os.environ if env is None else env
+    name = "firewall"
+    if not firewall_enabled(env):
+        return [Check(name=name, level=Level.OK, message=f"left alone ({FIREWALL_ENV}=0)")]
+    try:
+        pool = subnet_pool(env).network
+    except StackHubError as err:
+        return [Check(name=name, level=Level.WARNING, message=err.message)]
+    binary = probes.which("iptables")
+    if binary is None or probes.euid() != 0:
+        return [Check(name=name, level=Level.WARNING,
+                      message="cannot check: " + ("iptables is not installed" if binary is None
+                                                  else "needs root"),
+                      fix="sudo apt-get install -y iptables" if binary is None
+                      else "sudo stackhub doctor")]
+    code, _ = probes.run([binary, "-w", "10", "-C", firewall.CHAIN, *firewall.rule(pool)])
+    if code == 0:
+        return [Check(name=name, level=Level.OK, message=f"other machines reach {pool} only "
+                      "through published ports")]
+    return [Check(name=name, level=Level.WARNING,
+                  message=f"no {firewall.CHAIN} rule for {pool}: a machine routing it through "
+                          "this box reaches app containers around the gateway's sign-in",
+                  fix="restart StackHub with the engine running (the server adds the rule)")]
+
+
 def check_tool(name: str, purpose: str, probes: Probes) -> list[Check]:
     """Check an optional tool (caddy, restic): its version, or a warning when it is missing."""
     path = probes.which(name)
@@ -499,7 +527,8 @@ def run_doctor(root: Path, *, url: str, in_server: bool, probes: Probes | None =
                                      probes=probes)
     checks = [*check_engine(probes), *check_compose(probes),
               *check_tool("caddy", "HTTPS for app domains", probes),
-              *check_tool("restic", "backups", probes), *check_data_root(root, probes),
+              *check_tool("restic", "backups", probes), *check_firewall(probes),
+              *check_data_root(root, probes),
               *check_port(port, server_up=server_up, probes=probes),
               *check_dns(dns_host, probes), *check_clock(clock or clock_source(), probes),
               *server, *check_service(root, server_up=server_up, probes=probes)]

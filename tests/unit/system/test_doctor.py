@@ -35,6 +35,8 @@ def healthy(**overrides: Any) -> Probes:
             return 0, "v2.29.0"
         if argv[0] == "systemctl":
             return 0, {"is-active": "active", "is-enabled": "enabled"}[argv[1]]
+        if argv[0] == "/usr/bin/iptables":
+            return 0, ""
         return 0, {"/usr/bin/caddy": "v2.6.2 h1:abc", "/usr/bin/restic": "restic 0.16.4"}[
             argv[0]]
 
@@ -46,7 +48,7 @@ def healthy(**overrides: Any) -> Probes:
         which=lambda name: f"/usr/bin/{name}", free_bytes=lambda path: 50 * GIB,
         resolve=lambda host: ["192.0.2.1"], port_in_use=lambda port: False,
         health=lambda url: False, systemd=lambda: True, clock_offset=lambda url: 0.4,
-        unit_installed=lambda: True, pid_alive=lambda pid: False)
+        unit_installed=lambda: True, pid_alive=lambda pid: False, euid=lambda: 0)
     for name, value in overrides.items():
         setattr(probes, name, value)
     return probes
@@ -259,7 +261,7 @@ def test_text_lines_show_fixes_for_problems_only(root: Path) -> None:
     report = run(root, healthy(which=lambda name: None))
     text = [line for _, line in doctor.lines(report)]
     assert any(line.startswith("warning caddy") for line in text)
-    assert sum("fix: " in line for line in text) == 2
+    assert sum("fix: " in line for line in text) == 3  # caddy, restic and iptables missing
 
 
 @pytest.fixture
@@ -303,3 +305,29 @@ def test_cli_checks_locally_when_the_server_is_down(monkeypatch: pytest.MonkeyPa
     assert "(checked locally)" in result.output
     as_json = json.loads(runner.invoke(cli, ["doctor", "--json", "--port", "1"]).output)
     assert as_json["ran_on"] == "local" and as_json["errors"] == 2
+
+
+def test_the_firewall_rule_is_checked() -> None:
+    asked: list[list[str]] = []
+
+    def iptables(code: int) -> Probes:
+        def run(argv: list[str]) -> tuple[int, str]:
+            asked.append(argv)
+            return code, ""
+        return healthy(run=run)
+
+    ok = doctor.check_firewall(iptables(0), {})
+    assert ok[0].level is Level.OK and "only through published ports" in ok[0].message
+    assert asked[0][:5] == ["/usr/bin/iptables", "-w", "10", "-C", "DOCKER-USER"]
+    assert asked[0][5:7] == ["-d", "10.231.0.0/16"]
+    missing = doctor.check_firewall(iptables(1), {})
+    assert missing[0].level is Level.WARNING and "around the gateway's sign-in" in \
+        missing[0].message and missing[0].fix
+    off = doctor.check_firewall(iptables(1), {"STACKHUB_FIREWALL": "0"})
+    assert off[0].level is Level.OK and "left alone" in off[0].message
+    user = doctor.check_firewall(healthy(euid=lambda: 1000), {})
+    assert user[0].level is Level.WARNING and user[0].fix == "sudo stackhub doctor"
+    bare = doctor.check_firewall(healthy(which=lambda name: None), {})
+    assert bare[0].level is Level.WARNING and "not installed" in bare[0].message
+    odd = doctor.check_firewall(iptables(0), {"STACKHUB_SUBNET_POOL": "8.8.0.0/16"})
+    assert odd[0].level is Level.WARNING
