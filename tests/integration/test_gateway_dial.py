@@ -166,6 +166,9 @@ def closed_port() -> int:
 def test_a_stale_container_address_falls_back_to_the_published_port(tmp_path: Path) -> None:
     """Real Caddy: the first upstream refuses, the same request is served by the fallback."""
     live = ThreadingHTTPServer(("127.0.0.1", 0), _Hello)
+    # a connection Caddy abandons (stopped) after select() saw it would block a blocking
+    # accept() for ever, and shutdown() with it: accept without blocking
+    live.socket.setblocking(False)
     threading.Thread(target=live.serve_forever, daemon=True).start()
     dead, https, http = closed_port(), closed_port(), closed_port()
     host = "stale.dial.lan"
