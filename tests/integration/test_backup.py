@@ -148,6 +148,11 @@ def test_backup_change_restore_is_byte_identical(keeper: tuple[Server, str]) -> 
         name, "1.0.0", "manual", "local")
     assert snap["app"] == srv.api("GET", f"/api/instances/{name}").json()["app"]
     assert snap["size"] and snap["size"] > 2_000_000
+    # the default repository got StackHub's light key, and restic runs open it with that key
+    hint = (srv.data_dir / "secrets" / "backup" / "local.key-hint").read_text().strip()
+    keys = srv.data_dir / "backups" / "repository" / "keys"
+    assert len(hint) == 64 and sorted(p.name for p in keys.iterdir()).count(hint) == 1
+    assert len(list(keys.iterdir())) == 2
     ops = srv.api("GET", "/api/operations", params={"instance": name, "kind": "backup"}).json()
     # by default the volume goes through a helper container that mounts it read-only (never
     # the engine's folders) and copies it into a staging folder: no path in the definition

@@ -18,13 +18,15 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from stackhub.adapters import restic_key
 from stackhub.adapters.compose import death_pact
 from stackhub.adapters.repo_lock import RepoLock
 from stackhub.errors import (
@@ -132,10 +134,14 @@ class Repository:
     password_file: Path
     env: Mapping[str, str] = field(default_factory=dict)
     options: Sequence[str] = ()
+    key_hint: str | None = None
+    """The id of StackHub's light key (`restic_key.py`), tried first; None: restic's search."""
 
     def args(self) -> list[str]:
         """Return the global arguments naming this repository (never the password)."""
         out = ["--repo", self.url, "--password-file", str(self.password_file), "--no-cache"]
+        if self.key_hint:
+            out += ["--key-hint", self.key_hint]
         for option in self.options:
             out += ["--option", option]
         return out
@@ -150,6 +156,7 @@ class Restic(Protocol):
     async def version(self) -> str: ...
     async def init(self, repo: Repository) -> None: ...
     async def open(self, repo: Repository) -> None: ...
+    async def add_light_key(self, repo: Repository) -> str: ...
     async def backup(self, repo: Repository, paths: list[str], *, cwd: Path, tags: list[str],
                      host: str, report: Report | None = None,
                      excludes: Sequence[Path] = ()) -> BackupSummary: ...
@@ -169,6 +176,28 @@ class Restic(Protocol):
     async def forget(self, repo: Repository, snapshot_ids: list[str]) -> None: ...
     async def forget_plan(self, repo: Repository, *, tags: list[str], host: str,
                           keep: Mapping[str, int]) -> ForgetPlan: ...
+
+
+def _place_key(keys: Path, key_id: str, raw: bytes) -> None:
+    """Write a key file as restic does: read-only, fsynced, under its content's hash."""
+    if not keys.is_dir() or keys.is_symlink():
+        raise RepositoryError(f"{keys} is not a restic keys folder")
+    fd, tmp = tempfile.mkstemp(dir=keys.parent, prefix=".stackhub-key-")
+    try:
+        os.fchmod(fd, 0o400)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(raw)
+            handle.flush()
+            os.fsync(handle.fileno())
+        Path(tmp).replace(keys / key_id)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    folder = os.open(keys, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
 
 
 def translate(stderr: str, repo: Repository, action: str) -> StackHubError:
@@ -336,6 +365,41 @@ class ResticCli:
         """Check that the repository exists and the password opens it (lists keys only)."""
         await self._run(repo, ["cat", "config"], action="opening the repository",
                         locks=False, timeout=300)
+
+    async def add_light_key(self, repo: Repository) -> str:
+        """Add a key with light scrypt settings to a local repository; return its id.
+
+        Only for a password StackHub generated (see `restic_key.py`). restic reads the master
+        key once (`cat masterkey`, the slow derivation); the key file is written beside the
+        others (temp file in the repository's root, then renamed), and restic must then open
+        the repository with it (`key list` marks the key it used) or the file is removed.
+        """
+        if not repo.url.startswith("/"):
+            raise Invalid("a light key is only added to a local repository")
+        keys = Path(repo.url) / "keys"
+        printed = await self._run(replace(repo, key_hint=None), ["cat", "masterkey", "--no-lock"],
+                                  action="reading the repository's master key", locks=False,
+                                  timeout=300)
+        password = repo.password_file.read_text().strip()
+        try:
+            key_id, raw = restic_key.key_file(restic_key.master_json(printed), password)
+        except restic_key.KeyFileError as err:
+            raise RepositoryError(f"cannot make a light key: {err}") from err
+        await asyncio.to_thread(_place_key, keys, key_id, raw)
+        try:
+            listed = await self._run(replace(repo, key_hint=key_id),
+                                     ["key", "list", "--json", "--no-lock"],
+                                     action="opening the repository with the light key",
+                                     locks=False, timeout=300)
+            used = [k.get("id") for k in _json_list(listed, "keys")
+                    if isinstance(k, dict) and k.get("current")]
+            if used != [key_id[:8]]:  # restic 0.14 lists short ids
+                raise RepositoryError(f"restic did not open the repository with the light key "
+                                      f"(it used {used})")
+        except BaseException:
+            (keys / key_id).unlink(missing_ok=True)
+            raise
+        return key_id
 
     async def backup(self, repo: Repository, paths: list[str], *, cwd: Path, tags: list[str],
                      host: str, report: Report | None = None,

@@ -74,6 +74,19 @@ class Repositories:
     def _env_file(self, name: str) -> Path:
         return self.folder / f"{name}.env.json"
 
+    def _hint_file(self, name: str) -> Path:
+        return self.folder / f"{name}.key-hint"
+
+    def has_light_key(self, name: str) -> bool:
+        """Tell whether StackHub added its light key to a repository (`restic_key.py`)."""
+        return self._hint_file(name).is_file()
+
+    def keep_light_key(self, name: str, key_id: str) -> None:
+        """Remember the id of the light key StackHub added, named to restic from now on."""
+        if len(key_id) != 64 or any(c not in "0123456789abcdef" for c in key_id):
+            raise Invalid(f"{key_id!r} is not a restic key id")
+        fsutil.write_atomic(self._hint_file(name), key_id + "\n", mode=0o600)
+
     def _write_password(self, name: str, password: str) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.folder.chmod(0o700)
@@ -108,8 +121,10 @@ class Repositories:
             env = {str(k): str(v) for k, v in json.loads(path.read_text()).items()}
         options = [f"sftp.command={self.ssh_command(read.url)}"] \
             if read.kind == RepositoryKind.SFTP else []
+        hint = self._hint_file(read.name)
+        key_hint = hint.read_text().strip() if hint.is_file() else None
         return Repository(name=read.name, url=read.url, password_file=self._password_file(
-            read.name), env=env, options=options)
+            read.name), env=env, options=options, key_hint=key_hint or None)
 
     @property
     def ssh_folder(self) -> Path:
@@ -179,5 +194,5 @@ class Repositories:
             raise Invalid("the default repository cannot be removed")
         with self.db.transaction() as conn:
             conn.execute("DELETE FROM backup_repositories WHERE name = ?", (name,))
-        for path in (self._password_file(name), self._env_file(name)):
+        for path in (self._password_file(name), self._env_file(name), self._hint_file(name)):
             path.unlink(missing_ok=True)

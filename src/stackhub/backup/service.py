@@ -93,19 +93,40 @@ class BackupService:
         self.flows = flows
         self.restic = restic
         self.store = ScheduleStore(repos.db)
+        self._unlightened: set[str] = set()
         self.tz: tzinfo = tz or UTC
         self.clock = clock or (lambda: datetime.now(UTC))
         self.audit = audit
 
     # -- repositories -------------------------------------------------------------------------
     async def ready(self, repo: Repository) -> Repository:
-        """Create the default local repository on first use; return the handle."""
+        """Create the default local repository on first use; return the handle (with the
+        light key named, added once to the default repository: its password is StackHub's)."""
         if repo.url.startswith("/") and repo.name == "local":
             root = Path(repo.url)  # after restore-system: the old box's path, maybe elsewhere
             if not (root / "config").is_file():
                 root.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
                 await self.restic.init(repo)
+            if repo.key_hint is None:
+                return await self._lighten(repo)
         return repo
+
+    async def _lighten(self, repo: Repository) -> Repository:
+        """Add the light key to a local repository whose password StackHub generated, so
+        restic skips half a second of key stretching per run (`adapters/restic_key.py`);
+        on any failure the repository is used as it is."""
+        if not repo.url.startswith("/") or self.repos.has_light_key(repo.name) or \
+                repo.url in self._unlightened:
+            return repo
+        try:
+            key_id = await self.restic.add_light_key(repo)
+            self.repos.keep_light_key(repo.name, key_id)
+        except (StackHubError, OSError) as err:
+            self._unlightened.add(repo.url)  # tried once per process
+            log.warning("backup repository %s keeps restic's key stretching on every run: %s",
+                        repo.name, err)
+            return repo
+        return self.repos.handle(repo.name)
 
     def repositories(self) -> list[RepositoryRead]:
         """Return every repository."""
@@ -123,6 +144,8 @@ class BackupService:
         except StackHubError:
             self.repos.forget(read.name)
             raise
+        if not request.password:  # a password StackHub generated: the light key is safe
+            await self._lighten(repo)
         return read
 
     async def check(self, name: str, *, subset: str | None = None) -> CheckRead:

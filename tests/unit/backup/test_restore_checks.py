@@ -49,6 +49,9 @@ class FakeRestic:
     async def init(self, repo: Repository) -> None:
         return None
 
+    async def add_light_key(self, repo: Repository) -> str:
+        return "c" * 64
+
     async def open(self, repo: Repository) -> None:
         return None
 

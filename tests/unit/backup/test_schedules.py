@@ -85,6 +85,9 @@ class Recorder:
     async def init(self, repo: Repository) -> None:
         return None
 
+    async def add_light_key(self, repo: Repository) -> str:
+        return "c" * 64
+
 
 @pytest.fixture
 def wired(live: Services) -> tuple[Services, Clock, Recorder, list[tuple[Any, ...]]]:
