@@ -7,6 +7,12 @@ runs alone. A lock left by a killed run (restic died with the server) is cleared
 `restic unlock`, which removes only stale locks (a live run's lock is never stale), and only
 while this process holds the repository. restic's failures become `errors.py`
 errors with messages that say what to do.
+
+Reads that only look (`snapshots`, `ls`, `dump`, `find`, `extract(lock=False)`) pass
+`--no-lock`: restic's lock costs each run ~0.2 s (it waits before checking that no other
+lock appeared), and a look changes nothing, so the worst a concurrent `prune` by another
+machine can do is make it fail with restic's error. Commands that write (`backup`, `forget`,
+`check`'s exclusive lock) and the restores that fetch an instance's data keep the lock.
 """
 
 from __future__ import annotations
@@ -170,7 +176,7 @@ class Restic(Protocol):
     async def restore(self, repo: Repository, snapshot: str, target: Path, *,
                       excludes: Sequence[str] = ()) -> None: ...
     async def extract(self, repo: Repository, snapshot: str, paths: list[str],
-                      target: Path, *, timeout: float = 600) -> None: ...
+                      target: Path, *, timeout: float = 600, lock: bool = True) -> None: ...
     async def check(self, repo: Repository, *, read_data_subset: str | None = None) -> str: ...
     async def find_packs(self, repo: Repository, packs: list[str]) -> list[str]: ...
     async def forget(self, repo: Repository, snapshot_ids: list[str]) -> None: ...
@@ -441,7 +447,7 @@ class ResticCli:
     async def snapshots(self, repo: Repository, *,
                         tags: list[str] | None = None) -> list[Snapshot]:
         """List snapshots (all of `tags` when given), oldest first."""
-        args = ["snapshots", "--json"]
+        args = ["snapshots", "--json", "--no-lock"]
         if tags:
             args += ["--tag", ",".join(tags)]
         out = await self._run(repo, args, action="listing snapshots", timeout=600,
@@ -461,7 +467,7 @@ class ResticCli:
 
         `tags` narrow which snapshot `latest` means (all of them must be on it).
         """
-        args = ["ls", "--json"] + (["--tag", ",".join(tags)] if tags else [])
+        args = ["ls", "--json", "--no-lock"] + (["--tag", ",".join(tags)] if tags else [])
         out = await self._run(repo, [*args, "--", _ref(snapshot)],
                               action="listing the snapshot", timeout=1800, shared=True)
         nodes: list[Node] = []
@@ -482,7 +488,7 @@ class ResticCli:
     async def dump(self, repo: Repository, snapshot: str, path: str, *,
                    limit: int = 4 << 20) -> bytes:
         """Return one small file of a snapshot (refused above `limit` bytes)."""
-        out = await self._run(repo, ["dump", "--", _ref(snapshot), path],
+        out = await self._run(repo, ["dump", "--no-lock", "--", _ref(snapshot), path],
                               action=f"reading {path} from the snapshot", timeout=600,
                               shared=True)
         data = out.encode()
@@ -503,18 +509,19 @@ class ResticCli:
                         shared=True)
 
     async def extract(self, repo: Repository, snapshot: str, paths: list[str],
-                      target: Path, *, timeout: float = 600) -> None:
+                      target: Path, *, timeout: float = 600, lock: bool = True) -> None:
         """Restore only these files of a snapshot (absolute paths in it) into empty `target`.
 
         One restic run for several small files, where `dump` needs one each; a path the
-        snapshot lacks is simply not written.
+        snapshot lacks is simply not written. `lock=False` for a look at a few files (no
+        repository lock: see the module's note on reads).
         """
         if not paths:
             raise Invalid("name at least one file to extract")
         _plain(paths)
         if target.exists() and any(target.iterdir()):
             raise Invalid(f"restore target {target} is not empty")
-        args = ["restore", "--target", str(target)]
+        args = ["restore", "--target", str(target)] + ([] if lock else ["--no-lock"])
         for path in paths:
             args += ["--include", path]
         await self._run(repo, [*args, "--", _ref(snapshot)],
@@ -545,7 +552,7 @@ class ResticCli:
         ids = [p for p in packs if len(p) == 64 and all(c in "0123456789abcdef" for c in p)]
         if not ids:
             return []
-        out = await self._run(repo, ["find", "--json", "--pack", "--", *ids],
+        out = await self._run(repo, ["find", "--json", "--no-lock", "--pack", "--", *ids],
                               action="finding the snapshots of damaged packs", timeout=1800,
                               shared=True)
         found: list[str] = []

@@ -444,7 +444,8 @@ class BackupService:
         folder.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         folder.mkdir(mode=0o700)
         try:
-            await self.restic.extract(repo, snap.id, [n.path for n in present], folder)
+            await self.restic.extract(repo, snap.id, [n.path for n in present], folder,
+                                      lock=False)
             found: dict[str, bytes] = {}
             for node in present:
                 path = folder / node.path.lstrip("/")
