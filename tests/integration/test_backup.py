@@ -7,12 +7,14 @@ unreachable repositories fail clearly with nothing changed; a hostile snapshot i
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -81,10 +83,35 @@ def tree(root: Path) -> dict[str, tuple[Any, ...]]:
 
 
 def volume_tree(volume: str) -> str:
-    """List a volume's entries with mode, owner, size and md5 (through a throwaway container)."""
+    """List a volume's entries with mode, owner, size and md5 (through a throwaway container),
+    once a restore's clean-up has left it (the old content aside goes after the operation)."""
+    root = Path(mountpoint(volume))
+
+    def hidden() -> list[str]:
+        return sorted(p.name for p in root.iterdir() if p.name.startswith(".stackhub-restore-"))
+
+    wait_for_settled(lambda: not hidden(), f"the restore's clean-up of {volume}",
+                     detail=lambda: f"left in it: {hidden()}")
     result = docker("run", "--rm", "--network", "none", "-v", f"{volume}:/v:ro", IMAGE, "sh",
                     "-c", VOLUME_LIST)
     return result.stdout
+
+
+def wait_for_settled(done: Any, what: str, timeout: float = 30,
+                     detail: Any = lambda: "") -> None:
+    """Wait until `done()` (a restore's lingering clean-up is over), or fail naming `what`."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}; {detail()}"
+        time.sleep(0.1)
+
+
+def work_left(srv: Server) -> bool:
+    """Tell whether anything stays in `backups/work` once restores' clean-ups are over."""
+    folder = srv.data_dir / "backups" / "work"
+    with contextlib.suppress(AssertionError):
+        wait_for_settled(lambda: not any(folder.glob("*")), "backups/work to empty", 15)
+    return any(folder.glob("*"))
 
 
 def in_container(name: str, script: str) -> None:
@@ -171,7 +198,7 @@ def test_backup_change_restore_is_byte_identical(keeper: tuple[Server, str]) -> 
     assert srv.wait_status(name, {"running"})["status"] == "running"
     assert tree(data) == before
     assert volume_tree(volume) == before_volume
-    assert not list((srv.data_dir / "backups" / "work").glob("*"))  # nothing left aside
+    assert not work_left(srv)  # nothing left aside
 
     # the instance is gone (data and volume purged): the snapshot brings it back
     removed = srv.cli("app", "remove", name, "--yes", "--purge")
@@ -242,7 +269,7 @@ def test_helper_and_in_place_snapshots_restore_under_either_mode(
     assert restored.returncode == 0, restored.stderr + restored.stdout
     assert srv.wait_status(name, {"running"})["status"] == "running"
     assert (tree(data), volume_tree(volume)) == (before, before_volume)
-    assert not list((srv.data_dir / "backups" / "work").glob("*"))
+    assert not work_left(srv)
 
 
 def wait_gone(srv: Server, name: str) -> None:
@@ -475,8 +502,9 @@ def test_killed_backup_and_restore_leave_the_instance_running_with_its_data(
     assert not (repo / "locks" / stale).exists()
 
     # a restore killed after the swap: the data it found comes back, and the instance runs
-    mangle(crash_server, name)
     data, volume = crash_server.data_dir / "appdata" / name, f"stackhub-{name}_db"
+    saved, saved_volume = tree(data), volume_tree(volume)  # as in the latest snapshot
+    mangle(crash_server, name)
     before, before_volume = tree(data), volume_tree(volume)
     crash_server.stop()
     swapped = tmp_path / "swapped"
@@ -490,6 +518,33 @@ def test_killed_backup_and_restore_leave_the_instance_running_with_its_data(
     assert crash_server.wait_status(name, {"running"})["status"] == "running"
     assert tree(data) == before
     assert volume_tree(volume) == before_volume
+    assert not any((crash_server.data_dir / "backups" / "work").iterdir())
+
+    # a server killed after a restore ended, while the old content left its volume: the
+    # next start finishes that clean-up (nothing of it stays in the volume, no helper)
+    crash_server.stop()
+    clearing = tmp_path / "clearing"
+    crash_server.start(STACKHUB_FAULT_PAUSE="restore-clearing",
+                       STACKHUB_FAULT_MARKER=str(clearing))
+    _send(crash_server, "POST", f"/api/backups/instances/{name}/snapshots/latest/restore", None)
+    wait_for(clearing.exists, what="the restore to end and its clean-up to begin")
+
+    def restored() -> bool:  # the clean-up is no part of the operation
+        return bool(crash_server.api("GET", "/api/operations", params={
+            "instance": name, "kind": "restore"}).json()["items"][0]["state"] == "succeeded")
+
+    wait_for(restored, what="the restore to succeed while its clean-up waits")
+    assert tree(data) == saved
+    root = Path(mountpoint(volume))
+    assert any(p.name.startswith(".stackhub-restore-") for p in root.iterdir())
+    crash_server.kill9()
+    assert docker("ps", "-aq", "--filter", "label=io.stackhub.helper=backup").stdout.strip()
+    crash_server.start()
+    assert crash_server.wait_status(name, {"running"})["status"] == "running"
+    wait_for(lambda: not any(p.name.startswith(".stackhub-restore-") for p in root.iterdir()),
+             what="the old content to leave the volume")
+    assert volume_tree(volume) == saved_volume
+    assert not docker("ps", "-aq", "--filter", "label=io.stackhub.helper=backup").stdout.strip()
     assert not any((crash_server.data_dir / "backups" / "work").iterdir())
 
 

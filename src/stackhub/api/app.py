@@ -87,6 +87,13 @@ def create_app(paths: Paths, *, services: Services | None = None,
                 log.warning("recovered after restart: %s", report)
         except StackHubError as err:
             log.warning("recovery incomplete: %s", err.message)
+        try:  # what restores left to clean up when the server stopped (old data in volumes)
+            swept = await svc.backups.flows.sweep()
+            if swept:
+                log.warning("finished the clean-up of restores %s", ", ".join(swept))
+        except StackHubError as err:
+            log.warning("the clean-up after earlier restores waits for the next start: %s",
+                        err.message)
         svc.notify.start()  # the bell follows the bus before the engine's first state is known
         await svc.status.start()
         await svc.fence.start()  # only published ports reach app containers from outside

@@ -57,6 +57,7 @@ from stackhub.apps.service import AppsService
 from stackhub.catalog.models import BackupSpec
 from stackhub.config import Paths
 from stackhub.errors import EngineError, Invalid, NotFound, StackHubError, StorageFull
+from stackhub.operations.models import OperationState
 from stackhub.operations.runner import OperationKind, Outcome, Run, Runner, register
 from stackhub.state.instances import InstanceRecord, Records
 
@@ -850,14 +851,11 @@ class BackupFlows:
             await self.apps.up(name, adopt=not plan.existed)
             state.unlink()  # done: a crash from here on only clears the asides
             committed = True
-            run.step("clear", 95.0, engine=True)
-            for info in infos:
-                try:
-                    await asyncio.to_thread(_clear_inside, mount / info.key,
-                                            journal / f"{info.key}.json")
-                except (StackHubError, OSError) as err:  # restored all the same
-                    log.warning("%s: the old content of volume %s stays in %s: %s", name,
-                                info.name, inside_names(run.op.id)["aside"], err)
+            # the old data goes after the operation (the instance's next one waits for it)
+            held, helper = helper, None
+            assert held is not None
+            self.runner.linger(name, self._clear_after(name, run.op.id, held, mount, infos,
+                                                       journal, work))
         except BaseException:
             if not committed and state.exists():
                 if helper is not None:
@@ -869,8 +867,55 @@ class BackupFlows:
             if helper is not None:
                 await asyncio.to_thread(self.volumes.drop_helper, helper)
         await self.apps.refresh()
-        self._discard(work)
         return InstanceStatus.RUNNING
+
+    async def _clear_after(self, name: str, op_id: str, helper: str, mount: Path,
+                           infos: list[VolumeInfo], journal: Path, work: Path) -> None:
+        """After a restore: remove the old content put aside inside each volume, the helper
+        that holds them, then the work folder (a crash before the end: `sweep` at start)."""
+        try:
+            await faults.checkpoint("restore-clearing")
+            for info in infos:
+                try:
+                    await asyncio.to_thread(_clear_inside, mount / info.key,
+                                            journal / f"{info.key}.json")
+                except (StackHubError, OSError) as err:  # restored all the same
+                    log.warning("%s: the old content of volume %s stays in %s: %s", name,
+                                info.name, inside_names(op_id)["aside"], err)
+        finally:
+            try:
+                await asyncio.to_thread(self.volumes.drop_helper, helper)
+            except (StackHubError, OSError) as err:
+                log.warning("%s: the restore's helper container %s stays: %s", name,
+                            helper, err)
+            if not any(journal.glob("*.json")):  # else kept for the sweep at the next start
+                self._discard(work)
+
+    async def sweep(self) -> list[str]:
+        """At start: finish the clean-up of restores that ended before a crash cut it short
+        (old content aside in volumes, a holding helper); return their operation ids."""
+        folder = self.base / "work"
+        if not folder.is_dir():
+            return []
+        left: list[Path] = []
+        for work in sorted(folder.iterdir()):
+            if (work / "state.json").exists():
+                continue  # an interrupted restore: its own recovery
+            try:
+                op = self.runner.journal.operation(work.name)
+            except StackHubError:
+                continue
+            if op.state == OperationState.SUCCEEDED:
+                left.append(work)
+        if not left:
+            return []
+        await asyncio.to_thread(self.volumes.remove_helpers)  # no operation runs yet
+        for work in left:
+            inside = work / "aside" / "inside"
+            if inside.is_dir() and any(inside.glob("*.json")):
+                await self._inside_volumes(sorted(inside.glob("*.json")), _clear_inside)
+            self._discard(work)
+        return [work.name for work in left]
 
     def _discard(self, work: Path) -> None:
         """Move a finished restore's work folder (the old data aside) to `backups/trash` and

@@ -130,6 +130,7 @@ class Runner:
         self._pulls: dict[str, dict[str, dict[str, object]]] = {}  # op -> image -> last event
         self._runs: dict[str, Run] = {}
         self._after_crash: dict[str, AfterCrash] = {}
+        self._tails: dict[str, asyncio.Future[None]] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
 
     # -- claiming ---------------------------------------------------------------------------
@@ -224,6 +225,30 @@ class Runner:
         for name in self._names(op):
             self._held.discard(name)
 
+    def linger(self, instance: str, work: Awaitable[None]) -> asyncio.Future[None]:
+        """Finish `work` (clean-up an operation left to do) after the operation has ended.
+
+        The instance's next operation waits for it before its first step, so nothing it
+        does meets the clean-up half done. `work` logs its own failures; whatever a crash
+        stops it from finishing is for the kind's start-up sweep.
+        """
+        tail = asyncio.ensure_future(work)
+        self._tails[instance] = tail
+
+        def done(_t: asyncio.Future[None]) -> None:
+            if self._tails.get(instance) is tail:
+                del self._tails[instance]
+
+        tail.add_done_callback(done)
+        return tail
+
+    async def settled(self, *instances: str) -> None:
+        """Wait until the clean-ups lingering after earlier operations on `instances` end."""
+        for name in instances:
+            tail = self._tails.get(name)
+            if tail is not None:
+                await asyncio.wait([tail])
+
     def _forget(self, op: OperationRead, task: asyncio.Task[None]) -> None:
         for name in self._names(op):
             if self.tasks.get(name) is task:
@@ -233,6 +258,7 @@ class Runner:
     async def _drive(self, run: Run, work: Work, undo: Undo | None) -> None:
         """Run the steps and journal how they ended: succeeded, failed or interrupted."""
         try:
+            await self.settled(*self._names(run.op))
             outcome = await work(run)
         except asyncio.CancelledError:
             self._interrupted(run)

@@ -206,3 +206,35 @@ async def test_after_crash_hooks_run_for_their_kind_only(live: Services) -> None
     await live.flows.recover()
     assert seen == [clone.id]
     assert live.runner.journal.operation(clone.id).state == OperationState.INTERRUPTED
+
+
+async def test_an_operations_lingering_clean_up_runs_before_the_next_operation(
+        live: Services) -> None:
+    installed(live, "blog")
+    order: list[str] = []
+    gate = asyncio.Event()
+
+    async def clean_up() -> None:
+        order.append("clean-up starts")
+        await gate.wait()
+        order.append("clean-up ends")
+
+    async def first(run: Run) -> Outcome:
+        live.runner.linger("blog", clean_up())
+        return InstanceStatus.RUNNING
+
+    async def second(run: Run) -> Outcome:
+        order.append("next operation")
+        return InstanceStatus.RUNNING
+
+    await live.runner.run(live.runner.begin(KINDS["restart"], "blog"), first)
+    assert live.runner.journal.operations("blog")[0].state == OperationState.SUCCEEDED
+    assert not live.runner.busy("blog")  # the operation ended; its clean-up goes on
+    task = live.runner.start(live.runner.begin(KINDS["restart"], "blog"), second)
+    await asyncio.sleep(0.05)
+    assert order == ["clean-up starts"]  # the next one waits
+    gate.set()
+    await task
+    assert order == ["clean-up starts", "clean-up ends", "next operation"]
+    assert live.runner.linger("other", asyncio.sleep(0)) is not None
+    await live.runner.settled("other", "blog")  # nothing left lingering
