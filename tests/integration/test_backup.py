@@ -538,13 +538,15 @@ def test_killed_backup_and_restore_leave_the_instance_running_with_its_data(
     root = Path(mountpoint(volume))
     assert any(p.name.startswith(".stackhub-restore-") for p in root.iterdir())
     crash_server.kill9()
-    assert docker("ps", "-aq", "--filter", "label=io.stackhub.helper=backup").stdout.strip()
+    helpers = ("ps", "-aq", "--filter", "label=io.stackhub.helper=backup", "--filter",
+               f"volume={volume}")
+    assert docker(*helpers).stdout.strip()  # the helper holding the volume outlived the server
     crash_server.start()
     assert crash_server.wait_status(name, {"running"})["status"] == "running"
     wait_for(lambda: not any(p.name.startswith(".stackhub-restore-") for p in root.iterdir()),
              what="the old content to leave the volume")
     assert volume_tree(volume) == saved_volume
-    assert not docker("ps", "-aq", "--filter", "label=io.stackhub.helper=backup").stdout.strip()
+    assert not docker(*helpers).stdout.strip()
     assert not any((crash_server.data_dir / "backups" / "work").iterdir())
 
 
