@@ -517,6 +517,13 @@ def test_killed_backup_and_restore_leave_the_instance_running_with_its_data(
     crash_server.start()
     assert crash_server.wait_status(name, {"running"})["status"] == "running"
     assert tree(data) == before
+    root = Path(mountpoint(volume))
+    try:  # the roll-back at start put the old entries back: nothing of the restore is left
+        wait_for_settled(lambda: not any(p.name.startswith(".stackhub-restore-")
+                                         for p in root.iterdir()), "the roll-back")
+    except AssertionError as err:
+        raise AssertionError(f"{err}: {sorted(p.name for p in root.iterdir())}; server log: "
+                             f"{crash_server.log.read_text()[-3000:]}") from None
     assert volume_tree(volume) == before_volume
     assert not any((crash_server.data_dir / "backups" / "work").iterdir())
 
@@ -535,7 +542,6 @@ def test_killed_backup_and_restore_leave_the_instance_running_with_its_data(
 
     wait_for(restored, what="the restore to succeed while its clean-up waits")
     assert tree(data) == saved
-    root = Path(mountpoint(volume))
     assert any(p.name.startswith(".stackhub-restore-") for p in root.iterdir())
     crash_server.kill9()
     helpers = ("ps", "-aq", "--filter", "label=io.stackhub.helper=backup", "--filter",
