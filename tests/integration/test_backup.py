@@ -460,6 +460,19 @@ def _locks_of(srv: Server, pid: int) -> list[str]:
     return mine
 
 
+def _restore_paused_at(srv: Server, name: str, point: str, tmp_path: Path) -> None:
+    """Restart the server to pause at fault `point`, restore `name`'s latest snapshot and
+    wait until the restore has reached that point."""
+    from tests.integration.test_crash import wait_for
+    from tests.integration.test_crash_kinds import _send
+
+    srv.stop()
+    marker = tmp_path / point
+    srv.start(STACKHUB_FAULT_PAUSE=point, STACKHUB_FAULT_MARKER=str(marker))
+    _send(srv, "POST", f"/api/backups/instances/{name}/snapshots/latest/restore", None)
+    wait_for(marker.exists, what=f"the restore to reach {point}")
+
+
 def test_killed_backup_and_restore_leave_the_instance_running_with_its_data(
         crash_server: Server, tmp_path: Path) -> None:
     from tests.integration.test_crash import wait_for
@@ -486,8 +499,12 @@ def test_killed_backup_and_restore_leave_the_instance_running_with_its_data(
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         found: list[str] = []
-        wait_for(lambda: found.extend(_locks_of(crash_server, holder.pid)) or found,
-                 what="restic's lock")
+
+        def locked() -> bool:
+            found[:] = _locks_of(crash_server, holder.pid)
+            return bool(found)
+
+        wait_for(locked, what="restic's lock")
         stale = found[0]
     finally:
         holder.kill()
@@ -506,12 +523,7 @@ def test_killed_backup_and_restore_leave_the_instance_running_with_its_data(
     saved, saved_volume = tree(data), volume_tree(volume)  # as in the latest snapshot
     mangle(crash_server, name)
     before, before_volume = tree(data), volume_tree(volume)
-    crash_server.stop()
-    swapped = tmp_path / "swapped"
-    crash_server.start(STACKHUB_FAULT_PAUSE="restore-swapped",
-                       STACKHUB_FAULT_MARKER=str(swapped))
-    _send(crash_server, "POST", f"/api/backups/instances/{name}/snapshots/latest/restore", None)
-    wait_for(swapped.exists, what="the restore to swap the data in")
+    _restore_paused_at(crash_server, name, "restore-swapped", tmp_path)
     assert tree(data) != before
     crash_server.kill9()
     crash_server.start()
@@ -529,12 +541,7 @@ def test_killed_backup_and_restore_leave_the_instance_running_with_its_data(
 
     # a server killed after a restore ended, while the old content left its volume: the
     # next start finishes that clean-up (nothing of it stays in the volume, no helper)
-    crash_server.stop()
-    clearing = tmp_path / "clearing"
-    crash_server.start(STACKHUB_FAULT_PAUSE="restore-clearing",
-                       STACKHUB_FAULT_MARKER=str(clearing))
-    _send(crash_server, "POST", f"/api/backups/instances/{name}/snapshots/latest/restore", None)
-    wait_for(clearing.exists, what="the restore to end and its clean-up to begin")
+    _restore_paused_at(crash_server, name, "restore-clearing", tmp_path)
 
     def restored() -> bool:  # the clean-up is no part of the operation
         return bool(crash_server.api("GET", "/api/operations", params={
