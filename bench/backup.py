@@ -25,6 +25,8 @@ the app a `backup` section (dump command `sync` in its service), so every backup
 .venv/bin/python bench/backup.py [--mb 100] [--rounds 3] [--hot]
 (the server inherits the environment: `STACKHUB_BACKUP_VOLUMES=tar` or `=in-place` compares
 the other ways of reading volumes; the load average is printed at the start and the end).
+Before each timed command the bench waits for the previous one's deferred deletions and
+flushes the disk (`sync`), so no command pays for the one before it.
 The app exits on SIGTERM as nginx or postgres do (`init: true`: busybox httpd is not PID 1);
 `--slow-stop` gives the earlier app, which ignored it, so each stop waited its 1 s grace.
 """
@@ -143,6 +145,22 @@ def change(files: list[Path], share: float) -> None:
             handle.write(os.urandom(width))
 
 
+def settle(data: Path) -> None:
+    """Start each timed command from the same state: the previous command's deferred work
+    (a restore deletes the old data in the background) done, its writes flushed to disk.
+
+    Without it each command paid for the one before it: the raw restore ran beside the
+    deletion of the 1 GB the StackHub restore had just put aside, and every command beside
+    the write-back of the one before.
+    """
+    deferred = [data / "backups" / "work", data / "backups" / "trash"]
+    deadline = time.monotonic() + 120
+    while any(f.is_dir() and any(f.iterdir()) for f in deferred) and \
+            time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.sync()
+
+
 def downtime(srv: str, token: str) -> float:
     """Seconds from the last backup's `stop` step to the end of its `start` step."""
     ops = httpx.get(f"{srv}/api/operations", params={"instance": NAME, "kind": "backup"},
@@ -199,6 +217,7 @@ def main() -> None:
     cpus: dict[str, list[float]] = {k: [] for k in figures}
 
     def timed(key: str, cmd: list[str]) -> float:
+        settle(data)
         figures[key].append(run(cmd, env))
         cpus[key].append(CPU[-1])
         return figures[key][-1]
@@ -258,12 +277,14 @@ def main() -> None:
             timed("raw_first", [*restic, "backup", "-q", *trees])
             change(large, 0.01)
             timed("hub_incr", [*CLI, "backup", "create", NAME, "--repo", hub_repo])
+            print(f"  steps (s): incremental backup: "
+                  f"{steps(env['STACKHUB_URL'], token, 'backup')}", flush=True)
             timed("raw_incr", [*restic, "backup", "-q", *trees])
             unchanged = timed("unchanged", [*CLI, "backup", "create", NAME, "--repo", hub_repo])
             figures["downtime"].append(downtime(env["STACKHUB_URL"], token))
             timed("hub_restore", [*CLI, "backup", "restore", NAME, "latest", "--repo", hub_repo,
                                   "--yes"])
-            print(f"  steps (s): backup: {steps(env['STACKHUB_URL'], token, 'backup')}; "
+            print(f"  steps (s): unchanged backup: {steps(env['STACKHUB_URL'], token, 'backup')}; "
                   f"restore: {steps(env['STACKHUB_URL'], token, 'restore')}", flush=True)
             target = root / f"raw-restore-{index}"
             timed("raw_restore", [*restic, "restore", "latest", "--target", str(target)])

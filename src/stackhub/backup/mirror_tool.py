@@ -3,8 +3,10 @@
 Standalone (standard library only): its text runs as `python3 -I -c <text> <key>...` in a helper
 container that mounts each volume read-only at `/v/<key>` and the staging folder read-write at
 `/s`, and makes `/s/<key>` an exact copy of `/v/<key>`: a file whose size and modification time
-match is left alone (so restic skips it by its metadata), others are copied to `/s/+partial`
-then renamed in place; entries gone from the volume go; owners, modes, times, links, hard
+match is left alone (so restic skips it by its metadata); a large file the staging copy already
+holds is rewritten in place, only its blocks that differ (an app changes a slice of a big file;
+its changed time tells restic to read it again); others are copied to `/s/+partial` then
+renamed in place; entries gone from the volume go; owners, modes, times, links, hard
 links, fifos and sockets are kept. With `--wait` first it waits for `/s/+go` before copying
 (the helper is started before the app is stopped, so its start is not downtime). Exit codes:
 0 done, 3 an entry it cannot copy (a device), 4 never told to go, 28 no space left, 1 anything
@@ -23,11 +25,14 @@ import sys
 import time
 
 PARTIAL = "+partial"
+UPDATING = "updating"  # in PARTIAL while a file is rewritten in place: that file's path
 GO = "+go"
 UNSUPPORTED = 3
 NOT_TOLD = 4
 NO_SPACE = 28
 WAIT = 3600.0
+IN_PLACE = 1 << 20  # files at least this large (on both sides) are updated block by block
+BLOCK = 1 << 20
 
 
 class Unsupported(Exception):
@@ -62,6 +67,7 @@ class Mirror:
         self.partial = partial
         self.links: dict[tuple[int, int], str] = {}
         self.copied = 0
+        self.updated = 0
 
     def _copy(self, src: str, dest: str, info: os.stat_result) -> None:
         temp = os.path.join(self.partial, "file")
@@ -71,6 +77,28 @@ class Mirror:
             shutil.rmtree(dest)
         os.rename(temp, dest)
         self.copied += 1
+
+    def _update(self, src: str, dest: str, info: os.stat_result) -> None:
+        """Rewrite only the blocks of the staged `dest` that differ from `src`, then its size
+        and metadata. A marker names the file meanwhile: a run cut short leaves it, and the
+        next run removes that file first (its times alone cannot tell it was cut short)."""
+        marker = os.path.join(self.partial, UPDATING)
+        with open(marker, "w", encoding="utf-8") as note:
+            note.write(dest)
+        flags = os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+        with open(os.open(src, os.O_RDONLY | flags), "rb", buffering=0) as reader, \
+                open(os.open(dest, os.O_RDWR | flags), "r+b", buffering=0) as writer:
+            offset = 0
+            while block := reader.read(BLOCK):
+                if writer.read(len(block)) != block:
+                    writer.seek(offset)
+                    writer.write(block)
+                offset += len(block)
+                writer.seek(offset)
+            writer.truncate(offset)
+        _meta(dest, info, os.lstat(dest))
+        os.unlink(marker)
+        self.updated += 1
 
     def _file(self, src: str, dest: str, info: os.stat_result,
               have: os.stat_result | None) -> None:
@@ -88,7 +116,11 @@ class Mirror:
         if have is None or have.st_size != info.st_size or \
                 have.st_mtime_ns != info.st_mtime_ns or \
                 (info.st_nlink == 1 and have.st_nlink > 1):  # a link the volume no longer has
-            self._copy(src, dest, info)
+            if have is not None and info.st_nlink == 1 and have.st_nlink == 1 and \
+                    min(have.st_size, info.st_size) >= IN_PLACE:
+                self._update(src, dest, info)
+            else:
+                self._copy(src, dest, info)
         else:
             _meta(dest, info, have)
 
@@ -133,6 +165,17 @@ class Mirror:
                 raise Unsupported(f"{s} is a device node, which the staging copy does not take")
 
 
+def _forget_cut_update(partial: str, stage: str) -> None:
+    """Remove the staged file an earlier run was rewriting in place when it was cut short."""
+    marker = os.path.join(partial, UPDATING)
+    if not os.path.isfile(marker) or os.path.islink(marker):
+        return
+    with open(marker, encoding="utf-8") as note:
+        path = os.path.normpath(note.read())
+    if path.startswith(stage.rstrip("/") + "/") and os.path.lexists(path):
+        _drop(path)
+
+
 def main(args: list[str], volumes: str = "/v", stage: str = "/s") -> int:
     """Mirror `volumes/<key>` into `stage/<key>` for each key; return the exit code."""
     partial = os.path.join(stage, PARTIAL)
@@ -145,9 +188,10 @@ def main(args: list[str], volumes: str = "/v", stage: str = "/s") -> int:
             time.sleep(0.02)
     try:
         if os.path.lexists(partial):
+            _forget_cut_update(partial, stage)
             _drop(partial)
         os.mkdir(partial, 0o700)
-        copied = 0
+        copied = updated = 0
         for key in args:
             src, dest = os.path.join(volumes, key), os.path.join(stage, key)
             if os.path.lexists(dest) and not stat.S_ISDIR(os.lstat(dest).st_mode):
@@ -158,8 +202,9 @@ def main(args: list[str], volumes: str = "/v", stage: str = "/s") -> int:
             run.sync(src, dest)
             _meta(dest, os.lstat(src), os.lstat(dest))
             copied += run.copied
+            updated += run.updated
         os.rmdir(partial)
-        print(f"copied {copied} files", flush=True)
+        print(f"copied {copied} files, updated {updated} in place", flush=True)
         return 0
     except Unsupported as err:
         print(str(err), file=sys.stderr, flush=True)

@@ -57,7 +57,7 @@ def test_the_copy_is_exact_and_an_unchanged_volume_copies_nothing(
     copy = tmp_path / "s" / "db"
     assert _listing(copy) == _listing(volume)
     assert (copy / "a").stat().st_ino == (copy / "hard").stat().st_ino
-    assert "copied 2 files" in capsys.readouterr().out  # a, sub/x (hard: a link)
+    assert "copied 2 files, updated 0 in place" in capsys.readouterr().out  # a, sub/x (hard: a link)
     inodes = {p: p.lstat().st_ino for p in copy.rglob("*")}
     assert _run(tmp_path) == 0
     assert "copied 0 files" in capsys.readouterr().out
@@ -82,6 +82,58 @@ def test_changes_deletions_and_type_changes_are_mirrored(volume: Path, tmp_path:
     assert _run(tmp_path) == 0
     assert _listing(copy) == _listing(volume)
     assert (copy / "a").stat().st_nlink == 1
+
+
+def test_a_large_changed_file_is_updated_in_place_block_by_block(
+        volume: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    big = volume / "big.bin"
+    size = 5 * mirror_tool.BLOCK + 123  # a partial last block
+    big.write_bytes(os.urandom(size))
+    os.chown(big, 70, 71)
+    assert _run(tmp_path) == 0
+    staged = tmp_path / "s" / "db" / "big.bin"
+    inode, ctime = staged.stat().st_ino, staged.stat().st_ctime_ns
+    capsys.readouterr()
+    with big.open("r+b") as handle:  # a slice in the middle, as a database page write
+        handle.seek(2 * mirror_tool.BLOCK + 10)
+        handle.write(os.urandom(4096))
+    os.utime(big, ns=(1_600_000_000_000_000_000, 1_600_000_000_123_456_789))
+    assert _run(tmp_path) == 0
+    assert "copied 0 files, updated 1 in place" in capsys.readouterr().out
+    assert _listing(tmp_path / "s" / "db") == _listing(volume)
+    after = staged.stat()
+    assert after.st_ino == inode  # rewritten in place, not replaced
+    assert after.st_ctime_ns != ctime  # restic reads it again: its changed time moved
+    with big.open("ab") as handle:  # grows past a block
+        handle.write(os.urandom(mirror_tool.BLOCK + 5))
+    assert _run(tmp_path) == 0
+    assert _listing(tmp_path / "s" / "db") == _listing(volume)
+    os.truncate(big, mirror_tool.IN_PLACE + 1)  # shrinks, still large
+    assert _run(tmp_path) == 0
+    assert _listing(tmp_path / "s" / "db") == _listing(volume)
+    assert staged.stat().st_ino == inode
+    big.write_bytes(b"small now")  # under the size for in-place: copied whole
+    assert _run(tmp_path) == 0
+    assert "copied 1 files, updated 0 in place" in capsys.readouterr().out.splitlines()[-1]
+    assert _listing(tmp_path / "s" / "db") == _listing(volume)
+
+
+def test_an_update_cut_short_is_redone_by_the_next_run(volume: Path, tmp_path: Path) -> None:
+    big = volume / "big.bin"
+    big.write_bytes(os.urandom(3 * mirror_tool.BLOCK))
+    assert _run(tmp_path) == 0
+    staged = tmp_path / "s" / "db" / "big.bin"
+    with big.open("r+b") as handle:
+        handle.write(os.urandom(3 * mirror_tool.BLOCK))
+    with staged.open("r+b") as handle:  # as if killed after its first block
+        handle.write(big.read_bytes()[:mirror_tool.BLOCK])
+    os.utime(staged, ns=(big.stat().st_atime_ns, big.stat().st_mtime_ns))  # the same tick
+    partial = tmp_path / "s" / mirror_tool.PARTIAL
+    partial.mkdir()
+    (partial / mirror_tool.UPDATING).write_text(str(tmp_path / "s" / "db" / "big.bin"))
+    assert _run(tmp_path) == 0
+    assert staged.read_bytes() == big.read_bytes()
+    assert _listing(tmp_path / "s" / "db") == _listing(volume)
 
 
 def test_a_stage_entry_of_the_wrong_kind_is_replaced(volume: Path, tmp_path: Path) -> None:
