@@ -17,7 +17,8 @@ volume. In the same run, for each round:
   `restic restore latest` into an empty folder.
 
 Each figure is the median of `--rounds` (default 3) and printed with its ratio to raw restic
-and its CPU time (the CLI's, the server's and their children's: restic, compose; not dockerd's)
+and its CPU time (the CLI's, the server's and their children's: restic, compose), with the
+engine's (dockerd's and containerd's, not their shims') apart
 (the issue's target: at most 1.10), plus the downtime of a stop-mode backup of the unchanged
 app (from its `stop` step to the end of its `start` step; target under 5 s). `--hot` gives
 the app a `backup` section (dump command `sync` in its service), so every backup is a hot one
@@ -86,6 +87,23 @@ SERVER: list[int] = []  # the bench's server process, whose CPU counts with the 
 CPU: list[float] = []  # CPU seconds of each `run`, in order (bench's children + server's)
 
 
+ENGINE: list[int] = []  # dockerd's and containerd's PIDs (their CPU is shown apart)
+ENGINE_CPU: list[float] = []  # CPU seconds the engine used during each `run`
+
+
+def _proc_cpu(pid: int) -> float:
+    """CPU seconds a live process has used (0 if it is gone)."""
+    with contextlib.suppress(OSError, IndexError, ValueError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    return 0.0
+
+
+def engine_cpu() -> float:
+    """CPU seconds used so far by dockerd and containerd (not their shims)."""
+    return sum(_proc_cpu(pid) for pid in ENGINE)
+
+
 def cpu_now() -> float:
     """CPU seconds used so far by this bench's waited-for children and by the server.
 
@@ -94,20 +112,22 @@ def cpu_now() -> float:
     """
     used = resource.getrusage(resource.RUSAGE_CHILDREN)
     total = used.ru_utime + used.ru_stime
-    for pid in SERVER:
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
-    return total
+    return total + sum(_proc_cpu(pid) for pid in SERVER)
+
+
+LAUNCH: list[float] = [0.0, 0.0]  # wall-clock start and end of the last `run`
 
 
 def run(cmd: list[str], env: dict[str, str], **kwargs: Any) -> float:
     """Run a command, fail loudly, return its wall time (its CPU time goes to `CPU`)."""
-    cpu = cpu_now()
+    cpu, engine = cpu_now(), engine_cpu()
+    LAUNCH[0] = time.time()
     start = time.perf_counter()
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False, **kwargs)
     elapsed = time.perf_counter() - start
+    LAUNCH[1] = time.time()
     CPU.append(cpu_now() - cpu)
+    ENGINE_CPU.append(engine_cpu() - engine)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(cmd[:6])}... failed: {done.stderr[-2000:]}"
                          f"{done.stdout[-500:]}")
@@ -177,7 +197,9 @@ def downtime(srv: str, token: str) -> float:
 
 
 def steps(srv: str, token: str, kind: str) -> str:
-    """Say how long each step of the last operation of `kind` took."""
+    """Say how long each step of the last operation of `kind` took, with what came before
+    its first step (the CLI's start, the request's checks) and after its end (the CLI
+    hearing of it); only for the command `run` ran last."""
     ops = httpx.get(f"{srv}/api/operations", params={"instance": NAME, "kind": kind},
                     headers={"Authorization": f"Bearer {token}"}, timeout=30).json()
     op = ops["items"][0]
@@ -185,8 +207,8 @@ def steps(srv: str, token: str, kind: str) -> str:
     def at(text: str) -> float:
         return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
-    marks = [(s["name"], at(s["started_at"])) for s in op["steps"]] + [
-        ("end", at(op["finished_at"]))]
+    marks = [("before", LAUNCH[0])] + [(s["name"], at(s["started_at"])) for s in op["steps"]] + [
+        ("after", at(op["finished_at"])), ("end", LAUNCH[1])]
     return ", ".join(f"{name} {marks[i + 1][1] - start:.2f}"
                      for i, (name, start) in enumerate(marks[:-1]))
 
@@ -215,11 +237,17 @@ def main() -> None:
         "hub_first", "raw_first", "hub_incr", "raw_incr", "hub_restore", "raw_restore",
         "downtime", "unchanged")}
     cpus: dict[str, list[float]] = {k: [] for k in figures}
+    engines: dict[str, list[float]] = {k: [] for k in figures}
+    for daemon in ("dockerd", "containerd"):
+        found = subprocess.run(["pgrep", "-x", daemon], capture_output=True, text=True,
+                               check=False).stdout.split()
+        ENGINE.extend(int(pid) for pid in found)
 
     def timed(key: str, cmd: list[str]) -> float:
         settle(data)
         figures[key].append(run(cmd, env))
         cpus[key].append(CPU[-1])
+        engines[key].append(ENGINE_CPU[-1])
         return figures[key][-1]
 
     try:
@@ -282,10 +310,12 @@ def main() -> None:
             timed("raw_incr", [*restic, "backup", "-q", *trees])
             unchanged = timed("unchanged", [*CLI, "backup", "create", NAME, "--repo", hub_repo])
             figures["downtime"].append(downtime(env["STACKHUB_URL"], token))
+            print(f"  steps (s): unchanged backup: {steps(env['STACKHUB_URL'], token, 'backup')}",
+                  flush=True)
             timed("hub_restore", [*CLI, "backup", "restore", NAME, "latest", "--repo", hub_repo,
                                   "--yes"])
-            print(f"  steps (s): unchanged backup: {steps(env['STACKHUB_URL'], token, 'backup')}; "
-                  f"restore: {steps(env['STACKHUB_URL'], token, 'restore')}", flush=True)
+            print(f"  steps (s): restore: {steps(env['STACKHUB_URL'], token, 'restore')}",
+                  flush=True)
             target = root / f"raw-restore-{index}"
             timed("raw_restore", [*restic, "restore", "latest", "--target", str(target)])
             shutil.rmtree(target, ignore_errors=True)
@@ -301,7 +331,9 @@ def main() -> None:
         for what in ("first", "incr", "restore"):
             print(f"{what}: stackhub {med[f'hub_{what}']:.2f} s, restic {med[f'raw_{what}']:.2f} s,"
                   f" ratio {med[f'hub_{what}'] / med[f'raw_{what}']:.2f} (target <= 1.10); CPU "
-                  f"{cpu[f'hub_{what}']:.2f} s vs {cpu[f'raw_{what}']:.2f} s")
+                  f"{cpu[f'hub_{what}']:.2f} s vs {cpu[f'raw_{what}']:.2f} s; the engine's "
+                  f"(dockerd, containerd) meanwhile {statistics.median(engines[f'hub_{what}']):.2f}"
+                  f" s vs {statistics.median(engines[f'raw_{what}']):.2f} s")
         print(f"load average at the end: {os.getloadavg()}")
         print(f"downtime of a {'hot' if args.hot else 'stop-mode'} backup of the unchanged app: "
               f"{med['downtime']:.2f} s (target < 5 s); unchanged backup "

@@ -12,7 +12,11 @@ Reads that only look (`snapshots`, `ls`, `dump`, `find`, `extract(lock=False)`) 
 `--no-lock`: restic's lock costs each run ~0.2 s (it waits before checking that no other
 lock appeared), and a look changes nothing, so the worst a concurrent `prune` by another
 machine can do is make it fail with restic's error. Commands that write (`backup`, `forget`,
-`check`'s exclusive lock) and the restores that fetch an instance's data keep the lock.
+`check`'s exclusive lock) keep the lock. The restores that fetch an instance's data keep it
+on repositories others may share (remote ones, or a password the user gave) and skip it on
+a local repository StackHub made (one with a light key, `Repository.key_hint`): only the
+recovery kit's holder could prune it meanwhile, and then the restore fails cleanly and rolls
+back (restic checks every blob it reads), while the lock costs every restore ~0.2 s.
 """
 
 from __future__ import annotations
@@ -502,7 +506,7 @@ class ResticCli:
         (normalised absolute paths in the snapshot, no glob characters) are left out."""
         if target.exists() and any(target.iterdir()):
             raise Invalid(f"restore target {target} is not empty")
-        args = ["restore", "--target", str(target)]
+        args = ["restore", "--target", str(target), *_fetch_lock(repo, True)]
         for path in _plain(excludes):
             args += ["--exclude", path]
         await self._run(repo, [*args, "--", _ref(snapshot)], action="the restore",
@@ -521,7 +525,7 @@ class ResticCli:
         _plain(paths)
         if target.exists() and any(target.iterdir()):
             raise Invalid(f"restore target {target} is not empty")
-        args = ["restore", "--target", str(target)] + ([] if lock else ["--no-lock"])
+        args = ["restore", "--target", str(target), *_fetch_lock(repo, lock)]
         for path in paths:
             args += ["--include", path]
         await self._run(repo, [*args, "--", _ref(snapshot)],
@@ -614,6 +618,12 @@ def damaged_packs(report: str) -> list[str]:
         if match.group(1) not in found:
             found.append(match.group(1))
     return found
+
+
+def _fetch_lock(repo: Repository, lock: bool) -> list[str]:
+    """Return `--no-lock` for a read that needs no lock, or a fetch from a repository StackHub
+    made and holds alone (a light key); [] to take restic's lock (see the module's note)."""
+    return ["--no-lock"] if not lock or repo.key_hint else []
 
 
 def _plain(paths: Sequence[str]) -> Sequence[str]:

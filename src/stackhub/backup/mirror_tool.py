@@ -13,7 +13,7 @@ links, fifos and sockets are kept. With `--wait` first it waits for `/s/+go` bef
 else (the reason on stderr).
 """
 
-# ruff: noqa: PTH101, PTH102, PTH104, PTH106, PTH108, PTH115, PTH118, PTH211
+# ruff: noqa: PTH101, PTH102, PTH104, PTH106, PTH108, PTH113, PTH114, PTH115, PTH118, PTH211
 # (plain os calls on str paths: their no-follow flags matter here)
 from __future__ import annotations
 

@@ -124,3 +124,20 @@ async def test_a_waiter_granted_and_cancelled_at_once_gives_the_lock_back() -> N
     assert lock.held == (0, False) and "+w2" not in log
     async with lock.hold(shared=True):  # free for the next one
         assert lock.held == (1, False)
+
+
+async def test_fetches_take_restics_lock_unless_stackhub_made_the_local_repository(
+        tmp_path: Path) -> None:
+    binary, log = _fake_restic(tmp_path)
+    cli = ResticCli(binary)
+    shared = Repository(name="r", url="sftp:u@h:/r", password_file=tmp_path / "pw")
+    owned = Repository(name="l", url=str(tmp_path / "repo"), password_file=tmp_path / "pw",
+                       key_hint="ab" * 32)
+    for index, repo in enumerate((shared, owned)):
+        await cli.restore(repo, "latest", tmp_path / f"a{index}")
+        await cli.extract(repo, "latest", ["/x"], tmp_path / f"b{index}")
+        await cli.extract(repo, "latest", ["/x"], tmp_path / f"c{index}", lock=False)
+    runs = [json.loads(line)[0] for line in log.read_text().splitlines()]
+    assert [("--no-lock" in args, "--key-hint" in args) for args in runs] == [
+        (False, False), (False, False), (True, False),  # a repository others may share
+        (True, True), (True, True), (True, True)]  # its own local one: no lock to wait for

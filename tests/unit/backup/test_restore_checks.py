@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from stackhub.adapters.compose import COMPOSE_FILE, ENV_FILE
 from stackhub.adapters.restic import (
     BackupSummary,
     ForgetPlan,
@@ -164,3 +165,22 @@ async def test_a_snapshot_of_another_instance_is_refused(live: Services) -> None
     with pytest.raises(NotFound, match="no backup of 'blog'"):
         await live.backups.restore("blog", "latest", RestoreRequest())
     assert live.records.find("blog") is None
+
+
+def test_a_snapshot_of_the_same_project_files_skips_the_risk_analysis(live: Services) -> None:
+    folder = live.backups.flows.paths.instance_dir("web")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / COMPOSE_FILE).write_bytes(b"services: {web: {image: x}}\n")
+    (folder / ENV_FILE).write_bytes(b"A=1\n")
+    files = {COMPOSE_FILE: b"services: {web: {image: x}}\n", ENV_FILE: b"A=1\n"}
+    assert live.backups._same_project("web", files)
+    assert not live.backups._same_project("web", {**files, ENV_FILE: b"A=2\n"})
+    assert not live.backups._same_project("web", {COMPOSE_FILE: files[COMPOSE_FILE]})
+    assert not live.backups._same_project("web", {**files, COMPOSE_FILE: b"services: {}\n"})
+    (folder / ENV_FILE).unlink()  # no env file on either side: the same
+    assert live.backups._same_project("web", {COMPOSE_FILE: files[COMPOSE_FILE]})
+    (folder / COMPOSE_FILE).unlink()  # no project at all is never "the same"
+    assert not live.backups._same_project("web", {})
+    (folder / COMPOSE_FILE).symlink_to("/etc/hostname")  # a link is not the instance's file
+    assert not live.backups._same_project(
+        "web", {COMPOSE_FILE: Path("/etc/hostname").read_bytes()})

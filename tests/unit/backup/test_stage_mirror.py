@@ -57,7 +57,8 @@ def test_the_copy_is_exact_and_an_unchanged_volume_copies_nothing(
     copy = tmp_path / "s" / "db"
     assert _listing(copy) == _listing(volume)
     assert (copy / "a").stat().st_ino == (copy / "hard").stat().st_ino
-    assert "copied 2 files, updated 0 in place" in capsys.readouterr().out  # a, sub/x (hard: a link)
+    # a, sub/x (hard: a link)
+    assert "copied 2 files, updated 0 in place" in capsys.readouterr().out
     inodes = {p: p.lstat().st_ino for p in copy.rglob("*")}
     assert _run(tmp_path) == 0
     assert "copied 0 files" in capsys.readouterr().out
