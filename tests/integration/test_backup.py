@@ -756,5 +756,47 @@ services:
             finished[service] = state["FinishedAt"]
         assert finished["web"] < finished["db"]  # `sleep` ignores SIGTERM: 1 s grace each
         assert DockerEngine().stop_project(project) == 0  # nothing running: nothing to do
+        # the start after the backup: what web depends on first, both running again
+        assert DockerEngine().start_project(project) == 2
+        started = {}
+        for service in ("db", "web"):
+            state = json.loads(docker("inspect", f"{project}-{service}-1").stdout)[0]["State"]
+            assert state["Running"] is True
+            started[service] = state["StartedAt"]
+        assert started["db"] < started["web"]
+        assert DockerEngine().start_project(project) == 2  # running already: still fine
+    finally:
+        docker(*compose, "down", "-v", "--timeout", "1", check=False)
+
+
+def test_the_engine_leaves_a_start_with_conditions_to_compose(tmp_path: Path) -> None:
+    """A service waiting for another's health: `start_project` starts nothing (Compose,
+    which waits for the condition, does it)."""
+    from stackhub.adapters.engine import DockerEngine
+
+    project = f"h3cond{os.getpid()}"
+    (tmp_path / "compose.yaml").write_text(f"""\
+services:
+  db:
+    image: {IMAGE}
+    command: ["sleep", "100000"]
+    stop_grace_period: 1s
+    healthcheck: {{test: ["CMD", "true"], interval: 1s}}
+    labels: {{io.stackhub.managed: "true"}}
+  web:
+    image: {IMAGE}
+    command: ["sleep", "100000"]
+    stop_grace_period: 1s
+    depends_on: {{db: {{condition: service_healthy}}}}
+    labels: {{io.stackhub.managed: "true"}}
+""")
+    compose = ["compose", "-p", project, "--project-directory", str(tmp_path)]
+    docker(*compose, "up", "-d")
+    try:
+        assert DockerEngine().stop_project(project) == 2
+        assert DockerEngine().start_project(project) is None
+        for service in ("db", "web"):
+            state = json.loads(docker("inspect", f"{project}-{service}-1").stdout)[0]["State"]
+            assert state["Status"] == "exited", service
     finally:
         docker(*compose, "down", "-v", "--timeout", "1", check=False)

@@ -4,13 +4,15 @@ A backup stops the instance (if it runs; through the engine's API when the adapt
 `stop_project`), writes its definition into a staging folder, runs
 one `restic backup` of `instances/<name>`, `appdata/<name>` and the staging folder (relative
 to the data root, so a snapshot's tree is the same on any machine) plus its named volumes,
-and starts the instance again, whatever happened. A volume of the local driver on a local,
-rootful engine (StackHub running as root) may be read in place by restic when
+and starts the instance again, whatever happened (`start_project` through the API too,
+unless a service waits for another's health: Compose waits for that). A volume of the local
+driver on a local, rootful engine (StackHub running as root) may be read in place by restic when
 `STACKHUB_BACKUP_VOLUMES=in-place` opts in, at its folder's full path
 (`<engine root>/volumes/<volume>/_data`, named in the definition); by default, and for any
 other volume, a helper container that mounts it read-only copies it into the staging folder
 (`volumes/<key>/`, kept between backups: only files whose size or time changed are copied,
-so restic skips the rest by their metadata). Where that helper cannot run (no sandbox image,
+a large one rewritten in place where its blocks differ, so restic skips the rest by their
+metadata). Where that helper cannot run (no sandbox image,
 remote or rootless engine, StackHub in a container, a device node in the volume) or with
 `STACKHUB_BACKUP_VOLUMES=tar`, the volume is exported whole as a tar (`volumes/<key>.tar`,
 the layout of earlier versions, which restores as before).
@@ -47,7 +49,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from stackhub import faults, fsutil, labels, yamlsafe
-from stackhub.adapters.compose import COMPOSE_FILE, Compose
+from stackhub.adapters.compose import COMPOSE_FILE, ENV_FILE, Compose
 from stackhub.adapters.engine import Engine
 from stackhub.adapters.exec import EngineExec
 from stackhub.adapters.restic import BackupProgress, Node, Repository, Restic, Snapshot
@@ -267,6 +269,21 @@ def _tree_size(folder: Path) -> int:
     return total
 
 
+def _same_files(restored: Path, live: Path) -> bool:
+    """Whether a restored instance folder's project files are byte for byte the live ones
+    (the halted containers were then made from them and can simply start again)."""
+    for file in (COMPOSE_FILE, ENV_FILE):
+        fresh, now = restored / file, live / file
+        try:
+            if fresh.is_symlink() or now.is_symlink() or fresh.is_file() != now.is_file():
+                return False
+            if fresh.is_file() and fresh.read_bytes() != now.read_bytes():
+                return False
+        except OSError:
+            return False
+    return (live / COMPOSE_FILE).is_file()
+
+
 def inside_names(op_id: str) -> dict[str, str]:
     """Return the hidden folders a restore uses inside a volume (fetched content, aside)."""
     tag = re.sub(r"[^A-Za-z0-9_-]", "", op_id)[:40] or "op"
@@ -460,8 +477,15 @@ class BackupFlows:
                                          self.paths.instance_dir(name))
 
     async def _start(self, name: str) -> None:
-        await self.compose.lifecycle("start", labels.project_name(name),
-                                     self.paths.instance_dir(name))
+        """Start the instance's containers again: through the engine's API when the adapter
+        can and no service waits for a condition (else Compose, which waits for those)."""
+        start = getattr(self.engine, "start_project", None)
+        started = None
+        if start is not None:
+            started = await asyncio.to_thread(start, labels.project_name(name))
+        if started is None:
+            await self.compose.lifecycle("start", labels.project_name(name),
+                                         self.paths.instance_dir(name))
         await self.apps.refresh()
 
     # -- backup -------------------------------------------------------------------------------
@@ -841,6 +865,8 @@ class BackupFlows:
                 excludes=[f"{volumes}/{i.key}" for i in infos]))
             await faults.checkpoint("restore-fetched")
             run.step("swap", 55.0, engine=True)
+            same = plan.existed and plan.source == name and _same_files(
+                restored / "instances" / name, self.paths.instance_dir(name))
             self._swap_folders(plan, work)
             for info in infos:
                 _swap_inside(mount / info.key, journal / f"{info.key}.json",
@@ -848,7 +874,8 @@ class BackupFlows:
             self.records.replace(plan.record)
             await faults.checkpoint("restore-swapped")
             run.step("start", 80.0, engine=True)
-            await self.apps.up(name, adopt=not plan.existed)
+            if not (same and await self._start_halted(name)):
+                await self.apps.up(name, adopt=not plan.existed)
             state.unlink()  # done: a crash from here on only clears the asides
             committed = True
             # the old data goes after the operation (the instance's next one waits for it)
@@ -868,6 +895,14 @@ class BackupFlows:
                 await asyncio.to_thread(self.volumes.drop_helper, helper)
         await self.apps.refresh()
         return InstanceStatus.RUNNING
+
+    async def _start_halted(self, name: str) -> bool:
+        """Start the containers a restore halted, through the engine's API (their project
+        files came back unchanged); False when Compose must bring the project up instead."""
+        start = getattr(self.engine, "start_project", None)
+        if start is None:
+            return False
+        return bool(await asyncio.to_thread(start, labels.project_name(name)))
 
     async def _clear_after(self, name: str, op_id: str, helper: str, mount: Path,
                            infos: list[VolumeInfo], journal: Path, work: Path) -> None:

@@ -6,7 +6,14 @@ import json
 import os
 from pathlib import Path
 
-from stackhub.backup.flows import _clear_inside, _swap_inside, _undo_inside, inside_names
+from stackhub.adapters.compose import COMPOSE_FILE, ENV_FILE
+from stackhub.backup.flows import (
+    _clear_inside,
+    _same_files,
+    _swap_inside,
+    _undo_inside,
+    inside_names,
+)
 
 CONTENT = "backups/stage/web/volumes/db"
 
@@ -91,3 +98,27 @@ def test_a_roll_back_during_the_fetch_only_drops_the_fetched_folder(tmp_path: Pa
     _undo_inside(root, journal)
     assert _listing(root) == before
     assert not (root / names["new"]).exists()
+
+
+def test_restored_project_files_equal_to_the_live_ones_let_the_halted_containers_start(
+        tmp_path: Path) -> None:
+    restored, live = tmp_path / "restored", tmp_path / "live"
+    for folder in (restored, live):
+        folder.mkdir()
+        (folder / COMPOSE_FILE).write_bytes(b"services: {web: {image: x}}\n")
+        (folder / ENV_FILE).write_bytes(b"PORT=1\n")
+    assert _same_files(restored, live)
+    (restored / ENV_FILE).write_bytes(b"PORT=2\n")  # another port: Compose must recreate
+    assert not _same_files(restored, live)
+    (restored / ENV_FILE).unlink()  # an env file on one side only
+    assert not _same_files(restored, live)
+    (live / ENV_FILE).unlink()
+    assert _same_files(restored, live)
+    (restored / COMPOSE_FILE).write_bytes(b"services: {web: {image: y}}\n")
+    assert not _same_files(restored, live)
+    (restored / COMPOSE_FILE).unlink()
+    (restored / COMPOSE_FILE).symlink_to(live / COMPOSE_FILE)  # a link is never the same
+    assert not _same_files(restored, live)
+    (restored / COMPOSE_FILE).unlink()
+    (live / COMPOSE_FILE).unlink()
+    assert not _same_files(restored, live)  # no project at all: Compose decides
