@@ -30,8 +30,14 @@ app on a port of its own (TIME-WAIT, see `APP_PORTS`); ``--transport`` sets a
 reverse_proxy transport on the app routes (experiments only).
 
 Targets from issue 11: gateway throughput >= 80 % of direct, added p99 < 2 ms; adding a
-domain to a box with 50 routes: one reload, under 1 s to serve.
+domain to a box with 50 routes: one reload, under 1 s to serve. wrk keeps every connection
+busy, so its p99 is mostly queueing: on a 2-core box shared by wrk, Caddy and the app it is
+the throughput gap plus scheduling noise, not what the gateway adds to one request.
+``--pace-ms MS`` makes each connection wait MS ms before each request (wrk's ``delay()``),
+a load the app serves without a queue (e.g. 8 connections and 5 ms: ~1500 req/s, about half
+of what busybox serves here); its p50 and p99 are the latency the gateway adds.
 Run: .venv/bin/python bench/gateway.py [--seconds 10] [--rounds 2] [--connections 32] [--pin]
+     [--pace-ms MS]
      [--targets app,fast,app-ip] [--skip-reload] [--transport JSON] [--route-only N]
 """
 
@@ -92,12 +98,28 @@ def _ms(text: str) -> float:
     return float(found.group(1)) * UNITS[found.group(2)]
 
 
+PACED = """\
+function delay()
+  return {ms}
+end
+"""
+
+
 def wrk(url: str, *, host: str | None, seconds: int, connections: int,
-        cpu: int | None = None) -> Figures:
-    """Run wrk once (on CPU `cpu` if given) and parse requests/s, p50, p99 and errors."""
+        cpu: int | None = None, pace_ms: int = 0) -> Figures:
+    """Run wrk once (on CPU `cpu` if given) and parse requests/s, p50, p99 and errors.
+
+    `pace_ms`: each connection waits that long before each request (wrk's `delay()`), so
+    the load is paced below what the app can serve and latency is not queueing.
+    """
     pin = ["taskset", "-c", str(cpu)] if cpu is not None else []
+    script: list[str] = []
+    if pace_ms:
+        lua = Path(tempfile.gettempdir()) / f"stackhub-bench-pace-{pace_ms}.lua"
+        lua.write_text(PACED.format(ms=pace_ms))
+        script = ["-s", str(lua)]
     args = [*pin, "wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{seconds}s",
-            "--latency", url]
+            "--latency", *script, url]
     if host:
         args[len(pin) + 1:len(pin) + 1] = ["-H", f"Host: {host}"]
     out = subprocess.run(args, capture_output=True, text=True, check=True,
@@ -350,6 +372,9 @@ async def route_only(repeat: int, home: Path, binary: str, upstreams: dict[str, 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--pace-ms", type=int, default=0, metavar="MS",
+                        help="each wrk connection waits MS ms before each request: latency at "
+                        "a paced load (throughput is then set by the pace, not measured)")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--pin", action="store_true",
@@ -481,7 +506,8 @@ async def run(options: argparse.Namespace, home: Path, binary: str, upstreams: d
                     before = {k: _cpu(pids) for k, pids in procs.items()}
                     figures = await asyncio.to_thread(
                         wrk, url, host=header, seconds=options.seconds,
-                        connections=options.connections, cpu=1 if options.pin else None)
+                        connections=options.connections, cpu=1 if options.pin else None,
+                        pace_ms=options.pace_ms)
                     count = max(figures.requests, 1)
                     figures.cpu_us = {k: (_cpu(pids) - before[k]) * 1e6 / count
                                       for k, pids in procs.items()}
