@@ -132,6 +132,9 @@ def test_a_data_disk_filling_up_during_the_restore_fails_it_and_keeps_the_live_d
         assert server.wait_status(name, {"running"})["status"] == "running"
         assert tree(data) == live and volume_tree(volume) == live_volume  # nothing lost
         assert not any((server.data_dir / "backups" / "work").iterdir())
+        # the helper for the volume, started beside the folders' fetch that failed, is gone
+        assert not docker("ps", "-aq", "--filter", "label=io.stackhub.helper", "--filter",
+                          f"volume={volume}").stdout.strip()
     again = server.cli("backup", "restore", name, "latest", "--yes")
     assert again.returncode == 0, again.stderr + again.stdout
     assert server.wait_status(name, {"running"})["status"] == "running"

@@ -854,8 +854,15 @@ class BackupFlows:
                 # restic reads share the repository: the volumes fill beside the folders,
                 # once the app is down (nothing written beside a running app)
                 nonlocal helper, mount
-                helper, mount = await asyncio.to_thread(
-                    self.volumes.start_holder, [(i.name, i.key) for i in infos], image)
+                starting = asyncio.ensure_future(asyncio.to_thread(
+                    self.volumes.start_holder, [(i.name, i.key) for i in infos], image))
+                try:
+                    helper, mount = await asyncio.shield(starting)
+                except asyncio.CancelledError:  # the folders' fetch failed meanwhile: the
+                    # thread still starts the helper; keep its id, so the roll-back drops it
+                    with contextlib.suppress(Exception):
+                        helper, mount = await starting
+                    raise
                 await halted
                 for info in infos:
                     await self._fetch_inside(plan, info, mount / info.key, journal, run.op.id)
