@@ -725,26 +725,31 @@ def test_system_backup_brings_stackhub_back_on_a_fresh_data_root(
         fresh.cleanup_engine()
 
 
+def _db_and_web(folder: Path, *, db_extra: str, depends_on: str) -> None:
+    """Write a project of two sleeping services, web depending on db as `depends_on` says."""
+    (folder / "compose.yaml").write_text(f"""\
+services:
+  db:
+    image: {IMAGE}
+    command: ["sleep", "100000"]
+    stop_grace_period: 1s{db_extra}
+    labels: {{io.stackhub.managed: "true"}}
+  web:
+    image: {IMAGE}
+    command: ["sleep", "100000"]
+    stop_grace_period: 1s
+    depends_on: {depends_on}
+    labels: {{io.stackhub.managed: "true"}}
+""")
+
+
 def test_the_engine_stops_a_project_dependents_first(tmp_path: Path) -> None:
     """A backup's stop goes through the engine API: dependents before what they depend on,
     each container with its own grace period, only this project's running containers."""
     from stackhub.adapters.engine import DockerEngine
 
     project = f"h3stop{os.getpid()}"
-    (tmp_path / "compose.yaml").write_text(f"""\
-services:
-  db:
-    image: {IMAGE}
-    command: ["sleep", "100000"]
-    stop_grace_period: 1s
-    labels: {{io.stackhub.managed: "true"}}
-  web:
-    image: {IMAGE}
-    command: ["sleep", "100000"]
-    stop_grace_period: 1s
-    depends_on: [db]
-    labels: {{io.stackhub.managed: "true"}}
-""")
+    _db_and_web(tmp_path, db_extra="", depends_on="[db]")
     compose = ["compose", "-p", project, "--project-directory", str(tmp_path)]
     docker(*compose, "up", "-d")
     try:
@@ -775,21 +780,8 @@ def test_the_engine_leaves_a_start_with_conditions_to_compose(tmp_path: Path) ->
     from stackhub.adapters.engine import DockerEngine
 
     project = f"h3cond{os.getpid()}"
-    (tmp_path / "compose.yaml").write_text(f"""\
-services:
-  db:
-    image: {IMAGE}
-    command: ["sleep", "100000"]
-    stop_grace_period: 1s
-    healthcheck: {{test: ["CMD", "true"], interval: 1s}}
-    labels: {{io.stackhub.managed: "true"}}
-  web:
-    image: {IMAGE}
-    command: ["sleep", "100000"]
-    stop_grace_period: 1s
-    depends_on: {{db: {{condition: service_healthy}}}}
-    labels: {{io.stackhub.managed: "true"}}
-""")
+    _db_and_web(tmp_path, db_extra='\n    healthcheck: {test: ["CMD", "true"], interval: 1s}',
+                depends_on="{db: {condition: service_healthy}}")
     compose = ["compose", "-p", project, "--project-directory", str(tmp_path)]
     docker(*compose, "up", "-d")
     try:

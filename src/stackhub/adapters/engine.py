@@ -408,6 +408,28 @@ class EngineInfo(_Record):
 DEPENDS_ON = "com.docker.compose.depends_on"
 
 
+def _by_levels(ids: dict[str, list[str]], needs: dict[str, set[str]],
+               act: Callable[[str], None], *, dependents_first: bool) -> None:
+    """Run `act` on each container of each service, level by level in dependency order
+    (dependents first for a stop, dependencies first for a start), a level in parallel.
+
+    `ids` maps services to container ids, `needs` services to those they depend on; a
+    dependency cycle (or one outside the project) just runs the rest together.
+    """
+    left = set(ids)
+    while left:
+        if dependents_first:
+            level = {s for s in left if not any(s in needs.get(o, set()) for o in left - {s})}
+        else:
+            level = {s for s in left if not (needs.get(s, set()) & (left - {s}))}
+        level = level or left
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            done = [pool.submit(act, ref) for service in level for ref in ids[service]]
+            for future in done:
+                future.result()
+        left -= level
+
+
 def _unix_socket(base_url: str | None) -> str | None:
     """Return the engine's unix socket path, or None when it is reached another way (tcp, TLS)."""
     url = base_url or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
@@ -811,14 +833,7 @@ class DockerEngine:
             ids.setdefault(service, []).append(str(item["Id"]))
             needs.setdefault(service, set()).update(
                 d.split(":", 1)[0] for d in str(tags.get(DEPENDS_ON) or "").split(",") if d)
-        left = set(ids)
-        while left:
-            level = {s for s in left if not any(s in needs[o] for o in left - {s})} or left
-            with ThreadPoolExecutor(max_workers=8) as pool:
-                done = [pool.submit(self._stop_one, api, ref) for s in level for ref in ids[s]]
-                for future in done:
-                    future.result()
-            left -= level
+        _by_levels(ids, needs, lambda ref: self._stop_one(api, ref), dependents_first=True)
         return sum(len(v) for v in ids.values())
 
     def start_project(self, project: str) -> int | None:
@@ -846,14 +861,7 @@ class DockerEngine:
                     return None
                 if name:
                     needs.setdefault(service, set()).add(name)
-        left = set(ids)
-        while left:
-            level = {s for s in left if not (needs.get(s, set()) & (left - {s}))} or left
-            with ThreadPoolExecutor(max_workers=8) as pool:
-                done = [pool.submit(self._start_one, api, ref) for s in level for ref in ids[s]]
-                for future in done:
-                    future.result()
-            left -= level
+        _by_levels(ids, needs, lambda ref: self._start_one(api, ref), dependents_first=False)
         return sum(len(v) for v in ids.values())
 
     def _start_one(self, api: Any, ref: str) -> None:
