@@ -41,7 +41,7 @@ import stat
 import subprocess
 import tarfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -269,19 +269,25 @@ def _tree_size(folder: Path) -> int:
     return total
 
 
-def _same_files(restored: Path, live: Path) -> bool:
-    """Whether a restored instance folder's project files are byte for byte the live ones
-    (the halted containers were then made from them and can simply start again)."""
+def project_files(folder: Path) -> dict[str, bytes]:
+    """Read an instance folder's project files (`compose.yaml`, `.env`; links and absent
+    files left out)."""
+    found: dict[str, bytes] = {}
     for file in (COMPOSE_FILE, ENV_FILE):
-        fresh, now = restored / file, live / file
-        try:
-            if fresh.is_symlink() or now.is_symlink() or fresh.is_file() != now.is_file():
-                return False
-            if fresh.is_file() and fresh.read_bytes() != now.read_bytes():
-                return False
-        except OSError:
-            return False
-    return (live / COMPOSE_FILE).is_file()
+        path = folder / file
+        with contextlib.suppress(OSError):
+            if path.is_file() and not path.is_symlink():
+                found[file] = path.read_bytes()
+    return found
+
+
+def same_project(live: Path, files: Mapping[str, bytes]) -> bool:
+    """Whether project files (a snapshot's, a restored folder's) are byte for byte those of
+    the live instance folder `live` (which must have a compose file): its containers were
+    made from them, and their risky options are the instance's own."""
+    now = project_files(live)
+    return COMPOSE_FILE in now and all(now.get(f) == files.get(f)
+                                       for f in (COMPOSE_FILE, ENV_FILE))
 
 
 def inside_names(op_id: str) -> dict[str, str]:
@@ -477,16 +483,21 @@ class BackupFlows:
                                          self.paths.instance_dir(name))
 
     async def _start(self, name: str) -> None:
-        """Start the instance's containers again: through the engine's API when the adapter
-        can and no service waits for a condition (else Compose, which waits for those)."""
-        start = getattr(self.engine, "start_project", None)
-        started = None
-        if start is not None:
-            started = await asyncio.to_thread(start, labels.project_name(name))
-        if started is None:
+        """Start the instance's containers again (`_api_start`, else Compose)."""
+        if await self._api_start(name) is None:
             await self.compose.lifecycle("start", labels.project_name(name),
                                          self.paths.instance_dir(name))
         await self.apps.refresh()
+
+    async def _api_start(self, name: str) -> int | None:
+        """Start the instance's containers through the engine's API when the adapter can and
+        no service waits for a condition; return how many, None when Compose must (it waits
+        for those conditions)."""
+        start = getattr(self.engine, "start_project", None)
+        if start is None:
+            return None
+        started: int | None = await asyncio.to_thread(start, labels.project_name(name))
+        return started
 
     # -- backup -------------------------------------------------------------------------------
     @staticmethod
@@ -872,8 +883,8 @@ class BackupFlows:
                 excludes=[f"{volumes}/{i.key}" for i in infos]))
             await faults.checkpoint("restore-fetched")
             run.step("swap", 55.0, engine=True)
-            same = plan.existed and plan.source == name and _same_files(
-                restored / "instances" / name, self.paths.instance_dir(name))
+            same = plan.existed and plan.source == name and same_project(
+                self.paths.instance_dir(name), project_files(restored / "instances" / name))
             self._swap_folders(plan, work)
             for info in infos:
                 _swap_inside(mount / info.key, journal / f"{info.key}.json",
@@ -881,7 +892,7 @@ class BackupFlows:
             self.records.replace(plan.record)
             await faults.checkpoint("restore-swapped")
             run.step("start", 80.0, engine=True)
-            if not (same and await self._start_halted(name)):
+            if not (same and await self._api_start(name)):
                 await self.apps.up(name, adopt=not plan.existed)
             state.unlink()  # done: a crash from here on only clears the asides
             committed = True
@@ -902,14 +913,6 @@ class BackupFlows:
                 await asyncio.to_thread(self.volumes.drop_helper, helper)
         await self.apps.refresh()
         return InstanceStatus.RUNNING
-
-    async def _start_halted(self, name: str) -> bool:
-        """Start the containers a restore halted, through the engine's API (their project
-        files came back unchanged); False when Compose must bring the project up instead."""
-        start = getattr(self.engine, "start_project", None)
-        if start is None:
-            return False
-        return bool(await asyncio.to_thread(start, labels.project_name(name)))
 
     async def _clear_after(self, name: str, op_id: str, helper: str, mount: Path,
                            infos: list[VolumeInfo], journal: Path, work: Path) -> None:

@@ -28,6 +28,7 @@ from stackhub.backup.flows import (
     RestorePlan,
     check_paths,
     record_of,
+    same_project,
     tree_size,
 )
 from stackhub.backup.models import (
@@ -500,20 +501,6 @@ class BackupService:
             with contextlib.suppress(StackHubError, OSError):
                 fsutil.remove_tree_inside(folder, folder.parent)
 
-    def _same_project(self, name: str, files: dict[str, bytes]) -> bool:
-        """Whether a snapshot's project files are byte for byte instance `name`'s own (its
-        risky options are then those the instance has: no analysis, no consent needed)."""
-        folder = self.flows.paths.instance_dir(name)
-        try:
-            for file in (COMPOSE_FILE, ENV_FILE):
-                live = folder / file
-                here = live.read_bytes() if live.is_file() and not live.is_symlink() else None
-                if here != files.get(file) or (file == COMPOSE_FILE and here is None):
-                    return False
-        except OSError:
-            return False
-        return True
-
     @staticmethod
     def _consent(risks: list[Any], baseline: set[tuple[str, str, str]], digest: str,
                  accepted: str | None, what: str) -> None:
@@ -552,7 +539,8 @@ class BackupService:
                 raise Conflict(f"snapshot {snap.short_id} is a backup of {record.app_ref}, "
                                f"but {name!r} is {existing.app_ref}; remove the instance first "
                                "or restore it under another name")
-            if existing is not None and self._same_project(name, files):
+            if existing is not None and same_project(self.flows.paths.instance_dir(name),
+                                                     files):
                 risks: list[Any] = []  # nothing it brings back is new
                 digest, live = "", set()
             else:

@@ -18,7 +18,7 @@ from stackhub.adapters.restic import (
     Snapshot,
 )
 from stackhub.apps.models import InstanceStatus
-from stackhub.backup.flows import definition_of
+from stackhub.backup.flows import definition_of, same_project
 from stackhub.backup.models import RestoreRequest
 from stackhub.errors import Conflict, Invalid, NotFound, StorageFull
 from stackhub.operations.journal import OperationFilter
@@ -173,14 +173,14 @@ def test_a_snapshot_of_the_same_project_files_skips_the_risk_analysis(live: Serv
     (folder / COMPOSE_FILE).write_bytes(b"services: {web: {image: x}}\n")
     (folder / ENV_FILE).write_bytes(b"A=1\n")
     files = {COMPOSE_FILE: b"services: {web: {image: x}}\n", ENV_FILE: b"A=1\n"}
-    assert live.backups._same_project("web", files)
-    assert not live.backups._same_project("web", {**files, ENV_FILE: b"A=2\n"})
-    assert not live.backups._same_project("web", {COMPOSE_FILE: files[COMPOSE_FILE]})
-    assert not live.backups._same_project("web", {**files, COMPOSE_FILE: b"services: {}\n"})
+    assert same_project(folder, files)
+    assert not same_project(folder, {**files, ENV_FILE: b"A=2\n"})
+    assert not same_project(folder, {COMPOSE_FILE: files[COMPOSE_FILE]})
+    assert not same_project(folder, {**files, COMPOSE_FILE: b"services: {}\n"})
     (folder / ENV_FILE).unlink()  # no env file on either side: the same
-    assert live.backups._same_project("web", {COMPOSE_FILE: files[COMPOSE_FILE]})
+    assert same_project(folder, {COMPOSE_FILE: files[COMPOSE_FILE]})
     (folder / COMPOSE_FILE).unlink()  # no project at all is never "the same"
-    assert not live.backups._same_project("web", {})
+    assert not same_project(folder, {})
     (folder / COMPOSE_FILE).symlink_to("/etc/hostname")  # a link is not the instance's file
-    assert not live.backups._same_project(
-        "web", {COMPOSE_FILE: Path("/etc/hostname").read_bytes()})
+    assert not same_project(
+        folder, {COMPOSE_FILE: Path("/etc/hostname").read_bytes()})

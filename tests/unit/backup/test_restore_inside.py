@@ -9,10 +9,11 @@ from pathlib import Path
 from stackhub.adapters.compose import COMPOSE_FILE, ENV_FILE
 from stackhub.backup.flows import (
     _clear_inside,
-    _same_files,
     _swap_inside,
     _undo_inside,
     inside_names,
+    project_files,
+    same_project,
 )
 
 CONTENT = "backups/stage/web/volumes/db"
@@ -107,18 +108,18 @@ def test_restored_project_files_equal_to_the_live_ones_let_the_halted_containers
         folder.mkdir()
         (folder / COMPOSE_FILE).write_bytes(b"services: {web: {image: x}}\n")
         (folder / ENV_FILE).write_bytes(b"PORT=1\n")
-    assert _same_files(restored, live)
+    assert same_project(live, project_files(restored))
     (restored / ENV_FILE).write_bytes(b"PORT=2\n")  # another port: Compose must recreate
-    assert not _same_files(restored, live)
+    assert not same_project(live, project_files(restored))
     (restored / ENV_FILE).unlink()  # an env file on one side only
-    assert not _same_files(restored, live)
+    assert not same_project(live, project_files(restored))
     (live / ENV_FILE).unlink()
-    assert _same_files(restored, live)
+    assert same_project(live, project_files(restored))
     (restored / COMPOSE_FILE).write_bytes(b"services: {web: {image: y}}\n")
-    assert not _same_files(restored, live)
+    assert not same_project(live, project_files(restored))
     (restored / COMPOSE_FILE).unlink()
     (restored / COMPOSE_FILE).symlink_to(live / COMPOSE_FILE)  # a link is never the same
-    assert not _same_files(restored, live)
+    assert not same_project(live, project_files(restored))
     (restored / COMPOSE_FILE).unlink()
     (live / COMPOSE_FILE).unlink()
-    assert not _same_files(restored, live)  # no project at all: Compose decides
+    assert not same_project(live, project_files(restored))  # no project at all: Compose decides
