@@ -351,6 +351,9 @@ class Runner:
         elif kind == "finished":
             self._pulls.pop(op.id, None)
         self.bus.publish(Event("operation", op.instance, kind, payload))
+        if kind == "finished" and op.target not in (None, op.instance):
+            # the target's own page follows its instance events: its status ends with this
+            self.bus.publish(Event("instance", str(op.target), "operation", payload))
 
     def pulls(self, op_id: str) -> list[dict[str, object]]:
         """Return the last pull event of each image of a running operation, for late followers."""

@@ -238,3 +238,20 @@ async def test_an_operations_lingering_clean_up_runs_before_the_next_operation(
     assert order == ["clean-up starts", "clean-up ends", "next operation"]
     assert live.runner.linger("other", asyncio.sleep(0)) is not None
     await live.runner.settled("other", "blog")  # nothing left lingering
+
+
+async def test_a_two_instance_operations_end_is_told_to_the_targets_followers(
+        live: Services) -> None:
+    installed(live, "blog")
+    installed(live, "copy", "installing")
+    queue = live.bus.subscribe(lambda e: e.topic == "instance" and e.key == "copy").queue
+
+    async def work(run: Run) -> Outcome:
+        run.step("copy", 50.0)
+        return None
+
+    await live.runner.start(live.runner.begin(CLONE, "blog", target="copy"), work)
+    told = [(e.kind, e.data.get("state"), e.data.get("operation")) for e in
+            (queue.get_nowait() for _ in range(queue.qsize()))]
+    assert [kind for kind, _, _ in told] == ["operation"]  # the end only, not each step
+    assert told[0][1] == "succeeded"
