@@ -91,12 +91,25 @@ ENGINE: list[int] = []  # dockerd's and containerd's PIDs (their CPU is shown ap
 ENGINE_CPU: list[float] = []  # CPU seconds the engine used during each `run`
 
 
-def _proc_cpu(pid: int) -> float:
-    """CPU seconds a live process has used (0 if it is gone)."""
+def _proc_cpu(pid: int, part: slice = slice(11, 15)) -> float:
+    """CPU seconds a live process has used (0 if it is gone): by default its own and its
+    waited-for children's; `SELF` or `KIDS` for one of the two."""
     with contextlib.suppress(OSError, IndexError, ValueError):
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+        return sum(int(f) for f in fields[part]) / os.sysconf("SC_CLK_TCK")
     return 0.0
+
+
+SELF, KIDS = slice(11, 13), slice(13, 15)  # utime + stime; cutime + cstime
+PARTS: list[tuple[float, float, float]] = []  # each `run`'s CPU: bench's children (the CLI,
+# raw restic), the server itself, the server's children (restic, compose)
+
+
+def cpu_parts() -> tuple[float, float, float]:
+    """CPU seconds so far: the bench's waited-for children, the server, its children."""
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (used.ru_utime + used.ru_stime, sum(_proc_cpu(pid, SELF) for pid in SERVER),
+            sum(_proc_cpu(pid, KIDS) for pid in SERVER))
 
 
 def engine_cpu() -> float:
@@ -120,13 +133,14 @@ LAUNCH: list[float] = [0.0, 0.0]  # wall-clock start and end of the last `run`
 
 def run(cmd: list[str], env: dict[str, str], **kwargs: Any) -> float:
     """Run a command, fail loudly, return its wall time (its CPU time goes to `CPU`)."""
-    cpu, engine = cpu_now(), engine_cpu()
+    cpu, engine, parts = cpu_now(), engine_cpu(), cpu_parts()
     LAUNCH[0] = time.time()
     start = time.perf_counter()
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False, **kwargs)
     elapsed = time.perf_counter() - start
     LAUNCH[1] = time.time()
     CPU.append(cpu_now() - cpu)
+    PARTS.append(tuple(b - a for a, b in zip(parts, cpu_parts(), strict=True)))  # type: ignore[arg-type]
     ENGINE_CPU.append(engine_cpu() - engine)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(cmd[:6])}... failed: {done.stderr[-2000:]}"
@@ -231,7 +245,7 @@ def main() -> None:
     port = 18766
     env = {**os.environ, "STACKHUB_DATA_DIR": str(data), "STACKHUB_URL": f"http://127.0.0.1:{port}"}
     server = subprocess.Popen([*CLI, "serve", "--port", str(port)], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                              stdout=subprocess.DEVNULL, stderr=open("/tmp/b/server.log", "w"))
     SERVER.append(server.pid)
     figures: dict[str, list[float]] = {k: [] for k in (
         "hub_first", "raw_first", "hub_incr", "raw_incr", "hub_restore", "raw_restore",
@@ -248,6 +262,10 @@ def main() -> None:
         figures[key].append(run(cmd, env))
         cpus[key].append(CPU[-1])
         engines[key].append(ENGINE_CPU[-1])
+        if key.startswith("hub_"):
+            cli, own, kids = PARTS[-1]
+            print(f"  CPU (s): {key}: CLI {cli:.2f}, server {own:.2f}, its children (restic, "
+                  f"compose) {kids:.2f}, engine {ENGINE_CPU[-1]:.2f}", flush=True)
         return figures[key][-1]
 
     try:
