@@ -245,7 +245,7 @@ def main() -> None:
     port = 18766
     env = {**os.environ, "STACKHUB_DATA_DIR": str(data), "STACKHUB_URL": f"http://127.0.0.1:{port}"}
     server = subprocess.Popen([*CLI, "serve", "--port", str(port)], env=env,
-                              stdout=subprocess.DEVNULL, stderr=open("/tmp/b/server.log", "w"))
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     SERVER.append(server.pid)
     figures: dict[str, list[float]] = {k: [] for k in (
         "hub_first", "raw_first", "hub_incr", "raw_incr", "hub_restore", "raw_restore",
