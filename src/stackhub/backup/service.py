@@ -525,31 +525,29 @@ class BackupService:
         self._claimable(name)
         self.runner.check_engine(RESTORE)
         repo = await self.ready(self.repos.handle(request.repository))
-        # the live project's analysis (a `compose config`) runs while restic reads the snapshot
-        live_risks = asyncio.ensure_future(self._live_risks(name))
-        try:
-            snap, nodes = await self._listed(repo, name, snapshot)
-            size = check_paths(nodes, name)
-            self.flows.space_check(size)
-            files = await self._files(repo, snap, name, nodes)
-            definition = self._parse_definition(files.get(DEFINITION))
-            record = record_of(definition, name)
-            existing = self.records.find(name)
-            if existing is not None and existing.app_ref != record.app_ref:
-                raise Conflict(f"snapshot {snap.short_id} is a backup of {record.app_ref}, "
-                               f"but {name!r} is {existing.app_ref}; remove the instance first "
-                               "or restore it under another name")
-            if existing is not None and same_project(self.flows.paths.instance_dir(name),
-                                                     files):
-                risks: list[Any] = []  # nothing it brings back is new
-                digest, live = "", set()
-            else:
+        snap, nodes = await self._listed(repo, name, snapshot)
+        size = check_paths(nodes, name)
+        self.flows.space_check(size)
+        files = await self._files(repo, snap, name, nodes)
+        definition = self._parse_definition(files.get(DEFINITION))
+        record = record_of(definition, name)
+        existing = self.records.find(name)
+        if existing is not None and existing.app_ref != record.app_ref:
+            raise Conflict(f"snapshot {snap.short_id} is a backup of {record.app_ref}, "
+                           f"but {name!r} is {existing.app_ref}; remove the instance first "
+                           "or restore it under another name")
+        if existing is not None and same_project(self.flows.paths.instance_dir(name), files):
+            risks: list[Any] = []  # nothing it brings back is new: no analysis at all
+            digest, live = "", set[tuple[str, str, str]]()
+        else:  # both projects analysed side by side (a `compose config` each)
+            ours = asyncio.ensure_future(self._live_risks(name))
+            try:
                 risks, digest = await self._snapshot_risks(snap, name, files, record)
-                live = await live_risks
-        finally:
-            if not live_risks.done():
-                live_risks.cancel()
-                await asyncio.gather(live_risks, return_exceptions=True)
+                live = await ours
+            finally:
+                if not ours.done():
+                    ours.cancel()
+                    await asyncio.gather(ours, return_exceptions=True)
         self._consent(risks, live, digest, request.accept_risks, f"snapshot {snap.short_id}")
         plan = RestorePlan(repo=repo, snapshot=snap, source=name, definition=definition,
                            record=record, existed=existing is not None, size=size)

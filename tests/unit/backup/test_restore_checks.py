@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -72,6 +73,7 @@ class FakeRestic:
 
     async def listing(self, repo: Repository, snapshot: str, *, tags: list[str] | None = None
                       ) -> tuple[Snapshot | None, list[Node]]:
+        await asyncio.sleep(0.01)  # a real restic run lets other tasks run meanwhile
         found = await self.snapshots(repo, tags=tags)
         snap = found[0] if found and (snapshot == "latest" or found[0].id.startswith(snapshot)) \
             else None
@@ -184,3 +186,32 @@ def test_a_snapshot_of_the_same_project_files_skips_the_risk_analysis(live: Serv
     (folder / COMPOSE_FILE).symlink_to("/etc/hostname")  # a link is not the instance's file
     assert not same_project(
         folder, {COMPOSE_FILE: Path("/etc/hostname").read_bytes()})
+
+
+async def test_only_a_snapshot_that_changes_the_project_is_analysed(
+        live: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    _insert(live, "official/web")
+    _wire(live, GOOD)
+    fake = live.backups.restic
+    assert isinstance(fake, FakeRestic)
+    folder = live.backups.flows.paths.instance_dir("web")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / COMPOSE_FILE).write_text(json.dumps(fake.definition))  # what the fake extracts
+    analysed: list[Path] = []
+
+    async def analyse(name: str, project: Path, secrets: object) -> tuple[list[object], str]:
+        analysed.append(project)
+        return [], "digest"
+
+    async def restored(run: object, plan: object) -> InstanceStatus:
+        return InstanceStatus.RUNNING
+
+    monkeypatch.setattr(live.backups.flows.apps, "analyse", analyse)
+    monkeypatch.setattr(live.backups.flows, "restore", restored)
+    await live.backups.restore("web", "latest", RestoreRequest())
+    assert analysed == []  # the instance's own project comes back: its risks are its own
+    (folder / COMPOSE_FILE).write_text("services: {web: {image: other}}\n")
+    for task in list(live.runner.tasks.values()):
+        await task
+    await live.backups.restore("web", "latest", RestoreRequest())
+    assert folder in analysed and len(analysed) == 2  # the live project and the snapshot's
