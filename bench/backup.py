@@ -11,6 +11,10 @@ volume. In the same run, for each round:
   a fresh repository, and raw `restic backup` of the same trees (the instance's folder, its
   appdata folder, the volume's folder read directly as root) into another fresh repository;
 - incremental: 1% of the bytes changed (a slice of each large file rewritten), both again;
+- by hand: another 1% changed, then what a user does for a consistent backup without
+  StackHub, `docker compose stop`, raw `restic backup`, `docker compose start`, timed as one
+  figure and printed beside the stop-mode incremental (for reference; the target compares
+  with raw restic alone);
 - restore: `stackhub backup restore --yes` (the app stops while restic fetches the folders
   into a fresh folder and the staged volume straight into the volume through a helper; then
   the folders and the volume's entries are swapped by renames and the app starts) and raw
@@ -276,7 +280,7 @@ def main() -> None:
     SERVER.append(server.pid)
     figures: dict[str, list[float]] = {k: [] for k in (
         "hub_first", "raw_first", "hub_incr", "raw_incr", "hub_restore", "raw_restore",
-        "downtime", "unchanged")}
+        "downtime", "unchanged", "raw_stop_incr")}
     cpus: dict[str, list[float]] = {k: [] for k in figures}
     engines: dict[str, list[float]] = {k: [] for k in figures}
     for daemon in ("dockerd", "containerd"):
@@ -284,13 +288,14 @@ def main() -> None:
                                check=False).stdout.split()
         ENGINE.extend(int(pid) for pid in found)
 
-    def timed(key: str, cmd: list[str]) -> float:
+    def timed(key: str, *cmds: list[str], cwd: Path | None = None) -> float:
+        """Time commands run one after the other as one figure."""
         settle(data)
         if not args.no_warm:
             warm(root)
-        figures[key].append(run(cmd, env))
-        cpus[key].append(CPU[-1])
-        engines[key].append(ENGINE_CPU[-1])
+        figures[key].append(sum(run(cmd, env, cwd=cwd) for cmd in cmds))
+        cpus[key].append(sum(CPU[-len(cmds):]))
+        engines[key].append(sum(ENGINE_CPU[-len(cmds):]))
         if key.startswith("hub_"):
             cli, own, kids = PARTS[-1]
             print(f"  CPU (s): {key}: CLI {cli:.2f}, server {own:.2f}, its children (restic, "
@@ -359,6 +364,12 @@ def main() -> None:
             figures["downtime"].append(downtime(env["STACKHUB_URL"], token))
             print(f"  steps (s): unchanged backup: {steps(env['STACKHUB_URL'], token, 'backup')}",
                   flush=True)
+            # what a user gets doing a consistent backup by hand: stop, restic, start (the
+            # app's project folder as Compose's working folder: its compose.yaml and .env)
+            change(large, 0.01)
+            by_hand = ["docker", "compose", "-p", f"stackhub-{NAME}"]
+            timed("raw_stop_incr", [*by_hand, "stop"], [*restic, "backup", "-q", *trees],
+                  [*by_hand, "start"], cwd=data / "instances" / NAME)
             timed("hub_restore", [*CLI, "backup", "restore", NAME, "latest", "--repo", hub_repo,
                                   "--yes"])
             print(f"  steps (s): restore: {steps(env['STACKHUB_URL'], token, 'restore')}",
@@ -381,6 +392,9 @@ def main() -> None:
                   f"{cpu[f'hub_{what}']:.2f} s vs {cpu[f'raw_{what}']:.2f} s; the engine's "
                   f"(dockerd, containerd) meanwhile {statistics.median(engines[f'hub_{what}']):.2f}"
                   f" s vs {statistics.median(engines[f'raw_{what}']):.2f} s")
+        print(f"incr against a stop-mode backup by hand (`docker compose stop`, restic, `docker "
+              f"compose start`; another 1 % changed): stackhub {med['hub_incr']:.2f} s, by hand "
+              f"{med['raw_stop_incr']:.2f} s, ratio {med['hub_incr'] / med['raw_stop_incr']:.2f}")
         print(f"load average at the end: {os.getloadavg()}")
         print(f"downtime of a {'hot' if args.hot else 'stop-mode'} backup of the unchanged app: "
               f"{med['downtime']:.2f} s (target < 5 s); unchanged backup "
