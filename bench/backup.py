@@ -130,9 +130,7 @@ def cpu_now() -> float:
     The server's share includes its own waited-for children (restic, compose); work done
     inside dockerd (helper containers, container stops and starts) is not counted.
     """
-    used = resource.getrusage(resource.RUSAGE_CHILDREN)
-    total = used.ru_utime + used.ru_stime
-    return total + sum(_proc_cpu(pid) for pid in SERVER)
+    return sum(cpu_parts())
 
 
 LAUNCH: list[float] = [0.0, 0.0]  # wall-clock start and end of the last `run`
