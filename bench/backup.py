@@ -27,7 +27,8 @@ engine's (dockerd's and containerd's, not their shims') apart
 app (from its `stop` step to the end of its `start` step; target under 5 s). `--hot` gives
 the app a `backup` section (dump command `sync` in its service), so every backup is a hot one
 (no stop: downtime 0). Run:
-.venv/bin/python bench/backup.py [--mb 100] [--rounds 3] [--hot]
+.venv/bin/python bench/backup.py [--mb 100] [--volume-mb MB] [--rounds 3] [--hot]
+(the issue's sizes, 1 GiB of mixed files and a 1 GiB volume: `--mb 1024 --volume-mb 1024`)
 (the server inherits the environment: `STACKHUB_BACKUP_VOLUMES=tar` or `=in-place` compares
 the other ways of reading volumes; the load average is printed at the start and the end).
 Before each timed command the bench waits for the previous one's deferred deletions and
@@ -153,12 +154,17 @@ def run(cmd: list[str], env: dict[str, str], **kwargs: Any) -> float:
     return elapsed
 
 
-def fill(state: Path, volume_dir: Path, total: int) -> list[Path]:
+def fill(state: Path, volume_dir: Path, total: int, volume: int | None = None) -> list[Path]:
     """Write ~`total` bytes: 60% large files and 10% small ones in the bind folder, 30% in
-    the volume. Return the large files (the incremental round changes a slice of each)."""
+    the volume; or, given `volume`, `total` in the bind folder (six parts large files, one
+    part small ones) and `volume` bytes in the volume. Return the large files (the
+    incremental round changes a slice of each)."""
+    if volume is None:
+        big, few, volume = int(total * 0.6), int(total * 0.1), int(total * 0.3)
+    else:
+        big, few = total * 6 // 7, total // 7
     large: list[Path] = []
     state.mkdir(parents=True, exist_ok=True)
-    big = int(total * 0.6)
     for index in range(6):
         path = state / f"big-{index}.bin"
         path.write_bytes(os.urandom(big // 6))
@@ -167,9 +173,11 @@ def fill(state: Path, volume_dir: Path, total: int) -> list[Path]:
     small.mkdir(exist_ok=True)
     count = 2000
     for index in range(count):
-        (small / f"f{index:04d}.txt").write_bytes(os.urandom(int(total * 0.1) // count))
+        (small / f"f{index:04d}.txt").write_bytes(os.urandom(few // count))
     vol = volume_dir / "data.bin"
-    vol.write_bytes(os.urandom(int(total * 0.3)))
+    with vol.open("wb") as handle:  # in slices: a 1 GiB `urandom` would sit in memory twice
+        for start in range(0, volume, 64 << 20):
+            handle.write(os.urandom(min(64 << 20, volume - start)))
     large.append(vol)
     return large
 
@@ -221,18 +229,23 @@ def warm(folder: Path, size: int = 2 << 30) -> None:
 
 
 def downtime(srv: str, token: str) -> float:
-    """Seconds from the last backup's `stop` step to the end of its `start` step."""
+    """Seconds from the last backup's `stop` step to the end of its `start` step (the app
+    starts while restic still reads once restic has read the app's own folders)."""
     ops = httpx.get(f"{srv}/api/operations", params={"instance": NAME, "kind": "backup"},
                     headers={"Authorization": f"Bearer {token}"}, timeout=30).json()
     op = ops["items"][0]
-    steps = {s["name"]: s for s in op["steps"]}
+    names = [s["name"] for s in op["steps"]]
 
     def at(text: str) -> float:
         return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
-    if "stop" not in steps:
+    if "stop" not in names:
         return 0.0  # a hot backup: the app was never stopped
-    return at(op["finished_at"]) - at(steps["stop"]["started_at"])
+    # the app runs again when its `start` step ends: at the next step (`finish`, restic
+    # still reading StackHub's own files) or at the operation's end
+    after = len(names) - names[::-1].index("start")
+    end = op["steps"][after]["started_at"] if after < len(names) else op["finished_at"]
+    return at(end) - at(op["steps"][names.index("stop")]["started_at"])
 
 
 def steps(srv: str, token: str, kind: str) -> str:
@@ -256,6 +269,10 @@ def main() -> None:
     """Measure and print."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--mb", type=int, default=100)
+    parser.add_argument("--volume-mb", type=int, default=None,
+                        help="MB in the named volume, with all of --mb in the bind folder "
+                        "(the issue's sizes: --mb 1024 --volume-mb 1024); by default --mb is "
+                        "split 70 %% bind folder, 30 %% volume")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--hot", action="store_true", help="declare a hot backup (no stop)")
     parser.add_argument("--slow-stop", action="store_true",
@@ -328,7 +345,8 @@ def main() -> None:
         volume_dir = Path(subprocess.run(
             ["docker", "volume", "inspect", "-f", "{{.Mountpoint}}", volume], capture_output=True,
             text=True, check=True).stdout.strip())
-        large = fill(data / "appdata" / NAME / "state", volume_dir, args.mb * 1_000_000)
+        large = fill(data / "appdata" / NAME / "state", volume_dir, args.mb * 1_000_000,
+                     None if args.volume_mb is None else args.volume_mb * 1_000_000)
         password = root / "raw.password"
         password.write_text("raw-bench-password\n")
         trees = [str(data / "instances" / NAME), str(data / "appdata" / NAME), str(volume_dir)]

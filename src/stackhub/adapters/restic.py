@@ -169,7 +169,8 @@ class Restic(Protocol):
     async def add_light_key(self, repo: Repository) -> str: ...
     async def backup(self, repo: Repository, paths: list[str], *, cwd: Path, tags: list[str],
                      host: str, report: Report | None = None,
-                     excludes: Sequence[Path] = ()) -> BackupSummary: ...
+                     excludes: Sequence[Path] = (), live: Sequence[str] = (),
+                     released: Callable[[], None] | None = None) -> BackupSummary: ...
     async def snapshots(self, repo: Repository, *, tags: list[str] | None = None
                         ) -> list[Snapshot]: ...
     async def ls(self, repo: Repository, snapshot: str) -> list[Node]: ...
@@ -413,11 +414,16 @@ class ResticCli:
 
     async def backup(self, repo: Repository, paths: list[str], *, cwd: Path, tags: list[str],
                      host: str, report: Report | None = None,
-                     excludes: Sequence[Path] = ()) -> BackupSummary:
+                     excludes: Sequence[Path] = (), live: Sequence[str] = (),
+                     released: Callable[[], None] | None = None) -> BackupSummary:
         """Back up `paths` (relative to `cwd`, so snapshots hold relative trees).
 
         An absolute path (a volume's folder read in place) is held at its full path.
         `excludes` are absolute paths left out (matched exactly: glob characters refused).
+        `released` is called once restic is done reading every folder of `live` (some of
+        `paths`), while it goes on with the others: run with `-vv`, restic reports each
+        folder's end (a `verbose_status` line naming it) only once everything under it
+        has been read, and never reads it again.
         """
         if not paths or any(not p or p.startswith("-") or "\0" in p or
                             (p.startswith("/") and p != os.path.normpath(p)) for p in paths):
@@ -428,15 +434,28 @@ class ResticCli:
                 raise Invalid(f"backup exclude {str(path)!r} must be an absolute path without "
                               "glob characters")
         found: list[BackupSummary] = []
+        waiting = {f"/{p.strip('/')}/" for p in live} if released is not None else set()
 
         def line(text: str) -> None:
+            if text.startswith('{"message_type":"verbose_status"'):  # one per file: cheap
+                if waiting and '/",' in text:  # only a folder's item ends with a slash
+                    _read_folder(text)
+                return
             parsed = parse_backup_line(text)
             if isinstance(parsed, BackupSummary):
                 found.append(parsed)
             elif isinstance(parsed, BackupProgress) and report is not None:
                 report(parsed)
 
-        args = ["backup", "--json", "--host", host]
+        def _read_folder(text: str) -> None:
+            with contextlib.suppress(ValueError, AttributeError):
+                item = json.loads(text).get("item")
+                if item in waiting:
+                    waiting.discard(item)
+                    if not waiting and released is not None:
+                        released()
+
+        args = ["backup", "--json", "--host", host, *(["-vv"] if waiting else [])]
         for tag in tags:
             args += ["--tag", tag]
         for path in excludes:

@@ -405,6 +405,16 @@ class CopyPlan:
     volumes: list[tuple[VolumeInfo, VolumeInfo]]  # (in the snapshot, to create for `new`)
 
 
+@dataclass
+class Snapshotting:
+    """Where a backup's restic run stands: the step its progress belongs to (`finish` once
+    the app started again beside it), its last progress, whether it still runs."""
+
+    step: str = "snapshot"
+    progress: float = 20.0
+    reading: bool = True
+
+
 class BackupFlows:
     """The steps of backup and restore, plus the after-crash half of their recovery."""
 
@@ -675,6 +685,14 @@ class BackupFlows:
         stopped = False
         ok = False
         helper = None
+        early: asyncio.Future[None] | None = None  # the app's start while restic still reads
+        phase = Snapshotting()
+
+        def release() -> None:
+            """restic no longer reads anything the app can change: start it now."""
+            nonlocal early
+            if early is None and stopped and restart:
+                early = asyncio.ensure_future(self._start_early(run, name, phase))
         # the helper's container starts beside the stop (it copies only once told to go)
         starting = asyncio.ensure_future(self._start_mirror(stage, staged, image)) \
             if image is not None and staged else None
@@ -716,11 +734,18 @@ class BackupFlows:
             paths += [str(places[v.name]) for v in volumes if v.name in places]
             excludes = [data / p for p in hot.skip] if hot is not None else []
             size = sum(_tree_size(self.paths.root / p) for p in paths)
+            # what the app can change: its bind folders and volumes read in place; the rest
+            # (its project files, the staged copy of its volumes) is StackHub's alone
+            live = [p for p in paths if p == f"appdata/{name}" or p.startswith("/")]
             run.step("snapshot", 20.0, engine=stopped)
+            if not live:
+                release()
             summary = await self.restic.backup(
                 repo, paths, cwd=self.paths.root, tags=tags_of(record, kind, size), host=HOST,
-                report=self._reporter(run), excludes=excludes)
-            run.emit("progress", step="snapshot", progress=90.0, percent=100.0,
+                report=self._reporter(run, phase), excludes=excludes, live=live,
+                released=release)
+            phase.reading = False  # restic has ended: the start no longer hands back to it
+            run.emit("progress", step=phase.step, progress=90.0, percent=100.0,
                      snapshot=summary.snapshot_id, bytes_added=summary.data_added,
                      mode="hot" if hot is not None else "stop")
             if done is not None:
@@ -741,7 +766,10 @@ class BackupFlows:
                 if not ok:
                     fsutil.remove_tree_inside(stage, stage.parent)
             try:
-                if stopped and restart:
+                restarted = False
+                if early is not None:  # begun while restic read the rest; a failure: retried
+                    restarted = (await asyncio.gather(early, return_exceptions=True))[0] is None
+                if stopped and restart and not restarted:
                     run.step("start", 92.0, engine=True)
                     await self._start(name)  # raises only after the backup's own error
             finally:
@@ -749,15 +777,28 @@ class BackupFlows:
                     await asyncio.to_thread(self.volumes.drop_helper, helper)
         return None
 
+    async def _start_early(self, run: Run, name: str, phase: Snapshotting) -> None:
+        """Start the stopped instance while restic finishes the snapshot from StackHub's own
+        files (its project files, the staged copy of its volumes), then hand the operation's
+        step back to restic (`finish`) unless it has ended meanwhile."""
+        run.step("start", phase.progress, engine=True)
+        await self._start(name)
+        await faults.checkpoint("backup-restarted")
+        if phase.reading:
+            phase.step = "finish"
+            run.step("finish", phase.progress)
+
     @staticmethod
-    def _reporter(run: Run) -> Any:
+    def _reporter(run: Run, phase: Snapshotting | None = None) -> Any:
         last = [0.0]
+        phase = phase or Snapshotting()
 
         def report(p: BackupProgress) -> None:
             now = time.monotonic()
             if now - last[0] >= 0.25 or p.percent >= 100.0:
                 last[0] = now
-                run.emit("progress", step="snapshot", progress=20.0 + 0.7 * p.percent,
+                phase.progress = 20.0 + 0.7 * p.percent
+                run.emit("progress", step=phase.step, progress=phase.progress,
                          percent=p.percent, bytes_done=p.bytes_done, bytes_total=p.total_bytes,
                          files_done=p.files_done, files_total=p.total_files,
                          seconds_remaining=p.seconds_remaining)

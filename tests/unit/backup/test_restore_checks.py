@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -59,7 +59,8 @@ class FakeRestic:
 
     async def backup(self, repo: Repository, paths: list[str], *, cwd: Path, tags: list[str],
                      host: str, report: Report | None = None,
-                     excludes: Sequence[Path] = ()) -> BackupSummary:
+                     excludes: Sequence[Path] = (), live: Sequence[str] = (),
+                     released: Callable[[], None] | None = None) -> BackupSummary:
         raise AssertionError("no backup expected")
 
     async def snapshots(self, repo: Repository, *,
