@@ -438,6 +438,13 @@ def main() -> None:
         shutil.rmtree(home, ignore_errors=True)
 
 
+def memory(pid: int) -> str:
+    """Say a process's resident memory now and at its peak (from /proc)."""
+    found = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text()
+                 .splitlines() if line.startswith(("VmRSS", "VmHWM")))
+    return f"resident {found.get('VmRSS', '?').strip()}, peak {found.get('VmHWM', '?').strip()}"
+
+
 def pin(pids: dict[str, list[int]], container: str | None) -> None:
     """Put the servers (all their threads) and the app container on CPU 0."""
     for pid in (p for group in pids.values() for p in group if p > 0):
@@ -518,6 +525,7 @@ async def run(options: argparse.Namespace, home: Path, binary: str, upstreams: d
                           f"{figures.errors}  CPU us/req: {cpu}  (TIME-WAIT toward its "
                           f"upstream before: {waiting})", flush=True)
         print(f"load average at end: {' '.join(f'{v:.1f}' for v in os.getloadavg())}")
+        print(f"gateway memory (GOGC {caddy.gateway_gogc()}): {memory(procs['gateway'][0])}")
         print("\nmedians over rounds (same run; CPU = user + system per request, us):")
         for target in targets:
             direct = results[f"{target}/direct"]

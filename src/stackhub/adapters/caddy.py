@@ -18,7 +18,7 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -337,6 +337,18 @@ class CaddyAdmin:
         return str(data.get("root_certificate", ""))
 
 
+GOGC = 400  # the gateway's garbage collector target (Go: 100), unless STACKHUB_GATEWAY_GOGC says
+
+
+def gateway_gogc(env: Mapping[str, str] | None = None) -> str:
+    """Return the GOGC value Caddy runs with: STACKHUB_GATEWAY_GOGC (25 to 10000), else
+    `GOGC`."""
+    raw = (env if env is not None else os.environ).get("STACKHUB_GATEWAY_GOGC", "").strip()
+    if raw.isdigit() and 25 <= int(raw) <= 10000:
+        return str(int(raw))
+    return str(GOGC)
+
+
 class CaddyProcess:
     """Caddy run as StackHub's child: started with only the admin socket, output kept."""
 
@@ -366,7 +378,7 @@ class CaddyProcess:
         self.socket.unlink(missing_ok=True)
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.home),
                "XDG_DATA_HOME": str(self.home / "data"),
-               "XDG_CONFIG_HOME": str(self.home / "config")}
+               "XDG_CONFIG_HOME": str(self.home / "config"), "GOGC": gateway_gogc()}
         pact = death_pact()  # Caddy dies with the server, even by SIGKILL (ports freed)
         try:
             self.proc = await asyncio.create_subprocess_exec(

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from stackhub.adapters import caddy
 from stackhub.adapters.caddy import CaddyAdmin
 from stackhub.errors import GatewayUnavailable
 
@@ -58,3 +59,11 @@ async def test_a_refused_load_is_not_sent_again(tmp_path: Path) -> None:
         with pytest.raises(GatewayUnavailable, match="refused POST /load: bad json"):
             await CaddyAdmin(tmp_path / "a.sock").load({"apps": {}})
     assert replies == [OK]
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    (None, "400"), ("100", "100"), (" 800 ", "800"), ("0100", "100"), ("24", "400"),
+    ("10001", "400"), ("off", "400"), ("-1", "400"), ("1e3", "400"), ("", "400")])
+def test_the_gateways_garbage_collector_target(value: str | None, expected: str) -> None:
+    env = {} if value is None else {"STACKHUB_GATEWAY_GOGC": value}
+    assert caddy.gateway_gogc(env) == expected
