@@ -9,7 +9,11 @@ straight and through the gateway in the same run, rounds interleaved:
   through Docker, as StackHub publishes apps); busybox closes every connection, so this is
   what a simple app sees;
 - ``fast``: a second Caddy answering a fixed body on loopback (keep-alive, microseconds per
-  request), which isolates the gateway's own cost.
+  request), which isolates the gateway's own cost;
+- ``kept`` (only when asked in ``--targets``): a small app that keeps its connections open, in
+  a container of its own on the same network (the host's Caddy binary answering a fixed body,
+  run in StackHub's sandbox image), dialled at its container address with its published port
+  as the fallback, as StackHub renders it: most apps keep connections open, busybox does not.
 
 For each, wrk (``apt-get install -y wrk``) measures: straight to the port (HTTP), through the
 gateway over HTTPS (what browsers use; the internal CA, ``Host`` set to the app's name), and
@@ -38,7 +42,7 @@ a load the app serves without a queue (e.g. 8 connections and 5 ms: ~1500 req/s,
 of what busybox serves here); its p50 and p99 are the latency the gateway adds.
 Run: .venv/bin/python bench/gateway.py [--seconds 10] [--rounds 2] [--connections 32] [--pin]
      [--pace-ms MS]
-     [--targets app,fast,app-ip] [--skip-reload] [--transport JSON] [--route-only N]
+     [--targets app,fast,app-ip,kept] [--skip-reload] [--transport JSON] [--route-only N]
 """
 
 from __future__ import annotations
@@ -181,6 +185,44 @@ def start_app(name: str) -> tuple[dict[str, int], str]:
     raise SystemExit("the app container did not answer")
 
 
+KEPT_PORT = 8080
+
+
+def start_kept(name: str, network: str, binary: str, home: Path) -> tuple[str, int]:
+    """Start the keep-alive app container (the host's Caddy answering a fixed body, in the
+    sandbox image, which has its libraries) on `network`; return (its address, host port)."""
+    from stackhub.adapters.sandbox import image_ref
+
+    image = image_ref()
+    if subprocess.run(["docker", "image", "inspect", image], capture_output=True,
+                      check=False).returncode != 0:
+        raise SystemExit(f"the kept target needs StackHub's sandbox image {image}: start the "
+                         "server once (it builds it) or leave `kept` out of --targets")
+    config = home / "kept.json"
+    config.write_text(json.dumps({"admin": {"disabled": True}, "apps": {"http": {"servers": {
+        "kept": {"listen": [f":{KEPT_PORT}"], "automatic_https": {"disable": True},
+                 "routes": [{"handle": [{"handler": "static_response",
+                                         "body": "hello\n"}]}]}}}}}))
+    config.chmod(0o644)
+    port = free_port()
+    docker("run", "-d", "--name", f"{name}-kept", "--network", network, "-p",
+           f"127.0.0.1:{port}:{KEPT_PORT}", "-e", "HOME=/tmp", "-e", "XDG_DATA_HOME=/tmp",
+           "-e", "XDG_CONFIG_HOME=/tmp", "-v", f"{binary}:/usr/local/bin/kept:ro", "-v",
+           f"{config}:/etc/kept.json:ro", "--entrypoint", "/usr/local/bin/kept", image, "run",
+           "--config", "/etc/kept.json")
+    address = docker("inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+                     f"{name}-kept")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://{address}:{KEPT_PORT}/", timeout=1).status_code == 200:
+                return address, port
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit("the kept app container did not answer")
+
+
 def time_wait(address: str) -> int:
     """Count the host's TIME-WAIT sockets toward `address` (host:port)."""
     out = subprocess.run(["ss", "-Htan", "state", "time-wait", "dst", address],
@@ -219,8 +261,10 @@ def spec_for(gateway: caddy.CaddyGateway, https: int, http: int,
              upstreams: dict[str, str], extra: int = 0) -> caddy.GatewaySpec:
     # the container-address routes carry the published port as their fallback, as StackHub
     # renders them by default (`proxy/dial.py`): measured with its config, not a bare dial
+    fallbacks = {"app-ip": upstreams.get("app"), "kept": upstreams.get("kept-port")}
     routes = [caddy.Route(id=f"app-{name}", hosts=(f"{name}.bench.lan",), upstream=up,
-                          fallback=upstreams.get("app") if name.startswith("app-ip") else None)
+                          fallback=next((f for k, f in fallbacks.items()
+                                         if name.startswith(k) and name != "kept-port"), None))
               for name, up in upstreams.items()]
     # wrk's SNI is the URL's host: `localhost` (it resolves without /etc/hosts) needs a
     # certificate, and Caddy manages certificates for the hosts its routes match
@@ -382,7 +426,8 @@ def main() -> None:
     parser.add_argument("--targets", default="app,app-ip,fast",
                         help="upstreams to measure, comma-separated: app (the gateway dials "
                              "the published port: STACKHUB_GATEWAY_DIAL=port), app-ip (the "
-                             "container address with the port as fallback: the default), fast")
+                             "container address with the port as fallback: the default), fast, "
+                             "kept (a keep-alive app in a container, dialled as app-ip)")
     parser.add_argument("--skip-reload", action="store_true",
                         help="skip the 50-routes reload figure")
     parser.add_argument("--transport", default="",
@@ -421,17 +466,24 @@ def main() -> None:
         if "app-ip" in options.targets.split(","):  # the container's own address, no proxy
             upstreams.update({key: dial for key, dial in behind.items()
                               if key.startswith("app-ip")})
+        kept: dict[str, list[int]] = {}
+        if "kept" in options.targets.split(","):
+            kept_address, kept_port = start_kept(name, network, binary, home)
+            upstreams["kept"] = f"{kept_address}:{KEPT_PORT}"
+            upstreams["kept-port"] = f"127.0.0.1:{kept_port}"
+            kept["kept"] = [-int(docker("inspect", "-f", "{{.State.Pid}}", f"{name}-kept"))]
         https, http, plain = free_port(), free_port(), free_port()
         bare_port, bare_proc = start_fast(home, binary, upstreams["fast"])
         asyncio.run(run(options, home, binary, upstreams, https, http, plain,
                         {"fast": [fast_proc.pid], "bare": [bare_proc.pid],
-                         **_app_pids(name, app_ports)}, name, bare_port, behind))
+                         **_app_pids(name, app_ports), **kept}, name, bare_port, behind))
     finally:
         for proc in (fast_proc, bare_proc):
             if proc is not None:
                 proc.terminate()
                 proc.wait(10)
-        subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)
+        subprocess.run(["docker", "rm", "-f", name, f"{name}-kept"], capture_output=True,
+                       check=False)
         if network:
             subprocess.run(["docker", "network", "rm", network], capture_output=True,
                            check=False)
