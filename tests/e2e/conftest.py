@@ -491,6 +491,16 @@ def server(tmp_path_factory: pytest.TempPathFactory,
             shutil.copy(srv.log, SHOTS.parent / "e2e-server.log")
 
 
+def _console_up(page: Any, timeout: float = 8.0) -> bool:
+    """Tell whether the console mounted (or the page is not the console) within `timeout` s."""
+    try:
+        page.wait_for_function("() => { const app = document.getElementById('app'); "
+                               "return !app || app.hasChildNodes() }", timeout=timeout * 1000)
+        return True
+    except Exception:  # timed out, or boot.js reloaded the page meanwhile: not up yet
+        return False
+
+
 def _retry_navigations() -> None:
     """Make page.goto and page.reload try again when a network change aborted the navigation.
 
@@ -505,12 +515,25 @@ def _retry_navigations() -> None:
     def retrying(method: Any) -> Any:
         def call(self: Any, *args: Any, **kwargs: Any) -> Any:
             for attempt in range(NAVIGATION_TRIES):
+                dropped: list[str] = []
+
+                def failed(request: Any, dropped: list[str] = dropped) -> None:
+                    if NETWORK_CHANGED in (request.failure or ""):
+                        dropped.append(request.url)
+
+                self.on("requestfailed", failed)
                 try:
-                    return method(self, *args, **kwargs)
+                    answer = method(self, *args, **kwargs)
+                    # the page came, but a network change dropped some of its scripts (even
+                    # boot.js, which reloads the page otherwise): a blank console, load it again
+                    if not dropped or attempt == NAVIGATION_TRIES - 1 or _console_up(self):
+                        return answer
                 except Exception as err:  # playwright's Error; others pass through
                     if NETWORK_CHANGED not in str(err) or attempt == NAVIGATION_TRIES - 1:
                         raise
-                    time.sleep(0.5 * (attempt + 1))
+                finally:
+                    self.remove_listener("requestfailed", failed)
+                time.sleep(0.5 * (attempt + 1))
             raise AssertionError("unreachable")
         call._retries_network_changes = True  # type: ignore[attr-defined]
         return call

@@ -7,6 +7,7 @@ to 127.0.0.1 with the domain as SNI and Host (curl's ``--resolve``).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -20,7 +21,8 @@ from typing import Any
 import httpx
 import psutil
 import pytest
-from websockets.sync.client import connect
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import WebSocketException
 
 from tests.integration.conftest import Server
 from tests.integration.gateway_env import AcmeLab, eventually, fetch, running_lab, start_web
@@ -87,14 +89,31 @@ def test_automatic_names_on_a_lan_base_use_the_internal_ca(gw: Server, lab: Acme
 
 def test_websocket_upgrade_through_the_gateway(gw: Server, lab: AcmeLab,
                                               tmp_path: Path) -> None:
-    """The console's own websocket, through console.<base>: the upgrade passes the gateway."""
+    """The console's own websocket, through console.<base>: the upgrade passes the gateway.
+
+    asyncio's client under a hard deadline: the sync client hung for good once (CI rehearsal,
+    5 December) when its opening handshake timed out, joining its reader thread blocked in an
+    SSL read. One more try after a failed one: a connection Caddy accepts while it swaps its
+    listeners for a load can be dropped (docs/performance.md, seventh session)."""
     root = internal_root(gw, tmp_path)
-    context = ssl.create_default_context(cafile=str(root))
-    sock = socket.create_connection(("127.0.0.1", lab.https_port), timeout=10)
-    with connect(f"wss://console.{BASE}:{lab.https_port}/api/ws", sock=sock, ssl=context,
-                 additional_headers={"Authorization": f"Bearer {gw.token}"},
-                 open_timeout=10) as ws:
-        assert json.loads(ws.recv(timeout=10))["type"] == "auth_ok"
+
+    async def first_message() -> Any:
+        context = ssl.create_default_context(cafile=str(root))
+        async with ws_connect(f"wss://console.{BASE}:{lab.https_port}/api/ws", ssl=context,
+                              host="127.0.0.1", port=lab.https_port, open_timeout=10,
+                              close_timeout=5,
+                              additional_headers={"Authorization": f"Bearer {gw.token}"}) as ws:
+            return json.loads(await asyncio.wait_for(ws.recv(), 10))
+
+    for attempt in range(2):
+        try:
+            message = asyncio.run(asyncio.wait_for(first_message(), 30))
+            break
+        except (OSError, TimeoutError, WebSocketException):
+            if attempt == 1:
+                raise
+            time.sleep(1)
+    assert message["type"] == "auth_ok"
 
 
 def test_a_stopped_app_gets_a_clear_page(gw: Server, lab: AcmeLab, tmp_path: Path) -> None:
