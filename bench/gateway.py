@@ -212,15 +212,21 @@ def start_kept(name: str, network: str, binary: str, home: Path) -> tuple[str, i
            "--config", "/etc/kept.json")
     address = docker("inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
                      f"{name}-kept")
-    deadline = time.monotonic() + 30
+    answering(f"http://{address}:{KEPT_PORT}/", 30, "the kept app container did not answer")
+    return address, port
+
+
+def answering(url: str, seconds: float, failure: str) -> None:
+    """Wait until `url` answers 200; exit with `failure` after `seconds`."""
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         try:
-            if httpx.get(f"http://{address}:{KEPT_PORT}/", timeout=1).status_code == 200:
-                return address, port
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
         except httpx.HTTPError:
             pass
-        time.sleep(0.2)
-    raise SystemExit("the kept app container did not answer")
+        time.sleep(0.1)
+    raise SystemExit(failure)
 
 
 def time_wait(address: str) -> int:
@@ -246,15 +252,8 @@ def start_fast(home: Path, binary: str,
                             stderr=subprocess.DEVNULL, env={"HOME": str(home),
                                                             "XDG_DATA_HOME": str(home / "fd"),
                                                             "XDG_CONFIG_HOME": str(home / "fc")})
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/", timeout=1).status_code == 200:
-                return port, proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise SystemExit("the fast upstream did not start")
+    answering(f"http://127.0.0.1:{port}/", 10, "the fast upstream did not start")
+    return port, proc
 
 
 def spec_for(gateway: caddy.CaddyGateway, https: int, http: int,
