@@ -190,13 +190,15 @@ class VolumeCopier:
         return True
 
     def start_mirror(self, volumes: list[tuple[str, str]], stage: Path, image: str,
-                     script: str) -> str:
+                     script: str, *, mapped: bool = False) -> str:
         """Start `script` (mirror_tool's text, `--wait`) in a helper that mounts each
         (volume, key) read-only at `/v/<key>` and `stage` read-write at `/s`; return its id.
 
         The helper runs as root with no network, a read-only root, `no-new-privileges` and
         only the capabilities a faithful copy needs; it copies once `stage/+go` appears
-        (`finish_mirror`). Remove it with `drop_helper` in any case.
+        (`finish_mirror`). `mapped`: nothing writes the volumes meanwhile (the app is
+        stopped), so large files may be compared mapped. Remove it with `drop_helper` in any
+        case.
         """
         api = self._api()
         tags = {labels.MANAGED: "true", HELPER: "backup"}
@@ -210,6 +212,7 @@ class VolumeCopier:
             cap_drop=["ALL"], cap_add=MIRROR_CAPS, security_opt=["no-new-privileges"])
         created = self._call("creating a helper container", lambda: api.create_container(
             image, entrypoint=["python3"], command=["-I", "-c", script, "--wait",
+                                                    *(["--mapped"] if mapped else []),
                                                     *[k for _n, k in volumes]],
             name=f"stackhub-helper-{secrets.token_hex(5)}", user="0:0", host_config=config,
             labels=tags, network_disabled=True))

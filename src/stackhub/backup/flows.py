@@ -630,9 +630,11 @@ class BackupFlows:
             return None
         return image if ok else None
 
-    async def _start_mirror(self, stage: Path, volumes: list[VolumeInfo], image: str) -> str:
+    async def _start_mirror(self, stage: Path, volumes: list[VolumeInfo], image: str,
+                            quiet: bool) -> str:
         """Start the helper that copies the volumes into `stage/volumes/<key>` once told to
-        (before the app stops: its start is then not downtime); return its id."""
+        (before the app stops: its start is then not downtime); return its id. `quiet`:
+        nothing writes the volumes while it copies (the app is stopped or not running)."""
         from stackhub.backup import mirror_tool
 
         with contextlib.suppress(FileNotFoundError):
@@ -640,7 +642,7 @@ class BackupFlows:
         script = Path(mirror_tool.__file__).read_text()
         return await asyncio.to_thread(self.volumes.start_mirror,
                                        [(v.name, check_key(v.key)) for v in volumes],
-                                       stage / "volumes", image, script)
+                                       stage / "volumes", image, script, mapped=quiet)
 
     async def _stage_volumes(self, stage: Path, helper: str) -> None:
         """Let the started helper copy the volumes (changed files only) and wait for it.
@@ -694,7 +696,8 @@ class BackupFlows:
             if early is None and stopped and restart:
                 early = asyncio.ensure_future(self._start_early(run, name, phase))
         # the helper's container starts beside the stop (it copies only once told to go)
-        starting = asyncio.ensure_future(self._start_mirror(stage, staged, image)) \
+        quiet = hot is None and (stop or not was_running)  # no app writes while it copies
+        starting = asyncio.ensure_future(self._start_mirror(stage, staged, image, quiet)) \
             if image is not None and staged else None
         try:
             if hot is not None:

@@ -46,9 +46,10 @@ def volume(tmp_path: Path) -> Path:
     return src
 
 
-def _run(tmp_path: Path) -> int:
+def _run(tmp_path: Path, mapped: bool = False) -> int:
     (tmp_path / "s").mkdir(exist_ok=True)
-    return mirror_tool.main(["db"], str(tmp_path / "v"), str(tmp_path / "s"))
+    return mirror_tool.main(["--mapped", "db"] if mapped else ["db"], str(tmp_path / "v"),
+                            str(tmp_path / "s"))
 
 
 def test_the_copy_is_exact_and_an_unchanged_volume_copies_nothing(
@@ -85,13 +86,14 @@ def test_changes_deletions_and_type_changes_are_mirrored(volume: Path, tmp_path:
     assert (copy / "a").stat().st_nlink == 1
 
 
+@pytest.mark.parametrize("mapped", [False, True], ids=["read", "mapped"])
 def test_a_large_changed_file_is_updated_in_place_block_by_block(
-        volume: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        volume: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], mapped: bool) -> None:
     big = volume / "big.bin"
     size = 5 * mirror_tool.BLOCK + 123  # a partial last block
     big.write_bytes(os.urandom(size))
     os.chown(big, 70, 71)
-    assert _run(tmp_path) == 0
+    assert _run(tmp_path, mapped) == 0
     staged = tmp_path / "s" / "db" / "big.bin"
     inode, ctime = staged.stat().st_ino, staged.stat().st_ctime_ns
     capsys.readouterr()
@@ -99,7 +101,7 @@ def test_a_large_changed_file_is_updated_in_place_block_by_block(
         handle.seek(2 * mirror_tool.BLOCK + 10)
         handle.write(os.urandom(4096))
     os.utime(big, ns=(1_600_000_000_000_000_000, 1_600_000_000_123_456_789))
-    assert _run(tmp_path) == 0
+    assert _run(tmp_path, mapped) == 0
     assert "copied 0 files, updated 1 in place" in capsys.readouterr().out
     assert _listing(tmp_path / "s" / "db") == _listing(volume)
     after = staged.stat()
@@ -107,14 +109,14 @@ def test_a_large_changed_file_is_updated_in_place_block_by_block(
     assert after.st_ctime_ns != ctime  # restic reads it again: its changed time moved
     with big.open("ab") as handle:  # grows past a block
         handle.write(os.urandom(mirror_tool.BLOCK + 5))
-    assert _run(tmp_path) == 0
+    assert _run(tmp_path, mapped) == 0
     assert _listing(tmp_path / "s" / "db") == _listing(volume)
     os.truncate(big, mirror_tool.IN_PLACE + 1)  # shrinks, still large
-    assert _run(tmp_path) == 0
+    assert _run(tmp_path, mapped) == 0
     assert _listing(tmp_path / "s" / "db") == _listing(volume)
     assert staged.stat().st_ino == inode
     big.write_bytes(b"small now")  # under the size for in-place: copied whole
-    assert _run(tmp_path) == 0
+    assert _run(tmp_path, mapped) == 0
     assert "copied 1 files, updated 0 in place" in capsys.readouterr().out.splitlines()[-1]
     assert _listing(tmp_path / "s" / "db") == _listing(volume)
 
@@ -198,3 +200,29 @@ def test_a_waiting_copy_starts_only_when_told(volume: Path, tmp_path: Path,
     (tmp_path / "s" / mirror_tool.GO).write_text("go\n")
     assert mirror_tool.main(["--wait", "db"], str(tmp_path / "v"), str(tmp_path / "s")) == 0
     assert _listing(tmp_path / "s" / "db") == _listing(volume)
+
+
+@pytest.mark.parametrize("mapped", [False, True], ids=["read", "mapped"])
+def test_the_blocks_found_different_are_exactly_the_changed_ones(
+        tmp_path: Path, mapped: bool) -> None:
+    """Both ways of comparing name every changed block and no other, the last one partial,
+    at the first byte, the last byte and across a block boundary, and on an odd block count."""
+    size = 7 * mirror_tool.BLOCK + 77
+    data = bytearray(os.urandom(size))
+    (tmp_path / "a").write_bytes(data)
+    for at in (0, 3 * mirror_tool.BLOCK - 1, 3 * mirror_tool.BLOCK, size - 1):
+        data[at] ^= 0xFF
+    (tmp_path / "b").write_bytes(data)
+    compare = mirror_tool._mapped_differences if mapped else mirror_tool._differences
+    reader = os.open(tmp_path / "a", os.O_RDONLY)
+    writer = os.open(tmp_path / "b", os.O_RDONLY)
+    again = os.open(tmp_path / "a", os.O_RDONLY)
+    try:
+        found = compare(reader, writer, size)
+        assert found == [0, 2 * mirror_tool.BLOCK, 3 * mirror_tool.BLOCK,
+                         7 * mirror_tool.BLOCK]
+        assert compare(reader, again, size) == []
+        assert compare(reader, writer, 0) == []
+    finally:
+        for fd in (reader, writer, again):
+            os.close(fd)
