@@ -1,7 +1,8 @@
 """Domains in a real browser: the settings tab (base domain, gateway, the LAN CA's root with
-install steps per OS, every domain) and an app's domains (custom domain with the live progress
-of its operation, DNS check, wrong record refused, sign-in toggle, removal), at 1440 px in
-English and at 375 px in Chinese (no sideways scrolling).
+install steps per OS, every domain with its DNS status and the record to create) and an app's
+domains (custom domain with the live progress of its operation, DNS check, wrong record
+refused, sign-in toggle, removal), at 1440 px in English and at 375 px in Chinese (no
+sideways scrolling).
 
 The module runs its own server with the gateway on high ports, Pebble as the ACME CA and
 pebble-challtestsrv as the DNS (tests/integration/gateway_env.py).
@@ -9,6 +10,7 @@ pebble-challtestsrv as the DNS (tests/integration/gateway_env.py).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ from playwright.sync_api import expect
 
 from tests.e2e.conftest import (
     DESKTOP,
+    PASSWORD,
     PHONE,
     STORE_APP,
     WAIT,
@@ -26,6 +29,7 @@ from tests.e2e.conftest import (
     no_sideways_scroll,
     own_server,
     sign_in,
+    signed_in_state,
     t,
 )
 from tests.integration.gateway_env import AcmeLab, running_lab
@@ -94,6 +98,73 @@ def test_1_settings_set_the_base_and_get_the_lan_root(open_page: Any, domain_ser
     assert not errors, errors
 
 
+def _protect(srv: Server, on: bool) -> Any:
+    """Protect the app or not (one request: a 503 here is a gateway fault, not settling)."""
+    return srv.api("PUT", f"/api/instances/{NAME}/protection", json={"protected": on})
+
+
+def _open_links(page: Any, srv: Server, href: str, phone: bool) -> None:
+    """The app list, the dashboard and the app page all open the app at `href`."""
+    page.goto(f"{srv.url}/apps")
+    expect(page.locator(t(f"open-{NAME}"))).to_have_attribute("href", href)
+    if phone:
+        page.wait_for_timeout(300)
+        no_sideways_scroll(page)
+    page.goto(srv.url)
+    expect(page.locator(t(f"tile-{NAME}"))).to_have_attribute("href", href)
+    page.goto(f"{srv.url}/apps/{NAME}")
+    expect(page.locator(t("instance-open"))).to_have_attribute("href", href)
+    if phone:
+        page.wait_for_timeout(300)
+        no_sideways_scroll(page)
+
+
+def test_1b_open_uses_the_https_name_for_admins_and_members(
+        browser: Any, open_page: Any, domain_server: Server, lab: AcmeLab,
+        shots: Path) -> None:
+    href = f"https://{NAME}.{BASE}:{lab.https_port}"
+    # protected: the app's port answers on 127.0.0.1 only, so only the gateway name works
+    put = _protect(domain_server, True)
+    assert put.status_code == 200, put.text
+    made = domain_server.api("POST", "/api/users", json={
+        "username": "mira", "password": PASSWORD, "role": "member"})
+    assert made.status_code in (200, 201, 409), made.text
+    granted = domain_server.api("PUT", "/api/users/mira/instances", json={"instances": [NAME]})
+    assert granted.status_code == 200, granted.text
+    member = signed_in_state(browser, domain_server.url, "mira", PASSWORD, DESKTOP, WAIT)
+    listed = domain_server.api("GET", "/api/instances").json()
+    assert [i["open_url"] for i in listed if i["name"] == NAME] == [href]
+    contexts: list[Any] = []
+
+    def member_page(viewport: dict[str, int], locale: str) -> Any:
+        phone = viewport["width"] < 600
+        ctx = browser.new_context(viewport=viewport, locale=locale, storage_state=member,
+                                  is_mobile=phone, has_touch=phone,
+                                  device_scale_factor=2 if phone else 1)
+        ctx.set_default_timeout(WAIT)
+        contexts.append(ctx)
+        page = ctx.new_page()
+        page.on("pageerror", lambda err: errors.append(str(err)))
+        return page
+
+    try:
+        _open_links(open_page(DESKTOP, "en-US"), domain_server, href, phone=False)
+        _open_links(open_page(PHONE, "zh-CN"), domain_server, href, phone=True)
+        page = member_page(PHONE, "zh-CN")
+        _open_links(page, domain_server, href, phone=True)
+        expect(page.locator(t("instance-domains"))).to_have_count(0)  # admins only
+        page.goto(f"{domain_server.url}/apps")
+        expect(page.locator(t(f"open-{NAME}"))).to_contain_text("打开")
+        page.screenshot(path=str(shots / "domains-open-member-375-zh.png"), full_page=True)
+        _open_links(member_page(DESKTOP, "en-US"), domain_server, href, phone=False)
+    finally:
+        for ctx in contexts:
+            ctx.close()
+        off = _protect(domain_server, False)
+        assert off.status_code == 200, off.text
+    assert not errors, errors
+
+
 def test_2_app_page_custom_domain_with_live_progress(open_page: Any, domain_server: Server,
                                                       lab: AcmeLab, shots: Path) -> None:
     lab.dns("set-cname", host="shop.e2e.test.", target=f"{NAME}.{BASE}.")
@@ -159,4 +230,62 @@ def test_3_phone_chinese(open_page: Any, domain_server: Server, shots: Path) -> 
     page.wait_for_timeout(300)
     no_sideways_scroll(page)
     page.screenshot(path=str(shots / "domains-app-375-zh.png"), full_page=True)
+    assert not errors, errors
+
+
+def test_4_the_domains_page_shows_dns_status_and_the_record_to_create(
+        open_page: Any, domain_server: Server, lab: AcmeLab, shots: Path) -> None:
+    if domain_server.api("GET", "/api/domains/base").json()["base"] != BASE:  # run alone
+        put = domain_server.api("PUT", "/api/domains/base", json={"base": BASE})
+        assert put.status_code == 200, put.text
+    host = "drift.e2e.test"
+    lab.dns("add-a", host=f"{host}.", addresses=["127.0.0.1"])
+    accepted = domain_server.api("POST", "/api/domains", json={"instance": NAME, "domain": host})
+    assert accepted.status_code == 202, accepted.text
+    op_id = accepted.json()["operation"]["id"]
+    deadline = time.monotonic() + 90
+    while (op := domain_server.api("GET", f"/api/operations/{op_id}").json())["state"] \
+            == "running" and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert op["state"] == "succeeded", op
+    try:
+        page = open_page(DESKTOP, "en-US")
+        page.goto(f"{domain_server.url}/settings/domains")
+        cell = page.locator(t(f"domains-dns-{host}"))
+        expect(cell).to_contain_text("OK")
+        expect(cell.locator(t("domains-record"))).to_have_count(0)
+        # DNS moves away: the re-check flags it, and the page shows the record to create
+        lab.dns("clear-a", host=f"{host}.")
+        lab.dns("add-a", host=f"{host}.", addresses=["198.51.100.9"])
+        page.click(t("domains-recheck"))
+        expect(cell).to_contain_text("Wrong record")
+        expect(cell.locator(t("domains-record"))).to_contain_text(
+            f"Create at your DNS provider: {host}. CNAME {NAME}.{BASE}.")
+        listed = {d["name"]: d for d in domain_server.api("GET", "/api/domains").json()}
+        assert listed[host]["dns_status"] == "wrong"
+        assert listed[host]["record"] == {"type": "CNAME", "name": host,
+                                          "value": f"{NAME}.{BASE}"}
+        cell.scroll_into_view_if_needed()
+        page.screenshot(path=str(shots / "domains-dns-record-1440-en.png"), full_page=True,
+                        animations="disabled")
+        phone = open_page(PHONE, "zh-CN")
+        phone.goto(f"{domain_server.url}/settings/domains")
+        small = phone.locator(t(f"domains-dns-{host}"))
+        expect(small).to_contain_text("记录错误")
+        expect(small.locator(t("domains-record"))).to_contain_text(
+            f"{host}. CNAME {NAME}.{BASE}.")
+        phone.wait_for_timeout(300)
+        no_sideways_scroll(phone)
+        small.scroll_into_view_if_needed()
+        phone.screenshot(path=str(shots / "domains-dns-record-375-zh.png"), full_page=True)
+        # the app's page shows the same
+        phone.goto(f"{domain_server.url}/apps/{NAME}")
+        row = phone.locator(t("instance-domains")).locator(t(f"domain-{host}"))
+        expect(row.locator(t("domain-record"))).to_contain_text(
+            f"记录错误 请在 DNS 服务商处创建\uff1a {host}. CNAME {NAME}.{BASE}.")
+        phone.wait_for_timeout(300)
+        no_sideways_scroll(phone)
+    finally:
+        domain_server.api("DELETE", f"/api/domains/{host}", params={"instance": NAME})
+        lab.dns("clear-a", host=f"{host}.")
     assert not errors, errors

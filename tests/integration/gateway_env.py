@@ -42,8 +42,9 @@ def _wait(url: str, *, verify: bool | str = True, timeout: float = 20) -> None:
 class AcmeLab:
     """Pebble and its mock DNS on loopback high ports, for one test module."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, blocklist: tuple[str, ...] = ()) -> None:
         self.folder = folder
+        self.blocklist = blocklist  # names Pebble refuses (rejectedIdentifier)
         folder.mkdir(parents=True, exist_ok=True)
         self.dns_port = free_port()
         self.mgmt_port = free_port()
@@ -84,7 +85,8 @@ class AcmeLab:
             "managementListenAddress": f"127.0.0.1:{self.pebble_mgmt_port}",
             "certificate": str(f / "wfe.pem"), "privateKey": str(f / "wfe.key"),
             "httpPort": self.http_port, "tlsPort": self.https_port,
-            "ocspResponderURL": "", "externalAccountBindingRequired": False}}))
+            "ocspResponderURL": "", "externalAccountBindingRequired": False,
+            "domainBlocklist": list(self.blocklist)}}))
         self._spawn(["pebble-challtestsrv", "-management", f"127.0.0.1:{self.mgmt_port}",
                      "-dns01", f"127.0.0.1:{self.dns_port}", "-http01", "", "-https01", "",
                      "-tlsalpn01", "", "-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""],
@@ -127,12 +129,13 @@ class AcmeLab:
         assert answer.status_code == 200, answer.text
 
 
-def running_lab(factory: pytest.TempPathFactory) -> Iterator[AcmeLab]:
+def running_lab(factory: pytest.TempPathFactory,
+                blocklist: tuple[str, ...] = ()) -> Iterator[AcmeLab]:
     """Start a lab, hand it over, stop it (the body of a module fixture; fails if missing)."""
     missing = AcmeLab.available()
     if missing:
         pytest.fail(missing)
-    lab = AcmeLab(factory.mktemp("acme"))
+    lab = AcmeLab(factory.mktemp("acme"), blocklist)
     lab.start()
     try:
         yield lab

@@ -19,7 +19,7 @@ import pytest
 import stackhub.services  # noqa: F401  (registers every domain's operation kinds)
 from stackhub.operations.runner import KINDS
 from tests.integration.conftest import Server, instance_containers
-from tests.integration.gateway_env import AcmeLab, running_lab
+from tests.integration.gateway_env import AcmeLab, fetch, running_lab
 from tests.integration.test_crash import app_source, wait_for
 
 pytestmark = pytest.mark.integration
@@ -72,8 +72,10 @@ SCENARIOS = {
     "auto-update": Scenario("auto-update-checking", (),
                             ("POST", "/api/instances/{name}/auto-update/run"), ("start",),
                             "running"),
+    # domain (issue 11): killed before the certificate; adding it again after the restart
+    # binds it and it serves over HTTPS (checked below with Pebble's roots)
     "domain": Scenario("domain-before-certificate", (), ("POST", "/api/domains"),
-                       ("remove", "crash.example.test"), "running", group="domain",
+                       ("add", "crash.example.test"), "running", group="domain",
                        body=(("instance", "{name}"), ("domain", "crash.example.test")),
                        acme=True),
     # protect (issue 11): killed after the choice is recorded and the routes loaded, before
@@ -92,7 +94,10 @@ def acme_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AcmeLab]:
 
 # kinds whose subject is not an instance have their crash scenario beside their other tests
 ELSEWHERE = {"wildcard": ("tests.integration.test_gateway_dns01",
-                          "test_a_killed_renewal_is_interrupted_and_the_next_check_converges")}
+                          "test_a_killed_renewal_is_interrupted_and_the_next_check_converges"),
+             "system-backup": ("tests.integration.test_backup",
+                               "test_a_killed_system_backup_is_interrupted_and_the_next_one_"
+                               "succeeds")}
 
 
 def test_every_kind_has_a_crash_scenario() -> None:
@@ -156,3 +161,10 @@ def test_kill_during_each_kind(kind: str, crash_server: Server, tmp_path: Path,
         assert instance_containers(name) == []
     else:
         assert crash_server.wait_status(name, {scenario.status})["status"] == scenario.status
+    if scenario.acme:  # recovered: the domain serves the app with Pebble's certificate
+        assert "https://crash.example.test serves" in result.stdout, result.stdout
+        served = fetch(lab, "crash.example.test", lab.bundle)
+        assert served.status_code == 200 and "X-StackHub-Page" not in served.headers
+        listed = crash_server.api("GET", "/api/domains", params={"instance": name}).json()
+        row = next(d for d in listed if d["name"] == "crash.example.test")
+        assert row["state"] == "active" and row["issuer"].startswith("Pebble"), row

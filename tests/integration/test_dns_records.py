@@ -28,7 +28,13 @@ from stackhub.adapters import dnsrecords
 from stackhub.errors import DnsProviderRefused, Invalid
 from stackhub.proxy import dnshook
 from tests.integration.conftest import Server
-from tests.integration.gateway_env import AcmeLab, running_lab, serving_address
+from tests.integration.gateway_env import (
+    AcmeLab,
+    fetch,
+    install_web,
+    running_lab,
+    serving_address,
+)
 
 pytestmark = pytest.mark.integration
 ZONE = "box.test"
@@ -267,6 +273,66 @@ def test_the_server_keeps_the_base_records_on_the_public_address(
         assert {(r["name"], r["published"]) for r in read["records"]} == {
             (f"home.{ZONE}", True), (f"*.home.{ZONE}", True)}
         assert shown["managed"] is True
+    finally:
+        server.stop()
+        server.cleanup_engine()
+
+
+def test_a_custom_domain_in_the_managed_zone_gets_its_record_from_domain_add(
+        named: Named, lab: AcmeLab, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """`domain add` creates the CNAME in BIND, waits until it resolves, then gets the certificate.
+
+    StackHub looks names up at named itself (STACKHUB_DNS_RESOLVER), so the record has to
+    exist there; Pebble reaches the box through challtestsrv, as in the other gateway tests.
+    """
+    shop, home = f"shop.{ZONE}", f"home.{ZONE}"
+    assert named.lookup(shop, "CNAME") == []
+    env = {**lab.env(), "STACKHUB_DNS_RESOLVER": "127.0.0.1:53",
+           "STACKHUB_PUBLIC_IP": "203.0.113.12", "STACKHUB_PUBLIC_IP_EVERY": "3600"}
+    server = Server(tmp_path_factory.mktemp("managed-domain") / "data", extra_env=env)
+    server.start()
+    try:
+        install_web(server)
+        base = server.cli("domain", "base", home, "--tls", "internal", "--json")
+        assert base.returncode == 0, base.stderr + base.stdout
+        # no provider yet: the zone is the user's, the add is refused with the exact record
+        refused = server.cli("domain", "add", "web", shop)
+        assert refused.returncode != 0
+        assert f"{shop} has no DNS record: create {shop}. CNAME web.{home}." in refused.stdout \
+            + refused.stderr
+        assert named.lookup(shop, "CNAME") == []
+        assert shop not in {d["name"] for d in json.loads(
+            server.cli("domain", "list", "--json").stdout)}
+        result = server.cli("domain", "provider", "set", "rfc2136", "--zone", ZONE,
+                            *(f for k, v in named.env().items()
+                              for f in ("--env", k if k == "RFC2136_TSIG_SECRET"
+                                        else f"{k}={v}")),
+                            "--json", RFC2136_TSIG_SECRET=named.secret)
+        assert result.returncode == 0, result.stderr + result.stdout
+        added = server.cli("domain", "add", "web", shop)
+        assert added.returncode == 0, added.stderr + added.stdout
+        assert named.lookup(shop, "CNAME") == [f"web.{home}."]
+        answer = fetch(lab, shop, lab.bundle)
+        assert answer.status_code == 200 and answer.text.strip() == "hello from web"
+        listed = {d["name"]: d for d in json.loads(
+            server.cli("domain", "list", "web", "--json").stdout)}
+        assert listed[shop]["state"] == "active"
+        removed = server.cli("domain", "remove", "web", shop)
+        assert removed.returncode == 0, removed.stderr + removed.stdout
+        assert named.lookup(shop, "CNAME") == []
+        # a refused write (a key the name server knows but never lets update) adds nothing
+        wrong = server.cli("domain", "provider", "set", "rfc2136", "--zone", ZONE,
+                           *(f for k, v in named.env(named.ro_secret, READONLY).items()
+                             for f in ("--env", k if k == "RFC2136_TSIG_SECRET"
+                                       else f"{k}={v}")),
+                           "--json", RFC2136_TSIG_SECRET=named.ro_secret)
+        assert wrong.returncode == 0, wrong.stderr + wrong.stdout
+        failed = server.cli("domain", "add", "web", shop)
+        assert failed.returncode != 0
+        assert f"could not create the DNS record of {shop}" in failed.stdout + failed.stderr
+        assert named.lookup(shop, "CNAME") == []
+        assert shop not in {d["name"] for d in json.loads(
+            server.cli("domain", "list", "--json").stdout)}
     finally:
         server.stop()
         server.cleanup_engine()

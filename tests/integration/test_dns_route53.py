@@ -148,10 +148,12 @@ def test_the_server_keeps_route53_records(moto: Moto, lab: AcmeLab,
         base = server.cli("domain", "base", home, "--tls", "internal", "--json")
         assert base.returncode == 0, base.stderr + base.stdout
         _wait_for(moto, {(home, "A"): ["203.0.113.20"], (f"*.{home}", "A"): ["203.0.113.20"]})
-        # a custom domain inside the provider's zone (outside the base) gets its CNAME
-        lab.dns("set-cname", host=f"shop.{ZONE}.", target=f"web.{home}.")
+        # a custom domain inside the provider's zone (outside the base): `domain add` writes
+        # its CNAME itself (nobody created it), then checks DNS and gets the certificate
+        assert (f"shop.{ZONE}", "CNAME") not in moto.records()
         added = server.cli("domain", "add", "web", f"shop.{ZONE}")
         assert added.returncode == 0, added.stderr + added.stdout
+        assert moto.records()[(f"shop.{ZONE}", "CNAME")] == [f"web.{home}"]
         _wait_for(moto, {(home, "A"): ["203.0.113.20"], (f"*.{home}", "A"): ["203.0.113.20"],
                          (f"shop.{ZONE}", "CNAME"): [f"web.{home}"]})
         # the public address changes: the A records follow, the CNAME stays
@@ -168,6 +170,10 @@ def test_the_server_keeps_route53_records(moto: Moto, lab: AcmeLab,
         assert rebased.returncode == 0, rebased.stderr + rebased.stdout
         _wait_for(moto, {(lan, "A"): ["203.0.113.21"], (f"*.{lan}", "A"): ["203.0.113.21"],
                          (f"shop.{ZONE}", "CNAME"): [f"web.{lan}"]})
+        # removing the domain deletes the CNAME StackHub created
+        removed = server.cli("domain", "remove", "web", f"shop.{ZONE}")
+        assert removed.returncode == 0, removed.stderr + removed.stdout
+        assert (f"shop.{ZONE}", "CNAME") not in moto.records()
     finally:
         server.stop()
         server.cleanup_engine()

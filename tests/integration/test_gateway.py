@@ -123,10 +123,24 @@ def test_a_stopped_app_gets_a_clear_page(gw: Server, lab: AcmeLab, tmp_path: Pat
     def stopped() -> None:
         answer = fetch(lab, f"other.{BASE}", root)
         assert answer.status_code == 503 and "other is stopped" in answer.text
+        assert answer.headers["X-StackHub-Page"] == "unavailable"  # the gateway's own page
 
     eventually(stopped)
+    # a domain for the stopped app is bound (its certificate is fine), with a clear warning
+    lab.dns("set-cname", host="asleep.example.test.", target=f"other.{BASE}.")
+    added = gw.cli("domain", "add", "other", "asleep.example.test")
+    assert added.returncode == 0, added.stderr + added.stdout
+    assert "https://asleep.example.test is bound to other with a valid certificate" \
+        in added.stdout and "serves other" not in added.stdout
+    assert "the gateway shows its 'app unavailable' page (HTTP/1.1 503" in added.stderr
+    assert fetch(lab, "asleep.example.test", lab.bundle).status_code == 503
+    # removed before the start: the last on-demand name gone, later loads must still be
+    # answered (Caddy 2.6.2 panicked on them; test_gateway_loads.py)
+    removed = gw.cli("domain", "remove", "other", "asleep.example.test")
+    assert removed.returncode == 0, removed.stderr + removed.stdout
     assert gw.cli("app", "start", "other").returncode == 0
-    eventually(lambda: fetch(lab, f"other.{BASE}", root).raise_for_status())
+    answer = eventually(lambda: fetch(lab, f"other.{BASE}", root).raise_for_status())
+    assert "X-StackHub-Page" not in answer.headers  # the app's own answer is not marked
 
 
 def test_custom_domain_by_cname(gw: Server, lab: AcmeLab) -> None:

@@ -17,6 +17,7 @@ import html
 import json
 import logging
 import os
+import re
 import shutil
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -138,10 +139,16 @@ def page(title: str, text: str) -> str:
     return PAGE.format(title=html.escape(title), text=html.escape(text))
 
 
-def _static(status: int, body: str) -> dict[str, Any]:
+PAGE_HEADER = "X-StackHub-Page"
+"""Set on the gateway's own pages (value: one of PAGES), never on an app's answers."""
+STOPPED, UNREACHABLE, NO_ROUTE = "unavailable", "not-answering", "no-app"
+PAGES = (STOPPED, UNREACHABLE, NO_ROUTE)
+
+
+def _static(status: int, body: str, kind: str) -> dict[str, Any]:
     return {"handler": "static_response", "status_code": status, "body": body,
             "headers": {"Content-Type": ["text/html; charset=utf-8"],
-                        "Cache-Control": ["no-store"]}}
+                        "Cache-Control": ["no-store"], PAGE_HEADER: [kind]}}
 
 
 IDENTITY_HEADERS = ("Remote-User", "Remote-Groups", "Remote-Name", "Remote-Email")
@@ -172,7 +179,8 @@ def _guard(auth: ForwardAuth) -> list[dict[str, Any]]:
 
 def _route(route: Route) -> dict[str, Any]:
     if route.upstream is None:
-        handler = _static(503, page(route.title, route.page or "This app is not available."))
+        handler = _static(503, page(route.title, route.page or "This app is not available."),
+                          STOPPED)
         if route.auth is None:
             return {"@id": f"stackhub-{route.id}", "match": [{"host": list(route.hosts)}],
                     "handle": [handler], "terminal": True}
@@ -212,11 +220,11 @@ def render(spec: GatewaySpec) -> dict[str, Any]:
     """Return Caddy's complete JSON config for `spec` (admin socket included)."""
     routes = [_route(r) for r in spec.routes]
     routes.append({"handle": [_static(404, page(
-        "No app here", "No app of this StackHub answers at this address."))],
+        "No app here", "No app of this StackHub answers at this address."), NO_ROUTE)],
         "terminal": True})
     unreachable = _static(502, page(
         "App not answering", "The app behind this address does not answer: it may be "
-        "stopped, starting or failing. Check it in StackHub."))
+        "stopped, starting or failing. Check it in StackHub."), UNREACHABLE)
     server: dict[str, Any] = {
         "listen": [f":{spec.https_port}"], "routes": routes,
         "errors": {"routes": [{"handle": [unreachable], "terminal": True}]},
@@ -233,10 +241,13 @@ def render(spec: GatewaySpec) -> dict[str, Any]:
             issuer["trusted_roots_pem_files"] = list(spec.ca.roots)
         policies.append({"subjects": sorted(spec.acme), "issuers": [issuer],
                          "on_demand": spec.ask is not None})
-    automation: dict[str, Any] = {"policies": policies}
+    # the rate limit always, even with no on-demand name: Caddy 2.6.2 keeps one limiter per
+    # process and resets it, for a config without one, in an order that panics in the /load
+    # handler once an earlier config set it (the load dropped unanswered, the old config kept)
+    on_demand: dict[str, Any] = {"rate_limit": {"interval": "1m", "burst": 30}}
     if spec.ask is not None:
-        automation["on_demand"] = {"ask": spec.ask,
-                                   "rate_limit": {"interval": "1m", "burst": 30}}
+        on_demand["ask"] = spec.ask
+    automation: dict[str, Any] = {"policies": policies, "on_demand": on_demand}
     tls: dict[str, Any] = {"automation": automation}
     if spec.certificates:
         tls["certificates"] = {"load_pem": [
@@ -412,7 +423,9 @@ class CaddyProcess:
                 entry = {"level": "info", "msg": text}
             if isinstance(entry, dict):
                 self.lines.append(entry)
-                if entry.get("level") in ("error", "fatal"):
+                if entry.get("level") in ("error", "fatal") or \
+                        str(entry.get("msg", "")).startswith("http: panic serving"):
+                    # Go logs a handler's panic (e.g. in the admin API's /load) at info
                     log.warning("caddy: %s %s", entry.get("msg"), entry.get("error", ""))
 
     def last_error(self, identifier: str | None = None) -> str | None:
@@ -424,6 +437,19 @@ class CaddyProcess:
                 continue
             return f"{entry.get('msg', '')}: {entry.get('error', '')}".strip(": ")
         return None
+
+    def errors(self, identifier: str, since: float) -> list[str]:
+        """Return Caddy's errors about `identifier` from `since` (Unix time), oldest first."""
+        found = []
+        name = re.compile(rf"(?<![\w.-]){re.escape(identifier)}(?![\w-]|\.\w)")
+        for entry in self.lines:
+            stamp = entry.get("ts")
+            if entry.get("level") not in ("error", "fatal") or \
+                    not isinstance(stamp, int | float) or stamp < since:
+                continue
+            if name.search(json.dumps(entry)):  # the name itself, not one ending with it
+                found.append(f"{entry.get('msg', '')}: {entry.get('error', '')}".strip(": "))
+        return found
 
     async def wait(self) -> int:
         """Wait for the child to end; return its exit status."""
@@ -547,6 +573,10 @@ class CaddyGateway:
     def last_error(self, identifier: str | None = None) -> str | None:
         """Return Caddy's last logged error (about `identifier`), when StackHub runs Caddy."""
         return self.process.last_error(identifier) if self.process is not None else None
+
+    def errors(self, identifier: str, since: float) -> list[str]:
+        """Return Caddy's errors about `identifier` since `since` (none with a system Caddy)."""
+        return self.process.errors(identifier, since) if self.process is not None else []
 
     async def stop(self) -> None:
         """Stop watching, and stop Caddy if StackHub started it."""

@@ -77,6 +77,14 @@ def _print_base(read: dict[str, Any]) -> None:
             if problem:
                 err_console.print(f"[bold yellow]Warning:[/] {escape(problem)}",
                                   highlight=False)
+    dns = read.get("dns")  # tls acme: HTTP-01 needs *.<base> to reach this box
+    if dns and not dns["ok"]:
+        err_console.print(f"[bold yellow]Warning:[/] {escape(dns['problem'] or '')}: "
+                          f"{escape(dns['fix'] or '')} (certificates under "
+                          f"{escape(read['base'])} cannot be issued until then)",
+                          highlight=False)
+    elif dns:
+        console.print(f"  [green]✔[/] *.{escape(read['base'])} reaches this box")
     if read["tls"] == "internal":
         console.print("LAN names use StackHub's own CA: install its root on your devices "
                       "(stackhub domain ca --out stackhub-ca.crt)")
@@ -129,9 +137,14 @@ def add_cmd(instance: Annotated[str, typer.Argument(help="The app (instance) to 
                 "instance": instance, "domain": _ascii(domain)}), quiet=as_json)
     except ClientError as err:
         fail(err, as_json=as_json)
+    warning = _app_problem(client, accepted) if op["state"] == "succeeded" else None
     if as_json:
         emit_json({"operation": op, "domain": accepted["domain"],
-                   "instance": accepted["instance"]})
+                   "instance": accepted["instance"], "warning": warning})
+    elif op["state"] == "succeeded" and warning:
+        console.print(f"[green]✔[/] https://{escape(accepted['domain'])} is bound to "
+                      f"{escape(instance)} with a valid certificate")
+        err_console.print(f"[bold yellow]Warning:[/] {escape(warning)}", highlight=False)
     elif op["state"] == "succeeded":
         console.print(f"[green]✔[/] https://{escape(accepted['domain'])} serves "
                       f"{escape(instance)}")
@@ -140,6 +153,18 @@ def add_cmd(instance: Annotated[str, typer.Argument(help="The app (instance) to 
                           f"{escape(op.get('error') or 'no details')}", highlight=False)
     if op["state"] != "succeeded":
         raise typer.Exit(1)
+
+
+def _app_problem(client: Client, accepted: dict[str, Any]) -> str | None:
+    """Return why the app itself did not answer when the domain was bound, or None."""
+    try:
+        found = client.request("GET", "/api/domains", params={"instance": accepted["instance"]})
+    except ClientError:
+        return None
+    for domain in found if isinstance(found, list) else []:
+        if domain.get("name") == accepted["domain"]:
+            return domain.get("error") or None
+    return None
 
 
 @app.command("remove")
@@ -174,17 +199,26 @@ def list_cmd(instance: Annotated[str | None, typer.Argument(
         console.print("No domains yet: set a base domain (stackhub domain base NAME) or bind "
                       "one (stackhub domain add APP DOMAIN).")
         return
-    rows = table("DOMAIN", "APP", "KIND", "STATE", "CERTIFICATE", "EXPIRES", "ERROR")
+    rows = table("DOMAIN", "APP", "KIND", "STATE", "DNS", "CERTIFICATE", "EXPIRES", "ERROR")
     for item in items:
         expires = (item["expires_at"] or "-")[:10]
         if item.get("warning"):
             expires = f"[bold yellow]{expires} (!)[/]"
         state = item["state"] + (" (protected)" if item.get("protected") else "")
-        rows.add_row(item["name"], item["instance"], item["kind"], state,
+        dns = item.get("dns_status") or "-"
+        if dns in ("missing", "wrong"):
+            dns = f"[bold yellow]{dns}[/]"
+        rows.add_row(item["name"], item["instance"], item["kind"], state, dns,
                      escape(item["issuer"] or item["tls"]), expires,
                      escape(item["error"] or ""))
     console.print(rows)
     for item in items:
+        record = item.get("record")
+        if record:
+            dot = "." if record["type"] == "CNAME" else ""
+            err_console.print(f"[bold yellow]DNS:[/] {escape(item['name'])}: create "
+                              f"{escape(record['name'])}. {record['type']} "
+                              f"{escape(record['value'])}{dot}", highlight=False)
         if item.get("warning"):
             err_console.print(f"[bold yellow]Warning:[/] {escape(item['name'])}: "
                               f"{escape(item['warning'])}", highlight=False)

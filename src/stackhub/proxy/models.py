@@ -34,6 +34,15 @@ class DomainState(StrEnum):
     DANGLING = "dangling"
 
 
+class DnsStatus(StrEnum):
+    """What the last DNS check of a name found."""
+
+    OK = "ok"
+    MISSING = "missing"
+    WRONG = "wrong"
+    UNCHECKED = "unchecked"
+
+
 class GatewayRead(BaseModel):
     """The gateway (Caddy) as StackHub sees it."""
 
@@ -73,6 +82,10 @@ class BaseRead(BaseModel):
     gateway: GatewayRead
     wildcard: WildcardRead | None = Field(default=None, description="The wildcard certificate "
                                           "(tls dns01 only).")
+    dns: DnsCheck | None = Field(default=None, description="Whether the *.<base> record "
+                                 "reaches this box, as last checked (tls acme only: HTTP-01 "
+                                 "needs it; a base can be set before DNS is ready, so a "
+                                 "wrong record is a warning with the record to create).")
 
 
 class DnsRecord(BaseModel):
@@ -128,6 +141,16 @@ class DomainRead(BaseModel):
                                 "so this means they are failing.")
     protected: bool = Field(default=False, description="Whether StackHub's sign-in guards "
                             "this name (stackhub app protect).")
+    dns_status: DnsStatus | None = Field(default=None, description="What the last DNS "
+                                         "check found: ok (leads to this box), missing (no "
+                                         "record), wrong (points elsewhere, or CAA forbids the "
+                                         "CA), unchecked (not looked up, or the lookup failed). "
+                                         "For automatic names: the *.<base> record's check, "
+                                         "None when it was never checked.")
+    record: DnsRecord | None = Field(default=None, description="The record to create when "
+                                     "dns_status is missing or wrong (a CNAME to the app's "
+                                     "automatic name when a base is set, else an A/AAAA "
+                                     "record to this box's address).")
 
 
 class DomainRequest(BaseModel):

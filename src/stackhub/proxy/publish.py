@@ -13,19 +13,21 @@ restart StackHub still updates, and deletes when no longer wanted, the records i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Literal
 
 import httpx
 
 from stackhub.adapters import dnsrecords
 from stackhub.errors import Conflict, GatewayUnavailable, StackHubError
 from stackhub.proxy import names
-from stackhub.proxy.models import DomainState, PublishedRecord, RecordsRead
+from stackhub.proxy.models import DnsRecord, DomainState, PublishedRecord, RecordsRead
 from stackhub.proxy.providers import Provider
 from stackhub.proxy.service import ProxyService
 
@@ -184,6 +186,63 @@ class RecordPublisher:
             self.error = left
             self.synced_at = self.clock().isoformat()
         return self.read()
+
+    def zone_of(self, domain: str) -> str | None:
+        """Return the zone StackHub writes `domain`'s record in, or None (the user's to point)."""
+        provider = self._provider()
+        if provider is None:
+            return None
+        zone = self._zone(provider)
+        return zone if zone and names.under(domain, zone) else None
+
+    async def create(self, domain: str, instance: str) -> DnsRecord:
+        """Write the record pointing `domain` at `instance` in the managed zone, now.
+
+        A CNAME to the app's automatic name, or an A/AAAA record to the public address at the
+        zone's apex or without a base (what `wanted` keeps). A refused write is undone (the
+        record deleted if the provider made it after all) and raised.
+        """
+        provider = self._provider()
+        zone = self.zone_of(domain)
+        if provider is None or zone is None:
+            raise Conflict(f"StackHub manages no DNS zone holding {domain}")
+        async with self._lock:
+            base = self.proxy.base()[0]
+            rtype: Literal["CNAME", "A", "AAAA"]
+            if domain == zone or base is None:
+                address = self.address or await self.learn()
+                rtype, content = ("AAAA" if ":" in address else "A"), address
+            else:
+                rtype, content = "CNAME", f"{instance}.{base}"
+            rows = self.proxy.records
+            where = dnsrecords.Zone(provider.kind.kind, provider.env, zone)
+            if rows.dns_published().get((zone, domain, rtype)) != (content, True):
+                rows.set_dns_published(zone, domain, rtype, content, written=False)
+                try:
+                    await dnsrecords.replace(where, domain, rtype, (content,))
+                except StackHubError:
+                    with contextlib.suppress(StackHubError):
+                        await dnsrecords.delete(where, domain, rtype)
+                    rows.drop_dns_published(zone, domain, rtype)
+                    raise
+                rows.set_dns_published(zone, domain, rtype, content, written=True)
+        return DnsRecord(type=rtype, name=domain, value=content)
+
+    async def forget(self, domain: str) -> list[str]:
+        """Delete the records StackHub wrote for `domain` (unbound); return what was deleted."""
+        provider = self._provider()
+        deleted: list[str] = []
+        if provider is None:
+            return deleted  # the records stay known: a provider set again deletes them
+        async with self._lock:
+            for zone, name, rtype in sorted(self.proxy.records.dns_published()):
+                if name != domain:
+                    continue
+                await dnsrecords.delete(dnsrecords.Zone(provider.kind.kind, provider.env, zone),
+                                        name, rtype)
+                self.proxy.records.drop_dns_published(zone, name, rtype)
+                deleted.append(f"{rtype} {name}")
+        return deleted
 
     async def _write(self, provider: Provider, want: dict[Key, str]) -> str | None:
         """Send what differs from the table, delete what is no longer wanted.

@@ -45,6 +45,7 @@ from stackhub.proxy.models import (
     BaseRead,
     DnsCheck,
     DnsRecord,
+    DnsStatus,
     DomainKind,
     DomainRead,
     DomainState,
@@ -176,6 +177,20 @@ class Served:
     issuer: str
     expires_at: str
     status: str
+    page: str | None = None
+    """The gateway's own page answered instead of the app (caddy.PAGES), or None."""
+
+    def app_problem(self, instance: str) -> str | None:
+        """Say why the app itself did not answer (the gateway's page came instead), or None."""
+        if self.page == caddy.STOPPED:
+            return (f"the certificate is in place, but the gateway shows its 'app unavailable' "
+                    f"page ({self.status}): {instance} is stopped or has no web port; start "
+                    f"it (stackhub app start {instance})")
+        if self.page == caddy.UNREACHABLE:
+            return (f"the certificate is in place, but {instance} does not answer: the gateway "
+                    f"shows its 'App not answering' page ({self.status}); check the app "
+                    f"(stackhub app logs {instance})")
+        return None
 
 
 @dataclass(frozen=True)
@@ -281,6 +296,8 @@ class ProxyService:
         """lego's folder (0700): the CA account and the wildcard certificates."""
         self.wildcard_error: str | None = None
         self.wildcard_dns: DnsCheck | None = None
+        self.dns_checks: dict[str, DnsCheck] = {}
+        """Custom domain -> its last DNS check in this process (`DomainRead.dns_status`)."""
         self.periodic: list[Callable[[], Coroutine[Any, Any, None]]] = []
         """More loops to run while the server runs (the wildcard's daily renewal check)."""
         self.sleep: Callable[[float], Coroutine[Any, Any, None]] = asyncio.sleep
@@ -322,9 +339,12 @@ class ProxyService:
     def read_base(self) -> BaseRead:
         """Return the base domain and the gateway's state."""
         base, mode = self.base()
+        dns = self.wildcard_dns if base and mode == TlsMode.ACME and self.wildcard_dns and \
+            names.under(self.wildcard_dns.domain, base) else None
         return BaseRead(base=base, tls=mode, console=f"{names.CONSOLE}.{base}" if base else None,
                         gateway=self.gateway_read(),
-                        wildcard=self.wildcard(base) if base and mode == TlsMode.DNS01 else None)
+                        wildcard=self.wildcard(base) if base and mode == TlsMode.DNS01 else None,
+                        dns=dns)
 
     def wildcard(self, base: str, moment: datetime | None = None) -> WildcardRead:
         """Return the wildcard certificate of `base` (DNS-01) and the records to create."""
@@ -373,7 +393,26 @@ class ProxyService:
             with contextlib.suppress(StackHubError):
                 await self.apply()
             raise
+        await self._check_public_base()
         return self.read_base()
+
+    async def _check_public_base(self) -> None:
+        """Check that ``*.<base>`` reaches this box when HTTP-01 needs it; warn if not.
+
+        Not a refusal: a base can be set before its DNS is ready. The check is shown with the
+        base (`BaseRead.dns`: the problem and the record to create) and redone by `recheck`.
+        """
+        base, mode = self.base()
+        if base is None or mode != TlsMode.ACME:
+            return
+        try:
+            check = await self.check_wildcard(base)
+        except StackHubError as err:  # the base is set: a failed look-up only goes unshown
+            log.warning("gateway: could not check *.%s: %s", base, err.message)
+            return
+        if not check.ok:
+            log.warning("gateway: %s: %s (HTTP-01 certificates under %s fail until then)",
+                        check.problem, check.fix, base)
 
     async def clear_base(self) -> BaseRead:
         """Remove the base domain (automatic names and the console's name go away)."""
@@ -397,6 +436,8 @@ class ProxyService:
             raise NotFound(f"no instance named {instance!r}")
         running = self.gateway.running
         protected = self.records.protected()
+        wild = self.wildcard_dns if base and self.wildcard_dns and names.under(
+            self.wildcard_dns.domain, base) else None
         for inst in instances:
             if base is None or instance not in (None, inst.name):
                 continue
@@ -408,6 +449,8 @@ class ProxyService:
             days, warning = expiry(expires, window=cert.warn_window()) if cert else (None, None)
             found.append(DomainRead(
                 name=host, instance=inst.name, kind=DomainKind.AUTOMATIC,
+                dns_status=dns_status(wild) if wild else None,
+                record=wild.expected[0] if wild and not wild.ok and wild.expected else None,
                 state=DomainState.ACTIVE if running else DomainState.PENDING,
                 url=self._url(host), target=upstream, tls=mode or TlsMode.INTERNAL,
                 issuer=cert.issuer if cert else None, expires_at=expires,
@@ -465,12 +508,35 @@ class ProxyService:
         else:
             upstream, why = target(inst)
             error = error or why
+        dns, record = self._dns_of(row, inst)
         return DomainRead(name=row.name, instance=row.instance, kind=DomainKind.CUSTOM,
+                          dns_status=dns, record=record,
                           state=state, url=self._url(row.name), target=upstream,
                           tls=TlsMode.ACME, issuer=issuer, expires_at=expires,
                           checked_at=row.checked_at, error=error, created_at=row.created_at,
                           expires_in_days=days, warning=warning,
                           protected=row.instance in protected)
+
+    def _dns_of(self, row: DomainRecord,
+                inst: InstanceRead | None) -> tuple[DnsStatus, DnsRecord | None]:
+        """Return a custom domain's DNS status (its last check, else its state) and the fix."""
+        check = self.dns_checks.get(row.name)
+        if check is not None:
+            status = dns_status(check)
+        elif row.state == DomainState.ACTIVE:
+            status = DnsStatus.OK
+        elif row.state == DomainState.DANGLING:
+            status = DnsStatus.MISSING if "has no DNS record" in (row.error or "") \
+                else DnsStatus.WRONG
+        else:
+            status = DnsStatus.UNCHECKED
+        if inst is None or status not in (DnsStatus.MISSING, DnsStatus.WRONG) or (
+                check is not None and "CAA" in (check.problem or "")):
+            return status, None
+        base = self.base()[0]
+        expected = names.expected_records(row.name, f"{row.instance}.{base}" if base else None,
+                                          box_addresses(self.settings))
+        return status, expected[0] if expected else None
 
     # -- the config -------------------------------------------------------------------------
     def _api_upstream(self) -> str | None:
@@ -749,8 +815,11 @@ class ProxyService:
         base = self.base()[0]
         automatic = f"{owner}.{base}" if owner and base else None
         answer = await asyncio.to_thread(self.resolver.lookup, name)
-        return names.judge(name, answer, automatic=automatic,
-                           box=box_addresses(self.settings), ca_id=self.settings.caa_id)
+        check = names.judge(name, answer, automatic=automatic,
+                            box=box_addresses(self.settings), ca_id=self.settings.caa_id)
+        if self.records.find(name) is not None:  # kept for DomainRead.dns_status
+            self.dns_checks[name] = check
+        return check
 
     def claim_domain(self, instance: str, domain: str) -> str:
         """Validate a binding request; return the normalised domain (nothing is written)."""
@@ -770,9 +839,14 @@ class ProxyService:
         if row is None or row.instance != instance:
             raise NotFound(f"{name} is not bound to {instance!r}")
         self.records.delete(name)
+        self.dns_checks.pop(name, None)
 
     async def serves(self, domain: str) -> Served:
-        """Fetch https://domain/ through the local gateway, verifying its certificate."""
+        """Fetch https://domain/ through the local gateway, verifying its certificate.
+
+        `Served.page` tells the gateway's own pages (stopped, not answering, no route: marked
+        with caddy.PAGE_HEADER) from the app's answers, whatever their status.
+        """
         context = ssl.create_default_context()
         for root in self.settings.acme_roots:
             context.load_verify_locations(cafile=root)
@@ -784,6 +858,14 @@ class ProxyService:
                          "User-Agent: stackhub-domain-check\r\n\r\n".encode())
             await writer.drain()
             status = (await asyncio.wait_for(reader.readline(), 30)).decode(errors="replace")
+            page = None
+            for _ in range(200):  # the headers: the gateway marks its own pages
+                line = (await asyncio.wait_for(reader.readline(), 30)).decode(errors="replace")
+                key, _, value = line.partition(":")
+                if not line.strip():
+                    break
+                if key.strip().lower() == caddy.PAGE_HEADER.lower():
+                    page = value.strip()
         finally:
             writer.close()
             with contextlib.suppress(OSError, ssl.SSLError):
@@ -793,7 +875,7 @@ class ProxyService:
         expires = cert.get("notAfter")
         stamp = datetime.fromtimestamp(ssl.cert_time_to_seconds(str(expires)), UTC).isoformat() \
             if expires else ""
-        return Served(issuer=issuer, expires_at=stamp, status=status.strip())
+        return Served(issuer=issuer, expires_at=stamp, status=status.strip(), page=page)
 
     def caddy_error(self, domain: str) -> str | None:
         """Return what Caddy last logged about obtaining `domain`'s certificate."""
@@ -953,6 +1035,7 @@ class ProxyService:
                 self.records.update(row.name, state=DomainState.DANGLING.value,
                                     error=f"{reason}: {check.fix}" if check.fix else reason,
                                     issuer=issuer, expires_at=expires)
+        await self._check_public_base()
         expiring = [d.name for d in self.domains() if d.warning]
         self.last_recheck = RecheckRead(checked=checked, dangling=sorted(dangling),
                                         expiring=expiring,
@@ -965,12 +1048,25 @@ class ProxyService:
     async def _rechecks(self) -> None:
         while True:
             await self.sleep(self.settings.recheck)
-            if not self.records.all():
+            if not self.records.all():  # no custom domain: only the public base's record
+                with contextlib.suppress(StackHubError):
+                    await self._check_public_base()
                 continue
             try:
                 await self.recheck()
             except Exception as err:  # keep re-checking whatever happens
                 log.warning("gateway: re-check failed: %s", getattr(err, "message", err))
+
+
+def dns_status(check: DnsCheck) -> DnsStatus:
+    """Return what a DNS check found: ok, missing, wrong, or unchecked (the lookup failed)."""
+    if check.ok:
+        return DnsStatus.OK
+    if "could not check" in (check.problem or ""):
+        return DnsStatus.UNCHECKED
+    if not check.cnames and not check.addresses:
+        return DnsStatus.MISSING
+    return DnsStatus.WRONG
 
 
 def target(inst: InstanceRead) -> tuple[str | None, str | None]:

@@ -108,10 +108,12 @@ async def add_domain(request: DomainRequest, services: ServicesDep,
                summary="Remove a custom domain")
 async def remove_domain(domain: DomainPath, services: ServicesDep, audit: AuditDep,
                         instance: Annotated[str, Query(max_length=40)]) -> Response:
-    """Unbind a custom domain from its instance; the gateway stops serving it."""
-    services.proxy.unbind(check_name(instance), domain)
-    services.proxy.schedule()
-    audit("domain.remove", domain, instance=instance)
+    """Unbind a custom domain from its instance; the gateway stops serving it.
+
+    A record StackHub created for it at the DNS provider is deleted too.
+    """
+    deleted = await services.domains.remove(check_name(instance), domain)
+    audit("domain.remove", domain, instance=instance, dns_deleted=deleted)
     return Response(status_code=204)
 
 

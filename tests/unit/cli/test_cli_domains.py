@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -13,9 +14,10 @@ from stackhub.cli import domains as cli_domains
 from stackhub.cli.client import Client
 from stackhub.cli.main import cli
 from stackhub.proxy.models import DomainState
+from stackhub.proxy.service import GatewaySettings
 from stackhub.services import Services
 
-from ..support import AsgiTransport
+from ..support import AsgiTransport, app_request
 
 runner = CliRunner()
 
@@ -49,3 +51,29 @@ def test_protect_an_unknown_app_is_refused(domains_api: TestClient) -> None:
     assert json.loads(result.output)["error"]["code"] == "not_found"
     bad = domains_api.put("/api/instances/nope/protection", json={"protected": "maybe"})
     assert bad.status_code == 422
+
+
+def test_list_shows_the_dns_status_and_the_record_to_create(domains_api: TestClient,
+                                                            services: Services) -> None:
+    async def install() -> None:
+        await services.apps.install(app_request(name="web", values={"WEB_PORT": "18361"}))
+        await asyncio.wait_for(services.runner.tasks["web"], 5)
+
+    asyncio.run(install())
+    services.proxy.settings = GatewaySettings(addresses=("203.0.113.7",))
+    services.proxy.records.set_setting("base", "box.example.com")
+    services.proxy.records.set_setting("tls", "acme")
+    services.proxy.records.put("shop.example.org", "web", DomainState.DANGLING.value)
+    services.proxy.records.update("shop.example.org", state=DomainState.DANGLING.value,
+                                  error="DNS no longer reaches this box: shop.example.org has "
+                                  "no DNS record")
+    shown = runner.invoke(cli, ["domain", "list"])
+    assert shown.exit_code == 0, shown.output
+    assert "missing" in shown.output and "DNS" in shown.output
+    assert "shop.example.org: create shop.example.org. CNAME web.box.example.com." \
+        in shown.output
+    listed = {d["name"]: d for d in json.loads(
+        runner.invoke(cli, ["domain", "list", "--json"]).output)}
+    assert listed["shop.example.org"]["dns_status"] == "missing"
+    assert listed["shop.example.org"]["record"] == {
+        "type": "CNAME", "name": "shop.example.org", "value": "web.box.example.com"}

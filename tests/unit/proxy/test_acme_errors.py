@@ -1,0 +1,125 @@
+"""Caddy's HTTP-01 failures in plain words (the texts are Caddy 2.6.2's, against Pebble)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from stackhub.adapters.caddy import CaddyGateway, CaddyProcess
+from stackhub.proxy.acme_errors import explain
+
+CA = "https://127.0.0.1:14000/dir"
+REJECTED = ("could not get certificate from issuer: HTTP 400 urn:ietf:params:acme:error:"
+            "rejectedIdentifier - Order included an identifier for which issuance is forbidden "
+            'by policy: "blocked.example.test"')
+CHALLENGE = ('challenge failed: Get "http://noport.example.test:49051/.well-known/acme-challenge/'
+             'WbPH": dial tcp 127.0.0.1:49051: connect: connection refused')
+AUTHZ = ("validating authorization: authorization failed: HTTP 400 urn:ietf:params:acme:error:"
+         'connection - Get "http://noport.example.test:49051/.well-known/acme-challenge/WbPH": '
+         "dial tcp 127.0.0.1:49051: connect: connection refused")
+NO_SOLVERS = ("could not get certificate from issuer: [noport.example.test] solving challenges: "
+              "noport.example.test: no solvers available for remaining challenges "
+              "(configured=[http-01] offered=[tls-alpn-01 dns-01 http-01] remaining=[tls-alpn-01"
+              " dns-01]) (order=https://127.0.0.1:14000/my-order/Nw) (ca=" + CA + ")")
+NO_CA = ("could not get certificate from issuer: registering account [mailto:a@example.test] "
+         'with server: provisioning client: performing request: Get "https://127.0.0.1:56883/'
+         'dir": dial tcp 127.0.0.1:56883: connect: connection refused')
+
+
+def test_the_ca_refusing_the_name() -> None:
+    said = explain("blocked.example.test", [REJECTED], CA)
+    assert said is not None
+    assert said.startswith("the certificate authority refuses to issue a certificate for "
+                           "blocked.example.test: its policy forbids this name (Order included")
+    assert "use another name [Caddy: could not get certificate" in said
+
+
+def test_port_80_unreachable_from_the_validation_or_its_first_line() -> None:
+    for errors in ([CHALLENGE, AUTHZ, NO_SOLVERS], [CHALLENGE]):
+        said = explain("noport.example.test", errors, CA)
+        assert said is not None
+        assert said.startswith("the certificate authority could not connect to port 80 of this "
+                               "box at noport.example.test (127.0.0.1:49051: connection "
+                               "refused): open port 80 in the firewall"), said
+
+
+def test_the_ca_unreachable() -> None:
+    said = explain("noca.example.test", [NO_CA], CA)
+    assert said == explain("noca.example.test", [NO_CA, "will retry: " + NO_CA], CA)
+    assert said is not None
+    assert said.startswith(f"the certificate authority {CA} cannot be reached from this box "
+                           "(127.0.0.1:56883: connection refused): check STACKHUB_ACME_CA")
+    untrusted = NO_CA.replace("dial tcp 127.0.0.1:56883: connect: connection refused",
+                              "tls: failed to verify certificate: x509: certificate signed by "
+                              "unknown authority")
+    said = explain("noca.example.test", [untrusted], CA)
+    assert said is not None and "not trusted: set STACKHUB_ACME_CA_ROOT" in said
+
+
+def test_caa_rate_limit_dns_and_a_wrong_server() -> None:
+    def said(kind: str, detail: str) -> str:
+        text = explain("shop.example.test", [f"could not get certificate from issuer: HTTP 403 "
+                                             f"urn:ietf:params:acme:error:{kind} - {detail}"], CA)
+        assert text is not None
+        return text
+
+    assert said("caa", "CAA record forbids issuance").startswith(
+        "a CAA record of shop.example.test (or of a parent domain) forbids")
+    assert "rate limit is reached for shop.example.test (too many failed authorizations" in \
+        said("rateLimited", "too many failed authorizations recently")
+    assert "could not look up shop.example.test (NXDOMAIN looking up A)" in \
+        said("dns", "NXDOMAIN looking up A")
+    assert "reached shop.example.test on port 80, but not this box's gateway" in \
+        said("unauthorized", "The key authorization file from the server did not match")
+    assert "refused the certificate for shop.example.test: badCSR (bad)" in said("badCSR", "bad")
+
+
+def test_unrelated_errors_are_not_a_certificate_failure() -> None:
+    assert explain("shop.example.test", [], CA) is None
+    assert explain("shop.example.test", ["dial: upstream 127.0.0.1:1 refused"], CA) is None
+    assert explain("shop.example.test", ["obtaining certificate: something new"], CA) == \
+        "the certificate for shop.example.test could not be obtained: obtaining certificate: " \
+        "something new"
+
+
+def test_caddy_errors_are_read_from_a_moment_on_about_one_name(tmp_path: Path) -> None:
+    process = CaddyProcess("/usr/bin/caddy", tmp_path, tmp_path / "admin.sock")
+    process.lines.extend([
+        {"level": "error", "ts": 100.0, "msg": "challenge failed", "identifier": "a.test",
+         "error": "old"},
+        {"level": "info", "ts": 200.0, "msg": "obtaining certificate", "identifier": "a.test"},
+        {"level": "error", "ts": 200.5, "msg": "could not get certificate from issuer",
+         "identifier": "a.test", "error": "new"},
+        {"level": "error", "ts": 201.0, "msg": "could not get certificate from issuer",
+         "identifier": "b.test", "error": "other name"},
+        {"level": "error", "ts": 202.0, "msg": "could not get certificate from issuer",
+         "identifier": "shopa.test", "error": "a name ending with it"},
+        {"level": "error", "msg": "no time stamp", "identifier": "a.test"}])
+    assert process.errors("a.test", since=150.0) == ["could not get certificate from issuer: new"]
+    assert len(process.errors("a.test", since=0.0)) == 2
+    gateway = CaddyGateway(tmp_path, binary="/usr/bin/caddy")
+    assert gateway.errors("a.test", since=0.0) == []  # no child (a system Caddy): nothing read
+
+
+async def test_a_panic_in_caddys_handlers_is_logged_as_a_warning(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Go logs a handler's panic at info: the adapter still shows it (it once hid a /load
+    panic that left the gateway on a stale config)."""
+    process = CaddyProcess("/usr/bin/caddy", tmp_path, tmp_path / "admin.sock")
+    lines = [json.dumps({"level": "info", "msg": "http: panic serving @: invalid "
+                         "configuration: maxEvents = 0"}),
+             json.dumps({"level": "info", "msg": "admin endpoint started"})]
+    script = tmp_path / "out.sh"
+    script.write_text("printf '%s\\n' " + " ".join(f"'{line}'" for line in lines) + "\n")
+    proc = await asyncio.create_subprocess_exec("sh", str(script),
+                                                stdout=asyncio.subprocess.PIPE)
+    with caplog.at_level(logging.WARNING, logger="stackhub"):
+        await process._read(proc)
+    await proc.wait()
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warned == ["caddy: http: panic serving @: invalid configuration: maxEvents = 0 "]
+    assert len(process.lines) == 2
