@@ -17,6 +17,7 @@ from stackhub.adapters.engine import DockerEngine, Engine
 from stackhub.adapters.images import ImageDigests
 from stackhub.adapters.restic import ResticCli
 from stackhub.adapters.volumes import VolumeCopier
+from stackhub.apps.extras import last_backups
 from stackhub.apps.fence import PoolFence
 from stackhub.apps.flows import Flows
 from stackhub.apps.kept import KeptData
@@ -41,6 +42,7 @@ from stackhub.notify.service import NotifyService
 from stackhub.notify.watch import Watcher, WatchSettings
 from stackhub.operations.journal import Journal
 from stackhub.operations.runner import Run, Runner
+from stackhub.proxy.addresses import OpenAddresses
 from stackhub.proxy.dns01 import WildcardFlows
 from stackhub.proxy.flows import DomainFlows
 from stackhub.proxy.publish import RecordPublisher
@@ -199,9 +201,9 @@ def build(paths: Paths, *, engine: Engine | None = None, compose: Compose | None
     proxy = ProxyService(paths=paths, records=DomainRecords(db), apps=apps, runner=runner,
                          bus=bus)
     subnets.busy = proxy.dialled  # a block the gateway still dials goes to no other app
-    domains = DomainFlows(proxy=proxy, runner=runner)
-    wildcard = WildcardFlows(proxy=proxy, runner=runner)  # DNS-01 wildcard, daily renewal
     dns_records = RecordPublisher(proxy=proxy)  # records at the DNS provider, public IP
+    domains = DomainFlows(proxy=proxy, runner=runner, publisher=dns_records)
+    wildcard = WildcardFlows(proxy=proxy, runner=runner)  # DNS-01 wildcard, daily renewal
     repos = Repositories(db, paths)
     repos.ensure_default()
     restic = ResticCli()
@@ -216,6 +218,7 @@ def build(paths: Paths, *, engine: Engine | None = None, compose: Compose | None
     settings = InstanceSettings(paths=paths, records=records, planner=planner, flows=flows,
                                 runner=runner, compose=compose, revisions=Revisions(db))
     apps.settings = settings
+    apps.extras += [OpenAddresses(proxy), last_backups(backups.store.lasts)]
     images = ImageDigests()
     pruner = ImagePruner(db, engine)
     update_flows = UpdateFlows(apps=apps, runner=runner, snapshots=PreUpdateSnapshots(backups),
@@ -227,7 +230,7 @@ def build(paths: Paths, *, engine: Engine | None = None, compose: Compose | None
                            may_see=auth.accounts.may_see, console_url=proxy.console_url)
     notify_watch = Watcher(service=notify, instances=apps.all, backups=backups.status,
                            domains=proxy.domains, root=paths.root,
-                           settings=WatchSettings.from_env())
+                           settings=WatchSettings.from_env(), checks=backups.checks)
     return Services(paths=paths, db=db, bus=bus, engine=engine, compose=compose,
                     catalog=catalog, records=records, status=status, runner=runner, flows=flows,
                     apps=apps,

@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3  # type: ignore[import-untyped]
+import httpx
 import pytest
 
 from tests.integration.conftest import Server, docker, free_port, instance_containers
@@ -193,6 +195,21 @@ def test_backup_change_restore_is_byte_identical(keeper: tuple[Server, str]) -> 
     placed = json.loads((stage / "definition.json").read_text())["volumes"]
     assert [(v.get("path"), v.get("copy")) for v in placed] == [(None, "folder")]
 
+    # a page of the large volume file changes: the next backup rewrites only the blocks of
+    # the staged copy that differ, found by comparing both files mapped (the app is stopped)
+    staged = stage / "volumes" / "db" / "data.bin"
+    inode = staged.stat().st_ino
+    in_container(name, "printf page | dd of=/db/data.bin bs=1 seek=1500000 conv=notrunc "
+                 "2>/dev/null")
+    second = srv.cli("backup", "create", name)
+    assert second.returncode == 0, second.stderr + second.stdout
+    assert srv.wait_status(name, {"running"})["status"] == "running"
+    assert staged.stat().st_ino == inode  # updated in place, not copied anew
+    assert staged.read_bytes()[1_500_000:1_500_004] == b"page"
+    assert tree(Path(mountpoint(volume))) == tree(stage / "volumes" / "db")
+    paged = volume_tree(volume)
+    assert paged != before_volume
+
     mangle(srv, name)
     assert tree(data) != before and volume_tree(volume) != before_volume
     restored = srv.cli("backup", "restore", name, snap["short_id"], "--yes")
@@ -212,7 +229,7 @@ def test_backup_change_restore_is_byte_identical(keeper: tuple[Server, str]) -> 
     shown = srv.wait_status(name, {"running"})
     assert shown["app"] == snap["app"]
     assert tree(data) == before
-    assert volume_tree(volume) == before_volume
+    assert volume_tree(volume) == paged  # the latest snapshot: the changed page
     values = json.loads((srv.data_dir / "instances" / name / "values.json").read_text())
     assert len(values["ADMIN_TOKEN"]) == 24  # the generated secret came back
 
@@ -399,6 +416,57 @@ def test_remote_repositories_round_trip_and_outage(
     srv, name = keeper
     for kind in ("sftp", "s3"):
         remote_round_trip(srv, name, kind, tmp_path, services)
+    s3_wrong_keys(srv, name, services)
+
+
+def start_moto_with_keys(started: list[subprocess.Popen[bytes]]) -> tuple[int, str, str]:
+    """Run moto's S3 server checking credentials (IAM); return its port and one good key."""
+    port = free_port()
+    binary = Path(sys.executable).parent / "moto_server"
+    env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "3"}  # then every request is checked
+    started.append(subprocess.Popen([str(binary), "-H", "127.0.0.1", "-p", str(port)], env=env,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    _wait_port(port, "moto_server")
+    iam = boto3.client("iam", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
+                       aws_access_key_id="setup", aws_secret_access_key="setup")
+    iam.create_user(UserName="stackhub")
+    key = iam.create_access_key(UserName="stackhub")["AccessKey"]
+    iam.put_user_policy(UserName="stackhub", PolicyName="all", PolicyDocument=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+    return port, key["AccessKeyId"], key["SecretAccessKey"]
+
+
+def s3_wrong_keys(srv: Server, name: str, started: list[subprocess.Popen[bytes]]) -> None:
+    """Wrong S3 keys are named as the problem (not "cannot be reached"); nothing is recorded."""
+    port, key_id, secret = start_moto_with_keys(started)
+    url = f"s3:http://127.0.0.1:{port}/stackhub-keys"
+    for key, value in ((key_id, "not-the-secret"), ("AKIAWRONGWRONGWRONG0", secret)):
+        added = srv.cli("backup", "repo", "add", "keys", url, "--json",
+                        AWS_ACCESS_KEY_ID=key, AWS_SECRET_ACCESS_KEY=value)
+        assert added.returncode == 1, added.stdout
+        error = json.loads(added.stdout)["error"]
+        assert error["code"] == "repository_error", error
+        assert "access key id and secret access key" in error["message"], error
+        assert "cannot be reached" not in error["message"]
+        assert error["details"]["reason"] == "credentials"
+    assert "keys" not in [r["name"] for r in cli_json(srv, "backup", "repo", "list")]
+    assert not (srv.data_dir / "secrets" / "backup" / "keys.password").exists()
+
+    # the right keys work; once they are revoked, the repository says so
+    added = srv.cli("backup", "repo", "add", "keys", url, AWS_ACCESS_KEY_ID=key_id,
+                    AWS_SECRET_ACCESS_KEY=secret)
+    assert added.returncode == 0, added.stderr + added.stdout
+    assert cli_json(srv, "backup", "list", name, "--repo", "keys") == []
+    iam = boto3.client("iam", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
+                       aws_access_key_id=key_id, aws_secret_access_key=secret)
+    iam.delete_access_key(UserName="stackhub", AccessKeyId=key_id)
+    listed = srv.cli("backup", "list", name, "--repo", "keys", "--json")
+    assert listed.returncode == 1
+    error = json.loads(listed.stdout)["error"]
+    assert "access key id and secret access key" in error["message"], error
+    removed = srv.cli("backup", "repo", "remove", "keys", "--yes")
+    assert removed.returncode == 0, removed.stderr
 
 
 def remote_round_trip(srv: Server, name: str, kind: str, tmp_path: Path,
@@ -674,18 +742,87 @@ def cli_json_error(srv: Server, *args: str) -> dict[str, Any]:
     return error
 
 
+def test_a_killed_system_backup_is_interrupted_and_the_next_one_succeeds(
+        crash_server: Server, tmp_path: Path) -> None:
+    """The crash scenario of the `system-backup` kind (tests/integration/test_crash_kinds.py):
+    SIGKILL after the database copy is staged; after the restart the operation reads
+    interrupted, the staged copy is gone, and `backup system` succeeds (with progress)."""
+    from tests.integration.test_crash import wait_for
+    from tests.integration.test_crash_kinds import _send
+
+    marker = tmp_path / "paused"
+    crash_server.start(STACKHUB_FAULT_PAUSE="system-backup-staged",
+                       STACKHUB_FAULT_MARKER=str(marker))
+    _send(crash_server, "POST", "/api/backups/system", None)
+    wait_for(marker.exists, what="the system backup to stage the database")
+    busy = crash_server.api("POST", "/api/backups/system")
+    assert busy.status_code == 409, busy.text  # one system backup at a time
+    stage = crash_server.data_dir / "backups" / "stage" / "_system"
+    assert (stage / "stackhub.db").is_file()
+    crash_server.kill9()
+    crash_server.start()
+    ops = crash_server.api("GET", "/api/operations", params={"instance": "@system"}).json()
+    assert [(o["kind"], o["state"]) for o in ops["items"]] == [("system-backup", "interrupted")]
+    assert "StackHub stopped" in ops["items"][0]["error"]
+    wait_for(lambda: not stage.exists(), what="the after-crash clean-up of the staged copy")
+    again = crash_server.cli("backup", "system")
+    assert again.returncode == 0, again.stderr + again.stdout
+    assert "StackHub's state is backed up as" in again.stdout
+    latest = crash_server.api("GET", "/api/operations", params={"instance": "@system"}).json()
+    assert latest["items"][0]["state"] == "succeeded"
+    assert [s["name"] for s in latest["items"][0]["steps"]] == ["database", "snapshot",
+                                                                "check"]
+    assert not stage.exists()
+
+
+MEMBER_PASSWORD = "correct horse battery staple"
+
+
+def _old_box_state(srv: Server, name: str, tmp_path: Path) -> None:
+    """Give the old box a member, a store, a base and a custom domain, and a setting."""
+    import sqlite3
+
+    made = srv.api("POST", "/api/users", json={"username": "alice", "password": MEMBER_PASSWORD,
+                                               "role": "member"})
+    assert made.status_code == 201, made.text
+    store = tmp_path / "store" / "hello"
+    store.mkdir(parents=True)
+    (store / "stackhub-app.yaml").write_text(MANIFEST.replace("id: keeper", "id: hello"))
+    (store / "compose.yaml").write_text(COMPOSE)
+    added = srv.cli("store", "add", "mine", str(tmp_path / "store"), "--local")
+    assert added.returncode == 0, added.stderr + added.stdout
+    security = srv.api("PUT", "/api/settings/security", json={
+        "require_2fa": False, "trusted_proxies": ["10.9.8.0/24"],
+        "allowed_origins": ["https://console.example.test"]})
+    assert security.status_code == 200, security.text
+    # the gateway is off in tests (STACKHUB_GATEWAY=0): its rows are written as it would
+    stamp = "2026-01-01T00:00:00Z"
+    with contextlib.closing(sqlite3.connect(srv.data_dir / "stackhub.db")) as conn, conn:
+        conn.executemany("INSERT OR REPLACE INTO gateway_settings (key, value) VALUES (?,?)",
+                         [("base", "home.lan"), ("tls", "internal")])
+        conn.execute("INSERT INTO domains (name, instance, state, created_at, updated_at) "
+                     "VALUES (?,?,?,?,?)", ("keeper.example.test", name, "active", stamp, stamp))
+
+
 def test_system_backup_brings_stackhub_back_on_a_fresh_data_root(
         keeper: tuple[Server, str], tmp_path: Path) -> None:
-    from tests.integration.conftest import STACKHUB
+    from tests.integration.conftest import STACKHUB, http_text
+    from tests.integration.test_crash import wait_for
 
     srv, name = keeper
     data = srv.data_dir / "appdata" / name
+    _old_box_state(srv, name, tmp_path)
     before, before_volume = tree(data), volume_tree(f"stackhub-{name}_db")
     values = (srv.data_dir / "instances" / name / "values.json").read_text()
     assert srv.cli("backup", "create", name).returncode == 0
     system = cli_json(srv, "backup", "system")
-    assert (system["kind"], system["app"]) == ("system", "stackhub")
+    assert system["operation"]["state"] == "succeeded"
+    assert (system["operation"]["kind"], system["operation"]["instance"]) == (
+        "system-backup", "@system")
+    assert (system["snapshot"]["kind"], system["snapshot"]["app"]) == ("system", "stackhub")
     kit = cli_json(srv, "backup", "repo", "key", "local")
+    assert kit["kit"].startswith("StackHub backup repository: local")
+    assert f"Password: {kit['password']}" in kit["kit"]
     removed = srv.cli("app", "remove", name, "--yes", "--purge")  # the old box is lost
     assert removed.returncode == 0, removed.stderr
     wait_gone(srv, name)
@@ -696,32 +833,114 @@ def test_system_backup_brings_stackhub_back_on_a_fresh_data_root(
     fresh.start()
     try:
         # refused while its server runs, and with a wrong kit; nothing changed
-        kit_file = tmp_path / "kit.txt"
-        kit_file.write_text("wrong password\n")
-        args = [*STACKHUB, "backup", "restore-system", kit["url"], "--password-file",
-                str(kit_file), "--json"]
-        running = subprocess.run(args, env=fresh.env, capture_output=True, text=True)
+        password_file = tmp_path / "password.txt"
+        password_file.write_text("wrong password\n")
+        alias = [*STACKHUB, "backup", "restore-system", kit["url"], "--password-file",
+                 str(password_file), "--json"]
+        running = subprocess.run(alias, env=fresh.env, capture_output=True, text=True)
         assert running.returncode == 2 and "stop it first" in running.stdout, running.stdout
         fresh.stop()
-        wrong = subprocess.run(args, env=fresh.env, capture_output=True, text=True)
+        wrong = subprocess.run(alias, env=fresh.env, capture_output=True, text=True)
         assert wrong.returncode == 1 and "password" in wrong.stdout, wrong.stdout
         assert not (fresh.data_dir / "instances" / name).exists()
-        kit_file.write_text(kit["password"] + "\n")
+        kit_file = tmp_path / "stackhub-recovery-kit-local.txt"  # as the console downloads it
+        kit_file.write_text(kit["kit"])
+        args = [*STACKHUB, "restore-system", "--kit", str(kit_file), "--json"]
         done = subprocess.run(args, env=fresh.env, capture_output=True, text=True)
         assert done.returncode == 0, done.stdout + done.stderr
-        assert json.loads(done.stdout)["instances"] == [name]
-        fresh.start()
-        shown = fresh.api("GET", f"/api/instances/{name}")
-        assert shown.status_code == 200 and shown.json()["status"] == "missing", shown.text
-        again = fresh.cli("backup", "restore", name, "latest", "--yes")
-        assert again.returncode == 0, again.stderr + again.stdout
-        assert fresh.wait_status(name, {"running"})["status"] == "running"
+        report = json.loads(done.stdout)
+        assert report["instances"] == [name] and report["by_hand"] == {}
+        assert list(report["restoring"]) == [name]
+        fresh.start()  # restores each instance from its latest snapshot
+        wait_for(lambda: any(o["kind"] == "restore" and o["state"] != "running" for o in
+                             fresh.api("GET", "/api/operations", params={
+                                 "instance": name}).json()["items"]),
+                 what="the restore of the instance at the first start")
+        restore = fresh.api("GET", "/api/operations", params={"instance": name}).json()
+        assert restore["items"][0]["state"] == "succeeded", restore["items"][0]
+        shown = fresh.wait_status(name, {"running"})
+        assert shown["status"] == "running"
         assert tree(fresh.data_dir / "appdata" / name) == before
         assert volume_tree(f"stackhub-{name}_db") == before_volume
         assert (fresh.data_dir / "instances" / name / "values.json").read_text() == values
+        assert http_text(shown["ports"][0]["host_port"], timeout=30)  # the app answers
+        # users: the member signs in with the old password (and the admin token is the old one)
+        with httpx.Client(base_url=fresh.url, timeout=30) as member:
+            signed = member.post("/api/auth/login", json={"username": "alice",
+                                                          "password": MEMBER_PASSWORD})
+            assert signed.status_code == 200, signed.text
+        stores = {s["name"] for s in fresh.api("GET", "/api/stores").json()}
+        assert "mine" in stores
+        base = fresh.api("GET", "/api/domains/base").json()
+        assert (base["base"], base["tls"]) == ("home.lan", "internal"), base
+        domains = {d["name"]: d["instance"] for d in fresh.api("GET", "/api/domains").json()}
+        assert domains.get("keeper.example.test") == name
+        security = fresh.api("GET", "/api/settings/security").json()
+        assert security["trusted_proxies"] == ["10.9.8.0/24"]
+        assert security["allowed_origins"] == ["https://console.example.test"]
+        system_ops = fresh.api("GET", "/api/operations", params={"instance": "@system"}).json()
+        assert [o["state"] for o in system_ops["items"]] == ["succeeded"]  # not interrupted
+        assert not (fresh.data_dir / "backups" / "recovery.json").exists()
         twice = subprocess.run(args, env={**fresh.env, "STACKHUB_URL": "http://127.0.0.1:9"},
                                capture_output=True, text=True)
         assert twice.returncode == 1 and "already has instances" in twice.stdout
+    finally:
+        fresh.stop()
+        fresh.cleanup_engine()
+
+
+@pytest.mark.parametrize("kind", ["sftp", "s3"])
+def test_restore_system_from_a_remote_repository_needs_only_the_kit(
+        keeper: tuple[Server, str], tmp_path: Path, services: list[subprocess.Popen[bytes]],
+        kind: str) -> None:
+    """The kit holds what a new box needs to reach the repository (the SFTP key StackHub
+    generated, the S3 keys): restore-system with it alone brings the box and the app back."""
+    from tests.integration.conftest import STACKHUB
+    from tests.integration.test_crash import wait_for
+
+    srv, name = keeper
+    extra: dict[str, str] = {}
+    if kind == "sftp":
+        key = cli_json(srv, "backup", "repo", "ssh-key")["public_key"]
+        url = f"sftp://root@127.0.0.1:{start_sshd(tmp_path, key, services)}/" \
+              f"{tmp_path / 'sftp-repo'}"
+    else:
+        port, key_id, secret = start_moto_with_keys(services)  # keys are checked
+        url = f"s3:http://127.0.0.1:{port}/stackhub-kit"
+        extra = {"AWS_ACCESS_KEY_ID": key_id, "AWS_SECRET_ACCESS_KEY": secret}
+    added = srv.cli("backup", "repo", "add", "far", url, **extra)
+    assert added.returncode == 0, added.stderr + added.stdout
+    before = tree(srv.data_dir / "appdata" / name)
+    assert srv.cli("backup", "create", name, "--repo", "far").returncode == 0
+    assert cli_json(srv, "backup", "system", "--repo", "far")["snapshot"]["repository"] == "far"
+    kit = cli_json(srv, "backup", "repo", "key", "far")
+    if kind == "sftp":
+        assert kit["ssh_private_key"].startswith("-----BEGIN OPENSSH PRIVATE KEY-----")
+        assert "SSH private key:" in kit["kit"] and kit["access_key_id"] is None
+    else:
+        assert (kit["access_key_id"], kit["secret_access_key"]) == (key_id, secret)
+        assert f"S3 secret access key: {secret}" in kit["kit"] and kit["ssh_private_key"] is None
+    assert srv.cli("app", "remove", name, "--yes", "--purge").returncode == 0
+    wait_gone(srv, name)
+    srv.stop()
+
+    fresh = Server(tmp_path / "fresh" / "data")  # nothing of the old box but the kit
+    try:
+        kit_file = tmp_path / "kit.txt"
+        kit_file.write_text(kit["kit"])
+        env = {k: v for k, v in fresh.env.items() if not k.startswith("AWS_")}
+        done = subprocess.run([*STACKHUB, "restore-system", "--kit", str(kit_file), "--json"],
+                              env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert list(json.loads(done.stdout)["restoring"]) == [name]
+        assert not list((fresh.data_dir / "backups" / "work").glob("kit-*"))  # secrets gone
+        fresh.start()
+        wait_for(lambda: any(o["kind"] == "restore" and o["state"] != "running" for o in
+                             fresh.api("GET", "/api/operations", params={
+                                 "instance": name}).json()["items"]),
+                 what="the restore of the instance at the first start")
+        assert fresh.wait_status(name, {"running"})["status"] == "running"
+        assert tree(fresh.data_dir / "appdata" / name) == before
     finally:
         fresh.stop()
         fresh.cleanup_engine()

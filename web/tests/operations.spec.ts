@@ -135,6 +135,25 @@ describe('operation-list', () => {
     list.unmount()
   })
 
+  it('shows StackHub\'s own jobs by their subject, with no app link and not as removed', async () => {
+    const system = op({ id: 'sys', instance: '@system', kind: 'system-backup', step: 'check', steps: [
+      { name: 'database', started_at: at(0), finished_at: at(1), duration: 1 },
+      { name: 'snapshot', started_at: at(1), finished_at: at(9), duration: 8 },
+      { name: 'check', started_at: at(9), finished_at: at(10), duration: 1 },
+    ] })
+    const list = mountList({ items: [system], exists: () => false })
+    await flushPromises()
+    const row = list.find('tr[data-test="operation"]')
+    expect(row.text()).toContain('System backup')
+    expect(row.find('a').exists()).toBe(false)
+    expect(row.find('.subject').text()).toBe('@system')
+    expect(row.find('.gone').exists()).toBe(false)
+    await row.find('td:nth-child(3)').trigger('click')
+    await flushPromises()
+    expect(list.find('[data-test="operation-steps"]').text()).toContain("Copying StackHub's database")
+    list.unmount()
+  })
+
   it('speaks Chinese', async () => {
     await chinese()
     const list = mountList({ items: [installed] })

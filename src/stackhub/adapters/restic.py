@@ -211,6 +211,14 @@ def _place_key(keys: Path, key_id: str, raw: bytes) -> None:
         os.close(folder)
 
 
+REFUSED_KEYS = (  # S3 (minio-go prints the message, sometimes the code) and REST refusals
+    "access denied", "accessdenied", "invalidaccesskeyid",
+    "access key id you provided does not exist", "signaturedoesnotmatch",
+    "signature we calculated does not match", "invalidtoken", "expiredtoken",
+    "security token included in the request is invalid", "403 forbidden",
+    "401 unauthorized", "unauthorized")
+
+
 def translate(stderr: str, repo: Repository, action: str) -> StackHubError:
     """Map a restic failure to a StackHub error with a readable message."""
     lines = [ln.strip() for ln in stderr.strip().splitlines() if ln.strip()]
@@ -234,11 +242,18 @@ def translate(stderr: str, repo: Repository, action: str) -> StackHubError:
     if "no matching id found" in low or "no snapshot found" in low or \
             "no matching snapshot" in low:
         return NotFound(f"{action}: no such snapshot in {where}")
+    if any(word in low for word in REFUSED_KEYS):
+        keys = "the access key id and secret access key" if repo.url.startswith("s3:") else \
+            "the credentials"
+        return RepositoryError(f"{action}: {where} refuses {keys} StackHub has for it "
+                               f"({tail}); the server answers, but the keys are wrong, "
+                               "expired or not allowed on this bucket: add the repository "
+                               "again with the right keys",
+                               details={"reason": "credentials", "repository": repo.name})
     unreachable = ("unable to open config file", "is there a repository", "connection refused",
                    "no such host", "timeout", "timed out", "unable to start the sftp session",
-                   "network is unreachable", "access denied", "accessdenied",
-                   "invalidaccesskeyid", "signaturedoesnotmatch", "no such file or directory",
-                   "ssh command exited", "connection reset", "bucket", "403 forbidden")
+                   "network is unreachable", "no such file or directory",
+                   "ssh command exited", "connection reset", "bucket")
     if any(word in low for word in unreachable):
         return RepositoryError(f"{action}: {where} cannot be reached or opened at {repo.url} "
                                f"({tail}); check the address, credentials and network",

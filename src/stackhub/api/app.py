@@ -100,6 +100,8 @@ def create_app(paths: Paths, *, services: Services | None = None,
         store_sync = catalog_schedule.start(svc.catalog)
         await svc.proxy.start()  # the gateway, if enabled (docs/architecture.md, "Gateway")
         backup_rounds = BackupScheduler(svc.backups).start()  # scheduled backups and checks
+        # after `stackhub restore-system`: each instance from its latest snapshot, one by one
+        recovery = asyncio.create_task(svc.backups.recover_instances(), name="recovery")
         update_checks = start_checks(svc.updates)  # daily by default (docs: "updates")
         auto_rounds = svc.auto_updates.start()  # auto-update windows, each minute
         pruning = start_pruning(svc.pruner)  # images updates replaced, after 7 days
@@ -115,6 +117,8 @@ def create_app(paths: Paths, *, services: Services | None = None,
             await svc.auto_updates.stop(auto_rounds)
             await stop_checks(update_checks)
             await BackupScheduler.stop(backup_rounds)
+            recovery.cancel()
+            await asyncio.gather(recovery, return_exceptions=True)
             await svc.proxy.stop()
             await svc.fence.stop()
             await catalog_schedule.stop(store_sync)

@@ -182,6 +182,14 @@ class InstanceRead(BaseModel):
     latest_version: str | None = Field(default=None, description="The version an update "
                                        "would install (the same one for a digest update)")
     update_kind: str | None = Field(default=None, description="version or digest")
+    open_url: str | None = Field(default=None, description="The address to open the app at: "
+                                 "its https gateway name (`<instance>.<base>` when a base "
+                                 "domain is set, else its first active custom domain); else "
+                                 "its first `http://host:port` address; null when it has no "
+                                 "web page, or when it is protected and has no gateway name "
+                                 "(its port then answers on the box itself only).")
+    last_backup_at: str | None = Field(default=None, description="When the instance's last "
+                                       "good backup was taken (null: never).")
     created_at: str
     updated_at: str
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +58,8 @@ class AppsService:
         self.status = status
         self.public_host = public_host
         self.settings: InstanceSettings  # set by services.build (settings after install)
+        self.extras: list[Callable[[Sequence[InstanceRead]], None]] = []
+        """Fill fields other domains own into views, all at once (open_url, last_backup_at)."""
 
     async def refresh(self) -> None:
         """Reload every instance's containers from the engine (after work done outside apps)."""
@@ -255,6 +257,17 @@ class AppsService:
 
     def read(self, record: InstanceRecord) -> InstanceRead:
         """Return the API view of an instance, secrets hidden, status from the cache."""
+        return self.views([record])[0]
+
+    def views(self, records: Sequence[InstanceRecord]) -> list[InstanceRead]:
+        """Return the API views of instances, with the other domains' fields filled in once."""
+        found = [self._view(r) for r in records]
+        for fill in self.extras:
+            fill(found)
+        return found
+
+    def _view(self, record: InstanceRecord) -> InstanceRead:
+        """Return one instance's own view (before `extras`)."""
         containers = self.status.containers(record.name)
         main = _main_entry(record.definition)
         hidden = set(record.secret_names)
@@ -289,7 +302,7 @@ class AppsService:
 
     def all(self) -> list[InstanceRead]:
         """Return every instance."""
-        return [self.read(r) for r in self.records.all()]
+        return self.views(self.records.all())
 
     def get(self, name: str) -> InstanceRead:
         """Return one instance."""

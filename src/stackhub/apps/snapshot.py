@@ -71,8 +71,8 @@ class Snapshot:
         if built is not None and built.key == key and built.containers is containers:
             return built
         items: dict[str, bytes] = {}
-        for record in self.apps.records.all():  # sorted by name
-            items[record.name] = self.apps.read(record).model_dump_json().encode()
+        for view in self.apps.views(self.apps.records.all()):  # sorted by name
+            items[view.name] = view.model_dump_json().encode()
         body = b"[" + b",".join(items.values()) + b"]"
         built = Built(key=key, containers=containers, items=items,
                       etags={name: etag_of(raw) for name, raw in items.items()},

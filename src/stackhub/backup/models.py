@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from stackhub.apps.models import Accepted, PortMapping
+from stackhub.apps.models import Accepted, OperationRead, PortMapping
 
 REPO_NAME = r"^[a-z][a-z0-9-]{0,39}$"
 
@@ -53,8 +54,22 @@ class RepositoryKey(BaseModel):
     name: str
     url: str
     password: str
-    warning: str = ("Keep this password somewhere safe, away from this server: without it "
-                    "the backups in this repository cannot be read by anyone.")
+    access_key_id: str | None = Field(default=None, description="S3: the access key id.")
+    secret_access_key: str | None = Field(default=None, description="S3: the secret key.")
+    ssh_private_key: str | None = Field(default=None, description=(
+        "SFTP: the private key StackHub generated, whose public half the SFTP server trusts."))
+    kit: str = Field(default="", description=(
+        "All of it as the text file to keep (what `stackhub restore-system --kit` reads)."))
+    warning: str = ("Keep this kit somewhere safe, away from this server: without it the "
+                    "backups in this repository cannot be read by anyone, and anyone who has "
+                    "it can read them (and reach the repository with its keys).")
+
+
+class SystemBackupAccepted(BaseModel):
+    """The answer to a system backup: the operation making it (subject `@system`)."""
+
+    operation: OperationRead
+    repository: str = Field(description="The repository the snapshot goes to.")
 
 
 class CheckRead(BaseModel):
@@ -163,6 +178,19 @@ class ScheduleRead(ScheduleRequest):
     """An instance's backup schedule."""
 
     instance: str
+    source: Literal["instance", "default"] = Field(
+        default="instance", description="The instance's own schedule, or the default one "
+        "(it applies to every instance without its own)")
+    next_run_at: str | None = Field(description="UTC time of the next run (None: disabled)")
+    created_at: str
+    updated_at: str
+
+
+class DefaultScheduleRead(ScheduleRequest):
+    """The default schedule: it applies to every instance without its own (now and later)."""
+
+    instances: list[str] = Field(description="The instances it applies to now (an instance "
+                                 "with its own schedule, even a paused one, is not among them)")
     next_run_at: str | None = Field(description="UTC time of the next run (None: disabled)")
     created_at: str
     updated_at: str
@@ -182,8 +210,8 @@ class BackupStatusRead(BaseModel):
 
     instance: str
     health: BackupHealth = Field(description="ok; failed (the latest backup failed); missing "
-                                 "(scheduled, but no good backup within the schedule's "
-                                 "period plus 24 h); none (never backed up, no schedule)")
+                                 "(scheduled, and no good backup 24 h after a run that was "
+                                 "due); none (never backed up, no schedule)")
     alert: bool = Field(description="True when health is failed or missing")
     message: str
     scheduled: bool
@@ -193,6 +221,9 @@ class BackupStatusRead(BaseModel):
     last_failure_at: str | None
     last_error: str | None
     next_run_at: str | None
+    schedule_source: Literal["instance", "default"] | None = Field(
+        default=None, description="Which schedule applies: the instance's own, the default, "
+        "or none")
 
 
 class PruneRead(BaseModel):
@@ -211,6 +242,8 @@ class RepositoryCheckRead(BaseModel):
     repository: str
     checked_at: str
     ok: bool
+    error: str | None = Field(default=None, description="The gist of what the failed check "
+                              "reported: its first error line (None when it was sound)")
     next_check_at: str
 
 

@@ -44,6 +44,23 @@ def kind_of_url(url: str) -> RepositoryKind:
     raise Invalid("the repository URL must be an absolute path, sftp:, s3: or rest:")
 
 
+def sftp_command(url: str, folder: Path) -> str:
+    """Return restic's sftp.command for `url` with the key `folder/id_ed25519`: no prompts,
+    host keys pinned once in `folder/known_hosts` (Invalid for another URL or a folder path
+    with spaces or quotes, which the command line cannot carry)."""
+    match = SFTP_URL.match(url)
+    if match is None:
+        raise Invalid(f"{url!r} is not an SFTP repository URL")
+    if any(c.isspace() or c in "\"'\\" for c in str(folder)):
+        raise Invalid("SFTP repositories need a data root path without spaces or quotes")
+    args = ["ssh", "-i", f"{folder}/id_ed25519", "-o", "IdentitiesOnly=yes", "-o",
+            "BatchMode=yes", "-o", "StrictHostKeyChecking=accept-new", "-o",
+            f"UserKnownHostsFile={folder}/known_hosts", "-o", "ConnectTimeout=15"]
+    if match["port"]:
+        args += ["-p", match["port"]]
+    return " ".join([*args, f"{match['user']}@{match['host']}", "-s", "sftp"])
+
+
 class Repositories:
     """The backup domain's repository table and secret files."""
 
@@ -59,8 +76,9 @@ class Repositories:
         return self.paths.root / "backups" / "repository"
 
     def ensure_default(self) -> None:
-        """Record the default local repository with a generated password, once."""
-        if self.db.query("SELECT 1 FROM backup_repositories WHERE name = ?", (DEFAULT,)):
+        """Record the local repository as the default with a generated password, on a fresh
+        install only (once the table has a row, an admin's removal of `local` stands)."""
+        if self.db.query("SELECT 1 FROM backup_repositories LIMIT 1"):
             return
         self._write_password(DEFAULT, secrets.token_urlsafe(32))
         with self.db.transaction() as conn:
@@ -147,19 +165,10 @@ class Repositories:
 
     def ssh_command(self, url: str) -> str:
         """Return restic's sftp.command: StackHub's key, no prompts, host keys pinned once."""
-        match = SFTP_URL.match(url)
-        if match is None:
+        if SFTP_URL.match(url) is None:
             raise Invalid(f"{url!r} is not an SFTP repository URL")
         self.ssh_key()
-        folder = str(self.ssh_folder)
-        if any(c.isspace() or c in "\"'\\" for c in folder):
-            raise Invalid("SFTP repositories need a data root path without spaces or quotes")
-        args = ["ssh", "-i", f"{folder}/id_ed25519", "-o", "IdentitiesOnly=yes", "-o",
-                "BatchMode=yes", "-o", "StrictHostKeyChecking=accept-new", "-o",
-                f"UserKnownHostsFile={folder}/known_hosts", "-o", "ConnectTimeout=15"]
-        if match["port"]:
-            args += ["-p", match["port"]]
-        return " ".join([*args, f"{match['user']}@{match['host']}", "-s", "sftp"])
+        return sftp_command(url, self.ssh_folder)
 
     def password(self, name: str) -> str:
         """Return a repository's password (for the recovery kit only)."""
@@ -187,11 +196,20 @@ class Repositories:
                          (request.name, request.url, kind.value, now()))
         return self.get(request.name)
 
+    def make_default(self, name: str) -> RepositoryRead:
+        """Make a repository the default (for backups and schedules that name none)."""
+        self.get(name)
+        with self.db.transaction() as conn:
+            conn.execute("UPDATE backup_repositories SET is_default = (name = ?)", (name,))
+        return self.get(name)
+
     def forget(self, name: str) -> None:
         """Remove a repository's record and secrets (its data stays where it is)."""
         read = self.get(name)
         if read.default:
-            raise Invalid("the default repository cannot be removed")
+            raise Invalid(f"{name!r} is the default backup repository and cannot be removed; "
+                          "make another repository the default first (stackhub backup repo "
+                          "default NAME)")
         with self.db.transaction() as conn:
             conn.execute("DELETE FROM backup_repositories WHERE name = ?", (name,))
         for path in (self._password_file(name), self._env_file(name), self._hint_file(name)):

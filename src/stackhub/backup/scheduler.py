@@ -31,11 +31,11 @@ class BackupScheduler:
         self.sleep = sleep
 
     def due_backups(self, now: datetime | None = None) -> list[str]:
-        """Name the instances whose scheduled backup is due now."""
+        """Name the instances whose scheduled backup (own or default) is due now."""
         store, moment = self.service.store, now or self.service.clock()
         lasts = store.lasts()
-        return [s.instance for s in store.all()
-                if due(s, lasts.get(s.instance), moment, self.service.tz)]
+        return [name for name, s in sorted(self.service.applying().items())
+                if due(s, lasts.get(name), moment, self.service.tz)]
 
     async def tick(self) -> dict[str, bool]:
         """Run every due backup, then every due check; return what ran and whether it worked."""

@@ -8,7 +8,7 @@ scheduler's tests move a fake clock instead of sleeping.
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time, timedelta, tzinfo
 
 from stackhub.backup.models import (
@@ -21,9 +21,7 @@ from stackhub.backup.models import (
 from stackhub.errors import NotFound
 from stackhub.state.db import Database
 
-PERIOD = {Every.HOURLY: timedelta(hours=1), Every.DAILY: timedelta(days=1),
-          Every.WEEKLY: timedelta(days=7)}
-GRACE = timedelta(hours=24)  # a schedule's period plus this without a good backup: missing
+GRACE = timedelta(hours=24)  # this long past a due backup that did not succeed: missing
 CHECK_EVERY = timedelta(days=30)
 CHECK_RETRY = timedelta(days=1)  # after a check that failed or could not reach the repository
 
@@ -63,12 +61,45 @@ def next_run(schedule: ScheduleRequest, after: datetime, tz: tzinfo) -> datetime
 
 @dataclass
 class Schedule:
-    """A stored schedule with its bookkeeping."""
+    """A stored schedule with its bookkeeping (`source`: the instance's own or the default).
+
+    For the default applied to an instance, `instance` names that instance and `updated_at`
+    is the later of the default's change and the instance's creation (it runs from then).
+    """
 
     instance: str
     request: ScheduleRequest
     created_at: datetime
     updated_at: datetime
+    source: str = "instance"
+
+
+DEFAULT_NAME = ""  # `Schedule.instance` of the default schedule itself
+
+
+def effective(name: str, own: Schedule | None, default: Schedule | None,
+              instance_created: datetime | None) -> Schedule | None:
+    """Return the schedule that applies to an instance: its own (a paused one opts it out of
+    the default), else the default from the instance's creation on, else None."""
+    if own is not None:
+        return own
+    if default is None:
+        return None
+    start = max(t for t in (default.updated_at, instance_created) if t is not None)
+    return Schedule(instance=name, request=default.request, created_at=default.created_at,
+                    updated_at=start, source="default")
+
+
+def overdue_at(schedule: Schedule, last_success: datetime | None, tz: tzinfo) -> datetime:
+    """Return when a schedule's backups count as missing: 24 h after the first run that was due
+    after the last good backup (or after the schedule began, if that is later).
+
+    Daily at 03:00 with a good backup on Monday: Tuesday's 03:00 run is the first one due, so
+    the alert comes on Wednesday at 03:00 unless a backup succeeded by then; a weekly schedule
+    is never missing between its runs.
+    """
+    since = max(t for t in (last_success, schedule.updated_at) if t is not None)
+    return next_run(schedule.request, since, tz) + GRACE
 
 
 @dataclass
@@ -105,9 +136,8 @@ def health(name: str, schedule: Schedule | None, last: LastBackup | None, now: d
     if bad is not None and (good is None or bad > good):
         state, message = BackupHealth.FAILED, f"the latest backup failed: {last.last_error}"
     elif scheduled and schedule is not None:
-        limit = PERIOD[schedule.request.every] + GRACE
         since = good or schedule.updated_at
-        if now - since > limit:
+        if now >= overdue_at(schedule, good, tz):
             hours = int((now - since).total_seconds() // 3600)
             state = BackupHealth.MISSING
             message = (f"no good backup for {hours} h although it is backed up "
@@ -125,7 +155,8 @@ def health(name: str, schedule: Schedule | None, last: LastBackup | None, now: d
         message=message, scheduled=scheduled,
         last_success_at=iso(good) if good else None, last_snapshot=last.last_snapshot,
         last_repository=last.last_repository, last_failure_at=iso(bad) if bad else None,
-        last_error=last.last_error, next_run_at=iso(next_at) if next_at else None)
+        last_error=last.last_error, next_run_at=iso(next_at) if next_at else None,
+        schedule_source=schedule.source if schedule is not None else None)
 
 
 class ScheduleStore:
@@ -156,6 +187,42 @@ class ScheduleStore:
                      data["keep_monthly"], int(data["enabled"]), stamp, stamp))
         except sqlite3.IntegrityError as err:
             raise NotFound(f"no instance named {name!r}") from err
+
+    def put_default(self, request: ScheduleRequest, now: datetime) -> None:
+        """Create or replace the default schedule (for instances without their own)."""
+        data = request.model_dump()
+        stamp = iso(now)
+        with self.db.transaction() as conn:
+            conn.execute(
+                "INSERT INTO backup_default_schedule (id, every, at, weekday, repository,"
+                " keep_last, keep_daily, keep_weekly, keep_monthly, enabled, created_at,"
+                " updated_at) VALUES (1,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET"
+                " every=excluded.every, at=excluded.at, weekday=excluded.weekday,"
+                " repository=excluded.repository, keep_last=excluded.keep_last,"
+                " keep_daily=excluded.keep_daily, keep_weekly=excluded.keep_weekly,"
+                " keep_monthly=excluded.keep_monthly, enabled=excluded.enabled,"
+                " updated_at=excluded.updated_at",
+                (data["every"].value, data["at"], data["weekday"], data["repository"],
+                 data["keep_last"], data["keep_daily"], data["keep_weekly"],
+                 data["keep_monthly"], int(data["enabled"]), stamp, stamp))
+
+    def default(self) -> Schedule | None:
+        """Return the default schedule, or None."""
+        rows = self.db.query("SELECT *, '' AS instance FROM backup_default_schedule")
+        return replace(self._schedule(rows[0]), source="default") if rows else None
+
+    def remove_default(self) -> bool:
+        """Delete the default schedule; say whether there was one."""
+        with self.db.transaction() as conn:
+            return conn.execute("DELETE FROM backup_default_schedule").rowcount > 0
+
+    def applying(self, instances: dict[str, datetime | None]) -> dict[str, Schedule]:
+        """Return the schedule that applies to each instance (by name: its creation time)."""
+        own = {s.instance: s for s in self.all()}
+        default = self.default()
+        found = {name: effective(name, own.get(name), default, created)
+                 for name, created in instances.items()}
+        return {name: s for name, s in found.items() if s is not None}
 
     def remove(self, name: str) -> bool:
         """Delete an instance's schedule; say whether there was one."""
@@ -191,6 +258,7 @@ class ScheduleStore:
                     if t is not None)
         next_at = next_run(schedule.request, since, tz) if schedule.request.enabled else None
         return ScheduleRead(**schedule.request.model_dump(), instance=schedule.instance,
+                            source=schedule.source,
                             next_run_at=iso(next_at) if next_at else None,
                             created_at=iso(schedule.created_at),
                             updated_at=iso(schedule.updated_at))
@@ -246,6 +314,17 @@ class ScheduleStore:
                          " (?,?,?,?) ON CONFLICT(repository) DO UPDATE SET checked_at ="
                          " excluded.checked_at, ok = excluded.ok, output = excluded.output",
                          (repository, iso(now), int(ok), output[-4000:]))
+
+    def check_error(self, repository: str) -> str | None:
+        """Return the gist of a repository's last check when it failed (its first error line,
+        else its last line), None when it was sound or never ran."""
+        rows = self.db.query("SELECT ok, output FROM backup_checks WHERE repository = ?",
+                             (repository,))
+        if not rows or rows[0]["ok"]:
+            return None
+        lines = [x.strip() for x in str(rows[0]["output"]).splitlines() if x.strip()]
+        errors = [x for x in lines if "error" in x.lower() or "fatal" in x.lower()]
+        return (errors or lines or ["the check failed"])[0 if errors else -1][:500]
 
     def last_check(self, repository: str) -> tuple[datetime, bool] | None:
         """Return when a repository was last checked and whether it was sound."""

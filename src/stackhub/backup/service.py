@@ -18,6 +18,7 @@ from stackhub import fsutil
 from stackhub.adapters.compose import COMPOSE_FILE, ENV_FILE
 from stackhub.adapters.restic import Node, Repository, Restic, Snapshot
 from stackhub.apps.models import Accepted, InstanceStatus, check_name
+from stackhub.backup import kit
 from stackhub.backup.flows import (
     BACKUP,
     DEFINITION,
@@ -29,12 +30,12 @@ from stackhub.backup.flows import (
     check_paths,
     record_of,
     same_project,
-    tree_size,
 )
 from stackhub.backup.models import (
     BackupRequest,
     BackupStatusRead,
     CheckRead,
+    DefaultScheduleRead,
     PruneRead,
     RepositoryCheckRead,
     RepositoryCreate,
@@ -46,10 +47,21 @@ from stackhub.backup.models import (
     ScheduleRequest,
     SnapshotRead,
     SshKeyRead,
+    SystemBackupAccepted,
 )
+from stackhub.backup.recovery import run_plan
 from stackhub.backup.repos import Repositories
-from stackhub.backup.schedules import CHECK_EVERY, CHECK_RETRY, ScheduleStore, health, iso, parse
-from stackhub.backup.system import DB_COPY, STAGE, SYSTEM_TAGS, copy_database, system_paths
+from stackhub.backup.schedules import (
+    CHECK_EVERY,
+    CHECK_RETRY,
+    Schedule,
+    ScheduleStore,
+    effective,
+    health,
+    iso,
+    parse,
+)
+from stackhub.backup.system_backup import SystemBackups
 from stackhub.errors import (
     AlreadyExists,
     Conflict,
@@ -95,9 +107,12 @@ class BackupService:
         self.restic = restic
         self.store = ScheduleStore(repos.db)
         self._unlightened: set[str] = set()
+        self._first_use = asyncio.Lock()
         self.tz: tzinfo = tz or UTC
         self.clock = clock or (lambda: datetime.now(UTC))
         self.audit = audit
+        self.system = SystemBackups(runner=runner, flows=flows, restic=restic, ready=self.ready,
+                                    handle=repos.handle, alert=self._alert)
 
     # -- repositories -------------------------------------------------------------------------
     async def ready(self, repo: Repository) -> Repository:
@@ -105,11 +120,12 @@ class BackupService:
         light key named, added once to the default repository: its password is StackHub's)."""
         if repo.url.startswith("/") and repo.name == "local":
             root = Path(repo.url)  # after restore-system: the old box's path, maybe elsewhere
-            if not (root / "config").is_file():
-                root.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-                await self.restic.init(repo)
-            if repo.key_hint is None:
-                return await self._lighten(repo)
+            async with self._first_use:  # two first requests at once: one init, not two
+                if not (root / "config").is_file():
+                    root.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                    await self.restic.init(repo)
+                if repo.key_hint is None:
+                    return await self._lighten(repo)
         return repo
 
     async def _lighten(self, repo: Repository) -> Repository:
@@ -155,7 +171,7 @@ class BackupService:
         try:
             output = await self.restic.check(repo, read_data_subset=subset)
         except RepositoryError as err:
-            if err.details.get("reason") in ("wrong_password", "unreachable"):
+            if err.details.get("reason") in ("wrong_password", "unreachable", "credentials"):
                 raise
             packs = [str(p) for p in err.details.get("packs") or []]
             damaged = await self._damaged(repo, packs)
@@ -181,8 +197,12 @@ class BackupService:
         return [snapshot_read(s, repo.name) for s in reversed(found) if s.id in ids]
 
     def remove_repository(self, name: str) -> None:
-        """Forget a repository (its snapshots stay where they are)."""
+        """Forget a repository (its snapshots stay where they are; not the default)."""
         self.repos.forget(name)
+
+    def make_default(self, name: str) -> RepositoryRead:
+        """Make a repository the default for backups and schedules that name none."""
+        return self.repos.make_default(name)
 
     def ssh_key(self) -> SshKeyRead:
         """Return StackHub's SSH public key for SFTP repositories."""
@@ -191,7 +211,19 @@ class BackupService:
     def key(self, name: str) -> RepositoryKey:
         """Return the recovery kit of a repository."""
         read = self.repos.get(name)
-        return RepositoryKey(name=read.name, url=read.url, password=self.repos.password(name))
+        env = self.repos.handle(name).env
+        ssh = self.repos.ssh_folder / "id_ed25519"
+        found = kit.Kit(name=read.name, url=read.url, password=self.repos.password(name),
+                        access_key_id=env.get("AWS_ACCESS_KEY_ID"),
+                        secret_access_key=env.get("AWS_SECRET_ACCESS_KEY"),
+                        ssh_private_key=ssh.read_text() if read.url.startswith("sftp:") and
+                        ssh.is_file() else None)
+        key = RepositoryKey(name=found.name, url=found.url, password=found.password,
+                            access_key_id=found.access_key_id,
+                            secret_access_key=found.secret_access_key,
+                            ssh_private_key=found.ssh_private_key)
+        key.kit = kit.render(found, key.warning)
+        return key
 
     # -- snapshots ----------------------------------------------------------------------------
     async def snapshots(self, *, instance: str | None = None,
@@ -276,33 +308,23 @@ class BackupService:
         return outcome
 
     # -- StackHub itself --------------------------------------------------------------------------
-    async def backup_system(self, repository: str | None = None) -> SnapshotRead:
-        """Snapshot StackHub's own state: database, secrets, install id, projects, stores.
+    async def backup_system(self, repository: str | None = None) -> SystemBackupAccepted:
+        """Start snapshotting StackHub's own state (database, secrets, install id, projects,
+        stores; not the apps' data) as an operation on `@system`; 409 while one runs.
 
-        The apps' data is not in it (each instance has its own snapshots); see
-        `backup/system.py` for `restore_system`, which brings it back on a fresh data root.
+        `backup/system.py` has `restore_system`, which brings it back on a fresh data root.
         """
-        repo = await self.ready(self.repos.handle(repository))
-        paths = self.flows.paths
-        stage = self.flows.stage(STAGE)
-        self.flows.fresh(stage)
-        try:
-            copy_database(paths.db, stage / DB_COPY)
-            names = system_paths(paths)
-            size = sum(tree_size(paths.root / p) if (paths.root / p).is_dir() else
-                       (paths.root / p).stat().st_size for p in names)
-            summary = await self.restic.backup(
-                repo, names, cwd=paths.root, host=HOST,
-                tags=[*SYSTEM_TAGS, "kind=system", "app=stackhub", f"size={size}"])
-        finally:
-            with contextlib.suppress(StackHubError, OSError):
-                fsutil.remove_tree_inside(stage, stage.parent)
-        found = await self.restic.snapshots(repo, tags=SYSTEM_TAGS)
-        snap = next((s for s in found if s.id.startswith(summary.snapshot_id)), None)
-        if snap is None:
-            raise RepositoryError("restic wrote the system snapshot but does not list it")
-        self._alert("backup.system", "stackhub", True, {"snapshot": snap.id})
-        return snapshot_read(snap, repo.name)
+        return await self.system.start(repository)
+
+    async def recover_instances(self) -> list[str]:
+        """Restore, one at a time, the instances `restore-system` left for this start (each
+        from its latest snapshot in the repository the system came from); return them."""
+        async def settle(name: str) -> None:
+            task = self.runner.tasks.get(name)
+            if task is not None:
+                await asyncio.gather(asyncio.shield(task), return_exceptions=True)
+
+        return await run_plan(self.flows.paths.root, self.restore, settle, self._alert)
 
     # -- schedules, retention, status -----------------------------------------------------------
     def schedule(self, name: str) -> ScheduleRead:
@@ -314,9 +336,46 @@ class BackupService:
         return self.store.read(found, self.store.last(name), self.tz)
 
     def schedules(self) -> list[ScheduleRead]:
-        """Return every schedule."""
+        """Return the schedule that applies to each instance (its own, or the default)."""
         lasts = self.store.lasts()
-        return [self.store.read(s, lasts.get(s.instance), self.tz) for s in self.store.all()]
+        return [self.store.read(s, lasts.get(s.instance), self.tz)
+                for s in self.applying().values()]
+
+    def applying(self) -> dict[str, Schedule]:
+        """Return the schedule that applies to each instance that has one, by name."""
+        return self.store.applying({r.name: parse(r.created_at) for r in self.records.all()})
+
+    def _applies_to(self, name: str) -> Schedule | None:
+        """Return the schedule that applies to one instance (its own, or the default)."""
+        record = self.records.find(name)
+        return effective(name, self.store.find(name), self.store.default(),
+                         parse(record.created_at) if record else None)
+
+    def default_schedule(self) -> DefaultScheduleRead:
+        """Return the default schedule (NotFound if there is none)."""
+        found = self.store.default()
+        if found is None:
+            raise NotFound("there is no default backup schedule")
+        lasts = self.store.lasts()
+        following = [self.store.read(s, lasts.get(n), self.tz)
+                     for n, s in sorted(self.applying().items()) if s.source == "default"]
+        upcoming = [r.next_run_at for r in following if r.next_run_at]
+        return DefaultScheduleRead(
+            **found.request.model_dump(), instances=[r.instance for r in following],
+            next_run_at=min(upcoming) if upcoming else None,
+            created_at=iso(found.created_at), updated_at=iso(found.updated_at))
+
+    def set_default_schedule(self, request: ScheduleRequest) -> DefaultScheduleRead:
+        """Create or replace the default schedule (the repository must exist)."""
+        if request.repository is not None:
+            self.repos.get(request.repository)
+        self.store.put_default(request, self.clock())
+        return self.default_schedule()
+
+    def remove_default_schedule(self) -> None:
+        """Remove the default schedule (instances with their own keep theirs)."""
+        if not self.store.remove_default():
+            raise NotFound("there is no default backup schedule")
 
     def set_schedule(self, name: str, request: ScheduleRequest) -> ScheduleRead:
         """Create or replace an instance's schedule and retention (the repository must exist)."""
@@ -335,7 +394,7 @@ class BackupService:
         """Return how each instance's backups stand (one instance with `name`)."""
         names = [self.records.get(name).name] if name else [r.name for r in self.records.all()]
         now, lasts = self.clock(), self.store.lasts()
-        schedules = {s.instance: s for s in self.store.all()}
+        schedules = self.applying()
         return [health(n, schedules.get(n), lasts.get(n), now, self.tz) for n in names]
 
     async def prune(self, name: str, retention: Retention, *, repository: str | None = None,
@@ -371,10 +430,12 @@ class BackupService:
     async def run_scheduled(self, name: str) -> bool:
         """Run an instance's scheduled backup to its end, then its retention; say if it worked.
 
-        Failures (the instance busy, the engine or repository unreachable, a failed backup
-        or prune) are recorded as the instance's failed backup and in the audit log.
+        The schedule is the instance's own or the default (its retention applied to this
+        instance's scheduled backups only). Failures (the instance busy, the engine or
+        repository unreachable, a failed backup or prune) are recorded as the instance's
+        failed backup and in the audit log.
         """
-        schedule = self.store.find(name)
+        schedule = self._applies_to(name)
         if schedule is None:
             return False
         now = self.clock()
@@ -394,7 +455,8 @@ class BackupService:
                 self.store.failed(name, err.message, self.clock())
             self._alert("backup.scheduled", name, False, {"error": err.message})
             return False
-        self._alert("backup.scheduled", name, True, {"removed": len(pruned.removed)})
+        self._alert("backup.scheduled", name, True, {"removed": len(pruned.removed),
+                                                     "schedule": schedule.source})
         return True
 
     async def check_repository(self, name: str, *, subset: str | None = None) -> CheckRead:
@@ -422,7 +484,9 @@ class BackupService:
             base = last[0] if last else parse(repo.created_at) or self.clock()
             found.append(RepositoryCheckRead(
                 repository=repo.name, checked_at=iso(last[0]) if last else "",
-                ok=last[1] if last else True, next_check_at=iso(base + CHECK_EVERY)))
+                ok=last[1] if last else True, next_check_at=iso(
+                    base + (CHECK_EVERY if last is None or last[1] else CHECK_RETRY)),
+                error=self.store.check_error(repo.name) if last and not last[1] else None))
         return found
 
     async def _files(self, repo: Repository, snap: Snapshot, name: str,

@@ -8,8 +8,10 @@ instance has its own snapshots.
 
 `restore_system` runs with the server stopped, on a data root that has no instances yet (a
 fresh install): it fetches the snapshot into a work folder, checks its paths, and puts the
-database, secrets, install id, project folders and stores in place. The instances then show
-as `missing` until each is restored from its own latest snapshot.
+database, secrets, install id, project folders and stores in place. It then finds each
+instance's latest snapshot in the same repository and leaves that list for the server
+(`backup/recovery.py`), which restores them at its next start; instances without a snapshot
+there are reported with the command that restores them.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from pathlib import Path
 
 from stackhub import fsutil
 from stackhub.adapters.restic import Node, Repository, Restic, Snapshot
+from stackhub.backup.recovery import plan_instances, write_plan
 from stackhub.config import Paths
-from stackhub.errors import Conflict, Invalid, NotFound
+from stackhub.errors import Conflict, Invalid, NotFound, StackHubError
 
 STAGE = "_system"  # not an instance name (they start with a letter or digit)
 DB_COPY = "stackhub.db"
@@ -74,6 +77,8 @@ class SystemRestore:
     time: str
     instances: list[str] = field(default_factory=list)
     stores: list[str] = field(default_factory=list)
+    restoring: dict[str, str] = field(default_factory=dict)  # instance -> snapshot id
+    by_hand: dict[str, str] = field(default_factory=dict)  # instance -> the command to run
 
 
 def _has_instances(db: Path) -> bool:
@@ -148,4 +153,12 @@ async def restore_system(paths: Paths, restic: Restic, repo: Repository, *, ref:
     finally:
         with contextlib.suppress(OSError, Invalid):
             fsutil.remove_tree_inside(work, work.parent)
+    try:
+        plan = await plan_instances(restic, repo, paths.db, report.instances)
+    except StackHubError as err:  # the state is back: the instances are restored by hand
+        report.by_hand = {name: f"stackhub backup restore {name} latest --yes  ({err.message})"
+                          for name in report.instances}
+        return report
+    write_plan(paths.root, plan)
+    report.restoring, report.by_hand = plan.restores, plan.by_hand
     return report

@@ -13,6 +13,7 @@ from stackhub.backup.models import (
     BackupRequest,
     BackupStatusRead,
     CheckRead,
+    DefaultScheduleRead,
     PruneRead,
     PruneRequest,
     RepositoryCheckRead,
@@ -24,6 +25,7 @@ from stackhub.backup.models import (
     ScheduleRequest,
     SnapshotRead,
     SshKeyRead,
+    SystemBackupAccepted,
 )
 
 router = APIRouter(prefix="/backups", tags=["backups"])
@@ -56,6 +58,17 @@ async def remove_repository(repo: RepoPath, services: ServicesDep, audit: AuditD
     return Response(status_code=204)
 
 
+@router.post("/repositories/{repo}/default", response_model=RepositoryRead,
+             summary="Make a repository the default")
+async def default_repository(repo: RepoPath, services: ServicesDep,
+                             audit: AuditDep) -> RepositoryRead:
+    """Make the repository the default: backups without a repository, and schedules (own or
+    default) without one, go there from now on; snapshots already taken stay where they are."""
+    read = services.backups.make_default(repo)
+    audit("backup.repository.default", repo)
+    return read
+
+
 @router.post("/repositories/{repo}/check", response_model=CheckRead,
              summary="Check a repository")
 async def check_repository(
@@ -67,15 +80,17 @@ async def check_repository(
     return await services.backups.check_repository(repo, subset=subset)
 
 
-@router.post("/system", response_model=SnapshotRead, summary="Back up StackHub itself")
+@router.post("/system", response_model=SystemBackupAccepted, status_code=202,
+             summary="Back up StackHub itself")
 async def backup_system(services: ServicesDep, audit: AuditDep,
-                        request: BackupRequest | None = None) -> SnapshotRead:
-    """Snapshot StackHub's own state (database, secrets, install id, projects, stores; not the
-    apps' data) and wait for it; `stackhub backup restore-system` brings it back on a fresh
+                        request: BackupRequest | None = None) -> SystemBackupAccepted:
+    """Start snapshotting StackHub's own state (database, secrets, install id, projects,
+    stores; not the apps' data) as an operation on `@system`: follow it for progress; 409
+    while another system backup runs. `stackhub restore-system` brings it back on a fresh
     data root."""
-    read = await services.backups.backup_system((request or BackupRequest()).repository)
-    audit("backup.system", "stackhub", snapshot=read.id)
-    return read
+    accepted = await services.backups.backup_system((request or BackupRequest()).repository)
+    audit("backup.system", "stackhub", operation=accepted.operation.id)
+    return accepted
 
 
 @router.get("/checks", response_model=list[RepositoryCheckRead],
@@ -97,8 +112,36 @@ async def backup_status(
 
 @router.get("/schedules", response_model=list[ScheduleRead], summary="List schedules")
 async def list_schedules(services: ServicesDep) -> list[ScheduleRead]:
-    """Return every instance's backup schedule and retention."""
+    """Return the schedule and retention that apply to each instance: its own, or the default
+    (`source`); instances without either are left out."""
     return services.backups.schedules()
+
+
+@router.get("/schedules/default", response_model=DefaultScheduleRead,
+            summary="Show the default schedule")
+async def get_default_schedule(services: ServicesDep) -> DefaultScheduleRead:
+    """Return the default schedule and the instances it applies to (404 if there is none)."""
+    return services.backups.default_schedule()
+
+
+@router.put("/schedules/default", response_model=DefaultScheduleRead,
+            summary="Set the default schedule")
+async def put_default_schedule(request: ScheduleRequest, services: ServicesDep,
+                               audit: AuditDep) -> DefaultScheduleRead:
+    """Create or replace the default schedule and retention: it applies to every instance
+    without its own schedule, now and installed later (a paused own schedule opts one out);
+    its retention prunes each instance's scheduled backups on their own."""
+    read = services.backups.set_default_schedule(request)
+    audit("backup.schedule.default.set", "default", every=read.every.value, at=read.at)
+    return read
+
+
+@router.delete("/schedules/default", status_code=204, summary="Remove the default schedule")
+async def delete_default_schedule(services: ServicesDep, audit: AuditDep) -> Response:
+    """Stop backing up instances without their own schedule (their backups stay)."""
+    services.backups.remove_default_schedule()
+    audit("backup.schedule.default.remove", "default")
+    return Response(status_code=204)
 
 
 @router.get("/instances/{name}/schedule", response_model=ScheduleRead,

@@ -11,6 +11,7 @@ import typer
 
 from stackhub.cli import deps
 from stackhub.cli.client import Client, ClientError
+from stackhub.cli.humanize import ago
 from stackhub.cli.operations import run_operation
 from stackhub.cli.output import (
     console,
@@ -209,7 +210,7 @@ def _finish(op: dict[str, Any], instance: dict[str, Any] | None, as_json: bool) 
         emit_json({"operation": op, "instance": instance})
     elif op["state"] == "succeeded" and instance:
         console.print(f"[green]✔[/] {instance['name']} is {instance['status']}")
-        for url in instance["urls"]:
+        for url in [instance["open_url"]] if instance.get("open_url") else instance["urls"]:
             console.print(f"  open {url}")
     else:
         err_console.print(f"[bold red]Error:[/] {op['kind']} of {op['instance']} {op['state']}: "
@@ -259,9 +260,9 @@ def list_cmd(as_json: JsonOpt = False) -> None:
         status = item["status"] + (f" ({item['status_reason']})" if item.get("status_reason")
                                    else "")
         rows.append((item["name"], item["app"], status, item["version"], ports,
-                     " ".join(item["urls"])))
+                     item.get("open_url") or "-", ago(item.get("last_backup_at"))))
     # plain columns: 250 instances in a rich table cost 0.3 s of CPU (issue 18, part 5)
-    print_columns(("NAME", "APP", "STATUS", "VERSION", "PORTS", "URL"), rows)
+    print_columns(("NAME", "APP", "STATUS", "VERSION", "PORTS", "URL", "LAST BACKUP"), rows)
 
 
 def _lifecycle(verb: str, name: str, as_json: bool) -> None:

@@ -11,6 +11,7 @@ import typer
 from stackhub.cli.client import Client, ClientError
 from stackhub.cli.operations import run_operation
 from stackhub.cli.output import console, emit_json, err_console, escape, fail, table
+from stackhub.cli.recovery import restore_system_cmd
 
 app = typer.Typer(help="Back up and restore instances with restic (encrypted repositories).",
                   no_args_is_help=True)
@@ -147,9 +148,14 @@ def _keeps(**counts: int | None) -> dict[str, int]:
     return {f"keep_{k}": v for k, v in counts.items() if v is not None}
 
 
+DefaultOpt = Annotated[bool, typer.Option("--default", help="The default schedule: for every "
+                                          "instance without its own, now and later.")]
+
+
 @app.command("schedule")
 def schedule_cmd(
-        name: Annotated[str, typer.Argument(help="The instance to back up on a schedule.")],
+        name: Annotated[str | None, typer.Argument(help="The instance to back up on a schedule "
+                                                   "(none: list the schedules).")] = None,
         every: Annotated[str, typer.Option("--every", help="hourly, daily or weekly.")] = "daily",
         at: Annotated[str, typer.Option("--at", help="HH:MM, server time (hourly: the minute "
                                         "counts).")] = "03:00",
@@ -157,26 +163,44 @@ def schedule_cmd(
                                              "... 6 Sunday.")] = 0,
         keep_last: KeepOpt = None, keep_daily: KeepOpt = None, keep_weekly: KeepOpt = None,
         keep_monthly: KeepOpt = None, repo: RepoOpt = None,
-        off: Annotated[bool, typer.Option("--off", help="Keep the schedule but pause "
-                                          "it.")] = False,
-        as_json: JsonOpt = False) -> None:
-    """Back NAME up on a schedule and keep N daily/weekly/monthly scheduled backups.
+        off: Annotated[bool, typer.Option("--off", help="Keep the schedule but pause it (for "
+                                          "NAME: also keeps NAME out of the default).")] = False,
+        default: DefaultOpt = False, as_json: JsonOpt = False) -> None:
+    """Back NAME (or, with --default, every instance without its own schedule) up on a
+    schedule and keep N daily/weekly/monthly scheduled backups; no NAME: list schedules.
 
     Defaults: daily at 03:00, keep 7 daily, 4 weekly, 6 monthly. Only scheduled backups of
-    NAME are ever pruned (a dry run first), and a policy that keeps nothing is refused.
+    each instance are pruned, one instance at a time (a dry run first), and a policy that keeps
+    nothing is refused. An instance's own schedule wins over the default; `--off` on NAME
+    keeps it out of the default.
     """
+    if name is not None and default:
+        fail(ClientError("give NAME or --default, not both", code="usage"), as_json=as_json)
+    if name is None and not default:
+        if (every, at, weekday, repo, off) != ("daily", "03:00", 0, None, False) or any(
+                k is not None for k in (keep_last, keep_daily, keep_weekly, keep_monthly)):
+            fail(ClientError("give NAME or --default to set a schedule (without either, "
+                             "`backup schedule` lists them)", code="usage"), as_json=as_json)
+        schedules_cmd(as_json=as_json)
+        return
     body: dict[str, Any] = {"every": every, "at": at, "weekday": weekday, "repository": repo,
                             "enabled": not off, **_keeps(last=keep_last, daily=keep_daily,
                                                          weekly=keep_weekly,
                                                          monthly=keep_monthly)}
+    path = "/api/backups/schedules/default" if default else \
+        f"/api/backups/instances/{name}/schedule"
     try:
-        read = Client().request("PUT", f"/api/backups/instances/{name}/schedule", json=body)
+        read = Client().request("PUT", path, json=body)
     except ClientError as err:
         fail(err, as_json=as_json)
     if as_json:
         emit_json(read)
         return
-    console.print(f"[green]✔[/] {name}: {_describe(read)}")
+    if default:
+        applies = ", ".join(read["instances"]) or "no instance yet"
+        console.print(f"[green]✔[/] default: {_describe(read)}; applies to {applies}")
+    else:
+        console.print(f"[green]✔[/] {name}: {_describe(read)}")
 
 
 def _describe(read: dict[str, Any]) -> str:
@@ -192,33 +216,57 @@ DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sun
 
 
 @app.command("unschedule")
-def unschedule_cmd(name: str, as_json: JsonOpt = False) -> None:
-    """Stop backing NAME up on a schedule (its backups stay)."""
+def unschedule_cmd(name: Annotated[str | None, typer.Argument(help="The instance.")] = None,
+                   default: DefaultOpt = False, as_json: JsonOpt = False) -> None:
+    """Remove NAME's own schedule (it follows the default, if any) or, with --default, the
+    default schedule; backups stay."""
+    if (name is None) == (not default):
+        fail(ClientError("give NAME or --default (one of them)", code="usage"), as_json=as_json)
+    path = "/api/backups/schedules/default" if default else \
+        f"/api/backups/instances/{name}/schedule"
     try:
-        Client().request("DELETE", f"/api/backups/instances/{name}/schedule")
+        Client().request("DELETE", path)
     except ClientError as err:
         fail(err, as_json=as_json)
     if as_json:
-        emit_json({"instance": name, "scheduled": False})
+        emit_json({"default": True, "scheduled": False} if default else
+                  {"instance": name, "scheduled": False})
+    elif default:
+        console.print("[green]✔[/] there is no default schedule any more")
     else:
-        console.print(f"[green]✔[/] {name} is no longer backed up on a schedule")
+        console.print(f"[green]✔[/] {name} has no schedule of its own any more (it follows "
+                      "the default schedule, if there is one)")
 
 
 @app.command("schedules")
 def schedules_cmd(as_json: JsonOpt = False) -> None:
-    """List backup schedules."""
+    """List the default schedule and the schedule that applies to each instance.
+
+    --json: {"default": <the default or null>, "instances": [<schedule with "source":
+    "instance" or "default">]}.
+    """
+    client = Client()
+    default: dict[str, Any] | None = None
     try:
-        items = Client().request("GET", "/api/backups/schedules")
+        items = client.request("GET", "/api/backups/schedules")
     except ClientError as err:
         fail(err, as_json=as_json)
+    try:
+        default = client.request("GET", "/api/backups/schedules/default")
+    except ClientError as err:
+        if err.code != "not_found":
+            fail(err, as_json=as_json)
     if as_json:
-        emit_json(items)
+        emit_json({"default": default, "instances": items})
         return
+    if default is not None:
+        console.print(f"default: {_describe(default)}")
     if not items:
-        console.print("No schedules.")
+        console.print("No schedules." if default is None else "No instances yet.")
         return
     for item in items:
-        console.print(f"{item['instance']}: {_describe(item)}")
+        source = " (default)" if item["source"] == "default" else ""
+        console.print(f"{item['instance']}{source}: {_describe(item)}")
 
 
 @app.command("status")
@@ -265,69 +313,33 @@ def prune_cmd(name: str, keep_last: KeepOpt = None, keep_daily: KeepOpt = None,
 
 @app.command("system")
 def system_cmd(repo: RepoOpt = None, as_json: JsonOpt = False) -> None:
-    """Back up StackHub itself (users, settings, stores, domains, instance definitions)."""
+    """Back up StackHub itself (users, settings, stores, domains, instance definitions) and
+    wait for it with progress; the apps' data has its own backups (`backup create`)."""
+    client = Client()
+    snapshot: dict[str, Any] | None = None
     try:
-        read = Client().request("POST", "/api/backups/system",
-                                json={"repository": repo} if repo else None)
+        accepted, op, _ = run_operation(client, lambda: client.request(
+            "POST", "/api/backups/system", json={"repository": repo} if repo else None),
+            quiet=as_json)
+        if op["state"] == "succeeded":
+            found = client.request("GET", "/api/backups",
+                                   params={"repository": accepted["repository"]})
+            snapshot = next((s for s in found if s["kind"] == "system"), None)
     except ClientError as err:
         fail(err, as_json=as_json)
     if as_json:
-        emit_json(read)
+        emit_json({"operation": op, "snapshot": snapshot})
+        if op["state"] != "succeeded":
+            raise SystemExit(1)
         return
-    console.print(f"[green]✔[/] StackHub's state is backed up as {read['short_id']} in "
-                  f"{read['repository']} ({_size(read['size'])})")
+    done = "StackHub's state is backed up" + (
+        f" as {snapshot['short_id']} in {snapshot['repository']} ({_size(snapshot['size'])})"
+        if snapshot is not None else "")
+    _finish(op, False, done)
 
 
-@app.command("restore-system")
-def restore_system_cmd(
-        url: Annotated[str, typer.Argument(help="The repository's URL (from the recovery "
-                                           "kit): a path, s3:..., rest:...")],
-        password_file: Annotated[Path, typer.Option("--password-file", help="A file holding "
-                                                    "the repository's password (the kit's).")],
-        snapshot: Annotated[str, typer.Option("--snapshot", help="A system snapshot id, or "
-                                              "latest.")] = "latest",
-        force: Annotated[bool, typer.Option("--force", help="Replace the state of an "
-                                            "installation that has instances.")] = False,
-        as_json: JsonOpt = False) -> None:
-    """Bring StackHub's own state back on a fresh install (the server must be stopped).
-
-    Then start the server and restore each instance: `stackhub backup restore NAME latest`.
-    """
-    import asyncio
-    import os
-
-    from stackhub.adapters.restic import Repository, ResticCli
-    from stackhub.backup.system import restore_system
-    from stackhub.config import Paths, default_data_dir
-    from stackhub.errors import StackHubError
-
-    paths = Paths(default_data_dir())
-    try:
-        Client().request("GET", "/api/health")
-    except ClientError:
-        pass  # nothing answers: good
-    else:
-        fail(ClientError("a StackHub server is running on this data root: stop it first "
-                         "(systemctl stop stackhub)", code="usage"), as_json=as_json)
-    if not password_file.is_file():
-        fail(ClientError(f"cannot read {password_file}", code="usage"), as_json=as_json)
-    env = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
-    repo = Repository(name="recovery", url=url, password_file=password_file.resolve(), env=env)
-    try:
-        paths.ensure()
-        report = asyncio.run(restore_system(paths, ResticCli(), repo, ref=snapshot, force=force))
-    except StackHubError as err:
-        fail(ClientError(err.message, code=err.code), as_json=as_json)
-    if as_json:
-        emit_json({"snapshot": report.snapshot, "time": report.time,
-                   "instances": report.instances, "stores": report.stores})
-        return
-    console.print(f"[green]✔[/] StackHub's state is back from {report.snapshot[:8]} "
-                  f"({report.time[:19]}): {len(report.instances)} instance(s), "
-                  f"{len(report.stores)} store folder(s)")
-    console.print("Start the server, then restore each instance's data:")
-    for name in report.instances:
-        console.print(f"  stackhub backup restore {name} latest --yes")
+app.command("restore-system", help="The same as `stackhub restore-system`: bring a lost box "
+            "back on a fresh install.")(restore_system_cmd)
 
 
 @repo_app.command("list")
@@ -421,6 +433,22 @@ def repo_remove_cmd(name: str, yes: Annotated[bool, typer.Option(
     console.print(f"[green]✔[/] repository {name} forgotten")
 
 
+@repo_app.command("default")
+def repo_default_cmd(name: Annotated[str, typer.Argument(help="The repository to make the "
+                                                         "default.")],
+                     as_json: JsonOpt = False) -> None:
+    """Make NAME the default repository: `backup create` without --repo and schedules without
+    a repository use it from now on (existing snapshots stay where they are)."""
+    try:
+        read = Client().request("POST", f"/api/backups/repositories/{name}/default")
+    except ClientError as err:
+        fail(err, as_json=as_json)
+    if as_json:
+        emit_json(read)
+        return
+    console.print(f"[green]✔[/] {name} is the default backup repository")
+
+
 @repo_app.command("key")
 def repo_key_cmd(name: str, as_json: JsonOpt = False) -> None:
     """Show a repository's password (the recovery kit): without it the backups are lost."""
@@ -431,9 +459,10 @@ def repo_key_cmd(name: str, as_json: JsonOpt = False) -> None:
     if as_json:
         emit_json(key)
         return
-    console.print(f"Repository: {escape(key['name'])} ({escape(key['url'])})")
-    console.print(f"Password:   {escape(key['password'])}", highlight=False)
-    err_console.print(f"[bold yellow]Warning:[/] {escape(key['warning'])}")
+    kit = key.get("kit") or f"URL: {key['url']}\nPassword: {key['password']}\n"
+    console.print(kit.split(f"\n\n{key['warning']}")[0], highlight=False, markup=False)
+    err_console.print(f"[bold yellow]Warning:[/] {escape(key['warning'])} Save this output as "
+                      "a file: `stackhub restore-system --kit FILE` reads it.")
 
 
 @repo_app.command("ssh-key")

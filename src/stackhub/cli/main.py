@@ -31,6 +31,9 @@ GROUPS = {  # first word -> (module, its Typer); "" holds top-level commands (lo
     "user": ("stackhub.cli.auth", "user_app"),
     "token": ("stackhub.cli.auth", "token_app"),
 }
+COMMANDS = {  # top-level commands of their own (not in a group): name -> (module, function)
+    "restore-system": ("stackhub.cli.recovery", "restore_system_cmd"),
+}
 
 
 def command_tree(first_word: str | None = None) -> typer.Typer:
@@ -50,6 +53,9 @@ def command_tree(first_word: str | None = None) -> typer.Typer:
     for name, (module, attribute) in GROUPS.items():
         if only in (None, name):
             tree.add_typer(getattr(importlib.import_module(module), attribute), name=name or None)
+    for name, (module, attribute) in COMMANDS.items():
+        if only is None:
+            tree.command(name)(getattr(importlib.import_module(module), attribute))
     return tree
 
 

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from stackhub.cli.client import Client, ClientError
+from stackhub.cli.humanize import duration, size
 from stackhub.cli.output import err_console
 
 if TYPE_CHECKING:
@@ -49,11 +50,36 @@ class Bars:
             label = f"{data.get('op_kind', 'operation')}: {data.get('step') or kind}"
             if data.get("waiting"):
                 label += " for " + ", ".join(_waited(w) for w in data["waiting"])
+            detail = transfer(data)
+            if detail:
+                label += f" ({detail})"
             self.progress.update(self.overall, completed=float(data["progress"]),
                                  description=label)
 
 
 Result = tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None]
+
+
+def _number(value: object) -> float | None:
+    """Return a JSON number as a float (None for anything else, booleans included)."""
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) \
+        else None
+
+
+def transfer(data: dict[str, Any]) -> str:
+    """Say how far a transfer is (restic's bytes and ETA): "1.2 GiB / 3.4 GiB, ETA 2m 05s"."""
+    done, total = _number(data.get("bytes_done")), _number(data.get("bytes_total"))
+    eta = _number(data.get("seconds_remaining"))
+    parts = []
+    if done is not None and total:
+        parts.append(f"{size(done)} / {size(total)}")
+    elif done is not None:
+        parts.append(size(done))
+    elif total:
+        parts.append(f"{size(total)} in all")
+    if eta is not None:
+        parts.append(f"ETA {duration(eta)}")
+    return ", ".join(parts)
 
 
 def _waited(item: dict[str, str]) -> str:
@@ -139,7 +165,8 @@ def _poll(client: Client, op_id: str) -> Final:
         op: dict[str, Any] = client.request("GET", f"/api/operations/{op_id}")
         if op["state"] != "running":
             instance = client.request("GET", f"/api/instances/{op['instance']}") \
-                if op["state"] == "succeeded" and op["kind"] != "remove" else None
+                if op["state"] == "succeeded" and op["kind"] != "remove" \
+                and not str(op["instance"]).startswith("@") else None  # @system, @gateway
             return op, instance
         time.sleep(POLL_INTERVAL)
     raise ClientError("gave up waiting for the operation after an hour")

@@ -15,6 +15,7 @@ class Kind(StrEnum):
     UPDATE_FAILED = "update_failed"
     BACKUP_FAILED = "backup_failed"
     BACKUP_MISSING = "backup_missing"
+    BACKUP_CHECK_FAILED = "backup_check_failed"
     CERTIFICATE_EXPIRING = "certificate_expiring"
     DISK_FULL = "disk_full"
     APP_UNHEALTHY = "app_unhealthy"

@@ -12,6 +12,7 @@ TEMPLATES: dict[Kind, str] = {
     Kind.UPDATE_FAILED: "The update of {instance} failed and was rolled back: {error}",
     Kind.BACKUP_FAILED: "The backup of {instance} failed: {error}",
     Kind.BACKUP_MISSING: "{instance} has had no good backup for {hours} h",
+    Kind.BACKUP_CHECK_FAILED: "The check of backup repository {repository} failed: {error}",
     Kind.CERTIFICATE_EXPIRING: "The certificate of {domain} expires in {days} days",
     Kind.DISK_FULL: "The disk holding {path} is {percent}% full",
     Kind.APP_UNHEALTHY: "{instance} has been {status} for {minutes} min",

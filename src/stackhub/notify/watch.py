@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from stackhub.apps.models import InstanceRead
-from stackhub.backup.models import BackupHealth, BackupStatusRead
+from stackhub.backup.models import BackupHealth, BackupStatusRead, RepositoryCheckRead
 from stackhub.notify.service import Kind, Notice, NotifyService, Severity
 from stackhub.operations.models import InstanceStatus
 from stackhub.proxy.models import DomainRead
@@ -84,11 +84,12 @@ class Watcher:
     clock: Callable[[], float] = time.monotonic
     usage: Callable[[Path], Usage] = lambda p: Usage(*shutil.disk_usage(p))
     bad_since: dict[str, float] = field(default_factory=dict)
+    checks: Callable[[], list[RepositoryCheckRead]] = list
 
     def tick(self) -> None:
         """Check everything once (blocking: run it in a thread)."""
-        for check in (self.check_instances, self.check_backups, self.check_domains,
-                      self.check_disk):
+        for check in (self.check_instances, self.check_backups, self.check_repositories,
+                      self.check_domains, self.check_disk):
             try:
                 check()
             except Exception:  # one source failing never stops the others
@@ -149,6 +150,20 @@ class Watcher:
                     "/backups", Severity.WARNING, instance=name))
         self.service.resolve_missing("backup_failed:", failed)
         self.service.resolve_missing("backup_missing:", missing)
+
+    def check_repositories(self) -> None:
+        """Repositories whose last check (periodic or by hand) failed; the next good one
+        resolves the notice."""
+        bad: set[str] = set()
+        for check in self.checks():
+            if check.checked_at and not check.ok:
+                key = f"backup_check:{check.repository}"
+                bad.add(key)
+                self.service.notify(Notice(
+                    Kind.BACKUP_CHECK_FAILED, key,
+                    {"repository": check.repository, "error": (check.error or "")[:500]},
+                    "/backups", Severity.ERROR))
+        self.service.resolve_missing("backup_check:", bad)
 
     def check_domains(self) -> None:
         """Certificates that expire within their warning window (renewals failing)."""

@@ -402,4 +402,22 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (zone, name, type)
     )
     """,
+    # backups (issue 12): the default schedule and retention, for every instance without its
+    # own schedule (one row at most; an instance opts out with its own paused schedule)
+    """
+    CREATE TABLE backup_default_schedule (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        every TEXT NOT NULL,
+        at TEXT NOT NULL,
+        weekday INTEGER,
+        repository TEXT,
+        keep_last INTEGER NOT NULL DEFAULT 0,
+        keep_daily INTEGER NOT NULL DEFAULT 0,
+        keep_weekly INTEGER NOT NULL DEFAULT 0,
+        keep_monthly INTEGER NOT NULL DEFAULT 0,
+        enabled INTEGER NOT NULL DEFAULT 1,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    )
+    """,
 ]

@@ -59,6 +59,14 @@ def test_backup_json_lines_become_typed_events() -> None:
     ("Fatal: unable to open repository: ssh command exited: exit status 255",
      RepositoryError, "unreachable"),
     ("dial tcp 127.0.0.1:9: connect: connection refused", RepositoryError, "unreachable"),
+    ("Fatal: unable to open config file: Stat: The AWS Access Key Id you provided does not "
+     "exist in our records.\nIs there a repository at the following location?",
+     RepositoryError, "credentials"),
+    ("Fatal: create repository at s3:http://h/b failed: client.BucketExists: The request "
+     "signature we calculated does not match the signature you provided.", RepositoryError,
+     "credentials"),
+    ("Fatal: unable to open config file: Stat: Access Denied.", RepositoryError, "credentials"),
+    ("Fatal: unable to open config file: InvalidAccessKeyId", RepositoryError, "credentials"),
     ("Fatal: unable to create lock in backend: repository is already locked by PID 3",
      Conflict, "locked"),
     ("Fatal: unable to save snapshot: write /r/data: no space left on device", StorageFull, None),
@@ -72,6 +80,17 @@ def test_restic_failures_are_translated(stderr: str, error: type, reason: str | 
         assert err.details["reason"] == reason
     if reason == "wrong_password":
         assert "password" in err.message and "nothing was changed" in err.message
+
+
+def test_wrong_s3_keys_are_named_as_the_problem() -> None:
+    s3 = Repository(name="cloud", url="s3:https://s3.example.com/b", password_file=Path("/x"))
+    err = translate("Fatal: unable to open config file: Stat: The request signature we "
+                    "calculated does not match the signature you provided.", s3, "the backup")
+    assert "access key id and secret access key" in err.message
+    assert "cannot be reached" not in err.message and err.details["reason"] == "credentials"
+    down = translate("Fatal: unable to open config file: Stat: dial tcp 127.0.0.1:9: connect: "
+                     "connection refused", s3, "the backup")
+    assert "cannot be reached" in down.message and "secret access key" not in down.message
 
 
 @pytest.mark.parametrize(("url", "kind"), [

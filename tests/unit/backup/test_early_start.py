@@ -62,9 +62,12 @@ class ReadingRestic(FakeRestic):
         self.seen["ran while its folders were read"] = running(self.engine, self.name)
         if self.release and released is not None:
             released()
-        for _ in range(200):  # the staged copy and the project files: the app starts meanwhile
-            if running(self.engine, self.name):
-                break
+        # the staged copy and the project files: the app starts meanwhile if released (given
+        # up to 10 s: the start runs in a thread, slow on a busy CI box, where 1 s once failed);
+        # unreleased, 1 s in which nothing may start it
+        deadline = asyncio.get_running_loop().time() + (10 if self.release else 1)
+        while not running(self.engine, self.name) and \
+                asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.005)
         self.seen["ran before restic ended"] = running(self.engine, self.name)
         if self.fail:

@@ -184,6 +184,7 @@ def test_list_json_shape(api: TestClient, cwd: Path) -> None:
     assert item["ports"] == [{"service": "web", "host_port": 18080, "container_port": 80,
                               "protocol": "tcp"}]
     assert item["urls"] == ["http://host.test:18080/"]
+    assert (item["open_url"], item["last_backup_at"]) == ("http://host.test:18080/", None)
     assert item["parameters"]["DB_PASSWORD"] == "********"
 
 
@@ -195,6 +196,9 @@ def test_list_human(api: TestClient, cwd: Path) -> None:
     assert table.exit_code == 0
     assert "blog" in table.stdout and "running" in table.stdout
     assert "18080->web:80" in flat(table.stdout)
+    header, row = table.stdout.splitlines()[:2]
+    assert header.split()[-2:] == ["LAST", "BACKUP"] and row.split()[-2:] == [
+        "http://host.test:18080/", "never"]
 
 
 def test_install_human_output(api: TestClient, cwd: Path) -> None:

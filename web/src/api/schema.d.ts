@@ -425,6 +425,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/backups/repositories/{repo}/default": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Make a repository the default
+         * @description Make the repository the default: backups without a repository, and schedules (own or
+         *     default) without one, go there from now on; snapshots already taken stay where they are.
+         */
+        post: operations["default_repository_api_backups_repositories__repo__default_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/backups/repositories/{repo}/key": {
         parameters: {
             query?: never;
@@ -454,12 +475,43 @@ export interface paths {
         };
         /**
          * List schedules
-         * @description Return every instance's backup schedule and retention.
+         * @description Return the schedule and retention that apply to each instance: its own, or the default
+         *     (`source`); instances without either are left out.
          */
         get: operations["list_schedules_api_backups_schedules_get"];
         put?: never;
         post?: never;
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/backups/schedules/default": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Show the default schedule
+         * @description Return the default schedule and the instances it applies to (404 if there is none).
+         */
+        get: operations["get_default_schedule_api_backups_schedules_default_get"];
+        /**
+         * Set the default schedule
+         * @description Create or replace the default schedule and retention: it applies to every instance
+         *     without its own schedule, now and installed later (a paused own schedule opts one out);
+         *     its retention prunes each instance's scheduled backups on their own.
+         */
+        put: operations["put_default_schedule_api_backups_schedules_default_put"];
+        post?: never;
+        /**
+         * Remove the default schedule
+         * @description Stop backing up instances without their own schedule (their backups stay).
+         */
+        delete: operations["delete_default_schedule_api_backups_schedules_default_delete"];
         options?: never;
         head?: never;
         patch?: never;
@@ -516,8 +568,9 @@ export interface paths {
         put?: never;
         /**
          * Back up StackHub itself
-         * @description Snapshot StackHub's own state (database, secrets, install id, projects, stores; not the
-         *     apps' data) and wait for it; `stackhub backup restore-system` brings it back on a fresh
+         * @description Start snapshotting StackHub's own state (database, secrets, install id, projects,
+         *     stores; not the apps' data) as an operation on `@system`: follow it for progress; 409
+         *     while another system backup runs. `stackhub restore-system` brings it back on a fresh
          *     data root.
          */
         post: operations["backup_system_api_backups_system_post"];
@@ -783,6 +836,8 @@ export interface paths {
         /**
          * Remove a custom domain
          * @description Unbind a custom domain from its instance; the gateway stops serving it.
+         *
+         *     A record StackHub created for it at the DNS provider is deleted too.
          */
         delete: operations["remove_domain_api_domains__domain__delete"];
         options?: never;
@@ -2788,7 +2843,7 @@ export interface components {
              * @description True when health is failed or missing
              */
             alert: boolean;
-            /** @description ok; failed (the latest backup failed); missing (scheduled, but no good backup within the schedule's period plus 24 h); none (never backed up, no schedule) */
+            /** @description ok; failed (the latest backup failed); missing (scheduled, and no good backup 24 h after a run that was due); none (never backed up, no schedule) */
             health: components["schemas"]["BackupHealth"];
             /** Instance */
             instance: string;
@@ -2806,6 +2861,11 @@ export interface components {
             message: string;
             /** Next Run At */
             next_run_at: string | null;
+            /**
+             * Schedule Source
+             * @description Which schedule applies: the instance's own, the default, or none
+             */
+            schedule_source?: ("instance" | "default") | null;
             /** Scheduled */
             scheduled: boolean;
         };
@@ -2821,6 +2881,8 @@ export interface components {
              * @description The console's name under the base (console.<base>).
              */
             console: string | null;
+            /** @description Whether the *.<base> record reaches this box, as last checked (tls acme only: HTTP-01 needs it; a base can be set before DNS is ready, so a wrong record is a warning with the record to create). */
+            dns?: components["schemas"]["DnsCheck"] | null;
             gateway: components["schemas"]["GatewayRead"];
             tls: components["schemas"]["TlsMode"] | null;
             /** @description The wildcard certificate (tls dns01 only). */
@@ -3339,6 +3401,74 @@ export interface components {
             percent: number;
         };
         /**
+         * DefaultScheduleRead
+         * @description The default schedule: it applies to every instance without its own (now and later).
+         */
+        DefaultScheduleRead: {
+            /**
+             * At
+             * @description HH:MM in the server's time zone (hourly: only the minute counts)
+             * @default 03:00
+             */
+            at: string;
+            /** Created At */
+            created_at: string;
+            /**
+             * Enabled
+             * @default true
+             */
+            enabled: boolean;
+            /** @default daily */
+            every: components["schemas"]["Every"];
+            /**
+             * Instances
+             * @description The instances it applies to now (an instance with its own schedule, even a paused one, is not among them)
+             */
+            instances: string[];
+            /**
+             * Keep Daily
+             * @description Keep one a day, N days
+             * @default 7
+             */
+            keep_daily: number;
+            /**
+             * Keep Last
+             * @description Keep the N latest
+             * @default 0
+             */
+            keep_last: number;
+            /**
+             * Keep Monthly
+             * @description Keep one a month, N months
+             * @default 6
+             */
+            keep_monthly: number;
+            /**
+             * Keep Weekly
+             * @description Keep one a week, N weeks
+             * @default 4
+             */
+            keep_weekly: number;
+            /**
+             * Next Run At
+             * @description UTC time of the next run (None: disabled)
+             */
+            next_run_at: string | null;
+            /**
+             * Repository
+             * @description Repository name (default: the default one)
+             */
+            repository?: string | null;
+            /** Updated At */
+            updated_at: string;
+            /**
+             * Weekday
+             * @description Weekly: 0 Monday ... 6 Sunday
+             * @default 0
+             */
+            weekday: number;
+        };
+        /**
          * DiskSample
          * @description Use of the file system holding StackHub's data root, in bytes.
          */
@@ -3403,6 +3533,12 @@ export interface components {
             /** Value */
             value: string;
         };
+        /**
+         * DnsStatus
+         * @description What the last DNS check of a name found.
+         * @enum {string}
+         */
+        DnsStatus: "ok" | "missing" | "wrong" | "unchecked";
         /**
          * DockerRunRead
          * @description The compose file equivalent to a `docker run` command, to review and install.
@@ -3479,6 +3615,8 @@ export interface components {
             checked_at?: string | null;
             /** Created At */
             created_at?: string | null;
+            /** @description What the last DNS check found: ok (leads to this box), missing (no record), wrong (points elsewhere, or CAA forbids the CA), unchecked (not looked up, or the lookup failed). For automatic names: the *.<base> record's check, None when it was never checked. */
+            dns_status?: components["schemas"]["DnsStatus"] | null;
             /** Error */
             error?: string | null;
             /**
@@ -3507,6 +3645,8 @@ export interface components {
              * @default false
              */
             protected: boolean;
+            /** @description The record to create when dns_status is missing or wrong (a CNAME to the app's automatic name when a base is set, else an A/AAAA record to this box's address). */
+            record?: components["schemas"]["DnsRecord"] | null;
             state: components["schemas"]["DomainState"];
             /**
              * Target
@@ -3984,6 +4124,11 @@ export interface components {
             /** Format */
             format: string;
             /**
+             * Last Backup At
+             * @description When the instance's last good backup was taken (null: never).
+             */
+            last_backup_at?: string | null;
+            /**
              * Latest Version
              * @description The version an update would install (the same one for a digest update)
              */
@@ -3991,6 +4136,11 @@ export interface components {
             main: components["schemas"]["WebEntry"] | null;
             /** Name */
             name: string;
+            /**
+             * Open Url
+             * @description The address to open the app at: its https gateway name (`<instance>.<base>` when a base domain is set, else its first active custom domain); else its first `http://host:port` address; null when it has no web page, or when it is protected and has no gateway name (its port then answers on the box itself only).
+             */
+            open_url?: string | null;
             /**
              * Parameter Labels
              * @description Each parameter's label by language (e.g. `{"WEB_PORT": {"en": "Web port"}}`), from the app's definition.
@@ -4094,7 +4244,7 @@ export interface components {
          * @description What a notification is about (the console renders its text from kind + params).
          * @enum {string}
          */
-        Kind: "update_available" | "update_failed" | "backup_failed" | "backup_missing" | "certificate_expiring" | "disk_full" | "app_unhealthy" | "engine_unreachable" | "auto_update" | "test";
+        Kind: "update_available" | "update_failed" | "backup_failed" | "backup_missing" | "backup_check_failed" | "certificate_expiring" | "disk_full" | "app_unhealthy" | "engine_unreachable" | "auto_update" | "test";
         /**
          * Level
          * @description How bad a check's finding is.
@@ -4934,6 +5084,11 @@ export interface components {
         RepositoryCheckRead: {
             /** Checked At */
             checked_at: string;
+            /**
+             * Error
+             * @description The gist of what the failed check reported: its first error line (None when it was sound)
+             */
+            error?: string | null;
             /** Next Check At */
             next_check_at: string;
             /** Ok */
@@ -4977,15 +5132,36 @@ export interface components {
          * @description The recovery kit of a repository: without this password its backups are lost.
          */
         RepositoryKey: {
+            /**
+             * Access Key Id
+             * @description S3: the access key id.
+             */
+            access_key_id?: string | null;
+            /**
+             * Kit
+             * @description All of it as the text file to keep (what `stackhub restore-system --kit` reads).
+             * @default
+             */
+            kit: string;
             /** Name */
             name: string;
             /** Password */
             password: string;
+            /**
+             * Secret Access Key
+             * @description S3: the secret key.
+             */
+            secret_access_key?: string | null;
+            /**
+             * Ssh Private Key
+             * @description SFTP: the private key StackHub generated, whose public half the SFTP server trusts.
+             */
+            ssh_private_key?: string | null;
             /** Url */
             url: string;
             /**
              * Warning
-             * @default Keep this password somewhere safe, away from this server: without it the backups in this repository cannot be read by anyone.
+             * @default Keep this kit somewhere safe, away from this server: without it the backups in this repository cannot be read by anyone, and anyone who has it can read them (and reach the repository with its keys).
              */
             warning: string;
         };
@@ -5144,6 +5320,13 @@ export interface components {
              * @description Repository name (default: the default one)
              */
             repository?: string | null;
+            /**
+             * Source
+             * @description The instance's own schedule, or the default one (it applies to every instance without its own)
+             * @default instance
+             * @enum {string}
+             */
+            source: "instance" | "default";
             /** Updated At */
             updated_at: string;
             /**
@@ -5602,6 +5785,18 @@ export interface components {
              * @description Instances flagged for update.
              */
             updates?: string[];
+        };
+        /**
+         * SystemBackupAccepted
+         * @description The answer to a system backup: the operation making it (subject `@system`).
+         */
+        SystemBackupAccepted: {
+            operation: components["schemas"]["OperationRead"];
+            /**
+             * Repository
+             * @description The repository the snapshot goes to.
+             */
+            repository: string;
         };
         /**
          * TestResult
@@ -7560,6 +7755,65 @@ export interface operations {
             };
         };
     };
+    default_repository_api_backups_repositories__repo__default_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Repository name */
+                repo: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RepositoryRead"];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     repository_key_api_backups_repositories__repo__key_get: {
         parameters: {
             query?: never;
@@ -7636,6 +7890,176 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["ScheduleRead"][];
                 };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_default_schedule_api_backups_schedules_default_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DefaultScheduleRead"];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    put_default_schedule_api_backups_schedules_default_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ScheduleRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DefaultScheduleRead"];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_default_schedule_api_backups_schedules_default_delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description Not signed in, or the credential is no longer valid */
             401: {
@@ -7804,12 +8228,12 @@ export interface operations {
         };
         responses: {
             /** @description Successful Response */
-            200: {
+            202: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["SnapshotRead"];
+                    "application/json": components["schemas"]["SystemBackupAccepted"];
                 };
             };
             /** @description Not signed in, or the credential is no longer valid */

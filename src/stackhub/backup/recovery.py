@@ -1,0 +1,143 @@
+"""After `restore-system`: restore every instance from its latest snapshot when the server starts.
+
+`restore-system` runs with the server stopped, so it cannot run restores (they are operations
+on the runner, with the engine). It writes `backups/recovery.json` instead: the repository (by
+its name in the restored database) and, per instance, the id of its latest snapshot there.
+The first server start (`start`) restores them one after the other, each a normal `restore`
+operation (journaled, crash-safe, in `stackhub op list`), and removes each entry once its
+restore has begun, so a restart never restores an instance twice. An instance whose restore
+is refused (e.g. risky options to accept) is left `missing`, with the reason in the log and
+the audit log; `stackhub backup restore NAME latest --yes` brings it back by hand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import sqlite3
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from stackhub import fsutil
+from stackhub.adapters.restic import Repository, Restic
+from stackhub.apps.models import Accepted
+from stackhub.backup.models import RestoreRequest
+from stackhub.errors import EngineUnavailable, StackHubError
+
+log = logging.getLogger(__name__)
+PLAN = "recovery.json"
+RETRY = 1.0
+
+
+@dataclass
+class InstancePlan:
+    """What restore-system found for the restored instances in the repository it read."""
+
+    repository: str | None  # its name in the restored database (None: not recorded there)
+    restores: dict[str, str] = field(default_factory=dict)  # instance -> snapshot id
+    by_hand: dict[str, str] = field(default_factory=dict)  # instance -> why, and what to run
+
+
+def plan_path(root: Path) -> Path:
+    """Return where restore-system leaves the instances' restores for the server."""
+    return root / "backups" / PLAN
+
+
+def recorded_repository(db: Path, repo: Repository) -> str | None:
+    """Return the restored database's name for the repository restore-system read.
+
+    The same URL; else, for a local path, StackHub's own local repository (`local`, the
+    default unless another was made the default) when its recorded folder holds no repository
+    on this box (the old box's disk mounted elsewhere): it is
+    pointed at the path given.
+    """
+    with contextlib.closing(sqlite3.connect(db)) as conn, conn:
+        rows = conn.execute("SELECT name, url, kind, is_default FROM backup_repositories"
+                            ).fetchall()
+        for name, url, _kind, _default in rows:
+            if url == repo.url:
+                return str(name)
+        if not repo.url.startswith("/"):
+            return None
+        for name, url, kind, _default in rows:  # StackHub's own: named `local`, default or not
+            if name == "local" and kind == "local" and not (Path(url) / "config").is_file():
+                conn.execute("UPDATE backup_repositories SET url = ? WHERE name = ?",
+                             (repo.url, name))
+                return str(name)
+    return None
+
+
+async def plan_instances(restic: Restic, repo: Repository, db: Path,
+                         instances: list[str]) -> InstancePlan:
+    """Find each instance's latest snapshot in `repo`; say how to restore the others."""
+    name = recorded_repository(db, repo)
+    plan = InstancePlan(repository=name)
+    latest: dict[str, tuple[str, str]] = {}
+    for snap in await restic.snapshots(repo, tags=["stackhub"]):
+        owner = snap.tag("instance")
+        if owner and (owner not in latest or snap.time > latest[owner][0]):
+            latest[owner] = (snap.time, snap.id)
+    for instance in instances:
+        if instance in latest and name is not None:
+            plan.restores[instance] = latest[instance][1]
+        elif instance in latest:
+            plan.by_hand[instance] = (
+                f"stackhub backup repo add recovered {repo.url} --password-file KIT && "
+                f"stackhub backup restore {instance} latest --repo recovered --yes")
+        else:
+            plan.by_hand[instance] = (f"stackhub backup restore {instance} latest --repo REPO "
+                                      "--yes  (no backup of it in this repository)")
+    return plan
+
+
+def write_plan(root: Path, plan: InstancePlan) -> None:
+    """Leave the restores for the server's next start (nothing when there are none)."""
+    if plan.restores and plan.repository is not None:
+        fsutil.write_atomic(plan_path(root), json.dumps(
+            {"repository": plan.repository, "restores": plan.restores}), mode=0o600)
+
+
+Restore = Callable[[str, str, RestoreRequest], Awaitable[Accepted]]
+Settle = Callable[[str], Awaitable[None]]
+Alert = Callable[[str, str, bool, dict[str, Any]], None]
+
+
+async def run_plan(root: Path, restore: Restore, settle: Settle, alert: Alert) -> list[str]:
+    """Restore each instance of the plan, one at a time; return those whose restore began."""
+    path = plan_path(root)
+    try:
+        plan = json.loads(path.read_text())
+        repository, restores = str(plan["repository"]), dict(plan["restores"])
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        log.warning("ignoring an unreadable %s: %s", path, err)
+        return []
+    begun: list[str] = []
+    for instance, snapshot in list(restores.items()):
+        while True:
+            try:
+                await restore(instance, str(snapshot), RestoreRequest(repository=repository))
+            except EngineUnavailable:
+                await asyncio.sleep(RETRY)  # at boot the engine may come after StackHub
+                continue
+            except StackHubError as err:
+                log.warning("restore-system: %s was not restored (%s); run `stackhub backup "
+                            "restore %s latest --yes`", instance, err.message, instance)
+                alert("backup.recovery", instance, False, {"error": err.message})
+            else:
+                begun.append(instance)
+            break
+        del restores[instance]
+        if restores:
+            fsutil.write_atomic(path, json.dumps({"repository": repository,
+                                                  "restores": restores}), mode=0o600)
+        else:
+            path.unlink(missing_ok=True)
+        if instance in begun:
+            await settle(instance)
+    return begun

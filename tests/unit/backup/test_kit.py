@@ -1,0 +1,122 @@
+"""The recovery kit: rendered and read back, turned into restic's handle; recovery's plan."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from stackhub.adapters.restic import Repository
+from stackhub.apps.models import Accepted
+from stackhub.backup import kit
+from stackhub.backup.models import RestoreRequest
+from stackhub.backup.recovery import plan_path, recorded_repository, run_plan
+from stackhub.errors import Conflict, EngineUnavailable, Invalid
+
+KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nabc\ndef\n-----END OPENSSH PRIVATE KEY-----\n"
+
+
+def test_a_rendered_kit_reads_back_with_its_keys() -> None:
+    s3 = kit.Kit(name="s3", url="s3:https://s3.example.com/b", password="pw",
+                 access_key_id="AKIA", secret_access_key="secret")
+    assert kit.parse(kit.render(s3, "Keep it safe.")) == s3
+    sftp = kit.Kit(name="nas", url="sftp:backup@nas.lan:/srv/r", password="pw2",
+                   ssh_private_key=KEY)
+    text = kit.render(sftp, "Keep it safe.")
+    assert kit.parse(text) == sftp and text.endswith("Keep it safe.\n")
+    as_json = json.dumps({"name": "nas", "url": sftp.url, "password": "pw2",
+                          "ssh_private_key": KEY, "warning": "x"})
+    assert kit.parse(as_json) == sftp
+    old = "StackHub backup repository: local\nURL: /srv/r\nPassword: pw\n\nKeep it.\n"
+    assert kit.parse(old) == kit.Kit(name="local", url="/srv/r", password="pw")
+
+
+@pytest.mark.parametrize("text", ["", "URL: /srv/r\n", "Password: x\n", "{not json"])
+def test_a_kit_without_url_or_password_is_refused(text: str) -> None:
+    with pytest.raises(Invalid):
+        kit.parse(text)
+
+
+def test_the_kits_handle_carries_its_secrets_privately(tmp_path: Path) -> None:
+    sftp = kit.Kit(name="nas", url="sftp:backup@nas.lan:2222:/srv/r", password="pw",
+                   ssh_private_key=KEY)
+    repo = kit.repository(sftp, tmp_path / "k")
+    assert repo.password_file.read_text() == "pw\n"
+    assert (tmp_path / "k").stat().st_mode & 0o777 == 0o700
+    assert (tmp_path / "k" / "id_ed25519").read_text() == KEY
+    assert (tmp_path / "k" / "id_ed25519").stat().st_mode & 0o777 == 0o600
+    assert repo.options and "-p 2222" in repo.options[0] and "backup@nas.lan" in repo.options[0]
+    s3 = kit.repository(kit.Kit(name="s3", url="s3:https://h/b", password="pw",
+                                access_key_id="A", secret_access_key="S"), tmp_path / "s")
+    assert s3.env["AWS_ACCESS_KEY_ID"] == "A" and s3.env["AWS_SECRET_ACCESS_KEY"] == "S"
+
+
+def _db(path: Path, rows: list[tuple[str, str, str, int]]) -> Path:
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute("CREATE TABLE backup_repositories (name TEXT, url TEXT, kind TEXT, "
+                     "is_default INTEGER, created_at TEXT)")
+        conn.executemany("INSERT INTO backup_repositories VALUES (?,?,?,?,'')", rows)
+    return path
+
+
+def test_the_repository_is_found_by_url_or_the_moved_default_is_pointed_at_it(
+        tmp_path: Path) -> None:
+    db = _db(tmp_path / "a.db", [("local", "/old/repo", "local", 1),
+                                 ("s3", "s3:https://h/b", "s3", 0)])
+    given = Repository(name="recovery", url="s3:https://h/b", password_file=tmp_path / "p")
+    assert recorded_repository(db, given) == "s3"
+    assert recorded_repository(db, Repository(name="r", url="rest:https://x/",
+                                               password_file=tmp_path / "p")) is None
+    moved = tmp_path / "disk" / "repo"
+    assert recorded_repository(db, Repository(name="r", url=str(moved),
+                                              password_file=tmp_path / "p")) == "local"
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        assert conn.execute("SELECT url FROM backup_repositories WHERE name = 'local'"
+                            ).fetchone()[0] == str(moved)
+
+
+async def test_the_plan_restores_each_instance_once_and_survives_a_refusal(
+        tmp_path: Path) -> None:
+    path = plan_path(tmp_path)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"repository": "local",
+                                "restores": {"blog": "a" * 64, "wiki": "b" * 64}}))
+    calls: list[tuple[str, str, str | None]] = []
+    engine_down = [True]
+    alerts: list[str] = []
+
+    async def restore(name: str, snapshot: str, request: RestoreRequest) -> Accepted:
+        if engine_down[0]:
+            engine_down[0] = False
+            raise EngineUnavailable("not yet")
+        calls.append((name, snapshot, request.repository))
+        if name == "wiki":
+            raise Conflict("risky options to accept")
+        return None  # type: ignore[return-value]
+
+    async def settle(name: str) -> None:
+        assert json.loads(path.read_text())["restores"] == {"wiki": "b" * 64}
+
+    begun = await run_plan(tmp_path, restore, settle,
+                           lambda action, target, ok, details: alerts.append(target))
+    assert begun == ["blog"] and alerts == ["wiki"]
+    assert calls == [("blog", "a" * 64, "local"), ("wiki", "b" * 64, "local")]
+    assert not path.exists()
+    assert await run_plan(tmp_path, restore, settle, lambda *a: None) == []  # nothing twice
+
+
+def test_the_moved_local_repository_is_found_when_another_is_the_default(
+        tmp_path: Path) -> None:
+    """`backup repo default` may have made a second disk's repository the default: a moved
+    `local` is still StackHub's own, and another local repository is never repointed."""
+    db = _db(tmp_path / "a.db", [("local", "/old/repo", "local", 0),
+                                 ("disk2", "/mnt/gone/repo", "local", 1)])
+    moved = tmp_path / "disk" / "repo"
+    assert recorded_repository(db, Repository(name="r", url=str(moved),
+                                              password_file=tmp_path / "p")) == "local"
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        urls = dict(conn.execute("SELECT name, url FROM backup_repositories").fetchall())
+    assert urls == {"local": str(moved), "disk2": "/mnt/gone/repo"}
