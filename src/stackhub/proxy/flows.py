@@ -24,9 +24,9 @@ from stackhub.apps.models import OperationRead
 from stackhub.errors import DnsPropagationTimeout, GatewayUnavailable, Invalid, StackHubError
 from stackhub.operations.runner import OperationKind, Outcome, Run, Runner, Undo, register
 from stackhub.proxy import acme_errors, names
-from stackhub.proxy.models import DnsRecord, DomainAccepted, DomainState
+from stackhub.proxy.models import DnsRecord, DnsStatus, DomainAccepted, DomainState
 from stackhub.proxy.publish import RecordPublisher
-from stackhub.proxy.service import ProxyService, Served
+from stackhub.proxy.service import ProxyService, Served, dns_status
 
 log = logging.getLogger("stackhub.gateway")
 DOMAIN = register(OperationKind("domain", "binding the domain", None, None, None,
@@ -68,16 +68,23 @@ class DomainFlows:
     async def add(self, instance: str, domain: str) -> DomainAccepted:
         """Check the name and its DNS, then start the operation that binds it.
 
-        In a zone StackHub manages the record is created by the operation instead, so the
-        DNS check waits for it there.
+        In a zone StackHub manages, a missing record is created by the operation, which then
+        waits for it to resolve; a record that points elsewhere is refused there too (it is
+        somebody's: replacing it, and deleting it if the add failed, would lose it).
         """
         name = self.proxy.claim_domain(instance, domain)
         self.runner.claim(instance)
         managed = self.publisher is not None and self.publisher.zone_of(name) is not None
-        if not managed:
-            check = await self.proxy.check(name, instance)
-            if not check.ok:
-                raise_dns(check.problem, check.fix, check.model_dump(mode="json"))
+        check = await self.proxy.check(name, instance)
+        if check.ok:
+            managed = False  # the record is there already: nothing to create, or to delete
+        elif not managed:
+            raise_dns(check.problem, check.fix, check.model_dump(mode="json"))
+        elif dns_status(check) == DnsStatus.WRONG:  # someone's record: never replaced
+            raise_dns(f"{check.problem} (StackHub manages this zone but does not replace a "
+                      "record that points elsewhere: delete it at the DNS provider, or change "
+                      "it yourself, then add the domain again)", check.fix,
+                      check.model_dump(mode="json"))
         binding = _Binding(name=name, instance=instance, managed=managed)
         op = self.runner.begin(DOMAIN, instance)
         self.runner.start(op, lambda run: self.bind(run, binding), undo=self._undo(binding),

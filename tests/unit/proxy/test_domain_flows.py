@@ -103,12 +103,13 @@ async def finish(live: Services, op_id: str) -> None:
 async def test_the_record_is_created_then_resolved_then_routed_and_served(
         live: Services, world: World) -> None:
     accepted = await live.domains.add("web", "Shop.Example.com")
-    assert world.log == []  # nothing is looked up before the operation writes the record
+    assert world.log == ["lookup shop.example.com -> None"]  # missing: the operation writes it
     await finish(live, accepted.operation.id)
     op = live.apps.operation(accepted.operation.id)
     assert op.state == "succeeded", op.error
     assert [s.name for s in op.steps] == ["dns-record", "dns", "route", "certificate"]
     assert world.log == [
+        "lookup shop.example.com -> None",
         "write CNAME shop.example.com web.box.example.com",
         "lookup shop.example.com -> None", "lookup shop.example.com -> None",
         "lookup shop.example.com -> web.box.example.com", "load", "serve shop.example.com"]
@@ -136,7 +137,8 @@ async def test_a_refused_record_fails_the_add_and_leaves_nothing(live: Services,
     assert [s.name for s in op.steps] == ["dns-record"]
     assert live.proxy.records.find("shop.example.com") is None
     assert live.proxy.records.dns_published() == {}
-    assert not any(entry.startswith(("lookup", "load", "serve")) for entry in world.log)
+    assert world.log[0] == "lookup shop.example.com -> None"  # missing: so it was written
+    assert not any(entry.startswith(("lookup", "load", "serve")) for entry in world.log[1:])
 
 
 async def test_a_record_that_never_resolves_fails_and_is_deleted(live: Services,
@@ -156,6 +158,33 @@ async def test_a_record_that_never_resolves_fails_and_is_deleted(live: Services,
         await asyncio.sleep(0.01)
     assert world.log[-1] == "delete CNAME shop.example.com" and "load" not in world.log
     assert live.proxy.records.dns_published() == {}
+
+
+async def test_a_record_pointing_elsewhere_in_the_managed_zone_is_never_replaced(
+        live: Services, world: World) -> None:
+    world.records["shop.example.com"] = "shop.other-host.example.net"
+    world.propagation = 0
+    with pytest.raises(Invalid, match="does not replace a record that points elsewhere"):
+        await live.domains.add("web", "shop.example.com")
+    assert world.log == ["lookup shop.example.com -> shop.other-host.example.net"]
+    assert world.records == {"shop.example.com": "shop.other-host.example.net"}
+    assert live.proxy.records.find("shop.example.com") is None
+    assert live.proxy.records.dns_published() == {}
+
+
+async def test_a_record_already_right_in_the_managed_zone_is_kept_as_it_is(
+        live: Services, world: World) -> None:
+    world.records["shop.example.com"] = "web.box.example.com"
+    world.propagation = 0
+    accepted = await live.domains.add("web", "shop.example.com")
+    await finish(live, accepted.operation.id)
+    op = live.apps.operation(accepted.operation.id)
+    assert op.state == "succeeded", op.error
+    assert [s.name for s in op.steps] == ["route", "certificate"]
+    assert not any(entry.startswith("write") for entry in world.log)
+    assert live.proxy.records.dns_published() == {}
+    assert await live.domains.remove("web", "shop.example.com") == []  # not StackHub's
+    assert world.records == {"shop.example.com": "web.box.example.com"}
 
 
 async def test_outside_the_managed_zone_dns_is_checked_first(live: Services,
@@ -183,7 +212,8 @@ async def test_the_apex_gets_an_a_record_to_the_public_address(
     accepted = await live.domains.add("web", "example.com")
     await finish(live, accepted.operation.id)
     assert live.apps.operation(accepted.operation.id).state == "succeeded"
-    assert world.log[:2] == ["write A example.com 203.0.113.7", "lookup example.com"]
+    assert world.log[:3] == ["lookup example.com", "write A example.com 203.0.113.7",
+                             "lookup example.com"]
 
 
 def _self_signed(folder: Path, host: str) -> tuple[Path, Path]:
