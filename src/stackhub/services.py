@@ -39,7 +39,7 @@ from stackhub.config import Paths, subnet_pool
 from stackhub.errors import NotFound
 from stackhub.events import EventBus
 from stackhub.notify.service import NotifyService
-from stackhub.notify.watch import Watcher, WatchSettings
+from stackhub.notify.watch import Watcher, WatchSettings, recovery_notice
 from stackhub.operations.journal import Journal
 from stackhub.operations.runner import Run, Runner
 from stackhub.proxy.addresses import OpenAddresses
@@ -230,7 +230,9 @@ def build(paths: Paths, *, engine: Engine | None = None, compose: Compose | None
                            may_see=auth.accounts.may_see, console_url=proxy.console_url)
     notify_watch = Watcher(service=notify, instances=apps.all, backups=backups.status,
                            domains=proxy.domains, root=paths.root,
-                           settings=WatchSettings.from_env(), checks=backups.checks)
+                           settings=WatchSettings.from_env(), checks=backups.checks,
+                           system_backup=backups.system_status)
+    backups.recovery_report = recovery_notice(notify)
     return Services(paths=paths, db=db, bus=bus, engine=engine, compose=compose,
                     catalog=catalog, records=records, status=status, runner=runner, flows=flows,
                     apps=apps,

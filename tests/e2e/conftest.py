@@ -33,6 +33,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.integration.gateway_env import AcmeLab, running_lab
 from tests.integration.second_engine import SecondEngine, second_engine
 from tests.leftovers import mark_install
 
@@ -327,6 +328,17 @@ def add_local_store(srv: Server, root: Path) -> None:
                                                  "local": True})
     assert added.status_code == 201, added.text
     assert added.json()["app_count"] == 1, added.text
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AcmeLab]:
+    """Pebble and pebble-challtestsrv for a module whose server runs the gateway on them."""
+    yield from running_lab(tmp_path_factory)
+
+
+def gateway_env(lab: AcmeLab, **extra: str) -> dict[str, str]:
+    """An `own_server` environment on the lab: the gateway on its high ports, no base yet."""
+    return {**lab.env(), "STACKHUB_GATEWAY": "", **extra}
 
 
 @contextmanager

@@ -50,6 +50,13 @@ def signed_in(browser: Any, backup_server: Server) -> dict[str, Any]:
     return sign_in(browser, backup_server, USER)
 
 
+def phone_shot(page: Any, shots: Path, name: str) -> None:
+    """Let the page settle, check it fits 375 px without scrolling sideways, screenshot it."""
+    page.wait_for_timeout(300)
+    no_sideways_scroll(page)
+    page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+
+
 def test_0_app_list_before_any_backup(open_page: Any, backup_server: Server) -> None:
     page = open_page(DESKTOP, "en-US")
     page.goto(f"{backup_server.url}/apps")
@@ -166,9 +173,7 @@ def test_2_phone_chinese_app_page_and_backups_page(open_page: Any, backup_server
     expect(panel).to_contain_text("上次成功备份")
     expect(panel.locator(t("backup-snapshot"))).to_have_count(1)
     expect(panel.locator(t("backup-health"))).to_have_text("正常")
-    page.wait_for_timeout(300)
-    no_sideways_scroll(page)
-    page.screenshot(path=str(shots / "backups-app-375-zh.png"), full_page=True)
+    phone_shot(page, shots, "backups-app-375-zh")
     page.goto(f"{srv.url}/backups")
     expect(page.locator(t("repo-local"))).to_contain_text("默认")
     panel = page.locator(t("backup-panel"))
@@ -177,9 +182,7 @@ def test_2_phone_chinese_app_page_and_backups_page(open_page: Any, backup_server
     expect(page.locator(f'{t("default-schedule")} {t("default-at")} input')).to_have_value("02:45")
     expect(panel.locator(t("backup-snapshot"))).to_have_count(1)
     expect(panel.locator(f'{t("schedule-at")} input')).to_have_value("04:15")
-    page.wait_for_timeout(300)
-    no_sideways_scroll(page)
-    page.screenshot(path=str(shots / "backups-375-zh.png"), full_page=True)
+    phone_shot(page, shots, "backups-375-zh")
     assert not errors, errors
 
 
@@ -199,9 +202,7 @@ def test_3_app_list_shows_the_last_good_backup(open_page: Any, backup_server: Se
         expect(shown).to_contain_text(text)
         expect(shown).to_be_visible()
         if viewport is PHONE:
-            page.wait_for_timeout(300)
-            no_sideways_scroll(page)
-            page.screenshot(path=str(shots / "apps-last-backup-375-zh.png"), full_page=True)
+            phone_shot(page, shots, "apps-last-backup-375-zh")
     assert not errors, errors
 
 
@@ -223,6 +224,21 @@ def test_4_system_backup_from_the_backups_page(open_page: Any, backup_server: Se
     assert [(o["kind"], o["state"]) for o in ops] == [("system-backup", "succeeded")]
     snaps = [s for s in srv.api("GET", "/api/backups").json() if s["kind"] == "system"]
     assert len(snaps) == 1
+
+    # the system backup's schedule, set from the card
+    form = card.locator(t("system-schedule"))
+    expect(form.locator(t("system-schedule-none"))).to_be_visible()
+    form.locator(f'{t("system-at")} input').fill("02:30")
+    field = form.locator(f'{t("system-keep_weekly")} input')
+    field.fill("0")
+    field.blur()
+    form.locator(t("system-schedule-save")).click()
+    saved_note = page.locator(".n-message", has_text="system backup's schedule is saved")
+    expect(saved_note).to_have_count(1)
+    expect(form.locator(t("system-schedule-state"))).to_contain_text("Next")
+    saved = srv.api("GET", "/api/backups/schedules/system").json()
+    assert (saved["at"], saved["keep_daily"], saved["keep_weekly"]) == ("02:30", 7, 0)
+    assert saved["status"]["instance"] == "@system" and saved["next_run_at"]
     page.screenshot(path=str(shots / "backups-system-1440-en.png"), full_page=True)
 
     page = open_page(PHONE, "zh-CN")
@@ -234,7 +250,7 @@ def test_4_system_backup_from_the_backups_page(open_page: Any, backup_server: Se
     expect(card.locator(t("system-backup-progress"))).to_have_attribute("data-state", "succeeded")
     ops = srv.api("GET", "/api/operations", params={"instance": "@system"}).json()["items"]
     assert [o["state"] for o in ops] == ["succeeded", "succeeded"]
-    page.wait_for_timeout(300)
-    no_sideways_scroll(page)
-    page.screenshot(path=str(shots / "backups-system-375-zh.png"), full_page=True)
+    expect(card.locator(f'{t("system-schedule")} {t("system-at")} input')).to_have_value("02:30")
+    expect(card.locator(t("system-schedule"))).to_contain_text("下次")
+    phone_shot(page, shots, "backups-system-375-zh")
     assert not errors, errors

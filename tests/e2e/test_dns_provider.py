@@ -25,12 +25,13 @@ from tests.e2e.conftest import (
     PHONE,
     WAIT,
     Server,
+    gateway_env,
     no_sideways_scroll,
     own_server,
     sign_in,
     t,
 )
-from tests.integration.gateway_env import AcmeLab, running_lab
+from tests.integration.gateway_env import AcmeLab
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 USER = "dnsadmin"
@@ -40,15 +41,9 @@ errors: list[str] = []
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AcmeLab]:
-    yield from running_lab(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
 def dns_server(lab: AcmeLab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    env = {**lab.env(), "STACKHUB_GATEWAY": "", "STACKHUB_DNS01_PROPAGATION_CHECK": "0",
-           "STACKHUB_DNS01_RENEW_DAYS": "36500",
-           "STACKHUB_PUBLIC_IP_URL": "http://127.0.0.1:9/"}  # nothing answers there
+    env = gateway_env(lab, STACKHUB_DNS01_PROPAGATION_CHECK="0", STACKHUB_DNS01_RENEW_DAYS="36500",
+                      STACKHUB_PUBLIC_IP_URL="http://127.0.0.1:9/")  # nothing answers there
     with own_server(tmp_path_factory, "dns-provider", USER, store=False, env=env) as srv:
         yield srv
 

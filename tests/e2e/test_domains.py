@@ -26,13 +26,14 @@ from tests.e2e.conftest import (
     WAIT,
     Server,
     ensure_instance,
+    gateway_env,
     no_sideways_scroll,
     own_server,
     sign_in,
     signed_in_state,
     t,
 )
-from tests.integration.gateway_env import AcmeLab, running_lab
+from tests.integration.gateway_env import AcmeLab
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 USER = "warden"
@@ -43,15 +44,10 @@ errors: list[str] = []
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AcmeLab]:
-    yield from running_lab(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
 def domain_server(lab: AcmeLab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A server of this module's own with the gateway (no base yet), an admin and one app."""
     with own_server(tmp_path_factory, "domains", USER,
-                    env={**lab.env(), "STACKHUB_GATEWAY": ""}) as srv:
+                    env=gateway_env(lab)) as srv:
         ensure_instance(srv, NAME, STORE_APP)
         yield srv
 

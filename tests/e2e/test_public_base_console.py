@@ -20,12 +20,13 @@ from tests.e2e.conftest import (
     PHONE,
     WAIT,
     Server,
+    gateway_env,
     no_sideways_scroll,
     own_server,
     sign_in,
     t,
 )
-from tests.integration.gateway_env import AcmeLab, running_lab
+from tests.integration.gateway_env import AcmeLab
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 USER = "pubadmin"
@@ -36,15 +37,10 @@ errors: list[str] = []
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AcmeLab]:
-    yield from running_lab(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
 def base_server(lab: AcmeLab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A server of this module's own with the gateway (no base yet) and an admin."""
     with own_server(tmp_path_factory, "public-base", USER, store=False,
-                    env={**lab.env(), "STACKHUB_GATEWAY": ""}) as srv:
+                    env=gateway_env(lab)) as srv:
         yield srv
 
 

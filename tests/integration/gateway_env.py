@@ -172,6 +172,19 @@ def install_web(server: Server, name: str = "web") -> None:
     assert server.wait_operation(start_web(server, name))["state"] == "succeeded"
 
 
+def lab_server(lab: AcmeLab, folder: Path, app: str, **env: str) -> Iterator[Server]:
+    """Start a server in `folder` on the lab (`env` over its environment) with the web-app
+    fixture as `app`, hand it over, stop it and remove its containers (a module fixture's body)."""
+    server = Server(folder / "data", extra_env={**lab.env(), **env})
+    server.start()
+    try:
+        install_web(server, app)
+        yield server
+    finally:
+        server.stop()
+        server.cleanup_engine()
+
+
 class _Address(BaseHTTPRequestHandler):
     """Answers GET with the address in `server.address` (a public-IP page)."""
 

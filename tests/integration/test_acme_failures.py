@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from tests.integration.conftest import Server, free_port
-from tests.integration.gateway_env import AcmeLab, eventually, install_web, running_lab
+from tests.integration.gateway_env import AcmeLab, eventually, lab_server, running_lab
 
 pytestmark = pytest.mark.integration
 APP = "failweb"  # unique: compose projects are named after instances
@@ -34,15 +34,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AcmeLab]:
 @pytest.fixture(scope="module")
 def srv(lab: AcmeLab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A server on the lab with one instance and no base (custom domains only)."""
-    server = Server(tmp_path_factory.mktemp("acme-failures") / "data",
-                    extra_env={**lab.env(), "STACKHUB_ACME_CAA": CA_IDENTITY})
-    server.start()
-    try:
-        install_web(server, APP)
-        yield server
-    finally:
-        server.stop()
-        server.cleanup_engine()
+    yield from lab_server(lab, tmp_path_factory.mktemp("acme-failures"), APP,
+                          STACKHUB_ACME_CAA=CA_IDENTITY)
 
 
 def restart(srv: Server, **env: str) -> None:

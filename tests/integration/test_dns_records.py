@@ -209,6 +209,17 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AcmeLab]:
     yield from running_lab(tmp_path_factory)
 
 
+def set_provider(server: Server, named: Named, secret: str | None = None, key: str = KEY
+                 ) -> subprocess.CompletedProcess[str]:
+    """Run `domain provider set rfc2136` with named's credentials (the key `key`), the TSIG
+    secret passed through the environment (`--env NAME` alone)."""
+    env = named.env(secret, key)
+    return server.cli("domain", "provider", "set", "rfc2136", "--zone", ZONE,
+                      *(f for k, v in env.items()
+                        for f in ("--env", k if k == "RFC2136_TSIG_SECRET" else f"{k}={v}")),
+                      "--json", RFC2136_TSIG_SECRET=env["RFC2136_TSIG_SECRET"])
+
+
 def _wait_for(named: Named, name: str, rtype: str, wanted: list[str],
               timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
@@ -236,11 +247,7 @@ def test_the_server_keeps_the_base_records_on_the_public_address(
         assert bad.returncode != 0
         assert json.loads(server.cli("domain", "provider", "show", "--json").stdout)[
             "kind"] is None
-        result = server.cli("domain", "provider", "set", "rfc2136", "--zone", ZONE,
-                            *(f for k, v in named.env().items()
-                              for f in ("--env", k if k == "RFC2136_TSIG_SECRET"
-                                        else f"{k}={v}")),
-                            "--json", RFC2136_TSIG_SECRET=named.secret)
+        result = set_provider(server, named)
         assert result.returncode == 0, result.stderr + result.stdout
         assert named.secret not in result.stdout
         provider = json.loads(result.stdout)
@@ -303,11 +310,7 @@ def test_a_custom_domain_in_the_managed_zone_gets_its_record_from_domain_add(
         assert named.lookup(shop, "CNAME") == []
         assert shop not in {d["name"] for d in json.loads(
             server.cli("domain", "list", "--json").stdout)}
-        result = server.cli("domain", "provider", "set", "rfc2136", "--zone", ZONE,
-                            *(f for k, v in named.env().items()
-                              for f in ("--env", k if k == "RFC2136_TSIG_SECRET"
-                                        else f"{k}={v}")),
-                            "--json", RFC2136_TSIG_SECRET=named.secret)
+        result = set_provider(server, named)
         assert result.returncode == 0, result.stderr + result.stdout
         added = server.cli("domain", "add", "web", shop)
         assert added.returncode == 0, added.stderr + added.stdout
@@ -321,11 +324,7 @@ def test_a_custom_domain_in_the_managed_zone_gets_its_record_from_domain_add(
         assert removed.returncode == 0, removed.stderr + removed.stdout
         assert named.lookup(shop, "CNAME") == []
         # a refused write (a key the name server knows but never lets update) adds nothing
-        wrong = server.cli("domain", "provider", "set", "rfc2136", "--zone", ZONE,
-                           *(f for k, v in named.env(named.ro_secret, READONLY).items()
-                             for f in ("--env", k if k == "RFC2136_TSIG_SECRET"
-                                       else f"{k}={v}")),
-                           "--json", RFC2136_TSIG_SECRET=named.ro_secret)
+        wrong = set_provider(server, named, named.ro_secret, READONLY)
         assert wrong.returncode == 0, wrong.stderr + wrong.stdout
         failed = server.cli("domain", "add", "web", shop)
         assert failed.returncode != 0

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest import Server
-from tests.integration.gateway_env import AcmeLab, eventually, fetch, install_web, running_lab
+from tests.integration.gateway_env import AcmeLab, eventually, fetch, lab_server, running_lab
 
 pytestmark = pytest.mark.integration
 BASE = "box.example.test"
@@ -36,14 +36,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AcmeLab]:
 @pytest.fixture(scope="module")
 def srv(lab: AcmeLab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A server with the gateway on the lab's ports and one instance, no base yet."""
-    server = Server(tmp_path_factory.mktemp("public-base") / "data", extra_env=lab.env())
-    server.start()
-    try:
-        install_web(server, APP)
-        yield server
-    finally:
-        server.stop()
-        server.cleanup_engine()
+    yield from lab_server(lab, tmp_path_factory.mktemp("public-base"), APP)
 
 
 def issuer(lab: AcmeLab, host: str) -> str:

@@ -5,7 +5,9 @@ StackHub never edits Caddy's config piecemeal: every change renders the complete
 ``POST /load``. Caddy's admin API listens on a unix socket inside the data root (0700), so only
 root reaches it; Caddy 2.6 refuses ``Host: localhost`` on a socket, so requests send an empty
 Host. StackHub starts Caddy as its child (dying with it) and starts it again if it dies, or
-reuses a system Caddy whose admin socket STACKHUB_CADDY_ADMIN names.
+reuses a system Caddy whose admin socket STACKHUB_CADDY_ADMIN names (loading the config again
+when it restarts empty). A child's output is read for certificate errors; a system Caddy gets
+a log of its own in the config (`GatewaySpec.log`) that StackHub reads instead.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import logging
 import os
 import re
 import shutil
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -124,9 +126,18 @@ class GatewaySpec:
     ask: str | None = None
     certificates: tuple[Pem, ...] = ()
     """Certificates loaded as they are; Caddy manages none for the names they cover."""
+    log: Path | None = None
+    """A file Caddy writes its certificate errors to (a system Caddy, whose output StackHub
+    never sees); None for StackHub's child, whose output StackHub reads."""
 
 
 LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
+LOG_NAME = "stackhub-errors"
+"""The name of StackHub's own log in a system Caddy's config (certificate errors only)."""
+LOG_ROLL_MB = 1
+LOG_KEEP = 1
+LOG_TAIL = 256 * 1024
+"""Bytes read from the end of the error log (the file rolls over at `LOG_ROLL_MB`)."""
 
 PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>{title}</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:36em;margin:4em auto;color:#333}}</style>
@@ -253,7 +264,7 @@ def render(spec: GatewaySpec) -> dict[str, Any]:
         tls["certificates"] = {"load_pem": [
             {"certificate": p.certificate, "key": p.key, "tags": ["stackhub-wildcard"]}
             for p in spec.certificates]}
-    return {
+    config: dict[str, Any] = {
         "admin": {"listen": spec.admin, "config": {"persist": False}},
         "storage": {"module": "file_system", "root": str(spec.storage)},
         "apps": {
@@ -263,6 +274,17 @@ def render(spec: GatewaySpec) -> dict[str, Any]:
             "pki": {"certificate_authorities": {"local": {"install_trust": False}}},
         },
     }
+    if spec.log is not None:
+        config["logging"] = {"logs": {LOG_NAME: _log(spec.log)}}
+    return config
+
+
+def _log(path: Path) -> dict[str, Any]:
+    """Return a log of the tls loggers' errors (obtaining, ACME, on-demand) into `path`, JSON,
+    rolled over at `LOG_ROLL_MB` with `LOG_KEEP` old file(s)."""
+    return {"writer": {"output": "file", "filename": str(path), "roll_size_mb": LOG_ROLL_MB,
+                       "roll_keep": LOG_KEEP},
+            "encoder": {"format": "json"}, "level": "ERROR", "include": ["tls"]}
 
 
 def caddy_binary() -> str | None:
@@ -275,6 +297,10 @@ LOAD_ATTEMPTS = 3
 
 class _NoAnswer(GatewayUnavailable):
     """The admin socket closed the connection (or refused it) without an answer."""
+
+
+class _Refused(GatewayUnavailable):
+    """The admin API answered with an error status (e.g. 400 for a path its config lacks)."""
 
 
 class CaddyAdmin:
@@ -308,8 +334,8 @@ class CaddyAdmin:
                 message = str(answer.json().get("error", answer.text))
             except ValueError:
                 message = answer.text
-            raise GatewayUnavailable(f"the gateway (Caddy) refused {method} {path}: "
-                                     f"{message.strip()[:500]}")
+            raise _Refused(f"the gateway (Caddy) refused {method} {path}: "
+                           f"{message.strip()[:500]}")
         return answer
 
     async def alive(self) -> bool:
@@ -322,7 +348,10 @@ class CaddyAdmin:
 
     async def loaded(self) -> bool:
         """Tell whether StackHub's config is the one loaded (false after a bare restart)."""
-        answer = await self._call("GET", f"/config/apps/http/servers/{SERVER}", timeout=3.0)
+        try:
+            answer = await self._call("GET", f"/config/apps/http/servers/{SERVER}", timeout=3.0)
+        except _Refused:  # a config without apps: 400 "invalid traversal path" (Caddy 2.6)
+            return False
         return answer.text.strip() not in ("", "null")
 
     async def load(self, config: dict[str, Any]) -> None:
@@ -358,6 +387,53 @@ def gateway_gogc(env: Mapping[str, str] | None = None) -> str:
     if raw.isdigit() and 25 <= int(raw) <= 10000:
         return str(int(raw))
     return str(GOGC)
+
+
+def last_error(entries: Iterable[dict[str, Any]], identifier: str | None = None) -> str | None:
+    """Return the last error among Caddy's log `entries` (about `identifier`, if given)."""
+    for entry in reversed(list(entries)):
+        if entry.get("level") not in ("error", "fatal"):
+            continue
+        if identifier is not None and identifier not in json.dumps(entry):
+            continue
+        return f"{entry.get('msg', '')}: {entry.get('error', '')}".strip(": ")
+    return None
+
+
+def errors(entries: Iterable[dict[str, Any]], identifier: str, since: float) -> list[str]:
+    """Return the errors among Caddy's log `entries` about `identifier` from `since` (Unix
+    time), oldest first."""
+    found = []
+    name = re.compile(rf"(?<![\w.-]){re.escape(identifier)}(?![\w-]|\.\w)")
+    for entry in entries:
+        stamp = entry.get("ts")
+        if entry.get("level") not in ("error", "fatal") or \
+                not isinstance(stamp, int | float) or stamp < since:
+            continue
+        if name.search(json.dumps(entry)):  # the name itself, not one ending with it
+            found.append(f"{entry.get('msg', '')}: {entry.get('error', '')}".strip(": "))
+    return found
+
+
+def read_log(path: Path) -> list[dict[str, Any]]:
+    """Return the JSON entries at the end of a Caddy log file (none if it is missing)."""
+    try:
+        with path.open("rb") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, size - LOG_TAIL))
+            raw = handle.read()
+    except OSError:
+        return []
+    lines = raw.decode(errors="replace").splitlines()
+    if size > LOG_TAIL:
+        lines = lines[1:]  # the first one is cut
+    entries = []
+    for line in lines:
+        with contextlib.suppress(ValueError):
+            entry = json.loads(line)
+            if isinstance(entry, dict):
+                entries.append(entry)
+    return entries
 
 
 class CaddyProcess:
@@ -430,26 +506,11 @@ class CaddyProcess:
 
     def last_error(self, identifier: str | None = None) -> str | None:
         """Return Caddy's last logged error (about `identifier`, if given)."""
-        for entry in reversed(self.lines):
-            if entry.get("level") not in ("error", "fatal"):
-                continue
-            if identifier is not None and identifier not in json.dumps(entry):
-                continue
-            return f"{entry.get('msg', '')}: {entry.get('error', '')}".strip(": ")
-        return None
+        return last_error(self.lines, identifier)
 
     def errors(self, identifier: str, since: float) -> list[str]:
         """Return Caddy's errors about `identifier` from `since` (Unix time), oldest first."""
-        found = []
-        name = re.compile(rf"(?<![\w.-]){re.escape(identifier)}(?![\w-]|\.\w)")
-        for entry in self.lines:
-            stamp = entry.get("ts")
-            if entry.get("level") not in ("error", "fatal") or \
-                    not isinstance(stamp, int | float) or stamp < since:
-                continue
-            if name.search(json.dumps(entry)):  # the name itself, not one ending with it
-                found.append(f"{entry.get('msg', '')}: {entry.get('error', '')}".strip(": "))
-        return found
+        return errors(self.lines, identifier, since)
 
     async def wait(self) -> int:
         """Wait for the child to end; return its exit status."""
@@ -523,6 +584,8 @@ class CaddyGateway:
             await self.process.start()
         elif self.external is not None and not await self.admin.alive():
             raise GatewayUnavailable(f"no Caddy answers on STACKHUB_CADDY_ADMIN={self.external}")
+        if self.log is not None:
+            self.log.parent.mkdir(parents=True, exist_ok=True)
         if self._watch is None or self._watch.done():
             self._watch = asyncio.create_task(self._supervise(reapply), name="caddy-watch")
 
@@ -570,13 +633,24 @@ class CaddyGateway:
         """Load a rendered config."""
         await self.admin.load(config)
 
+    @property
+    def log(self) -> Path | None:
+        """Return the file a system Caddy writes its certificate errors to (None: a child)."""
+        return self.home / "logs" / "caddy-errors.log" if self.external is not None else None
+
+    def _entries(self) -> Iterable[dict[str, Any]]:
+        """Return Caddy's log: the child's output, or a system Caddy's error log file."""
+        if self.process is not None:
+            return self.process.lines
+        return read_log(self.log) if self.log is not None else []
+
     def last_error(self, identifier: str | None = None) -> str | None:
-        """Return Caddy's last logged error (about `identifier`), when StackHub runs Caddy."""
-        return self.process.last_error(identifier) if self.process is not None else None
+        """Return Caddy's last logged error (about `identifier`)."""
+        return last_error(self._entries(), identifier)
 
     def errors(self, identifier: str, since: float) -> list[str]:
-        """Return Caddy's errors about `identifier` since `since` (none with a system Caddy)."""
-        return self.process.errors(identifier, since) if self.process is not None else []
+        """Return Caddy's errors about `identifier` since `since` (Unix time)."""
+        return errors(self._entries(), identifier, since)
 
     async def stop(self) -> None:
         """Stop watching, and stop Caddy if StackHub started it."""

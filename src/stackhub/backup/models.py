@@ -221,9 +221,20 @@ class BackupStatusRead(BaseModel):
     last_failure_at: str | None
     last_error: str | None
     next_run_at: str | None
-    schedule_source: Literal["instance", "default"] | None = Field(
+    schedule_source: Literal["instance", "default", "system"] | None = Field(
         default=None, description="Which schedule applies: the instance's own, the default, "
-        "or none")
+        "the system backup's (instance `@system`), or none")
+
+
+class SystemScheduleRead(ScheduleRequest):
+    """The system backup's schedule: its retention prunes scheduled system snapshots only."""
+
+    next_run_at: str | None = Field(description="UTC time of the next run (None: paused)")
+    created_at: str
+    updated_at: str
+    status: BackupStatusRead = Field(description="How the system backups stand (instance "
+                                     "`@system`): missing 24 h after a due run that did not "
+                                     "succeed")
 
 
 class PruneRead(BaseModel):

@@ -5,9 +5,10 @@ on the runner, with the engine). It writes `backups/recovery.json` instead: the 
 its name in the restored database) and, per instance, the id of its latest snapshot there.
 The first server start (`start`) restores them one after the other, each a normal `restore`
 operation (journaled, crash-safe, in `stackhub op list`), and removes each entry once its
-restore has begun, so a restart never restores an instance twice. An instance whose restore
-is refused (e.g. risky options to accept) is left `missing`, with the reason in the log and
-the audit log; `stackhub backup restore NAME latest --yes` brings it back by hand.
+restore has ended, so a server killed during one resumes it at the next start. An instance
+whose restore is refused (e.g. risky options to accept) or fails is left `missing`, with the
+reason in the log, the audit log and a console notification (`recovery_failed`) naming the
+command that brings it back by hand.
 """
 
 from __future__ import annotations
@@ -104,40 +105,92 @@ def write_plan(root: Path, plan: InstancePlan) -> None:
 Restore = Callable[[str, str, RestoreRequest], Awaitable[Accepted]]
 Settle = Callable[[str], Awaitable[None]]
 Alert = Callable[[str, str, bool, dict[str, Any]], None]
+Outcome = Callable[[str], tuple[str, str | None] | None]
+"""An operation's state and error by id (None: no such operation)."""
+Report = Callable[[str, str, str], None]
+"""Raise the console notification of an instance not restored: (instance, why, command)."""
 
 
-async def run_plan(root: Path, restore: Restore, settle: Settle, alert: Alert) -> list[str]:
-    """Restore each instance of the plan, one at a time; return those whose restore began."""
+def by_hand(instance: str, snapshot: str, repository: str, digest: str | None = None) -> str:
+    """Return the command that restores an instance by hand (accepting risks, if any)."""
+    accept = f" --accept-risks {digest}" if digest else ""
+    return (f"stackhub backup restore {instance} {snapshot[:12]} --repo {repository} "
+            f"--yes{accept}")
+
+
+def _save(path: Path, repository: str, restores: dict[str, str],
+          operations: dict[str, str]) -> None:
+    if restores:
+        fsutil.write_atomic(path, json.dumps({
+            "repository": repository, "restores": restores,
+            "operations": {k: v for k, v in operations.items() if k in restores}}), mode=0o600)
+    else:
+        path.unlink(missing_ok=True)
+
+
+async def _start(instance: str, snapshot: str, repository: str,
+                 restore: Restore) -> Accepted:
+    """Start one restore, waiting for the engine at boot (it may come after StackHub)."""
+    while True:
+        try:
+            return await restore(instance, snapshot, RestoreRequest(repository=repository))
+        except EngineUnavailable:
+            await asyncio.sleep(RETRY)
+
+
+async def run_plan(root: Path, restore: Restore, settle: Settle, alert: Alert, *,
+                   outcome: Outcome = lambda _op: None,
+                   report: Report = lambda *_: None) -> list[str]:
+    """Restore each instance of the plan, one at a time; return those restored.
+
+    An entry stays in the plan, with its operation's id, until that restore has ended, so a
+    server killed during one resumes it at its next start (the interrupted operation is run
+    again) or, if it had ended, reports it. A restore refused or failed is logged, audited
+    and raised as a console notification naming the command that restores it by hand.
+    """
     path = plan_path(root)
     try:
         plan = json.loads(path.read_text())
         repository, restores = str(plan["repository"]), dict(plan["restores"])
+        operations = {str(k): str(v) for k, v in dict(plan.get("operations") or {}).items()}
     except FileNotFoundError:
         return []
     except (OSError, ValueError, KeyError, TypeError) as err:
         log.warning("ignoring an unreadable %s: %s", path, err)
         return []
-    begun: list[str] = []
+
+    def failed(instance: str, snapshot: str, why: str, digest: str | None = None) -> None:
+        command = by_hand(instance, snapshot, repository, digest)
+        log.warning("restore-system: %s was not restored (%s); run `%s`", instance, why,
+                    command)
+        alert("backup.recovery", instance, False, {"error": why, "command": command})
+        report(instance, why, command)
+
+    restored: list[str] = []
     for instance, snapshot in list(restores.items()):
-        while True:
+        snapshot = str(snapshot)
+        earlier = outcome(operations[instance]) if instance in operations else None
+        if earlier is not None and earlier[0] == "running":
+            await settle(instance)  # still running in this process: wait for its end
+            earlier = outcome(operations[instance])
+        if earlier is not None and earlier[0] == "succeeded":
+            restored.append(instance)
+        elif earlier is not None and earlier[0] == "failed":
+            failed(instance, snapshot, earlier[1] or "the restore failed")
+        else:  # never begun, or interrupted by a crash: (again) from the start
             try:
-                await restore(instance, str(snapshot), RestoreRequest(repository=repository))
-            except EngineUnavailable:
-                await asyncio.sleep(RETRY)  # at boot the engine may come after StackHub
-                continue
+                accepted = await _start(instance, snapshot, repository, restore)
             except StackHubError as err:
-                log.warning("restore-system: %s was not restored (%s); run `stackhub backup "
-                            "restore %s latest --yes`", instance, err.message, instance)
-                alert("backup.recovery", instance, False, {"error": err.message})
+                failed(instance, snapshot, err.message, err.details.get("digest"))
             else:
-                begun.append(instance)
-            break
+                operations[instance] = accepted.operation.id
+                _save(path, repository, restores, operations)
+                await settle(instance)
+                ended = outcome(accepted.operation.id)
+                if ended is None or ended[0] == "succeeded":
+                    restored.append(instance)
+                else:
+                    failed(instance, snapshot, ended[1] or f"the restore ended {ended[0]}")
         del restores[instance]
-        if restores:
-            fsutil.write_atomic(path, json.dumps({"repository": repository,
-                                                  "restores": restores}), mode=0o600)
-        else:
-            path.unlink(missing_ok=True)
-        if instance in begun:
-            await settle(instance)
-    return begun
+        _save(path, repository, restores, operations)
+    return restored

@@ -42,6 +42,8 @@ class BackupScheduler:
         ran: dict[str, bool] = {}
         for name in self.due_backups():
             ran[f"backup:{name}"] = await self.service.run_scheduled(name)
+        if self.service.system_due():
+            ran["backup:@system"] = await self.service.run_scheduled_system()
         for repo in self.service.repositories():
             if self.service.check_due(repo.name):
                 try:

@@ -75,6 +75,7 @@ class Schedule:
 
 
 DEFAULT_NAME = ""  # `Schedule.instance` of the default schedule itself
+SYSTEM = "@system"  # `Schedule.instance` of the system backup's schedule (no instance's name)
 
 
 def effective(name: str, own: Schedule | None, default: Schedule | None,
@@ -305,6 +306,61 @@ class ScheduleStore:
     def scheduled(self, name: str, now: datetime) -> None:
         """Record that a scheduled run started (it is not due again before its next time)."""
         self._upsert(name, {"last_scheduled_at": iso(now)})
+
+    # -- the system backup's schedule and last runs -------------------------------------------
+    def put_system(self, request: ScheduleRequest, now: datetime) -> None:
+        """Create or replace the system backup's schedule and retention."""
+        data = request.model_dump()
+        stamp = iso(now)
+        with self.db.transaction() as conn:
+            conn.execute(
+                "INSERT INTO backup_system_schedule (id, every, at, weekday, repository,"
+                " keep_last, keep_daily, keep_weekly, keep_monthly, enabled, created_at,"
+                " updated_at) VALUES (1,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET"
+                " every=excluded.every, at=excluded.at, weekday=excluded.weekday,"
+                " repository=excluded.repository, keep_last=excluded.keep_last,"
+                " keep_daily=excluded.keep_daily, keep_weekly=excluded.keep_weekly,"
+                " keep_monthly=excluded.keep_monthly, enabled=excluded.enabled,"
+                " updated_at=excluded.updated_at",
+                (data["every"].value, data["at"], data["weekday"], data["repository"],
+                 data["keep_last"], data["keep_daily"], data["keep_weekly"],
+                 data["keep_monthly"], int(data["enabled"]), stamp, stamp))
+
+    def system(self) -> Schedule | None:
+        """Return the system backup's schedule, or None."""
+        rows = self.db.query(f"SELECT *, '{SYSTEM}' AS instance FROM backup_system_schedule")  # noqa: S608 (a constant)
+        return replace(self._schedule(rows[0]), source="system") if rows else None
+
+    def remove_system(self) -> bool:
+        """Delete the system backup's schedule; say whether there was one."""
+        with self.db.transaction() as conn:
+            return conn.execute("DELETE FROM backup_system_schedule").rowcount > 0
+
+    def system_last(self) -> LastBackup | None:
+        """Return what is known of the last system backups."""
+        rows = self.db.query(f"SELECT *, '{SYSTEM}' AS instance FROM backup_system_state")  # noqa: S608 (a constant)
+        return self._last(rows[0]) if rows else None
+
+    def _system_upsert(self, column_values: dict[str, str | None]) -> None:
+        columns = ", ".join(column_values)
+        marks = ", ".join("?" * len(column_values))
+        updates = ", ".join(f"{c} = excluded.{c}" for c in column_values)
+        with self.db.transaction() as conn:
+            conn.execute(f"INSERT INTO backup_system_state (id, {columns}) VALUES (1, {marks}) "  # noqa: S608 (fixed column names)
+                         f"ON CONFLICT(id) DO UPDATE SET {updates}", tuple(column_values.values()))
+
+    def system_succeeded(self, snapshot: str, repository: str, now: datetime) -> None:
+        """Record a good system backup."""
+        self._system_upsert({"last_success_at": iso(now), "last_snapshot": snapshot,
+                             "last_repository": repository})
+
+    def system_failed(self, error: str, now: datetime) -> None:
+        """Record a failed system backup."""
+        self._system_upsert({"last_failure_at": iso(now), "last_error": error[:2000]})
+
+    def system_scheduled(self, now: datetime) -> None:
+        """Record that a scheduled system backup started."""
+        self._system_upsert({"last_scheduled_at": iso(now)})
 
     # -- repository checks ------------------------------------------------------------------------
     def checked(self, repository: str, ok: bool, output: str, now: datetime) -> None:

@@ -48,19 +48,24 @@ from stackhub.backup.models import (
     SnapshotRead,
     SshKeyRead,
     SystemBackupAccepted,
+    SystemScheduleRead,
 )
 from stackhub.backup.recovery import run_plan
 from stackhub.backup.repos import Repositories
 from stackhub.backup.schedules import (
     CHECK_EVERY,
     CHECK_RETRY,
+    SYSTEM,
     Schedule,
     ScheduleStore,
+    due,
     effective,
     health,
     iso,
+    next_run,
     parse,
 )
+from stackhub.backup.system import SYSTEM_TAGS
 from stackhub.backup.system_backup import SystemBackups
 from stackhub.errors import (
     AlreadyExists,
@@ -111,8 +116,11 @@ class BackupService:
         self.tz: tzinfo = tz or UTC
         self.clock = clock or (lambda: datetime.now(UTC))
         self.audit = audit
+        self.recovery_report: Callable[[str, str, str], None] = lambda *_: None
+        """Raise the console notification of an instance restore-system did not bring back
+        (instance, why, command); services.py wires it to the notifications."""
         self.system = SystemBackups(runner=runner, flows=flows, restic=restic, ready=self.ready,
-                                    handle=repos.handle, alert=self._alert)
+                                    handle=repos.handle, alert=self._system_alert)
 
     # -- repositories -------------------------------------------------------------------------
     async def ready(self, repo: Repository) -> Repository:
@@ -197,7 +205,19 @@ class BackupService:
         return [snapshot_read(s, repo.name) for s in reversed(found) if s.id in ids]
 
     def remove_repository(self, name: str) -> None:
-        """Forget a repository (its snapshots stay where they are; not the default)."""
+        """Forget a repository (its snapshots stay where they are); not the default, nor one
+        a schedule names (an instance's, the default schedule or the system backup's)."""
+        self.repos.get(name)
+        naming = [f"{s.instance}'s" for s in self.store.all() if s.request.repository == name]
+        default, system = self.store.default(), self.store.system()
+        if default is not None and default.request.repository == name:
+            naming.append("the default")
+        if system is not None and system.request.repository == name:
+            naming.append("the system backup's")
+        if naming:
+            raise Invalid(f"{name!r} is named by backup schedules and cannot be removed: "
+                          f"{', '.join(naming)} schedule; give them another repository "
+                          "(stackhub backup schedule ... --repo OTHER) or remove them first")
         self.repos.forget(name)
 
     def make_default(self, name: str) -> RepositoryRead:
@@ -324,7 +344,15 @@ class BackupService:
             if task is not None:
                 await asyncio.gather(asyncio.shield(task), return_exceptions=True)
 
-        return await run_plan(self.flows.paths.root, self.restore, settle, self._alert)
+        def outcome(op_id: str) -> tuple[str, str | None] | None:
+            try:
+                op = self.runner.journal.operation(op_id)
+            except NotFound:
+                return None
+            return op.state.value, op.error
+
+        return await run_plan(self.flows.paths.root, self.restore, settle, self._alert,
+                              outcome=outcome, report=self.recovery_report)
 
     # -- schedules, retention, status -----------------------------------------------------------
     def schedule(self, name: str) -> ScheduleRead:
@@ -457,6 +485,102 @@ class BackupService:
             return False
         self._alert("backup.scheduled", name, True, {"removed": len(pruned.removed),
                                                      "schedule": schedule.source})
+        return True
+
+    # -- the system backup's schedule, retention, status ---------------------------------------
+    def _system_alert(self, action: str, target: str, success: bool,
+                      details: dict[str, Any]) -> None:
+        """Record a system backup's outcome (its health), then audit it."""
+        now = self.clock()
+        if success:
+            self.store.system_succeeded(str(details.get("snapshot") or ""),
+                                        str(details.get("repository") or ""), now)
+        else:
+            self.store.system_failed(str(details.get("error") or "the backup failed"), now)
+        self._alert(action, target, success, details)
+
+    def system_status(self) -> BackupStatusRead:
+        """Return how the system backups stand (instance `@system`)."""
+        return health(SYSTEM, self.store.system(), self.store.system_last(), self.clock(),
+                      self.tz)
+
+    def system_schedule(self) -> SystemScheduleRead:
+        """Return the system backup's schedule (NotFound if there is none)."""
+        found = self.store.system()
+        if found is None:
+            raise NotFound("the system backup has no schedule")
+        last = self.store.system_last()
+        since = max(t for t in (found.updated_at, last.last_scheduled_at if last else None)
+                    if t is not None)
+        next_at = next_run(found.request, since, self.tz) if found.request.enabled else None
+        return SystemScheduleRead(**found.request.model_dump(),
+                                  next_run_at=iso(next_at) if next_at else None,
+                                  created_at=iso(found.created_at),
+                                  updated_at=iso(found.updated_at), status=self.system_status())
+
+    def set_system_schedule(self, request: ScheduleRequest) -> SystemScheduleRead:
+        """Create or replace the system backup's schedule (the repository must exist)."""
+        if request.repository is not None:
+            self.repos.get(request.repository)
+        self.store.put_system(request, self.clock())
+        return self.system_schedule()
+
+    def remove_system_schedule(self) -> None:
+        """Remove the system backup's schedule (its snapshots stay)."""
+        if not self.store.remove_system():
+            raise NotFound("the system backup has no schedule")
+
+    def system_due(self) -> bool:
+        """Tell whether the scheduled system backup should start now."""
+        found = self.store.system()
+        return found is not None and due(found, self.store.system_last(), self.clock(),
+                                         self.tz)
+
+    async def prune_system(self, retention: Retention, *, repository: str | None = None,
+                           dry_run: bool = False) -> PruneRead:
+        """Apply a retention to the scheduled system snapshots only (dry run first, always):
+        manual system backups and every instance's backups are never touched."""
+        repo = await self.ready(self.repos.handle(repository))
+        tags = [*SYSTEM_TAGS, "kind=system", "trigger=scheduled"]
+        plan = await self.restic.forget_plan(repo, tags=tags, host=HOST, keep=retention.flags())
+        for snap in plan.remove:
+            if snap.tag("instance") is not None or not set(tags) <= set(snap.tags):
+                raise Conflict(f"retention would remove snapshot {snap.short_id}, which is not "
+                               "a scheduled system backup; nothing was removed")
+        if plan.remove and not plan.keep:
+            raise Conflict("retention would remove every scheduled system backup; nothing "
+                           "was removed")
+        removed = [s.id for s in plan.remove]
+        if removed and not dry_run:
+            await self.restic.forget(repo, removed)
+        return PruneRead(instance=SYSTEM, repository=repo.name, dry_run=dry_run,
+                         kept=[s.id for s in plan.keep], removed=removed)
+
+    async def run_scheduled_system(self) -> bool:
+        """Run the scheduled system backup to its end, then its retention; say if it worked
+        (failures are recorded as the system's failed backup and in the audit log)."""
+        schedule = self.store.system()
+        if schedule is None:
+            return False
+        now = self.clock()
+        self.store.system_scheduled(now)
+        request = schedule.request
+        try:
+            accepted = await self.system.start(request.repository, scheduled=True)
+            task = self.runner.tasks.get(SYSTEM)
+            if task is not None:
+                await asyncio.gather(asyncio.shield(task), return_exceptions=True)
+            op = self.runner.journal.operation(accepted.operation.id)
+            if op.state != "succeeded":
+                raise StackHubError(op.error or f"the system backup ended {op.state}")
+            pruned = await self.prune_system(request, repository=request.repository)
+        except StackHubError as err:
+            last = self.store.system_last()
+            if last is None or last.last_failure_at is None or last.last_failure_at < now:
+                self.store.system_failed(err.message, self.clock())
+            self._alert("backup.system.scheduled", SYSTEM, False, {"error": err.message})
+            return False
+        self._alert("backup.system.scheduled", SYSTEM, True, {"removed": len(pruned.removed)})
         return True
 
     async def check_repository(self, name: str, *, subset: str | None = None) -> CheckRead:

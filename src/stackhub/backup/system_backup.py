@@ -58,15 +58,18 @@ class SystemBackups:
         self.alert = alert
         runner.after_crash(SYSTEM_BACKUP.name, self.after_crash)
 
-    async def start(self, repository: str | None) -> SystemBackupAccepted:
-        """Journal a system backup and run it in the background (409 while one runs)."""
+    async def start(self, repository: str | None, *,
+                    scheduled: bool = False) -> SystemBackupAccepted:
+        """Journal a system backup and run it in the background (409 while one runs);
+        a scheduled one is tagged `trigger=scheduled` (only those are ever pruned)."""
         self.runner.claim(SUBJECT)
         repo = await self.ready(self.handle(repository))
         op = self.runner.begin(SYSTEM_BACKUP, SUBJECT)
-        self.runner.start(op, lambda run: self.backup(run, repo))
+        extra = ["trigger=scheduled"] if scheduled else []
+        self.runner.start(op, lambda run: self.backup(run, repo, extra))
         return SystemBackupAccepted(operation=op, repository=repo.name)
 
-    async def backup(self, run: Run, repo: Repository) -> Outcome:
+    async def backup(self, run: Run, repo: Repository, extra: list[str] | None = None) -> Outcome:
         """Copy the database, snapshot StackHub's own state, check restic lists it."""
         paths = self.flows.paths
         stage = self.flows.stage(STAGE)
@@ -82,7 +85,8 @@ class SystemBackups:
             run.step("snapshot", 10.0)
             summary = await self.restic.backup(
                 repo, names, cwd=paths.root, host=HOST, report=_reporter(run),
-                tags=[*SYSTEM_TAGS, "kind=system", "app=stackhub", f"size={size}"])
+                tags=[*SYSTEM_TAGS, "kind=system", "app=stackhub", f"size={size}",
+                      *(extra or [])])
         except StackHubError as err:
             self.alert("backup.system", "stackhub", False, {"error": err.message})
             raise
@@ -97,7 +101,8 @@ class SystemBackups:
         run.emit("progress", step="check", progress=99.0, percent=100.0, snapshot=snap.id,
                  repository=repo.name)
         self.alert("backup.system", "stackhub", True, {"snapshot": snap.id,
-                                                       "operation": run.op.id})
+                                                       "operation": run.op.id,
+                                                       "repository": repo.name})
         return None
 
     async def after_crash(self, op: OperationRead) -> None:

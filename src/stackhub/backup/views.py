@@ -26,6 +26,7 @@ from stackhub.backup.models import (
     SnapshotRead,
     SshKeyRead,
     SystemBackupAccepted,
+    SystemScheduleRead,
 )
 
 router = APIRouter(prefix="/backups", tags=["backups"])
@@ -141,6 +142,34 @@ async def delete_default_schedule(services: ServicesDep, audit: AuditDep) -> Res
     """Stop backing up instances without their own schedule (their backups stay)."""
     services.backups.remove_default_schedule()
     audit("backup.schedule.default.remove", "default")
+    return Response(status_code=204)
+
+
+@router.get("/schedules/system", response_model=SystemScheduleRead,
+            summary="Show the system backup's schedule")
+async def get_system_schedule(services: ServicesDep) -> SystemScheduleRead:
+    """Return the system backup's schedule, retention and health (404 if there is none)."""
+    return services.backups.system_schedule()
+
+
+@router.put("/schedules/system", response_model=SystemScheduleRead,
+            summary="Set the system backup's schedule")
+async def put_system_schedule(request: ScheduleRequest, services: ServicesDep,
+                              audit: AuditDep) -> SystemScheduleRead:
+    """Create or replace the schedule of `backup system` (run by the same scheduler as the
+    instances'); its retention prunes scheduled system snapshots only, never manual ones or
+    any instance's; 24 h after a due run without a good backup, a notification."""
+    read = services.backups.set_system_schedule(request)
+    audit("backup.schedule.system.set", "@system", every=read.every.value, at=read.at)
+    return read
+
+
+@router.delete("/schedules/system", status_code=204,
+               summary="Remove the system backup's schedule")
+async def delete_system_schedule(services: ServicesDep, audit: AuditDep) -> Response:
+    """Stop the scheduled system backups (the snapshots stay)."""
+    services.backups.remove_system_schedule()
+    audit("backup.schedule.system.remove", "@system")
     return Response(status_code=204)
 
 

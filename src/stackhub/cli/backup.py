@@ -10,7 +10,7 @@ import typer
 
 from stackhub.cli.client import Client, ClientError
 from stackhub.cli.operations import run_operation
-from stackhub.cli.output import console, emit_json, err_console, escape, fail, table
+from stackhub.cli.output import call_or_fail, console, emit_json, err_console, escape, fail, table
 from stackhub.cli.recovery import restore_system_cmd
 
 app = typer.Typer(help="Back up and restore instances with restic (encrypted repositories).",
@@ -150,6 +150,8 @@ def _keeps(**counts: int | None) -> dict[str, int]:
 
 DefaultOpt = Annotated[bool, typer.Option("--default", help="The default schedule: for every "
                                           "instance without its own, now and later.")]
+SystemOpt = Annotated[bool, typer.Option("--system", help="The system backup's schedule "
+                                         "(StackHub itself; see `backup system`).")]
 
 
 @app.command("schedule")
@@ -165,29 +167,34 @@ def schedule_cmd(
         keep_monthly: KeepOpt = None, repo: RepoOpt = None,
         off: Annotated[bool, typer.Option("--off", help="Keep the schedule but pause it (for "
                                           "NAME: also keeps NAME out of the default).")] = False,
-        default: DefaultOpt = False, as_json: JsonOpt = False) -> None:
-    """Back NAME (or, with --default, every instance without its own schedule) up on a
-    schedule and keep N daily/weekly/monthly scheduled backups; no NAME: list schedules.
+        default: DefaultOpt = False, system: SystemOpt = False,
+        as_json: JsonOpt = False) -> None:
+    """Back NAME (or, with --default, every instance without its own schedule; with
+    --system, StackHub itself) up on a schedule and keep N daily/weekly/monthly scheduled
+    backups; no NAME: list schedules.
 
     Defaults: daily at 03:00, keep 7 daily, 4 weekly, 6 monthly. Only scheduled backups of
     each instance are pruned, one instance at a time (a dry run first), and a policy that keeps
     nothing is refused. An instance's own schedule wins over the default; `--off` on NAME
-    keeps it out of the default.
+    keeps it out of the default. --system prunes scheduled system backups only.
     """
-    if name is not None and default:
-        fail(ClientError("give NAME or --default, not both", code="usage"), as_json=as_json)
-    if name is None and not default:
+    if sum((name is not None, default, system)) > 1:
+        fail(ClientError("give NAME, --default or --system, not both", code="usage"),
+             as_json=as_json)
+    if name is None and not default and not system:
         if (every, at, weekday, repo, off) != ("daily", "03:00", 0, None, False) or any(
                 k is not None for k in (keep_last, keep_daily, keep_weekly, keep_monthly)):
-            fail(ClientError("give NAME or --default to set a schedule (without either, "
-                             "`backup schedule` lists them)", code="usage"), as_json=as_json)
+            fail(ClientError("give NAME or --default (or --system) to set a schedule (without "
+                             "any, `backup schedule` lists them)", code="usage"),
+                 as_json=as_json)
         schedules_cmd(as_json=as_json)
         return
     body: dict[str, Any] = {"every": every, "at": at, "weekday": weekday, "repository": repo,
                             "enabled": not off, **_keeps(last=keep_last, daily=keep_daily,
                                                          weekly=keep_weekly,
                                                          monthly=keep_monthly)}
-    path = "/api/backups/schedules/default" if default else \
+    path = "/api/backups/schedules/system" if system else \
+        "/api/backups/schedules/default" if default else \
         f"/api/backups/instances/{name}/schedule"
     try:
         read = Client().request("PUT", path, json=body)
@@ -196,7 +203,9 @@ def schedule_cmd(
     if as_json:
         emit_json(read)
         return
-    if default:
+    if system:
+        console.print(f"[green]✔[/] StackHub itself: {_describe(read)}")
+    elif default:
         applies = ", ".join(read["instances"]) or "no instance yet"
         console.print(f"[green]✔[/] default: {_describe(read)}; applies to {applies}")
     else:
@@ -217,20 +226,26 @@ DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sun
 
 @app.command("unschedule")
 def unschedule_cmd(name: Annotated[str | None, typer.Argument(help="The instance.")] = None,
-                   default: DefaultOpt = False, as_json: JsonOpt = False) -> None:
+                   default: DefaultOpt = False, system: SystemOpt = False,
+                   as_json: JsonOpt = False) -> None:
     """Remove NAME's own schedule (it follows the default, if any) or, with --default, the
-    default schedule; backups stay."""
-    if (name is None) == (not default):
-        fail(ClientError("give NAME or --default (one of them)", code="usage"), as_json=as_json)
-    path = "/api/backups/schedules/default" if default else \
+    default schedule, or with --system the system backup's; backups stay."""
+    if sum((name is not None, default, system)) != 1:
+        fail(ClientError("give NAME or --default (or --system; one of them)", code="usage"),
+             as_json=as_json)
+    path = "/api/backups/schedules/system" if system else \
+        "/api/backups/schedules/default" if default else \
         f"/api/backups/instances/{name}/schedule"
     try:
         Client().request("DELETE", path)
     except ClientError as err:
         fail(err, as_json=as_json)
     if as_json:
-        emit_json({"default": True, "scheduled": False} if default else
+        emit_json({"system": True, "scheduled": False} if system else
+                  {"default": True, "scheduled": False} if default else
                   {"instance": name, "scheduled": False})
+    elif system:
+        console.print("[green]✔[/] StackHub itself is no longer backed up on a schedule")
     elif default:
         console.print("[green]✔[/] there is no default schedule any more")
     else:
@@ -240,27 +255,32 @@ def unschedule_cmd(name: Annotated[str | None, typer.Argument(help="The instance
 
 @app.command("schedules")
 def schedules_cmd(as_json: JsonOpt = False) -> None:
-    """List the default schedule and the schedule that applies to each instance.
+    """List the default schedule, the system backup's and the schedule that applies to each
+    instance.
 
-    --json: {"default": <the default or null>, "instances": [<schedule with "source":
-    "instance" or "default">]}.
+    --json: {"default": <the default or null>, "system": <the system backup's or null>,
+    "instances": [<schedule with "source": "instance" or "default">]}.
     """
     client = Client()
-    default: dict[str, Any] | None = None
+    found: dict[str, dict[str, Any] | None] = {"default": None, "system": None}
     try:
         items = client.request("GET", "/api/backups/schedules")
     except ClientError as err:
         fail(err, as_json=as_json)
-    try:
-        default = client.request("GET", "/api/backups/schedules/default")
-    except ClientError as err:
-        if err.code != "not_found":
-            fail(err, as_json=as_json)
+    for which in found:
+        try:
+            found[which] = client.request("GET", f"/api/backups/schedules/{which}")
+        except ClientError as err:
+            if err.code != "not_found":
+                fail(err, as_json=as_json)
+    default, system = found["default"], found["system"]
     if as_json:
-        emit_json({"default": default, "instances": items})
+        emit_json({"default": default, "system": system, "instances": items})
         return
     if default is not None:
         console.print(f"default: {_describe(default)}")
+    if system is not None:
+        console.print(f"StackHub itself: {_describe(system)}")
     if not items:
         console.print("No schedules." if default is None else "No instances yet.")
         return
@@ -439,10 +459,8 @@ def repo_default_cmd(name: Annotated[str, typer.Argument(help="The repository to
                      as_json: JsonOpt = False) -> None:
     """Make NAME the default repository: `backup create` without --repo and schedules without
     a repository use it from now on (existing snapshots stay where they are)."""
-    try:
-        read = Client().request("POST", f"/api/backups/repositories/{name}/default")
-    except ClientError as err:
-        fail(err, as_json=as_json)
+    read = call_or_fail(Client(), "POST", f"/api/backups/repositories/{name}/default",
+                        as_json=as_json)
     if as_json:
         emit_json(read)
         return
@@ -452,10 +470,7 @@ def repo_default_cmd(name: Annotated[str, typer.Argument(help="The repository to
 @repo_app.command("key")
 def repo_key_cmd(name: str, as_json: JsonOpt = False) -> None:
     """Show a repository's password (the recovery kit): without it the backups are lost."""
-    try:
-        key = Client().request("GET", f"/api/backups/repositories/{name}/key")
-    except ClientError as err:
-        fail(err, as_json=as_json)
+    key = call_or_fail(Client(), "GET", f"/api/backups/repositories/{name}/key", as_json=as_json)
     if as_json:
         emit_json(key)
         return

@@ -6,7 +6,7 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from stackhub.cli.client import ClientError
+from stackhub.cli.client import Client, ClientError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -91,3 +91,12 @@ def fail(err: ClientError, *, as_json: bool = False) -> NoReturn:
                 line = f"  - [{item['severity']}] {item['service']}: {item['detail']}"
                 err_console.print(escape(line), highlight=False)
     raise SystemExit(2 if err.code == "usage" else 1)
+
+
+def call_or_fail(client: Client, method: str, path: str, *, as_json: bool = False,
+                 **kwargs: Any) -> Any:
+    """Call the API with `client` and return its JSON; on an error report it (`fail`) and exit."""
+    try:
+        return client.request(method, path, **kwargs)
+    except ClientError as err:
+        fail(err, as_json=as_json)

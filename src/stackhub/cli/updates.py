@@ -10,7 +10,7 @@ import typer
 
 from stackhub.cli.client import Client, ClientError
 from stackhub.cli.operations import run_operation
-from stackhub.cli.output import console, emit_json, err_console, escape, fail, table
+from stackhub.cli.output import call_or_fail, console, emit_json, err_console, escape, fail, table
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Apply without asking.")]
@@ -50,10 +50,7 @@ def _end(op: dict[str, Any], as_json: bool, done: str, extra: dict[str, Any] | N
 
 def settings_cmd(name: str, as_json: JsonOpt = False) -> None:
     """Show NAME's settings: each parameter's value (secrets hidden), read-only ones marked."""
-    try:
-        data = Client().request("GET", f"/api/instances/{name}/settings")
-    except ClientError as err:
-        fail(err, as_json=as_json)
+    data = call_or_fail(Client(), "GET", f"/api/instances/{name}/settings", as_json=as_json)
     if as_json:
         emit_json(data)
         return

@@ -40,7 +40,7 @@ TOPIC = "notification"
 KEY = "notifications"
 QUIET_RESOLUTIONS = {Kind.UPDATE_AVAILABLE, Kind.TEST}  # resolving these is not delivered
 INSTANCE_PREFIXES = ("update:", "update_failed:", "backup_failed:", "backup_missing:",
-                     "unhealthy:", "auto_update:")
+                     "unhealthy:", "auto_update:", "recovery_failed:")
 # automatic update results worth telling (up-to-date is not news)
 AUTO_RESULTS = {"updated": Severity.INFO, "skipped": Severity.INFO,
                 "rolled-back": Severity.ERROR, "failed": Severity.ERROR}
@@ -203,6 +203,8 @@ class NotifyService:
         elif kind == "update" and state == "succeeded":
             self.resolve(f"update_failed:{name}")
             self.resolve(f"update:{name}")
+        elif kind == "restore" and state == "succeeded":  # brought back by hand at last
+            self.resolve(f"recovery_failed:{name}")
         elif kind == "remove" and state == "succeeded":
             for prefix in INSTANCE_PREFIXES:
                 self.resolve(prefix + name)

@@ -13,6 +13,10 @@ TEMPLATES: dict[Kind, str] = {
     Kind.BACKUP_FAILED: "The backup of {instance} failed: {error}",
     Kind.BACKUP_MISSING: "{instance} has had no good backup for {hours} h",
     Kind.BACKUP_CHECK_FAILED: "The check of backup repository {repository} failed: {error}",
+    Kind.SYSTEM_BACKUP_FAILED: "The backup of StackHub itself failed: {error}",
+    Kind.SYSTEM_BACKUP_MISSING: "StackHub itself has had no good backup for {hours} h",
+    Kind.RECOVERY_FAILED: "{instance} was not restored after restore-system ({error}); "
+                          "run `{command}`",
     Kind.CERTIFICATE_EXPIRING: "The certificate of {domain} expires in {days} days",
     Kind.DISK_FULL: "The disk holding {path} is {percent}% full",
     Kind.APP_UNHEALTHY: "{instance} has been {status} for {minutes} min",

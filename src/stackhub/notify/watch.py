@@ -55,6 +55,17 @@ def _float_env(name: str, default: float) -> float:
         return default
 
 
+def recovery_notice(service: NotifyService) -> Callable[[str, str, str], None]:
+    """Return what raises the notification of an instance restore-system did not bring back
+    (at the server's start): the instance, why, and the command that restores it by hand."""
+    def report(instance: str, error: str, command: str) -> None:
+        service.notify(Notice(Kind.RECOVERY_FAILED, f"recovery_failed:{instance}",
+                              {"instance": instance, "error": error[:500], "command": command},
+                              f"/apps/{instance}", Severity.ERROR, instance=instance))
+
+    return report
+
+
 @dataclass
 class WatchSettings:
     """Thresholds and the round interval (environment: STACKHUB_NOTIFY_*)."""
@@ -85,11 +96,12 @@ class Watcher:
     usage: Callable[[Path], Usage] = lambda p: Usage(*shutil.disk_usage(p))
     bad_since: dict[str, float] = field(default_factory=dict)
     checks: Callable[[], list[RepositoryCheckRead]] = list
+    system_backup: Callable[[], BackupStatusRead | None] = lambda: None
 
     def tick(self) -> None:
         """Check everything once (blocking: run it in a thread)."""
-        for check in (self.check_instances, self.check_backups, self.check_repositories,
-                      self.check_domains, self.check_disk):
+        for check in (self.check_instances, self.check_backups, self.check_system_backup,
+                      self.check_repositories, self.check_domains, self.check_disk):
             try:
                 check()
             except Exception:  # one source failing never stops the others
@@ -150,6 +162,23 @@ class Watcher:
                     "/backups", Severity.WARNING, instance=name))
         self.service.resolve_missing("backup_failed:", failed)
         self.service.resolve_missing("backup_missing:", missing)
+
+    def check_system_backup(self) -> None:
+        """StackHub's own backup: the latest failed, or the scheduled ones are missing."""
+        status = self.system_backup()
+        health = status.health if status is not None else BackupHealth.NONE
+        if status is not None and health is BackupHealth.FAILED:
+            self.service.notify(Notice(
+                Kind.SYSTEM_BACKUP_FAILED, "system_backup_failed",
+                {"error": (status.last_error or "")[:500]}, "/backups", Severity.ERROR))
+        else:
+            self.service.resolve("system_backup_failed")
+        if status is not None and health is BackupHealth.MISSING:
+            self.service.notify(Notice(
+                Kind.SYSTEM_BACKUP_MISSING, "system_backup_missing",
+                {"hours": hours_since(status.last_success_at)}, "/backups", Severity.WARNING))
+        else:
+            self.service.resolve("system_backup_missing")
 
     def check_repositories(self) -> None:
         """Repositories whose last check (periodic or by hand) failed; the next good one

@@ -602,7 +602,8 @@ class ProxyService:
             https_port=settings.https_port, storage=self.gateway.storage, routes=tuple(routes),
             internal=tuple(internal), acme=tuple(acme),
             ca=caddy.Acme(ca=settings.acme_ca, email=settings.acme_email,
-                          roots=settings.acme_roots), ask=ask, certificates=tuple(pems))
+                          roots=settings.acme_roots), ask=ask, certificates=tuple(pems),
+            log=self.gateway.log)
 
     def allows(self, domain: str, token: str) -> bool:
         """Answer Caddy's on-demand ``ask``: only names StackHub serves get certificates."""

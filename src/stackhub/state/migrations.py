@@ -420,4 +420,31 @@ MIGRATIONS: list[str] = [
         updated_at TEXT NOT NULL
     )
     """,
+    # backups (issue 12): the system backup's schedule and retention (one row at most; its
+    # retention prunes scheduled system snapshots only) and its last runs, good or failed
+    """
+    CREATE TABLE backup_system_schedule (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        every TEXT NOT NULL,
+        at TEXT NOT NULL,
+        weekday INTEGER,
+        repository TEXT,
+        keep_last INTEGER NOT NULL DEFAULT 0,
+        keep_daily INTEGER NOT NULL DEFAULT 0,
+        keep_weekly INTEGER NOT NULL DEFAULT 0,
+        keep_monthly INTEGER NOT NULL DEFAULT 0,
+        enabled INTEGER NOT NULL DEFAULT 1,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE backup_system_state (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        last_success_at TEXT,
+        last_snapshot TEXT,
+        last_repository TEXT,
+        last_failure_at TEXT,
+        last_error TEXT,
+        last_scheduled_at TEXT
+    )
+    """,
 ]

@@ -6,6 +6,7 @@ import contextlib
 import json
 import sqlite3
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -14,7 +15,7 @@ from stackhub.apps.models import Accepted
 from stackhub.backup import kit
 from stackhub.backup.models import RestoreRequest
 from stackhub.backup.recovery import plan_path, recorded_repository, run_plan
-from stackhub.errors import Conflict, EngineUnavailable, Invalid
+from stackhub.errors import EngineUnavailable, Invalid, RiskNotAccepted
 
 KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nabc\ndef\n-----END OPENSSH PRIVATE KEY-----\n"
 
@@ -78,6 +79,11 @@ def test_the_repository_is_found_by_url_or_the_moved_default_is_pointed_at_it(
                             ).fetchone()[0] == str(moved)
 
 
+def accepted(name: str) -> Accepted:
+    """What a started restore answers (only its operation's id is read)."""
+    return SimpleNamespace(operation=SimpleNamespace(id=f"op-{name}"))  # type: ignore[return-value]
+
+
 async def test_the_plan_restores_each_instance_once_and_survives_a_refusal(
         tmp_path: Path) -> None:
     path = plan_path(tmp_path)
@@ -87,6 +93,7 @@ async def test_the_plan_restores_each_instance_once_and_survives_a_refusal(
     calls: list[tuple[str, str, str | None]] = []
     engine_down = [True]
     alerts: list[str] = []
+    reports: list[tuple[str, str, str]] = []
 
     async def restore(name: str, snapshot: str, request: RestoreRequest) -> Accepted:
         if engine_down[0]:
@@ -94,18 +101,94 @@ async def test_the_plan_restores_each_instance_once_and_survives_a_refusal(
             raise EngineUnavailable("not yet")
         calls.append((name, snapshot, request.repository))
         if name == "wiki":
-            raise Conflict("risky options to accept")
-        return None  # type: ignore[return-value]
+            raise RiskNotAccepted("risky options to accept", details={"digest": "d1g"})
+        return accepted(name)
 
-    async def settle(name: str) -> None:
-        assert json.loads(path.read_text())["restores"] == {"wiki": "b" * 64}
+    async def settle(name: str) -> None:  # the entry stays until its restore has ended
+        plan = json.loads(path.read_text())
+        assert plan["restores"] == {"blog": "a" * 64, "wiki": "b" * 64}
+        assert plan["operations"] == {"blog": "op-blog"}
 
     begun = await run_plan(tmp_path, restore, settle,
-                           lambda action, target, ok, details: alerts.append(target))
+                           lambda action, target, ok, details: alerts.append(target),
+                           outcome=lambda op: ("succeeded", None),
+                           report=lambda *args: reports.append(args))
     assert begun == ["blog"] and alerts == ["wiki"]
     assert calls == [("blog", "a" * 64, "local"), ("wiki", "b" * 64, "local")]
+    assert reports == [("wiki", "risky options to accept", "stackhub backup restore wiki "
+                        "bbbbbbbbbbbb --repo local --yes --accept-risks d1g")]
     assert not path.exists()
     assert await run_plan(tmp_path, restore, settle, lambda *a: None) == []  # nothing twice
+
+
+class Killed(BaseException):
+    """The server killed in the middle of a restore."""
+
+
+async def test_a_restore_killed_midway_is_resumed_or_reported_at_the_next_start(
+        tmp_path: Path) -> None:
+    path = plan_path(tmp_path)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"repository": "local", "restores": {
+        "blog": "a" * 64, "wiki": "b" * 64, "shop": "c" * 64}}))
+    calls: list[str] = []
+    states: dict[str, tuple[str, str | None]] = {}
+    reports: list[tuple[str, str, str]] = []
+
+    async def restore(name: str, snapshot: str, request: RestoreRequest) -> Accepted:
+        calls.append(name)
+        states[f"op-{name}"] = ("running", None)
+        return accepted(name)
+
+    async def killed(name: str) -> None:
+        raise Killed
+
+    with pytest.raises(Killed):
+        await run_plan(tmp_path, restore, killed, lambda *a: None, outcome=states.get)
+    plan = json.loads(path.read_text())
+    assert set(plan["restores"]) == {"blog", "wiki", "shop"}  # blog's entry is still there
+    assert plan["operations"] == {"blog": "op-blog"}
+
+    # the next start: the journal closed blog's restore as interrupted; it is run again
+    states["op-blog"] = ("interrupted", "StackHub stopped while this operation ran")
+    plan["operations"] |= {"wiki": "op-wiki", "shop": "op-shop"}  # (as if killed later)
+    path.write_text(json.dumps(plan))
+    states["op-wiki"] = ("failed", "the data disk is full")
+    states["op-shop"] = ("succeeded", None)
+    calls.clear()
+
+    async def settle(name: str) -> None:
+        states[f"op-{name}"] = ("succeeded", None)
+
+    restored = await run_plan(tmp_path, restore, settle, lambda *a: None,
+                              outcome=states.get, report=lambda *a: reports.append(a))
+    assert calls == ["blog"]  # resumed; wiki's failure is reported, shop's success kept
+    assert restored == ["blog", "shop"]
+    assert reports == [("wiki", "the data disk is full",
+                        "stackhub backup restore wiki bbbbbbbbbbbb --repo local --yes")]
+    assert not path.exists()
+
+
+async def test_a_restore_that_fails_after_it_began_is_reported(tmp_path: Path) -> None:
+    path = plan_path(tmp_path)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"repository": "local", "restores": {"blog": "a" * 64}}))
+    reports: list[tuple[str, str, str]] = []
+    alerts: list[dict[str, object]] = []
+
+    async def restore(name: str, snapshot: str, request: RestoreRequest) -> Accepted:
+        return accepted(name)
+
+    async def settle(name: str) -> None:
+        return None
+
+    restored = await run_plan(
+        tmp_path, restore, settle, lambda action, target, ok, details: alerts.append(details),
+        outcome=lambda op: ("failed", "restic: repository is unreachable"),
+        report=lambda *a: reports.append(a))
+    assert restored == [] and not path.exists()
+    assert reports[0][:2] == ("blog", "restic: repository is unreachable")
+    assert alerts[0]["command"] == reports[0][2]
 
 
 def test_the_moved_local_repository_is_found_when_another_is_the_default(

@@ -82,3 +82,21 @@ def test_default_repository_from_the_cli(cli_api: TestClient, services: Services
     assert code != 0 and "make another repository the default first" in out
     code, out = invoke("repo", "default", "local")
     assert code == 0 and "local is the default backup repository" in out
+
+
+def test_system_schedule_from_the_cli(cli_api: TestClient) -> None:
+    code, out = invoke("schedule", "--system", "--every", "daily", "--at", "02:30",
+                       "--keep-daily", "7", "--json")
+    assert code == 0, out
+    read = json.loads(out)
+    assert (read["at"], read["keep_daily"], read["status"]["instance"]) == ("02:30", 7, "@system")
+    code, out = invoke("schedules")
+    assert code == 0 and "StackHub itself: daily at 02:30, keep 7 daily" in out
+    assert json.loads(invoke("schedules", "--json")[1])["system"]["at"] == "02:30"
+    code, out = invoke("schedule", "blog", "--system")
+    assert code != 0 and "not both" in out
+    code, out = invoke("unschedule", "--system", "--json")
+    assert code == 0 and json.loads(out) == {"system": True, "scheduled": False}
+    code, out = invoke("unschedule", "--system")
+    assert code != 0 and "no schedule" in out
+    assert json.loads(invoke("schedules", "--json")[1])["system"] is None

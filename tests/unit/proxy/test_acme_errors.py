@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from stackhub.adapters.caddy import CaddyGateway, CaddyProcess
+from stackhub.adapters.caddy import LOG_TAIL, CaddyGateway, CaddyProcess, read_log
 from stackhub.proxy.acme_errors import explain
 
 CA = "https://127.0.0.1:14000/dir"
@@ -102,7 +102,41 @@ def test_caddy_errors_are_read_from_a_moment_on_about_one_name(tmp_path: Path) -
     assert process.errors("a.test", since=150.0) == ["could not get certificate from issuer: new"]
     assert len(process.errors("a.test", since=0.0)) == 2
     gateway = CaddyGateway(tmp_path, binary="/usr/bin/caddy")
-    assert gateway.errors("a.test", since=0.0) == []  # no child (a system Caddy): nothing read
+    assert gateway.log is None  # a child's output is read, never a file
+    assert gateway.errors("a.test", since=0.0) == []  # no child started yet: nothing read
+
+
+def test_a_system_caddys_errors_are_read_from_its_log_file(tmp_path: Path) -> None:
+    """A system Caddy's output is not StackHub's: its config's log file is read instead."""
+    gateway = CaddyGateway(tmp_path, external=tmp_path / "system.sock")
+    assert gateway.log == tmp_path / "logs" / "caddy-errors.log"
+    assert gateway.errors("a.test", since=0.0) == []  # nothing logged yet: no file
+    assert gateway.last_error() is None
+    gateway.log.parent.mkdir()
+    entries = [{"level": "error", "ts": 100.0, "logger": "tls.obtain", "msg": "old",
+                "identifier": "a.test", "error": "before"},
+               {"level": "error", "ts": 200.0, "logger": "tls.obtain",
+                "msg": "could not get certificate from issuer", "identifier": "a.test",
+                "error": REJECTED},
+               {"level": "error", "ts": 201.0, "logger": "tls.obtain", "msg": "other",
+                "identifier": "b.test", "error": "other name"}]
+    gateway.log.write_text("\n".join(json.dumps(e) for e in entries) + "\nnot json\n")
+    assert gateway.errors("a.test", since=150.0) == [
+        f"could not get certificate from issuer: {REJECTED}"]
+    assert gateway.last_error("a.test") == f"could not get certificate from issuer: {REJECTED}"
+    assert gateway.last_error() == "other: other name"
+    reason = explain("a.test", gateway.errors("a.test", since=150.0), CA)
+    assert reason is not None and "refuses to issue a certificate for a.test" in reason
+
+
+def test_only_the_end_of_a_long_log_file_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "caddy-errors.log"
+    line = json.dumps({"level": "error", "ts": 1.0, "msg": "x" * 1000, "identifier": "a.test"})
+    path.write_text((line + "\n") * 600)  # 600 KB: more than the tail read
+    entries = read_log(path)
+    assert 0 < len(entries) <= LOG_TAIL // len(line)
+    assert all(e["identifier"] == "a.test" for e in entries)  # no cut line parsed as garbage
+    assert read_log(tmp_path / "missing.log") == []
 
 
 async def test_a_panic_in_caddys_handlers_is_logged_as_a_warning(

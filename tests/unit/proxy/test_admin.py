@@ -61,6 +61,29 @@ async def test_a_refused_load_is_not_sent_again(tmp_path: Path) -> None:
     assert replies == [OK]
 
 
+EMPTY = (b"HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: 55"
+         b"\r\nConnection: close\r\n\r\n"
+         b"{\"error\":\"invalid traversal path at: config/apps/http\"}")
+
+
+async def test_a_caddy_restarted_empty_has_not_loaded_the_config(tmp_path: Path) -> None:
+    """Caddy 2.6 answers 400 for the server's path in a config without apps (a system Caddy
+    restarted by its service manager): not loaded, so the watcher loads it again."""
+    replies: list[bytes | None] = [EMPTY]
+    server = await fake_admin(tmp_path / "a.sock", replies)
+    async with server:
+        assert await CaddyAdmin(tmp_path / "a.sock").loaded() is False
+    assert replies == []
+
+
+async def test_a_silent_admin_socket_is_not_taken_for_an_empty_caddy(tmp_path: Path) -> None:
+    replies: list[bytes | None] = [None]
+    server = await fake_admin(tmp_path / "a.sock", replies)
+    async with server:
+        with pytest.raises(GatewayUnavailable, match="does not answer"):
+            await CaddyAdmin(tmp_path / "a.sock").loaded()
+
+
 @pytest.mark.parametrize(("value", "expected"), [
     (None, "400"), ("100", "100"), (" 800 ", "800"), ("0100", "100"), ("24", "400"),
     ("10001", "400"), ("off", "400"), ("-1", "400"), ("1e3", "400"), ("", "400")])

@@ -7,6 +7,7 @@ from typing import Any
 
 from stackhub.adapters.caddy import (
     IDENTITY_HEADERS,
+    LOG_NAME,
     NO_ROUTE,
     PAGE_HEADER,
     SERVER,
@@ -44,6 +45,16 @@ def test_the_admin_socket_stays_and_nothing_is_persisted() -> None:
     http = config["apps"]["http"]
     assert (http["http_port"], http["https_port"]) == (8080, 8443)
     assert http["servers"][SERVER]["listen"] == [":8443"]
+
+
+def test_a_system_caddy_gets_a_bounded_log_of_certificate_errors() -> None:
+    """StackHub's child logs to its output (read live): no log of its own in the config."""
+    assert "logging" not in render(spec())
+    config = render(spec(log=Path("/data/gateway/logs/caddy-errors.log")))
+    assert config["logging"] == {"logs": {LOG_NAME: {
+        "writer": {"output": "file", "filename": "/data/gateway/logs/caddy-errors.log",
+                   "roll_size_mb": 1, "roll_keep": 1},
+        "encoder": {"format": "json"}, "level": "ERROR", "include": ["tls"]}}}
 
 
 def test_routes_proxy_to_the_host_port_or_show_a_page() -> None:

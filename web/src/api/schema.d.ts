@@ -517,6 +517,36 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/backups/schedules/system": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Show the system backup's schedule
+         * @description Return the system backup's schedule, retention and health (404 if there is none).
+         */
+        get: operations["get_system_schedule_api_backups_schedules_system_get"];
+        /**
+         * Set the system backup's schedule
+         * @description Create or replace the schedule of `backup system` (run by the same scheduler as the
+         *     instances'); its retention prunes scheduled system snapshots only, never manual ones or
+         *     any instance's; 24 h after a due run without a good backup, a notification.
+         */
+        put: operations["put_system_schedule_api_backups_schedules_system_put"];
+        post?: never;
+        /**
+         * Remove the system backup's schedule
+         * @description Stop the scheduled system backups (the snapshots stay).
+         */
+        delete: operations["delete_system_schedule_api_backups_schedules_system_delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/backups/ssh-key": {
         parameters: {
             query?: never;
@@ -2863,9 +2893,9 @@ export interface components {
             next_run_at: string | null;
             /**
              * Schedule Source
-             * @description Which schedule applies: the instance's own, the default, or none
+             * @description Which schedule applies: the instance's own, the default, the system backup's (instance `@system`), or none
              */
-            schedule_source?: ("instance" | "default") | null;
+            schedule_source?: ("instance" | "default" | "system") | null;
             /** Scheduled */
             scheduled: boolean;
         };
@@ -4244,7 +4274,7 @@ export interface components {
          * @description What a notification is about (the console renders its text from kind + params).
          * @enum {string}
          */
-        Kind: "update_available" | "update_failed" | "backup_failed" | "backup_missing" | "backup_check_failed" | "certificate_expiring" | "disk_full" | "app_unhealthy" | "engine_unreachable" | "auto_update" | "test";
+        Kind: "update_available" | "update_failed" | "backup_failed" | "backup_missing" | "backup_check_failed" | "system_backup_failed" | "system_backup_missing" | "recovery_failed" | "certificate_expiring" | "disk_full" | "app_unhealthy" | "engine_unreachable" | "auto_update" | "test";
         /**
          * Level
          * @description How bad a check's finding is.
@@ -5797,6 +5827,71 @@ export interface components {
              * @description The repository the snapshot goes to.
              */
             repository: string;
+        };
+        /**
+         * SystemScheduleRead
+         * @description The system backup's schedule: its retention prunes scheduled system snapshots only.
+         */
+        SystemScheduleRead: {
+            /**
+             * At
+             * @description HH:MM in the server's time zone (hourly: only the minute counts)
+             * @default 03:00
+             */
+            at: string;
+            /** Created At */
+            created_at: string;
+            /**
+             * Enabled
+             * @default true
+             */
+            enabled: boolean;
+            /** @default daily */
+            every: components["schemas"]["Every"];
+            /**
+             * Keep Daily
+             * @description Keep one a day, N days
+             * @default 7
+             */
+            keep_daily: number;
+            /**
+             * Keep Last
+             * @description Keep the N latest
+             * @default 0
+             */
+            keep_last: number;
+            /**
+             * Keep Monthly
+             * @description Keep one a month, N months
+             * @default 6
+             */
+            keep_monthly: number;
+            /**
+             * Keep Weekly
+             * @description Keep one a week, N weeks
+             * @default 4
+             */
+            keep_weekly: number;
+            /**
+             * Next Run At
+             * @description UTC time of the next run (None: paused)
+             */
+            next_run_at: string | null;
+            /**
+             * Repository
+             * @description Repository name (default: the default one)
+             */
+            repository?: string | null;
+            /** @description How the system backups stand (instance `@system`): missing 24 h after a due run that did not succeed */
+            status: components["schemas"]["BackupStatusRead"];
+            /** Updated At */
+            updated_at: string;
+            /**
+             * Weekday
+             * @description Weekly: 0 Monday ... 6 Sunday
+             * @default 0
+             */
+            weekday: number;
         };
         /**
          * TestResult
@@ -8046,6 +8141,176 @@ export interface operations {
         };
     };
     delete_default_schedule_api_backups_schedules_default_delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_system_schedule_api_backups_schedules_system_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SystemScheduleRead"];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    put_system_schedule_api_backups_schedules_system_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ScheduleRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SystemScheduleRead"];
+                };
+            };
+            /** @description Not signed in, or the credential is no longer valid */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Signed in, but this account may not do this (admins only, or not granted) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request is invalid (the message names the field) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_system_schedule_api_backups_schedules_system_delete: {
         parameters: {
             query?: never;
             header?: never;
