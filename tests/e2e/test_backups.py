@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import expect
+from playwright.sync_api import Locator, expect
 
 from tests.e2e.conftest import (
     DESKTOP,
@@ -35,6 +35,15 @@ USER = "keeper"
 NAME = "bk-web"
 expect.set_options(timeout=WAIT)
 errors: list[str] = []
+
+
+def save_schedule(form: Locator, prefix: str, save: str, *, at: str, keep_weekly: str) -> None:
+    """Type a schedule form's time and weekly count (blurred: the number is committed), save."""
+    form.locator(f'{t(f"{prefix}-at")} input').fill(at)
+    field = form.locator(f'{t(f"{prefix}-keep_weekly")} input')
+    field.fill(keep_weekly)
+    field.blur()
+    form.locator(t(save)).click()
 
 
 @pytest.fixture(scope="module")
@@ -96,11 +105,7 @@ def test_1_backups_page_backup_restore_and_schedule(open_page: Any, backup_serve
     # the default schedule: every app without its own follows it
     default = page.locator(t("default-schedule"))
     expect(default.locator(t("default-none"))).to_be_visible()
-    default.locator(f'{t("default-at")} input').fill("02:45")
-    field = default.locator(f'{t("default-keep_weekly")} input')
-    field.fill("2")
-    field.blur()
-    default.locator(t("default-save")).click()
+    save_schedule(default, "default", "default-save", at="02:45", keep_weekly="2")
     expect(page.locator(".n-message", has_text="default schedule is saved")).to_have_count(1)
     expect(default.locator(t("default-applies"))).to_contain_text(NAME)
     saved = srv.api("GET", "/api/backups/schedules/default").json()
@@ -228,11 +233,7 @@ def test_4_system_backup_from_the_backups_page(open_page: Any, backup_server: Se
     # the system backup's schedule, set from the card
     form = card.locator(t("system-schedule"))
     expect(form.locator(t("system-schedule-none"))).to_be_visible()
-    form.locator(f'{t("system-at")} input').fill("02:30")
-    field = form.locator(f'{t("system-keep_weekly")} input')
-    field.fill("0")
-    field.blur()
-    form.locator(t("system-schedule-save")).click()
+    save_schedule(form, "system", "system-schedule-save", at="02:30", keep_weekly="0")
     saved_note = page.locator(".n-message", has_text="system backup's schedule is saved")
     expect(saved_note).to_have_count(1)
     expect(form.locator(t("system-schedule-state"))).to_contain_text("Next")

@@ -168,44 +168,34 @@ class ScheduleStore:
         self.db = db
 
     # -- schedules ------------------------------------------------------------------------------
-    def put(self, name: str, request: ScheduleRequest, now: datetime) -> None:
-        """Create or replace an instance's schedule (the instance must exist)."""
+    def _put_row(self, table: str, key: str, value: str | int, request: ScheduleRequest,
+                 now: datetime) -> None:
         data = request.model_dump()
         stamp = iso(now)
+        sql = (f"INSERT INTO {table} ({key}, every, at, weekday, repository, keep_last,"  # noqa: S608 (fixed table names)
+               " keep_daily, keep_weekly, keep_monthly, enabled, created_at, updated_at)"
+               f" VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT({key}) DO UPDATE SET"
+               " every=excluded.every, at=excluded.at, weekday=excluded.weekday,"
+               " repository=excluded.repository, keep_last=excluded.keep_last,"
+               " keep_daily=excluded.keep_daily, keep_weekly=excluded.keep_weekly,"
+               " keep_monthly=excluded.keep_monthly, enabled=excluded.enabled,"
+               " updated_at=excluded.updated_at")
+        with self.db.transaction() as conn:
+            conn.execute(sql, (value, data["every"].value, data["at"], data["weekday"],
+                               data["repository"], data["keep_last"], data["keep_daily"],
+                               data["keep_weekly"], data["keep_monthly"], int(data["enabled"]),
+                               stamp, stamp))
+
+    def put(self, name: str, request: ScheduleRequest, now: datetime) -> None:
+        """Create or replace an instance's schedule (the instance must exist)."""
         try:
-            with self.db.transaction() as conn:
-                conn.execute(
-                    "INSERT INTO backup_schedules (instance, every, at, weekday, repository,"
-                    " keep_last, keep_daily, keep_weekly, keep_monthly, enabled, created_at,"
-                    " updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(instance) DO "
-                    "UPDATE SET every=excluded.every, at=excluded.at, weekday=excluded.weekday,"
-                    " repository=excluded.repository, keep_last=excluded.keep_last,"
-                    " keep_daily=excluded.keep_daily, keep_weekly=excluded.keep_weekly,"
-                    " keep_monthly=excluded.keep_monthly, enabled=excluded.enabled,"
-                    " updated_at=excluded.updated_at",
-                    (name, data["every"].value, data["at"], data["weekday"], data["repository"],
-                     data["keep_last"], data["keep_daily"], data["keep_weekly"],
-                     data["keep_monthly"], int(data["enabled"]), stamp, stamp))
+            self._put_row("backup_schedules", "instance", name, request, now)
         except sqlite3.IntegrityError as err:
             raise NotFound(f"no instance named {name!r}") from err
 
     def put_default(self, request: ScheduleRequest, now: datetime) -> None:
         """Create or replace the default schedule (for instances without their own)."""
-        data = request.model_dump()
-        stamp = iso(now)
-        with self.db.transaction() as conn:
-            conn.execute(
-                "INSERT INTO backup_default_schedule (id, every, at, weekday, repository,"
-                " keep_last, keep_daily, keep_weekly, keep_monthly, enabled, created_at,"
-                " updated_at) VALUES (1,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET"
-                " every=excluded.every, at=excluded.at, weekday=excluded.weekday,"
-                " repository=excluded.repository, keep_last=excluded.keep_last,"
-                " keep_daily=excluded.keep_daily, keep_weekly=excluded.keep_weekly,"
-                " keep_monthly=excluded.keep_monthly, enabled=excluded.enabled,"
-                " updated_at=excluded.updated_at",
-                (data["every"].value, data["at"], data["weekday"], data["repository"],
-                 data["keep_last"], data["keep_daily"], data["keep_weekly"],
-                 data["keep_monthly"], int(data["enabled"]), stamp, stamp))
+        self._put_row("backup_default_schedule", "id", 1, request, now)
 
     def default(self) -> Schedule | None:
         """Return the default schedule, or None."""
@@ -310,21 +300,7 @@ class ScheduleStore:
     # -- the system backup's schedule and last runs -------------------------------------------
     def put_system(self, request: ScheduleRequest, now: datetime) -> None:
         """Create or replace the system backup's schedule and retention."""
-        data = request.model_dump()
-        stamp = iso(now)
-        with self.db.transaction() as conn:
-            conn.execute(
-                "INSERT INTO backup_system_schedule (id, every, at, weekday, repository,"
-                " keep_last, keep_daily, keep_weekly, keep_monthly, enabled, created_at,"
-                " updated_at) VALUES (1,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET"
-                " every=excluded.every, at=excluded.at, weekday=excluded.weekday,"
-                " repository=excluded.repository, keep_last=excluded.keep_last,"
-                " keep_daily=excluded.keep_daily, keep_weekly=excluded.keep_weekly,"
-                " keep_monthly=excluded.keep_monthly, enabled=excluded.enabled,"
-                " updated_at=excluded.updated_at",
-                (data["every"].value, data["at"], data["weekday"], data["repository"],
-                 data["keep_last"], data["keep_daily"], data["keep_weekly"],
-                 data["keep_monthly"], int(data["enabled"]), stamp, stamp))
+        self._put_row("backup_system_schedule", "id", 1, request, now)
 
     def system(self) -> Schedule | None:
         """Return the system backup's schedule, or None."""

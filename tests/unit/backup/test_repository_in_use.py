@@ -15,14 +15,20 @@ from tests.unit.backup.test_schedules import api_of, wired
 __all__ = ["wired"]  # the fixture, shared with test_schedules.py
 
 
-async def test_a_repository_named_by_schedules_is_not_removed(wired: Any,
-                                                               tmp_path: Path) -> None:
-    live, _clock, _fake, _audits = wired
+def named_by_every_schedule(live: Any, tmp_path: Path) -> Any:
+    """Add the repository disk2 and name it in blog's, the default and the system schedule."""
     service = live.backups
     service.repos.add(RepositoryCreate(name="disk2", url=str(tmp_path / "disk2")))
     service.set_schedule("blog", ScheduleRequest(repository="disk2"))
     service.set_default_schedule(ScheduleRequest(repository="disk2"))
     service.set_system_schedule(ScheduleRequest(repository="disk2"))
+    return service
+
+
+async def test_a_repository_named_by_schedules_is_not_removed(wired: Any,
+                                                               tmp_path: Path) -> None:
+    live = wired[0]
+    service = named_by_every_schedule(live, tmp_path)
     async with api_of(live) as api:
         path = "/api/backups/repositories/disk2"
         for undo in (lambda: service.remove_schedule("blog"), service.remove_default_schedule,
@@ -39,12 +45,7 @@ async def test_a_repository_named_by_schedules_is_not_removed(wired: Any,
 
 
 def test_the_refusal_names_every_schedule(wired: Any, tmp_path: Path) -> None:
-    live, _clock, _fake, _audits = wired
-    service = live.backups
-    service.repos.add(RepositoryCreate(name="disk2", url=str(tmp_path / "disk2")))
-    service.set_schedule("blog", ScheduleRequest(repository="disk2"))
-    service.set_default_schedule(ScheduleRequest(repository="disk2"))
-    service.set_system_schedule(ScheduleRequest(repository="disk2"))
+    service = named_by_every_schedule(wired[0], tmp_path)
     with pytest.raises(Invalid) as refused:
         service.remove_repository("disk2")
     assert "blog's, the default, the system backup's schedule" in refused.value.message

@@ -1,7 +1,8 @@
 /** The schedule and retention form shared by an instance's schedule, the default and the system backup's. */
-import { computed } from 'vue'
+import { computed, ref, shallowRef } from 'vue'
 import { useI18n } from 'vue-i18n'
 import type { Schemas } from '@/api/client'
+import { asApiError, type ApiError } from '@/api/errors'
 
 type ScheduleRead = Schemas['ScheduleRead'] | Schemas['DefaultScheduleRead'] | Schemas['SystemScheduleRead']
 export type ScheduleFields = Pick<ScheduleRead, 'at' | 'weekday' | 'keep_last' | 'keep_daily' | 'keep_weekly'
@@ -28,4 +29,34 @@ export function useScheduleForm(form: ScheduleFields) {
     keepsNothing: computed(() => !(form.keep_last || form.keep_daily || form.keep_weekly || form.keep_monthly)),
     timeOk: computed(() => /^([01][0-9]|2[0-3]):[0-5][0-9]$/.test(form.at)),
   }
+}
+
+/**
+ * Load, Save and Remove of a schedule card: `fetchOrNone(get)` is null when there is no schedule (404),
+ * `act(kind, work)` shows `kind` as busy; any other failure becomes `error`.
+ */
+export function useScheduleActions() {
+  const error = shallowRef<ApiError | null>(null)
+  const busy = ref('')
+  async function fetchOrNone<T>(get: () => Promise<T>): Promise<T | null> {
+    try {
+      return await get()
+    } catch (err) {
+      const failure = asApiError(err)
+      if (failure.status !== 404) error.value = failure
+      return null
+    }
+  }
+  async function act(kind: string, work: () => Promise<void>) {
+    busy.value = kind
+    error.value = null
+    try {
+      await work()
+    } catch (err) {
+      error.value = asApiError(err)
+    } finally {
+      busy.value = ''
+    }
+  }
+  return { error, busy, fetchOrNone, act }
 }
