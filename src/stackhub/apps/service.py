@@ -253,21 +253,19 @@ class AppsService:
         await self.runner.ensure_engine(LIFECYCLE[verb])
         op = self.runner.begin(LIFECYCLE[verb], name)
         await self.runner.run(op, lambda run: self.flows.lifecycle(run, verb))
-        return self.read(self.records.get(name))
-
-    def read(self, record: InstanceRecord) -> InstanceRead:
-        """Return the API view of an instance, secrets hidden, status from the cache."""
-        return self.views([record])[0]
+        return self.views([self.records.get(name)])[0]
 
     def views(self, records: Sequence[InstanceRecord]) -> list[InstanceRead]:
-        """Return the API views of instances, with the other domains' fields filled in once."""
-        found = [self._view(r) for r in records]
+        """Return the API views of instances: `read` plus the other domains' fields, filled in
+        once for all (only answers to clients need them; StackHub's own reads skip the work)."""
+        found = [self.read(r) for r in records]
         for fill in self.extras:
             fill(found)
         return found
 
-    def _view(self, record: InstanceRecord) -> InstanceRead:
-        """Return one instance's own view (before `extras`)."""
+    def read(self, record: InstanceRecord) -> InstanceRead:
+        """Return an instance's own view, secrets hidden, status from the cache (without the
+        fields `extras` fill: `views` adds them)."""
         containers = self.status.containers(record.name)
         main = _main_entry(record.definition)
         hidden = set(record.secret_names)
@@ -301,8 +299,8 @@ class AppsService:
         return {"update_available": False, "latest_version": None, "update_kind": None}
 
     def all(self) -> list[InstanceRead]:
-        """Return every instance."""
-        return self.views(self.records.all())
+        """Return every instance (own views: `views` for answers to clients)."""
+        return [self.read(r) for r in self.records.all()]
 
     def get(self, name: str) -> InstanceRead:
         """Return one instance."""

@@ -51,18 +51,24 @@ def test_nothing_to_open_without_a_web_page() -> None:
                         https_port=443) is None
 
 
+def shown(live: Services, name: str) -> InstanceRead:
+    """Return one instance as clients get it (`views`: with the other domains' fields)."""
+    (view,) = live.apps.views([live.apps.records.get(name)])
+    return view
+
+
 async def test_every_instance_view_carries_the_choice(
         live: Services, proxy: ProxyService) -> None:  # noqa: F811
     await install(live, "web", 18341)
     await install(live, "other", 18342)
-    assert live.apps.get("web").open_url == "http://host.test:18341/"
+    assert shown(live, "web").open_url == "http://host.test:18341/"
     live.proxy.records.set_protected("other", True)
-    assert live.apps.get("other").open_url is None
+    assert shown(live, "other").open_url is None
     live.proxy.records.put("cloud.example.com", "other", DomainState.PENDING.value)
-    assert live.apps.get("other").open_url is None  # not serving yet
+    assert shown(live, "other").open_url is None  # not serving yet
     live.proxy.records.update("cloud.example.com", state=DomainState.ACTIVE.value)
-    assert live.apps.get("other").open_url == "https://cloud.example.com:8443"
+    assert shown(live, "other").open_url == "https://cloud.example.com:8443"
     await proxy.set_base("home.lan", "auto")
-    assert {i.name: i.open_url for i in live.apps.all()} == {
+    assert {i.name: i.open_url for i in live.apps.views(live.apps.records.all())} == {
         "other": "https://other.home.lan:8443", "web": "https://web.home.lan:8443"}
 
