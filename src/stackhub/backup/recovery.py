@@ -5,8 +5,10 @@ on the runner, with the engine). It writes `backups/recovery.json` instead: the 
 its name in the restored database) and, per instance, the id of its latest snapshot there.
 The first server start (`start`) restores them one after the other, each a normal `restore`
 operation (journaled, crash-safe, in `stackhub op list`), and removes each entry once its
-restore has ended, so a server killed during one resumes it at the next start. An instance
-whose restore is refused (e.g. risky options to accept) or fails is left `missing`, with the
+restore has ended, so a server killed during one resumes it at the next start. The plan counts
+each instance's attempts (written before each one starts, so a kill counts): after `ATTEMPTS`
+interrupted ones it is not tried again. An instance whose restore is refused (e.g. risky
+options to accept), fails or was interrupted `ATTEMPTS` times is left `missing`, with the
 reason in the log, the audit log and a console notification (`recovery_failed`) naming the
 command that brings it back by hand.
 """
@@ -32,6 +34,8 @@ from stackhub.errors import EngineUnavailable, StackHubError
 log = logging.getLogger(__name__)
 PLAN = "recovery.json"
 RETRY = 1.0
+ATTEMPTS = 3
+"""Restores of one instance begun (each interrupted) before the server stops trying it."""
 
 
 @dataclass
@@ -119,11 +123,12 @@ def by_hand(instance: str, snapshot: str, repository: str, digest: str | None = 
 
 
 def _save(path: Path, repository: str, restores: dict[str, str],
-          operations: dict[str, str]) -> None:
+          operations: dict[str, str], attempts: dict[str, int]) -> None:
     if restores:
         fsutil.write_atomic(path, json.dumps({
             "repository": repository, "restores": restores,
-            "operations": {k: v for k, v in operations.items() if k in restores}}), mode=0o600)
+            "operations": {k: v for k, v in operations.items() if k in restores},
+            "attempts": {k: v for k, v in attempts.items() if k in restores}}), mode=0o600)
     else:
         path.unlink(missing_ok=True)
 
@@ -145,14 +150,17 @@ async def run_plan(root: Path, restore: Restore, settle: Settle, alert: Alert, *
 
     An entry stays in the plan, with its operation's id, until that restore has ended, so a
     server killed during one resumes it at its next start (the interrupted operation is run
-    again) or, if it had ended, reports it. A restore refused or failed is logged, audited
-    and raised as a console notification naming the command that restores it by hand.
+    again) or, if it had ended, reports it. Each attempt is counted in the plan before it
+    begins; an instance whose `ATTEMPTS` attempts were all interrupted is not tried again.
+    A restore refused, failed or given up is logged, audited and raised as a console
+    notification naming the command that restores it by hand.
     """
     path = plan_path(root)
     try:
         plan = json.loads(path.read_text())
         repository, restores = str(plan["repository"]), dict(plan["restores"])
         operations = {str(k): str(v) for k, v in dict(plan.get("operations") or {}).items()}
+        attempts = {str(k): int(v) for k, v in dict(plan.get("attempts") or {}).items()}
     except FileNotFoundError:
         return []
     except (OSError, ValueError, KeyError, TypeError) as err:
@@ -177,14 +185,18 @@ async def run_plan(root: Path, restore: Restore, settle: Settle, alert: Alert, *
             restored.append(instance)
         elif earlier is not None and earlier[0] == "failed":
             failed(instance, snapshot, earlier[1] or "the restore failed")
+        elif (tries := attempts.get(instance, int(instance in operations))) >= ATTEMPTS:
+            failed(instance, snapshot, f"tried {tries} times, interrupted each time")
         else:  # never begun, or interrupted by a crash: (again) from the start
+            attempts[instance] = tries + 1  # (a plan without counts: 1 if it had begun)
+            _save(path, repository, restores, operations, attempts)
             try:
                 accepted = await _start(instance, snapshot, repository, restore)
             except StackHubError as err:
                 failed(instance, snapshot, err.message, err.details.get("digest"))
             else:
                 operations[instance] = accepted.operation.id
-                _save(path, repository, restores, operations)
+                _save(path, repository, restores, operations, attempts)
                 await settle(instance)
                 ended = outcome(accepted.operation.id)
                 if ended is None or ended[0] == "succeeded":
@@ -192,5 +204,5 @@ async def run_plan(root: Path, restore: Restore, settle: Settle, alert: Alert, *
                 else:
                     failed(instance, snapshot, ended[1] or f"the restore ended {ended[0]}")
         del restores[instance]
-        _save(path, repository, restores, operations)
+        _save(path, repository, restores, operations, attempts)
     return restored

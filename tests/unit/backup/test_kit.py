@@ -191,6 +191,86 @@ async def test_a_restore_that_fails_after_it_began_is_reported(tmp_path: Path) -
     assert alerts[0]["command"] == reports[0][2]
 
 
+async def test_each_attempt_is_counted_in_the_plan_before_the_restore_starts(
+        tmp_path: Path) -> None:
+    path = plan_path(tmp_path)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"repository": "local", "restores": {"blog": "a" * 64}}))
+    seen: list[dict[str, int]] = []
+
+    async def restore(name: str, snapshot: str, request: RestoreRequest) -> Accepted:
+        seen.append(json.loads(path.read_text())["attempts"])  # on disk before it begins
+        return accepted(name)
+
+    async def killed(name: str) -> None:
+        raise Killed
+
+    with pytest.raises(Killed):
+        await run_plan(tmp_path, restore, killed, lambda *a: None, outcome=lambda op: None)
+    assert seen == [{"blog": 1}]
+    assert json.loads(path.read_text())["attempts"] == {"blog": 1}
+
+
+async def test_the_third_interrupted_attempt_is_the_last(tmp_path: Path) -> None:
+    path = plan_path(tmp_path)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"repository": "local",
+                                "restores": {"blog": "a" * 64, "wiki": "b" * 64}}))
+    calls: list[str] = []
+    states: dict[str, tuple[str, str | None]] = {}
+    reports: list[tuple[str, str, str]] = []
+    alerts: list[tuple[str, str, bool, dict[str, object]]] = []
+
+    async def restore(name: str, snapshot: str, request: RestoreRequest) -> Accepted:
+        calls.append(name)
+        states[f"op-{name}"] = ("running", None)
+        return accepted(name)
+
+    async def killed(name: str) -> None:  # blog's restore takes the server down every time
+        raise Killed
+
+    for attempt in (1, 2, 3):
+        with pytest.raises(Killed):
+            await run_plan(tmp_path, restore, killed, lambda *a: None, outcome=states.get)
+        assert calls == ["blog"] * attempt
+        assert json.loads(path.read_text())["attempts"] == {"blog": attempt}
+        states["op-blog"] = ("interrupted", "StackHub stopped while this operation ran")
+
+    async def settle(name: str) -> None:
+        states[f"op-{name}"] = ("succeeded", None)
+
+    restored = await run_plan(tmp_path, restore, settle, lambda *a: alerts.append(a),
+                              outcome=states.get, report=lambda *a: reports.append(a))
+    assert calls == ["blog"] * 3 + ["wiki"]  # blog not a fourth time; the plan goes on
+    assert restored == ["wiki"] and not path.exists()
+    command = "stackhub backup restore blog aaaaaaaaaaaa --repo local --yes"
+    assert reports == [("blog", "tried 3 times, interrupted each time", command)]
+    assert alerts == [("backup.recovery", "blog", False,
+                       {"error": "tried 3 times, interrupted each time", "command": command})]
+
+
+async def test_a_plan_written_without_counts_is_still_run(tmp_path: Path) -> None:
+    """A plan left by an older version has no `attempts`: a begun restore counts as one."""
+    path = plan_path(tmp_path)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"repository": "local", "restores": {
+        "blog": "a" * 64, "wiki": "b" * 64}, "operations": {"blog": "op-old"}}))
+    states: dict[str, tuple[str, str | None]] = {
+        "op-old": ("interrupted", "StackHub stopped while this operation ran")}
+    counts: list[dict[str, int]] = []
+
+    async def restore(name: str, snapshot: str, request: RestoreRequest) -> Accepted:
+        counts.append(json.loads(path.read_text())["attempts"])
+        return accepted(name)
+
+    async def settle(name: str) -> None:
+        states[f"op-{name}"] = ("succeeded", None)
+
+    restored = await run_plan(tmp_path, restore, settle, lambda *a: None, outcome=states.get)
+    assert restored == ["blog", "wiki"] and not path.exists()
+    assert counts == [{"blog": 2}, {"wiki": 1}]  # blog's earlier (interrupted) run counted
+
+
 def test_the_moved_local_repository_is_found_when_another_is_the_default(
         tmp_path: Path) -> None:
     """`backup repo default` may have made a second disk's repository the default: a moved

@@ -40,3 +40,27 @@ async def test_a_refused_start_time_restore_notifies_with_the_command(wired: Any
     assert "blog was not restored" in notice.text and command in notice.text
     assert audits[-1][:3] == ("backup.recovery", "blog", False)
     assert not path.exists()
+
+
+async def test_a_restore_interrupted_three_times_notifies_with_the_command(wired: Any) -> None:
+    live, _clock, _fake, audits = wired
+    service = live.backups
+    path = plan_path(live.paths.root)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"repository": "local", "restores": {"blog": "a" * 64},
+                                "operations": {"blog": "no-such-op"}, "attempts": {"blog": 3}}))
+    calls: list[str] = []
+
+    async def restore(name: str, snapshot: str, request: RestoreRequest) -> Accepted:
+        calls.append(name)
+        raise AssertionError("not tried a fourth time")
+
+    service.restore = restore
+    assert await service.recover_instances() == [] and calls == []
+    [notice] = [n for n in live.notify.listing(ADMIN).items if n.kind is Kind.RECOVERY_FAILED]
+    command = f"stackhub backup restore blog {'a' * 12} --repo local --yes"
+    assert notice.params == {"instance": "blog", "error": "tried 3 times, interrupted each time",
+                             "command": command}
+    assert "tried 3 times, interrupted each time" in notice.text and command in notice.text
+    assert audits[-1][:3] == ("backup.recovery", "blog", False)
+    assert not path.exists()
