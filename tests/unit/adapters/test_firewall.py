@@ -86,7 +86,7 @@ async def test_the_fence_applies_at_start_and_after_each_engine_start() -> None:
         assert fence.reason is not None and "missing" in fence.reason
         tables.chain = True  # Docker started and made its chain
         bus.publish(Event("engine", "engine", "up", {}))
-        for _ in range(100):
+        for _ in range(2000):
             if fence.reason is None:
                 break
             await asyncio.sleep(0.01)

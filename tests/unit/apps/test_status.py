@@ -101,7 +101,7 @@ def test_pump_refreshes_on_engine_events() -> None:
     try:
         engine.add_instance_container("blog")
         engine.event_queue.put({"Type": "container", "Action": "start"})
-        for _ in range(200):
+        for _ in range(4000):
             if cache.containers("blog"):
                 break
             threading.Event().wait(0.005)
@@ -118,7 +118,7 @@ async def test_start_and_stop_follow_the_engine() -> None:
     engine.add_instance_container("blog")
     cache = StatusCache(engine, EventBus())
     await cache.start()
-    for _ in range(200):
+    for _ in range(4000):
         if cache.engine_ok:
             break
         await asyncio.sleep(0.005)
@@ -132,7 +132,7 @@ async def test_engine_unavailable_is_noted() -> None:
     cache = StatusCache(engine, EventBus())
     cache.engine_ok = True
     await cache.start()
-    for _ in range(100):
+    for _ in range(4000):
         if ("containers", "") in engine.calls:
             break
         await asyncio.sleep(0.005)

@@ -94,7 +94,7 @@ async def world(live: Services, monkeypatch: pytest.MonkeyPatch,
 
 async def finish(live: Services, op_id: str) -> None:
     await asyncio.wait_for(live.runner.tasks["web"], 10)
-    for _ in range(100):
+    for _ in range(2000):
         if live.apps.operation(op_id).state != "running":
             return
         await asyncio.sleep(0.01)
@@ -152,7 +152,7 @@ async def test_a_record_that_never_resolves_fails_and_is_deleted(live: Services,
         "web.box.example.com. at the DNS provider, but shop.example.com did not lead" in op.error
     row = live.proxy.records.find("shop.example.com")
     assert row is not None and row.state == DomainState.FAILED.value
-    for _ in range(100):  # the record is deleted in the background
+    for _ in range(2000):  # the record is deleted in the background
         if "delete CNAME shop.example.com" in world.log:
             break
         await asyncio.sleep(0.01)

@@ -103,7 +103,7 @@ async def test_read_measures_once_when_idle_and_reuses_latest_when_running() -> 
     idle = await sampler.read()
     assert idle.history == [] and idle.interval == 0.01
     sampler.acquire()
-    for _ in range(100):
+    for _ in range(2000):
         if len(sampler.history) >= 2:
             break
         await asyncio.sleep(0.01)

@@ -27,7 +27,7 @@ async def test_a_resize_flood_costs_a_few_calls_and_the_last_size_wins() -> None
         if i % 500 == 0:
             await asyncio.sleep(0)
     resizer.request(41, 133)
-    for _ in range(100):
+    for _ in range(1000):
         await asyncio.sleep(0.02)
         if applied and applied[-1] == (41, 133):
             break
