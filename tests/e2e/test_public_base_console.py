@@ -1,6 +1,7 @@
 """A public base in the console (issue 11, item 1): setting it shows whether ``*.<base>``
 reaches this box, and when not, the record to create (a warning: the base is set all the
-same), at 1440 px in English and at 375 px in Chinese (no sideways scrolling).
+same), at 1440 px in English and at 375 px in Chinese (no sideways scrolling); the console
+words the problem from its code, so a Chinese console says it in Chinese.
 
 Its own server with the gateway on high ports and pebble-challtestsrv as the DNS
 (tests/integration/gateway_env.py); no app is needed.
@@ -63,7 +64,17 @@ def test_a_wrong_wildcard_record_is_shown_with_the_record_to_create(
         _save(page, base_server)
         shown = page.locator(t("domains-base-dns"))
         expect(shown).to_contain_text(f"*.{BASE} points at 192.0.2.7, not at this box")
-        expect(shown).to_contain_text(f"create *.{BASE}. A 127.0.0.1 at the DNS provider")
+        expect(shown).to_contain_text(f"change the record at the DNS provider to *.{BASE}. A "
+                                      "127.0.0.1")
+        dns = base_server.api("GET", "/api/domains/base").json()["dns"]
+        assert dns["problem_code"] == "points_elsewhere" and dns["record_name"] == f"*.{BASE}"
+        zh = open_page(PHONE, "zh-CN")  # the same check, worded in Chinese from its code
+        zh.goto(f"{base_server.url}/settings/domains")
+        worded = zh.locator(t("domains-base-dns"))
+        expect(worded).to_contain_text(f"*.{BASE} 指向 192.0.2.7")
+        expect(worded).to_contain_text("而不是本机")
+        expect(worded).to_contain_text(f"请在 DNS 服务商处将记录改为 *.{BASE}. A 127.0.0.1")
+        expect(worded).not_to_contain_text("points at")
     finally:
         lab.dns("clear-a", host=PROBE)
     expect(page.locator(t("domains-current"))).to_contain_text(BASE)  # set all the same

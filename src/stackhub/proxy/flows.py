@@ -24,7 +24,7 @@ from stackhub.apps.models import OperationRead
 from stackhub.errors import DnsPropagationTimeout, GatewayUnavailable, Invalid, StackHubError
 from stackhub.operations.runner import OperationKind, Outcome, Run, Runner, Undo, register
 from stackhub.proxy import acme_errors, names
-from stackhub.proxy.models import DnsRecord, DnsStatus, DomainAccepted, DomainState
+from stackhub.proxy.models import DnsProblem, DnsRecord, DnsStatus, DomainAccepted, DomainState
 from stackhub.proxy.publish import RecordPublisher
 from stackhub.proxy.service import ProxyService, Served, dns_status
 
@@ -145,7 +145,7 @@ class DomainFlows:
                 return
             created = f"StackHub created {record.text()} at the DNS provider" if record \
                 else "StackHub created the record"
-            if check.problem and "CAA" in check.problem:  # waiting does not change a CAA
+            if check.problem_code == DnsProblem.CAA_FORBIDS:  # waiting does not change a CAA
                 raise_dns(check.problem, check.fix, check.model_dump(mode="json"))
             if time.monotonic() >= deadline:
                 raise DnsPropagationTimeout(

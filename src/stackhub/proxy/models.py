@@ -43,6 +43,17 @@ class DnsStatus(StrEnum):
     UNCHECKED = "unchecked"
 
 
+class DnsProblem(StrEnum):
+    """Why a DNS check failed, for clients that word it themselves (`DnsCheck.problem` is
+    the English sentence)."""
+
+    LOOKUP_FAILED = "lookup_failed"
+    NO_RECORD = "no_record"
+    CNAME_ELSEWHERE = "cname_elsewhere"
+    POINTS_ELSEWHERE = "points_elsewhere"
+    CAA_FORBIDS = "caa_forbids"
+
+
 class GatewayRead(BaseModel):
     """The gateway (Caddy) as StackHub sees it."""
 
@@ -111,8 +122,24 @@ class DnsCheck(BaseModel):
                                      "ADDRESS, else its interfaces').")
     expected: list[DnsRecord] = Field(description="Records that would make the domain reach "
                                       "this box (one of them is enough).")
-    problem: str | None = None
-    fix: str | None = None
+    problem: str | None = Field(default=None, description="Why the domain does not reach "
+                                "this box, in English.")
+    fix: str | None = Field(default=None, description="What to do about it, in English, with "
+                            "the exact record to create.")
+    problem_code: DnsProblem | None = Field(
+        default=None, description="The problem as a code (None when ok): lookup_failed "
+        "(lookup_error says why; nothing is known about the records), no_record, "
+        "cname_elsewhere (cnames[0] does not lead to box_addresses), points_elsewhere "
+        "(addresses that are not box_addresses), caa_forbids (a CAA record forbids the CA "
+        "`ca`; the fix is the CAA record `<domain>. CAA 0 issue \"<ca>\"`). With the other "
+        "fields it lets a client word problem and fix in its own language.")
+    record_name: str | None = Field(default=None, description="The name the problem is "
+                                    "about, as people know it: the domain, or *.<base> for "
+                                    "the wildcard check (whose `domain` is a probe under it).")
+    lookup_error: str | None = Field(default=None, description="Why the lookup failed "
+                                     "(lookup_failed only; the resolver's English text).")
+    ca: str | None = Field(default=None, description="The CA a CAA record forbids "
+                           "(caa_forbids only), e.g. letsencrypt.org.")
 
 
 class DomainRead(BaseModel):

@@ -9,7 +9,7 @@ import idna
 
 from stackhub.adapters.dns import Answer
 from stackhub.errors import Invalid
-from stackhub.proxy.models import DnsCheck, DnsRecord, TlsMode
+from stackhub.proxy.models import DnsCheck, DnsProblem, DnsRecord, TlsMode
 
 LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 LAN_SUFFIXES = ("lan", "local", "home", "internal", "home.arpa", "localdomain", "intranet",
@@ -116,10 +116,12 @@ def judge(domain: str, answer: Answer, *, automatic: str | None, box: list[str],
     expected = expected_records(domain, automatic, box)
     wanted = " or ".join(r.text() for r in expected) or "an A record to this box's address"
     check = DnsCheck(domain=domain, ok=False, cnames=list(answer.cnames),
-                     addresses=list(answer.addresses), box_addresses=box, expected=expected)
+                     addresses=list(answer.addresses), box_addresses=box, expected=expected,
+                     record_name=domain)
     ours = {str(ip) for ip in (_ip(a) for a in box) if ip is not None}
     found = {str(ip) for ip in (_ip(a) for a in answer.addresses) if ip is not None}
     if answer.error is not None:
+        check.problem_code, check.lookup_error = DnsProblem.LOOKUP_FAILED, answer.error
         check.problem = f"{answer.error}; StackHub could not check {domain}"
         check.fix = "check the domain's DNS servers, then try again"
         return check
@@ -127,19 +129,23 @@ def judge(domain: str, answer: Answer, *, automatic: str | None, box: list[str],
     if (automatic is not None and automatic in answer.cnames) or (found and found <= ours):
         check.ok = True
     elif not answer.cnames and not found:
+        check.problem_code = DnsProblem.NO_RECORD
         check.problem = f"{domain} has no DNS record"
         check.fix = f"create {wanted}"
     elif via is not None and not found & ours:
+        check.problem_code = DnsProblem.CNAME_ELSEWHERE
         check.problem = (f"{domain} is a CNAME to {via}, which does not lead to this box "
                          f"({', '.join(sorted(found)) or 'no address'})")
         check.fix = f"change it to {wanted}"
     else:
         stray = sorted(found - ours)
+        check.problem_code = DnsProblem.POINTS_ELSEWHERE
         check.problem = (f"{domain} points at {', '.join(stray)}, not at this box "
                          f"({', '.join(box) or 'address unknown'})")
         check.fix = f"change the record to {wanted}"
     if check.ok and not caa_allows(answer.caa, ca_id):
         check.ok = False
+        check.problem_code, check.ca = DnsProblem.CAA_FORBIDS, ca_id
         check.problem = (f"a CAA record of {domain} forbids the certificate authority "
                          f"({ca_id}) from issuing for it")
         check.fix = f'add a CAA record: {domain}. CAA 0 issue "{ca_id}"'

@@ -44,6 +44,7 @@ from stackhub.proxy import dial, names, providers
 from stackhub.proxy.models import (
     BaseRead,
     DnsCheck,
+    DnsProblem,
     DnsRecord,
     DnsStatus,
     DomainKind,
@@ -469,13 +470,16 @@ class ProxyService:
                     for a in box]
         check = DnsCheck(domain=name, ok=False, cnames=list(answer.cnames),
                          addresses=list(answer.addresses), box_addresses=box,
-                         expected=expected)
+                         expected=expected, record_name=f"*.{base}")
         wanted = " or ".join(r.text() for r in expected) or "an A record to this box"
         if answer.error is not None:
+            check.problem_code, check.lookup_error = DnsProblem.LOOKUP_FAILED, answer.error
             check.problem = f"{answer.error}; StackHub could not check *.{base}"
         elif not answer.addresses:
+            check.problem_code = DnsProblem.NO_RECORD
             check.problem = f"*.{base} has no DNS record"
         elif not set(answer.addresses) <= set(box):
+            check.problem_code = DnsProblem.POINTS_ELSEWHERE
             check.problem = (f"*.{base} points at {', '.join(answer.addresses)}, not at this "
                              f"box ({', '.join(box) or 'address unknown'})")
         else:
@@ -531,7 +535,7 @@ class ProxyService:
         else:
             status = DnsStatus.UNCHECKED
         if inst is None or status not in (DnsStatus.MISSING, DnsStatus.WRONG) or (
-                check is not None and "CAA" in (check.problem or "")):
+                check is not None and check.problem_code == DnsProblem.CAA_FORBIDS):
             return status, None
         base = self.base()[0]
         expected = names.expected_records(row.name, f"{row.instance}.{base}" if base else None,
@@ -1063,7 +1067,7 @@ def dns_status(check: DnsCheck) -> DnsStatus:
     """Return what a DNS check found: ok, missing, wrong, or unchecked (the lookup failed)."""
     if check.ok:
         return DnsStatus.OK
-    if "could not check" in (check.problem or ""):
+    if check.problem_code == DnsProblem.LOOKUP_FAILED:
         return DnsStatus.UNCHECKED
     if not check.cnames and not check.addresses:
         return DnsStatus.MISSING

@@ -4,6 +4,7 @@ with the exact record to create, shown with the base (the base is set all the sa
 from __future__ import annotations
 
 from stackhub.adapters.dns import Answer
+from stackhub.proxy.models import DnsProblem
 from stackhub.proxy.service import WILDCARD_PROBE, ProxyService
 from stackhub.services import Services
 from tests.unit.proxy.test_service import FakeResolver, install, proxy  # noqa: F401
@@ -20,6 +21,8 @@ async def test_a_public_base_without_its_record_is_set_with_the_record_to_create
     assert (read.base, read.tls) == ("box.example.com", "acme")  # set: DNS may come later
     assert read.dns is not None and not read.dns.ok
     assert read.dns.problem == "*.box.example.com has no DNS record"
+    assert read.dns.problem_code == DnsProblem.NO_RECORD
+    assert read.dns.record_name == "*.box.example.com"
     assert read.dns.fix == "create *.box.example.com. A 203.0.113.7 at the DNS provider"
     assert [r.text() for r in read.dns.expected] == ["*.box.example.com. A 203.0.113.7"]
     assert proxy.read_base().dns == read.dns  # shown again on every read
@@ -28,10 +31,19 @@ async def test_a_public_base_without_its_record_is_set_with_the_record_to_create
     assert stray is not None and not stray.ok
     assert stray.problem == ("*.box.example.com points at 198.51.100.9, not at this box "
                              "(203.0.113.7)")
+    assert stray.problem_code == DnsProblem.POINTS_ELSEWHERE
+    assert stray.addresses == ["198.51.100.9"] and stray.box_addresses == ["203.0.113.7"]
+    resolver.answers[PROBE] = Answer(error="the DNS lookup timed out")
+    failed = (await proxy.set_base("box.example.com", "acme")).dns
+    assert failed is not None and not failed.ok
+    assert failed.problem_code == DnsProblem.LOOKUP_FAILED
+    assert failed.lookup_error == "the DNS lookup timed out"
+    assert failed.problem == "the DNS lookup timed out; StackHub could not check *.box.example.com"
     resolver.answers[PROBE] = Answer(addresses=("203.0.113.7",))
     await proxy.recheck()  # the periodic re-check refreshes it
     fixed = proxy.read_base().dns
     assert fixed is not None and fixed.ok and fixed.problem is None and fixed.fix is None
+    assert fixed.problem_code is None and fixed.lookup_error is None
 
 
 async def test_lan_and_internal_bases_are_not_checked(live: Services,

@@ -3530,6 +3530,11 @@ export interface components {
              */
             box_addresses: string[];
             /**
+             * Ca
+             * @description The CA a CAA record forbids (caa_forbids only), e.g. letsencrypt.org.
+             */
+            ca?: string | null;
+            /**
              * Cnames
              * @description The CNAME chain found, in order.
              */
@@ -3541,13 +3546,38 @@ export interface components {
              * @description Records that would make the domain reach this box (one of them is enough).
              */
             expected: components["schemas"]["DnsRecord"][];
-            /** Fix */
+            /**
+             * Fix
+             * @description What to do about it, in English, with the exact record to create.
+             */
             fix?: string | null;
+            /**
+             * Lookup Error
+             * @description Why the lookup failed (lookup_failed only; the resolver's English text).
+             */
+            lookup_error?: string | null;
             /** Ok */
             ok: boolean;
-            /** Problem */
+            /**
+             * Problem
+             * @description Why the domain does not reach this box, in English.
+             */
             problem?: string | null;
+            /** @description The problem as a code (None when ok): lookup_failed (lookup_error says why; nothing is known about the records), no_record, cname_elsewhere (cnames[0] does not lead to box_addresses), points_elsewhere (addresses that are not box_addresses), caa_forbids (a CAA record forbids the CA `ca`; the fix is the CAA record `<domain>. CAA 0 issue "<ca>"`). With the other fields it lets a client word problem and fix in its own language. */
+            problem_code?: components["schemas"]["DnsProblem"] | null;
+            /**
+             * Record Name
+             * @description The name the problem is about, as people know it: the domain, or *.<base> for the wildcard check (whose `domain` is a probe under it).
+             */
+            record_name?: string | null;
         };
+        /**
+         * DnsProblem
+         * @description Why a DNS check failed, for clients that word it themselves (`DnsCheck.problem` is
+         *     the English sentence).
+         * @enum {string}
+         */
+        DnsProblem: "lookup_failed" | "no_record" | "cname_elsewhere" | "points_elsewhere" | "caa_forbids";
         /**
          * DnsRecord
          * @description A DNS record to create.
