@@ -36,6 +36,9 @@ SERVER = "stackhub"
 """The name of StackHub's HTTPS server in Caddy's config (its presence marks our config)."""
 START_TIMEOUT = 10.0
 LOAD_TIMEOUT = 30.0
+RESTART_WAIT = 2 * START_TIMEOUT
+"""How long a change waits for the watcher to start a dead child again (its back-off, up to
+5 s, and its start) before failing."""
 FAIL_SECONDS = 2
 """How long a container address whose request failed is skipped for the fallback port."""
 ADMIN_URL = "http://caddy-admin"
@@ -554,6 +557,8 @@ class CaddyGateway:
         self.restarts = 0
         self._watch: asyncio.Task[None] | None = None
         self._stopping = False
+        self._restarting = False
+        """The watcher is starting a dead child again (from its exit to its admin answering)."""
 
     @property
     def listen(self) -> str:
@@ -578,7 +583,15 @@ class CaddyGateway:
         if why is not None:
             raise GatewayUnavailable(why)
         self._stopping = False
-        if self.external is None and (self.process is None or not self.process.running):
+        if self.external is None and self.process is not None and not self.process.running \
+                and self._watching():
+            # the watcher starts the dead child again: a second child would hold the ports and
+            # leave the watched one unable to load any config
+            log.info("gateway: caddy is being started again; waiting for it")
+            if not await self._restarted(self.restarts):
+                raise GatewayUnavailable(f"caddy did not start again: "
+                                         f"{self.process.last_error() or 'no output'}")
+        elif self.external is None and (self.process is None or not self.process.running):
             assert self.binary is not None
             self.process = CaddyProcess(self.binary, self.home, self.socket)
             await self.process.start()
@@ -610,10 +623,14 @@ class CaddyGateway:
                         assert self.process is not None
                         log.warning("gateway: caddy exited (%s); starting it again",
                                     exited.result())
-                        await self.process.stop()
-                        await asyncio.sleep(delay)
-                        await self.process.start()
-                        self.restarts += 1
+                        self._restarting = True
+                        try:
+                            await self.process.stop()
+                            await asyncio.sleep(delay)
+                            await self.process.start()
+                            self.restarts += 1
+                        finally:
+                            self._restarting = False
                         await reapply()
                         delay = 0.2
                         continue
@@ -627,11 +644,62 @@ class CaddyGateway:
             except Exception as err:  # keep watching whatever happens
                 log.warning("gateway: %s", getattr(err, "message", err))
                 delay = min(delay * 2, 5.0)
-                await asyncio.sleep(delay)
+                await self._pause(delay)
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep `seconds`, waking early when the running child exits (to start it again)."""
+        exited = self.process.exited if self.process is not None else None
+        if exited is None or exited.done():
+            await asyncio.sleep(seconds)
+        else:
+            await asyncio.wait({exited}, timeout=seconds)
+
+    def _watching(self) -> bool:
+        """Tell whether the watcher runs (it starts a dead child again itself)."""
+        return self._watch is not None and not self._watch.done() and not self._stopping
+
+    async def _restarted(self, seen: int) -> bool:
+        """Wait until the watcher has started the child again (`restarts` past `seen`)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + RESTART_WAIT
+        while self._watching() and loop.time() < deadline:
+            if self.restarts > seen and self.process is not None and self.process.running:
+                return True
+            await asyncio.sleep(0.05)
+        return False
+
+    async def _died(self, exited: asyncio.Task[int] | None) -> bool:
+        """Tell whether a load failed because the child died (`exited`: its exit when the load
+        was sent) or was being started again; never inside the watcher (it restarts it)."""
+        if self.external is not None or not self._watching() or \
+                asyncio.current_task() is self._watch:
+            return False
+        if self._restarting:
+            return True
+        if exited is None:
+            return False
+        if not exited.done():  # the socket closed a moment before the exit is seen
+            await asyncio.wait({exited}, timeout=1.0)
+        return exited.done()
 
     async def load(self, config: dict[str, Any]) -> None:
-        """Load a rendered config."""
-        await self.admin.load(config)
+        """Load a rendered config; if the child dies meanwhile, into the one started next.
+
+        A change must not fail (nor be lost) because Caddy crashed under it: the watcher
+        starts it again, and the change's load goes to the new child once it answers (the
+        watcher's own re-load follows, with the same database).
+        """
+        seen = self.restarts
+        exited = self.process.exited if self.process is not None else None
+        try:
+            await self.admin.load(config)
+        except _Refused:
+            raise
+        except GatewayUnavailable:
+            if not await self._died(exited) or not await self._restarted(seen):
+                raise
+            log.warning("gateway: caddy died during a load; loading into the new one")
+            await self.admin.load(config)
 
     @property
     def log(self) -> Path | None:
