@@ -47,7 +47,15 @@ async def test_a_waiting_change_goes_before_later_reads() -> None:
 async def test_a_cancelled_waiter_neither_holds_nor_blocks() -> None:
     lock = RepoLock()
     log: list[str] = []
-    holder = asyncio.ensure_future(_hold(lock, True, log, "r1", 0.1))
+    release = asyncio.Event()
+
+    async def held_until_released() -> None:  # not a timed hold: a slow CI box must not end it
+        async with lock.hold(shared=True):
+            log.append("+r1")
+            await release.wait()
+            log.append("-r1")
+
+    holder = asyncio.ensure_future(held_until_released())
     await asyncio.sleep(0)
     writer = asyncio.ensure_future(_hold(lock, False, log, "w", 0.01))
     await asyncio.sleep(0.01)
@@ -57,6 +65,8 @@ async def test_a_cancelled_waiter_neither_holds_nor_blocks() -> None:
     writer.cancel()
     await asyncio.sleep(0.01)
     assert "+r2" in log  # the cancelled writer no longer holds it back
+    assert "-r1" not in log  # r2 joined the read still held, it did not wait for its end
+    release.set()
     await asyncio.gather(holder, reader)
     with pytest.raises(asyncio.CancelledError):
         await writer
