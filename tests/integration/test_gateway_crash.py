@@ -9,6 +9,7 @@ Requests go to 127.0.0.1 with the name as SNI and Host (curl's ``--resolve``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import ssl
 import subprocess
@@ -164,3 +165,20 @@ def test_a_change_made_while_caddy_is_down_is_served_once_it_is_back(
     eventually(lambda: agreeing(gw, root, restarts), timeout=20)
     shows(gw, root, wanted)
     assert caddy(gw).pid != killed.pid
+
+
+def test_a_hung_caddy_is_killed_and_started_again(gw: Server, root: Path) -> None:
+    """Caddy alive but frozen (SIGSTOP), its admin API silent: StackHub kills it after a few
+    missed checks and starts a new one, which serves the app again."""
+    eventually(lambda: agreeing(gw, root, -1))
+    restarts = gateway(gw)["restarts"]
+    frozen = caddy(gw)
+    frozen.suspend()
+    try:
+        eventually(lambda: agreeing(gw, root, restarts), timeout=40)
+        assert caddy(gw).pid != frozen.pid
+        assert not frozen.is_running()
+    finally:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            frozen.kill()
+            frozen.resume()

@@ -4,10 +4,11 @@ StackHub never edits Caddy's config piecemeal: every change renders the complete
 `GatewaySpec` (built from StackHub's database by the proxy domain) and sends it with one
 ``POST /load``. Caddy's admin API listens on a unix socket inside the data root (0700), so only
 root reaches it; Caddy 2.6 refuses ``Host: localhost`` on a socket, so requests send an empty
-Host. StackHub starts Caddy as its child (dying with it) and starts it again if it dies, or
-reuses a system Caddy whose admin socket STACKHUB_CADDY_ADMIN names (loading the config again
-when it restarts empty). A child's output is read for certificate errors; a system Caddy gets
-a log of its own in the config (`GatewaySpec.log`) that StackHub reads instead.
+Host. StackHub starts Caddy as its child (dying with it) and starts it again if it dies (or
+hangs: killed first), or reuses a system Caddy whose admin socket STACKHUB_CADDY_ADMIN names
+(loading the config again when it restarts empty). A child's output is read for certificate
+errors; a system Caddy gets a log of its own in the config (`GatewaySpec.log`) that StackHub
+reads instead.
 """
 
 from __future__ import annotations
@@ -39,6 +40,13 @@ LOAD_TIMEOUT = 30.0
 RESTART_WAIT = 2 * START_TIMEOUT
 """How long a change waits for the watcher to start a dead child again (its back-off, up to
 5 s, and its start) before failing."""
+CHECK_EVERY = 2.0
+"""How often the watcher asks the admin API whether StackHub's config is loaded."""
+CHECK_TIMEOUT = 3.0
+"""How long that check waits for an answer."""
+HANG_CHECKS = 3
+"""Checks in a row StackHub's child must leave unanswered (about 15 s) to be taken for hung:
+the watcher kills it and starts it again like a dead one (a system Caddy is never killed)."""
 FAIL_SECONDS = 2
 """How long a container address whose request failed is skipped for the fallback port."""
 ADMIN_URL = "http://caddy-admin"
@@ -352,7 +360,8 @@ class CaddyAdmin:
     async def loaded(self) -> bool:
         """Tell whether StackHub's config is the one loaded (false after a bare restart)."""
         try:
-            answer = await self._call("GET", f"/config/apps/http/servers/{SERVER}", timeout=3.0)
+            answer = await self._call("GET", f"/config/apps/http/servers/{SERVER}",
+                                      timeout=CHECK_TIMEOUT)
         except _Refused:  # a config without apps: 400 "invalid traversal path" (Caddy 2.6)
             return False
         return answer.text.strip() not in ("", "null")
@@ -610,13 +619,15 @@ class CaddyGateway:
         return self.external is not None or (self.process is not None and self.process.running)
 
     async def _supervise(self, reapply: Reapply) -> None:
-        """Restart a dead child and re-load the config; re-load a system Caddy that lost it."""
+        """Restart a dead (or hung) child and re-load the config; re-load a system Caddy that
+        lost it."""
         delay = 0.2
+        misses = 0
         while not self._stopping:
             try:
                 exited = self.process.exited if self.process is not None else None
                 if exited is not None:
-                    done, _ = await asyncio.wait({exited}, timeout=2.0)
+                    done, _ = await asyncio.wait({exited}, timeout=CHECK_EVERY)
                     if done:
                         if self._stopping:
                             return
@@ -624,6 +635,7 @@ class CaddyGateway:
                         log.warning("gateway: caddy exited (%s); starting it again",
                                     exited.result())
                         self._restarting = True
+                        misses = 0
                         try:
                             await self.process.stop()
                             await asyncio.sleep(delay)
@@ -635,8 +647,16 @@ class CaddyGateway:
                         delay = 0.2
                         continue
                 else:
-                    await asyncio.sleep(2.0)
-                if not await self.admin.loaded():
+                    await asyncio.sleep(CHECK_EVERY)
+                try:
+                    loaded = await self.admin.loaded()
+                except GatewayUnavailable:
+                    misses += 1
+                    if self._kill_hung(misses):
+                        continue  # its exit is seen above: started again, config re-loaded
+                    raise
+                misses = 0
+                if not loaded:
                     log.warning("gateway: caddy lost StackHub's config; loading it again")
                     await reapply()
             except asyncio.CancelledError:
@@ -645,6 +665,19 @@ class CaddyGateway:
                 log.warning("gateway: %s", getattr(err, "message", err))
                 delay = min(delay * 2, 5.0)
                 await self._pause(delay)
+
+    def _kill_hung(self, misses: int) -> bool:
+        """Kill StackHub's child (never a system Caddy) once its admin API has missed
+        `HANG_CHECKS` checks in a row; tell whether it was killed."""
+        proc = self.process.proc if self.process is not None else None
+        if self.external is not None or proc is None or proc.returncode is not None or \
+                misses < HANG_CHECKS:
+            return False
+        log.warning("gateway: caddy (pid %s) left %s admin checks in a row unanswered: it hangs; "
+                    "killing it to start it again", proc.pid, misses)
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()  # SIGKILL: a stopped process acts on no other signal until continued
+        return True
 
     async def _pause(self, seconds: float) -> None:
         """Sleep `seconds`, waking early when the running child exits (to start it again)."""

@@ -3,15 +3,18 @@
 The fake serves Caddy's admin API on the boot config's unix socket: it records every load
 (with its pid) and, while a ``hang`` file exists, takes a load without answering; a ``slow``
 file makes it wait before listening (a start on a loaded box), longer than the admin client's
-own retries.
+own retries. A hung Caddy is the fake stopped by SIGSTOP (alive, its socket silent).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import os
 import signal
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,7 +22,8 @@ from typing import Any
 import psutil
 import pytest
 
-from stackhub.adapters.caddy import CaddyGateway
+from stackhub.adapters import caddy
+from stackhub.adapters.caddy import HANG_CHECKS, CaddyGateway
 
 FAKE = """#!{python}
 import asyncio, json, os, sys, time
@@ -67,6 +71,13 @@ def fake(tmp_path: Path) -> Path:
     path.write_text(FAKE.format(python=sys.executable))
     path.chmod(0o755)
     return path
+
+
+@pytest.fixture
+def quick(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Check the admin API every 0.2 s, 1 s each (a hang is seen in seconds, not 15 s)."""
+    monkeypatch.setattr(caddy, "CHECK_EVERY", 0.2)
+    monkeypatch.setattr(caddy, "CHECK_TIMEOUT", 1.0)
 
 
 def children(program: Path) -> list[psutil.Process]:
@@ -151,3 +162,77 @@ async def test_a_change_while_caddy_is_dead_waits_for_the_watchers_restart(
     finally:
         await gateway.stop()
     assert children(fake) == []
+
+
+def unstop(pid: int, program: Path) -> None:
+    """Kill and continue `pid` if it is still this test's `program` (a stopped fake)."""
+    if pid in [p.pid for p in children(program)]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+            os.kill(pid, signal.SIGCONT)
+
+
+async def test_a_hung_caddy_is_killed_started_again_and_the_change_it_held_lands(
+        tmp_path: Path, fake: Path, quick: None, caplog: pytest.LogCaptureFixture) -> None:
+    """Caddy alive but silent (SIGSTOP): after HANG_CHECKS missed checks the watcher kills it,
+    starts it again and loads the config again; a change waiting on it goes to the new one."""
+    caplog.set_level(logging.WARNING, logger="stackhub.gateway")
+    home = tmp_path / "gateway"
+    gateway = CaddyGateway(home, binary=str(fake))
+
+    async def reapply() -> None:
+        await gateway.load({"from": "watcher"})
+
+    await gateway.start(reapply)
+    assert gateway.process is not None and gateway.process.proc is not None
+    first = gateway.process.proc.pid
+    try:
+        await until(lambda: (first, {"from": "watcher"}) in loads(home))
+        os.kill(first, signal.SIGSTOP)
+        change = asyncio.create_task(gateway.load({"from": "change"}))
+        await asyncio.wait_for(change, 20)  # no error, and before the load's own 30 s timeout
+        second = gateway.process.proc.pid
+        assert second != first and gateway.restarts == 1
+        assert (second, {"from": "change"}) in loads(home)
+        await until(lambda: (second, {"from": "watcher"}) in loads(home))
+        assert [p.pid for p in children(fake)] == [second]
+        assert any(f"pid {first}" in r.getMessage() and "hangs" in r.getMessage()
+                   for r in caplog.records)
+    finally:
+        unstop(first, fake)
+        await gateway.stop()
+    assert children(fake) == []
+
+
+async def test_a_hung_system_caddy_is_never_killed(
+        tmp_path: Path, fake: Path, quick: None, caplog: pytest.LogCaptureFixture) -> None:
+    """A system Caddy (STACKHUB_CADDY_ADMIN) that stops answering is only reported, however
+    many checks it misses: it is not StackHub's to kill."""
+    caplog.set_level(logging.WARNING, logger="stackhub.gateway")
+    system = tmp_path / "system"
+    system.mkdir()
+    socket = system / "admin.sock"
+    boot = system / "boot.json"
+    boot.write_text(json.dumps({"admin": {"listen": f"unix/{socket}"}}))
+    proc = subprocess.Popen([str(fake), "run", "--config", str(boot)], cwd=system)
+    gateway = CaddyGateway(tmp_path / "gateway", external=socket, binary=str(fake))
+
+    async def reapply() -> None:
+        await gateway.load({"from": "watcher"})
+
+    def missed() -> int:
+        return sum("does not answer" in r.getMessage() for r in caplog.records)
+
+    try:
+        await until(socket.exists)
+        await gateway.start(reapply)
+        await until(lambda: (proc.pid, {"from": "watcher"}) in loads(system))
+        os.kill(proc.pid, signal.SIGSTOP)
+        await until(lambda: missed() > HANG_CHECKS, timeout=40)
+        assert psutil.Process(proc.pid).status() == psutil.STATUS_STOPPED
+        assert gateway.restarts == 0 and gateway.running and gateway.process is None
+        assert not any("hangs" in r.getMessage() for r in caplog.records)
+    finally:
+        await gateway.stop()
+        unstop(proc.pid, fake)
+        proc.wait(10)
