@@ -67,7 +67,8 @@ class GatewayRead(BaseModel):
                                              "a Caddy StackHub found through its admin socket.")
     http_port: int
     https_port: int
-    restarts: int = Field(description="How often StackHub started Caddy again after it died.")
+    restarts: int = Field(description="How often StackHub started Caddy again after it died "
+                          "or hung (killed first).")
     error: str | None = Field(default=None, description="The last reason the gateway could "
                               "not be started or loaded.")
 

@@ -3908,7 +3908,7 @@ export interface components {
             mode: "child" | "system";
             /**
              * Restarts
-             * @description How often StackHub started Caddy again after it died.
+             * @description How often StackHub started Caddy again after it died or hung (killed first).
              */
             restarts: number;
             /** Running */
