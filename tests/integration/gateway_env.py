@@ -167,6 +167,16 @@ def start_web(server: Server, name: str = "web") -> str:
     return str(answer.json()["operation"]["id"])
 
 
+def internal_root(srv: Server, folder: Path) -> Path:
+    """Save the server's internal CA root (to trust for its LAN names) in `folder`."""
+    answer = srv.api("GET", "/api/domains/ca")
+    assert answer.status_code == 200, answer.text
+    assert answer.text.startswith("-----BEGIN CERTIFICATE-----")
+    path = folder / "stackhub-ca.pem"
+    path.write_text(answer.text)
+    return path
+
+
 def install_web(server: Server, name: str = "web") -> None:
     """Install the web-app fixture as `name` and wait until it succeeded."""
     assert server.wait_operation(start_web(server, name))["state"] == "succeeded"

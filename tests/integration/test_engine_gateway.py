@@ -13,9 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.gateway_env import AcmeLab, fetch, install_web, running_lab
+from tests.integration.gateway_env import AcmeLab, fetch, install_web, internal_root, running_lab
 from tests.integration.second_engine import PatientServer, SecondEngine, second_engine
-from tests.integration.test_gateway import BASE, internal_root
+from tests.integration.test_gateway import BASE
 from tests.integration.test_outage import until
 
 pytestmark = pytest.mark.integration

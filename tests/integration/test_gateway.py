@@ -25,7 +25,14 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import WebSocketException
 
 from tests.integration.conftest import Server
-from tests.integration.gateway_env import AcmeLab, eventually, fetch, running_lab, start_web
+from tests.integration.gateway_env import (
+    AcmeLab,
+    eventually,
+    fetch,
+    internal_root,
+    running_lab,
+    start_web,
+)
 
 pytestmark = pytest.mark.integration
 BASE = "home.lan"
@@ -52,15 +59,6 @@ def gw(lab: AcmeLab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve
     finally:
         srv.stop()
         srv.cleanup_engine()
-
-
-def internal_root(srv: Server, folder: Path) -> Path:
-    answer = srv.api("GET", "/api/domains/ca")
-    assert answer.status_code == 200, answer.text
-    assert answer.text.startswith("-----BEGIN CERTIFICATE-----")
-    path = folder / "stackhub-ca.pem"
-    path.write_text(answer.text)
-    return path
 
 
 def domains(srv: Server, *args: str) -> list[dict[str, Any]]:

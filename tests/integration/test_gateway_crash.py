@@ -23,7 +23,7 @@ import psutil
 import pytest
 
 from tests.integration.conftest import STACKHUB, Server, free_port
-from tests.integration.gateway_env import eventually, install_web
+from tests.integration.gateway_env import eventually, install_web, internal_root
 
 pytestmark = pytest.mark.integration
 BASE = "crash.lan"
@@ -50,11 +50,7 @@ def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 @pytest.fixture(scope="module")
 def root(gw: Server, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The internal CA's root certificate, trusted for the LAN names."""
-    answer = gw.api("GET", "/api/domains/ca")
-    assert answer.status_code == 200, answer.text
-    path = tmp_path_factory.mktemp("ca") / "root.pem"
-    path.write_text(answer.text)
-    return path
+    return internal_root(gw, tmp_path_factory.mktemp("ca"))
 
 
 def anonymous(gw: Server, root: Path) -> httpx.Response:

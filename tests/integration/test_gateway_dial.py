@@ -24,7 +24,14 @@ import pytest
 
 from stackhub.adapters import caddy, firewall
 from tests.integration.conftest import Server
-from tests.integration.gateway_env import AcmeLab, eventually, fetch, install_web, running_lab
+from tests.integration.gateway_env import (
+    AcmeLab,
+    eventually,
+    fetch,
+    install_web,
+    internal_root,
+    running_lab,
+)
 
 pytestmark = pytest.mark.integration
 BASE = "dial.lan"
@@ -44,8 +51,7 @@ def test_the_port_setting_keeps_the_published_port(lab: AcmeLab, tmp_path: Path)
         assert srv.cli("domain", "base", BASE).returncode == 0
         port = srv.api("GET", "/api/instances/plain").json()["ports"][0]["host_port"]
         eventually(lambda: assert_dial(srv, f"127.0.0.1:{port}", "plain"), timeout=30)
-        root = tmp_path / "ca.pem"
-        root.write_text(srv.api("GET", "/api/domains/ca").text)
+        root = internal_root(srv, tmp_path)
         eventually(lambda: assert_served(srv, lab, root, "plain"), timeout=30)
     finally:
         srv.stop()
@@ -95,10 +101,7 @@ def container_address(srv: Server) -> tuple[str, str]:
 
 def test_the_route_dials_the_container_and_follows_it(gw: Server, lab: AcmeLab,
                                                      tmp_path: Path) -> None:
-    root = tmp_path / "ca.pem"
-    answer = gw.api("GET", "/api/domains/ca")
-    assert answer.status_code == 200, answer.text
-    root.write_text(answer.text)
+    root = internal_root(gw, tmp_path)
     ident, address = container_address(gw)
     eventually(lambda: assert_dial(gw, f"{address}:80"), timeout=30)
     # the address is inside the block StackHub gave the network, behind its own bridge

@@ -20,7 +20,12 @@ import psutil
 import pytest
 
 from tests.integration.conftest import Server, free_port
-from tests.integration.gateway_env import AcmeLab, running_lab, web_app_source
+from tests.integration.gateway_env import (
+    AcmeLab,
+    internal_root,
+    running_lab,
+    web_app_source,
+)
 
 pytestmark = pytest.mark.integration
 BASE = "home.lan"
@@ -60,11 +65,7 @@ def gw(lab: AcmeLab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve
 
 @pytest.fixture(scope="module")
 def root(gw: Server, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    answer = gw.api("GET", "/api/domains/ca")
-    assert answer.status_code == 200, answer.text
-    path = tmp_path_factory.mktemp("ca") / "root.pem"
-    path.write_text(answer.text)
-    return path
+    return internal_root(gw, tmp_path_factory.mktemp("ca"))
 
 
 class Browser:

@@ -24,7 +24,10 @@ from websockets.exceptions import WebSocketException
 
 from stackhub.adapters import sandbox
 from tests.integration.conftest import Server, free_port
-from tests.integration.gateway_env import eventually
+from tests.integration.gateway_env import (
+    eventually,
+    internal_root,
+)
 
 pytestmark = pytest.mark.integration
 BASE = "home.lan"
@@ -147,11 +150,7 @@ def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, int]]
 @pytest.fixture(scope="module")
 def root(gw: tuple[Server, int], tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The internal CA's root, to trust for the LAN names."""
-    answer = gw[0].api("GET", "/api/domains/ca")
-    assert answer.status_code == 200, answer.text
-    path = tmp_path_factory.mktemp("ca") / "stackhub-ca.pem"
-    path.write_text(answer.text)
-    return path
+    return internal_root(gw[0], tmp_path_factory.mktemp("ca"))
 
 
 def get(https: int, root: Path, path: str) -> httpx.Response:

@@ -20,7 +20,14 @@ import psutil
 import pytest
 
 from tests.integration.conftest import Server
-from tests.integration.gateway_env import AcmeLab, eventually, fetch, install_web, running_lab
+from tests.integration.gateway_env import (
+    AcmeLab,
+    eventually,
+    fetch,
+    install_web,
+    internal_root,
+    running_lab,
+)
 
 pytestmark = pytest.mark.integration
 BASE = "home.lan"
@@ -97,14 +104,6 @@ def srv(lab: AcmeLab, system: SystemCaddy,
     finally:
         server.stop()
         server.cleanup_engine()
-
-
-def internal_root(srv: Server, folder: Path) -> Path:
-    answer = srv.api("GET", "/api/domains/ca")
-    assert answer.status_code == 200, answer.text
-    path = folder / "stackhub-ca.pem"
-    path.write_text(answer.text)
-    return path
 
 
 def test_apps_are_served_through_the_system_caddy(srv: Server, system: SystemCaddy,
