@@ -431,6 +431,9 @@ def main() -> None:
                         help="skip the 50-routes reload figure")
     parser.add_argument("--transport", default="",
                         help="experiment: a reverse_proxy transport (JSON) set on app routes")
+    parser.add_argument("--gateway-nice", type=int, default=0, metavar="N",
+                        help="experiment: run the gateway's Caddy at nice N (e.g. -5: ahead "
+                             "of the app and wrk when both want a core)")
     parser.add_argument("--route-only", type=int, default=0, metavar="N",
                         help="only measure adding a route to 50, N times, phase by phase")
     options = parser.parse_args()
@@ -518,6 +521,12 @@ def patch(config: dict[str, Any], transport: dict[str, Any] | None) -> dict[str,
     return config
 
 
+def renice(pid: int, nice: int) -> None:
+    """Set the niceness of every thread of `pid` (Linux: niceness is per thread)."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        os.setpriority(os.PRIO_PROCESS, int(task.name), nice)
+
+
 async def run(options: argparse.Namespace, home: Path, binary: str, upstreams: dict[str, str],
               https: int, http: int, plain: int, procs: dict[str, list[int]],
               container: str | None, bare: int, behind: dict[str, str]) -> None:
@@ -532,6 +541,9 @@ async def run(options: argparse.Namespace, home: Path, binary: str, upstreams: d
     try:
         assert gateway.process is not None and gateway.process.proc is not None
         procs = {"gateway": [gateway.process.proc.pid], **procs}
+        if options.gateway_nice:
+            renice(gateway.process.proc.pid, options.gateway_nice)
+            print(f"gateway at nice {options.gateway_nice}", flush=True)
         if options.pin:
             pin(procs, container)
             print("pinned: gateway, upstreams and app on CPU 0, wrk on CPU 1", flush=True)

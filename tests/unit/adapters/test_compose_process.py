@@ -54,10 +54,15 @@ def test_compose_child_dies_when_the_server_is_killed(mode: str) -> None:
     try:
         assert server.stdout is not None
         assert server.stdout.readline().strip() == "ready"
-        children = _children(server.pid)
-        assert len(children) == 1
-        child = children[0]
-        command = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+        deadline = time.monotonic() + 20  # a starved setpriv may take a while to exec
+        while True:
+            children = _children(server.pid)
+            assert len(children) == 1
+            child = children[0]
+            command = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+            if command[:2] == [b"sleep", b"300"] or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
         assert command[:2] == [b"sleep", b"300"]  # setpriv has exec'd into it
         os.kill(server.pid, signal.SIGKILL)
         server.wait(10)

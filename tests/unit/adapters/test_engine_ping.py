@@ -53,7 +53,7 @@ def sock(tmp_path: Path) -> Path:
 
 def test_an_answering_engine_passes(sock: Path) -> None:
     for _ in _serve(sock, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK"):
-        DockerEngine(f"unix://{sock}").probe(0.5)
+        DockerEngine(f"unix://{sock}").probe(10)  # generous: the fake's thread may be starved
 
 
 def test_a_hung_engine_is_told_within_the_timeout(sock: Path) -> None:
@@ -61,13 +61,13 @@ def test_a_hung_engine_is_told_within_the_timeout(sock: Path) -> None:
         started = time.monotonic()
         with pytest.raises(EngineUnavailable, match="does not answer"):
             DockerEngine(f"unix://{sock}").probe(0.3)
-        assert time.monotonic() - started < 2.0
+        assert time.monotonic() - started < 5.0  # not the long default timeout
 
 
 def test_a_wrong_answer_and_a_missing_socket_are_unreachable(sock: Path) -> None:
     for _ in _serve(sock, b"HTTP/1.1 500 Internal Server Error\r\n\r\n"):
         with pytest.raises(EngineUnavailable, match=r"ping answered HTTP/1\.1 500"):
-            DockerEngine(f"unix://{sock}").probe(0.5)
+            DockerEngine(f"unix://{sock}").probe(10)
     with pytest.raises(EngineUnavailable, match="not reachable"):
         DockerEngine(f"unix://{sock.parent / 'absent.sock'}").probe(0.5)
 

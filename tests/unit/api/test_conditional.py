@@ -34,7 +34,7 @@ def auth(services: Services) -> dict[str, str]:
 
 
 def wait_op(client: TestClient, auth: dict[str, str], op_id: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         op = client.get(f"/api/operations/{op_id}", headers=auth).json()
         if op["state"] != "running":
@@ -91,7 +91,7 @@ def test_repeated_reads_do_not_rebuild(client: TestClient, auth: dict[str, str],
                                        services: Services) -> None:
     install(client, auth, "alpha")
     # the install's audit record is written once its operation has ended (a commit: a rebuild)
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 20
     while not services.db.query("SELECT 1 FROM audit WHERE action = 'instance.install'"):
         assert time.monotonic() < deadline, "the install was not audited"
         time.sleep(0.05)

@@ -45,7 +45,7 @@ def subscribe(svc: Services, topic: str = "operation") -> asyncio.Queue[Event]:
 
 async def settle(svc: Services, name: str) -> None:
     """Wait for the background operation of `name` and for queued callbacks."""
-    await asyncio.wait_for(svc.runner.tasks[name], 5)
+    await asyncio.wait_for(svc.runner.tasks[name], 30)
     await asyncio.sleep(0)
 
 
@@ -56,7 +56,7 @@ async def install(svc: Services, name: str = "blog", **kwargs: object) -> str:
 
 
 async def wait_for_verb(compose: FakeCompose, verb: str) -> None:
-    for _ in range(500):
+    for _ in range(4000):
         if verb in compose.verbs():
             return
         await asyncio.sleep(0.005)
@@ -241,7 +241,7 @@ async def test_install_waits_for_health_and_says_for_whom(
     queue = subscribe(live)
     accepted = await live.apps.install(app_request())
     waits: list[dict[str, object]] = []
-    for _ in range(200):
+    for _ in range(2000):
         waits = [e.data for e in drain(queue) if e.data.get("waiting")]
         if waits:
             break

@@ -96,7 +96,7 @@ async def test_an_end_without_an_event_is_found_in_the_journal(
     await asyncio.sleep(0.02)
     assert not task.done()
     journal.ops["op1"] = operation(OperationState.INTERRUPTED)
-    lines = await asyncio.wait_for(task, 2)
+    lines = await asyncio.wait_for(task, 10)
     assert [line["kind"] for line in lines] == ["state", "ping", "result"]  # ping: still alive
     assert lines[-1]["data"]["operation"]["state"] == "interrupted"
     assert lines[-1]["data"]["instance"] is None

@@ -18,7 +18,7 @@ from ..support import app_request, create_instance, instance_record, plan_reques
 
 
 async def settle(svc: Services, name: str) -> None:
-    await asyncio.wait_for(svc.runner.tasks[name], 5)
+    await asyncio.wait_for(svc.runner.tasks[name], 30)
     await asyncio.sleep(0)
 
 

@@ -54,7 +54,7 @@ def use_pool(svc: Services, text: str, prefix: int) -> None:
 
 
 async def settle(svc: Services, name: str) -> None:
-    await asyncio.wait_for(svc.runner.tasks[name], 5)
+    await asyncio.wait_for(svc.runner.tasks[name], 30)
     await asyncio.sleep(0)
 
 
@@ -285,7 +285,7 @@ async def test_a_block_taken_elsewhere_before_compose_up_moves_and_the_install_g
         live: Services, engine: FakeEngine, compose: FakeCompose) -> None:
     gate = compose.hold("up")
     await live.apps.install(app_request(name="blog"))
-    for _ in range(500):
+    for _ in range(2000):
         if "up" in compose.verbs():
             break
         await asyncio.sleep(0.01)

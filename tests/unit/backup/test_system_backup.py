@@ -72,14 +72,14 @@ async def test_a_second_system_backup_is_refused_while_one_runs(live: Services) 
     sub = live.bus.subscribe(lambda e: e.topic == "operation" and e.key == SUBJECT)
     first = await live.backups.backup_system()
     assert first.operation.instance == SUBJECT and first.operation.kind == "system-backup"
-    await asyncio.wait_for(fake.started.wait(), 5)
+    await asyncio.wait_for(fake.started.wait(), 30)
     with pytest.raises(Conflict):
         await live.backups.backup_system()
     assert len(_ops(live)) == 1  # the refused one journaled nothing
     # the snapshot's database does not show this backup as still running
     assert fake.copied_state == ["succeeded"]
     fake.go.set()
-    await asyncio.wait_for(live.runner.tasks[SUBJECT], 5)
+    await asyncio.wait_for(live.runner.tasks[SUBJECT], 30)
     op = live.runner.journal.operation(first.operation.id)
     assert op.state == "succeeded", op.error
     assert [s.name for s in op.steps] == ["database", "snapshot", "check"]
@@ -93,7 +93,7 @@ async def test_a_second_system_backup_is_refused_while_one_runs(live: Services) 
     fake.go.clear()
     second = await live.backups.backup_system()  # serialised: allowed once the first ended
     fake.go.set()
-    await asyncio.wait_for(live.runner.tasks[SUBJECT], 5)
+    await asyncio.wait_for(live.runner.tasks[SUBJECT], 30)
     assert live.runner.journal.operation(second.operation.id).state == "succeeded"
 
 
@@ -112,7 +112,7 @@ async def test_a_crashed_system_backup_is_closed_and_cleaned_at_start(live: Serv
     assert not stage.exists()
     fake.go.set()
     again = await live.backups.backup_system()
-    await asyncio.wait_for(live.runner.tasks[SUBJECT], 5)
+    await asyncio.wait_for(live.runner.tasks[SUBJECT], 30)
     assert live.runner.journal.operation(again.operation.id).state == "succeeded"
 
 

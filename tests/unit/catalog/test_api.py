@@ -154,13 +154,13 @@ async def test_scheduler_syncs_due_stores(tmp_path: Path, store_dir: Path) -> No
     assert schedule.start(catalog, interval=0) is None
     task = schedule.start(catalog, interval=0.05)
     try:
-        for _ in range(100):
+        for _ in range(400):
             if catalog.store("mine").last_sync:
                 break
             await asyncio.sleep(0.05)
         assert catalog.store("mine").app_count == 2
         write_app(store_dir, "extra")
-        for _ in range(100):
+        for _ in range(400):
             if catalog.store("mine").app_count == 3:
                 break
             await asyncio.sleep(0.05)

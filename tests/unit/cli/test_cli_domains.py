@@ -57,7 +57,7 @@ def test_list_shows_the_dns_status_and_the_record_to_create(domains_api: TestCli
                                                             services: Services) -> None:
     async def install() -> None:
         await services.apps.install(app_request(name="web", values={"WEB_PORT": "18361"}))
-        await asyncio.wait_for(services.runner.tasks["web"], 5)
+        await asyncio.wait_for(services.runner.tasks["web"], 30)
 
     asyncio.run(install())
     services.proxy.settings = GatewaySettings(addresses=("203.0.113.7",))

@@ -19,7 +19,7 @@ runner = CliRunner()
 
 
 
-def wait_health(client: TestClient, engine: bool, within: float = 2.0) -> dict[str, Any]:
+def wait_health(client: TestClient, engine: bool, within: float = 15.0) -> dict[str, Any]:
     """Poll /api/health until `engine` is as wanted; fail after `within` seconds."""
     deadline = time.monotonic() + within
     while True:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
+import time
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,7 @@ from stackhub.adapters.engine import ContainerDetailRecord, ContainerInfo, Netwo
 from stackhub.errors import GatewayUnavailable
 from stackhub.events import Event
 from stackhub.proxy import dial
-from stackhub.proxy.service import GatewaySettings
+from stackhub.proxy.service import GatewaySettings, ProxyService
 from stackhub.services import Services
 from tests.unit.proxy.test_service import FakeGateway, FakeResolver, install, routes, upstream
 
@@ -126,8 +128,49 @@ def listing(live: Services, monkeypatch: pytest.MonkeyPatch,
     return asked
 
 
+class Settled:
+    """Tells when the gateway service is idle: no event weighed, no load asked for or under way."""
+
+    def __init__(self, svc: ProxyService) -> None:
+        self.svc = svc
+        self.busy = 0
+        self.patch = pytest.MonkeyPatch()
+        self.patch.setattr(svc, "_moved", self._counted(svc._moved))
+        self.patch.setattr(svc, "apply", self._counted(svc.apply))
+
+    def _counted(self, method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        async def counted(*args: Any) -> Any:
+            self.busy += 1
+            try:
+                return await method(*args)
+            finally:
+                self.busy -= 1
+        return counted
+
+    def idle(self) -> bool:
+        state, sub = self.svc._state, self.svc._sub
+        assert state is not None and sub is not None
+        return not (self.busy or state.dirty.is_set() or not sub.queue.empty())
+
+    async def wait(self) -> None:
+        """Wait until the service is idle on three looks in a row (20 s at most)."""
+        deadline = time.monotonic() + 20
+        calm = 0
+        while calm < 3:
+            assert time.monotonic() < deadline, "the gateway service never went idle"
+            await asyncio.sleep(0.02)
+            calm = calm + 1 if self.idle() else 0
+
+
+@pytest.fixture
+def settled(live: Services) -> Iterator[Settled]:
+    found = Settled(live.proxy)
+    yield found
+    found.patch.undo()
+
+
 async def test_routes_follow_the_main_container_address(
-        live: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+        live: Services, monkeypatch: pytest.MonkeyPatch, settled: Settled) -> None:
     svc = live.proxy
     gateway = FakeGateway(live.paths.root / "gateway")
     svc.gateway = gateway
@@ -151,17 +194,17 @@ async def test_routes_follow_the_main_container_address(
         assert svc.dialled() == {"web": {"10.231.0.2"}}
 
         async def loads_with(dialled: str) -> dict[str, Any]:
-            for _ in range(100):
+            for _ in range(400):  # 20 s at most: ends as soon as it holds
                 config = gateway.configs[-1]
                 if upstream(routes(config)["stackhub-app-web"]) == dialled:
                     return config
                 await asyncio.sleep(0.05)
             raise AssertionError(f"no load dialling {dialled}")
 
-        await asyncio.sleep(0.6)  # loads the install and the base asked for are done
+        await settled.wait()  # loads the install and the base asked for are done
         count = len(gateway.configs)
         live.bus.publish(Event("instance", "web", "containers", {}))  # same address
-        await asyncio.sleep(0.6)
+        await settled.wait()
         assert len(gateway.configs) == count  # an unchanged address loads nothing
         asked.clear()
         address["ip"] = "10.231.0.5"  # the container was recreated elsewhere
@@ -174,7 +217,7 @@ async def test_routes_follow_the_main_container_address(
         count = len(gateway.configs)
         address["ip"] = "10.9.0.5"  # outside web's block: not dialled, and not worth a load
         live.bus.publish(Event("instance", "web", "containers", {}))
-        await asyncio.sleep(0.6)
+        await settled.wait()
         assert len(gateway.configs) == count
         svc.schedule()  # the next load for any reason dials the published port alone
         config = await loads_with("127.0.0.1:18321")
@@ -187,7 +230,7 @@ async def test_routes_follow_the_main_container_address(
         monkeypatch.setattr(live.runner, "busy", lambda name: name == "web")
         address["ip"] = "10.231.0.6"  # moved while an operation runs: its end loads
         live.bus.publish(Event("instance", "web", "containers", {}))
-        await asyncio.sleep(0.6)
+        await settled.wait()
         assert len(gateway.configs) == count
         monkeypatch.undo()
         listing(live, monkeypatch, address)
@@ -198,8 +241,8 @@ async def test_routes_follow_the_main_container_address(
         await live.apps.lifecycle("web", "stop")
         task = live.runner.tasks.get("web")
         if task is not None:
-            await asyncio.wait_for(task, 5)
-        for _ in range(100):
+            await asyncio.wait_for(task, 30)
+        for _ in range(400):
             page = routes(gateway.configs[-1])["stackhub-app-web"]["handle"][0]
             if page.get("status_code") == 503:
                 break
@@ -237,10 +280,10 @@ async def test_a_removed_app_stays_dialled_until_the_gateway_loads_without_it(
 
         monkeypatch.setattr(gateway, "load", refuse)  # the loads after the remove fail
         await live.apps.remove("web", purge=False)
-        await asyncio.wait_for(live.runner.tasks["web"], 5)
+        await asyncio.wait_for(live.runner.tasks["web"], 30)
         assert live.apps.planner.subnets is not None
         assert live.apps.planner.subnets.stored("web") == {}
-        for _ in range(100):
+        for _ in range(400):
             if failed:
                 break
             await asyncio.sleep(0.05)
@@ -248,7 +291,7 @@ async def test_a_removed_app_stays_dialled_until_the_gateway_loads_without_it(
         assert svc.dialled() == {"web": {"10.231.0.2"}}, "Caddy may still hold the route"
         monkeypatch.undo()
         svc.schedule()
-        for _ in range(100):
+        for _ in range(400):
             if svc.dialled() == {}:
                 break
             await asyncio.sleep(0.05)

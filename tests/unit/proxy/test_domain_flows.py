@@ -7,6 +7,7 @@ import json
 import re
 import ssl
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -64,7 +65,7 @@ async def world(live: Services, monkeypatch: pytest.MonkeyPatch,
     proxy = live.proxy
     proxy.gateway = FakeGateway(live.paths.root / "gateway")
     proxy.settings = GatewaySettings(http_port=8080, https_port=8443,
-                                     addresses=("203.0.113.7",), timeout=1.0)
+                                     addresses=("203.0.113.7",), timeout=20.0)
     proxy._resolver = found
     live.paths.server_info.write_text(json.dumps({"url": "http://127.0.0.1:8420"}))
     monkeypatch.setattr(dnsrecords, "replace", found.replace)
@@ -88,7 +89,7 @@ async def world(live: Services, monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setattr(proxy, "serves", serves)
     monkeypatch.setattr(proxy, "apply", apply)
     await live.apps.install(app_request(name="web", values={"WEB_PORT": "18351"}))
-    await asyncio.wait_for(live.runner.tasks["web"], 5)
+    await asyncio.wait_for(live.runner.tasks["web"], 30)
     yield found
 
 
@@ -144,6 +145,7 @@ async def test_a_refused_record_fails_the_add_and_leaves_nothing(live: Services,
 async def test_a_record_that_never_resolves_fails_and_is_deleted(live: Services,
                                                                  world: World) -> None:
     world.propagation = 10_000
+    live.proxy.settings = replace(live.proxy.settings, timeout=1.0)  # gives up after 1 s
     accepted = await live.domains.add("web", "shop.example.com")
     await finish(live, accepted.operation.id)
     op = live.apps.operation(accepted.operation.id)

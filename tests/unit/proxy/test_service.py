@@ -81,7 +81,7 @@ def upstream(route: dict[str, Any]) -> str:
 
 async def install(live: Services, name: str, port: int) -> None:
     await live.apps.install(app_request(name=name, values={"WEB_PORT": str(port)}))
-    await asyncio.wait_for(live.runner.tasks[name], 5)
+    await asyncio.wait_for(live.runner.tasks[name], 30)
 
 
 async def test_the_gateway_stays_off_until_a_base_or_domain_exists(
@@ -111,7 +111,7 @@ async def test_lifecycle_changes_are_batched_into_one_load(
     before = len(gateway.configs)
 
     async def loaded(count: int) -> None:
-        for _ in range(200):
+        for _ in range(400):
             if len(gateway.configs) >= count:
                 return
             await asyncio.sleep(0.05)
@@ -119,7 +119,7 @@ async def test_lifecycle_changes_are_batched_into_one_load(
 
     for name, port in (("one", 18311), ("two", 18312)):  # both finish within the debounce
         await live.apps.install(app_request(name=name, values={"WEB_PORT": str(port)}))
-    await asyncio.wait_for(asyncio.gather(*live.runner.tasks.values()), 5)
+    await asyncio.wait_for(asyncio.gather(*live.runner.tasks.values()), 30)
     for _ in range(5):
         proxy.schedule()
     await loaded(before + 1)

@@ -229,7 +229,7 @@ def test_clock_offset_reads_a_date_header() -> None:
     finally:
         server.shutdown()
         server.server_close()
-    assert 3598 < offset < 3602
+    assert 3590 < offset < 3610  # an hour ahead (a starved round trip blurs it a little)
     with pytest.raises(OSError):
         doctor._clock_offset("http://127.0.0.1:1/")
 

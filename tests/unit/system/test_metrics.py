@@ -72,7 +72,7 @@ async def test_sampler_runs_only_while_watched() -> None:
     sampler.acquire()
     sampler.acquire()
     assert sampler.running and sampler.watchers == 2
-    event = await asyncio.wait_for(got.queue.get(), 2)
+    event = await asyncio.wait_for(got.queue.get(), 20)
     assert (event.topic, event.key, event.kind) == ("metrics", "host", "sample")
     assert event.data["cpu"]["percent"] >= 1.0
     assert set(event.data) == {"at", "cpu", "memory", "disk", "net"}
