@@ -133,13 +133,19 @@ def _save(path: Path, repository: str, restores: dict[str, str],
         path.unlink(missing_ok=True)
 
 
-async def _start(instance: str, snapshot: str, repository: str,
-                 restore: Restore) -> Accepted:
-    """Start one restore, waiting for the engine at boot (it may come after StackHub)."""
+async def _start(instance: str, snapshot: str, repository: str, restore: Restore,
+                 count: Callable[[int], None]) -> Accepted:
+    """Start one restore, waiting for the engine at boot (it may come after StackHub).
+
+    `count(+1)` is called (and saved) before each try and `count(-1)` after a try the engine
+    refused, so a server killed while it waits for the engine spends no attempt.
+    """
     while True:
+        count(+1)
         try:
             return await restore(instance, snapshot, RestoreRequest(repository=repository))
         except EngineUnavailable:
+            count(-1)
             await asyncio.sleep(RETRY)
 
 
@@ -188,10 +194,14 @@ async def run_plan(root: Path, restore: Restore, settle: Settle, alert: Alert, *
         elif (tries := attempts.get(instance, int(instance in operations))) >= ATTEMPTS:
             failed(instance, snapshot, f"tried {tries} times, interrupted each time")
         else:  # never begun, or interrupted by a crash: (again) from the start
-            attempts[instance] = tries + 1  # (a plan without counts: 1 if it had begun)
-            _save(path, repository, restores, operations, attempts)
+            attempts[instance] = tries  # (a plan without counts: 1 if it had begun)
+
+            def count(step: int, instance: str = instance) -> None:
+                attempts[instance] += step
+                _save(path, repository, restores, operations, attempts)
+
             try:
-                accepted = await _start(instance, snapshot, repository, restore)
+                accepted = await _start(instance, snapshot, repository, restore, count)
             except StackHubError as err:
                 failed(instance, snapshot, err.message, err.details.get("digest"))
             else:

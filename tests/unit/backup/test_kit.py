@@ -12,7 +12,7 @@ import pytest
 
 from stackhub.adapters.restic import Repository
 from stackhub.apps.models import Accepted
-from stackhub.backup import kit
+from stackhub.backup import kit, recovery
 from stackhub.backup.models import RestoreRequest
 from stackhub.backup.recovery import plan_path, recorded_repository, run_plan
 from stackhub.errors import EngineUnavailable, Invalid, RiskNotAccepted
@@ -209,6 +209,44 @@ async def test_each_attempt_is_counted_in_the_plan_before_the_restore_starts(
         await run_plan(tmp_path, restore, killed, lambda *a: None, outcome=lambda op: None)
     assert seen == [{"blog": 1}]
     assert json.loads(path.read_text())["attempts"] == {"blog": 1}
+
+
+async def test_waiting_for_the_engine_spends_no_attempt(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server killed again and again while the engine is down keeps all its attempts."""
+    path = plan_path(tmp_path)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"repository": "local", "restores": {"blog": "a" * 64}}))
+    waits = 0
+
+    async def killed_on_the_second_wait(seconds: float) -> None:
+        nonlocal waits
+        waits += 1
+        if waits % 2 == 0:  # the server is killed while it waits for the engine
+            raise Killed
+
+    monkeypatch.setattr(recovery, "asyncio", SimpleNamespace(sleep=killed_on_the_second_wait))
+
+    async def engine_down(name: str, snapshot: str, request: RestoreRequest) -> Accepted:
+        raise EngineUnavailable("the Docker engine is not answering")
+
+    async def settle(name: str) -> None:
+        return None
+
+    for _ in range(recovery.ATTEMPTS + 1):
+        with pytest.raises(Killed):
+            await run_plan(tmp_path, engine_down, settle, lambda *a: None,
+                           outcome=lambda op: None)
+        assert json.loads(path.read_text())["attempts"] == {"blog": 0}
+    seen: list[dict[str, int]] = []
+
+    async def engine_up(name: str, snapshot: str, request: RestoreRequest) -> Accepted:
+        seen.append(json.loads(path.read_text())["attempts"])  # the try in flight counts
+        return accepted(name)
+
+    restored = await run_plan(tmp_path, engine_up, settle, lambda *a: None,
+                              outcome=lambda op: ("succeeded", None))
+    assert restored == ["blog"] and seen == [{"blog": 1}] and not path.exists()
 
 
 async def test_the_third_interrupted_attempt_is_the_last(tmp_path: Path) -> None:
