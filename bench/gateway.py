@@ -18,9 +18,9 @@ straight and through the gateway in the same run, rounds interleaved:
 For each, wrk (``apt-get install -y wrk``) measures: straight to the port (HTTP), through the
 gateway over HTTPS (what browsers use; the internal CA, ``Host`` set to the app's name), and
 through the gateway over plain HTTP (an extra listener of the bench only, to separate TLS from
-proxying), and for ``fast`` through a bare Caddy proxy (one ``reverse_proxy`` handler, nothing of
-StackHub's config: Caddy's own cost). The figures: requests/s, p50 and p99 latency,
-throughput ratio gateway/direct and added p99. Then: 50 routes loaded, one more added with
+proxying), and for ``fast`` and ``app-ip`` through a bare Caddy proxy (one ``reverse_proxy``
+handler, nothing of StackHub's config: Caddy's own cost). The figures: requests/s, p50 and p99
+latency, throughput ratio gateway/direct and added p99. Then: 50 routes loaded, one more added with
 one ``POST /load``, and the time until the new name answers over HTTPS.
 
 Direct is plain HTTP (an app's port has no TLS); gateway HTTPS is TLS termination + proxying.
@@ -146,7 +146,8 @@ def docker(*args: str) -> str:
                           timeout=120).stdout.strip()
 
 
-APP_PORTS = {"app": 80, "app-s": 81, "app-h": 82, "app-ip": 83, "app-ip-s": 84, "app-ip-h": 85}
+APP_PORTS = {"app": 80, "app-s": 81, "app-h": 82, "app-ip": 83, "app-ip-s": 84, "app-ip-h": 85,
+             "app-ip-b": 86}
 """The app's httpd listens on one container port per (target, mode): busybox closes every
 connection, so each run leaves thousands of TIME-WAIT sockets toward its destination (held
 60 s; the host reuses them only on loopback): one destination per mode keeps a run from
@@ -236,8 +237,8 @@ def time_wait(address: str) -> int:
     return len(out.splitlines())
 
 
-def start_fast(home: Path, binary: str,
-               upstream: str | None = None) -> tuple[int, subprocess.Popen[bytes]]:
+def start_fast(home: Path, binary: str, upstream: str | None = None,
+               file: str = "bare.json") -> tuple[int, subprocess.Popen[bytes]]:
     """A second Caddy answering a fixed body on loopback (or a bare proxy to `upstream`)."""
     port = free_port()
     handler: dict[str, Any] = {"handler": "static_response", "body": "hello\n"}
@@ -246,7 +247,7 @@ def start_fast(home: Path, binary: str,
     config = {"admin": {"disabled": True}, "apps": {"http": {"servers": {"fast": {
         "listen": [f"127.0.0.1:{port}"], "automatic_https": {"disable": True},
         "routes": [{"handle": [handler]}]}}}}}
-    path = home / ("bare.json" if upstream else "fast.json")
+    path = home / (file if upstream else "fast.json")
     path.write_text(json.dumps(config))
     proc = subprocess.Popen([binary, "run", "--config", str(path)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, env={"HOME": str(home),
@@ -456,6 +457,7 @@ def main() -> None:
     name = f"stackhub-bench-gw-{secrets.token_hex(3)}"
     fast_proc: subprocess.Popen[bytes] | None = None
     bare_proc: subprocess.Popen[bytes] | None = None
+    bare_ip_proc: subprocess.Popen[bytes] | None = None
     network = None
     try:
         app_ports, network = start_app(name)
@@ -476,11 +478,16 @@ def main() -> None:
             kept["kept"] = [-int(docker("inspect", "-f", "{{.State.Pid}}", f"{name}-kept"))]
         https, http, plain = free_port(), free_port(), free_port()
         bare_port, bare_proc = start_fast(home, binary, upstreams["fast"])
+        bares = {"fast": bare_port}
+        if "app-ip-b" in upstreams:  # Caddy's own floor for an app that closes connections
+            bares["app-ip"], bare_ip_proc = start_fast(home, binary, upstreams["app-ip-b"],
+                                                      "bare-ip.json")
         asyncio.run(run(options, home, binary, upstreams, https, http, plain,
                         {"fast": [fast_proc.pid], "bare": [bare_proc.pid],
-                         **_app_pids(name, app_ports), **kept}, name, bare_port, behind))
+                         **({"bare-ip": [bare_ip_proc.pid]} if bare_ip_proc else {}),
+                         **_app_pids(name, app_ports), **kept}, name, bares, behind))
     finally:
-        for proc in (fast_proc, bare_proc):
+        for proc in (fast_proc, bare_proc, bare_ip_proc):
             if proc is not None:
                 proc.terminate()
                 proc.wait(10)
@@ -529,7 +536,7 @@ def renice(pid: int, nice: int) -> None:
 
 async def run(options: argparse.Namespace, home: Path, binary: str, upstreams: dict[str, str],
               https: int, http: int, plain: int, procs: dict[str, list[int]],
-              container: str | None, bare: int, behind: dict[str, str]) -> None:
+              container: str | None, bares: dict[str, int], behind: dict[str, str]) -> None:
     """Measure every target in every mode, rounds interleaved; `behind` maps an app upstream
     to the container address its connections finally reach (for the TIME-WAIT count)."""
     gateway = caddy.CaddyGateway(home / "gateway", binary=binary)
@@ -566,10 +573,11 @@ async def run(options: argparse.Namespace, home: Path, binary: str, upstreams: d
                          ("gateway-https", f"https://localhost:{https}/",
                           f"{https_host}.bench.lan"),
                          ("gateway-http", f"http://127.0.0.1:{plain}/", f"{http_host}.bench.lan")]
-                if target == "fast":  # Caddy's own proxy cost, without StackHub's config
-                    modes.append(("bare-proxy-http", f"http://127.0.0.1:{bare}/", None))
+                if target in bares:  # Caddy's own proxy cost, without StackHub's config
+                    modes.append(("bare-proxy-http", f"http://127.0.0.1:{bares[target]}/",
+                                  None))
                 keys = {"direct": target, "gateway-https": https_host,
-                        "gateway-http": http_host}
+                        "gateway-http": http_host, "bare-proxy-http": f"{target}-b"}
                 for label, url, header in modes:
                     key = keys.get(label, "")
                     waiting = time_wait(behind.get(key, upstreams.get(key, up)))
