@@ -14,7 +14,7 @@ import ssl
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -182,17 +182,30 @@ def install_web(server: Server, name: str = "web") -> None:
     assert server.wait_operation(start_web(server, name))["state"] == "succeeded"
 
 
-def lab_server(lab: AcmeLab, folder: Path, app: str, **env: str) -> Iterator[Server]:
-    """Start a server in `folder` on the lab (`env` over its environment) with the web-app
-    fixture as `app`, hand it over, stop it and remove its containers (a module fixture's body)."""
-    server = Server(folder / "data", extra_env={**lab.env(), **env})
+@contextlib.contextmanager
+def gateway_server(folder: Path, env: dict[str, str], base: str | None = None,
+                   install: Callable[[Server], None] | None = install_web) -> Iterator[Server]:
+    """Start a server in `folder` with `env`, `install` its apps, set `base`; stop and clean up."""
+    server = Server(folder / "data", extra_env=env)
     server.start()
     try:
-        install_web(server, app)
+        if install is not None:
+            install(server)
+        if base is not None:
+            result = server.cli("domain", "base", base)
+            assert result.returncode == 0, result.stderr + result.stdout
         yield server
     finally:
         server.stop()
         server.cleanup_engine()
+
+
+def lab_server(lab: AcmeLab, folder: Path, app: str, **env: str) -> Iterator[Server]:
+    """Start a server in `folder` on the lab (`env` over its environment) with the web-app
+    fixture as `app`, hand it over, stop it and remove its containers (a module fixture's body)."""
+    with gateway_server(folder, {**lab.env(), **env},
+                        install=lambda server: install_web(server, app)) as server:
+        yield server
 
 
 class _Address(BaseHTTPRequestHandler):

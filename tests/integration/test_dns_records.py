@@ -31,7 +31,7 @@ from tests.integration.conftest import Server
 from tests.integration.gateway_env import (
     AcmeLab,
     fetch,
-    install_web,
+    gateway_server,
     running_lab,
     serving_address,
 )
@@ -234,9 +234,7 @@ def test_the_server_keeps_the_base_records_on_the_public_address(
     env = {**lab.env(), "STACKHUB_PUBLIC_IP_URL":
            f"http://127.0.0.1:{address_page.server_address[1]}/",
            "STACKHUB_PUBLIC_IP_EVERY": "1"}
-    server = Server(tmp_path_factory.mktemp("records") / "data", extra_env=env)
-    server.start()
-    try:
+    with gateway_server(tmp_path_factory.mktemp("records"), env, install=None) as server:
         shown = server.cli("domain", "records", "--json")
         assert shown.returncode == 0, shown.stderr + shown.stdout
         assert json.loads(shown.stdout)["managed"] is False
@@ -280,9 +278,6 @@ def test_the_server_keeps_the_base_records_on_the_public_address(
         assert {(r["name"], r["published"]) for r in read["records"]} == {
             (f"home.{ZONE}", True), (f"*.home.{ZONE}", True)}
         assert shown["managed"] is True
-    finally:
-        server.stop()
-        server.cleanup_engine()
 
 
 def test_a_custom_domain_in_the_managed_zone_gets_its_record_from_domain_add(
@@ -296,10 +291,7 @@ def test_a_custom_domain_in_the_managed_zone_gets_its_record_from_domain_add(
     assert named.lookup(shop, "CNAME") == []
     env = {**lab.env(), "STACKHUB_DNS_RESOLVER": "127.0.0.1:53",
            "STACKHUB_PUBLIC_IP": "203.0.113.12", "STACKHUB_PUBLIC_IP_EVERY": "3600"}
-    server = Server(tmp_path_factory.mktemp("managed-domain") / "data", extra_env=env)
-    server.start()
-    try:
-        install_web(server)
+    with gateway_server(tmp_path_factory.mktemp("managed-domain"), env) as server:
         base = server.cli("domain", "base", home, "--tls", "internal", "--json")
         assert base.returncode == 0, base.stderr + base.stdout
         # no provider yet: the zone is the user's, the add is refused with the exact record
@@ -332,6 +324,3 @@ def test_a_custom_domain_in_the_managed_zone_gets_its_record_from_domain_add(
         assert named.lookup(shop, "CNAME") == []
         assert shop not in {d["name"] for d in json.loads(
             server.cli("domain", "list", "--json").stdout)}
-    finally:
-        server.stop()
-        server.cleanup_engine()

@@ -31,7 +31,7 @@ from stackhub.errors import DnsProviderRefused
 from tests.integration.conftest import Server, free_port
 from tests.integration.gateway_env import (
     AcmeLab,
-    install_web,
+    gateway_server,
     running_lab,
     serving_address,
 )
@@ -158,10 +158,7 @@ def test_the_server_keeps_route53_records(moto: Moto, lab: AcmeLab,
                                           tmp_path_factory: pytest.TempPathFactory) -> None:
     env = {**lab.env(), **moto.env(), "STACKHUB_PUBLIC_IP_EVERY": "1",
            "STACKHUB_PUBLIC_IP_URL": f"http://127.0.0.1:{address_page.server_address[1]}/"}
-    server = Server(tmp_path_factory.mktemp("route53") / "data", extra_env=env)
-    server.start()
-    try:
-        install_web(server)
+    with gateway_server(tmp_path_factory.mktemp("route53"), env) as server:
         result = server.cli("domain", "provider", "set", "route53", "--zone", ZONE,
                             "--env", f"AWS_ACCESS_KEY_ID={KEY_ID}",
                             "--env", "AWS_SECRET_ACCESS_KEY", "--json",
@@ -199,9 +196,6 @@ def test_the_server_keeps_route53_records(moto: Moto, lab: AcmeLab,
         removed = server.cli("domain", "remove", "web", f"shop.{ZONE}")
         assert removed.returncode == 0, removed.stderr + removed.stdout
         assert (f"shop.{ZONE}", "CNAME") not in moto.records()
-    finally:
-        server.stop()
-        server.cleanup_engine()
 
 
 def test_a_wrong_key_is_refused_clearly_and_changes_nothing(strict_moto: Moto) -> None:

@@ -23,7 +23,7 @@ import psutil
 import pytest
 
 from tests.integration.conftest import STACKHUB, Server, free_port
-from tests.integration.gateway_env import eventually, install_web, internal_root
+from tests.integration.gateway_env import eventually, gateway_server, internal_root
 
 pytestmark = pytest.mark.integration
 BASE = "crash.lan"
@@ -35,16 +35,8 @@ def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A server with the gateway on free high ports, the app ``web``, base crash.lan."""
     env = {"STACKHUB_GATEWAY": "1", "STACKHUB_HTTP_PORT": str(free_port()),
            "STACKHUB_HTTPS_PORT": str(free_port()), "STACKHUB_PUBLIC_ADDRESS": "127.0.0.1"}
-    srv = Server(tmp_path_factory.mktemp("gateway-crash") / "data", extra_env=env)
-    srv.start()
-    try:
-        install_web(srv)
-        result = srv.cli("domain", "base", BASE)
-        assert result.returncode == 0, result.stderr + result.stdout
+    with gateway_server(tmp_path_factory.mktemp("gateway-crash"), env, BASE) as srv:
         yield srv
-    finally:
-        srv.stop()
-        srv.cleanup_engine()
 
 
 @pytest.fixture(scope="module")

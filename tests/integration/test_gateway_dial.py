@@ -28,6 +28,7 @@ from tests.integration.gateway_env import (
     AcmeLab,
     eventually,
     fetch,
+    gateway_server,
     install_web,
     internal_root,
     running_lab,
@@ -44,33 +45,20 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AcmeLab]:
 
 
 def test_the_port_setting_keeps_the_published_port(lab: AcmeLab, tmp_path: Path) -> None:
-    srv = Server(tmp_path / "data", extra_env={**lab.env(), "STACKHUB_GATEWAY_DIAL": "port"})
-    srv.start()
-    try:
-        install_web(srv, "plain")  # runs before the module's server (same ports)
-        assert srv.cli("domain", "base", BASE).returncode == 0
+    env = {**lab.env(), "STACKHUB_GATEWAY_DIAL": "port"}
+    # runs before the module's server (same ports)
+    with gateway_server(tmp_path, env, BASE, lambda server: install_web(server, "plain")) as srv:
         port = srv.api("GET", "/api/instances/plain").json()["ports"][0]["host_port"]
         eventually(lambda: assert_dial(srv, f"127.0.0.1:{port}", "plain"), timeout=30)
         root = internal_root(srv, tmp_path)
         eventually(lambda: assert_served(srv, lab, root, "plain"), timeout=30)
-    finally:
-        srv.stop()
-        srv.cleanup_engine()
 
 
 @pytest.fixture(scope="module")
 def gw(lab: AcmeLab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A server with the default dial, instance web, base dial.lan."""
-    srv = Server(tmp_path_factory.mktemp("gateway-dial") / "data", extra_env=lab.env())
-    srv.start()
-    try:
-        install_web(srv)
-        result = srv.cli("domain", "base", BASE)
-        assert result.returncode == 0, result.stderr + result.stdout
+    with gateway_server(tmp_path_factory.mktemp("gateway-dial"), lab.env(), BASE) as srv:
         yield srv
-    finally:
-        srv.stop()
-        srv.cleanup_engine()
 
 
 def dialled(srv: Server, name: str = "web") -> str:

@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from tests.integration.conftest import Server
-from tests.integration.gateway_env import AcmeLab, install_web, running_lab
+from tests.integration.gateway_env import AcmeLab, gateway_server, running_lab
 
 pytestmark = pytest.mark.integration
 BASE = "box.test"
@@ -75,14 +75,8 @@ def srv(lab: AcmeLab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serv
     # renewal is due 100 years before expiry: Pebble's certificates live years, not weeks
     env = {**lab.env(), "STACKHUB_DNS01_PROPAGATION_CHECK": "0",
            "STACKHUB_DNS01_RENEW_DAYS": "36500"}
-    server = Server(tmp_path_factory.mktemp("dns01") / "data", extra_env=env)
-    server.start()
-    try:
-        install_web(server)
+    with gateway_server(tmp_path_factory.mktemp("dns01"), env) as server:
         yield server
-    finally:
-        server.stop()
-        server.cleanup_engine()
 
 
 def provider(srv: Server, script: Path) -> None:

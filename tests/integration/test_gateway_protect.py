@@ -22,6 +22,7 @@ import pytest
 from tests.integration.conftest import Server, free_port
 from tests.integration.gateway_env import (
     AcmeLab,
+    gateway_server,
     internal_root,
     running_lab,
     web_app_source,
@@ -40,27 +41,24 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AcmeLab]:
     yield from running_lab(tmp_path_factory)
 
 
+def install_who(srv: Server) -> None:
+    """Install the app ``who`` (the web-app fixture running SCRIPT) and wait until it ran."""
+    answer = srv.api("POST", "/api/instances", json={
+        "source": web_app_source(SCRIPT), "name": "who",
+        "values": {"WEB_PORT": str(free_port()), "GREETING": "hi"}})
+    assert answer.status_code == 202, answer.text
+    assert srv.wait_operation(answer.json()["operation"]["id"])["state"] == "succeeded"
+
+
 @pytest.fixture(scope="module")
 def gw(lab: AcmeLab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A server with the gateway on high ports, the app ``who``, users ann (admin), bob."""
-    srv = Server(tmp_path_factory.mktemp("protect") / "data", extra_env=lab.env())
-    srv.start()
-    try:
-        answer = srv.api("POST", "/api/instances", json={
-            "source": web_app_source(SCRIPT), "name": "who",
-            "values": {"WEB_PORT": str(free_port()), "GREETING": "hi"}})
-        assert answer.status_code == 202, answer.text
-        assert srv.wait_operation(answer.json()["operation"]["id"])["state"] == "succeeded"
-        result = srv.cli("domain", "base", BASE, **lab.env())
-        assert result.returncode == 0, result.stderr + result.stdout
+    with gateway_server(tmp_path_factory.mktemp("protect"), lab.env(), BASE, install_who) as srv:
         for name, role in (("ann", "admin"), ("bob", "member")):
             made = srv.api("POST", "/api/users", json={"username": name, "password": PASSWORD,
                                                        "role": role})
             assert made.status_code == 201, made.text
         yield srv
-    finally:
-        srv.stop()
-        srv.cleanup_engine()
 
 
 @pytest.fixture(scope="module")

@@ -26,6 +26,7 @@ from stackhub.adapters import sandbox
 from tests.integration.conftest import Server, free_port
 from tests.integration.gateway_env import (
     eventually,
+    gateway_server,
     internal_root,
 )
 
@@ -120,6 +121,16 @@ def compose(image: str) -> str:
             "    ports: [\"${WEB_PORT}:8080\"]\n    stop_grace_period: 1s\n")
 
 
+def install_echo(srv: Server, image: str) -> None:
+    """Install the echo app (its server in `image`) and wait until it succeeded."""
+    answer = srv.api("POST", "/api/instances", json={
+        "source": {"kind": "app", "manifest": MANIFEST, "compose": compose(image)},
+        "name": APP, "values": {"WEB_PORT": str(free_port())}})
+    assert answer.status_code == 202, answer.text
+    op = srv.wait_operation(str(answer.json()["operation"]["id"]))
+    assert op["state"] == "succeeded", op
+
+
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, int]]:
     """A server with the gateway on high ports, the echo app and base home.lan."""
@@ -130,21 +141,9 @@ def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, int]]
     https = free_port()
     env = {"STACKHUB_GATEWAY": "1", "STACKHUB_HTTP_PORT": str(free_port()),
            "STACKHUB_HTTPS_PORT": str(https), "STACKHUB_PUBLIC_ADDRESS": "127.0.0.1"}
-    srv = Server(tmp_path_factory.mktemp("routes") / "data", extra_env=env)
-    srv.start()
-    try:
-        answer = srv.api("POST", "/api/instances", json={
-            "source": {"kind": "app", "manifest": MANIFEST, "compose": compose(image)},
-            "name": APP, "values": {"WEB_PORT": str(free_port())}})
-        assert answer.status_code == 202, answer.text
-        op = srv.wait_operation(str(answer.json()["operation"]["id"]))
-        assert op["state"] == "succeeded", op
-        result = srv.cli("domain", "base", BASE, **env)
-        assert result.returncode == 0, result.stderr + result.stdout
+    with gateway_server(tmp_path_factory.mktemp("routes"), env, BASE,
+                        lambda server: install_echo(server, image)) as srv:
         yield srv, https
-    finally:
-        srv.stop()
-        srv.cleanup_engine()
 
 
 @pytest.fixture(scope="module")

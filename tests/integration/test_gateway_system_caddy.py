@@ -24,6 +24,7 @@ from tests.integration.gateway_env import (
     AcmeLab,
     eventually,
     fetch,
+    gateway_server,
     install_web,
     internal_root,
     running_lab,
@@ -94,16 +95,9 @@ def srv(lab: AcmeLab, system: SystemCaddy,
         tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A server using the system Caddy, with one instance and the LAN base home.lan."""
     env = {**lab.env(), "STACKHUB_CADDY_ADMIN": str(system.socket)}
-    server = Server(tmp_path_factory.mktemp("system-gateway") / "data", extra_env=env)
-    server.start()
-    try:
-        install_web(server, APP)
-        result = server.cli("domain", "base", BASE, **env)
-        assert result.returncode == 0, result.stderr + result.stdout
+    with gateway_server(tmp_path_factory.mktemp("system-gateway"), env, BASE,
+                        lambda server: install_web(server, APP)) as server:
         yield server
-    finally:
-        server.stop()
-        server.cleanup_engine()
 
 
 def test_apps_are_served_through_the_system_caddy(srv: Server, system: SystemCaddy,
