@@ -124,6 +124,14 @@ def test_a_stopped_app_gets_a_clear_page(gw: Server, lab: AcmeLab, tmp_path: Pat
         assert answer.headers["X-StackHub-Page"] == "unavailable"  # the gateway's own page
 
     eventually(stopped)
+    chinese = ssl.create_default_context(cafile=str(root))
+    with httpx.Client(verify=chinese, timeout=30) as client:  # a browser asking for Chinese
+        answer = client.get(f"https://127.0.0.1:{lab.https_port}/", headers={
+            "Host": f"other.{BASE}", "Accept-Language": "zh-CN,zh;q=0.9,en;q=0.8"},
+            extensions={"sni_hostname": f"other.{BASE}"})
+    assert answer.status_code == 503 and "应用 other 已停止" in answer.text
+    assert '<html lang="zh-CN">' in answer.text and "other is stopped" not in answer.text
+    assert answer.headers["X-StackHub-Page"] == "unavailable"
     # a domain for the stopped app is bound (its certificate is fine), with a clear warning
     lab.dns("set-cname", host="asleep.example.test.", target=f"other.{BASE}.")
     added = gw.cli("domain", "add", "other", "asleep.example.test")

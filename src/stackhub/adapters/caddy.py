@@ -75,6 +75,9 @@ class Route:
     page: str | None = None
     """The text shown instead of the app (e.g. "app is stopped")."""
     title: str = "App unavailable"
+    page_zh: str | None = None
+    """`page` in Chinese (for browsers that ask for Chinese first)."""
+    title_zh: str | None = None
     path: str = "/"
     """The app's main path: a request for ``/`` is redirected there."""
     tls: bool = False
@@ -150,15 +153,23 @@ LOG_KEEP = 1
 LOG_TAIL = 256 * 1024
 """Bytes read from the end of the error log (the file rolls over at `LOG_ROLL_MB`)."""
 
-PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>{title}</title>
+PAGE = """<!doctype html><html lang="{lang}"><head><meta charset="utf-8"><title>{title}</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:36em;margin:4em auto;color:#333}}</style>
-</head><body><h1>{title}</h1><p>{text}</p><p><small>StackHub gateway</small></p></body></html>
+</head><body><h1>{title}</h1><p>{text}</p><p><small>{footer}</small></p></body></html>
 """
+FOOTER = {"en": "StackHub gateway", "zh-CN": "StackHub 网关"}
+CHINESE = {"header_regexp": {"Accept-Language": {"pattern": "^\\s*zh"}}}
+"""Browsers whose first language is Chinese get the gateway's own pages in Chinese."""
+NO_ROUTE_ZH = ("这里没有应用", "此 StackHub 上没有应用使用这个地址。")
+UNREACHABLE_ZH = ("应用没有响应", "这个地址背后的应用没有响应：它可能已停止、正在启动或出现故障。"
+                  "请在 StackHub 中查看。")
+UNAVAILABLE_ZH = "此应用当前不可用。"
 
 
-def page(title: str, text: str) -> str:
-    """Return a small HTML page (escaped)."""
-    return PAGE.format(title=html.escape(title), text=html.escape(text))
+def page(title: str, text: str, lang: str = "en") -> str:
+    """Return a small HTML page (escaped) in `lang` (en or zh-CN)."""
+    return PAGE.format(title=html.escape(title), text=html.escape(text), lang=lang,
+                       footer=FOOTER.get(lang, FOOTER["en"]))
 
 
 PAGE_HEADER = "X-StackHub-Page"
@@ -170,7 +181,16 @@ PAGES = (STOPPED, UNREACHABLE, NO_ROUTE)
 def _static(status: int, body: str, kind: str) -> dict[str, Any]:
     return {"handler": "static_response", "status_code": status, "body": body,
             "headers": {"Content-Type": ["text/html; charset=utf-8"],
-                        "Cache-Control": ["no-store"], PAGE_HEADER: [kind]}}
+                        "Cache-Control": ["no-store"], PAGE_HEADER: [kind], "Vary":
+                        ["Accept-Language"]}}
+
+
+def _pages(status: int, en: tuple[str, str], zh: tuple[str, str], kind: str) -> dict[str, Any]:
+    """One of the gateway's own pages, in Chinese for a browser that asks for it first."""
+    return {"handler": "subroute", "routes": [
+        {"match": [CHINESE], "handle": [_static(status, page(*zh, lang="zh-CN"), kind)],
+         "terminal": True},
+        {"handle": [_static(status, page(*en), kind)]}]}
 
 
 IDENTITY_HEADERS = ("Remote-User", "Remote-Groups", "Remote-Name", "Remote-Email")
@@ -201,8 +221,9 @@ def _guard(auth: ForwardAuth) -> list[dict[str, Any]]:
 
 def _route(route: Route) -> dict[str, Any]:
     if route.upstream is None:
-        handler = _static(503, page(route.title, route.page or "This app is not available."),
-                          STOPPED)
+        handler = _pages(503, (route.title, route.page or "This app is not available."),
+                         (route.title_zh or route.title, route.page_zh or UNAVAILABLE_ZH),
+                         STOPPED)
         if route.auth is None:
             return {"@id": f"stackhub-{route.id}", "match": [{"host": list(route.hosts)}],
                     "handle": [handler], "terminal": True}
@@ -241,12 +262,12 @@ def _route(route: Route) -> dict[str, Any]:
 def render(spec: GatewaySpec) -> dict[str, Any]:
     """Return Caddy's complete JSON config for `spec` (admin socket included)."""
     routes = [_route(r) for r in spec.routes]
-    routes.append({"handle": [_static(404, page(
-        "No app here", "No app of this StackHub answers at this address."), NO_ROUTE)],
-        "terminal": True})
-    unreachable = _static(502, page(
+    routes.append({"handle": [_pages(404, (
+        "No app here", "No app of this StackHub answers at this address."), NO_ROUTE_ZH,
+        NO_ROUTE)], "terminal": True})
+    unreachable = _pages(502, (
         "App not answering", "The app behind this address does not answer: it may be "
-        "stopped, starting or failing. Check it in StackHub."), UNREACHABLE)
+        "stopped, starting or failing. Check it in StackHub."), UNREACHABLE_ZH, UNREACHABLE)
     server: dict[str, Any] = {
         "listen": [f":{spec.https_port}"], "routes": routes,
         "errors": {"routes": [{"handle": [unreachable], "terminal": True}]},

@@ -24,7 +24,17 @@ from stackhub.apps.models import OperationRead
 from stackhub.errors import DnsPropagationTimeout, GatewayUnavailable, Invalid, StackHubError
 from stackhub.operations.runner import OperationKind, Outcome, Run, Runner, Undo, register
 from stackhub.proxy import acme_errors, names
-from stackhub.proxy.models import DnsProblem, DnsRecord, DnsStatus, DomainAccepted, DomainState
+from stackhub.proxy.models import (
+    DnsCheck,
+    DnsProblem,
+    DnsRecord,
+    DnsStatus,
+    DomainAccepted,
+    DomainError,
+    DomainErrorDetail,
+    DomainFailure,
+    DomainState,
+)
 from stackhub.proxy.publish import RecordPublisher
 from stackhub.proxy.service import ProxyService, Served, dns_status
 
@@ -42,6 +52,11 @@ class CertificateFailed(GatewayUnavailable):
 
     code = "certificate_failed"
 
+    def __init__(self, failure: DomainFailure) -> None:
+        """Say why, keeping the code and values to store with the domain."""
+        super().__init__(failure.text)
+        self.failure = failure
+
 
 @dataclass
 class _Binding:
@@ -51,6 +66,8 @@ class _Binding:
     instance: str
     managed: bool
     record: DnsRecord | None = None
+    failure: DomainFailure | None = None
+    """Why the operation is failing, with its code and values (stored by the undo)."""
 
 
 class DomainFlows:
@@ -108,15 +125,20 @@ class DomainFlows:
             run.step("dns", 8.0)
             await self.wait_dns(binding)
         run.step("route", 10.0)
-        await self.proxy.apply()
+        try:
+            await self.proxy.apply()
+        except GatewayUnavailable as err:
+            binding.failure = DomainFailure(err.message, DomainError.GATEWAY_DOWN,
+                                            DomainErrorDetail(detail=err.message))
+            raise
         await faults.checkpoint("domain-before-certificate")
         run.step("certificate", 30.0)
         served = await self.wait_https(name)
         problem = served.app_problem(binding.instance)  # bound all the same: TLS is in place
         self.proxy.records.update(name, state=DomainState.ACTIVE.value, issuer=served.issuer,
-                                  expires_at=served.expires_at, error=problem)
+                                  expires_at=served.expires_at, failure=problem)
         run.emit("progress", progress=100.0, step="certificate", issuer=served.issuer,
-                 **({"warning": problem} if problem else {}))
+                 **({"warning": problem.text} if problem else {}))
         return None
 
     async def remove(self, instance: str, domain: str) -> list[str]:
@@ -146,12 +168,15 @@ class DomainFlows:
             created = f"StackHub created {record.text()} at the DNS provider" if record \
                 else "StackHub created the record"
             if check.problem_code == DnsProblem.CAA_FORBIDS:  # waiting does not change a CAA
+                binding.failure = dns_failure(check)
                 raise_dns(check.problem, check.fix, check.model_dump(mode="json"))
             if time.monotonic() >= deadline:
-                raise DnsPropagationTimeout(
-                    f"{created}, but {name} did not lead to this box within "
-                    f"{self.proxy.settings.timeout:.0f} s: {check.problem}",
-                    details=check.model_dump(mode="json"))
+                seconds = round(self.proxy.settings.timeout)
+                text = (f"{created}, but {name} did not lead to this box within "
+                        f"{self.proxy.settings.timeout:.0f} s: {check.problem}")
+                binding.failure = DomainFailure(text, DomainError.DNS_TIMEOUT, DomainErrorDetail(
+                    seconds=seconds, record=record.text() if record else None, dns=check))
+                raise DnsPropagationTimeout(text, details=check.model_dump(mode="json"))
             await asyncio.sleep(DNS_RETRY)
 
     async def wait_https(self, name: str) -> Served:
@@ -188,10 +213,12 @@ class DomainFlows:
                     fetch.exception()  # read, so asyncio does not report it as never retrieved
             self._certificate_failed(name, since)
             if time.monotonic() >= deadline:
-                raise CertificateFailed(f"{name} did not serve over HTTPS within "
-                                        f"{self.proxy.settings.timeout:.0f} s: {last}; check "
-                                        "that port 80 of this box is reachable from the "
-                                        "internet (the CA connects to it)")
+                raise CertificateFailed(DomainFailure(
+                    f"{name} did not serve over HTTPS within "
+                    f"{self.proxy.settings.timeout:.0f} s: {last}; check that port 80 of this "
+                    "box is reachable from the internet (the CA connects to it)",
+                    DomainError.HTTPS_TIMEOUT,
+                    DomainErrorDetail(seconds=round(self.proxy.settings.timeout))))
             await asyncio.sleep(RETRY)
 
     def _certificate_failed(self, name: str, since: float) -> None:
@@ -209,7 +236,7 @@ class DomainFlows:
                 self.proxy.records.delete(name)  # the record could not be made: leave nothing
             else:
                 self.proxy.records.update(name, state=DomainState.FAILED.value,
-                                          error=err.message)
+                                          error=err.message, failure=failure_of(binding, err))
             if binding.record is not None:
                 self._forget(name)
             self.proxy.schedule()
@@ -237,8 +264,23 @@ class DomainFlows:
         for row in self.proxy.records.all(op.instance):
             if row.state == DomainState.PENDING.value:
                 self.proxy.records.update(row.name, state=DomainState.FAILED.value,
-                                          error="StackHub stopped while binding this domain; "
-                                          "run `stackhub domain add` again")
+                                          failure=INTERRUPTED)
+
+
+INTERRUPTED = DomainFailure("StackHub stopped while binding this domain; run `stackhub domain "
+                            "add` again", DomainError.INTERRUPTED)
+
+
+def dns_failure(check: DnsCheck) -> DomainFailure:
+    """Return a DNS refusal met while binding as the domain's failure (problem: fix)."""
+    text = f"{check.problem}: {check.fix}" if check.fix else str(check.problem)
+    return DomainFailure(text, DomainError.DNS_REFUSED, DomainErrorDetail(dns=check))
+
+
+def failure_of(binding: _Binding, err: StackHubError) -> DomainFailure | None:
+    """Return the code and values of the error that ended a binding, if it has them."""
+    failure = err.failure if isinstance(err, CertificateFailed) else binding.failure
+    return failure if failure is not None and failure.text == err.message else None
 
 
 def raise_dns(problem: str | None, fix: str | None, details: dict[str, object]) -> NoReturn:

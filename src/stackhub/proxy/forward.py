@@ -59,6 +59,8 @@ class Decision:
     cookie: tuple[str, int] | None = None
     """(value, max-age) of the gateway cookie to set."""
     text: str = ""
+    text_zh: str = ""
+    """`text` in Chinese, for a browser that asks for Chinese first."""
 
 
 class GatewayAuth:
@@ -114,11 +116,12 @@ class GatewayAuth:
               cookie: str | None) -> Decision:
         """Answer the gateway's question for one request."""
         if not secrets.compare_digest(token.encode(), self.proxy.ask_token.encode()):
-            return Decision(403, text="not the gateway")
+            return Decision(403, text="not the gateway", text_zh="这不是网关的请求。")
         name = host.rsplit(":", 1)[0].lower() if not host.startswith("[") else host
         instance = self.proxy.protected_hosts().get(name)
         if instance is None:
-            return Decision(403, text="this name is not served by StackHub")
+            return Decision(403, text="this name is not served by StackHub",
+                            text_zh="StackHub 不为这个名称提供服务。")
         if uri.startswith(HANDOFF + "?") or uri == HANDOFF:
             return self._redeem(name, uri)
         if cookie:
@@ -126,11 +129,13 @@ class GatewayAuth:
             if user is not None:
                 if user.needs_enrolment or not self.auth.accounts.may_see(user, instance):
                     return Decision(403, text=f"{user.name} may not open {instance}: ask an "
-                                    "admin to grant it")
+                                    "admin to grant it",
+                                    text_zh=f"{user.name} 无权打开 {instance}："
+                                    "请让管理员授予权限。")
                 return Decision(200, headers={"Remote-User": user.name,
                                               "Remote-Groups": str(user.role)})
         if method.upper() not in ("GET", "HEAD"):
-            return Decision(401, text="sign in to StackHub first")
+            return Decision(401, text="sign in to StackHub first", text_zh="请先登录 StackHub。")
         return Decision(302, headers={"Location": self.sign_in_url(name, uri)})
 
     def _redeem(self, host: str, uri: str) -> Decision:

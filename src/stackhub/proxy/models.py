@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal
 
@@ -52,6 +53,36 @@ class DnsProblem(StrEnum):
     CNAME_ELSEWHERE = "cname_elsewhere"
     POINTS_ELSEWHERE = "points_elsewhere"
     CAA_FORBIDS = "caa_forbids"
+
+
+class DomainError(StrEnum):
+    """Why a domain has its `error`, for clients that word it themselves (`DomainRead.error`
+    is the English sentence)."""
+
+    REJECTED_IDENTIFIER = "rejected_identifier"
+    CAA = "caa"
+    RATE_LIMITED = "rate_limited"
+    PORT80_UNREACHABLE = "port80_unreachable"
+    PORT80_ELSEWHERE = "port80_elsewhere"
+    CA_DNS = "ca_dns"
+    CA_UNREACHABLE = "ca_unreachable"
+    CA_UNTRUSTED = "ca_untrusted"
+    CA_REFUSED = "ca_refused"
+    NOT_OBTAINED = "not_obtained"
+    HTTPS_TIMEOUT = "https_timeout"
+    DNS_TIMEOUT = "dns_timeout"
+    DNS_REFUSED = "dns_refused"
+    DANGLING = "dangling"
+    INTERRUPTED = "interrupted"
+    APP_UNAVAILABLE = "app_unavailable"
+    APP_NOT_ANSWERING = "app_not_answering"
+    INSTANCE_REMOVED = "instance_removed"
+    APP_STOPPED = "app_stopped"
+    APP_NO_WEB = "app_no_web"
+    APP_NO_PORT = "app_no_port"
+    GATEWAY_DOWN = "gateway_down"
+    GATEWAY_STOPPED = "gateway_stopped"
+    GATEWAY_OFF = "gateway_off"
 
 
 class GatewayRead(BaseModel):
@@ -143,6 +174,38 @@ class DnsCheck(BaseModel):
                            "(caa_forbids only), e.g. letsencrypt.org.")
 
 
+class DomainErrorDetail(BaseModel):
+    """The values a domain's error is worded with (each code uses a few; the rest are None)."""
+
+    detail: str | None = Field(default=None, description="The certificate authority's own "
+                               "words (rejected_identifier, rate_limited, ca_dns, ca_refused),"
+                               " the failed connection as ADDRESS:PORT: WHY "
+                               "(port80_unreachable, ca_unreachable) or the gateway's reason "
+                               "(gateway_down), verbatim.")
+    ca: str | None = Field(default=None, description="The certificate authority's directory "
+                           "URL (ca_unreachable, ca_untrusted).")
+    problem: str | None = Field(default=None, description="The ACME problem type the CA "
+                                "answered, e.g. badCSR (ca_refused).")
+    seconds: int | None = Field(default=None, description="How long StackHub waited "
+                                "(https_timeout, dns_timeout).")
+    record: str | None = Field(default=None, description="The record StackHub created at the "
+                               "DNS provider, in zone-file form (dns_timeout).")
+    status: str | None = Field(default=None, description="The gateway page's status line "
+                               "(app_unavailable, app_not_answering).")
+    dns: DnsCheck | None = Field(default=None, description="The DNS check that failed "
+                                 "(dangling, dns_timeout, dns_refused): its problem_code and "
+                                 "values word the DNS part.")
+
+
+@dataclass(frozen=True)
+class DomainFailure:
+    """A domain's error: the English sentence, its code and the values it is worded with."""
+
+    text: str
+    code: DomainError
+    detail: DomainErrorDetail | None = None
+
+
 class DomainRead(BaseModel):
     """A name the gateway serves."""
 
@@ -160,7 +223,26 @@ class DomainRead(BaseModel):
     expires_at: str | None = Field(default=None, description="When the certificate expires, "
                                    "as last checked (ISO 8601 UTC).")
     checked_at: str | None = None
-    error: str | None = None
+    error: str | None = Field(default=None, description="Why the domain does not serve the "
+                              "app, in English (the last failure, or the app's or gateway's "
+                              "state).")
+    error_code: DomainError | None = Field(
+        default=None, description="The error as a code, None when there is no error (or for "
+        "an error recorded before codes existed: show `error`). Certificates (HTTP-01): "
+        "rejected_identifier (the CA's policy forbids the name), caa, rate_limited, "
+        "port80_unreachable, port80_elsewhere (port 80 leads to another server), ca_dns (the "
+        "CA could not look the name up), ca_unreachable, ca_untrusted (the CA's TLS "
+        "certificate is not trusted: STACKHUB_ACME_CA_ROOT), ca_refused (another ACME "
+        "problem), not_obtained (Caddy's failure, not recognised), https_timeout; DNS: "
+        "dns_timeout (a record StackHub created did not lead here in time), dns_refused, "
+        "dangling (the DNS no longer reaches this box); interrupted (StackHub stopped while "
+        "binding); the app: app_unavailable, app_not_answering (bound, but the gateway shows "
+        "its own page), instance_removed, app_stopped, app_no_web, app_no_port; the gateway: "
+        "gateway_down (detail says why), gateway_stopped, gateway_off (off until a domain "
+        "exists). With error_detail and the domain's name and instance it lets a client word "
+        "the error in its own language.")
+    error_detail: DomainErrorDetail | None = Field(default=None, description="The values "
+                                                   "error_code is worded with.")
     created_at: str | None = None
     expires_in_days: int | None = Field(default=None, description="Whole days until the "
                                         "certificate expires (negative once expired).")

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pydantic import ValidationError
+
+from stackhub.proxy.models import DomainError, DomainErrorDetail, DomainFailure
 from stackhub.state.db import Database, now
 
 
@@ -20,6 +23,25 @@ class DomainRecord:
     checked_at: str | None
     created_at: str
     updated_at: str
+    error_code: str | None = None
+    """The error as a code (proxy/models.py DomainError); None before codes existed."""
+    error_detail: str | None = None
+    """The values the error is worded with (DomainErrorDetail as JSON), or None."""
+
+    def failure(self) -> tuple[DomainError | None, DomainErrorDetail | None]:
+        """Return the stored error's code and values; None for what this version cannot read."""
+        if self.error is None or self.error_code is None:
+            return None, None
+        try:
+            code = DomainError(self.error_code)
+        except ValueError:  # written by a newer StackHub
+            return None, None
+        try:
+            detail = DomainErrorDetail.model_validate_json(self.error_detail) \
+                if self.error_detail else None
+        except ValidationError:
+            detail = None
+        return code, detail
 
 
 class DomainRecords:
@@ -50,18 +72,27 @@ class DomainRecords:
             conn.execute(
                 "INSERT INTO domains (name, instance, state, created_at, updated_at) "
                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET state = excluded.state,"
-                " error = NULL, updated_at = excluded.updated_at",
+                " error = NULL, error_code = NULL, error_detail = NULL,"
+                " updated_at = excluded.updated_at",
                 (name, instance, state, stamp, stamp))
 
     def update(self, name: str, *, state: str, error: str | None = None,
-               issuer: str | None = None, expires_at: str | None = None) -> None:
-        """Record the outcome of a check."""
+               failure: DomainFailure | None = None, issuer: str | None = None,
+               expires_at: str | None = None) -> None:
+        """Record the outcome of a check: `failure` (its sentence, code and values), else
+        `error` alone, else no error."""
         stamp = now()
+        code = detail = None
+        if failure is not None:
+            error, code = failure.text, failure.code.value
+            detail = failure.detail.model_dump_json(exclude_none=True) if failure.detail \
+                else None
         with self.db.transaction() as conn:
-            conn.execute("UPDATE domains SET state = ?, error = ?, issuer = COALESCE(?, issuer),"
+            conn.execute("UPDATE domains SET state = ?, error = ?, error_code = ?, "
+                         "error_detail = ?, issuer = COALESCE(?, issuer),"
                          " expires_at = COALESCE(?, expires_at), checked_at = ?, updated_at = ?"
                          " WHERE name = ?",
-                         (state, error, issuer, expires_at, stamp, stamp, name))
+                         (state, error, code, detail, issuer, expires_at, stamp, stamp, name))
 
     def delete(self, name: str) -> bool:
         """Delete a domain; tell whether it existed."""

@@ -40,13 +40,16 @@ from stackhub.errors import (
 )
 from stackhub.events import EventBus, Subscription
 from stackhub.operations.runner import OperationKind, Outcome, Run, Runner, Undo, register
-from stackhub.proxy import dial, names, providers
+from stackhub.proxy import dial, names, pages, providers
 from stackhub.proxy.models import (
     BaseRead,
     DnsCheck,
     DnsProblem,
     DnsRecord,
     DnsStatus,
+    DomainError,
+    DomainErrorDetail,
+    DomainFailure,
     DomainKind,
     DomainRead,
     DomainState,
@@ -181,16 +184,19 @@ class Served:
     page: str | None = None
     """The gateway's own page answered instead of the app (caddy.PAGES), or None."""
 
-    def app_problem(self, instance: str) -> str | None:
+    def app_problem(self, instance: str) -> DomainFailure | None:
         """Say why the app itself did not answer (the gateway's page came instead), or None."""
+        status = DomainErrorDetail(status=self.status)
         if self.page == caddy.STOPPED:
-            return (f"the certificate is in place, but the gateway shows its 'app unavailable' "
-                    f"page ({self.status}): {instance} is stopped or has no web port; start "
-                    f"it (stackhub app start {instance})")
+            return DomainFailure(f"the certificate is in place, but the gateway shows its 'app "
+                                 f"unavailable' page ({self.status}): {instance} is stopped or "
+                                 f"has no web port; start it (stackhub app start {instance})",
+                                 DomainError.APP_UNAVAILABLE, status)
         if self.page == caddy.UNREACHABLE:
-            return (f"the certificate is in place, but {instance} does not answer: the gateway "
-                    f"shows its 'App not answering' page ({self.status}); check the app "
-                    f"(stackhub app logs {instance})")
+            return DomainFailure(f"the certificate is in place, but {instance} does not answer: "
+                                 f"the gateway shows its 'App not answering' page "
+                                 f"({self.status}); check the app (stackhub app logs "
+                                 f"{instance})", DomainError.APP_NOT_ANSWERING, status)
         return None
 
 
@@ -444,6 +450,7 @@ class ProxyService:
                 continue
             upstream, why = target(inst)
             host = f"{inst.name}.{base}"
+            error = why if running else self._not_running()
             cert = self._wildcard_certificate(base) if mode == TlsMode.DNS01 else \
                 read_certificate(self.gateway.storage, host)
             expires = cert.expires_at.isoformat() if cert else None
@@ -456,7 +463,8 @@ class ProxyService:
                 url=self._url(host), target=upstream, tls=mode or TlsMode.INTERNAL,
                 issuer=cert.issuer if cert else None, expires_at=expires,
                 expires_in_days=days, warning=warning, protected=inst.name in protected,
-                error=why if running else self._not_running(), created_at=inst.created_at))
+                error=error.text if error else None, error_code=error.code if error else None,
+                error_detail=error.detail if error else None, created_at=inst.created_at))
         for row in self.records.all(instance):
             found.append(self._custom(row, known.get(row.instance), protected))
         return found
@@ -492,15 +500,21 @@ class ProxyService:
         pair = lego.read(self.lego_path, base)
         return Certificate(pair.issuer, pair.not_after, pair.not_before) if pair else None
 
-    def _not_running(self) -> str:
+    def _not_running(self) -> DomainFailure:
+        """Return why the gateway serves nothing: its last error, or that it is not running."""
         state = self._state
-        return (state.error if state and state.error else
-                "the gateway is not running" + ("" if self.enabled() else
-                                                " (turned off until a domain exists)"))
+        if state and state.error:
+            return DomainFailure(state.error, DomainError.GATEWAY_DOWN,
+                                 DomainErrorDetail(detail=state.error))
+        if self.enabled():
+            return DomainFailure("the gateway is not running", DomainError.GATEWAY_STOPPED)
+        return DomainFailure("the gateway is not running (turned off until a domain exists)",
+                             DomainError.GATEWAY_OFF)
 
     def _custom(self, row: DomainRecord, inst: InstanceRead | None,
                 protected: set[str]) -> DomainRead:
         state, error = DomainState(row.state), row.error
+        code, detail = row.failure()
         cert = read_certificate(self.gateway.storage, row.name)
         issuer = cert.issuer if cert else row.issuer
         expires = cert.expires_at.isoformat() if cert else row.expires_at
@@ -509,15 +523,18 @@ class ProxyService:
         if inst is None:
             state, error = DomainState.DANGLING, (f"instance {row.instance!r} was removed; "
                                                   "remove this domain or its DNS record")
+            code, detail = DomainError.INSTANCE_REMOVED, None
         else:
             upstream, why = target(inst)
-            error = error or why
+            if error is None and why is not None:
+                error, code, detail = why.text, why.code, why.detail
         dns, record = self._dns_of(row, inst)
         return DomainRead(name=row.name, instance=row.instance, kind=DomainKind.CUSTOM,
                           dns_status=dns, record=record,
                           state=state, url=self._url(row.name), target=upstream,
                           tls=TlsMode.ACME, issuer=issuer, expires_at=expires,
-                          checked_at=row.checked_at, error=error, created_at=row.created_at,
+                          checked_at=row.checked_at, error=error, error_code=code,
+                          error_detail=detail, created_at=row.created_at,
                           expires_in_days=days, warning=warning,
                           protected=row.instance in protected)
 
@@ -580,6 +597,7 @@ class ProxyService:
                 address = self._dials.get(inst.name) if upstream else None
                 title = "App stopped" if inst.status == InstanceStatus.STOPPED \
                     else "App unavailable"
+                title_zh, page_zh = pages.chinese(why, inst.name)
                 main = inst.main
                 guard = None
                 if inst.name in protected and api:
@@ -588,7 +606,8 @@ class ProxyService:
                 routes.append(caddy.Route(id=f"app-{inst.name}", hosts=tuple(hosts),
                                           upstream=address or upstream,
                                           fallback=upstream if address else None,
-                                          page=why, title=title,
+                                          page=why.text if why else None, title=title,
+                                          page_zh=page_zh, title_zh=title_zh,
                                           path=main.path if main and SAFE_PATH.fullmatch(
                                               main.path) else "/",
                                           tls=main is not None and main.scheme == "https",
@@ -1038,7 +1057,9 @@ class ProxyService:
                 dangling.append(row.name)
                 reason = f"DNS no longer reaches this box: {check.problem}"
                 self.records.update(row.name, state=DomainState.DANGLING.value,
-                                    error=f"{reason}: {check.fix}" if check.fix else reason,
+                                    failure=DomainFailure(
+                                        f"{reason}: {check.fix}" if check.fix else reason,
+                                        DomainError.DANGLING, DomainErrorDetail(dns=check)),
                                     issuer=issuer, expires_at=expires)
         await self._check_public_base()
         expiring = [d.name for d in self.domains() if d.warning]
@@ -1074,15 +1095,18 @@ def dns_status(check: DnsCheck) -> DnsStatus:
     return DnsStatus.WRONG
 
 
-def target(inst: InstanceRead) -> tuple[str | None, str | None]:
+def target(inst: InstanceRead) -> tuple[str | None, DomainFailure | None]:
     """Return where requests for an instance go (127.0.0.1:PORT), or why nowhere."""
     if inst.status == InstanceStatus.STOPPED:
-        return None, f"The app {inst.name} is stopped. Start it in StackHub to use it here."
+        return None, DomainFailure(f"The app {inst.name} is stopped. Start it in StackHub to "
+                                   "use it here.", DomainError.APP_STOPPED)
     main = inst.main
     if main is None:
-        return None, f"The app {inst.name} has no web page."
+        return None, DomainFailure(f"The app {inst.name} has no web page.",
+                                   DomainError.APP_NO_WEB)
     for mapping in inst.ports:
         if mapping.service == main.service and mapping.container_port == main.port and \
                 mapping.protocol == "tcp":
             return f"127.0.0.1:{mapping.host_port}", None
-    return None, f"The app {inst.name} publishes no port for its web page."
+    return None, DomainFailure(f"The app {inst.name} publishes no port for its web page.",
+                               DomainError.APP_NO_PORT)

@@ -181,9 +181,13 @@ def _gate(request: Request, services: Services) -> GatewayAuth:
     return gate
 
 
-def _html(status: int, title: str, text: str) -> Response:
-    return Response(page(title, text), status_code=status, media_type="text/html",
-                    headers={"Cache-Control": "no-store"})
+def _html(request: Request, status: int, english: tuple[str, str],
+          chinese: tuple[str, str]) -> Response:
+    """A small page in Chinese for a browser that asks for it first, else in English."""
+    zh = request.headers.get("accept-language", "").lstrip().lower().startswith("zh")
+    return Response(page(*chinese, lang="zh-CN") if zh else page(*english), status_code=status,
+                    media_type="text/html", headers={"Cache-Control": "no-store",
+                                                     "Vary": "Accept-Language"})
 
 
 @public.get("/api/auth/forward", include_in_schema=False)
@@ -197,8 +201,10 @@ async def forward(request: Request, services: ServicesDep,
         method=headers.get("x-forwarded-method", "GET"),
         cookie=request.cookies.get(COOKIE))
     if decision.status in (401, 403):
-        return _html(decision.status, "Sign-in required" if decision.status == 401
-                     else "Not allowed", decision.text)
+        signed_out = decision.status == 401
+        return _html(request, decision.status,
+                     ("Sign-in required" if signed_out else "Not allowed", decision.text),
+                     ("需要登录" if signed_out else "无权访问", decision.text_zh or decision.text))
     response = Response(status_code=decision.status, headers=decision.headers)
     if decision.cookie is not None:
         value, age = decision.cookie
@@ -222,8 +228,9 @@ async def gateway_sign_in(request: Request, services: ServicesDep,
             "Location": f"/login?next={quote(here, safe='')}", "Cache-Control": "no-store"})
     url = gate.ticket(principal, rd)
     if url is None:
-        return _html(403, "Not allowed", f"{principal.name} may not open this "
-                     "app: ask an admin to grant it.")
+        return _html(request, 403, ("Not allowed", f"{principal.name} may not open this app: "
+                                    "ask an admin to grant it."),
+                     ("无权访问", f"{principal.name} 无权打开此应用：请让管理员授予权限。"))
     return Response(status_code=302, headers={"Location": url, "Cache-Control": "no-store"})
 
 

@@ -447,4 +447,10 @@ MIGRATIONS: list[str] = [
         last_scheduled_at TEXT
     )
     """,
+    # domains: the last error's code and the values it is worded with (DomainRead.error_code,
+    # error_detail as JSON), so the console words it in its language; NULL for older errors
+    """
+    ALTER TABLE domains ADD COLUMN error_code TEXT;
+    ALTER TABLE domains ADD COLUMN error_detail TEXT
+    """,
 ]

@@ -11,6 +11,7 @@ import pytest
 
 from stackhub.adapters.caddy import LOG_TAIL, CaddyGateway, CaddyProcess, read_log
 from stackhub.proxy.acme_errors import explain
+from stackhub.proxy.models import DomainError, DomainErrorDetail, DomainFailure
 
 CA = "https://127.0.0.1:14000/dir"
 REJECTED = ("could not get certificate from issuer: HTTP 400 urn:ietf:params:acme:error:"
@@ -30,42 +31,69 @@ NO_CA = ("could not get certificate from issuer: registering account [mailto:a@e
          'dir": dial tcp 127.0.0.1:56883: connect: connection refused')
 
 
+def _text(failure: DomainFailure | None) -> str:
+    """Return the English sentence of a failure that must be there."""
+    assert failure is not None
+    return failure.text
+
+
 def test_the_ca_refusing_the_name() -> None:
-    said = explain("blocked.example.test", [REJECTED], CA)
-    assert said is not None
+    failure = explain("blocked.example.test", [REJECTED], CA)
+    said = _text(failure)
     assert said.startswith("the certificate authority refuses to issue a certificate for "
                            "blocked.example.test: its policy forbids this name (Order included")
     assert "use another name [Caddy: could not get certificate" in said
+    assert failure is not None and failure.code == DomainError.REJECTED_IDENTIFIER
+    assert failure.detail == DomainErrorDetail(
+        detail='Order included an identifier for which issuance is forbidden by policy: '
+        '"blocked.example.test"')
 
 
 def test_port_80_unreachable_from_the_validation_or_its_first_line() -> None:
     for errors in ([CHALLENGE, AUTHZ, NO_SOLVERS], [CHALLENGE]):
-        said = explain("noport.example.test", errors, CA)
-        assert said is not None
+        failure = explain("noport.example.test", errors, CA)
+        said = _text(failure)
+        assert failure is not None and failure.code == DomainError.PORT80_UNREACHABLE
+        assert failure.detail == DomainErrorDetail(detail="127.0.0.1:49051: connection refused")
         assert said.startswith("the certificate authority could not connect to port 80 of this "
                                "box at noport.example.test (127.0.0.1:49051: connection "
                                "refused): open port 80 in the firewall"), said
 
 
 def test_the_ca_unreachable() -> None:
-    said = explain("noca.example.test", [NO_CA], CA)
-    assert said == explain("noca.example.test", [NO_CA, "will retry: " + NO_CA], CA)
-    assert said is not None
-    assert said.startswith(f"the certificate authority {CA} cannot be reached from this box "
-                           "(127.0.0.1:56883: connection refused): check STACKHUB_ACME_CA")
+    failure = explain("noca.example.test", [NO_CA], CA)
+    assert failure == explain("noca.example.test", [NO_CA, "will retry: " + NO_CA], CA)
+    assert _text(failure).startswith(f"the certificate authority {CA} cannot be reached from "
+                                     "this box (127.0.0.1:56883: connection refused): check "
+                                     "STACKHUB_ACME_CA")
+    assert failure is not None and failure.code == DomainError.CA_UNREACHABLE
+    assert failure.detail == DomainErrorDetail(ca=CA, detail="127.0.0.1:56883: connection "
+                                               "refused")
     untrusted = NO_CA.replace("dial tcp 127.0.0.1:56883: connect: connection refused",
                               "tls: failed to verify certificate: x509: certificate signed by "
                               "unknown authority")
-    said = explain("noca.example.test", [untrusted], CA)
-    assert said is not None and "not trusted: set STACKHUB_ACME_CA_ROOT" in said
+    failure = explain("noca.example.test", [untrusted], CA)
+    assert "not trusted: set STACKHUB_ACME_CA_ROOT" in _text(failure)
+    assert failure is not None and failure.code == DomainError.CA_UNTRUSTED
+    assert failure.detail == DomainErrorDetail(ca=CA)
+    unknown = NO_CA.replace("dial tcp 127.0.0.1:56883: connect: connection refused", "EOF")
+    failure = explain("noca.example.test", [unknown], CA)
+    assert _text(failure).startswith(f"the certificate authority {CA} cannot be reached from "
+                                     "this box: check")
+    assert failure is not None and failure.code == DomainError.CA_UNREACHABLE
+    assert failure.detail == DomainErrorDetail(ca=CA)
 
 
 def test_caa_rate_limit_dns_and_a_wrong_server() -> None:
+    codes: list[tuple[DomainError, DomainErrorDetail | None]] = []
+
     def said(kind: str, detail: str) -> str:
-        text = explain("shop.example.test", [f"could not get certificate from issuer: HTTP 403 "
-                                             f"urn:ietf:params:acme:error:{kind} - {detail}"], CA)
-        assert text is not None
-        return text
+        failure = explain("shop.example.test", [
+            f"could not get certificate from issuer: HTTP 403 urn:ietf:params:acme:error:{kind}"
+            f"{f' - {detail}' if detail else ''}"], CA)
+        assert failure is not None
+        codes.append((failure.code, failure.detail))
+        return failure.text
 
     assert said("caa", "CAA record forbids issuance").startswith(
         "a CAA record of shop.example.test (or of a parent domain) forbids")
@@ -76,14 +104,23 @@ def test_caa_rate_limit_dns_and_a_wrong_server() -> None:
     assert "reached shop.example.test on port 80, but not this box's gateway" in \
         said("unauthorized", "The key authorization file from the server did not match")
     assert "refused the certificate for shop.example.test: badCSR (bad)" in said("badCSR", "bad")
+    assert "refused the certificate for shop.example.test: badCSR [Caddy:" in said("badCSR", "")
+    assert codes == [
+        (DomainError.CAA, None),
+        (DomainError.RATE_LIMITED,
+         DomainErrorDetail(detail="too many failed authorizations recently")),
+        (DomainError.CA_DNS, DomainErrorDetail(detail="NXDOMAIN looking up A")),
+        (DomainError.PORT80_ELSEWHERE, None),
+        (DomainError.CA_REFUSED, DomainErrorDetail(problem="badCSR", detail="bad")),
+        (DomainError.CA_REFUSED, DomainErrorDetail(problem="badCSR"))]
 
 
 def test_unrelated_errors_are_not_a_certificate_failure() -> None:
     assert explain("shop.example.test", [], CA) is None
     assert explain("shop.example.test", ["dial: upstream 127.0.0.1:1 refused"], CA) is None
     assert explain("shop.example.test", ["obtaining certificate: something new"], CA) == \
-        "the certificate for shop.example.test could not be obtained: obtaining certificate: " \
-        "something new"
+        DomainFailure("the certificate for shop.example.test could not be obtained: obtaining "
+                      "certificate: something new", DomainError.NOT_OBTAINED)
 
 
 def test_caddy_errors_are_read_from_a_moment_on_about_one_name(tmp_path: Path) -> None:
@@ -126,7 +163,7 @@ def test_a_system_caddys_errors_are_read_from_its_log_file(tmp_path: Path) -> No
     assert gateway.last_error("a.test") == f"could not get certificate from issuer: {REJECTED}"
     assert gateway.last_error() == "other: other name"
     reason = explain("a.test", gateway.errors("a.test", since=150.0), CA)
-    assert reason is not None and "refuses to issue a certificate for a.test" in reason
+    assert "refuses to issue a certificate for a.test" in _text(reason)
 
 
 def test_only_the_end_of_a_long_log_file_is_read(tmp_path: Path) -> None:

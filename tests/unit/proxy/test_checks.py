@@ -18,7 +18,7 @@ from stackhub.adapters.dns import Answer
 from stackhub.apps.loopback import LOOPBACK_FILE
 from stackhub.errors import Conflict, EngineError, NotFound
 from stackhub.operations.models import OperationState
-from stackhub.proxy.models import DomainState
+from stackhub.proxy.models import DnsProblem, DomainError, DomainState
 from stackhub.proxy.service import (
     PROTECT,
     GatewaySettings,
@@ -131,6 +131,13 @@ async def test_recheck_flags_dangling_domains_and_clears_them_when_dns_is_back(
     assert shop.state == DomainState.DANGLING
     assert shop.error is not None and "DNS no longer reaches this box" in shop.error
     assert "shop.example.org. CNAME web.box.example.com." in shop.error
+    assert shop.error_code == DomainError.DANGLING and shop.error_detail is not None
+    dns = shop.error_detail.dns
+    assert dns is not None and dns.problem_code == DnsProblem.POINTS_ELSEWHERE
+    assert dns.addresses == ["198.51.100.9"] and dns.record_name == "shop.example.org"
+    row = proxy.records.find("shop.example.org")
+    assert row is not None and row.error_code == "dangling"
+    assert json.loads(row.error_detail or "")["dns"]["problem_code"] == "points_elsewhere"
     assert "shop.example.org" in proxy.spec_hosts()  # still routed: it comes back by itself
     assert proxy.records.find("new.example.org").state == "pending"  # type: ignore[union-attr]
     resolver.answers["shop.example.org"] = Answer(cnames=("web.box.example.com",),
@@ -139,6 +146,7 @@ async def test_recheck_flags_dangling_domains_and_clears_them_when_dns_is_back(
     assert read.dangling == ["gone.example.org"]
     shop = {d.name: d for d in proxy.domains()}["shop.example.org"]
     assert shop.state == DomainState.ACTIVE and shop.error is None
+    assert shop.error_code is None and shop.error_detail is None
 
 
 async def test_the_periodic_recheck_runs_by_itself(live: Services,

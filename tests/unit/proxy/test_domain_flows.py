@@ -15,9 +15,18 @@ import pytest
 
 from stackhub.adapters import caddy, dnsrecords
 from stackhub.adapters.dns import Answer
-from stackhub.errors import DnsProviderRefused, Invalid
+from stackhub.errors import DnsProviderRefused, GatewayUnavailable, Invalid
 from stackhub.proxy import flows as flows_module
-from stackhub.proxy.models import DnsRecord, DnsStatus, DomainRead, DomainState
+from stackhub.proxy.models import (
+    DnsCheck,
+    DnsProblem,
+    DnsRecord,
+    DnsStatus,
+    DomainError,
+    DomainErrorDetail,
+    DomainRead,
+    DomainState,
+)
 from stackhub.proxy.service import BASE_KEY, GatewaySettings, ProxyService, Served
 from stackhub.services import Services
 from tests.unit.proxy.test_service import FakeGateway, FakeResolver
@@ -153,7 +162,13 @@ async def test_a_record_that_never_resolves_fails_and_is_deleted(live: Services,
     assert op.error is not None and "StackHub created shop.example.com. CNAME " \
         "web.box.example.com. at the DNS provider, but shop.example.com did not lead" in op.error
     row = live.proxy.records.find("shop.example.com")
-    assert row is not None and row.state == DomainState.FAILED.value
+    assert row is not None and row.state == DomainState.FAILED.value and row.error == op.error
+    shown = {d.name: d for d in live.proxy.domains("web")}["shop.example.com"]
+    assert shown.error_code == DomainError.DNS_TIMEOUT and shown.error_detail is not None
+    assert shown.error_detail.seconds == 1
+    assert shown.error_detail.record == "shop.example.com. CNAME web.box.example.com."
+    dns = shown.error_detail.dns
+    assert dns is not None and dns.problem_code == DnsProblem.NO_RECORD
     for _ in range(2000):  # the record is deleted in the background
         if "delete CNAME shop.example.com" in world.log:
             break
@@ -273,8 +288,13 @@ async def test_serves_tells_the_gateways_own_pages_from_the_app(
     problem = served.app_problem("web")
     assert (problem is None) == (page is None)
     if page == caddy.UNREACHABLE:
-        assert problem is not None and "web does not answer" in problem \
-            and "certificate is in place" in problem
+        assert problem is not None and "web does not answer" in problem.text \
+            and "certificate is in place" in problem.text
+        assert problem.code == DomainError.APP_NOT_ANSWERING
+        assert problem.detail == DomainErrorDetail(status=served.status)
+    if page == caddy.STOPPED:
+        assert problem is not None and problem.code == DomainError.APP_UNAVAILABLE
+        assert problem.detail == DomainErrorDetail(status=served.status)
 
 
 async def test_a_domain_binds_even_when_the_app_does_not_answer(
@@ -301,6 +321,8 @@ async def test_a_domain_binds_even_when_the_app_does_not_answer(
     assert row.error is not None and "web does not answer" in row.error
     shown = {d.name: d for d in live.proxy.domains("web")}["shop.example.com"]
     assert shown.error == row.error and shown.issuer == "Test CA"
+    assert shown.error_code == DomainError.APP_NOT_ANSWERING
+    assert shown.error_detail == DomainErrorDetail(status="HTTP/1.1 502 Bad Gateway")
 
 
 async def test_domains_show_their_dns_status_and_the_record_to_create(
@@ -346,3 +368,92 @@ async def test_domains_show_their_dns_status_and_the_record_to_create(
     await proxy.check("gone.example.org")
     await live.domains.remove("web", "gone.example.org")
     assert "gone.example.org" not in proxy.dns_checks
+
+
+async def failed_row(live: Services, domain: str) -> DomainRead:
+    """Add `domain` to web, wait for the operation to fail; return the domain as listed."""
+    accepted = await live.domains.add("web", domain)
+    await finish(live, accepted.operation.id)
+    op = live.apps.operation(accepted.operation.id)
+    assert op.state == "failed"
+    shown = {d.name: d for d in live.proxy.domains("web")}[domain]
+    assert shown.state == DomainState.FAILED and shown.error == op.error
+    return shown
+
+
+async def test_a_certificate_failure_is_stored_with_its_code(
+        live: Services, world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    world.records["shop.example.com"] = "web.box.example.com"
+    world.propagation = 0
+    rejected = ("could not get certificate from issuer: HTTP 400 urn:ietf:params:acme:error:"
+                "rejectedIdentifier - forbidden by policy")
+    monkeypatch.setattr(live.proxy.gateway, "errors", lambda name, since: [rejected])
+    shown = await failed_row(live, "shop.example.com")
+    assert shown.error is not None and shown.error.startswith(
+        "the certificate authority refuses to issue a certificate for shop.example.com")
+    assert shown.error_code == DomainError.REJECTED_IDENTIFIER
+    assert shown.error_detail == DomainErrorDetail(detail="forbidden by policy")
+
+
+async def test_https_that_never_comes_is_stored_as_a_timeout(
+        live: Services, world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    world.records["shop.example.com"] = "web.box.example.com"
+    world.propagation = 0
+    live.proxy.settings = replace(live.proxy.settings, timeout=0.5)
+
+    async def serves(domain: str) -> Served:
+        return Served(issuer="", expires_at="", status="HTTP/1.1 404", page=caddy.NO_ROUTE)
+
+    monkeypatch.setattr(flows_module, "RETRY", 0.01)
+    monkeypatch.setattr(live.proxy, "serves", serves)
+    shown = await failed_row(live, "shop.example.com")
+    assert shown.error is not None and "did not serve over HTTPS within 0 s" in shown.error
+    assert shown.error_code == DomainError.HTTPS_TIMEOUT
+    assert shown.error_detail == DomainErrorDetail(seconds=0)
+
+
+async def test_a_gateway_that_cannot_load_is_stored_with_its_reason(
+        live: Services, world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    world.records["shop.example.com"] = "web.box.example.com"
+    world.propagation = 0
+
+    async def apply() -> None:
+        raise GatewayUnavailable("port 80 is taken by nginx (pid 7)")
+
+    monkeypatch.setattr(live.proxy, "apply", apply)
+    shown = await failed_row(live, "shop.example.com")
+    assert shown.error == "port 80 is taken by nginx (pid 7)"
+    assert shown.error_code == DomainError.GATEWAY_DOWN
+    assert shown.error_detail == DomainErrorDetail(detail="port 80 is taken by nginx (pid 7)")
+
+
+async def test_a_caa_record_found_while_waiting_is_stored_with_the_check(
+        live: Services, world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    caa = DnsCheck(domain="shop.example.com", ok=False, cnames=[], addresses=[],
+                   box_addresses=["203.0.113.7"], expected=[], problem="a CAA record forbids",
+                   fix="add a CAA record", problem_code=DnsProblem.CAA_FORBIDS,
+                   record_name="shop.example.com", ca="letsencrypt.org")
+
+    async def check(domain: str, instance: str | None = None) -> DnsCheck:
+        return caa
+
+    monkeypatch.setattr(live.proxy, "check", check)
+    shown = await failed_row(live, "shop.example.com")
+    assert shown.error == "a CAA record forbids: add a CAA record"
+    assert shown.error_code == DomainError.DNS_REFUSED
+    assert shown.error_detail == DomainErrorDetail(dns=caa)
+
+
+async def test_a_binding_cut_short_by_a_crash_is_stored_as_interrupted(
+        live: Services, world: World) -> None:
+    live.proxy.records.put("shop.example.com", "web", DomainState.PENDING.value)
+    live.proxy.records.put("ok.example.com", "web", DomainState.ACTIVE.value)
+    op = live.runner.journal.start(flows_module.DOMAIN.name, "web", status=None)
+    await live.domains._after_crash(op)
+    found = {d.name: d for d in live.proxy.domains("web")}
+    shop = found["shop.example.com"]
+    assert shop.state == DomainState.FAILED
+    assert shop.error == ("StackHub stopped while binding this domain; run `stackhub domain "
+                          "add` again")
+    assert shop.error_code == DomainError.INTERRUPTED and shop.error_detail is None
+    assert found["ok.example.com"].error_code is None

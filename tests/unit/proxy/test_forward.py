@@ -8,10 +8,13 @@ from collections.abc import AsyncIterator
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from starlette.requests import Request
+from starlette.responses import Response
 
 from stackhub.auth.models import Role
 from stackhub.proxy.forward import GatewayAuth
 from stackhub.proxy.service import GatewaySettings, ProxyService
+from stackhub.proxy.views import _html
 from stackhub.services import Services
 from tests.unit.proxy.test_service import FakeGateway, FakeResolver, install
 
@@ -99,7 +102,10 @@ async def test_sign_out_disabling_and_revoking_the_grant_end_access(live: Servic
     cookie = signed_in(live, gate, console)
     assert ask(gate, cookie) == 200
     live.auth.accounts.set_grants("bob", [], actor=principal, ip="")
-    assert ask(gate, cookie) == 403
+    refused = gate.check(token=gate.proxy.ask_token, host=f"{HOST}:8443", uri="/",
+                         method="GET", cookie=cookie)
+    assert refused.status == 403 and refused.text == "bob may not open web: ask an admin to " \
+        "grant it" and refused.text_zh == "bob 无权打开 web：请让管理员授予权限。"
     live.auth.accounts.set_grants("bob", ["web"], actor=principal, ip="")
     live.auth.users.update("bob", disabled=True)
     assert ask(gate, cookie) == 302
@@ -110,3 +116,19 @@ async def test_taking_protection_away_stops_the_questions(live: Services,
     await gate.proxy.protect("web", False)
     assert ask(gate, None) == 403  # the loaded config no longer asks for this name
     assert HOST not in gate.proxy.protected_hosts()
+
+
+def test_the_refusal_pages_speak_the_browser_s_first_language() -> None:
+    def shown(language: str) -> Response:
+        asked = Request({"type": "http", "headers": [(b"accept-language", language.encode())]})
+        return _html(asked, 401, ("Sign-in required", "sign in to StackHub first"),
+                     ("需要登录", "请先登录 StackHub。"))
+
+    zh, en = shown("zh-CN,zh;q=0.9,en;q=0.8"), shown("en-US,en;q=0.9,zh;q=0.8")
+    assert zh.status_code == en.status_code == 401
+    assert "请先登录 StackHub。" in bytes(zh.body).decode() and '<html lang="zh-CN">' in \
+        bytes(zh.body).decode()
+    assert "sign in to StackHub first" in bytes(en.body).decode() and "请" not in \
+        bytes(en.body).decode()
+    assert zh.headers["vary"] == en.headers["vary"] == "Accept-Language"
+    assert "sign in to StackHub" in bytes(shown("").body).decode()  # nothing asked: English

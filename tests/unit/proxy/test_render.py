@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from stackhub.adapters.caddy import (
+    CHINESE,
     IDENTITY_HEADERS,
     LOG_NAME,
     NO_ROUTE,
@@ -22,6 +23,14 @@ from stackhub.adapters.caddy import (
 
 DELETE_IDENTITY = {"handle": [{"handler": "headers",
                                "request": {"delete": list(IDENTITY_HEADERS)}}]}
+
+
+def shown(handler: dict[str, Any], chinese: bool = False) -> dict[str, Any]:
+    """Return the page a gateway page handler answers with, for an English or Chinese browser."""
+    assert handler["handler"] == "subroute"
+    first, other = handler["routes"]
+    assert first["match"] == [CHINESE] and first["terminal"] is True and "match" not in other
+    return (first if chinese else other)["handle"][0]  # type: ignore[no-any-return]
 
 
 def spec(**extra: object) -> GatewaySpec:
@@ -64,21 +73,43 @@ def test_routes_proxy_to_the_host_port_or_show_a_page() -> None:
     assert web["match"] == [{"host": ["web.home.lan", "shop.example.com"]}]
     assert web["handle"] == [{"handler": "subroute", "routes": [DELETE_IDENTITY, {"handle": [
         {"handler": "reverse_proxy", "upstreams": [{"dial": "127.0.0.1:18100"}]}]}]}]
-    page = db["handle"][0]
+    page = shown(db["handle"][0])
     assert page["handler"] == "static_response" and page["status_code"] == 503
     assert "The app db is stopped." in page["body"]
-    assert "match" not in fallback and fallback["handle"][0]["status_code"] == 404
+    assert "match" not in fallback and shown(fallback["handle"][0])["status_code"] == 404
+
+
+def test_the_gateway_pages_are_in_chinese_for_a_chinese_browser() -> None:
+    stopped = Route("app-db", ("db.home.lan",), None, "The app db is stopped.",
+                    title="App stopped", page_zh="应用 db 已停止。", title_zh="应用已停止")
+    server = render(spec(routes=(stopped,)))["apps"]["http"]["servers"][SERVER]
+    db, fallback = server["routes"]
+    unreachable = server["errors"]["routes"][0]["handle"][0]
+    for handler, status, english, chinese in (
+            (db["handle"][0], 503, "The app db is stopped.", "应用 db 已停止。"),
+            (fallback["handle"][0], 404, "No app of this StackHub", "此 StackHub 上没有应用"),
+            (unreachable, 502, "does not answer", "没有响应")):
+        en, zh = shown(handler), shown(handler, chinese=True)
+        assert (en["status_code"], zh["status_code"]) == (status, status)
+        assert english in en["body"] and '<html lang="en">' in en["body"]
+        assert chinese in zh["body"] and '<html lang="zh-CN">' in zh["body"]
+        assert "StackHub 网关" in zh["body"] and chinese not in en["body"]
+        assert zh["headers"]["Vary"] == ["Accept-Language"]
+    untranslated = Route("x", ("x.lan",), None, None)  # no Chinese text given: a general one
+    page = render(spec(routes=(untranslated,)))["apps"]["http"]["servers"][SERVER]["routes"][0]
+    assert "此应用当前不可用" in shown(page["handle"][0], chinese=True)["body"]
 
 
 def test_pages_escape_html() -> None:
     routes = render(spec(routes=(Route("x", ("x.lan",), None, "<b>&"),)))
-    body = routes["apps"]["http"]["servers"][SERVER]["routes"][0]["handle"][0]["body"]
+    handler = routes["apps"]["http"]["servers"][SERVER]["routes"][0]["handle"][0]
+    body = shown(handler)["body"]
     assert "&lt;b&gt;&amp;" in body and "<b>" not in body
 
 
 def test_an_unreachable_upstream_gets_a_clear_page() -> None:
     server = render(spec())["apps"]["http"]["servers"][SERVER]
-    page = server["errors"]["routes"][0]["handle"][0]
+    page = shown(server["errors"]["routes"][0]["handle"][0])
     assert page["status_code"] == 502 and "does not answer" in page["body"]
 
 
@@ -86,9 +117,10 @@ def test_the_gateway_marks_its_own_pages_and_never_an_app_answer() -> None:
     server = render(spec())["apps"]["http"]["servers"][SERVER]
     web, db, fallback = server["routes"]
     unreachable = server["errors"]["routes"][0]["handle"][0]
-    assert db["handle"][0]["headers"][PAGE_HEADER] == [STOPPED]
-    assert unreachable["headers"][PAGE_HEADER] == [UNREACHABLE]
-    assert fallback["handle"][0]["headers"][PAGE_HEADER] == [NO_ROUTE]
+    for chinese in (False, True):
+        assert shown(db["handle"][0], chinese)["headers"][PAGE_HEADER] == [STOPPED]
+        assert shown(unreachable, chinese)["headers"][PAGE_HEADER] == [UNREACHABLE]
+        assert shown(fallback["handle"][0], chinese)["headers"][PAGE_HEADER] == [NO_ROUTE]
     assert PAGE_HEADER not in str(web)  # the app's own answers pass through unmarked
 
 
@@ -158,7 +190,7 @@ def test_a_protected_stopped_app_still_asks_before_its_page() -> None:
     guard = ForwardAuth(dial="127.0.0.1:8420", uri="/api/auth/forward?token=t")
     steps = _steps(Route("app-x", ("x.lan",), None, "stopped", auth=guard))
     assert steps[1]["handle"][0]["rewrite"]["uri"] == "/api/auth/forward?token=t"
-    assert steps[-1]["handle"][0]["status_code"] == 503
+    assert shown(steps[-1]["handle"][0])["status_code"] == 503
 
 
 def test_a_container_address_falls_back_to_the_published_port() -> None:

@@ -12,11 +12,12 @@ import pytest
 
 from stackhub.adapters.caddy import SERVER, CaddyGateway, Reapply
 from stackhub.adapters.dns import Answer
+from stackhub.apps.models import InstanceStatus
 from stackhub.errors import AlreadyExists, Conflict, GatewayUnavailable, Invalid, NotFound
 from stackhub.operations.journal import OperationFilter
 from stackhub.proxy import service as service_module
-from stackhub.proxy.models import DomainState
-from stackhub.proxy.service import GatewaySettings, ProxyService
+from stackhub.proxy.models import DomainError, DomainErrorDetail, DomainFailure, DomainState
+from stackhub.proxy.service import GatewaySettings, ProxyService, target
 from stackhub.services import Services
 from tests.unit.support import app_request
 
@@ -129,8 +130,10 @@ async def test_lifecycle_changes_are_batched_into_one_load(
     await live.apps.lifecycle("one", "stop")
     await loaded(before + 2)
     assert len(gateway.configs) == before + 2
-    page = routes(gateway.configs[-1])["stackhub-app-one"]["handle"][0]
-    assert page["status_code"] == 503 and "one is stopped" in page["body"]
+    pages = routes(gateway.configs[-1])["stackhub-app-one"]["handle"][0]["routes"]
+    english, chinese = (step["handle"][0] for step in pages[::-1])
+    assert english["status_code"] == 503 and "one is stopped" in english["body"]
+    assert "应用 one 已停止" in chinese["body"]
     assert [d.target for d in proxy.domains("one")] == [None]
 
 
@@ -177,6 +180,9 @@ async def test_a_removed_instance_leaves_a_dangling_domain(live: Services,
     assert found["shop.example.org"].target == "127.0.0.1:18331"
     assert found["gone.example.org"].state == DomainState.DANGLING
     assert "was removed" in (found["gone.example.org"].error or "")
+    assert found["gone.example.org"].error_code == DomainError.INSTANCE_REMOVED
+    assert found["shop.example.org"].error is None
+    assert found["shop.example.org"].error_code is None
     spec_hosts = proxy.spec_hosts()
     assert "shop.example.org" in spec_hosts and "gone.example.org" not in spec_hosts
 
@@ -190,3 +196,65 @@ async def test_ask_allows_only_served_names_with_the_token(live: Services,
     assert not proxy.allows("evil.example.org", proxy.ask_token)
     proxy.records.update("shop.example.org", state=DomainState.FAILED.value, error="x")
     assert not proxy.allows("shop.example.org", proxy.ask_token)
+
+
+async def test_an_apps_and_the_gateways_state_are_errors_with_codes(
+        live: Services, proxy: ProxyService) -> None:
+    await install(live, "web", 18371)
+    inst = live.apps.get("web")
+    assert target(inst) == ("127.0.0.1:18371", None)
+    assert target(inst.model_copy(update={"status": InstanceStatus.STOPPED}))[1] == \
+        DomainFailure("The app web is stopped. Start it in StackHub to use it here.",
+                      DomainError.APP_STOPPED)
+    assert target(inst.model_copy(update={"main": None}))[1] == \
+        DomainFailure("The app web has no web page.", DomainError.APP_NO_WEB)
+    assert target(inst.model_copy(update={"ports": []}))[1] == \
+        DomainFailure("The app web publishes no port for its web page.",
+                      DomainError.APP_NO_PORT)
+    assert proxy._not_running() == DomainFailure(
+        "the gateway is not running (turned off until a domain exists)", DomainError.GATEWAY_OFF)
+    await proxy.set_base("home.lan", "auto")
+    web = proxy.domains()[0]
+    assert (web.error, web.error_code, web.error_detail) == (None, None, None)
+    await proxy.gateway.stop()
+    web = proxy.domains()[0]
+    assert (web.error, web.error_code) == ("the gateway is not running",
+                                           DomainError.GATEWAY_STOPPED)
+    assert proxy._state is not None
+    proxy._state.error = "port 80 is taken by nginx (pid 7)"
+    web = proxy.domains()[0]
+    assert (web.error, web.error_code) == ("port 80 is taken by nginx (pid 7)",
+                                           DomainError.GATEWAY_DOWN)
+    assert web.error_detail == DomainErrorDetail(detail="port 80 is taken by nginx (pid 7)")
+
+
+async def test_errors_stored_without_a_code_or_with_an_unknown_one_read_as_english(
+        live: Services, proxy: ProxyService) -> None:
+    """Rows from before the codes (NULL) or from a newer StackHub: only `error` is shown."""
+    await install(live, "web", 18381)
+    proxy.records.put("shop.example.org", "web", DomainState.ACTIVE.value)
+    proxy.records.update("shop.example.org", state=DomainState.FAILED.value, error="old words")
+    shop = {d.name: d for d in proxy.domains()}["shop.example.org"]
+    assert (shop.error, shop.error_code, shop.error_detail) == ("old words", None, None)
+    with proxy.records.db.transaction() as conn:
+        conn.execute("UPDATE domains SET error_code = 'from_the_future', error_detail = "
+                     "'{\"detail\": 1}' WHERE name = 'shop.example.org'")
+    shop = {d.name: d for d in proxy.domains()}["shop.example.org"]
+    assert (shop.error, shop.error_code, shop.error_detail) == ("old words", None, None)
+    with proxy.records.db.transaction() as conn:
+        conn.execute("UPDATE domains SET error_code = 'caa', error_detail = 'not json' "
+                     "WHERE name = 'shop.example.org'")
+    shop = {d.name: d for d in proxy.domains()}["shop.example.org"]
+    assert (shop.error, shop.error_code, shop.error_detail) == ("old words", DomainError.CAA,
+                                                                None)
+    proxy.records.put("shop.example.org", "web", DomainState.PENDING.value)  # clears them all
+    row = proxy.records.find("shop.example.org")
+    assert row is not None and (row.error, row.error_code, row.error_detail) == (None,) * 3
+
+
+def test_every_domain_error_code_is_worded_in_both_console_languages() -> None:
+    """web/src/utils/domain-error.ts words each code; a code it lacks shows English only."""
+    locales = Path(__file__).resolve().parents[3] / "web" / "src" / "i18n" / "locales"
+    for name in ("en.json", "zh-CN.json"):
+        worded = json.loads((locales / name).read_text())["domainError"]["text"]
+        assert sorted(worded) == sorted(code.value for code in DomainError), name

@@ -3661,6 +3661,51 @@ export interface components {
             operation: components["schemas"]["OperationRead"];
         };
         /**
+         * DomainError
+         * @description Why a domain has its `error`, for clients that word it themselves (`DomainRead.error`
+         *     is the English sentence).
+         * @enum {string}
+         */
+        DomainError: "rejected_identifier" | "caa" | "rate_limited" | "port80_unreachable" | "port80_elsewhere" | "ca_dns" | "ca_unreachable" | "ca_untrusted" | "ca_refused" | "not_obtained" | "https_timeout" | "dns_timeout" | "dns_refused" | "dangling" | "interrupted" | "app_unavailable" | "app_not_answering" | "instance_removed" | "app_stopped" | "app_no_web" | "app_no_port" | "gateway_down" | "gateway_stopped" | "gateway_off";
+        /**
+         * DomainErrorDetail
+         * @description The values a domain's error is worded with (each code uses a few; the rest are None).
+         */
+        DomainErrorDetail: {
+            /**
+             * Ca
+             * @description The certificate authority's directory URL (ca_unreachable, ca_untrusted).
+             */
+            ca?: string | null;
+            /**
+             * Detail
+             * @description The certificate authority's own words (rejected_identifier, rate_limited, ca_dns, ca_refused), the failed connection as ADDRESS:PORT: WHY (port80_unreachable, ca_unreachable) or the gateway's reason (gateway_down), verbatim.
+             */
+            detail?: string | null;
+            /** @description The DNS check that failed (dangling, dns_timeout, dns_refused): its problem_code and values word the DNS part. */
+            dns?: components["schemas"]["DnsCheck"] | null;
+            /**
+             * Problem
+             * @description The ACME problem type the CA answered, e.g. badCSR (ca_refused).
+             */
+            problem?: string | null;
+            /**
+             * Record
+             * @description The record StackHub created at the DNS provider, in zone-file form (dns_timeout).
+             */
+            record?: string | null;
+            /**
+             * Seconds
+             * @description How long StackHub waited (https_timeout, dns_timeout).
+             */
+            seconds?: number | null;
+            /**
+             * Status
+             * @description The gateway page's status line (app_unavailable, app_not_answering).
+             */
+            status?: string | null;
+        };
+        /**
          * DomainKind
          * @description An automatic name (``<instance>.<base>``) or a custom domain bound by an admin.
          * @enum {string}
@@ -3677,8 +3722,15 @@ export interface components {
             created_at?: string | null;
             /** @description What the last DNS check found: ok (leads to this box), missing (no record), wrong (points elsewhere, or CAA forbids the CA), unchecked (not looked up, or the lookup failed). For automatic names: the *.<base> record's check, None when it was never checked. */
             dns_status?: components["schemas"]["DnsStatus"] | null;
-            /** Error */
+            /**
+             * Error
+             * @description Why the domain does not serve the app, in English (the last failure, or the app's or gateway's state).
+             */
             error?: string | null;
+            /** @description The error as a code, None when there is no error (or for an error recorded before codes existed: show `error`). Certificates (HTTP-01): rejected_identifier (the CA's policy forbids the name), caa, rate_limited, port80_unreachable, port80_elsewhere (port 80 leads to another server), ca_dns (the CA could not look the name up), ca_unreachable, ca_untrusted (the CA's TLS certificate is not trusted: STACKHUB_ACME_CA_ROOT), ca_refused (another ACME problem), not_obtained (Caddy's failure, not recognised), https_timeout; DNS: dns_timeout (a record StackHub created did not lead here in time), dns_refused, dangling (the DNS no longer reaches this box); interrupted (StackHub stopped while binding); the app: app_unavailable, app_not_answering (bound, but the gateway shows its own page), instance_removed, app_stopped, app_no_web, app_no_port; the gateway: gateway_down (detail says why), gateway_stopped, gateway_off (off until a domain exists). With error_detail and the domain's name and instance it lets a client word the error in its own language. */
+            error_code?: components["schemas"]["DomainError"] | null;
+            /** @description The values error_code is worded with. */
+            error_detail?: components["schemas"]["DomainErrorDetail"] | null;
             /**
              * Expires At
              * @description When the certificate expires, as last checked (ISO 8601 UTC).
