@@ -547,8 +547,12 @@ class ProxyService:
         elif row.state == DomainState.ACTIVE:
             status = DnsStatus.OK
         elif row.state == DomainState.DANGLING:
-            status = DnsStatus.MISSING if "has no DNS record" in (row.error or "") \
-                else DnsStatus.WRONG
+            _, detail = row.failure()
+            if detail is not None and detail.dns is not None:  # the check that flagged it
+                status = dns_status(detail.dns)
+            else:  # flagged before errors kept their codes
+                status = DnsStatus.MISSING if "has no DNS record" in (row.error or "") \
+                    else DnsStatus.WRONG
         else:
             status = DnsStatus.UNCHECKED
         if inst is None or status not in (DnsStatus.MISSING, DnsStatus.WRONG) or (

@@ -18,7 +18,7 @@ from stackhub.adapters.dns import Answer
 from stackhub.apps.loopback import LOOPBACK_FILE
 from stackhub.errors import Conflict, EngineError, NotFound
 from stackhub.operations.models import OperationState
-from stackhub.proxy.models import DnsProblem, DomainError, DomainState
+from stackhub.proxy.models import DnsProblem, DnsStatus, DomainError, DomainFailure, DomainState
 from stackhub.proxy.service import (
     PROTECT,
     GatewaySettings,
@@ -147,6 +147,28 @@ async def test_recheck_flags_dangling_domains_and_clears_them_when_dns_is_back(
     shop = {d.name: d for d in proxy.domains()}["shop.example.org"]
     assert shop.state == DomainState.ACTIVE and shop.error is None
     assert shop.error_code is None and shop.error_detail is None
+
+
+async def test_a_dangling_domain_s_dns_status_comes_from_its_stored_check(
+        live: Services, proxy: ProxyService) -> None:
+    """After a restart (no check in memory) the stored check says missing or wrong."""
+    await install(live, "web", 18362)
+    await proxy.set_base("box.example.com", "auto")
+    for name, answer in (("gone.example.org", Answer()),
+                         ("moved.example.org", Answer(addresses=("198.51.100.9",)))):
+        proxy.records.put(name, "web", DomainState.ACTIVE.value)
+        assert isinstance(proxy.resolver, FakeResolver)
+        proxy.resolver.answers[name] = answer
+    await proxy.recheck()
+    proxy.dns_checks.clear()  # as after a restart
+    for name in ("gone.example.org", "moved.example.org"):  # worded differently one day
+        row = proxy.records.find(name)
+        assert row is not None and row.error is not None
+        proxy.records.update(name, state=DomainState.DANGLING.value, failure=DomainFailure(
+            "DNS does not reach this box", DomainError.DANGLING, row.failure()[1]))
+    found = {d.name: d.dns_status for d in proxy.domains()}
+    assert found["gone.example.org"] == DnsStatus.MISSING
+    assert found["moved.example.org"] == DnsStatus.WRONG
 
 
 async def test_the_periodic_recheck_runs_by_itself(live: Services,
