@@ -38,8 +38,8 @@ const CASES: Record<string, Domain> = {
   ca_unreachable: domain('ca_unreachable', { ca: CA, detail: '127.0.0.1:443: i/o timeout' }),
   ca_untrusted: domain('ca_untrusted', { ca: CA }),
   ca_refused: domain('ca_refused', { problem: 'badCSR', detail: 'bad key' }),
-  not_obtained: domain('not_obtained'),
-  https_timeout: domain('https_timeout', { seconds: 120 }),
+  not_obtained: domain('not_obtained', { detail: 'obtaining certificate: something new' }),
+  https_timeout: domain('https_timeout', { seconds: 120, detail: 'the TLS handshake did not finish' }),
   dns_timeout: domain('dns_timeout', { seconds: 120, record: 'shop.example.org. CNAME web.box.example.com.', dns: NO_RECORD }),
   dns_refused: domain('dns_refused', { dns: CAA }),
   dangling: domain('dangling', { dns: NO_RECORD }),
@@ -76,8 +76,8 @@ const ENGLISH: Record<string, string> = {
   ca_untrusted: `the certificate authority ${CA} cannot be reached from this box (its TLS certificate is not trusted: `
     + 'set STACKHUB_ACME_CA_ROOT): check STACKHUB_ACME_CA and that the box can open outgoing HTTPS connections',
   ca_refused: 'the certificate authority refused the certificate for shop.example.org: badCSR (bad key)',
-  not_obtained: 'the certificate for shop.example.org could not be obtained',
-  https_timeout: 'shop.example.org did not serve over HTTPS within 120 s; check that port 80 of this box is reachable '
+  not_obtained: 'the certificate for shop.example.org could not be obtained (obtaining certificate: something new)',
+  https_timeout: 'shop.example.org did not serve over HTTPS within 120 s (the TLS handshake did not finish); check that port 80 of this box is reachable '
     + 'from the internet (the CA connects to it)',
   dns_timeout: 'StackHub created shop.example.org. CNAME web.box.example.com. at the DNS provider, but '
     + 'shop.example.org did not lead to this box within 120 s: shop.example.org has no DNS record',
@@ -102,10 +102,10 @@ const ENGLISH: Record<string, string> = {
 const CHINESE: Record<string, string> = {
   rejected_identifier: '证书颁发机构拒绝为 shop.example.org 签发证书：其策略禁止使用这个名称（forbidden by policy）；请换一个名称',
   caa: 'shop.example.org（或其上级域名）的 CAA 记录不允许该证书颁发机构签发证书：请添加允许它的 CAA 记录，或删除这些 CAA 记录',
-  rate_limited: "shop.example.org 已达到证书颁发机构的频率限制（too many failed authorizations recently）：请稍候（Let's "
+  rate_limited: "shop.example.org 已达到证书颁发机构的频率限制（too many failed authorizations recently）：请等待一段时间（Let's "
     + 'Encrypt 对每个名称每小时允许 5 次验证失败），然后重新添加该域名',
-  port80_unreachable: '证书颁发机构无法连接本机 shop.example.org 的 80 端口（203.0.113.7:80: connection refused）：请在防火墙中'
-    + '开放 80 端口，并在路由器上将其转发到本机；HTTP-01 验证需要它（或使用 DNS 服务商和 tls dns01）',
+  port80_unreachable: '证书颁发机构无法通过 shop.example.org 连接到本机的 80 端口（203.0.113.7:80: connection refused）：请在'
+    + '防火墙中开放 80 端口，并在路由器上将其转发到本机；HTTP-01 验证需要它（或使用 DNS 服务商和 tls dns01）',
   port80_elsewhere: '证书颁发机构通过 80 端口访问到了 shop.example.org，但不是本机的网关（应答不匹配）：请确认 80 端口转发到了本机，'
     + '而不是另一台服务器',
   ca_dns: '证书颁发机构无法解析 shop.example.org（NXDOMAIN looking up A）：请检查它的 DNS 记录（stackhub domain check '
@@ -115,8 +115,8 @@ const CHINESE: Record<string, string> = {
   ca_untrusted: `本机无法连接证书颁发机构 ${CA}（它的 TLS 证书不受信任：请设置 STACKHUB_ACME_CA_ROOT）：请检查 STACKHUB_ACME_CA，`
     + '并确认本机可以发起对外的 HTTPS 连接',
   ca_refused: '证书颁发机构拒绝为 shop.example.org 签发证书：badCSR（bad key）',
-  not_obtained: '无法获取 shop.example.org 的证书',
-  https_timeout: 'shop.example.org 未能在 120 秒内通过 HTTPS 提供服务；请检查本机的 80 端口能否从互联网访问（证书颁发机构会连接它）',
+  not_obtained: '无法获取 shop.example.org 的证书（obtaining certificate: something new）',
+  https_timeout: 'shop.example.org 未能在 120 秒内通过 HTTPS 提供服务（the TLS handshake did not finish）；请检查本机的 80 端口能否从互联网访问（证书颁发机构会连接它）',
   dns_timeout: 'StackHub 已在 DNS 服务商处创建 shop.example.org. CNAME web.box.example.com.，但 shop.example.org 在 120 秒内'
     + '仍未指向本机：shop.example.org 没有 DNS 记录',
   dns_refused: 'shop.example.org 的 CAA 记录不允许证书颁发机构（letsencrypt.org）为其签发证书：请添加 CAA 记录：'

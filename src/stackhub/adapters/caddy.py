@@ -158,12 +158,14 @@ PAGE = """<!doctype html><html lang="{lang}"><head><meta charset="utf-8"><title>
 </head><body><h1>{title}</h1><p>{text}</p><p><small>{footer}</small></p></body></html>
 """
 FOOTER = {"en": "StackHub gateway", "zh-CN": "StackHub 网关"}
-CHINESE = {"header_regexp": {"Accept-Language": {"pattern": "^\\s*zh"}}}
-"""Browsers whose first language is Chinese get the gateway's own pages in Chinese."""
+CHINESE_FIRST = "(?i)^\\s*zh"
+"""Browsers whose first language is Chinese get the gateway's own pages in Chinese (Simplified,
+also for zh-TW and zh-HK: the console has no Traditional Chinese)."""
 NO_ROUTE_ZH = ("这里没有应用", "此 StackHub 上没有应用使用这个地址。")
 UNREACHABLE_ZH = ("应用没有响应", "这个地址背后的应用没有响应：它可能已停止、正在启动或出现故障。"
                   "请在 StackHub 中查看。")
 UNAVAILABLE_ZH = "此应用当前不可用。"
+UNAVAILABLE_TITLE_ZH = "应用不可用"
 
 
 def page(title: str, text: str, lang: str = "en") -> str:
@@ -188,7 +190,8 @@ def _static(status: int, body: str, kind: str) -> dict[str, Any]:
 def _pages(status: int, en: tuple[str, str], zh: tuple[str, str], kind: str) -> dict[str, Any]:
     """One of the gateway's own pages, in Chinese for a browser that asks for it first."""
     return {"handler": "subroute", "routes": [
-        {"match": [CHINESE], "handle": [_static(status, page(*zh, lang="zh-CN"), kind)],
+        {"match": [{"header_regexp": {"Accept-Language": {"pattern": CHINESE_FIRST}}}],
+         "handle": [_static(status, page(*zh, lang="zh-CN"), kind)],
          "terminal": True},
         {"handle": [_static(status, page(*en), kind)]}]}
 
@@ -222,7 +225,7 @@ def _guard(auth: ForwardAuth) -> list[dict[str, Any]]:
 def _route(route: Route) -> dict[str, Any]:
     if route.upstream is None:
         handler = _pages(503, (route.title, route.page or "This app is not available."),
-                         (route.title_zh or route.title, route.page_zh or UNAVAILABLE_ZH),
+                         (route.title_zh or UNAVAILABLE_TITLE_ZH, route.page_zh or UNAVAILABLE_ZH),
                          STOPPED)
         if route.auth is None:
             return {"@id": f"stackhub-{route.id}", "match": [{"host": list(route.hosts)}],

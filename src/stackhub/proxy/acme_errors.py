@@ -102,7 +102,7 @@ def explain(domain: str, errors: list[str], ca: str) -> DomainFailure | None:
                         f"{kind}{f' ({detail})' if detail else ''}{said}",
                         DomainError.CA_REFUSED, **values)
     return _failure(f"the certificate for {domain} could not be obtained: {raw}",
-                    DomainError.NOT_OBTAINED)
+                    DomainError.NOT_OBTAINED, detail=raw)
 
 
 def _unreachable(text: str, ca: str, said: str) -> DomainFailure:

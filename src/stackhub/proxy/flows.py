@@ -218,7 +218,8 @@ class DomainFlows:
                     f"{self.proxy.settings.timeout:.0f} s: {last}; check that port 80 of this "
                     "box is reachable from the internet (the CA connects to it)",
                     DomainError.HTTPS_TIMEOUT,
-                    DomainErrorDetail(seconds=round(self.proxy.settings.timeout))))
+                    DomainErrorDetail(seconds=round(self.proxy.settings.timeout),
+                                      detail=str(last))))
             await asyncio.sleep(RETRY)
 
     def _certificate_failed(self, name: str, since: float) -> None:

@@ -87,7 +87,8 @@ class GatewayAuth:
                 or parts.username is not None or parts.password is not None:
             raise Invalid("rd must be the https URL of a protected app of this box")
         path = parts.path or "/"
-        if not path.startswith("/") or path.startswith("//"):
+        # browsers read a backslash as a slash: `/\evil.example` would leave the box
+        if not path.startswith("/") or path[1:2] in ("/", "\\"):
             path = "/"
         return instance, host, path + (f"?{parts.query}" if parts.query else "")
 
@@ -116,7 +117,7 @@ class GatewayAuth:
               cookie: str | None) -> Decision:
         """Answer the gateway's question for one request."""
         if not secrets.compare_digest(token.encode(), self.proxy.ask_token.encode()):
-            return Decision(403, text="not the gateway", text_zh="这不是网关的请求。")
+            return Decision(403, text="not the gateway", text_zh="此请求并非来自网关。")
         name = host.rsplit(":", 1)[0].lower() if not host.startswith("[") else host
         instance = self.proxy.protected_hosts().get(name)
         if instance is None:

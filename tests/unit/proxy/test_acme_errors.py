@@ -120,7 +120,8 @@ def test_unrelated_errors_are_not_a_certificate_failure() -> None:
     assert explain("shop.example.test", ["dial: upstream 127.0.0.1:1 refused"], CA) is None
     assert explain("shop.example.test", ["obtaining certificate: something new"], CA) == \
         DomainFailure("the certificate for shop.example.test could not be obtained: obtaining "
-                      "certificate: something new", DomainError.NOT_OBTAINED)
+                      "certificate: something new", DomainError.NOT_OBTAINED,
+                      DomainErrorDetail(detail="obtaining certificate: something new"))
 
 
 def test_caddy_errors_are_read_from_a_moment_on_about_one_name(tmp_path: Path) -> None:

@@ -409,7 +409,9 @@ async def test_https_that_never_comes_is_stored_as_a_timeout(
     shown = await failed_row(live, "shop.example.com")
     assert shown.error is not None and "did not serve over HTTPS within 0 s" in shown.error
     assert shown.error_code == DomainError.HTTPS_TIMEOUT
-    assert shown.error_detail == DomainErrorDetail(seconds=0)
+    detail = shown.error_detail
+    assert detail is not None and detail.seconds == 0 and detail.detail  # the last reason
+    assert f"within 0 s: {detail.detail}; check" in shown.error
 
 
 async def test_a_gateway_that_cannot_load_is_stored_with_its_reason(

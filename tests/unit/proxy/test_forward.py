@@ -88,6 +88,22 @@ async def test_the_sign_in_redirect_comes_back_to_the_page(live: Services,
     assert parse_qs(location.query)["rd"] == [f"https://{HOST}:8443/a?b=c"]
 
 
+@pytest.mark.parametrize(("asked", "back"), [
+    ("/a/b?c=d", "/a/b?c=d"), ("//evil.example/x", "/"), ("/\\evil.example/x", "/"),
+    ("/\\/evil.example", "/"), ("/%5Cevil.example", "/%5Cevil.example")])
+async def test_the_page_after_sign_in_never_leaves_the_box(live: Services, gate: GatewayAuth,
+                                                           asked: str, back: str) -> None:
+    """A browser reads `\\` as `/`: `/\\evil.example` would be `//evil.example`, another site."""
+    console, _ = user(live, "ann")
+    principal = live.auth.session_principal(console)
+    assert principal is not None
+    url = gate.ticket(principal, f"https://{HOST}:8443{asked}")
+    assert url is not None
+    redeemed = gate.check(token=gate.proxy.ask_token, host=f"{HOST}:8443",
+                          uri=url.split(":8443", 1)[1], method="GET", cookie=None)
+    assert redeemed.status == 302 and redeemed.headers["Location"] == back
+
+
 async def test_sign_out_disabling_and_revoking_the_grant_end_access(live: Services,
                                                                     gate: GatewayAuth) -> None:
     console, session_id = user(live, "ann")

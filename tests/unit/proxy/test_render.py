@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 from stackhub.adapters.caddy import (
-    CHINESE,
+    CHINESE_FIRST,
     IDENTITY_HEADERS,
     LOG_NAME,
     NO_ROUTE,
@@ -29,7 +30,8 @@ def shown(handler: dict[str, Any], chinese: bool = False) -> dict[str, Any]:
     """Return the page a gateway page handler answers with, for an English or Chinese browser."""
     assert handler["handler"] == "subroute"
     first, other = handler["routes"]
-    assert first["match"] == [CHINESE] and first["terminal"] is True and "match" not in other
+    assert first["match"] == [{"header_regexp": {"Accept-Language": {"pattern": CHINESE_FIRST}}}]
+    assert first["terminal"] is True and "match" not in other
     return (first if chinese else other)["handle"][0]  # type: ignore[no-any-return]
 
 
@@ -97,7 +99,16 @@ def test_the_gateway_pages_are_in_chinese_for_a_chinese_browser() -> None:
         assert zh["headers"]["Vary"] == ["Accept-Language"]
     untranslated = Route("x", ("x.lan",), None, None)  # no Chinese text given: a general one
     page = render(spec(routes=(untranslated,)))["apps"]["http"]["servers"][SERVER]["routes"][0]
-    assert "此应用当前不可用" in shown(page["handle"][0], chinese=True)["body"]
+    chinese = shown(page["handle"][0], chinese=True)["body"]
+    assert "此应用当前不可用" in chinese and "<title>应用不可用</title>" in chinese
+
+
+def test_the_first_language_decides_the_pages_language() -> None:
+    first = re.compile(CHINESE_FIRST.replace("(?i)", ""), re.IGNORECASE)  # Go's RE2 syntax
+    for asked in ("zh-CN,zh;q=0.9,en;q=0.8", "ZH-cn", " zh", "zh-TW,en"):
+        assert first.search(asked), asked
+    for asked in ("en-US,en;q=0.9,zh;q=0.8", "", "de,zh"):
+        assert not first.search(asked), asked
 
 
 def test_pages_escape_html() -> None:
