@@ -2,7 +2,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { i18n } from '@/i18n'
 import en from '@/i18n/locales/en.json'
 import zh from '@/i18n/locales/zh-CN.json'
-import { domainError } from '@/utils/domain-error'
+import { domainError, operationError } from '@/utils/domain-error'
 import type { Schemas } from '@/api/client'
 
 type Domain = Schemas['DomainRead']
@@ -177,5 +177,19 @@ describe('domainError', () => {
     expect(domainError(domain(null, null, null as unknown as string))).toBe('')
     expect(domainError({ ...domain('caa'), error: null })).toBe('')
     expect(domainError(null)).toBe('')
+  })
+})
+
+describe('operationError', () => {
+  beforeAll(() => i18n.global.setLocaleMessage('zh-CN', zh))
+  afterEach(() => { i18n.global.locale.value = 'en' })
+
+  it('words a failed operation by the domain row that stored the same error', () => {
+    i18n.global.locale.value = 'zh-CN'
+    const row = CASES.interrupted
+    expect(operationError(row.error ?? undefined, row)).toBe(CHINESE.interrupted)
+    expect(operationError('something else went wrong', row)).toBe('something else went wrong')
+    expect(operationError('the record could not be made', undefined)).toBe('the record could not be made')
+    expect(operationError(undefined, row)).toBe('')
   })
 })

@@ -55,3 +55,10 @@ export function domainError(domain: Domain | null | undefined): string {
   if (!known(domain)) return domain.error
   return i18n.global.t(`domainError.text.${domain.error_code}`, values(domain, domain.error_detail ?? {}))
 }
+
+/** A failed domain operation's error in the current language: the domain's stored error says
+ * the same in words of its code (the operation's own error is the server's English). */
+export function operationError(error: string | undefined, domain: Domain | null | undefined): string {
+  if (!error) return ''
+  return domain && domain.error === error ? domainError(domain) : error
+}
