@@ -148,6 +148,17 @@ def test_bad_start_messages_are_refused(wiki: Server) -> None:
 # host terminal -------------------------------------------------------------------------------
 
 
+def host_on(server: Server) -> None:
+    """Turn the host terminal on, with /bin/sh as its shell (STACKHUB_HOST_SHELL).
+
+    These tests close shells while they start. Root's dotfiles on the test machine run pyenv,
+    whose rehash takes a lock file; a shell killed mid-rehash leaves it, and every later root
+    login shell (the e2e host terminal's too) then waits 60 s for it. sh skips ~/.bashrc.
+    """
+    server.services.terminals.host_enabled = True
+    server.services.terminals.host_shell = "/bin/sh"
+
+
 def start_host(ws: WebSocketTestSession, password: str, code: str | None = None) -> None:
     """Send the host terminal's start message after auth_ok."""
     assert receive_json(ws) == {"type": "auth_ok"}
@@ -170,7 +181,7 @@ def test_host_terminal_is_off_by_default(ready: Server) -> None:
 def test_host_terminal_is_for_admins_with_their_password(ready: Server) -> None:
     """Members are refused at once; a wrong password or the passwordless built-in token opens
     nothing and is audited."""
-    ready.services.terminals.host_enabled = True
+    host_on(ready)
     member = ready.signed_in(*MEMBER)
     assert member.get(HOST).status_code == 403
     with member.websocket_connect(HOST, headers={"Origin": ORIGIN}) as ws:
@@ -207,7 +218,7 @@ def read_output(ws: WebSocketTestSession, needle: str) -> str:
 def test_host_terminal_runs_a_shell_and_audits_it(ready: Server) -> None:
     """The right password opens a shell on a pty; its size is set; exit reports the code; the
     session's start and end are in the audit log with the user."""
-    ready.services.terminals.host_enabled = True
+    host_on(ready)
     admin = ready.signed_in(*ADMIN)
     with admin.websocket_connect(HOST, headers={"Origin": ORIGIN}) as ws:
         start_host(ws, ADMIN[1])
@@ -242,7 +253,7 @@ def audited(server: Server, action: str) -> list[Any]:
 
 def test_host_terminal_disconnect_ends_the_shell(ready: Server, tmp_path: Path) -> None:
     """A client that goes away mid-command leaves no process behind."""
-    ready.services.terminals.host_enabled = True
+    host_on(ready)
     marker = tmp_path / "started"
     admin = ready.signed_in(*ADMIN)
     with admin.websocket_connect(HOST, headers={"Origin": ORIGIN}) as ws:
@@ -272,7 +283,7 @@ def _cmd(proc: Path) -> str:
 
 def test_host_terminal_needs_totp_when_enrolled(ready: Server) -> None:
     """With TOTP on, the password alone is not enough; password and a fresh code are."""
-    ready.services.terminals.host_enabled = True
+    host_on(ready)
     secret, _ = enable_totp(ready, *ADMIN)
     admin = ready.new_client(headers=bearer(ready.user_token(_signed_in_totp(ready, secret))))
     with admin.websocket_connect(HOST) as ws:
@@ -298,7 +309,7 @@ def _signed_in_totp(server: Server, secret: str) -> Any:
 
 def test_host_terminal_idles_out(ready: Server) -> None:
     """No input for the idle timeout closes the terminal, audited with the reason."""
-    ready.services.terminals.host_enabled = True
+    host_on(ready)
     ready.services.terminals.idle_timeout = 1
     admin = ready.signed_in(*ADMIN)
     with admin.websocket_connect(HOST, headers={"Origin": ORIGIN}) as ws:
@@ -316,7 +327,7 @@ def test_host_terminal_idles_out(ready: Server) -> None:
 
 def test_logout_closes_an_open_host_terminal(ready: Server) -> None:
     """Signing out ends the shell's socket at once."""
-    ready.services.terminals.host_enabled = True
+    host_on(ready)
     admin = ready.signed_in(*ADMIN)
     with admin.websocket_connect(HOST, headers={"Origin": ORIGIN}) as ws:
         start_host(ws, ADMIN[1])

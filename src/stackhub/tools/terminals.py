@@ -16,6 +16,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Protocol
 
 from stackhub.adapters.exec import EngineExec, ExecStream
@@ -27,6 +28,8 @@ log = logging.getLogger("stackhub.terminals")
 
 HOST_TERMINAL_ENV = "STACKHUB_HOST_TERMINAL"
 IDLE_TIMEOUT_ENV = "STACKHUB_HOST_TERMINAL_IDLE"
+HOST_SHELL_ENV = "STACKHUB_HOST_SHELL"
+"""The host terminal's shell (an absolute path, run as a login shell); unset: root's own."""
 DEFAULT_IDLE_TIMEOUT = 900
 SHELLS = ("/bin/bash", "/usr/bin/bash", "/bin/sh", "/usr/bin/sh")
 TERM = "xterm-256color"
@@ -162,11 +165,25 @@ class ContainerTerminal:
         closes with the server (the process may then run on in its container)."""
 
 
+def _shell_setting() -> str | None:
+    """Return STACKHUB_HOST_SHELL when it names an executable file, else None (logged)."""
+    raw = os.environ.get(HOST_SHELL_ENV, "").strip()
+    if not raw:
+        return None
+    path = Path(raw)
+    if not path.is_absolute() or not path.is_file() or not os.access(path, os.X_OK):
+        log.warning("%s=%s is not an executable file: the host terminal runs root's own "
+                    "login shell", HOST_SHELL_ENV, raw)
+        return None
+    return raw
+
+
 class Terminals:
     """Open terminals into instances' containers; say whether the host terminal is on."""
 
     def __init__(self, *, apps: AppsService, execs: EngineExec | None = None,
-                 host_enabled: bool | None = None, idle_timeout: int | None = None) -> None:
+                 host_enabled: bool | None = None, idle_timeout: int | None = None,
+                 host_shell: str | None = None) -> None:
         """Wire the apps service and the exec adapter; read the host terminal's settings."""
         self.apps = apps
         self.execs = execs or EngineExec()
@@ -177,6 +194,7 @@ class Terminals:
             raw = os.environ.get(IDLE_TIMEOUT_ENV, "")
             idle_timeout = int(raw) if raw.isdigit() and int(raw) > 0 else DEFAULT_IDLE_TIMEOUT
         self.idle_timeout = idle_timeout
+        self.host_shell = host_shell or _shell_setting()
         self.max_per_user = MAX_PER_USER
         self._open: dict[str, int] = {}
 

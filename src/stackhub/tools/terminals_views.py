@@ -269,7 +269,7 @@ async def _host_session(session: GuardedSocket, terminals: Terminals) -> None:
         start = _parse(HostTerminalStart, raw)
         await asyncio.to_thread(services.auth.reauthenticate, session.principal,
                                 start.password, start.code, ip=_ip(ws))
-        terminal = HostTerminal(start.rows, start.cols)
+        terminal = HostTerminal(start.rows, start.cols, shell=terminals.host_shell)
     except StackHubError as err:
         _audit(session, "host_terminal.open", "host", success=False, reason=err.code,
                error=err.message[:200])

@@ -9,9 +9,11 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+
 from stackhub.adapters.exec import kill_tree
 from stackhub.tools.terminal_models import ContainerTerminalStart
-from stackhub.tools.terminals import Resizer, Terminals
+from stackhub.tools.terminals import HOST_SHELL_ENV, Resizer, Terminals
 
 
 async def test_a_resize_flood_costs_a_few_calls_and_the_last_size_wins() -> None:
@@ -103,3 +105,17 @@ async def test_a_container_terminal_has_its_size_before_it_is_handed_over() -> N
         "app", ContainerTerminalStart(type="start", rows=30, cols=100))
     assert calls == [("start", (30, 100)), ("resize", (30, 100))]
     await terminal.resizer.close()
+
+
+def test_the_host_shell_setting_names_an_executable_or_is_ignored(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    def shell_for(value: str) -> str | None:
+        monkeypatch.setenv(HOST_SHELL_ENV, value)
+        return Terminals(apps=None, execs=object(), host_enabled=False).host_shell  # type: ignore[arg-type]
+
+    assert shell_for("/bin/sh") == "/bin/sh"
+    assert shell_for("") is None  # root's own login shell
+    text = tmp_path / "not-a-shell"
+    text.write_text("x")
+    for wrong in ("sh", str(tmp_path / "missing"), str(text), str(tmp_path)):
+        assert shell_for(wrong) is None, wrong
