@@ -514,7 +514,7 @@ class ProxyService:
     def _custom(self, row: DomainRecord, inst: InstanceRead | None,
                 protected: set[str]) -> DomainRead:
         state, error = DomainState(row.state), row.error
-        code, detail = row.failure()
+        code, detail = stored = row.failure()
         cert = read_certificate(self.gateway.storage, row.name)
         issuer = cert.issuer if cert else row.issuer
         expires = cert.expires_at.isoformat() if cert else row.expires_at
@@ -528,7 +528,7 @@ class ProxyService:
             upstream, why = target(inst)
             if error is None and why is not None:
                 error, code, detail = why.text, why.code, why.detail
-        dns, record = self._dns_of(row, inst)
+        dns, record = self._dns_of(row, inst, stored[1])
         return DomainRead(name=row.name, instance=row.instance, kind=DomainKind.CUSTOM,
                           dns_status=dns, record=record,
                           state=state, url=self._url(row.name), target=upstream,
@@ -538,16 +538,16 @@ class ProxyService:
                           expires_in_days=days, warning=warning,
                           protected=row.instance in protected)
 
-    def _dns_of(self, row: DomainRecord,
-                inst: InstanceRead | None) -> tuple[DnsStatus, DnsRecord | None]:
-        """Return a custom domain's DNS status (its last check, else its state) and the fix."""
+    def _dns_of(self, row: DomainRecord, inst: InstanceRead | None,
+                detail: DomainErrorDetail | None) -> tuple[DnsStatus, DnsRecord | None]:
+        """Return a custom domain's DNS status (its last check, else its state, with the stored
+        error's values) and the fix."""
         check = self.dns_checks.get(row.name)
         if check is not None:
             status = dns_status(check)
         elif row.state == DomainState.ACTIVE:
             status = DnsStatus.OK
         elif row.state == DomainState.DANGLING:
-            _, detail = row.failure()
             if detail is not None and detail.dns is not None:  # the check that flagged it
                 status = dns_status(detail.dns)
             else:  # flagged before errors kept their codes
@@ -599,9 +599,7 @@ class ProxyService:
             if hosts:
                 upstream, why = target(inst)
                 address = self._dials.get(inst.name) if upstream else None
-                title = "App stopped" if inst.status == InstanceStatus.STOPPED \
-                    else "App unavailable"
-                title_zh, page_zh = pages.chinese(why, inst.name)
+                title, title_zh, page_zh = pages.words(why, inst.name)
                 main = inst.main
                 guard = None
                 if inst.name in protected and api:
